@@ -1,0 +1,226 @@
+//! Driving the service binary: its CLI (migrate, org load, token create) and `serve`
+//! on a free loopback port, stopped with SIGTERM.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// How long one CLI call may take.
+const CLI_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the server gets to answer GET /healthz with 200.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the server gets to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The service's CLI bound to one database.
+#[derive(Clone, Debug)]
+pub struct Cli {
+    pub bin: PathBuf,
+    pub database_url: String,
+}
+
+impl Cli {
+    pub fn new(bin: &Path, database_url: &str) -> Result<Self> {
+        if !bin.is_file() {
+            bail!(
+                "no service binary at {} (build it first: cargo build --release)",
+                bin.display()
+            );
+        }
+        Ok(Cli {
+            bin: bin.to_path_buf(),
+            database_url: database_url.to_string(),
+        })
+    }
+
+    /// Run `yiwang ARGS --database-url URL`; its stdout on success.
+    pub async fn run(&self, args: &[&str]) -> Result<String> {
+        let what = format!("yiwang {}", args.join(" "));
+        let out = tokio::time::timeout(
+            CLI_TIMEOUT,
+            Command::new(&self.bin)
+                .args(args)
+                .arg("--database-url")
+                .arg(&self.database_url)
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .with_context(|| format!("`{what}` took longer than {CLI_TIMEOUT:?}"))?
+        .with_context(|| format!("starting `{what}`"))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            bail!(
+                "`{what}` exited with {}: {}",
+                out.status,
+                tail(
+                    if stderr.trim().is_empty() {
+                        &stdout
+                    } else {
+                        &stderr
+                    },
+                    800
+                )
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `yiwang token create …`; the token is the last non-empty line of stdout.
+    pub async fn token(&self, user: &str, role: &str, unit: Option<&str>) -> Result<String> {
+        let mut args = vec!["token", "create", "--user", user, "--role", role];
+        if let Some(u) = unit {
+            args.extend(["--unit", u]);
+        }
+        let out = self.run(&args).await?;
+        out.lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(str::to_string)
+            .with_context(|| format!("`yiwang token create` for {role} printed no token"))
+    }
+}
+
+/// The last `n` bytes of `s` (on a character boundary), trimmed.
+pub fn tail(s: &str, n: usize) -> &str {
+    let s = s.trim();
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+fn free_loopback_port() -> Result<u16> {
+    let l = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .context("finding a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A running `yiwang serve` on 127.0.0.1.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Start `yiwang serve --addr 127.0.0.1:PORT` and wait until GET /healthz is 200.
+    pub async fn start(cli: &Cli, http: &reqwest::Client) -> Result<Server> {
+        let port = free_loopback_port()?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let log = std::env::temp_dir().join(format!(
+            "yiwang-load-serve-{}-{port}.log",
+            std::process::id()
+        ));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("creating the server log {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(&cli.bin)
+            .arg("serve")
+            .arg("--addr")
+            .arg(addr.to_string())
+            .arg("--database-url")
+            .arg(&cli.database_url)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Should anything below fail or panic, the server does not outlive us.
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} serve", cli.bin.display()))?;
+        let mut server = Server {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        };
+        server.wait_healthy(http).await?;
+        Ok(server)
+    }
+
+    async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<()> {
+        let url = format!("{}/healthz", self.base);
+        let deadline = Instant::now() + HEALTH_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "`yiwang serve` exited with {status} before it was healthy; log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail()
+                );
+            }
+            let ok = http
+                .get(&url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "`yiwang serve` not healthy after {HEALTH_TIMEOUT:?}; log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .map(|s| tail(&s, 2000).to_string())
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait; SIGKILL if it has not exited within [`STOP_TIMEOUT`].
+    pub async fn stop(mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "`yiwang serve` had already exited with {status}; log {}:\n{}",
+                self.log.display(),
+                self.log_tail()
+            );
+        }
+        if let Some(pid) = self.child.id() {
+            let pid = i32::try_from(pid).context("server pid out of range")?;
+            kill(Pid::from_raw(pid), Signal::SIGTERM).context("sending SIGTERM to the server")?;
+        }
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                eprintln!("yiwang serve did not exit {STOP_TIMEOUT:?} after SIGTERM; killing it");
+                self.child.kill().await?;
+                Ok(self.child.wait().await?)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_respects_char_boundaries() {
+        assert_eq!(tail("  abc  ", 2), "bc");
+        assert_eq!(tail("已处理", 4), "理");
+        assert_eq!(tail("ab", 10), "ab");
+    }
+
+    #[test]
+    fn free_port_is_nonzero() {
+        assert_ne!(free_loopback_port().ok(), Some(0));
+    }
+}

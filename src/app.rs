@@ -1,0 +1,677 @@
+//! Commands end to end: replay an idempotent retry, load the ticket, check who may
+//! act, let the aggregate decide, and append the events together with the idempotency
+//! record and the ticket view in one transaction.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Asia::Shanghai;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::policy::{self, Action};
+use crate::auth::{Actor, Role};
+use crate::domain::*;
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::org::{Org, OrgHandle};
+use crate::sla::SlaPolicy;
+use crate::store::{
+    AppendRequest, Contact, IdempotencyRecord, Metadata, NewEvent, Store, StoreError, TicketQuery,
+    TicketViewRow,
+};
+
+/// How often a command without If-Match is re-decided after losing a race.
+const MAX_ATTEMPTS: usize = 8;
+
+pub struct App {
+    pub store: Store,
+    pub org: OrgHandle,
+    pub sla: SlaPolicy,
+    pub metrics: Metrics,
+}
+
+pub type SharedApp = Arc<App>;
+
+/// A new ticket as the API takes it, already parsed.
+#[derive(Clone, Debug)]
+pub struct NewTicket {
+    pub source: Source,
+    pub category: String,
+    pub title: String,
+    pub description: String,
+    pub urgency: Urgency,
+    pub location: Location,
+    pub reporter: Option<(Option<String>, Option<String>)>,
+    pub related_to: Option<Uuid>,
+    pub self_handled: Option<String>,
+}
+
+/// An action on an existing ticket as the API takes it.
+#[derive(Clone, Debug)]
+pub enum ActionInput {
+    Assign {
+        unit: String,
+        co_units: Vec<String>,
+        note: Option<String>,
+    },
+    Sign {
+        handler: String,
+    },
+    Return {
+        reason: String,
+    },
+    RequestExtension {
+        days: u32,
+        reason: String,
+    },
+    DecideExtension {
+        approved: bool,
+        days: Option<u32>,
+    },
+    Supervise {
+        note: String,
+    },
+    Handle {
+        result: String,
+        photos: Vec<String>,
+    },
+    Verify {
+        passed: bool,
+        note: String,
+    },
+    Feedback {
+        satisfaction: Satisfaction,
+    },
+    Comment {
+        text: String,
+    },
+    Close {
+        code: CloseCode,
+        duplicate_of: Option<Uuid>,
+    },
+}
+
+impl ActionInput {
+    fn action(&self) -> Action {
+        match self {
+            ActionInput::Assign { .. } => Action::Assign,
+            ActionInput::Sign { .. } => Action::Sign,
+            ActionInput::Return { .. } => Action::Return,
+            ActionInput::RequestExtension { .. } => Action::RequestExtension,
+            ActionInput::DecideExtension { .. } => Action::DecideExtension,
+            ActionInput::Supervise { .. } => Action::Supervise,
+            ActionInput::Handle { .. } => Action::Handle,
+            ActionInput::Verify { .. } => Action::Verify,
+            ActionInput::Feedback { .. } => Action::Feedback,
+            ActionInput::Comment { .. } => Action::Comment,
+            ActionInput::Close { .. } => Action::Close,
+        }
+    }
+}
+
+/// The request facts that are not the body.
+#[derive(Clone, Debug)]
+pub struct CommandMeta {
+    pub idempotency_key: String,
+    /// Hash of method, path and body.
+    pub request_hash: String,
+    pub if_match: Option<i64>,
+    pub request_id: String,
+}
+
+/// A command's answer: the ticket JSON, fresh or replayed.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub version: i64,
+    pub replayed: bool,
+}
+
+impl App {
+    pub fn now(&self) -> DateTime<Utc> {
+        crate::store::truncate_micros(Utc::now())
+    }
+
+    /// The stored answer to an earlier request with this key, if any.
+    async fn replay(&self, actor: &Actor, meta: &CommandMeta) -> Result<Option<Reply>, AppError> {
+        match self
+            .store
+            .find_idempotency(&actor.user, &meta.idempotency_key)
+            .await?
+        {
+            None => Ok(None),
+            Some(rec) if rec.request_hash == meta.request_hash => {
+                let version = serde_json::from_str::<Value>(&rec.body)
+                    .ok()
+                    .and_then(|v| v.get("version").and_then(Value::as_i64))
+                    .unwrap_or(0);
+                Ok(Some(Reply {
+                    status: rec.status,
+                    body: rec.body,
+                    version,
+                    replayed: true,
+                }))
+            }
+            Some(_) => Err(AppError::invalid(
+                "Idempotency-Key",
+                "this key was already used for a different request; use a new key for a new command",
+            )),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        input: NewTicket,
+        meta: CommandMeta,
+    ) -> Result<Reply, AppError> {
+        if let Some(r) = self.replay(actor, &meta).await? {
+            return Ok(r);
+        }
+        let org = self.org.get();
+        policy::check_create(&org, actor, input.location.grid.as_deref())?;
+        if org.category(&input.category).is_none() {
+            return Err(AppError::invalid(
+                "category",
+                format!(
+                    "unknown category {:?}; GET /api/v1/categories lists them",
+                    input.category
+                ),
+            ));
+        }
+        if let Some(g) = input.location.grid.as_deref() {
+            match org.unit(g) {
+                Some(u) if u.kind == crate::org::UnitKind::Grid => {}
+                _ => {
+                    return Err(AppError::invalid(
+                        "location.grid",
+                        format!(
+                            "{g:?} is not a grid of the organisation; GET /api/v1/units?kind=grid lists them"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(rel) = input.related_to {
+            if self.store.ticket_view(rel).await?.is_none() {
+                return Err(AppError::invalid("related_to", format!("no ticket {rel}")));
+            }
+        }
+        let now = self.now();
+        let id = Uuid::now_v7();
+        let serial = self.store.next_ticket_serial().await?;
+        let number = format!(
+            "{}-{serial:06}",
+            now.with_timezone(&Shanghai).format("%Y%m%d")
+        );
+        let centre = receiving_centre(&org, actor, input.location.grid.as_deref());
+        let suggested_unit = input
+            .location
+            .grid
+            .as_deref()
+            .and_then(|g| org.route(&input.category, g))
+            .or_else(|| {
+                org.category(&input.category)
+                    .and_then(|c| c.default_unit.as_deref())
+            })
+            .map(str::to_string);
+        let contact = input.reporter.map(|(name, phone)| Contact {
+            id: Uuid::now_v7(),
+            name,
+            phone,
+        });
+        let cmd = Command::Accept(AcceptTicket {
+            id,
+            number,
+            source: input.source,
+            category: input.category,
+            urgency: input.urgency,
+            title: input.title,
+            description: input.description,
+            location: input.location,
+            reporter_ref: contact.as_ref().map(|c| c.id),
+            related_to: input.related_to,
+            suggested_unit,
+            centre,
+            self_handled: input.self_handled,
+        });
+        let ctx = Ctx {
+            now,
+            deadlines: &self.sla.with_org(org.clone()),
+        };
+        let events = decide(None, cmd, &ctx)?;
+        let ticket = fold_new(None, id, &events, now);
+        let body = render(
+            &ticket,
+            now,
+            contact.as_ref().map(|c| reporter_json(c, actor, &ticket)),
+        )
+        .to_string();
+        self.commit(
+            actor, &meta, id, 0, &events, &ticket, now, 201, body, contact,
+        )
+        .await
+    }
+
+    pub async fn act(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        input: ActionInput,
+        meta: CommandMeta,
+    ) -> Result<Reply, AppError> {
+        if let Some(r) = self.replay(actor, &meta).await? {
+            return Ok(r);
+        }
+        let org = self.org.get();
+        let deadlines = self.sla.with_org(org.clone());
+        for _ in 0..MAX_ATTEMPTS {
+            let ticket = self
+                .load(id)
+                .await?
+                .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
+            policy::check(&org, actor, input.action(), &ticket)?;
+            if let Some(v) = meta.if_match {
+                if v != ticket.version {
+                    return Err(AppError::PreconditionFailed(format!(
+                        "If-Match names version {v} but the ticket is at version {}; reload it and decide again",
+                        ticket.version
+                    )));
+                }
+            }
+            let cmd = to_command(&org, actor, &ticket, input.clone())?;
+            let now = self.now();
+            let ctx = Ctx {
+                now,
+                deadlines: &deadlines,
+            };
+            let events = decide(Some(&ticket), cmd, &ctx)?;
+            let next = fold_new(Some(ticket.clone()), id, &events, now);
+            let body = render(&next, now, None).to_string();
+            match self
+                .commit(
+                    actor,
+                    &meta,
+                    id,
+                    ticket.version,
+                    &events,
+                    &next,
+                    now,
+                    200,
+                    body,
+                    None,
+                )
+                .await
+            {
+                Err(AppError::PreconditionFailed(m)) if meta.if_match.is_none() => {
+                    tracing::debug!(%id, reason = %m, "lost a race; deciding again");
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        Err(AppError::Conflict(
+            "the ticket is changing too fast to apply this command; retry with the same Idempotency-Key".into(),
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn commit(
+        &self,
+        actor: &Actor,
+        meta: &CommandMeta,
+        id: Uuid,
+        expected_version: i64,
+        events: &[TicketEvent],
+        ticket: &Ticket,
+        now: DateTime<Utc>,
+        status: u16,
+        body: String,
+        contact: Option<Contact>,
+    ) -> Result<Reply, AppError> {
+        let new_events = events
+            .iter()
+            .map(|e| {
+                let (event_type, data) = e.to_parts();
+                NewEvent {
+                    event_type,
+                    schema_version: SCHEMA_VERSION,
+                    data,
+                    occurred_at: now,
+                }
+            })
+            .collect();
+        let req = AppendRequest {
+            stream_id: id,
+            expected_version,
+            events: new_events,
+            metadata: Metadata {
+                actor: actor.user.clone(),
+                role: actor.role.as_str().to_string(),
+                unit: Some(actor.unit.clone()),
+                correlation_id: Uuid::now_v7(),
+                causation_id: None,
+                idempotency_key: Some(meta.idempotency_key.clone()),
+                request_id: Some(meta.request_id.clone()),
+            },
+            idempotency: Some(IdempotencyRecord {
+                scope: actor.user.clone(),
+                key: meta.idempotency_key.clone(),
+                request_hash: meta.request_hash.clone(),
+                status,
+                body: body.clone(),
+                stream_id: id,
+            }),
+            view: Some(view_row(ticket)),
+            contact,
+        };
+        let started = Instant::now();
+        let result = self.store.append(req).await;
+        self.metrics
+            .append_seconds
+            .with_label_values(&[self.store.engine()])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(_) => {
+                for e in events {
+                    self.metrics
+                        .events_appended
+                        .with_label_values(&[e.type_name()])
+                        .inc();
+                }
+                Ok(Reply {
+                    status,
+                    body,
+                    version: ticket.version,
+                    replayed: false,
+                })
+            }
+            // A concurrent request with the same key won: answer with its result.
+            Err(StoreError::DuplicateKey) => self.replay(actor, meta).await?.ok_or_else(|| {
+                AppError::Conflict("a request with this Idempotency-Key is in flight; retry".into())
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The ticket's current state: from its view row, or by folding its stream
+    /// when the row is missing or from an older shape.
+    pub async fn load(&self, id: Uuid) -> Result<Option<Ticket>, AppError> {
+        if let Some(row) = self.store.ticket_view(id).await? {
+            if let Ok(t) = serde_json::from_value::<Ticket>(row.doc) {
+                return Ok(Some(t));
+            }
+        }
+        let events = self.store.read_stream(id).await?;
+        let mut state: Option<Ticket> = None;
+        for e in &events {
+            let ev = TicketEvent::from_parts(&e.event_type, &e.data).map_err(|err| {
+                AppError::Internal(anyhow::anyhow!("event {} unreadable: {err}", e.position))
+            })?;
+            state = Some(Ticket::apply(state, id, &ev, e.occurred_at));
+        }
+        Ok(state)
+    }
+
+    /// One ticket as the actor may see it, with the reporter's contact (masked
+    /// unless the actor needs it).
+    pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<(Ticket, Value), AppError> {
+        let t = self
+            .load(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
+        policy::check(&self.org.get(), actor, Action::Read, &t)?;
+        let reporter = match t.reporter_ref {
+            Some(r) => self
+                .store
+                .contact(r)
+                .await?
+                .map(|c| reporter_json(&c, actor, &t)),
+            None => None,
+        };
+        let v = render(&t, self.now(), reporter);
+        Ok((t, v))
+    }
+
+    pub async fn list(&self, actor: &Actor, mut q: TicketQuery) -> Result<Vec<Ticket>, AppError> {
+        let org = self.org.get();
+        q.within = policy::visible_units(&org, actor);
+        let rows = self.store.list_tickets(&q).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            match serde_json::from_value::<Ticket>(r.doc) {
+                Ok(t) if policy::can_see(&org, actor, &t) => out.push(t),
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(t) = self.load(r.id).await? {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where a new ticket waits for dispatch: the caller's centre for the hotline and
+/// dispatchers; the township centre of the grid for a grid worker's report.
+fn receiving_centre(org: &Org, actor: &Actor, grid: Option<&str>) -> String {
+    if actor.role != Role::GridWorker && org.is_centre(&actor.unit) {
+        return actor.unit.clone();
+    }
+    grid.and_then(|g| org.township_of(g))
+        .unwrap_or(&org.root().code)
+        .to_string()
+}
+
+fn to_command(
+    org: &Org,
+    actor: &Actor,
+    t: &Ticket,
+    input: ActionInput,
+) -> Result<Command, AppError> {
+    Ok(match input {
+        ActionInput::Assign {
+            unit,
+            co_units,
+            note,
+        } => {
+            let from = policy::holding_centre(t).to_string();
+            if org.unit(&unit).is_none() {
+                return Err(AppError::invalid(
+                    "unit",
+                    format!("no unit {unit:?} in the organisation"),
+                ));
+            }
+            if !org.may_dispatch(&from, &unit) {
+                return Err(AppError::invalid(
+                    "unit",
+                    format!(
+                        "{from} does not dispatch to {unit}; it dispatches to: {}",
+                        org.dispatch_targets(&from).join(", ")
+                    ),
+                ));
+            }
+            for c in &co_units {
+                if org.unit(c).is_none() {
+                    return Err(AppError::invalid(
+                        "co_units",
+                        format!("no unit {c:?} in the organisation"),
+                    ));
+                }
+            }
+            Command::Assign {
+                to_centre: org.is_centre(&unit),
+                from_unit: from,
+                unit,
+                co_units,
+                note,
+            }
+        }
+        ActionInput::Sign { handler } => Command::Sign {
+            unit: t.unit.clone().unwrap_or_else(|| actor.unit.clone()),
+            handler,
+        },
+        ActionInput::Return { reason } => Command::Return {
+            unit: t.unit.clone().unwrap_or_else(|| actor.unit.clone()),
+            reason,
+        },
+        ActionInput::RequestExtension { days, reason } => {
+            Command::RequestExtension { days, reason }
+        }
+        ActionInput::DecideExtension { approved, days } => {
+            Command::DecideExtension { approved, days }
+        }
+        ActionInput::Supervise { note } => Command::Supervise { note },
+        ActionInput::Handle { result, photos } => Command::Handle { result, photos },
+        ActionInput::Verify { passed, note } => Command::Verify { passed, note },
+        ActionInput::Feedback { satisfaction } => Command::Feedback { satisfaction },
+        ActionInput::Comment { text } => Command::Comment { text },
+        ActionInput::Close { code, duplicate_of } => Command::Close { code, duplicate_of },
+    })
+}
+
+fn fold_new(
+    mut state: Option<Ticket>,
+    id: Uuid,
+    events: &[TicketEvent],
+    at: DateTime<Utc>,
+) -> Ticket {
+    for e in events {
+        state = Some(Ticket::apply(state, id, e, at));
+    }
+    // decide never returns an empty list for a valid command and a new stream
+    // always starts with TicketAccepted, so there is a state here.
+    state.expect("decide returned at least one event")
+}
+
+fn view_row(t: &Ticket) -> TicketViewRow {
+    TicketViewRow {
+        id: t.id,
+        number: t.number.clone(),
+        state: t.state.as_str().to_string(),
+        unit: t.unit.clone(),
+        centre: t.centre.clone(),
+        category: t.category.clone(),
+        grid: t.location.grid.clone(),
+        version: t.version,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        // Serializing the derived Ticket struct into a Value cannot fail.
+        doc: serde_json::to_value(t).expect("ticket serializes"),
+    }
+}
+
+/// met / missed / running for one deadline.
+fn deadline_status(
+    due: Option<DateTime<Utc>>,
+    done: Option<DateTime<Utc>>,
+    open: bool,
+    now: DateTime<Utc>,
+) -> Value {
+    match (due, done) {
+        (None, _) => Value::Null,
+        (Some(d), Some(at)) => json!(if at <= d { "met" } else { "missed" }),
+        (Some(d), None) if open => json!(if now <= d { "running" } else { "missed" }),
+        (Some(_), None) => Value::Null,
+    }
+}
+
+/// The ticket JSON of the public contract.
+pub fn render(t: &Ticket, now: DateTime<Utc>, reporter: Option<Value>) -> Value {
+    let open = t.state == State::Assigned;
+    json!({
+        "id": t.id,
+        "number": t.number,
+        "state": t.state.as_str(),
+        "version": t.version,
+        "source": t.source,
+        "category": t.category,
+        "urgency": t.urgency,
+        "title": t.title,
+        "description": t.description,
+        "location": t.location,
+        "reporter": reporter,
+        "related_to": t.related_to,
+        "suggested_unit": t.suggested_unit,
+        "centre": t.centre,
+        "unit": t.unit,
+        "co_units": t.co_units,
+        "handler": t.handler,
+        "deadlines": {
+            "sign_due_at": t.sign_due_at,
+            "sign": deadline_status(t.sign_due_at, t.signed_at, open, now),
+            "handle_due_at": t.handle_due_at,
+            "handle": deadline_status(t.handle_due_at, t.handled_at, open, now),
+        },
+        "overdue": t.overdue(now),
+        "returned": t.returns,
+        "supervised": t.supervisions,
+        "extended": t.extensions > 0,
+        "reworked": t.reworks,
+        "pending_extension_days": t.pending_extension_days,
+        "self_handled": t.self_handled,
+        "result": t.result,
+        "satisfaction": t.satisfaction,
+        "close_code": t.close_code,
+        "duplicate_of": t.duplicate_of,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "closed_at": t.closed_at,
+    })
+}
+
+/// The reporter's contact: in full for hotline agents, admins and the ticket's
+/// handler unit; masked for everyone else.
+fn reporter_json(c: &Contact, actor: &Actor, t: &Ticket) -> Value {
+    let full = matches!(actor.role, Role::HotlineAgent | Role::Admin)
+        || (actor.role == Role::Handler && t.unit.as_deref() == Some(actor.unit.as_str()));
+    if full {
+        json!({ "name": c.name, "phone": c.phone, "masked": false })
+    } else {
+        json!({
+            "name": c.name.as_deref().map(mask_name),
+            "phone": c.phone.as_deref().map(mask_phone),
+            "masked": true,
+        })
+    }
+}
+
+/// `张三` -> `张*`; keeps the first character.
+pub fn mask_name(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
+/// `13800000000` -> `138****0000`: keeps the first three and last four digits.
+pub fn mask_phone(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let n = chars.len();
+    chars[..3]
+        .iter()
+        .chain(std::iter::repeat_n(&'*', n - 7))
+        .chain(&chars[n - 4..])
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_names_and_phones() {
+        assert_eq!(mask_name("赵先生"), "赵**");
+        assert_eq!(mask_name("张三"), "张*");
+        assert_eq!(mask_phone("13800000000"), "138****0000");
+        assert_eq!(mask_phone("12345"), "*****");
+    }
+}

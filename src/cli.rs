@@ -1,0 +1,295 @@
+//! The one binary's subcommands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::App;
+use crate::auth::{self, Role};
+use crate::metrics::Metrics;
+use crate::org::{self, OrgHandle};
+use crate::sla::{Calendar, SlaPolicy, SlaSettings};
+use crate::store;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./yiwang-data/yiwang.db";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "yiwang",
+    version,
+    about = "yiwang (一网): ticket dispatch for grid governance and the 12345 hotline"
+)]
+pub struct Cli {
+    /// Database: sqlite://PATH (embedded default) or postgres://…
+    #[arg(long, global = true, env = "YIWANG_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+
+    /// Log format: json (default) or pretty.
+    #[arg(long, global = true, env = "YIWANG_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service (applies pending migrations first).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Organisation and category catalogue.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Bearer tokens for users.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "YIWANG_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Directory of calendar year files; default: the calendar built into the binary.
+    #[arg(long, env = "YIWANG_CALENDAR_DIR")]
+    pub calendar_dir: Option<PathBuf>,
+    /// Working days to redo a ticket after a failed verification.
+    #[arg(long, env = "YIWANG_REWORK_DAYS", default_value_t = 3)]
+    pub rework_days: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Validate an organisation file and make it the current one (a bad file changes nothing).
+    Load {
+        /// The JSON file (see schema/reference/demo-org.json).
+        file: Option<PathBuf>,
+        /// Load the Weihai ETDZ demo set shipped in the binary.
+        #[arg(long, conflicts_with = "file")]
+        demo: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token; prints it once, as the last line.
+    Create {
+        #[arg(long)]
+        user: String,
+        /// grid_worker, hotline_agent, dispatcher, handler, analyst or admin.
+        #[arg(long)]
+        role: String,
+        /// The user's unit code (admin defaults to the root unit).
+        #[arg(long)]
+        unit: Option<String>,
+    },
+    /// List tokens (never the secrets).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Migrate => {
+            store::open(&cli.database_url, true).await?;
+            println!("migrations applied to {}", redact(&cli.database_url));
+            Ok(())
+        }
+        Command::Org(OrgCommand::Load { file, demo }) => {
+            let (text, source) = match (file, demo) {
+                (_, true) => (
+                    include_str!("../schema/reference/demo-org.json").to_string(),
+                    "schema/reference/demo-org.json".to_string(),
+                ),
+                (Some(f), false) => (
+                    std::fs::read_to_string(&f)
+                        .with_context(|| format!("cannot read {}", f.display()))?,
+                    f.display().to_string(),
+                ),
+                (None, false) => {
+                    anyhow::bail!("name an organisation file, or --demo for the demo set")
+                }
+            };
+            let s = store::open(&cli.database_url, true).await?;
+            match org::save(&s.pool(), &text, &source).await? {
+                Ok(o) => {
+                    println!(
+                        "loaded {source}: {} units, {} categories",
+                        o.units().len(),
+                        o.categories().len()
+                    );
+                    Ok(())
+                }
+                Err(problems) => {
+                    for p in &problems {
+                        eprintln!("{p}");
+                    }
+                    anyhow::bail!(
+                        "{} problem(s) in {source}; nothing was loaded",
+                        problems.len()
+                    )
+                }
+            }
+        }
+        Command::Token(cmd) => token(&cli.database_url, cmd).await,
+    }
+}
+
+async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
+    let s = store::open(url, true).await?;
+    let pool = s.pool();
+    match cmd {
+        TokenCommand::Create { user, role, unit } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?}: use grid_worker, hotline_agent, dispatcher, handler, analyst or admin")
+            })?;
+            let user = user.trim();
+            anyhow::ensure!(
+                !user.is_empty() && user.len() <= 100,
+                "--user must be 1 to 100 characters"
+            );
+            let o = org::current_or_demo(&pool).await?;
+            let unit = match (unit, role) {
+                (Some(u), _) => u,
+                (None, Role::Admin) => o.root().code.clone(),
+                (None, _) => anyhow::bail!("--unit is required for the {} role", role.as_str()),
+            };
+            anyhow::ensure!(
+                o.unit(&unit).is_some(),
+                "no unit {unit:?} in the organisation (yiwang org load …)"
+            );
+            let (id, token) = auth::create_token(&pool, user, role, &unit).await?;
+            eprintln!(
+                "token {id} for {user} ({}, {unit}); shown once, store it now:",
+                role.as_str()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            for t in auth::list_tokens(&pool).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.user,
+                    t.role,
+                    t.unit,
+                    t.created_at,
+                    t.revoked_at.as_deref().unwrap_or("active")
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            anyhow::ensure!(
+                auth::revoke_token(&pool, &id).await?,
+                "no active token with id {id}"
+            );
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+/// Hides a password in a database URL for printing.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn build_app(
+    url: &str,
+    calendar: Calendar,
+    settings: SlaSettings,
+) -> anyhow::Result<Arc<App>> {
+    let store = store::open(url, true).await?;
+    let org = org::current_or_demo(&store.pool()).await?;
+    Ok(Arc::new(App {
+        store,
+        org: OrgHandle::new(org),
+        sla: SlaPolicy::new(calendar, settings),
+        metrics: Metrics::new(),
+    }))
+}
+
+async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let calendar = match &args.calendar_dir {
+        Some(d) => Calendar::from_dir(d)?,
+        None => Calendar::embedded(),
+    };
+    let app = build_app(
+        url,
+        calendar,
+        SlaSettings {
+            rework_days: args.rework_days,
+        },
+    )
+    .await?;
+    spawn_org_refresh(app.clone());
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
+    let router = crate::http::app(app);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    // Live SSE streams never end by themselves: give requests a moment, then go.
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(r) => r??,
+        Err(_) => tracing::info!("open streams closed at shutdown"),
+    }
+    Ok(())
+}
+
+/// Another process (`yiwang org load`) may replace the organisation: look for it.
+fn spawn_org_refresh(app: Arc<App>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            match org::current(&app.store.pool()).await {
+                // Parsing a stored, already validated document is cheap at this rate.
+                Ok(Some(o)) => app.org.replace(o),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not refresh the organisation"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

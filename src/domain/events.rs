@@ -1,0 +1,238 @@
+//! The ticket's events: what happened, in the words of DESIGN §2.
+//!
+//! Each variant is stored as its own `event_type` with its payload as `data`; the
+//! serde tagging below is exactly that split. Deadlines are computed by the command
+//! that starts them and frozen in the event, so a replay never recomputes them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Current schema version of every ticket event payload. Bump per type with an
+/// upcaster when a payload's shape changes.
+pub const SCHEMA_VERSION: i32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Hotline,
+    Grid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urgency {
+    Normal,
+    Urgent,
+    Emergency,
+}
+
+impl Urgency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Urgency::Normal => "normal",
+            Urgency::Urgent => "urgent",
+            Urgency::Emergency => "emergency",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Satisfaction {
+    Satisfied,
+    BasicallySatisfied,
+    Unsatisfied,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseCode {
+    Resolved,
+    Duplicate,
+    Invalid,
+    Withdrawn,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub lat: Option<f64>,
+    #[serde(default)]
+    pub lon: Option<f64>,
+    #[serde(default)]
+    pub grid: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub number: String,
+    pub source: Source,
+    pub category: String,
+    pub urgency: Urgency,
+    pub title: String,
+    pub description: String,
+    pub location: Location,
+    /// Reference to the reporter's contact details, which live outside the log
+    /// (personal data must be erasable without touching the log).
+    pub reporter_ref: Option<Uuid>,
+    pub related_to: Option<Uuid>,
+    pub suggested_unit: Option<String>,
+    /// The centre whose queue the ticket lands in.
+    pub centre: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assigned {
+    /// The centre that dispatched this hop.
+    pub from_unit: String,
+    /// Lead unit (主办).
+    pub unit: String,
+    #[serde(default)]
+    pub co_units: Vec<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// True when the hop reached another centre (district -> township, or a
+    /// township passing up), which dispatches it on; no deadline runs until the
+    /// hop that reaches the unit doing the work.
+    pub to_centre: bool,
+    pub sign_due_at: Option<DateTime<Utc>>,
+    pub handle_due_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Signed {
+    pub unit: String,
+    pub handler: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Returned {
+    pub unit: String,
+    pub reason: String,
+    /// The centre the ticket goes back to.
+    pub to_unit: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionRequested {
+    pub days: u32,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionDecided {
+    pub approved: bool,
+    pub days: u32,
+    /// The new handle deadline when approved.
+    pub handle_due_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Supervised {
+    pub note: String,
+    /// The nth supervision of this ticket; the second and later are 重复督办.
+    pub count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Handled {
+    pub result: String,
+    #[serde(default)]
+    pub photos: Vec<String>,
+    #[serde(default)]
+    pub self_handled: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerificationPassed {
+    pub note: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerificationFailed {
+    pub note: String,
+    /// 限期重新办理: the new handle deadline.
+    pub handle_due_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackRecorded {
+    pub satisfaction: Satisfaction,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Commented {
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Closed {
+    pub code: CloseCode,
+    pub duplicate_of: Option<Uuid>,
+}
+
+/// Every event of a ticket stream. `type` and `data` are the stored columns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum TicketEvent {
+    TicketAccepted(Accepted),
+    TicketAssigned(Assigned),
+    TicketSigned(Signed),
+    TicketReturned(Returned),
+    ExtensionRequested(ExtensionRequested),
+    ExtensionDecided(ExtensionDecided),
+    TicketSupervised(Supervised),
+    TicketHandled(Handled),
+    VerificationPassed(VerificationPassed),
+    VerificationFailed(VerificationFailed),
+    CitizenFeedbackRecorded(FeedbackRecorded),
+    TicketCommented(Commented),
+    TicketClosed(Closed),
+}
+
+impl TicketEvent {
+    /// Splits into the stored (event_type, data) pair.
+    pub fn to_parts(&self) -> (String, serde_json::Value) {
+        // Serializing a derived enum of plain structs into a Value cannot fail.
+        let mut v = serde_json::to_value(self).expect("ticket events serialize");
+        let data = v
+            .get_mut("data")
+            .map(serde_json::Value::take)
+            .unwrap_or(serde_json::Value::Null);
+        let ty = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string();
+        (ty, data)
+    }
+
+    /// Rebuilds an event from its stored parts.
+    pub fn from_parts(
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": event_type, "data": data }))
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TicketEvent::TicketAccepted(_) => "TicketAccepted",
+            TicketEvent::TicketAssigned(_) => "TicketAssigned",
+            TicketEvent::TicketSigned(_) => "TicketSigned",
+            TicketEvent::TicketReturned(_) => "TicketReturned",
+            TicketEvent::ExtensionRequested(_) => "ExtensionRequested",
+            TicketEvent::ExtensionDecided(_) => "ExtensionDecided",
+            TicketEvent::TicketSupervised(_) => "TicketSupervised",
+            TicketEvent::TicketHandled(_) => "TicketHandled",
+            TicketEvent::VerificationPassed(_) => "VerificationPassed",
+            TicketEvent::VerificationFailed(_) => "VerificationFailed",
+            TicketEvent::CitizenFeedbackRecorded(_) => "CitizenFeedbackRecorded",
+            TicketEvent::TicketCommented(_) => "TicketCommented",
+            TicketEvent::TicketClosed(_) => "TicketClosed",
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The pure domain: ticket events, commands and the aggregate that decides between them.
+
+pub mod events;
+pub mod ticket;
+
+pub use events::*;
+pub use ticket::*;

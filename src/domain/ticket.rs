@@ -1,0 +1,682 @@
+//! The ticket aggregate: pure and synchronous, no I/O.
+//!
+//! `decide(state, command, ctx)` either refuses with a [`DomainError`] or returns the
+//! events to append; `Ticket::apply` folds one event into the state. The only outside
+//! knowledge a decision needs (the time, the SLA deadlines) comes in through [`Ctx`],
+//! so the same inputs always give the same events.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::events::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Accepted,
+    Assigned,
+    Handled,
+    Verified,
+    Closed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Accepted => "accepted",
+            State::Assigned => "assigned",
+            State::Handled => "handled",
+            State::Verified => "verified",
+            State::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "accepted" => State::Accepted,
+            "assigned" => State::Assigned,
+            "handled" => State::Handled,
+            "verified" => State::Verified,
+            "closed" => State::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything a ticket's history says about it now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: Uuid,
+    pub number: String,
+    pub state: State,
+    pub version: i64,
+    pub source: Source,
+    pub category: String,
+    pub urgency: Urgency,
+    pub title: String,
+    pub description: String,
+    pub location: Location,
+    pub reporter_ref: Option<Uuid>,
+    pub related_to: Option<Uuid>,
+    pub suggested_unit: Option<String>,
+    /// The centre whose queue holds the ticket while it waits for dispatch, and
+    /// which dispatched the current hop.
+    pub centre: String,
+    /// The unit the ticket is with (lead unit), while assigned or later.
+    pub unit: Option<String>,
+    pub co_units: Vec<String>,
+    /// True while the current hop sits with a centre that must dispatch it on.
+    pub at_centre: bool,
+    pub handler: Option<String>,
+    pub signed_at: Option<DateTime<Utc>>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub handled_at: Option<DateTime<Utc>>,
+    pub sign_due_at: Option<DateTime<Utc>>,
+    pub handle_due_at: Option<DateTime<Utc>>,
+    pub pending_extension_days: Option<u32>,
+    pub returns: u32,
+    pub supervisions: u32,
+    pub extensions: u32,
+    pub reworks: u32,
+    pub self_handled: bool,
+    pub result: Option<String>,
+    pub satisfaction: Option<Satisfaction>,
+    pub close_code: Option<CloseCode>,
+    pub duplicate_of: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// What the caller asks for. Fields are already parsed at the HTTP boundary.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Accept(AcceptTicket),
+    Assign {
+        from_unit: String,
+        unit: String,
+        co_units: Vec<String>,
+        note: Option<String>,
+        to_centre: bool,
+    },
+    Sign {
+        unit: String,
+        handler: String,
+    },
+    Return {
+        unit: String,
+        reason: String,
+    },
+    RequestExtension {
+        days: u32,
+        reason: String,
+    },
+    DecideExtension {
+        approved: bool,
+        days: Option<u32>,
+    },
+    Supervise {
+        note: String,
+    },
+    Handle {
+        result: String,
+        photos: Vec<String>,
+    },
+    Verify {
+        passed: bool,
+        note: String,
+    },
+    Feedback {
+        satisfaction: Satisfaction,
+    },
+    Comment {
+        text: String,
+    },
+    Close {
+        code: CloseCode,
+        duplicate_of: Option<Uuid>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AcceptTicket {
+    pub id: Uuid,
+    pub number: String,
+    pub source: Source,
+    pub category: String,
+    pub urgency: Urgency,
+    pub title: String,
+    pub description: String,
+    pub location: Location,
+    pub reporter_ref: Option<Uuid>,
+    pub related_to: Option<Uuid>,
+    pub suggested_unit: Option<String>,
+    pub centre: String,
+    /// 自行处置: the grid worker fixed it on the spot; accepted and handled at once.
+    pub self_handled: Option<String>,
+}
+
+impl Command {
+    /// The action name used in the API path (`POST /tickets/{id}/{action}`).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Command::Accept(_) => "create",
+            Command::Assign { .. } => "assign",
+            Command::Sign { .. } => "sign",
+            Command::Return { .. } => "return",
+            Command::RequestExtension { .. } => "request-extension",
+            Command::DecideExtension { .. } => "decide-extension",
+            Command::Supervise { .. } => "supervise",
+            Command::Handle { .. } => "handle",
+            Command::Verify { .. } => "verify",
+            Command::Feedback { .. } => "feedback",
+            Command::Comment { .. } => "comment",
+            Command::Close { .. } => "close",
+        }
+    }
+}
+
+/// Deadline arithmetic, injected so the aggregate stays pure. The production
+/// implementation works in working days of the business calendar.
+pub trait Deadlines {
+    fn sign_due(&self, from: DateTime<Utc>, category: &str, urgency: Urgency) -> DateTime<Utc>;
+    fn handle_due(&self, from: DateTime<Utc>, category: &str, urgency: Urgency) -> DateTime<Utc>;
+    /// Moves a handle deadline by `days` approved extension days.
+    fn extend(&self, due: DateTime<Utc>, days: u32) -> DateTime<Utc>;
+    /// The new handle deadline after a failed verification (限期重新办理).
+    fn rework_due(&self, from: DateTime<Utc>) -> DateTime<Utc>;
+}
+
+pub struct Ctx<'a> {
+    pub now: DateTime<Utc>,
+    pub deadlines: &'a (dyn Deadlines + Sync),
+}
+
+/// Why a command was refused. Nothing is appended in either case.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The input itself is unacceptable (HTTP 422).
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// The ticket's state forbids it (HTTP 409).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The command needs an existing ticket (HTTP 404).
+    #[error("ticket not found")]
+    NotFound,
+    /// A creation for a stream that already exists (HTTP 409).
+    #[error("ticket already exists")]
+    AlreadyExists,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
+    DomainError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn not_allowed(t: &Ticket, what: &str) -> DomainError {
+    DomainError::NotAllowed(format!(
+        "cannot {what}: ticket {} is {}",
+        t.number,
+        t.state.as_str()
+    ))
+}
+
+fn require_text(field: &'static str, s: &str) -> Result<(), DomainError> {
+    if s.trim().is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Decides what happens when `cmd` meets the ticket `state` (None: no such stream).
+pub fn decide(
+    state: Option<&Ticket>,
+    cmd: Command,
+    ctx: &Ctx,
+) -> Result<Vec<TicketEvent>, DomainError> {
+    let t = match (state, cmd) {
+        (None, Command::Accept(a)) => return accept(a),
+        (Some(_), Command::Accept(_)) => return Err(DomainError::AlreadyExists),
+        (None, _) => return Err(DomainError::NotFound),
+        (Some(t), cmd) => (t, cmd),
+    };
+    let (t, cmd) = t;
+    if t.state == State::Closed {
+        return Err(DomainError::NotAllowed(format!(
+            "ticket {} is closed; a new complaint about the same matter is a new ticket with related_to",
+            t.number
+        )));
+    }
+    let ev = match cmd {
+        Command::Accept(_) => unreachable!("handled above"),
+        Command::Assign {
+            from_unit,
+            unit,
+            co_units,
+            note,
+            to_centre,
+        } => {
+            require_text("unit", &unit)?;
+            let redispatch = t.state == State::Assigned && t.at_centre;
+            if t.state != State::Accepted && !redispatch {
+                return Err(match t.state {
+                    State::Assigned => DomainError::NotAllowed(format!(
+                        "ticket {} is already dispatched to {}; it must be returned before it can be dispatched again",
+                        t.number,
+                        t.unit.as_deref().unwrap_or("?")
+                    )),
+                    _ => not_allowed(t, "dispatch"),
+                });
+            }
+            if t.unit.as_deref() == Some(unit.as_str()) && redispatch {
+                return Err(invalid("unit", "the ticket is already with this unit"));
+            }
+            let mut co: Vec<String> = Vec::new();
+            for c in co_units {
+                require_text("co_units", &c)?;
+                if c == unit {
+                    return Err(invalid(
+                        "co_units",
+                        "the lead unit cannot also be a co-unit",
+                    ));
+                }
+                if !co.contains(&c) {
+                    co.push(c);
+                }
+            }
+            let (sign_due_at, handle_due_at) = if to_centre {
+                (None, None)
+            } else {
+                (
+                    Some(ctx.deadlines.sign_due(ctx.now, &t.category, t.urgency)),
+                    Some(ctx.deadlines.handle_due(ctx.now, &t.category, t.urgency)),
+                )
+            };
+            TicketEvent::TicketAssigned(Assigned {
+                from_unit,
+                unit,
+                co_units: co,
+                note,
+                to_centre,
+                sign_due_at,
+                handle_due_at,
+            })
+        }
+        Command::Sign { unit, handler } => {
+            require_text("handler", &handler)?;
+            if t.state != State::Assigned {
+                return Err(not_allowed(t, "sign for it"));
+            }
+            if t.at_centre {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} sits with centre {}; the centre dispatches it on, it is not signed for",
+                    t.number,
+                    t.unit.as_deref().unwrap_or("?")
+                )));
+            }
+            if t.signed_at.is_some() {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} was already signed for by {}",
+                    t.number,
+                    t.handler.as_deref().unwrap_or("?")
+                )));
+            }
+            TicketEvent::TicketSigned(Signed { unit, handler })
+        }
+        Command::Return { unit, reason } => {
+            require_text("reason", &reason)?;
+            if t.state != State::Assigned {
+                return Err(not_allowed(t, "return it"));
+            }
+            TicketEvent::TicketReturned(Returned {
+                unit,
+                reason,
+                to_unit: t.centre.clone(),
+            })
+        }
+        Command::RequestExtension { days, reason } => {
+            require_text("reason", &reason)?;
+            if !(1..=30).contains(&days) {
+                return Err(invalid("days", "must be between 1 and 30 working days"));
+            }
+            if t.state != State::Assigned || t.at_centre {
+                return Err(not_allowed(t, "request an extension"));
+            }
+            if t.handle_due_at.is_none() {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} has no handle deadline to extend",
+                    t.number
+                )));
+            }
+            if t.pending_extension_days.is_some() {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} already has an extension request waiting for a decision",
+                    t.number
+                )));
+            }
+            TicketEvent::ExtensionRequested(ExtensionRequested { days, reason })
+        }
+        Command::DecideExtension { approved, days } => {
+            let Some(requested) = t.pending_extension_days else {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} has no extension request to decide",
+                    t.number
+                )));
+            };
+            if t.state != State::Assigned {
+                return Err(not_allowed(t, "decide an extension"));
+            }
+            let days = days.unwrap_or(requested);
+            if approved && !(1..=30).contains(&days) {
+                return Err(invalid("days", "must be between 1 and 30 working days"));
+            }
+            let handle_due_at = match (approved, t.handle_due_at) {
+                (true, Some(due)) => Some(ctx.deadlines.extend(due, days)),
+                _ => None,
+            };
+            TicketEvent::ExtensionDecided(ExtensionDecided {
+                approved,
+                days: if approved { days } else { 0 },
+                handle_due_at,
+            })
+        }
+        Command::Supervise { note } => {
+            require_text("note", &note)?;
+            if t.state != State::Assigned {
+                return Err(not_allowed(t, "supervise it"));
+            }
+            TicketEvent::TicketSupervised(Supervised {
+                note,
+                count: t.supervisions + 1,
+            })
+        }
+        Command::Handle { result, photos } => {
+            require_text("result", &result)?;
+            if t.state != State::Assigned || t.at_centre {
+                return Err(not_allowed(t, "report it handled"));
+            }
+            if t.signed_at.is_none() {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} must be signed for (签收) before it is reported handled",
+                    t.number
+                )));
+            }
+            TicketEvent::TicketHandled(Handled {
+                result,
+                photos,
+                self_handled: false,
+            })
+        }
+        Command::Verify { passed, note } => {
+            if t.state != State::Handled {
+                return Err(not_allowed(t, "verify it"));
+            }
+            if passed {
+                TicketEvent::VerificationPassed(VerificationPassed { note })
+            } else {
+                require_text("note", &note)?;
+                TicketEvent::VerificationFailed(VerificationFailed {
+                    note,
+                    handle_due_at: ctx.deadlines.rework_due(ctx.now),
+                })
+            }
+        }
+        Command::Feedback { satisfaction } => {
+            if !matches!(t.state, State::Handled | State::Verified) {
+                return Err(not_allowed(t, "record the citizen's feedback"));
+            }
+            if t.satisfaction.is_some() {
+                return Err(DomainError::NotAllowed(format!(
+                    "ticket {} already has the citizen's feedback",
+                    t.number
+                )));
+            }
+            TicketEvent::CitizenFeedbackRecorded(FeedbackRecorded { satisfaction })
+        }
+        Command::Comment { text } => {
+            require_text("text", &text)?;
+            TicketEvent::TicketCommented(Commented { text })
+        }
+        Command::Close { code, duplicate_of } => {
+            match (t.state, code) {
+                (State::Verified, CloseCode::Resolved) => {}
+                (State::Verified, _) => {
+                    return Err(invalid("code", "a verified ticket closes as resolved"));
+                }
+                (State::Accepted, CloseCode::Resolved) => {
+                    return Err(DomainError::NotAllowed(format!(
+                        "ticket {} is not handled and verified; from accepted it closes only as duplicate, invalid or withdrawn",
+                        t.number
+                    )));
+                }
+                (State::Accepted, _) => {}
+                _ => return Err(not_allowed(t, "close it")),
+            }
+            match (code, duplicate_of) {
+                (CloseCode::Duplicate, None) => {
+                    return Err(invalid(
+                        "duplicate_of",
+                        "a duplicate names the ticket it duplicates",
+                    ));
+                }
+                (CloseCode::Duplicate, Some(d)) if d == t.id => {
+                    return Err(invalid("duplicate_of", "a ticket cannot duplicate itself"));
+                }
+                (CloseCode::Duplicate, _) => {}
+                (_, Some(_)) => {
+                    return Err(invalid(
+                        "duplicate_of",
+                        "only a duplicate names another ticket",
+                    ));
+                }
+                _ => {}
+            }
+            TicketEvent::TicketClosed(Closed { code, duplicate_of })
+        }
+    };
+    Ok(vec![ev])
+}
+
+fn accept(a: AcceptTicket) -> Result<Vec<TicketEvent>, DomainError> {
+    require_text("title", &a.title)?;
+    require_text("category", &a.category)?;
+    if a.related_to == Some(a.id) {
+        return Err(invalid(
+            "related_to",
+            "a ticket cannot be related to itself",
+        ));
+    }
+    let mut out = vec![TicketEvent::TicketAccepted(Accepted {
+        number: a.number,
+        source: a.source,
+        category: a.category,
+        urgency: a.urgency,
+        title: a.title,
+        description: a.description,
+        location: a.location,
+        reporter_ref: a.reporter_ref,
+        related_to: a.related_to,
+        suggested_unit: a.suggested_unit,
+        centre: a.centre,
+    })];
+    if let Some(result) = a.self_handled {
+        require_text("self_handled.result", &result)?;
+        if a.source != Source::Grid {
+            return Err(invalid(
+                "self_handled",
+                "only a grid worker's report can be fixed on the spot",
+            ));
+        }
+        out.push(TicketEvent::TicketHandled(Handled {
+            result,
+            photos: vec![],
+            self_handled: true,
+        }));
+    }
+    Ok(out)
+}
+
+impl Ticket {
+    /// Folds a whole stream. Returns None for an empty stream.
+    pub fn fold<'a>(
+        id: Uuid,
+        events: impl IntoIterator<Item = (&'a TicketEvent, DateTime<Utc>)>,
+    ) -> Option<Ticket> {
+        let mut state: Option<Ticket> = None;
+        for (e, at) in events {
+            state = Some(Ticket::apply(state, id, e, at));
+        }
+        state
+    }
+
+    /// Applies one event. Events are facts: apply never refuses.
+    pub fn apply(
+        state: Option<Ticket>,
+        id: Uuid,
+        event: &TicketEvent,
+        at: DateTime<Utc>,
+    ) -> Ticket {
+        let mut t = match (state, event) {
+            (None, TicketEvent::TicketAccepted(a)) => Ticket {
+                id,
+                number: a.number.clone(),
+                state: State::Accepted,
+                version: 0,
+                source: a.source,
+                category: a.category.clone(),
+                urgency: a.urgency,
+                title: a.title.clone(),
+                description: a.description.clone(),
+                location: a.location.clone(),
+                reporter_ref: a.reporter_ref,
+                related_to: a.related_to,
+                suggested_unit: a.suggested_unit.clone(),
+                centre: a.centre.clone(),
+                unit: None,
+                co_units: vec![],
+                at_centre: false,
+                handler: None,
+                signed_at: None,
+                assigned_at: None,
+                handled_at: None,
+                sign_due_at: None,
+                handle_due_at: None,
+                pending_extension_days: None,
+                returns: 0,
+                supervisions: 0,
+                extensions: 0,
+                reworks: 0,
+                self_handled: false,
+                result: None,
+                satisfaction: None,
+                close_code: None,
+                duplicate_of: None,
+                created_at: at,
+                updated_at: at,
+                closed_at: None,
+            },
+            (Some(t), _) => t,
+            // A stream that does not start with TicketAccepted is not a ticket; the
+            // store never holds one (decide refuses it), so this is a broken log.
+            (None, other) => panic!("ticket stream {id} starts with {}", other.type_name()),
+        };
+        t.version += 1;
+        t.updated_at = at;
+        match event {
+            TicketEvent::TicketAccepted(_) => {}
+            TicketEvent::TicketAssigned(a) => {
+                t.state = State::Assigned;
+                t.centre = a.from_unit.clone();
+                t.unit = Some(a.unit.clone());
+                t.co_units = a.co_units.clone();
+                t.at_centre = a.to_centre;
+                t.handler = None;
+                t.signed_at = None;
+                t.assigned_at = Some(at);
+                t.sign_due_at = a.sign_due_at;
+                t.handle_due_at = a.handle_due_at;
+                t.pending_extension_days = None;
+            }
+            TicketEvent::TicketSigned(s) => {
+                t.handler = Some(s.handler.clone());
+                t.signed_at = Some(at);
+            }
+            TicketEvent::TicketReturned(r) => {
+                t.state = State::Accepted;
+                t.returns += 1;
+                t.centre = r.to_unit.clone();
+                t.unit = None;
+                t.co_units.clear();
+                t.at_centre = false;
+                t.handler = None;
+                t.signed_at = None;
+                t.assigned_at = None;
+                t.sign_due_at = None;
+                t.handle_due_at = None;
+                t.pending_extension_days = None;
+            }
+            TicketEvent::ExtensionRequested(r) => t.pending_extension_days = Some(r.days),
+            TicketEvent::ExtensionDecided(d) => {
+                t.pending_extension_days = None;
+                if d.approved {
+                    t.extensions += 1;
+                    if d.handle_due_at.is_some() {
+                        t.handle_due_at = d.handle_due_at;
+                    }
+                }
+            }
+            TicketEvent::TicketSupervised(s) => t.supervisions = s.count,
+            TicketEvent::TicketHandled(h) => {
+                t.state = State::Handled;
+                t.handled_at = Some(at);
+                t.result = Some(h.result.clone());
+                if h.self_handled {
+                    t.self_handled = true;
+                    t.unit = t.location.grid.clone();
+                }
+            }
+            TicketEvent::VerificationPassed(_) => t.state = State::Verified,
+            TicketEvent::VerificationFailed(f) => {
+                t.state = State::Assigned;
+                t.reworks += 1;
+                t.handled_at = None;
+                t.handle_due_at = Some(f.handle_due_at);
+                // A self-handled report that fails verification goes back to the
+                // reporter's own grid, which signed for it by reporting it.
+                if t.signed_at.is_none() {
+                    t.signed_at = Some(at);
+                }
+            }
+            TicketEvent::CitizenFeedbackRecorded(f) => t.satisfaction = Some(f.satisfaction),
+            TicketEvent::TicketCommented(_) => {}
+            TicketEvent::TicketClosed(c) => {
+                t.state = State::Closed;
+                t.close_code = Some(c.code);
+                t.duplicate_of = c.duplicate_of;
+                t.closed_at = Some(at);
+            }
+        }
+        t
+    }
+
+    /// True while an open deadline has passed at `now`.
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        match self.state {
+            State::Assigned => {
+                let sign_late =
+                    self.signed_at.is_none() && self.sign_due_at.is_some_and(|d| now > d);
+                let handle_late = self.handle_due_at.is_some_and(|d| now > d);
+                sign_late || handle_late
+            }
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The one error type of the service. Every variant maps to an HTTP status and an
+//! RFC 9457 problem document; 5xx causes are logged once, where they are turned into
+//! a response, and never shown to the caller.
+
+use crate::auth::policy::Forbidden;
+use crate::domain::DomainError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The ticket's state forbids the command.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A field is missing or invalid.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> AppError {
+        AppError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::BadRequest(_) => 400,
+            AppError::Unauthorized(_) => 401,
+            AppError::Forbidden(_) => 403,
+            AppError::NotFound(_) => 404,
+            AppError::Conflict(_) => 409,
+            AppError::PreconditionFailed(_) => 412,
+            AppError::PayloadTooLarge(_) => 413,
+            AppError::Invalid { .. } => 422,
+            AppError::TooManyRequests(_) => 429,
+            AppError::Unavailable(_) => 503,
+            AppError::Internal(_) => 500,
+        }
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "Malformed request",
+            AppError::Unauthorized(_) => "Authentication required",
+            AppError::Forbidden(_) => "Not allowed",
+            AppError::NotFound(_) => "Not found",
+            AppError::Conflict(_) => "Not allowed in the ticket's current state",
+            AppError::PreconditionFailed(_) => "The ticket has changed",
+            AppError::PayloadTooLarge(_) => "Request body too large",
+            AppError::Invalid { .. } => "Invalid field",
+            AppError::TooManyRequests(_) => "Too many requests",
+            AppError::Unavailable(_) => "Service temporarily unavailable",
+            AppError::Internal(_) => "Internal error",
+        }
+    }
+}
+
+impl From<DomainError> for AppError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Invalid { field, message } => AppError::invalid(field, message),
+            DomainError::NotAllowed(m) => AppError::Conflict(m),
+            DomainError::NotFound => AppError::NotFound("no such ticket".into()),
+            DomainError::AlreadyExists => AppError::Conflict("the ticket already exists".into()),
+        }
+    }
+}
+
+impl From<Forbidden> for AppError {
+    fn from(e: Forbidden) -> Self {
+        AppError::Forbidden(e.0)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => {
+                tracing::warn!(cause = %m, "database unavailable");
+                AppError::Unavailable(
+                    "the database is not reachable; nothing was recorded, retry with the same Idempotency-Key".into(),
+                )
+            }
+            StoreError::Conflict { .. } => AppError::PreconditionFailed(
+                "the ticket changed while this command ran; reload it and retry".into(),
+            ),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The global feed by position and the live SSE stream, both gap-safe (they read
+//! through `EventStore::read_all`) and both limited to what the caller may see.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{ListPage, event_json};
+use crate::app::SharedApp;
+use crate::auth::policy;
+use crate::auth::{Actor, Role};
+use crate::error::AppError;
+use crate::store::RecordedEvent;
+
+pub fn router() -> Router<SharedApp> {
+    Router::new()
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/events/stream", get(stream_events))
+}
+
+#[derive(Deserialize)]
+struct FeedParams {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// Keeps only the events of tickets the actor may see.
+async fn visible(
+    app: &SharedApp,
+    actor: &Actor,
+    events: Vec<RecordedEvent>,
+) -> Result<Vec<RecordedEvent>, AppError> {
+    let org = app.org.get();
+    if actor.role == Role::Admin || policy::visible_units(&org, actor).is_none() {
+        return Ok(events);
+    }
+    let mut seen: HashMap<Uuid, bool> = HashMap::new();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let ok = match seen.get(&e.stream_id) {
+            Some(ok) => *ok,
+            None => {
+                let ok = app
+                    .load(e.stream_id)
+                    .await?
+                    .is_some_and(|t| policy::can_see(&org, actor, &t));
+                seen.insert(e.stream_id, ok);
+                ok
+            }
+        };
+        if ok {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+async fn list_events(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<ListPage>, AppError> {
+    let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let after = p.after.unwrap_or(0);
+    if after < 0 {
+        return Err(AppError::invalid("after", "must be a position (0 or more)"));
+    }
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::invalid("limit", "must be between 1 and 1000"));
+    }
+    let events = app.store.read_all(after, limit).await?;
+    let last = events.last().map(|e| e.position);
+    let events = visible(&app, &actor, events).await?;
+    Ok(axum::Json(ListPage {
+        items: events.iter().map(event_json).collect(),
+        // The position to pass as `after` next; it moves past events the caller
+        // may not see, so a filtered page may be short but never stalls.
+        next_cursor: last.map(|p| json!(p)),
+    }))
+}
+
+/// How long the stream waits for a local wake-up before looking again; appends by
+/// other instances are seen within this.
+const POLL: Duration = Duration::from_millis(500);
+
+async fn stream_events(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    headers: HeaderMap,
+    params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let from_header = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| AppError::invalid("Last-Event-ID", "must be an event position"))
+        })
+        .transpose()?;
+    let mut after = from_header.or(p.after).unwrap_or(0).max(0);
+    let mut wake = app.store.appended();
+    let stream = async_stream::stream! {
+        loop {
+            let batch = match app.store.read_all(after, 500).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream read failed; retrying");
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
+            if let Some(last) = batch.last() {
+                let last_position = last.position;
+                let full = batch.len() == 500;
+                match visible(&app, &actor, batch).await {
+                    Ok(events) => {
+                        after = last_position;
+                        for e in &events {
+                            yield Ok(Event::default()
+                                .id(e.position.to_string())
+                                .event(e.event_type.clone())
+                                .data(event_json(e).to_string()));
+                        }
+                    }
+                    // Not advancing: the same batch is tried again after the wait.
+                    Err(e) => tracing::warn!(error = %e, "event stream filter failed"),
+                }
+                if full {
+                    continue;
+                }
+            }
+            let _ = tokio::time::timeout(POLL, wake.changed()).await;
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,107 @@
+//! The HTTP API (axum): one module per resource, each owning its routes; this module
+//! merges them and adds what every request gets (request id, limits, metrics, logs).
+
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod ops;
+pub mod org;
+pub mod tickets;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::SharedApp;
+use crate::error::AppError;
+use crate::store::RecordedEvent;
+
+/// Requests over this are refused with 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Every list answers `{"items": [...], "next_cursor": ...}`.
+#[derive(Serialize)]
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub next_cursor: Option<Value>,
+}
+
+/// The event JSON of the public contract.
+pub fn event_json(e: &RecordedEvent) -> Value {
+    json!({
+        "position": e.position,
+        "stream_id": e.stream_id,
+        "version": e.version,
+        "type": e.event_type,
+        "schema_version": e.schema_version,
+        "occurred_at": e.occurred_at,
+        "recorded_at": e.recorded_at,
+        "data": e.data,
+        "metadata": e.metadata,
+        "hash": e.hash,
+    })
+}
+
+/// The whole application, used by `serve` and by the tests.
+pub fn app(state: SharedApp) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(tickets::router())
+        .merge(events::router())
+        .merge(org::router())
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {
+    AppError::NotFound(format!("no route {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    let mut r =
+        AppError::BadRequest(format!("{method} is not allowed on {}", uri.path())).into_response();
+    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    r
+}
+
+/// Request latency by route template and status.
+async fn observe(State(app): State<SharedApp>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    let elapsed: Duration = started.elapsed();
+    app.metrics
+        .http_requests
+        .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
+        .observe(elapsed.as_secs_f64());
+    resp
+}

@@ -1,0 +1,441 @@
+//! /api/v1/tickets: create, act, read, queue, per-ticket events.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::extract::{Body, command_meta, parse_json};
+use super::{ListPage, event_json};
+use crate::app::{ActionInput, NewTicket, Reply, SharedApp, render};
+use crate::auth::Actor;
+use crate::auth::policy::{self, Action};
+use crate::domain::{CloseCode, Location, Satisfaction, Source, State as TicketState, Urgency};
+use crate::error::AppError;
+use crate::store::TicketQuery;
+
+pub fn router() -> Router<SharedApp> {
+    Router::new()
+        .route("/api/v1/tickets", post(create_ticket).get(list_tickets))
+        .route("/api/v1/tickets/{id}", get(get_ticket))
+        .route("/api/v1/tickets/{id}/events", get(ticket_events))
+        .route("/api/v1/tickets/{id}/{action}", post(act_on_ticket))
+}
+
+/// Text limits: a title is a line, a description a page.
+const MAX_TITLE: usize = 200;
+const MAX_TEXT: usize = 10_000;
+
+fn check_len(field: &str, s: &str, max: usize) -> Result<(), AppError> {
+    if s.chars().count() > max {
+        return Err(AppError::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err(AppError::invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    source: Source,
+    category: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "normal")]
+    urgency: Urgency,
+    #[serde(default)]
+    location: Location,
+    #[serde(default)]
+    reporter: Option<ReporterBody>,
+    #[serde(default)]
+    related_to: Option<Uuid>,
+    #[serde(default)]
+    self_handled: Option<SelfHandledBody>,
+}
+
+fn normal() -> Urgency {
+    Urgency::Normal
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReporterBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SelfHandledBody {
+    result: String,
+}
+
+fn reply(r: Reply) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, r.body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", r.version)) {
+        h.insert(header::ETAG, v);
+    }
+    if r.replayed {
+        h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+#[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str()))]
+async fn create_ticket(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    headers: HeaderMap,
+    body: Body<CreateBody>,
+) -> Result<Response, AppError> {
+    let meta = command_meta(&headers, "POST", "/api/v1/tickets", &body.raw)?;
+    let b = body.value;
+    check_len("title", &b.title, MAX_TITLE)?;
+    check_len("description", &b.description, MAX_TEXT)?;
+    check_len("category", &b.category, MAX_TITLE)?;
+    if let Some(a) = &b.location.address {
+        check_len("location.address", a, MAX_TITLE)?;
+    }
+    if b.location.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
+        return Err(AppError::invalid(
+            "location.lat",
+            "must be between -90 and 90",
+        ));
+    }
+    if b.location
+        .lon
+        .is_some_and(|v| !(-180.0..=180.0).contains(&v))
+    {
+        return Err(AppError::invalid(
+            "location.lon",
+            "must be between -180 and 180",
+        ));
+    }
+    if let Some(r) = &b.reporter {
+        if let Some(n) = &r.name {
+            check_len("reporter.name", n, 100)?;
+        }
+        if let Some(p) = &r.phone {
+            if p.len() > 32 || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
+                return Err(AppError::invalid(
+                    "reporter.phone",
+                    "must be a phone number (digits, +, -)",
+                ));
+            }
+        }
+    }
+    if let Some(s) = &b.self_handled {
+        check_len("self_handled.result", &s.result, MAX_TEXT)?;
+    }
+    let input = NewTicket {
+        source: b.source,
+        category: b.category,
+        title: b.title,
+        description: b.description,
+        urgency: b.urgency,
+        location: b.location,
+        reporter: b.reporter.map(|r| (r.name, r.phone)),
+        related_to: b.related_to,
+        self_handled: b.self_handled.map(|s| s.result),
+    };
+    Ok(reply(app.create(&actor, input, meta).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    unit: String,
+    #[serde(default)]
+    co_units: Vec<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignBody {
+    handler: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionBody {
+    days: u32,
+    reason: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecideBody {
+    approved: bool,
+    #[serde(default)]
+    days: Option<u32>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    note: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandleBody {
+    result: String,
+    #[serde(default)]
+    photos: Vec<String>,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    passed: bool,
+    #[serde(default)]
+    note: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    satisfaction: Satisfaction,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    text: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    code: CloseCode,
+    #[serde(default)]
+    duplicate_of: Option<Uuid>,
+}
+
+/// Parses the body of `action`; an unknown action is a 404.
+fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
+    Ok(match action {
+        "assign" => {
+            let b: AssignBody = parse_json(raw)?;
+            if let Some(n) = &b.note {
+                check_len("note", n, MAX_TEXT)?;
+            }
+            if b.co_units.len() > 20 {
+                return Err(AppError::invalid("co_units", "at most 20 co-units"));
+            }
+            ActionInput::Assign {
+                unit: b.unit,
+                co_units: b.co_units,
+                note: b.note,
+            }
+        }
+        "sign" => {
+            let b: SignBody = parse_json(raw)?;
+            check_len("handler", &b.handler, 100)?;
+            ActionInput::Sign { handler: b.handler }
+        }
+        "return" => {
+            let b: ReasonBody = parse_json(raw)?;
+            check_len("reason", &b.reason, MAX_TEXT)?;
+            ActionInput::Return { reason: b.reason }
+        }
+        "request-extension" => {
+            let b: ExtensionBody = parse_json(raw)?;
+            check_len("reason", &b.reason, MAX_TEXT)?;
+            ActionInput::RequestExtension {
+                days: b.days,
+                reason: b.reason,
+            }
+        }
+        "decide-extension" => {
+            let b: DecideBody = parse_json(raw)?;
+            ActionInput::DecideExtension {
+                approved: b.approved,
+                days: b.days,
+            }
+        }
+        "supervise" => {
+            let b: NoteBody = parse_json(raw)?;
+            check_len("note", &b.note, MAX_TEXT)?;
+            ActionInput::Supervise { note: b.note }
+        }
+        "handle" => {
+            let b: HandleBody = parse_json(raw)?;
+            check_len("result", &b.result, MAX_TEXT)?;
+            if b.photos.len() > 20 {
+                return Err(AppError::invalid("photos", "at most 20 photos"));
+            }
+            for p in &b.photos {
+                check_len("photos", p, 200)?;
+            }
+            ActionInput::Handle {
+                result: b.result,
+                photos: b.photos,
+            }
+        }
+        "verify" => {
+            let b: VerifyBody = parse_json(raw)?;
+            check_len("note", &b.note, MAX_TEXT)?;
+            ActionInput::Verify {
+                passed: b.passed,
+                note: b.note,
+            }
+        }
+        "feedback" => {
+            let b: FeedbackBody = parse_json(raw)?;
+            ActionInput::Feedback {
+                satisfaction: b.satisfaction,
+            }
+        }
+        "comment" => {
+            let b: CommentBody = parse_json(raw)?;
+            check_len("text", &b.text, MAX_TEXT)?;
+            ActionInput::Comment { text: b.text }
+        }
+        "close" => {
+            let b: CloseBody = parse_json(raw)?;
+            ActionInput::Close {
+                code: b.code,
+                duplicate_of: b.duplicate_of,
+            }
+        }
+        other => {
+            return Err(AppError::NotFound(format!(
+                "no action {other:?}; actions are assign, sign, return, request-extension, decide-extension, \
+                 supervise, handle, verify, feedback, comment, close"
+            )));
+        }
+    })
+}
+
+fn parse_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id)
+        .map_err(|_| AppError::NotFound(format!("no ticket {id:?}: ticket ids are UUIDs")))
+}
+
+#[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str(), ticket = %id, action = %action))]
+async fn act_on_ticket(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    Path((id, action)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let input = parse_action(&action, &body)?;
+    let meta = command_meta(
+        &headers,
+        "POST",
+        &format!("/api/v1/tickets/{id}/{action}"),
+        &body,
+    )?;
+    Ok(reply(app.act(&actor, id, input, meta).await?))
+}
+
+async fn get_ticket(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = parse_id(&id)?;
+    let (t, v) = app.get(&actor, id).await?;
+    Ok(reply(Reply {
+        status: 200,
+        body: v.to_string(),
+        version: t.version,
+        replayed: false,
+    }))
+}
+
+async fn ticket_events(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<axum::Json<ListPage>, AppError> {
+    let id = parse_id(&id)?;
+    let t = app
+        .load(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
+    policy::check(&app.org.get(), &actor, Action::Read, &t)?;
+    let events = app.store.read_stream(id).await?;
+    Ok(axum::Json(ListPage {
+        items: events.iter().map(event_json).collect(),
+        next_cursor: None,
+    }))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    state: Option<String>,
+    unit: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
+    let bad = || {
+        AppError::invalid(
+            "cursor",
+            "not a cursor this service issued; start again without it",
+        )
+    };
+    let (micros, id) = c.split_once('_').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+}
+
+async fn list_tickets(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<ListPage>, AppError> {
+    let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    if let Some(s) = &p.state {
+        if TicketState::parse(s).is_none() {
+            return Err(AppError::invalid(
+                "state",
+                "must be one of accepted, assigned, handled, verified, closed",
+            ));
+        }
+    }
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::invalid("limit", "must be between 1 and 500"));
+    }
+    let q = TicketQuery {
+        state: p.state,
+        unit: p.unit,
+        within: None,
+        before: p.cursor.as_deref().map(parse_cursor).transpose()?,
+        limit,
+    };
+    let tickets = app.list(&actor, q).await?;
+    let now = app.now();
+    let next_cursor = (tickets.len() as i64 == limit)
+        .then(|| tickets.last())
+        .flatten()
+        .map(|t| json!(format!("{}_{}", t.created_at.timestamp_micros(), t.id)));
+    let items: Vec<Value> = tickets.iter().map(|t| render(t, now, None)).collect();
+    Ok(axum::Json(ListPage { items, next_cursor }))
+}

@@ -1,0 +1,17 @@
+//! yiwang (一网): event-sourced ticket dispatch for grid governance and the 12345 hotline.
+//!
+//! Layout by concern: `store` (the event log), `domain` (the pure ticket aggregate),
+//! `sla` (calendar and deadlines), `org` (organisation and catalogue), `auth` (tokens
+//! and who may do what), `app` (commands: load, decide, append), `http` (the API),
+//! `cli` (the one binary's subcommands).
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod org;
+pub mod sla;
+pub mod store;

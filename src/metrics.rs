@@ -1,0 +1,90 @@
+//! Prometheus metrics (the `prometheus` crate), one registry per process.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: HistogramVec,
+    pub append_seconds: HistogramVec,
+    pub events_appended: IntCounterVec,
+    pub calendar_missing_year: IntGaugeVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let http_requests = HistogramVec::new(
+            HistogramOpts::new(
+                "yiwang_http_request_duration_seconds",
+                "HTTP request latency by route and status",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route", "status"],
+        )
+        .expect("static metric definition is valid");
+        let append_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "yiwang_append_duration_seconds",
+                "Event store append latency (commit included)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["engine"],
+        )
+        .expect("static metric definition is valid");
+        let events_appended = IntCounterVec::new(
+            Opts::new(
+                "yiwang_events_appended_total",
+                "Events appended, by event type",
+            ),
+            &["type"],
+        )
+        .expect("static metric definition is valid");
+        let calendar_missing_year = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_calendar_missing_year",
+                "1 for a year whose deadlines fell back to weekends only (no calendar file)",
+            ),
+            &["year"],
+        )
+        .expect("static metric definition is valid");
+        // Registering distinct names in a fresh registry cannot fail.
+        registry
+            .register(Box::new(http_requests.clone()))
+            .expect("fresh registry");
+        registry
+            .register(Box::new(append_seconds.clone()))
+            .expect("fresh registry");
+        registry
+            .register(Box::new(events_appended.clone()))
+            .expect("fresh registry");
+        registry
+            .register(Box::new(calendar_missing_year.clone()))
+            .expect("fresh registry");
+        Metrics {
+            registry,
+            http_requests,
+            append_seconds,
+            events_appended,
+            calendar_missing_year,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,223 @@
+//! The event store seam: one trait, a PostgreSQL and a SQLite implementation.
+//!
+//! An append is optimistic (an expected stream version; a conflict is an error), carries
+//! the idempotency record and the inline projections (ticket view, contact details) in
+//! the same transaction, and chains each event's hash to the previous event of its
+//! stream. `read_all` is gap-safe: it never returns a position while an earlier one may
+//! still commit (see `postgres.rs` for how that is done without a global lock).
+
+pub mod hash;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Who did it and why: stored with every event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub actor: String,
+    pub role: String,
+    pub unit: Option<String>,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub idempotency_key: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// An event about to be appended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: Value,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// An event as the store holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub stream_id: Uuid,
+    pub version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: Value,
+    pub metadata: Value,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// The first response to an idempotent command, replayed to retries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyRecord {
+    /// Whose key it is (the user): two users never share a key space.
+    pub scope: String,
+    pub key: String,
+    /// Hash of method, path and body: the same key with another body is refused.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+    pub stream_id: Uuid,
+}
+
+/// The ticket-view row written in the same transaction as the events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketViewRow {
+    pub id: Uuid,
+    pub number: String,
+    pub state: String,
+    pub unit: Option<String>,
+    pub centre: String,
+    pub category: String,
+    pub grid: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The folded ticket as JSON.
+    pub doc: Value,
+}
+
+/// A reporter's contact details: personal data, kept out of the event log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppendRequest {
+    pub stream_id: Uuid,
+    /// The stream's version the events were decided against (0: a new stream).
+    pub expected_version: i64,
+    pub events: Vec<NewEvent>,
+    pub metadata: Metadata,
+    pub idempotency: Option<IdempotencyRecord>,
+    pub view: Option<TicketViewRow>,
+    pub contact: Option<Contact>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub first_position: i64,
+    pub last_position: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("stream {stream} is at version {actual}, not the expected {expected}")]
+    Conflict {
+        stream: Uuid,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("idempotency key already used")]
+    DuplicateKey,
+    #[error("a ticket with this number already exists")]
+    DuplicateNumber,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn classify(e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Database(e),
+        }
+    }
+}
+
+/// Filter for the ticket queue.
+#[derive(Clone, Debug, Default)]
+pub struct TicketQuery {
+    pub state: Option<String>,
+    pub unit: Option<String>,
+    /// Only tickets whose unit or centre is one of these (the caller's subtree); None: all.
+    pub within: Option<Vec<String>>,
+    /// Keyset cursor: tickets created before this (created_at, id).
+    pub before: Option<(DateTime<Utc>, Uuid)>,
+    pub limit: i64,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// "postgres" or "sqlite".
+    fn engine(&self) -> &'static str;
+
+    /// Appends atomically with the idempotency record, view row and contact.
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError>;
+
+    async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events after `after` in position order, never past a position that an
+    /// uncommitted transaction could still fill in.
+    async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    async fn ticket_view(&self, id: Uuid) -> Result<Option<TicketViewRow>, StoreError>;
+    async fn list_tickets(&self, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError>;
+
+    async fn contact(&self, id: Uuid) -> Result<Option<Contact>, StoreError>;
+
+    /// The next ticket serial number (for `YYYYMMDD-NNNNNN`).
+    async fn next_ticket_serial(&self) -> Result<i64, StoreError>;
+
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Wakes when this process appended; carries the last appended position.
+    /// (Other instances' appends are found by polling the feed.)
+    fn appended(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// Access to the raw pools for modules with their own tables (org, tokens).
+    fn pool(&self) -> Pool;
+}
+
+/// The engine-specific pool, for modules that own tables next to the log.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+pub type Store = Arc<dyn EventStore>;
+
+/// Opens (creating the SQLite file if needed) and migrates the store for `url`.
+pub async fn open(url: &str, migrate: bool) -> anyhow::Result<Store> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::open(url, migrate).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, migrate).await?))
+    } else {
+        anyhow::bail!("unsupported database URL {url:?}: use postgres://… or sqlite://PATH")
+    }
+}
+
+/// Times are stored to the microsecond (PostgreSQL's precision) so that the hash of
+/// an event computed before insert equals the hash recomputed from what was read.
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}

@@ -1,0 +1,489 @@
+//! The SQLite event store: the embedded default, one process.
+//!
+//! SQLite has one writer at a time, so instead of many connections queueing on the
+//! file lock, all appends go to one writer task that batches whatever is waiting
+//! into a single `BEGIN IMMEDIATE … COMMIT` (group commit). Each request runs in its
+//! own SAVEPOINT, so one refused request (a version conflict, a reused idempotency
+//! key) rolls back alone; every request in the batch is answered only after the
+//! COMMIT that holds it is durable (WAL, `synchronous=FULL`).
+//!
+//! Readers use a separate pool; WAL gives them a consistent snapshot, and since
+//! positions are assigned under the write lock and commit in order, following
+//! positions cannot skip an event.
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::hash::{GENESIS, event_hash, rfc3339};
+use super::*;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("schema/sqlite");
+
+/// Most requests one COMMIT carries.
+const MAX_BATCH: usize = 256;
+
+type Reply = oneshot::Sender<Result<Appended, StoreError>>;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: mpsc::Sender<(AppendRequest, Reply)>,
+    appended: watch::Sender<i64>,
+    serial: AtomicI64,
+}
+
+/// Connection options shared by the writer and the readers.
+pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
+    let opts = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit is on disk when it returns, so an acknowledged command
+        // survives power loss, not only a process crash.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    Ok(opts)
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, migrate: bool) -> anyhow::Result<SqliteStore> {
+        let opts = connect_options(url)?;
+        if let Some(dir) = opts.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let readers = std::env::var("YIWANG_SQLITE_READERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(readers)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts.clone())
+            .await?;
+        if migrate {
+            MIGRATOR.run(&pool).await?;
+        }
+        // The serial continues from the highest ticket number in the log.
+        let max_serial: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(CAST(substr(json_extract(data, '$.number'), 10) AS INTEGER)) \
+             FROM events WHERE event_type = 'TicketAccepted'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(None);
+        let conn = SqliteConnection::connect_with(&opts).await?;
+        let (tx, rx) = mpsc::channel(4096);
+        let (appended, _) = watch::channel(0);
+        tokio::spawn(writer(conn, rx, appended.clone()));
+        Ok(SqliteStore {
+            pool,
+            writer: tx,
+            appended,
+            serial: AtomicI64::new(max_serial.unwrap_or(0)),
+        })
+    }
+
+    pub fn sqlite_pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+async fn writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<(AppendRequest, Reply)>,
+    appended: watch::Sender<i64>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut results = Vec::with_capacity(batch.len());
+        let begun = sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await;
+        let outcome = match begun {
+            Err(e) => Err(e),
+            Ok(_) => {
+                for (req, _) in &batch {
+                    results.push(in_savepoint(&mut conn, req).await);
+                }
+                sqlx::query("COMMIT").execute(&mut conn).await.map(|_| ())
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                let last = results
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok().map(|a| a.last_position))
+                    .max();
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+                if let Some(last) = last {
+                    appended.send_if_modified(|p| {
+                        let newer = last > *p;
+                        if newer {
+                            *p = last;
+                        }
+                        newer
+                    });
+                }
+            }
+            Err(e) => {
+                // Nothing of this batch is durable: undo and tell every caller.
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                tracing::error!(error = %e, "sqlite append batch failed");
+                let msg = e.to_string();
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn in_savepoint(
+    conn: &mut SqliteConnection,
+    req: &AppendRequest,
+) -> Result<Appended, StoreError> {
+    sqlx::query("SAVEPOINT req").execute(&mut *conn).await?;
+    let r = append_one(conn, req).await;
+    if r.is_err() {
+        sqlx::query("ROLLBACK TO req").execute(&mut *conn).await?;
+    }
+    sqlx::query("RELEASE req").execute(&mut *conn).await?;
+    r
+}
+
+fn unique_violation(e: &sqlx::Error, table_col: &str) -> bool {
+    // SQLite names no constraint; its message names the columns.
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation() && d.message().contains(table_col))
+}
+
+async fn append_one(
+    conn: &mut SqliteConnection,
+    req: &AppendRequest,
+) -> Result<Appended, StoreError> {
+    let stream = req.stream_id.to_string();
+    let head = sqlx::query(
+        "SELECT version, hash FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1",
+    )
+    .bind(&stream)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (actual, mut prev) = match head {
+        Some(r) => (
+            r.try_get::<i64, _>("version")?,
+            r.try_get::<String, _>("hash")?,
+        ),
+        None => (0, GENESIS.to_string()),
+    };
+    if actual != req.expected_version {
+        return Err(StoreError::Conflict {
+            stream: req.stream_id,
+            expected: req.expected_version,
+            actual,
+        });
+    }
+    if let Some(k) = &req.idempotency {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&k.scope)
+        .bind(&k.key)
+        .bind(&k.request_hash)
+        .bind(k.status as i64)
+        .bind(&k.body)
+        .bind(k.stream_id.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e, "idempotency_keys") {
+                StoreError::DuplicateKey
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+    }
+    let recorded_at = truncate_micros(Utc::now());
+    let metadata =
+        serde_json::to_value(&req.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let metadata_text = metadata.to_string();
+    let mut version = req.expected_version;
+    let mut first = 0;
+    let mut last = 0;
+    for e in &req.events {
+        version += 1;
+        let occurred_at = truncate_micros(e.occurred_at);
+        let hash = event_hash(
+            &prev,
+            req.stream_id,
+            version,
+            &e.event_type,
+            e.schema_version,
+            &e.data,
+            &metadata,
+            occurred_at,
+            recorded_at,
+        );
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (stream_id, version, event_type, schema_version, data, metadata, \
+             occurred_at, recorded_at, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING position",
+        )
+        .bind(&stream)
+        .bind(version)
+        .bind(&e.event_type)
+        .bind(e.schema_version)
+        .bind(e.data.to_string())
+        .bind(&metadata_text)
+        .bind(rfc3339(occurred_at))
+        .bind(rfc3339(recorded_at))
+        .bind(&prev)
+        .bind(&hash)
+        .fetch_one(&mut *conn)
+        .await?;
+        if first == 0 {
+            first = position;
+        }
+        last = position;
+        prev = hash;
+    }
+    if let Some(c) = &req.contact {
+        sqlx::query("INSERT INTO contacts (id, name, phone) VALUES (?, ?, ?)")
+            .bind(c.id.to_string())
+            .bind(&c.name)
+            .bind(&c.phone)
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(v) = &req.view {
+        sqlx::query(
+            "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
+             updated_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state, unit = excluded.unit, \
+             centre = excluded.centre, version = excluded.version, updated_at = excluded.updated_at, \
+             doc = excluded.doc WHERE ticket_view.version < excluded.version",
+        )
+        .bind(v.id.to_string())
+        .bind(&v.number)
+        .bind(&v.state)
+        .bind(&v.unit)
+        .bind(&v.centre)
+        .bind(&v.category)
+        .bind(&v.grid)
+        .bind(v.version)
+        .bind(rfc3339(v.created_at))
+        .bind(rfc3339(v.updated_at))
+        .bind(v.doc.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e, "ticket_view.number") {
+                StoreError::DuplicateNumber
+            } else {
+                StoreError::Database(e)
+            }
+        })?;
+    }
+    Ok(Appended {
+        first_position: first,
+        last_position: last,
+        version,
+    })
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("bad time {s:?}: {e}")))
+}
+
+fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("bad uuid {s:?}: {e}")))
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad json: {e}")))
+}
+
+const EVENT_COLUMNS: &str = "position, stream_id, version, event_type, schema_version, data, metadata, \
+     occurred_at, recorded_at, prev_hash, hash";
+
+fn event_from_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: r.try_get("position")?,
+        stream_id: parse_uuid(r.try_get("stream_id")?)?,
+        version: r.try_get("version")?,
+        event_type: r.try_get("event_type")?,
+        schema_version: r.try_get("schema_version")?,
+        data: parse_json(r.try_get("data")?)?,
+        metadata: parse_json(r.try_get("metadata")?)?,
+        occurred_at: parse_time(r.try_get("occurred_at")?)?,
+        recorded_at: parse_time(r.try_get("recorded_at")?)?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
+fn view_from_row(r: &SqliteRow) -> Result<TicketViewRow, StoreError> {
+    Ok(TicketViewRow {
+        id: parse_uuid(r.try_get("id")?)?,
+        number: r.try_get("number")?,
+        state: r.try_get("state")?,
+        unit: r.try_get("unit")?,
+        centre: r.try_get("centre")?,
+        category: r.try_get("category")?,
+        grid: r.try_get("grid")?,
+        version: r.try_get("version")?,
+        created_at: parse_time(r.try_get("created_at")?)?,
+        updated_at: parse_time(r.try_get("updated_at")?)?,
+        doc: parse_json(r.try_get("doc")?)?,
+    })
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send((req, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+    }
+
+    async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? ORDER BY version"
+        ))
+        .bind(stream.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn find_idempotency(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT request_hash, status, body, stream_id FROM idempotency_keys WHERE scope = ? AND key = ?",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        row.map(|r| {
+            Ok(IdempotencyRecord {
+                scope: scope.to_string(),
+                key: key.to_string(),
+                request_hash: r.try_get("request_hash")?,
+                status: r.try_get::<i64, _>("status")? as u16,
+                body: r.try_get("body")?,
+                stream_id: parse_uuid(r.try_get("stream_id")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn ticket_view(&self, id: Uuid) -> Result<Option<TicketViewRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM ticket_view WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::classify)?;
+        row.as_ref().map(view_from_row).transpose()
+    }
+
+    async fn list_tickets(&self, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError> {
+        let within = q
+            .within
+            .as_ref()
+            .map(|w| serde_json::Value::from(w.clone()).to_string());
+        let (before_at, before_id) = q.before.unzip();
+        let rows = sqlx::query(
+            "SELECT * FROM ticket_view WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR unit = ?2) \
+             AND (?3 IS NULL OR unit IN (SELECT value FROM json_each(?3)) OR centre IN (SELECT value FROM json_each(?3)) \
+             OR grid IN (SELECT value FROM json_each(?3))) \
+             AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) \
+             ORDER BY created_at DESC, id DESC LIMIT ?6",
+        )
+        .bind(&q.state)
+        .bind(&q.unit)
+        .bind(within)
+        .bind(before_at.map(rfc3339))
+        .bind(before_id.map(|i| i.to_string()))
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        rows.iter().map(view_from_row).collect()
+    }
+
+    async fn contact(&self, id: Uuid) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query("SELECT name, phone FROM contacts WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::classify)?;
+        row.map(|r| {
+            Ok(Contact {
+                id,
+                name: r.try_get("name")?,
+                phone: r.try_get("phone")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn next_ticket_serial(&self) -> Result<i64, StoreError> {
+        // One process owns the SQLite file; the unique number in ticket_view
+        // refuses a clash should a second process write to it too.
+        Ok(self.serial.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::classify)?;
+        Ok(())
+    }
+
+    fn pool(&self) -> Pool {
+        Pool::Sqlite(self.pool.clone())
+    }
+
+    fn appended(&self) -> watch::Receiver<i64> {
+        self.appended.subscribe()
+    }
+}
