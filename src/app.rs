@@ -22,8 +22,10 @@ use crate::store::{
     TicketViewRow,
 };
 
-/// How often a command without If-Match is re-decided after losing a race.
-const MAX_ATTEMPTS: usize = 8;
+/// How often a command without If-Match is re-decided after losing a race. Each
+/// round lets at least one contender through, so this bounds the contenders on one
+/// ticket at one moment that all succeed; beyond it the caller gets a 409 to retry.
+const MAX_ATTEMPTS: u32 = 16;
 
 pub struct App {
     pub store: Store,
@@ -223,7 +225,7 @@ impl App {
             name,
             phone,
         });
-        let cmd = Command::Accept(AcceptTicket {
+        let cmd = Command::Accept(Box::new(AcceptTicket {
             id,
             number,
             source: input.source,
@@ -237,7 +239,7 @@ impl App {
             suggested_unit,
             centre,
             self_handled: input.self_handled,
-        });
+        }));
         let ctx = Ctx {
             now,
             deadlines: &self.sla.with_org(org.clone()),

@@ -75,9 +75,10 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 /// A JSON text shaped like a stored ticket event (data plus metadata), padded to
-/// exactly `bytes` bytes when the natural form is shorter.
+/// exactly `bytes` bytes. Below the size of that natural form, a bare
+/// `{"type":…,"pad":"xx…"}` of exactly `bytes` bytes (never shorter than its skeleton).
 pub fn event_like_payload(bytes: usize) -> String {
-    let mut v = json!({
+    let event = json!({
         "type": "TicketAccepted",
         "data": {
             "number": "WHJK-2026-000001",
@@ -99,16 +100,18 @@ pub fn event_like_payload(bytes: usize) -> String {
             "prev_hash": "9f2c7d1e0b8a6f5e4d3c2b1a09f8e7d6c5b4a3928170f6e5d4c3b2a190807f6e"
         }
     });
-    let base = v.to_string().len();
-    // `"pad":""` plus the comma before it adds 9 bytes before any padding characters.
+    // `,"pad":""` adds this many bytes before any padding characters.
     let overhead = ",\"pad\":\"\"".len();
-    if bytes >= base + overhead
-        && let Value::Object(map) = &mut v
-    {
-        map.insert(
-            "pad".into(),
-            Value::String("x".repeat(bytes - base - overhead)),
-        );
+    let natural = event.to_string().len();
+    let mut v = if bytes >= natural + overhead {
+        event
+    } else {
+        json!({"type": "TicketAccepted"})
+    };
+    let base = v.to_string().len();
+    if let Value::Object(map) = &mut v {
+        let fill = bytes.saturating_sub(base + overhead);
+        map.insert("pad".into(), Value::String("x".repeat(fill)));
     }
     v.to_string()
 }
@@ -120,7 +123,8 @@ enum Pool {
 }
 
 impl Pool {
-    /// Open `clients` connections configured as the service configures its own.
+    /// Open `clients` connections configured as the service configures its own
+    /// (for SQLite the options of `yiwang::store::sqlite::connect_options`).
     async fn open(url: &str, engine: Engine, clients: u32) -> Result<Self> {
         Ok(match engine {
             Engine::Sqlite => {
@@ -129,7 +133,8 @@ impl Pool {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
-                    .busy_timeout(Duration::from_secs(5));
+                    .busy_timeout(Duration::from_secs(5))
+                    .foreign_keys(true);
                 Pool::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(clients)
@@ -342,15 +347,15 @@ mod tests {
 
     #[test]
     fn payload_has_requested_size_and_is_json() {
-        for n in [1024, 1500, 4096] {
+        for n in [64, 620, 900, 1024, 1500, 4096] {
             let p = event_like_payload(n);
             assert_eq!(p.len(), n);
             let v: Value = serde_json::from_str(&p).expect("valid JSON");
             assert_eq!(v["type"], "TicketAccepted");
         }
-        // Smaller than the natural form: left as it is, still valid.
+        // Smaller than the skeleton: the skeleton, still valid.
         let p = event_like_payload(10);
-        assert!(p.len() > 10);
+        assert!(p.len() > 10 && p.len() < 64);
         serde_json::from_str::<Value>(&p).expect("valid JSON");
     }
 

@@ -192,7 +192,11 @@ async fn run(a: RunArgs) -> Result<bool> {
         server.base,
         server.log.display()
     );
-    let driven = drive(&a, &cli, &http, &server.base, admin).await;
+    // On Ctrl-C or SIGTERM the server is still stopped before we exit.
+    let driven = tokio::select! {
+        r = drive(&a, &cli, &http, &server.base, admin) => r,
+        s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
+    };
     let stopped = server.stop().await;
     let (lifecycles, measured_payload) = driven?;
     match stopped {
@@ -221,6 +225,25 @@ async fn run(a: RunArgs) -> Result<bool> {
 
     report(engine, &lifecycles, &ceiling, c)?;
     Ok(lifecycles.errors == 0 && lifecycles.replay_mismatches == 0 && ceiling.errors == 0)
+}
+
+/// Resolves when SIGINT or SIGTERM arrives; names the signal.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            // Without a SIGTERM handler, still honour Ctrl-C; if even that cannot be
+            // installed, never resolve, so that the run itself decides the outcome.
+            match tokio::signal::ctrl_c().await {
+                Ok(()) => "SIGINT",
+                Err(_) => std::future::pending().await,
+            }
+        }
+    }
 }
 
 /// Everything that needs the server running: discovery, tokens, the lifecycles and

@@ -1,11 +1,10 @@
 -- The append-only event log, the idempotency records and the inline ticket view.
 
--- Positions come from this sequence in a statement of their own, after the
--- transaction has its xid; see src/store/postgres.rs for why the order matters.
-CREATE SEQUENCE events_position_seq;
-
+-- position = (appending transaction's xid << 10) + index within the append; see
+-- src/store/postgres.rs for why (a feed that cannot skip a late commit). It stays
+-- below 2^53 so JSON clients read it exactly.
 CREATE TABLE events (
-    position        BIGINT PRIMARY KEY,
+    position        BIGINT PRIMARY KEY CHECK (position > 0 AND position < 9007199254740992),
     stream_id       UUID NOT NULL,
     version         BIGINT NOT NULL CHECK (version >= 1),
     event_type      TEXT NOT NULL,
@@ -16,12 +15,6 @@ CREATE TABLE events (
     recorded_at     TIMESTAMPTZ NOT NULL,
     prev_hash       TEXT NOT NULL,
     hash            TEXT NOT NULL,
-    -- The appending transaction, and the first xid not yet assigned when the row
-    -- was inserted: every transaction that could hold a smaller position has an
-    -- xid below tx_horizon, so once the oldest running xid passes it, nothing
-    -- before this position can still appear.
-    tx_id           XID8 NOT NULL DEFAULT pg_current_xact_id(),
-    tx_horizon      XID8 NOT NULL DEFAULT pg_snapshot_xmax(pg_current_snapshot()),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
 );
 CREATE INDEX events_type_position ON events (event_type, position);

@@ -5,3 +5,6 @@ pub mod ticket;
 
 pub use events::*;
 pub use ticket::*;
+
+#[cfg(test)]
+mod tests;

@@ -92,7 +92,7 @@ pub struct Ticket {
 /// What the caller asks for. Fields are already parsed at the HTTP boundary.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    Accept(AcceptTicket),
+    Accept(Box<AcceptTicket>),
     Assign {
         from_unit: String,
         unit: String,
@@ -243,7 +243,7 @@ pub fn decide(
     ctx: &Ctx,
 ) -> Result<Vec<TicketEvent>, DomainError> {
     let t = match (state, cmd) {
-        (None, Command::Accept(a)) => return accept(a),
+        (None, Command::Accept(a)) => return accept(*a),
         (Some(_), Command::Accept(_)) => return Err(DomainError::AlreadyExists),
         (None, _) => return Err(DomainError::NotFound),
         (Some(t), cmd) => (t, cmd),
@@ -494,6 +494,12 @@ fn accept(a: AcceptTicket) -> Result<Vec<TicketEvent>, DomainError> {
             "a ticket cannot be related to itself",
         ));
     }
+    if a.self_handled.is_some() && a.location.grid.is_none() {
+        return Err(invalid(
+            "location.grid",
+            "a report fixed on the spot names its grid, which answers for the fix",
+        ));
+    }
     let mut out = vec![TicketEvent::TicketAccepted(Accepted {
         number: a.number,
         source: a.source,
@@ -637,6 +643,8 @@ impl Ticket {
             TicketEvent::TicketHandled(h) => {
                 t.state = State::Handled;
                 t.handled_at = Some(at);
+                // Reporting the result settles any extension still waiting.
+                t.pending_extension_days = None;
                 t.result = Some(h.result.clone());
                 if h.self_handled {
                     t.self_handled = true;

@@ -1,25 +1,28 @@
 //! The PostgreSQL event store: many service instances, no global append lock.
 //!
 //! ## Reading by position without skipping (the sequence-gap hazard)
-//! Positions come from a sequence, and sequence values are handed out before the
-//! transactions that hold them commit. A reader that simply follows positions can see
-//! position 6 committed while position 5 is still in flight, advance its checkpoint
-//! to 6 and never see 5. The fix here needs no lock:
+//! If positions came from a sequence, they would be handed out before the
+//! transactions holding them commit: a reader could see position 6 committed while 5
+//! is still in flight, move its checkpoint to 6 and never see 5. Locking appends into
+//! one file would fix that at the price of all concurrency.
 //!
-//! 1. An append first makes sure its transaction has an xid (`pg_current_xact_id()`),
-//!    then takes its positions from the sequence in a separate statement.
-//! 2. Each inserted row records `tx_horizon`, the `xmax` of the INSERT statement's
-//!    snapshot: the first xid not yet assigned when that statement began. Any
-//!    transaction that took a smaller position took it earlier, after getting its xid,
-//!    so its xid is below `tx_horizon`.
-//! 3. A reader returns events in position order and stops at the first one whose
-//!    `tx_horizon` is above its own snapshot's `xmin` (the oldest xid still running):
-//!    until every transaction below the horizon has finished, something before that
-//!    position may still commit. Once they have, all earlier positions are either
-//!    visible or were rolled back and never will be.
+//! Instead a position is derived from the appending transaction's own xid:
+//! `position = (xid << 10) + index`, the index counting the events of the append
+//! (at most [`MAX_EVENTS_PER_APPEND`]). A reader then returns events only below
+//! `pg_snapshot_xmin(pg_current_snapshot()) << 10`: every transaction with an xid
+//! under the snapshot's xmin has finished, so every position under that bound is
+//! final: either visible now or rolled back and never to appear. Anything that
+//! commits later belongs to a transaction with an xid at or above xmin, so its
+//! position is above everything already returned. No lock, no waiting on gaps.
 //!
-//! `tests/store_gaps.rs` holds one append open, commits a later one, and checks that
-//! the feed does not pass the open one; a reader that follows the sequence fails it.
+//! The cost: an event becomes readable once every transaction that got its xid
+//! earlier (in any database of the cluster) has ended, so a long-running writing
+//! transaction delays the feed (not appends). Positions are sparse and large (xids
+//! times 1024) but stay below 2^53, so JSON clients read them exactly for as long as
+//! the cluster uses fewer than 2^43 xids.
+//!
+//! `tests/store` holds one transaction open, commits a later one, and checks that the
+//! feed does not pass the open one; a reader that follows positions blindly fails it.
 
 use std::time::Duration;
 
@@ -32,6 +35,10 @@ use uuid::Uuid;
 
 use super::hash::{GENESIS, event_hash};
 use super::*;
+
+/// Events one append may carry (the low bits of a position).
+pub const MAX_EVENTS_PER_APPEND: usize = 1 << POSITION_SHIFT;
+const POSITION_SHIFT: u32 = 10;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("schema/postgres");
 
@@ -117,7 +124,7 @@ impl EventStore for PgStore {
             serde_json::to_value(&req.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await.map_err(StoreError::classify)?;
 
-        // Step 1: the xid, and the stream's head. See the module comment.
+        // The transaction's xid (which names the positions), and the stream's head.
         let head = sqlx::query(
             "SELECT pg_current_xact_id()::text AS xid, h.version, h.hash FROM (SELECT 1) one \
              LEFT JOIN LATERAL (SELECT version, hash FROM events WHERE stream_id = $1 \
@@ -138,6 +145,19 @@ impl EventStore for PgStore {
         let mut prev: String = head
             .try_get::<Option<String>, _>("hash")?
             .unwrap_or_else(|| GENESIS.to_string());
+        let xid: i64 = head
+            .try_get::<String, _>("xid")?
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("transaction id: {e}")))?;
+        if req.events.is_empty() || req.events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(StoreError::Corrupt(format!(
+                "an append carries 1 to {MAX_EVENTS_PER_APPEND} events, not {}",
+                req.events.len()
+            )));
+        }
+        let positions: Vec<i64> = (0..req.events.len() as i64)
+            .map(|i| (xid << POSITION_SHIFT) + i)
+            .collect();
 
         // The key first: a concurrent retry with the same key waits here on the
         // unique index until this transaction ends, then fails cleanly.
@@ -160,16 +180,6 @@ impl EventStore for PgStore {
             })?;
         }
 
-        // Step 2: positions, in a statement after the xid exists.
-        let mut positions: Vec<i64> =
-            sqlx::query_scalar("SELECT nextval('events_position_seq') FROM generate_series(1, $1)")
-                .bind(req.events.len() as i64)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StoreError::classify)?;
-        positions.sort_unstable();
-
-        // Step 3: the rows; tx_horizon is taken from this statement's snapshot.
         let mut version = req.expected_version;
         for (e, position) in req.events.iter().zip(&positions) {
             version += 1;
@@ -280,24 +290,16 @@ impl EventStore for PgStore {
 
     async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS}, tx_horizon <= pg_snapshot_xmin(pg_current_snapshot()) AS settled \
-             FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 \
+             AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_SHIFT}) \
+             ORDER BY position LIMIT $2"
         ))
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::classify)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            // Stop, don't skip: an unsettled event means an earlier position may
-            // still commit.
-            if !r.try_get::<bool, _>("settled")? {
-                break;
-            }
-            out.push(event_from_row(r)?);
-        }
-        Ok(out)
+        Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn find_idempotency(

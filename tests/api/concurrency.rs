@@ -1,0 +1,162 @@
+//! Optimistic concurrency and idempotency under concurrent requests.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use uuid::Uuid;
+use yiwang::auth::Role;
+
+use crate::support::{TestApp, engines, ticket_body};
+
+#[tokio::test]
+async fn of_24_concurrent_commands_with_the_same_if_match_exactly_one_wins() {
+    for engine in engines().await {
+        let app = Arc::new(TestApp::spawn(engine).await);
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let t = app.new_ticket().await;
+        let id = t["id"].as_str().unwrap().to_string();
+        let before = app.all_events().await.len();
+        let mut tasks = vec![];
+        for i in 0..24 {
+            let (app, disp, id) = (app.clone(), disp.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                app.send(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/tickets/{id}/comment"),
+                    Some(&disp),
+                    Some(&json!({"text": format!("comment {i}")})),
+                    &[
+                        ("Idempotency-Key", Uuid::new_v4().to_string()),
+                        ("If-Match", "\"1\"".into()),
+                    ],
+                )
+                .await
+            }));
+        }
+        let mut statuses = vec![];
+        for t in tasks {
+            statuses.push(t.await.unwrap().status);
+        }
+        let wins = statuses.iter().filter(|s| **s == 200).count();
+        let lost = statuses.iter().filter(|s| **s == 412).count();
+        assert_eq!((wins, lost), (1, 23), "{engine:?}: {statuses:?}");
+        assert_eq!(
+            app.all_events().await.len(),
+            before + 1,
+            "exactly one event appended"
+        );
+        let r = app.get(&format!("/api/v1/tickets/{id}"), &disp).await;
+        assert_eq!(r.body["version"], 2);
+        Arc::into_inner(app).unwrap().finish().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_commands_without_if_match_all_apply_in_some_order() {
+    for engine in engines().await {
+        let app = Arc::new(TestApp::spawn(engine).await);
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let mut tasks = vec![];
+        for i in 0..12 {
+            let (app, disp, id) = (app.clone(), disp.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                app.post(
+                    &format!("/api/v1/tickets/{id}/comment"),
+                    &disp,
+                    json!({"text": format!("c{i}")}),
+                )
+                .await
+                .status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200);
+        }
+        let r = app
+            .get(&format!("/api/v1/tickets/{id}/events"), &disp)
+            .await;
+        let versions: Vec<i64> = r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["version"].as_i64().unwrap())
+            .collect();
+        assert_eq!(versions, (1..=13).collect::<Vec<_>>());
+        Arc::into_inner(app).unwrap().finish().await;
+    }
+}
+
+#[tokio::test]
+async fn ten_concurrent_retries_with_one_idempotency_key_create_one_ticket() {
+    for engine in engines().await {
+        let app = Arc::new(TestApp::spawn(engine).await);
+        let hot = app.token(Role::HotlineAgent, "etdz").await;
+        let key = Uuid::new_v4().to_string();
+        let mut tasks = vec![];
+        for _ in 0..10 {
+            let (app, hot, key) = (app.clone(), hot.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                app.send(
+                    reqwest::Method::POST,
+                    "/api/v1/tickets",
+                    Some(&hot),
+                    Some(&ticket_body()),
+                    &[("Idempotency-Key", key)],
+                )
+                .await
+            }));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(r.status, 201, "{engine:?}: {}", r.body);
+            ids.insert(r.body["id"].as_str().unwrap().to_string());
+        }
+        assert_eq!(ids.len(), 1, "every retry answers with the same ticket");
+        let accepted = app
+            .all_events()
+            .await
+            .iter()
+            .filter(|e| e.event_type == "TicketAccepted")
+            .count();
+        assert_eq!(accepted, 1);
+        Arc::into_inner(app).unwrap().finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_retry_replays_the_first_answer_and_a_reused_key_with_another_body_is_refused() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let key = [("Idempotency-Key", "assign-once".to_string())];
+        let path = format!("/api/v1/tickets/{id}/assign");
+        let body = json!({"unit": "zhzf"});
+        let first = app
+            .send(reqwest::Method::POST, &path, Some(&disp), Some(&body), &key)
+            .await;
+        let n = app.all_events().await.len();
+        let again = app
+            .send(reqwest::Method::POST, &path, Some(&disp), Some(&body), &key)
+            .await;
+        assert_eq!((first.status, again.status), (200, 200));
+        assert_eq!(first.body, again.body);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(app.all_events().await.len(), n, "a retry appends nothing");
+        let other = app
+            .send(
+                reqwest::Method::POST,
+                &path,
+                Some(&disp),
+                Some(&json!({"unit": "scjg"})),
+                &key,
+            )
+            .await;
+        assert_eq!(other.status, 422, "{}", other.body);
+        assert_eq!(other.body["field"], "Idempotency-Key");
+        assert_eq!(app.all_events().await.len(), n);
+        app.finish().await;
+    }
+}

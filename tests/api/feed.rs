@@ -1,0 +1,131 @@
+//! The global feed and the live SSE stream.
+
+use futures::StreamExt;
+use serde_json::json;
+use yiwang::auth::Role;
+
+use crate::support::{TestApp, engines};
+
+#[tokio::test]
+async fn the_feed_pages_by_position() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let admin = app.token(Role::Admin, "etdz").await;
+        for _ in 0..5 {
+            app.new_ticket().await;
+        }
+        app.all_events().await; // settled (PostgreSQL: no older transaction open)
+        let r = app.get("/api/v1/events?after=0&limit=3", &admin).await;
+        let p1: Vec<i64> = r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["position"].as_i64().unwrap())
+            .collect();
+        assert_eq!(p1.len(), 3);
+        let next = r.body["next_cursor"].as_i64().unwrap();
+        assert_eq!(next, p1[2]);
+        let r = app
+            .get(&format!("/api/v1/events?after={next}&limit=100"), &admin)
+            .await;
+        let p2: Vec<i64> = r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["position"].as_i64().unwrap())
+            .collect();
+        assert_eq!(p2.len(), 2);
+        let all: Vec<i64> = p1.iter().chain(&p2).copied().collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        for k in [
+            "position",
+            "stream_id",
+            "version",
+            "type",
+            "occurred_at",
+            "recorded_at",
+            "data",
+            "metadata",
+        ] {
+            assert!(r.body["items"][0].get(k).is_some(), "event JSON lacks {k}");
+        }
+        app.finish().await;
+    }
+}
+
+/// Reads SSE frames until `n` events have arrived; returns their (id, type).
+async fn read_sse(resp: reqwest::Response, n: usize) -> Vec<(i64, String)> {
+    let mut out = vec![];
+    let mut buf = String::new();
+    let mut stream = resp.bytes_stream();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("SSE event within 10 s")
+            .expect("stream open")
+            .expect("chunk");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let id = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .map(|s| s.trim().parse().unwrap());
+            let ty = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event:"))
+                .map(|s| s.trim().to_string());
+            if let (Some(id), Some(ty)) = (id, ty) {
+                out.push((id, ty));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_live_stream_delivers_new_events_and_resumes_from_last_event_id() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let admin = app.token(Role::Admin, "etdz").await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let resp = app
+            .client
+            .get(format!("{}/api/v1/events/stream", app.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let reader = tokio::spawn(read_sse(resp, 2));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.post(
+            &format!("/api/v1/tickets/{id}/assign"),
+            &disp,
+            json!({"unit": "zhzf"}),
+        )
+        .await;
+        let got = reader.await.unwrap();
+        assert_eq!(got[0].1, "TicketAccepted");
+        assert_eq!(got[1].1, "TicketAssigned", "a new event arrives live");
+
+        // Resume after the first event: only the second comes.
+        let resp = app
+            .client
+            .get(format!("{}/api/v1/events/stream", app.base))
+            .bearer_auth(&admin)
+            .header("Last-Event-ID", got[0].0.to_string())
+            .send()
+            .await
+            .unwrap();
+        let again = read_sse(resp, 1).await;
+        assert_eq!(again[0], got[1]);
+        app.finish().await;
+    }
+}

@@ -1,0 +1,9 @@
+//! The HTTP API over real HTTP, on SQLite and (when configured) PostgreSQL.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod concurrency;
+mod errors;
+mod feed;
+mod lifecycle;

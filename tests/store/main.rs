@@ -1,0 +1,372 @@
+//! The event store contract, one suite for both engines.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+use sqlx::Connection;
+use uuid::Uuid;
+use yiwang::store::{
+    self, AppendRequest, IdempotencyRecord, Metadata, NewEvent, Store, StoreError, hash,
+};
+
+use support::{Engine, TestDb, engines};
+
+fn ev(n: i64) -> NewEvent {
+    NewEvent {
+        event_type: "TicketCommented".into(),
+        schema_version: 1,
+        data: json!({"text": format!("event {n}"), "nested": {"b": 1, "a": [1.5, "二"]}}),
+        occurred_at: Utc::now(),
+    }
+}
+
+fn req(stream: Uuid, expected: i64, events: Vec<NewEvent>) -> AppendRequest {
+    AppendRequest {
+        stream_id: stream,
+        expected_version: expected,
+        events,
+        metadata: Metadata {
+            actor: "tester".into(),
+            role: "admin".into(),
+            unit: Some("etdz".into()),
+            correlation_id: Uuid::now_v7(),
+            ..Default::default()
+        },
+        idempotency: None,
+        view: None,
+        contact: None,
+    }
+}
+
+async fn open(engine: Engine) -> (TestDb, Store) {
+    let db = TestDb::new(engine).await;
+    let s = store::open(&db.url, true).await.expect("open store");
+    (db, s)
+}
+
+#[tokio::test]
+async fn appends_read_back_in_order_with_a_valid_hash_chain() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let a = Uuid::now_v7();
+        let r1 = s.append(req(a, 0, vec![ev(1), ev(2)])).await.unwrap();
+        assert_eq!(r1.version, 2);
+        let r2 = s.append(req(a, 2, vec![ev(3)])).await.unwrap();
+        assert!(r2.first_position > r1.last_position);
+        let evs = s.read_stream(a).await.unwrap();
+        assert_eq!(evs.iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(evs[0].prev_hash, hash::GENESIS);
+        for w in evs.windows(2) {
+            assert_eq!(
+                w[1].prev_hash, w[0].hash,
+                "each event chains to the previous"
+            );
+        }
+        for e in &evs {
+            assert_eq!(
+                hash::recompute(e),
+                e.hash,
+                "{engine:?}: the stored hash covers what was read back"
+            );
+        }
+        assert_eq!(evs[1].data["nested"]["a"][1], "二");
+        assert_eq!(evs[0].metadata["actor"], "tester");
+        assert!(s.read_stream(Uuid::now_v7()).await.unwrap().is_empty());
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_a_conflict_and_writes_nothing() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let a = Uuid::now_v7();
+        s.append(req(a, 0, vec![ev(1)])).await.unwrap();
+        for stale in [0, 2, 5] {
+            match s.append(req(a, stale, vec![ev(9)])).await {
+                Err(StoreError::Conflict {
+                    expected, actual, ..
+                }) => {
+                    assert_eq!((expected, actual), (stale, 1));
+                }
+                other => panic!("{engine:?}: expected a conflict, got {other:?}"),
+            }
+        }
+        assert_eq!(s.read_stream(a).await.unwrap().len(), 1);
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_appends_at_one_version_let_exactly_one_through() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let a = Uuid::now_v7();
+        s.append(req(a, 0, vec![ev(0)])).await.unwrap();
+        let mut tasks = vec![];
+        for i in 0..16 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.append(req(a, 1, vec![ev(i)])).await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(StoreError::Conflict { .. }) => {}
+                Err(e) => panic!("{engine:?}: unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 1);
+        assert_eq!(s.read_stream(a).await.unwrap().len(), 2);
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn a_reused_idempotency_key_rolls_back_the_whole_append() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let key = |stream| IdempotencyRecord {
+            scope: "u".into(),
+            key: "k".into(),
+            request_hash: "h".into(),
+            status: 201,
+            body: "{}".into(),
+            stream_id: stream,
+        };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut r = req(a, 0, vec![ev(1)]);
+        r.idempotency = Some(key(a));
+        s.append(r).await.unwrap();
+        let mut r = req(b, 0, vec![ev(2)]);
+        r.idempotency = Some(key(b));
+        assert!(matches!(s.append(r).await, Err(StoreError::DuplicateKey)));
+        assert!(
+            s.read_stream(b).await.unwrap().is_empty(),
+            "nothing of the refused append remains"
+        );
+        let rec = s.find_idempotency("u", "k").await.unwrap().unwrap();
+        assert_eq!((rec.stream_id, rec.status), (a, 201));
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn events_cannot_be_updated_or_deleted() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        s.append(req(Uuid::now_v7(), 0, vec![ev(1)])).await.unwrap();
+        let (upd, del) = match s.pool() {
+            store::Pool::Postgres(p) => (
+                sqlx::query("UPDATE events SET event_type = 'X'")
+                    .execute(&p)
+                    .await
+                    .is_err(),
+                sqlx::query("DELETE FROM events").execute(&p).await.is_err(),
+            ),
+            store::Pool::Sqlite(p) => (
+                sqlx::query("UPDATE events SET event_type = 'X'")
+                    .execute(&p)
+                    .await
+                    .is_err(),
+                sqlx::query("DELETE FROM events").execute(&p).await.is_err(),
+            ),
+        };
+        assert!(upd && del, "{engine:?}: the log is append-only");
+        db.drop_db().await;
+    }
+}
+
+/// Writers on many streams and a reader following positions concurrently: the reader
+/// sees every event exactly once, in increasing position order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_following_positions_under_concurrent_appends_never_skips() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        const WRITERS: usize = 8;
+        const EACH: usize = 40;
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut writers = vec![];
+        for w in 0..WRITERS {
+            let (s, done) = (s.clone(), done.clone());
+            writers.push(tokio::spawn(async move {
+                for i in 0..EACH {
+                    s.append(req(Uuid::now_v7(), 0, vec![ev((w * EACH + i) as i64)]))
+                        .await
+                        .unwrap();
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }));
+        }
+        let mut seen = vec![];
+        let mut after = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while seen.len() < WRITERS * EACH {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "reader stalled at {}",
+                seen.len()
+            );
+            let batch = s.read_all(after, 7).await.unwrap();
+            for e in &batch {
+                assert!(e.position > after, "positions only increase");
+                after = e.position;
+                seen.push(e.position);
+            }
+            if batch.is_empty() {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        let all: Vec<i64> = s
+            .read_all(0, 100_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(seen, all, "{engine:?}: the follower saw exactly the log");
+        db.drop_db().await;
+    }
+}
+
+/// The first position an append in this (open) transaction would take.
+async fn position_of_open_transaction(c: &mut sqlx::PgConnection) -> i64 {
+    let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(c)
+        .await
+        .unwrap();
+    xid.parse::<i64>().unwrap() << 10
+}
+
+/// Inserts an event row at a position taken by hand, as the store does.
+async fn insert_raw(c: &mut sqlx::PgConnection, position: i64, stream: Uuid) {
+    sqlx::query(
+        "INSERT INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
+         occurred_at, recorded_at, prev_hash, hash) VALUES ($1, $2, 1, 'TicketCommented', 1, '{}', '{}', \
+         now(), now(), $3, 'x')",
+    )
+    .bind(position)
+    .bind(stream)
+    .bind(hash::GENESIS)
+    .execute(c)
+    .await
+    .unwrap();
+}
+
+/// The PostgreSQL sequence-gap hazard, made to happen: one append holds a position
+/// uncommitted while a later position commits. The feed must not pass the open one.
+/// A reader that simply follows the sequence returns the later event here and, with
+/// its checkpoint moved past, never sees the earlier one.
+#[tokio::test]
+async fn the_feed_never_passes_a_position_that_may_still_commit() {
+    if !engines().await.contains(&Engine::Postgres) {
+        return;
+    }
+    let (db, s) = open(Engine::Postgres).await;
+    let base = s
+        .append(req(Uuid::now_v7(), 0, vec![ev(0)]))
+        .await
+        .unwrap()
+        .last_position;
+
+    for insert_before_commit in [true, false] {
+        // T1: the store's own protocol, stopped before COMMIT: the transaction's xid
+        // names its position; then (or not yet) the row.
+        let mut t1 = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut t1).await.unwrap();
+        let p1 = position_of_open_transaction(&mut t1).await;
+        let stream1 = Uuid::now_v7();
+        if insert_before_commit {
+            insert_raw(&mut t1, p1, stream1).await;
+        }
+
+        // T2 commits a later position through the store.
+        let r2 = s.append(req(Uuid::now_v7(), 0, vec![ev(2)])).await.unwrap();
+        assert!(r2.first_position > p1);
+
+        // The hazard is real: the plain sequence-following query sees p2 already.
+        let naive: Vec<i64> = match s.pool() {
+            store::Pool::Postgres(p) => sqlx::query_scalar(
+                "SELECT position FROM events WHERE position > $1 ORDER BY position",
+            )
+            .bind(base)
+            .fetch_all(&p)
+            .await
+            .unwrap(),
+            _ => unreachable!(),
+        };
+        assert!(naive.contains(&r2.first_position) && !naive.contains(&p1));
+
+        // The store's feed does not pass p1 while T1 is open.
+        let feed: Vec<i64> = s
+            .read_all(base, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert!(
+            feed.iter().all(|p| *p < p1),
+            "the feed returned {feed:?} while position {p1} may still commit"
+        );
+
+        if !insert_before_commit {
+            insert_raw(&mut t1, p1, stream1).await;
+        }
+        sqlx::query("COMMIT").execute(&mut t1).await.unwrap();
+
+        // Now both arrive, in order.
+        let mut feed = vec![];
+        for _ in 0..100 {
+            feed = s
+                .read_all(base, 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.position)
+                .collect();
+            if feed.contains(&r2.first_position) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let i1 = feed.iter().position(|p| *p == p1).expect("p1 arrives");
+        let i2 = feed
+            .iter()
+            .position(|p| *p == r2.first_position)
+            .expect("p2 arrives");
+        assert!(i1 < i2);
+    }
+
+    // A rolled-back position leaves a gap that the feed steps over once settled.
+    let mut t3 = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut t3).await.unwrap();
+    let gap = position_of_open_transaction(&mut t3).await;
+    let r4 = s.append(req(Uuid::now_v7(), 0, vec![ev(4)])).await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut t3).await.unwrap();
+    let mut got = vec![];
+    for _ in 0..100 {
+        got = s
+            .read_all(gap - 1, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        if got.contains(&r4.first_position) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(got.contains(&r4.first_position) && !got.contains(&gap));
+    db.drop_db().await;
+}
