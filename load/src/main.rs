@@ -294,7 +294,7 @@ async fn drive(
     let size = match &result.closed_ticket {
         Some(id) => match lifecycle::event_size(http, &target, id).await {
             Ok(n) => {
-                eprintln!("mean stored event (data + metadata JSON): {n} bytes");
+                eprintln!("mean ticket event (JSON as served): {n} bytes");
                 Some(n)
             }
             Err(e) => {
