@@ -32,6 +32,7 @@ pub struct App {
     pub org: OrgHandle,
     pub sla: SlaPolicy,
     pub metrics: Metrics,
+    pub tokens: crate::auth::TokenCache,
 }
 
 pub type SharedApp = Arc<App>;
@@ -164,15 +165,58 @@ impl App {
         }
     }
 
+    /// A failed command may be the retry of one that succeeded: then the first
+    /// answer is the answer. Looking the key up only on failure keeps the happy
+    /// path one read shorter; a retry that decides again is caught by the key's
+    /// unique index at append (see `commit`).
+    async fn replay_or(
+        &self,
+        actor: &Actor,
+        meta: &CommandMeta,
+        err: AppError,
+    ) -> Result<Reply, AppError> {
+        if matches!(err, AppError::Unavailable(_) | AppError::Internal(_)) {
+            return Err(err);
+        }
+        match self.replay(actor, meta).await {
+            Ok(Some(r)) => Ok(r),
+            Ok(None) => Err(err),
+            Err(e @ AppError::Invalid { .. }) => Err(e),
+            Err(_) => Err(err),
+        }
+    }
+
     pub async fn create(
         &self,
         actor: &Actor,
         input: NewTicket,
         meta: CommandMeta,
     ) -> Result<Reply, AppError> {
-        if let Some(r) = self.replay(actor, &meta).await? {
-            return Ok(r);
+        match self.create_inner(actor, input, &meta).await {
+            Ok(r) => Ok(r),
+            Err(e) => self.replay_or(actor, &meta, e).await,
         }
+    }
+
+    pub async fn act(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        input: ActionInput,
+        meta: CommandMeta,
+    ) -> Result<Reply, AppError> {
+        match self.act_inner(actor, id, input, &meta).await {
+            Ok(r) => Ok(r),
+            Err(e) => self.replay_or(actor, &meta, e).await,
+        }
+    }
+
+    async fn create_inner(
+        &self,
+        actor: &Actor,
+        input: NewTicket,
+        meta: &CommandMeta,
+    ) -> Result<Reply, AppError> {
         let org = self.org.get();
         policy::check_create(&org, actor, input.location.grid.as_deref())?;
         if org.category(&input.category).is_none() {
@@ -252,27 +296,25 @@ impl App {
             contact.as_ref().map(|c| reporter_json(c, actor, &ticket)),
         )
         .to_string();
+        let new_stream = (0, Some(crate::store::hash::GENESIS.to_string()));
         self.commit(
-            actor, &meta, id, 0, &events, &ticket, now, 201, body, contact,
+            actor, meta, id, new_stream, &events, &ticket, now, 201, body, contact,
         )
         .await
     }
 
-    pub async fn act(
+    async fn act_inner(
         &self,
         actor: &Actor,
         id: Uuid,
         input: ActionInput,
-        meta: CommandMeta,
+        meta: &CommandMeta,
     ) -> Result<Reply, AppError> {
-        if let Some(r) = self.replay(actor, &meta).await? {
-            return Ok(r);
-        }
         let org = self.org.get();
         let deadlines = self.sla.with_org(org.clone());
         for _ in 0..MAX_ATTEMPTS {
-            let ticket = self
-                .load(id)
+            let (ticket, head_hash) = self
+                .load_with_head(id)
                 .await?
                 .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
             policy::check(&org, actor, input.action(), &ticket)?;
@@ -296,9 +338,9 @@ impl App {
             match self
                 .commit(
                     actor,
-                    &meta,
+                    meta,
                     id,
-                    ticket.version,
+                    (ticket.version, head_hash),
                     &events,
                     &next,
                     now,
@@ -326,7 +368,7 @@ impl App {
         actor: &Actor,
         meta: &CommandMeta,
         id: Uuid,
-        expected_version: i64,
+        (expected_version, prev_hash): (i64, Option<String>),
         events: &[TicketEvent],
         ticket: &Ticket,
         now: DateTime<Utc>,
@@ -349,6 +391,7 @@ impl App {
         let req = AppendRequest {
             stream_id: id,
             expected_version,
+            prev_hash,
             events: new_events,
             metadata: Metadata {
                 actor: actor.user.clone(),
@@ -402,9 +445,17 @@ impl App {
     /// The ticket's current state: from its view row, or by folding its stream
     /// when the row is missing or from an older shape.
     pub async fn load(&self, id: Uuid) -> Result<Option<Ticket>, AppError> {
+        Ok(self.load_with_head(id).await?.map(|(t, _)| t))
+    }
+
+    /// The ticket and the hash of its stream's last event (None when unknown).
+    pub async fn load_with_head(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
         if let Some(row) = self.store.ticket_view(id).await? {
             if let Ok(t) = serde_json::from_value::<Ticket>(row.doc) {
-                return Ok(Some(t));
+                return Ok(Some((t, Some(row.head_hash))));
             }
         }
         let events = self.store.read_stream(id).await?;
@@ -415,7 +466,7 @@ impl App {
             })?;
             state = Some(Ticket::apply(state, id, &ev, e.occurred_at));
         }
-        Ok(state)
+        Ok(state.map(|t| (t, events.last().map(|e| e.hash.clone()))))
     }
 
     /// One ticket as the actor may see it, with the reporter's contact (masked
@@ -564,6 +615,8 @@ fn view_row(t: &Ticket) -> TicketViewRow {
         updated_at: t.updated_at,
         // Serializing the derived Ticket struct into a Value cannot fail.
         doc: serde_json::to_value(t).expect("ticket serializes"),
+        // The store fills in the hash of the last event it appends.
+        head_hash: String::new(),
     }
 }
 

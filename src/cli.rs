@@ -222,6 +222,7 @@ pub async fn build_app(
         org: OrgHandle::new(org),
         sla: SlaPolicy::new(calendar, settings),
         metrics: Metrics::new(),
+        tokens: Default::default(),
     }))
 }
 

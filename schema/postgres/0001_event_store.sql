@@ -40,7 +40,8 @@ CREATE TABLE idempotency_keys (
     PRIMARY KEY (scope, key)
 );
 
-CREATE SEQUENCE ticket_serial_seq;
+-- Each instance takes a block of 100 ticket serials per round trip.
+CREATE SEQUENCE ticket_serial_seq INCREMENT BY 100;
 
 CREATE TABLE ticket_view (
     id          UUID PRIMARY KEY,
@@ -53,7 +54,8 @@ CREATE TABLE ticket_view (
     version     BIGINT NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL,
     updated_at  TIMESTAMPTZ NOT NULL,
-    doc         JSONB NOT NULL
+    doc         JSONB NOT NULL,
+    head_hash   TEXT NOT NULL
 );
 CREATE INDEX ticket_view_queue ON ticket_view (created_at DESC, id DESC);
 CREATE INDEX ticket_view_state ON ticket_view (state, created_at DESC, id DESC);

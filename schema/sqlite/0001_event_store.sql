@@ -52,7 +52,8 @@ CREATE TABLE ticket_view (
     version     INTEGER NOT NULL,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
-    doc         TEXT NOT NULL
+    doc         TEXT NOT NULL,
+    head_hash   TEXT NOT NULL
 );
 CREATE INDEX ticket_view_queue ON ticket_view (created_at DESC, id DESC);
 CREATE INDEX ticket_view_state ON ticket_view (state, created_at DESC, id DESC);

@@ -65,6 +65,43 @@ pub struct TokenInfo {
     pub revoked_at: Option<String>,
 }
 
+/// Recently resolved tokens, so a request does not cost a database round trip to
+/// authenticate. A revoked token stops working within [`TokenCache::TTL`].
+#[derive(Default)]
+pub struct TokenCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Actor, std::time::Instant)>>,
+}
+
+impl TokenCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+    const MAX_ENTRIES: usize = 10_000;
+
+    pub async fn authenticate(
+        &self,
+        pool: &Pool,
+        token: &str,
+    ) -> Result<Option<Actor>, StoreError> {
+        let key = hash_token(token);
+        {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((actor, at)) = entries.get(&key) {
+                if at.elapsed() < Self::TTL {
+                    return Ok(Some(actor.clone()));
+                }
+            }
+        }
+        let found = authenticate(pool, token).await?;
+        if let Some(actor) = &found {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, (actor.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
+    }
+}
+
 fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }

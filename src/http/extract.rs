@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::app::{CommandMeta, SharedApp};
-use crate::auth::{self, Actor};
+use crate::auth::Actor;
 use crate::error::AppError;
 
 /// A JSON body parsed into `T`: malformed JSON is a 400, a missing or wrong field a
@@ -95,7 +95,8 @@ where
                         .into(),
                 )
             })?;
-        auth::authenticate(&app.store.pool(), token)
+        app.tokens
+            .authenticate(&app.store.pool(), token)
             .await?
             .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))
     }

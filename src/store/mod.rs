@@ -84,6 +84,9 @@ pub struct TicketViewRow {
     pub updated_at: DateTime<Utc>,
     /// The folded ticket as JSON.
     pub doc: Value,
+    /// The hash of the stream's last event; the store fills it in on append. It
+    /// lets the next command chain its events without reading the stream's head.
+    pub head_hash: String,
 }
 
 /// A reporter's contact details: personal data, kept out of the event log.
@@ -99,6 +102,10 @@ pub struct AppendRequest {
     pub stream_id: Uuid,
     /// The stream's version the events were decided against (0: a new stream).
     pub expected_version: i64,
+    /// The hash of the event at `expected_version`, when the caller knows it (from
+    /// the ticket view); the store checks it against the head instead of reading it
+    /// first. None: the store reads the head.
+    pub prev_hash: Option<String>,
     pub events: Vec<NewEvent>,
     pub metadata: Metadata,
     pub idempotency: Option<IdempotencyRecord>,

@@ -45,7 +45,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("schema/postgres")
 pub struct PgStore {
     pool: PgPool,
     appended: watch::Sender<i64>,
+    /// The block of ticket serials this instance hands out: [next, end).
+    serials: tokio::sync::Mutex<(i64, i64)>,
 }
+
+/// Serials per block; must equal the sequence's INCREMENT BY.
+const SERIAL_BLOCK: i64 = 100;
 
 impl PgStore {
     pub async fn open(url: &str, migrate: bool) -> anyhow::Result<PgStore> {
@@ -65,7 +70,23 @@ impl PgStore {
             MIGRATOR.run(&pool).await?;
         }
         let (appended, _) = watch::channel(0);
-        Ok(PgStore { pool, appended })
+        Ok(PgStore {
+            pool,
+            appended,
+            serials: tokio::sync::Mutex::new((0, 0)),
+        })
+    }
+
+    /// The stream's (version, last hash); (0, GENESIS) for a new stream.
+    async fn head(&self, stream: Uuid) -> Result<(i64, String), StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
+        )
+        .bind(stream)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        Ok(row.unwrap_or_else(|| (0, GENESIS.to_string())))
     }
 
     pub fn pg_pool(&self) -> &PgPool {
@@ -105,6 +126,7 @@ fn view_from_row(r: &PgRow) -> Result<TicketViewRow, sqlx::Error> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         doc: r.try_get("doc")?,
+        head_hash: r.try_get("head_hash")?,
     })
 }
 
@@ -119,73 +141,34 @@ impl EventStore for PgStore {
     }
 
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
+        let n = req.events.len();
+        if n == 0 || n > MAX_EVENTS_PER_APPEND {
+            return Err(StoreError::Corrupt(format!(
+                "an append carries 1 to {MAX_EVENTS_PER_APPEND} events, not {n}"
+            )));
+        }
+        let prev = match &req.prev_hash {
+            Some(h) => h.clone(),
+            None => self.head(req.stream_id).await?.1,
+        };
         let recorded_at = truncate_micros(Utc::now());
         let metadata =
             serde_json::to_value(&req.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.pool.begin().await.map_err(StoreError::classify)?;
 
-        // The transaction's xid (which names the positions), and the stream's head.
-        let head = sqlx::query(
-            "SELECT pg_current_xact_id()::text AS xid, h.version, h.hash FROM (SELECT 1) one \
-             LEFT JOIN LATERAL (SELECT version, hash FROM events WHERE stream_id = $1 \
-             ORDER BY version DESC LIMIT 1) h ON true",
-        )
-        .bind(req.stream_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(StoreError::classify)?;
-        let actual: i64 = head.try_get::<Option<i64>, _>("version")?.unwrap_or(0);
-        if actual != req.expected_version {
-            return Err(StoreError::Conflict {
-                stream: req.stream_id,
-                expected: req.expected_version,
-                actual,
-            });
-        }
-        let mut prev: String = head
-            .try_get::<Option<String>, _>("hash")?
-            .unwrap_or_else(|| GENESIS.to_string());
-        let xid: i64 = head
-            .try_get::<String, _>("xid")?
-            .parse()
-            .map_err(|e| StoreError::Corrupt(format!("transaction id: {e}")))?;
-        if req.events.is_empty() || req.events.len() > MAX_EVENTS_PER_APPEND {
-            return Err(StoreError::Corrupt(format!(
-                "an append carries 1 to {MAX_EVENTS_PER_APPEND} events, not {}",
-                req.events.len()
-            )));
-        }
-        let positions: Vec<i64> = (0..req.events.len() as i64)
-            .map(|i| (xid << POSITION_SHIFT) + i)
-            .collect();
-
-        // The key first: a concurrent retry with the same key waits here on the
-        // unique index until this transaction ends, then fails cleanly.
-        if let Some(k) = &req.idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&k.scope)
-            .bind(&k.key)
-            .bind(&k.request_hash)
-            .bind(k.status as i32)
-            .bind(&k.body)
-            .bind(k.stream_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match constraint(&e) {
-                Some("idempotency_keys_pkey") => StoreError::DuplicateKey,
-                _ => StoreError::classify(e),
-            })?;
-        }
-
-        let mut version = req.expected_version;
-        for (e, position) in req.events.iter().zip(&positions) {
-            version += 1;
+        // Hash the chain here; the statement checks that `prev` really is the head.
+        let mut versions = Vec::with_capacity(n);
+        let mut types = Vec::with_capacity(n);
+        let mut schema_versions = Vec::with_capacity(n);
+        let mut datas = Vec::with_capacity(n);
+        let mut occurred = Vec::with_capacity(n);
+        let mut prevs = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        let mut link = prev.clone();
+        for (i, e) in req.events.iter().enumerate() {
+            let version = req.expected_version + 1 + i as i64;
             let occurred_at = truncate_micros(e.occurred_at);
             let hash = event_hash(
-                &prev,
+                &link,
                 req.stream_id,
                 version,
                 &e.event_type,
@@ -195,74 +178,109 @@ impl EventStore for PgStore {
                 occurred_at,
                 recorded_at,
             );
-            sqlx::query(
-                "INSERT INTO events (position, stream_id, version, event_type, schema_version, data, \
-                 metadata, occurred_at, recorded_at, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(position)
-            .bind(req.stream_id)
-            .bind(version)
-            .bind(&e.event_type)
-            .bind(e.schema_version)
-            .bind(&e.data)
-            .bind(&metadata)
-            .bind(occurred_at)
-            .bind(recorded_at)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| match constraint(&err) {
-                Some("events_stream_version_key") => StoreError::Conflict {
-                    stream: req.stream_id,
-                    expected: req.expected_version,
-                    actual: req.expected_version + 1,
-                },
-                _ => StoreError::classify(err),
-            })?;
-            prev = hash;
+            versions.push(version);
+            types.push(e.event_type.clone());
+            schema_versions.push(e.schema_version);
+            datas.push(e.data.clone());
+            occurred.push(occurred_at);
+            prevs.push(std::mem::replace(&mut link, hash.clone()));
+            hashes.push(hash);
         }
+        let head_hash = link;
+        let key = req.idempotency.as_ref();
+        let contact = req.contact.as_ref();
+        let view = req.view.as_ref();
 
-        if let Some(c) = &req.contact {
-            sqlx::query("INSERT INTO contacts (id, name, phone) VALUES ($1, $2, $3)")
-                .bind(c.id)
-                .bind(&c.name)
-                .bind(&c.phone)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::classify)?;
-        }
-
-        if let Some(v) = &req.view {
-            sqlx::query(
-                "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, \
-                 created_at, updated_at, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
+        // One statement, so one round trip and one implicit transaction: either
+        // every part is written or none is. A stale head writes no rows (and is
+        // reported as a conflict below); a concurrent append of the same version
+        // fails on the unique (stream_id, version) index.
+        let row = sqlx::query(
+            "WITH head AS ( \
+               SELECT COALESCE(MAX(version), 0) AS version, \
+                      COALESCE((SELECT hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1), $20) AS hash \
+               FROM events WHERE stream_id = $1), \
+             ok AS (SELECT 1 FROM head WHERE version = $2 AND hash = $3), \
+             ev AS ( \
+               INSERT INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
+                                   occurred_at, recorded_at, prev_hash, hash) \
+               SELECT (pg_current_xact_id()::text::bigint << 10) + (t.ord - 1), $1, t.version, t.event_type, \
+                      t.schema_version, t.data, $9, t.occurred_at, $10, t.prev_hash, t.hash \
+               FROM unnest($4::bigint[], $5::text[], $6::int[], $7::jsonb[], $8::timestamptz[], $11::text[], $12::text[]) \
+                    WITH ORDINALITY AS t(version, event_type, schema_version, data, occurred_at, prev_hash, hash, ord) \
+               WHERE EXISTS (SELECT 1 FROM ok) \
+               RETURNING position), \
+             k AS ( \
+               INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) \
+               SELECT $13, $14, $15, $16, $17, $1 WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM ok)), \
+             c AS ( \
+               INSERT INTO contacts (id, name, phone) \
+               SELECT $18, $19, $21 WHERE $18::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM ok)), \
+             v AS ( \
+               INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
+                                        updated_at, doc, head_hash) \
+               SELECT $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33 \
+               WHERE $22::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM ok) \
+               ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
                  centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-                 doc = EXCLUDED.doc WHERE ticket_view.version < EXCLUDED.version",
-            )
-            .bind(v.id)
-            .bind(&v.number)
-            .bind(&v.state)
-            .bind(&v.unit)
-            .bind(&v.centre)
-            .bind(&v.category)
-            .bind(&v.grid)
-            .bind(v.version)
-            .bind(v.created_at)
-            .bind(v.updated_at)
-            .bind(&v.doc)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match constraint(&e) {
-                Some("ticket_view_number_key") => StoreError::DuplicateNumber,
-                _ => StoreError::classify(e),
-            })?;
-        }
-
-        tx.commit().await.map_err(StoreError::classify)?;
-        let last = positions.last().copied().unwrap_or(0);
+                 doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash \
+               WHERE ticket_view.version < EXCLUDED.version) \
+             SELECT MIN(position) AS first, MAX(position) AS last, (SELECT version FROM head) AS actual FROM ev",
+        )
+        .bind(req.stream_id) // $1
+        .bind(req.expected_version)
+        .bind(&prev)
+        .bind(&versions)
+        .bind(&types) // $5
+        .bind(&schema_versions)
+        .bind(&datas)
+        .bind(&occurred)
+        .bind(&metadata)
+        .bind(recorded_at) // $10
+        .bind(&prevs)
+        .bind(&hashes)
+        .bind(key.map(|k| &k.scope))
+        .bind(key.map(|k| &k.key))
+        .bind(key.map(|k| &k.request_hash)) // $15
+        .bind(key.map(|k| k.status as i32))
+        .bind(key.map(|k| &k.body))
+        .bind(contact.map(|c| c.id))
+        .bind(contact.and_then(|c| c.name.as_ref()))
+        .bind(GENESIS) // $20
+        .bind(contact.and_then(|c| c.phone.as_ref()))
+        .bind(view.map(|v| v.id))
+        .bind(view.map(|v| &v.number))
+        .bind(view.map(|v| &v.state))
+        .bind(view.and_then(|v| v.unit.as_ref())) // $25
+        .bind(view.map(|v| &v.centre))
+        .bind(view.map(|v| &v.category))
+        .bind(view.and_then(|v| v.grid.as_ref()))
+        .bind(view.map(|v| v.version))
+        .bind(view.map(|v| v.created_at)) // $30
+        .bind(view.map(|v| v.updated_at))
+        .bind(view.map(|v| &v.doc))
+        .bind(&head_hash)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match constraint(&e) {
+            Some("events_stream_version_key") => StoreError::Conflict {
+                stream: req.stream_id,
+                expected: req.expected_version,
+                actual: req.expected_version + 1,
+            },
+            Some("idempotency_keys_pkey") => StoreError::DuplicateKey,
+            Some("ticket_view_number_key") => StoreError::DuplicateNumber,
+            _ => StoreError::classify(e),
+        })?;
+        let (first, last): (Option<i64>, Option<i64>) =
+            (row.try_get("first")?, row.try_get("last")?);
+        let (Some(first), Some(last)) = (first, last) else {
+            return Err(StoreError::Conflict {
+                stream: req.stream_id,
+                expected: req.expected_version,
+                actual: row.try_get::<Option<i64>, _>("actual")?.unwrap_or(0),
+            });
+        };
         self.appended.send_if_modified(|p| {
             let newer = last > *p;
             if newer {
@@ -271,9 +289,9 @@ impl EventStore for PgStore {
             newer
         });
         Ok(Appended {
-            first_position: positions.first().copied().unwrap_or(0),
+            first_position: first,
             last_position: last,
-            version,
+            version: req.expected_version + n as i64,
         })
     }
 
@@ -375,10 +393,16 @@ impl EventStore for PgStore {
     }
 
     async fn next_ticket_serial(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT nextval('ticket_serial_seq')")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::classify)
+        let mut block = self.serials.lock().await;
+        if block.0 >= block.1 {
+            let start: i64 = sqlx::query_scalar("SELECT nextval('ticket_serial_seq')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::classify)?;
+            *block = (start, start + SERIAL_BLOCK);
+        }
+        block.0 += 1;
+        Ok(block.0 - 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -186,7 +186,7 @@ async fn append_one(
         ),
         None => (0, GENESIS.to_string()),
     };
-    if actual != req.expected_version {
+    if actual != req.expected_version || req.prev_hash.as_ref().is_some_and(|h| *h != prev) {
         return Err(StoreError::Conflict {
             stream: req.stream_id,
             expected: req.expected_version,
@@ -267,10 +267,10 @@ async fn append_one(
     if let Some(v) = &req.view {
         sqlx::query(
             "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-             updated_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             updated_at, doc, head_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, unit = excluded.unit, \
              centre = excluded.centre, version = excluded.version, updated_at = excluded.updated_at, \
-             doc = excluded.doc WHERE ticket_view.version < excluded.version",
+             doc = excluded.doc, head_hash = excluded.head_hash WHERE ticket_view.version < excluded.version",
         )
         .bind(v.id.to_string())
         .bind(&v.number)
@@ -283,6 +283,7 @@ async fn append_one(
         .bind(rfc3339(v.created_at))
         .bind(rfc3339(v.updated_at))
         .bind(v.doc.to_string())
+        .bind(&prev)
         .execute(&mut *conn)
         .await
         .map_err(|e| {
@@ -346,6 +347,7 @@ fn view_from_row(r: &SqliteRow) -> Result<TicketViewRow, StoreError> {
         created_at: parse_time(r.try_get("created_at")?)?,
         updated_at: parse_time(r.try_get("updated_at")?)?,
         doc: parse_json(r.try_get("doc")?)?,
+        head_hash: r.try_get("head_hash")?,
     })
 }
 

@@ -28,6 +28,7 @@ fn req(stream: Uuid, expected: i64, events: Vec<NewEvent>) -> AppendRequest {
     AppendRequest {
         stream_id: stream,
         expected_version: expected,
+        prev_hash: None,
         events,
         metadata: Metadata {
             actor: "tester".into(),
@@ -96,7 +97,21 @@ async fn a_stale_expected_version_is_a_conflict_and_writes_nothing() {
                 other => panic!("{engine:?}: expected a conflict, got {other:?}"),
             }
         }
+        // The right version with the wrong previous hash is refused too.
+        let mut r = req(a, 1, vec![ev(9)]);
+        r.prev_hash = Some(hash::GENESIS.to_string());
+        assert!(
+            matches!(s.append(r).await, Err(StoreError::Conflict { .. })),
+            "{engine:?}"
+        );
         assert_eq!(s.read_stream(a).await.unwrap().len(), 1);
+        let mut r = req(a, 1, vec![ev(10)]);
+        r.prev_hash = Some(s.read_stream(a).await.unwrap()[0].hash.clone());
+        assert_eq!(
+            s.append(r).await.unwrap().version,
+            2,
+            "{engine:?}: the right head is accepted"
+        );
         db.drop_db().await;
     }
 }
