@@ -33,6 +33,7 @@ pub struct App {
     pub sla: SlaPolicy,
     pub metrics: Metrics,
     pub tokens: crate::auth::TokenCache,
+    pub clock: crate::clock::Clock,
 }
 
 pub type SharedApp = Arc<App>;
@@ -135,7 +136,7 @@ pub struct Reply {
 
 impl App {
     pub fn now(&self) -> DateTime<Utc> {
-        crate::store::truncate_micros(Utc::now())
+        self.clock.now()
     }
 
     /// The stored answer to an earlier request with this key, if any.

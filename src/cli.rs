@@ -223,6 +223,7 @@ pub async fn build_app(
         sla: SlaPolicy::new(calendar, settings),
         metrics: Metrics::new(),
         tokens: Default::default(),
+        clock,
     }))
 }
 
