@@ -215,6 +215,16 @@ pub async fn build_app(
     calendar: Calendar,
     settings: SlaSettings,
 ) -> anyhow::Result<Arc<App>> {
+    build_app_with_clock(url, calendar, settings, crate::clock::Clock::system()).await
+}
+
+/// The application with a chosen clock (tests stand it at a chosen instant).
+pub async fn build_app_with_clock(
+    url: &str,
+    calendar: Calendar,
+    settings: SlaSettings,
+    clock: crate::clock::Clock,
+) -> anyhow::Result<Arc<App>> {
     let store = store::open(url, true).await?;
     let org = org::current_or_demo(&store.pool()).await?;
     Ok(Arc::new(App {
