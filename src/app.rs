@@ -34,6 +34,41 @@ pub struct App {
     pub metrics: Metrics,
     pub tokens: crate::auth::TokenCache,
     pub clock: crate::clock::Clock,
+    /// Tickets this process wrote last, so the next command on them needs no read.
+    pub recent: RecentTickets,
+}
+
+/// The state (and stream head) of the tickets this process appended to most
+/// recently. A copy may be stale when another instance (or the SLA watcher) has
+/// appended since: a command decided on it then fails the store's head check,
+/// nothing is written, and the command is decided again on a fresh read. So the
+/// cache saves reads without ever letting a stale decision commit.
+pub struct RecentTickets(std::sync::Mutex<lru::LruCache<Uuid, (Ticket, String)>>);
+
+impl Default for RecentTickets {
+    fn default() -> Self {
+        // A non-zero literal: the conversion cannot fail.
+        let cap = std::num::NonZeroUsize::new(50_000).expect("non-zero capacity");
+        RecentTickets(std::sync::Mutex::new(lru::LruCache::new(cap)))
+    }
+}
+
+impl RecentTickets {
+    fn lock(&self) -> std::sync::MutexGuard<'_, lru::LruCache<Uuid, (Ticket, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<(Ticket, String)> {
+        self.lock().get(&id).cloned()
+    }
+
+    pub fn put(&self, t: Ticket, head_hash: String) {
+        self.lock().put(t.id, (t, head_hash));
+    }
+
+    pub fn forget(&self, id: Uuid) {
+        self.lock().pop(&id);
+    }
 }
 
 pub type SharedApp = Arc<App>;
@@ -313,11 +348,20 @@ impl App {
     ) -> Result<Reply, AppError> {
         let org = self.org.get();
         let deadlines = self.sla.with_org(org.clone());
-        for _ in 0..MAX_ATTEMPTS {
-            let (ticket, head_hash) = self
-                .load_with_head(id)
-                .await?
-                .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Lost a race: the cached state is stale. Jitter, so the losers do
+                // not collide again in lockstep, and read the ticket afresh.
+                self.recent.forget(id);
+                let ms = rand::random_range(0..=2 * u64::from(attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            let (mut ticket, mut head_hash) = self.load_for_command(id).await?;
+            if meta.if_match.is_some_and(|v| v != ticket.version) {
+                // Judge a precondition on the stored state, never on a cached copy.
+                self.recent.forget(id);
+                (ticket, head_hash) = self.load_for_command(id).await?;
+            }
             policy::check(&org, actor, input.action(), &ticket)?;
             if let Some(v) = meta.if_match {
                 if v != ticket.version {
@@ -421,7 +465,8 @@ impl App {
             .with_label_values(&[self.store.engine()])
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(_) => {
+            Ok(appended) => {
+                self.recent.put(ticket.clone(), appended.head_hash);
                 for e in events {
                     self.metrics
                         .events_appended
@@ -445,6 +490,17 @@ impl App {
 
     /// The ticket's current state: from its view row, or by folding its stream
     /// when the row is missing or from an older shape.
+    /// The state a command decides on: this process's last write if it has one,
+    /// else the stored state.
+    async fn load_for_command(&self, id: Uuid) -> Result<(Ticket, Option<String>), AppError> {
+        if let Some((t, h)) = self.recent.get(id) {
+            return Ok((t, Some(h)));
+        }
+        self.load_with_head(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))
+    }
+
     pub async fn load(&self, id: Uuid) -> Result<Option<Ticket>, AppError> {
         Ok(self.load_with_head(id).await?.map(|(t, _)| t))
     }
@@ -602,7 +658,8 @@ fn fold_new(
     state.expect("decide returned at least one event")
 }
 
-fn view_row(t: &Ticket) -> TicketViewRow {
+/// The ticket-view row for `t` (also written by the SLA watcher with its events).
+pub fn view_row(t: &Ticket) -> TicketViewRow {
     TicketViewRow {
         id: t.id,
         number: t.number.clone(),

@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// Working days to redo a ticket after a failed verification.
     #[arg(long, env = "YIWANG_REWORK_DAYS", default_value_t = 3)]
     pub rework_days: u32,
+    /// Seconds between two rounds of the SLA watcher (SlaWarning / SlaBreached).
+    #[arg(long, env = "YIWANG_SLA_INTERVAL_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sla_interval_secs: u64,
+    /// The fraction of a deadline's time after which the SLA watcher warns (0.8 = at 80%).
+    #[arg(long, env = "YIWANG_SLA_WARN_FRACTION", default_value = "0.8",
+          value_parser = crate::sla::watcher::parse_warn_fraction)]
+    pub sla_warn_fraction: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -234,6 +242,7 @@ pub async fn build_app_with_clock(
         metrics: Metrics::new(),
         tokens: Default::default(),
         clock,
+        recent: Default::default(),
     }))
 }
 
@@ -247,10 +256,12 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         calendar,
         SlaSettings {
             rework_days: args.rework_days,
+            warn_fraction: args.sla_warn_fraction,
         },
     )
     .await?;
     spawn_org_refresh(app.clone());
+    crate::sla::watcher::spawn(app.clone(), Duration::from_secs(args.sla_interval_secs));
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;

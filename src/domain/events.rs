@@ -174,6 +174,41 @@ pub struct Closed {
     pub duplicate_of: Option<Uuid>,
 }
 
+/// Which deadline an SLA event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    /// 签收: the unit signs for the ticket.
+    Sign,
+    /// 办结: the unit reports it handled.
+    Handle,
+}
+
+impl DeadlineKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadlineKind::Sign => "sign",
+            DeadlineKind::Handle => "handle",
+        }
+    }
+}
+
+/// The SLA watcher saw a deadline draw near (by default 80% of its time gone).
+/// `due_at` names the deadline it is about, so a deadline that moves (extension,
+/// rework, a new dispatch) gets its own warning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlaWarning {
+    pub deadline: DeadlineKind,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The SLA watcher saw a deadline pass with the step not done.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SlaBreached {
+    pub deadline: DeadlineKind,
+    pub due_at: DateTime<Utc>,
+}
+
 /// Every event of a ticket stream. `type` and `data` are the stored columns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -191,6 +226,8 @@ pub enum TicketEvent {
     CitizenFeedbackRecorded(FeedbackRecorded),
     TicketCommented(Commented),
     TicketClosed(Closed),
+    SlaWarning(SlaWarning),
+    SlaBreached(SlaBreached),
 }
 
 impl TicketEvent {
@@ -233,6 +270,8 @@ impl TicketEvent {
             TicketEvent::CitizenFeedbackRecorded(_) => "CitizenFeedbackRecorded",
             TicketEvent::TicketCommented(_) => "TicketCommented",
             TicketEvent::TicketClosed(_) => "TicketClosed",
+            TicketEvent::SlaWarning(_) => "SlaWarning",
+            TicketEvent::SlaBreached(_) => "SlaBreached",
         }
     }
 }

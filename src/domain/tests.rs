@@ -1543,6 +1543,8 @@ fn one_of_every_event() -> Vec<TicketEvent> {
             text: "备注".into(),
         }),
         closed(CloseCode::Duplicate, Some(OTHER)),
+        sla_warning(DeadlineKind::Sign, given_sign_due()),
+        sla_breached(DeadlineKind::Handle, given_handle_due()),
     ]
 }
 
@@ -1932,5 +1934,504 @@ proptest! {
         cmds in prop::collection::vec(arb_command(), 0..40),
     ) {
         run_sequence(opening, cmds, true)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The SLA watcher: `sla_events` (DESIGN §2 "SLA watcher events", issue 3 item 5)
+// ---------------------------------------------------------------------------------
+//
+// `given(history).when_watched_at(t)` runs the watcher's pure decision at `t` with
+// the default 80% warning fraction. In `a_dispatched_ticket()` the assignment is at
+// hour(1) = t0 + 1 h, the sign deadline t0 + 24 h (23 h later: the warning falls at
+// 80% of 23 h = 18 h 24 min after it, t0 + 19 h 24 min) and the handle deadline
+// t0 + 120 h (119 h: warning at t0 + 1 h + 95 h 12 min = t0 + 96 h 12 min).
+
+const WARN: f64 = 0.8;
+
+fn sla_warning(deadline: DeadlineKind, due_at: DateTime<Utc>) -> TicketEvent {
+    TicketEvent::SlaWarning(SlaWarning { deadline, due_at })
+}
+
+fn sla_breached(deadline: DeadlineKind, due_at: DateTime<Utc>) -> TicketEvent {
+    TicketEvent::SlaBreached(SlaBreached { deadline, due_at })
+}
+
+use DeadlineKind::{Handle as HandleDeadline, Sign as SignDeadline};
+
+fn sign_warn_at() -> DateTime<Utc> {
+    t0() + Duration::hours(19) + Duration::minutes(24)
+}
+
+fn handle_warn_at() -> DateTime<Utc> {
+    t0() + Duration::hours(96) + Duration::minutes(12)
+}
+
+fn second() -> Duration {
+    Duration::seconds(1)
+}
+
+/// A history with each event at its own instant (the watcher's tests need real
+/// gaps between the steps, not the one hour of `given`).
+fn given_at(history: Vec<(TicketEvent, DateTime<Utc>)>) -> Given {
+    let ticket = Ticket::fold(ID, history.iter().map(|(e, at)| (e, *at)));
+    Given {
+        history: history.into_iter().map(|(e, _)| e).collect(),
+        ticket,
+    }
+}
+
+impl Given {
+    /// The watcher's decision at `at` (80% warning), as a `When` whose
+    /// `then_events` checks and applies it like a command's.
+    fn when_watched_at(self, at: DateTime<Utc>) -> When {
+        self.when_watched_with(at, WARN)
+    }
+
+    fn when_watched_with(self, at: DateTime<Utc>, fraction: f64) -> When {
+        let result = Ok(sla_events(
+            self.ticket.as_ref().expect("a ticket"),
+            at,
+            fraction,
+        ));
+        When {
+            given: self,
+            cmd: format!("the SLA watcher at {at} (warn at {fraction})"),
+            result,
+        }
+    }
+}
+
+#[test]
+fn the_warning_instants_of_the_fixtures_are_80_percent_of_the_way() {
+    assert_eq!(sla_warn_at(hour(1), given_sign_due(), WARN), sign_warn_at());
+    assert_eq!(
+        sla_warn_at(hour(1), given_handle_due(), WARN),
+        handle_warn_at()
+    );
+}
+
+#[test]
+fn before_80_percent_of_the_sign_time_the_watcher_appends_nothing() {
+    given(a_dispatched_ticket())
+        .when_watched_at(hour(1))
+        .then_events(vec![]);
+    given(a_dispatched_ticket())
+        .when_watched_at(sign_warn_at() - second())
+        .then_events(vec![]);
+}
+
+#[test]
+fn at_80_percent_of_the_sign_time_the_sign_deadline_is_warned() {
+    let t = given(a_dispatched_ticket())
+        .when_watched_at(sign_warn_at())
+        .then_events(vec![sla_warning(SignDeadline, given_sign_due())]);
+    assert_eq!(t.sla.sign_warned, Some(given_sign_due()));
+    assert_eq!(t.sla.sign_breached, None);
+    assert_eq!(t.state, State::Assigned, "an SLA event moves no state");
+}
+
+#[test]
+fn a_deadline_is_warned_only_once() {
+    let mut h = a_dispatched_ticket();
+    h.push(sla_warning(SignDeadline, given_sign_due()));
+    for at in [
+        sign_warn_at(),
+        given_sign_due() - second(),
+        given_sign_due(),
+    ] {
+        given(h.clone()).when_watched_at(at).then_events(vec![]);
+    }
+}
+
+#[test]
+fn when_the_sign_deadline_passes_it_is_breached_once() {
+    let mut h = a_dispatched_ticket();
+    h.push(sla_warning(SignDeadline, given_sign_due()));
+    // At the deadline itself it has not passed yet (as `Ticket::overdue`).
+    given(h.clone())
+        .when_watched_at(given_sign_due())
+        .then_events(vec![]);
+    let t = given(h.clone())
+        .when_watched_at(given_sign_due() + second())
+        .then_events(vec![sla_breached(SignDeadline, given_sign_due())]);
+    assert!(t.overdue(given_sign_due() + second()));
+    assert_eq!(t.sla.sign_breached, Some(given_sign_due()));
+    h.push(sla_breached(SignDeadline, given_sign_due()));
+    given(h.clone())
+        .when_watched_at(given_sign_due() + Duration::hours(2))
+        .then_events(vec![]);
+}
+
+#[test]
+fn a_watcher_that_missed_the_warning_window_appends_the_breach_only() {
+    let t = given(a_dispatched_ticket())
+        .when_watched_at(given_sign_due() + Duration::hours(1))
+        .then_events(vec![sla_breached(SignDeadline, given_sign_due())]);
+    // And never the warning afterwards, whatever the clock says.
+    let mut h = a_dispatched_ticket();
+    h.push(sla_breached(SignDeadline, given_sign_due()));
+    for at in [sign_warn_at(), given_sign_due(), given_sign_due() + days(1)] {
+        given(h.clone()).when_watched_at(at).then_events(vec![]);
+    }
+    assert_eq!(t.sla.sign_warned, None);
+}
+
+#[test]
+fn signing_for_the_ticket_stops_the_sign_deadline_events() {
+    // Signed at hour(2), well before the sign deadline.
+    for at in [sign_warn_at(), given_sign_due() + Duration::hours(3)] {
+        given(a_signed_ticket())
+            .when_watched_at(at)
+            .then_events(vec![]);
+    }
+    // Signed late, after the warning: the breach never comes.
+    let mut h = a_dispatched_ticket();
+    h.push(sla_warning(SignDeadline, given_sign_due()));
+    h.push(signed_by("张三"));
+    given(h)
+        .when_watched_at(given_sign_due() + Duration::hours(3))
+        .then_events(vec![]);
+}
+
+#[test]
+fn the_handle_deadline_is_warned_then_breached() {
+    given(a_signed_ticket())
+        .when_watched_at(handle_warn_at() - second())
+        .then_events(vec![]);
+    given(a_signed_ticket())
+        .when_watched_at(handle_warn_at())
+        .then_events(vec![sla_warning(HandleDeadline, given_handle_due())]);
+    let mut h = a_signed_ticket();
+    h.push(sla_warning(HandleDeadline, given_handle_due()));
+    let t = given(h.clone())
+        .when_watched_at(given_handle_due() + second())
+        .then_events(vec![sla_breached(HandleDeadline, given_handle_due())]);
+    assert_eq!(t.sla.handle_breached, Some(given_handle_due()));
+    h.push(sla_breached(HandleDeadline, given_handle_due()));
+    given(h)
+        .when_watched_at(given_handle_due() + days(10))
+        .then_events(vec![]);
+}
+
+#[test]
+fn both_deadlines_due_at_once_come_sign_first_in_one_append() {
+    given(a_dispatched_ticket())
+        .when_watched_at(given_handle_due() + second())
+        .then_events(vec![
+            sla_breached(SignDeadline, given_sign_due()),
+            sla_breached(HandleDeadline, given_handle_due()),
+        ]);
+    let mut h = a_dispatched_ticket();
+    h.push(sla_breached(SignDeadline, given_sign_due()));
+    given(h)
+        .when_watched_at(handle_warn_at())
+        .then_events(vec![sla_warning(HandleDeadline, given_handle_due())]);
+}
+
+#[test]
+fn an_approved_extension_gives_the_handle_deadline_a_fresh_warning_and_breach() {
+    let assigned = t0() + Duration::hours(1);
+    let decided = t0() + Duration::hours(130);
+    let extended_due = given_handle_due() + days(3);
+    let h = vec![
+        (accepted(), t0()),
+        (assigned_to(DEPT), assigned),
+        (signed_by("张三"), t0() + Duration::hours(2)),
+        (
+            sla_warning(HandleDeadline, given_handle_due()),
+            handle_warn_at(),
+        ),
+        (
+            sla_breached(HandleDeadline, given_handle_due()),
+            given_handle_due() + second(),
+        ),
+        (extension_requested(3), t0() + Duration::hours(125)),
+        (
+            TicketEvent::ExtensionDecided(ExtensionDecided {
+                approved: true,
+                days: 3,
+                handle_due_at: Some(extended_due),
+            }),
+            decided,
+        ),
+    ];
+    let t = given_at(h.clone()).ticket().clone();
+    assert_eq!(t.handle_started_at, Some(decided));
+    assert_eq!(t.sla, SlaMarks::default(), "the new deadline is unwatched");
+    assert!(!t.overdue(decided), "extended: no longer overdue");
+    // The new deadline runs from the decision: 80% of the 62 h left is 49 h 36 min.
+    let warn_at = decided + Duration::hours(49) + Duration::minutes(36);
+    given_at(h.clone())
+        .when_watched_at(warn_at - second())
+        .then_events(vec![]);
+    given_at(h.clone())
+        .when_watched_at(warn_at)
+        .then_events(vec![sla_warning(HandleDeadline, extended_due)]);
+    let mut h2 = h;
+    h2.push((sla_warning(HandleDeadline, extended_due), warn_at));
+    given_at(h2.clone())
+        .when_watched_at(extended_due + second())
+        .then_events(vec![sla_breached(HandleDeadline, extended_due)]);
+    h2.push((
+        sla_breached(HandleDeadline, extended_due),
+        extended_due + second(),
+    ));
+    given_at(h2)
+        .when_watched_at(extended_due + days(5))
+        .then_events(vec![]);
+}
+
+#[test]
+fn a_rejected_extension_does_not_restart_the_watch() {
+    let mut h = a_ticket_with_an_extension_pending();
+    h.push(sla_warning(HandleDeadline, given_handle_due()));
+    h.push(TicketEvent::ExtensionDecided(ExtensionDecided {
+        approved: false,
+        days: 0,
+        handle_due_at: None,
+    }));
+    given(h)
+        .when_watched_at(handle_warn_at() + Duration::hours(1))
+        .then_events(vec![]);
+}
+
+#[test]
+fn a_rework_deadline_is_watched_from_the_failed_verification() {
+    let failed = t0() + days(6);
+    let rework_due = failed + days(3);
+    let h = vec![
+        (accepted(), t0()),
+        (assigned_to(DEPT), hour(1)),
+        (signed_by("张三"), hour(2)),
+        (
+            sla_warning(HandleDeadline, given_handle_due()),
+            handle_warn_at(),
+        ),
+        (handled_event("已清理"), t0() + days(4)),
+        (verification_failed(rework_due), failed),
+    ];
+    // Measured from the assignment the warning would be due at t0 + 7 d 5 h; it is
+    // measured from the failure: 80% of 72 h = 57 h 36 min after it.
+    given_at(h.clone())
+        .when_watched_at(t0() + days(7) + Duration::hours(6))
+        .then_events(vec![]);
+    let warn_at = failed + Duration::hours(57) + Duration::minutes(36);
+    given_at(h.clone())
+        .when_watched_at(warn_at)
+        .then_events(vec![sla_warning(HandleDeadline, rework_due)]);
+    given_at(h)
+        .when_watched_at(rework_due + second())
+        .then_events(vec![sla_breached(HandleDeadline, rework_due)]);
+}
+
+#[test]
+fn a_new_dispatch_is_watched_afresh_even_with_the_same_due_instant() {
+    // Returned and dispatched again within the day: the new unit's sign deadline
+    // is the same instant as the old one, and it still gets its own warning.
+    let mut h = a_dispatched_ticket();
+    h.push(sla_warning(SignDeadline, given_sign_due()));
+    h.push(returned("不属于本单位职责", DISTRICT));
+    h.push(assigned_to(AGENCY)); // at hour(4): 20 h to the deadline, warned at 16 h
+    assert_eq!(given(h.clone()).ticket().sla, SlaMarks::default());
+    given(h.clone())
+        .when_watched_at(hour(20) - second())
+        .then_events(vec![]);
+    given(h)
+        .when_watched_at(hour(20))
+        .then_events(vec![sla_warning(SignDeadline, given_sign_due())]);
+}
+
+#[test]
+fn a_self_handled_report_sent_back_for_rework_has_its_handle_deadline_watched() {
+    let report = fixed_on_the_spot("已清理");
+    let rework_due = hour(2) + days(3);
+    let h = vec![
+        accepted_from(&report),
+        handled_event("已清理"),
+        verification_failed(rework_due),
+    ];
+    let t = given(h.clone()).ticket().clone();
+    assert_eq!(t.assigned_at, None, "never dispatched");
+    assert_eq!(t.handle_started_at, Some(hour(2)));
+    given(h)
+        .when_watched_at(rework_due + second())
+        .then_events(vec![sla_breached(HandleDeadline, rework_due)]);
+}
+
+#[test]
+fn only_a_ticket_with_a_working_unit_is_watched() {
+    let far = t0() + days(60);
+    for (name, h) in [
+        ("accepted", an_accepted_ticket()),
+        ("returned", a_returned_ticket()),
+        ("at township centre", a_ticket_at_the_township_centre()),
+        ("handled", a_handled_ticket()),
+        ("verified", a_verified_ticket()),
+        ("closed", a_closed_ticket()),
+        ("closed duplicate", a_ticket_closed_as_duplicate()),
+    ] {
+        let t = fold(&h).unwrap();
+        assert_eq!(sla_events(&t, far, WARN), vec![], "{name}");
+    }
+}
+
+#[test]
+fn the_warning_fraction_is_clamped_and_a_nan_warns_at_the_deadline_only() {
+    for f in [0.0, -3.0] {
+        given(a_dispatched_ticket())
+            .when_watched_with(hour(1), f)
+            .then_events(vec![
+                sla_warning(SignDeadline, given_sign_due()),
+                sla_warning(HandleDeadline, given_handle_due()),
+            ]);
+    }
+    for f in [1.0, 7.0, f64::NAN] {
+        given(a_dispatched_ticket())
+            .when_watched_with(given_sign_due() - second(), f)
+            .then_events(vec![]);
+        given(a_dispatched_ticket())
+            .when_watched_with(given_sign_due(), f)
+            .then_events(vec![sla_warning(SignDeadline, given_sign_due())]);
+    }
+}
+
+#[test]
+fn sla_events_are_facts_that_every_state_folds() {
+    // Apply never refuses: an SLA event after the ticket moved on (an old log, an
+    // import) is recorded and changes nothing else.
+    for (name, h) in situations() {
+        if h.is_empty() {
+            continue;
+        }
+        let before = fold(&h).unwrap();
+        let mut after = before.clone();
+        for e in [
+            sla_warning(HandleDeadline, given_handle_due()),
+            sla_breached(HandleDeadline, given_handle_due()),
+        ] {
+            after = Ticket::apply(Some(after), ID, &e, now());
+        }
+        assert_eq!(after.state, before.state, "{name}");
+        assert_eq!(after.version, before.version + 2, "{name}");
+        assert_eq!(after.sla.handle_breached, Some(given_handle_due()));
+    }
+}
+
+#[test]
+fn a_ticket_view_written_before_the_watcher_still_reads() {
+    let t = fold(&a_signed_ticket()).unwrap();
+    let mut doc = serde_json::to_value(&t).unwrap();
+    let obj = doc.as_object_mut().unwrap();
+    obj.remove("sla");
+    obj.remove("handle_started_at");
+    let old: Ticket = serde_json::from_value(doc).expect("an old view doc reads");
+    assert_eq!(old.sla, SlaMarks::default());
+    assert_eq!(old.handle_started_at, None);
+    // Without handle_started_at the handle deadline is measured from the assignment.
+    assert_eq!(
+        sla_events(&old, handle_warn_at(), WARN),
+        vec![sla_warning(HandleDeadline, given_handle_due())]
+    );
+    // And an old stream (no SLA events) folds with the new fields filled in.
+    assert_eq!(t.handle_started_at, Some(hour(1)));
+}
+
+/// A command sequence with the watcher running after every step at the step's
+/// time (and sometimes twice, or at a later instant first), as a server would.
+fn run_sequence_with_watcher(
+    opening: AcceptTicket,
+    steps: Vec<(Command, u32, u32)>,
+    fraction: f64,
+) -> Result<(), TestCaseError> {
+    let mut t: Option<Ticket> = None;
+    let mut log: Vec<(TicketEvent, DateTime<Utc>)> = vec![];
+    // (kind, due_at) already warned / breached since the deadline last started.
+    let mut warned: BTreeSet<(DeadlineKind, DateTime<Utc>)> = BTreeSet::new();
+    let mut breached: BTreeSet<(DeadlineKind, DateTime<Utc>)> = BTreeSet::new();
+    let mut clock = t0();
+    let steps = std::iter::once((Command::Accept(Box::new(opening)), 0, 0)).chain(steps);
+    for (cmd, gap_minutes, watch_delay_minutes) in steps {
+        clock += Duration::minutes(i64::from(gap_minutes));
+        let before = t.clone();
+        if let Ok(events) = decide(t.as_ref(), cmd, &ctx_at(clock)) {
+            for e in events {
+                match &e {
+                    TicketEvent::TicketAssigned(_) | TicketEvent::TicketReturned(_) => {
+                        warned.clear();
+                        breached.clear();
+                    }
+                    TicketEvent::VerificationFailed(_)
+                    | TicketEvent::ExtensionDecided(ExtensionDecided { approved: true, .. }) => {
+                        warned.retain(|(k, _)| *k != DeadlineKind::Handle);
+                        breached.retain(|(k, _)| *k != DeadlineKind::Handle);
+                    }
+                    _ => {}
+                }
+                t = Some(Ticket::apply(t, ID, &e, clock));
+                log.push((e, clock));
+            }
+        } else if t.is_none() {
+            return Ok(());
+        }
+        let cur = t.clone().unwrap();
+        check_invariants(&cur, before.as_ref(), log.len(), false).map_err(TestCaseError::fail)?;
+
+        // The watcher, a little after the command.
+        clock += Duration::minutes(i64::from(watch_delay_minutes));
+        let sla = sla_events(&cur, clock, fraction);
+        let kinds: BTreeSet<_> = sla
+            .iter()
+            .map(|e| match e {
+                TicketEvent::SlaWarning(w) => w.deadline,
+                TicketEvent::SlaBreached(b) => b.deadline,
+                other => panic!("sla_events gave {other:?}"),
+            })
+            .collect();
+        prop_assert_eq!(kinds.len(), sla.len(), "one event per deadline per run");
+        if !sla.is_empty() {
+            prop_assert_eq!(cur.state, State::Assigned);
+            prop_assert!(!cur.at_centre);
+        }
+        for e in &sla {
+            match e {
+                TicketEvent::SlaWarning(w) => {
+                    let key = (w.deadline, w.due_at);
+                    prop_assert!(clock <= w.due_at, "warning after the deadline");
+                    prop_assert!(!breached.contains(&key), "warning after the breach");
+                    prop_assert!(warned.insert(key), "second warning for {:?}", key);
+                }
+                TicketEvent::SlaBreached(b) => {
+                    let key = (b.deadline, b.due_at);
+                    prop_assert!(clock > b.due_at, "breach before the deadline");
+                    prop_assert!(breached.insert(key), "second breach for {:?}", key);
+                }
+                _ => unreachable!(),
+            }
+            t = Some(Ticket::apply(t, ID, e, clock));
+            log.push((e.clone(), clock));
+        }
+        let after = t.clone().unwrap();
+        check_invariants(&after, Some(&cur), log.len(), false).map_err(TestCaseError::fail)?;
+        // Once appended, the same decision at the same instant has nothing to add:
+        // this is what makes several watchers append each event once.
+        prop_assert_eq!(sla_events(&after, clock, fraction), vec![]);
+        prop_assert_eq!(after.overdue(clock), cur.overdue(clock));
+    }
+    let folded = Ticket::fold(ID, log.iter().map(|(e, at)| (e, *at)));
+    prop_assert_eq!(folded, t, "fold of the whole log differs from step-by-step");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn prop_the_watcher_appends_each_warning_and_breach_once_per_deadline(
+        opening in arb_accept(true),
+        steps in prop::collection::vec((arb_command(), 0u32..3000, 0u32..1500), 0..40),
+        fraction in prop::sample::select(vec![0.0, 0.5, 0.8, 0.95, 1.0]),
+    ) {
+        run_sequence_with_watcher(opening, steps, fraction)?;
     }
 }

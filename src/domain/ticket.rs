@@ -87,6 +87,44 @@ pub struct Ticket {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// When the current handle deadline began: the assignment, the approval of an
+    /// extension, or the failed verification that set it. The SLA warning falls a
+    /// fraction of the way from here to `handle_due_at`. (`serde(default)`: view
+    /// rows written before the SLA watcher still read.)
+    #[serde(default)]
+    pub handle_started_at: Option<DateTime<Utc>>,
+    /// The deadlines the SLA watcher has already warned about and reported breached.
+    #[serde(default)]
+    pub sla: SlaMarks,
+}
+
+/// For each deadline kind, the `due_at` whose [`SlaWarning`] / [`SlaBreached`] is
+/// already in the stream. A deadline that moves (an approved extension, a rework
+/// after a failed verification, a new dispatch) has another `due_at` and so gets
+/// its own warning and breach, once each; the events that start a deadline also
+/// clear its marks, so a new deadline that happens to fall on the same instant as
+/// the old one is watched afresh too.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlaMarks {
+    pub sign_warned: Option<DateTime<Utc>>,
+    pub sign_breached: Option<DateTime<Utc>>,
+    pub handle_warned: Option<DateTime<Utc>>,
+    pub handle_breached: Option<DateTime<Utc>>,
+}
+
+impl SlaMarks {
+    /// (warned, breached) for one deadline kind.
+    pub fn of(&self, kind: DeadlineKind) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        match kind {
+            DeadlineKind::Sign => (self.sign_warned, self.sign_breached),
+            DeadlineKind::Handle => (self.handle_warned, self.handle_breached),
+        }
+    }
+
+    fn clear_handle(&mut self) {
+        self.handle_warned = None;
+        self.handle_breached = None;
+    }
 }
 
 /// What the caller asks for. Fields are already parsed at the HTTP boundary.
@@ -588,6 +626,8 @@ impl Ticket {
                 created_at: at,
                 updated_at: at,
                 closed_at: None,
+                handle_started_at: None,
+                sla: SlaMarks::default(),
             },
             (Some(t), _) => t,
             // A stream that does not start with TicketAccepted is not a ticket; the
@@ -609,7 +649,9 @@ impl Ticket {
                 t.assigned_at = Some(at);
                 t.sign_due_at = a.sign_due_at;
                 t.handle_due_at = a.handle_due_at;
+                t.handle_started_at = a.handle_due_at.map(|_| at);
                 t.pending_extension_days = None;
+                t.sla = SlaMarks::default();
             }
             TicketEvent::TicketSigned(s) => {
                 t.handler = Some(s.handler.clone());
@@ -627,7 +669,9 @@ impl Ticket {
                 t.assigned_at = None;
                 t.sign_due_at = None;
                 t.handle_due_at = None;
+                t.handle_started_at = None;
                 t.pending_extension_days = None;
+                t.sla = SlaMarks::default();
             }
             TicketEvent::ExtensionRequested(r) => t.pending_extension_days = Some(r.days),
             TicketEvent::ExtensionDecided(d) => {
@@ -636,6 +680,8 @@ impl Ticket {
                     t.extensions += 1;
                     if d.handle_due_at.is_some() {
                         t.handle_due_at = d.handle_due_at;
+                        t.handle_started_at = Some(at);
+                        t.sla.clear_handle();
                     }
                 }
             }
@@ -657,6 +703,8 @@ impl Ticket {
                 t.reworks += 1;
                 t.handled_at = None;
                 t.handle_due_at = Some(f.handle_due_at);
+                t.handle_started_at = Some(at);
+                t.sla.clear_handle();
                 // A self-handled report that fails verification goes back to the
                 // reporter's own grid, which signed for it by reporting it.
                 if t.signed_at.is_none() {
@@ -671,6 +719,14 @@ impl Ticket {
                 t.duplicate_of = c.duplicate_of;
                 t.closed_at = Some(at);
             }
+            TicketEvent::SlaWarning(w) => match w.deadline {
+                DeadlineKind::Sign => t.sla.sign_warned = Some(w.due_at),
+                DeadlineKind::Handle => t.sla.handle_warned = Some(w.due_at),
+            },
+            TicketEvent::SlaBreached(b) => match b.deadline {
+                DeadlineKind::Sign => t.sla.sign_breached = Some(b.due_at),
+                DeadlineKind::Handle => t.sla.handle_breached = Some(b.due_at),
+            },
         }
         t
     }
@@ -686,5 +742,87 @@ impl Ticket {
             }
             _ => false,
         }
+    }
+}
+
+/// The SLA events due for `t` at `now`: what the SLA watcher appends. Pure, so
+/// every watcher instance that reads the same stream version decides the same
+/// events, and the store's optimistic append lets exactly one of them through.
+///
+/// Only an ASSIGNED ticket with a working unit (not one waiting at a centre) is
+/// watched: the sign deadline until the unit signs, the handle deadline until it
+/// reports the ticket handled. For each deadline:
+/// - `SlaWarning` once when `now >= start + warn_fraction × (due − start)`, where
+///   start is the moment the deadline began: the assignment for the sign deadline;
+///   for the handle deadline the assignment, the approved extension or the failed
+///   verification that set it (`Ticket::handle_started_at`). Measuring from the
+///   moment of the move rather than the first assignment keeps a rework or a late
+///   extension from being warned about the instant it is granted.
+/// - `SlaBreached` once when `now > due` (the same test as [`Ticket::overdue`]).
+/// - When both are due at once (the watcher was down through the warning window),
+///   only the breach is emitted: a warning after the deadline has passed warns of
+///   nothing. No warning ever follows the breach of the same `due_at`.
+///
+/// "Once" is per `due_at`, from the marks in [`Ticket::sla`]. The sign deadline's
+/// events come before the handle deadline's. `warn_fraction` is clamped to 0..=1
+/// (not a number: 1, i.e. no warning before the deadline itself).
+pub fn sla_events(t: &Ticket, now: DateTime<Utc>, warn_fraction: f64) -> Vec<TicketEvent> {
+    let mut out = Vec::new();
+    if t.state != State::Assigned || t.at_centre {
+        return out;
+    }
+    let fraction = if warn_fraction.is_nan() {
+        1.0
+    } else {
+        warn_fraction.clamp(0.0, 1.0)
+    };
+    if t.signed_at.is_none() {
+        if let Some(due) = t.sign_due_at {
+            let start = t.assigned_at.unwrap_or(due);
+            sla_for(t, DeadlineKind::Sign, start, due, now, fraction, &mut out);
+        }
+    }
+    if let Some(due) = t.handle_due_at {
+        let start = t.handle_started_at.or(t.assigned_at).unwrap_or(due);
+        sla_for(t, DeadlineKind::Handle, start, due, now, fraction, &mut out);
+    }
+    out
+}
+
+/// The instant `fraction` of the way from `start` to `due` (`due` itself when
+/// the deadline does not lie after its start).
+pub fn sla_warn_at(start: DateTime<Utc>, due: DateTime<Utc>, fraction: f64) -> DateTime<Utc> {
+    let span = due - start;
+    if span <= chrono::TimeDelta::zero() {
+        return due;
+    }
+    // Spans are days, not centuries: milliseconds in an f64 are exact enough.
+    let ms = (span.num_milliseconds() as f64 * fraction).round() as i64;
+    (start + chrono::TimeDelta::milliseconds(ms)).min(due)
+}
+
+fn sla_for(
+    t: &Ticket,
+    kind: DeadlineKind,
+    start: DateTime<Utc>,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+    fraction: f64,
+    out: &mut Vec<TicketEvent>,
+) {
+    let (warned, breached) = t.sla.of(kind);
+    if breached == Some(due) {
+        return;
+    }
+    if now > due {
+        out.push(TicketEvent::SlaBreached(SlaBreached {
+            deadline: kind,
+            due_at: due,
+        }));
+    } else if warned != Some(due) && now >= sla_warn_at(start, due, fraction) {
+        out.push(TicketEvent::SlaWarning(SlaWarning {
+            deadline: kind,
+            due_at: due,
+        }));
     }
 }

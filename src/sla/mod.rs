@@ -3,6 +3,7 @@
 //! and frozen in that event.
 
 pub mod calendar;
+pub mod watcher;
 
 use std::sync::Arc;
 
@@ -19,11 +20,17 @@ use crate::org::model::HandleDue;
 pub struct SlaSettings {
     /// Working days to redo a ticket after a failed verification (限期重新办理).
     pub rework_days: u32,
+    /// The fraction of a deadline's time after which the SLA watcher warns (0.8:
+    /// at 80%). See [`crate::domain::sla_events`].
+    pub warn_fraction: f64,
 }
 
 impl Default for SlaSettings {
     fn default() -> Self {
-        SlaSettings { rework_days: 3 }
+        SlaSettings {
+            rework_days: 3,
+            warn_fraction: 0.8,
+        }
     }
 }
 

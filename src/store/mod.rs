@@ -7,6 +7,7 @@
 //! still commit (see `postgres.rs` for how that is done without a global lock).
 
 pub mod hash;
+mod pg_append;
 pub mod postgres;
 pub mod sqlite;
 
@@ -113,11 +114,13 @@ pub struct AppendRequest {
     pub contact: Option<Contact>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub first_position: i64,
     pub last_position: i64,
     pub version: i64,
+    /// The hash of the last event appended: the stream's new head.
+    pub head_hash: String,
 }
 
 #[derive(Debug, thiserror::Error)]

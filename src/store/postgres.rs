@@ -33,7 +33,6 @@ use sqlx::{ConnectOptions, PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::hash::{GENESIS, event_hash};
 use super::*;
 
 /// Events one append may carry (the low bits of a position).
@@ -45,6 +44,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("schema/postgres")
 pub struct PgStore {
     pool: PgPool,
     appended: watch::Sender<i64>,
+    appender: super::pg_append::Queue,
     /// The block of ticket serials this instance hands out: [next, end).
     serials: tokio::sync::Mutex<(i64, i64)>,
 }
@@ -70,23 +70,18 @@ impl PgStore {
             MIGRATOR.run(&pool).await?;
         }
         let (appended, _) = watch::channel(0);
+        // A few writers, each carrying whatever is waiting in one statement.
+        let writers = std::env::var("YIWANG_PG_WRITERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4);
+        let appender = super::pg_append::start(pool.clone(), writers, appended.clone());
         Ok(PgStore {
             pool,
             appended,
+            appender,
             serials: tokio::sync::Mutex::new((0, 0)),
         })
-    }
-
-    /// The stream's (version, last hash); (0, GENESIS) for a new stream.
-    async fn head(&self, stream: Uuid) -> Result<(i64, String), StoreError> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT version, hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1",
-        )
-        .bind(stream)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::classify)?;
-        Ok(row.unwrap_or_else(|| (0, GENESIS.to_string())))
     }
 
     pub fn pg_pool(&self) -> &PgPool {
@@ -130,10 +125,6 @@ fn view_from_row(r: &PgRow) -> Result<TicketViewRow, sqlx::Error> {
     })
 }
 
-fn constraint(e: &sqlx::Error) -> Option<&str> {
-    e.as_database_error().and_then(|d| d.constraint())
-}
-
 #[async_trait]
 impl EventStore for PgStore {
     fn engine(&self) -> &'static str {
@@ -141,158 +132,14 @@ impl EventStore for PgStore {
     }
 
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError> {
-        let n = req.events.len();
-        if n == 0 || n > MAX_EVENTS_PER_APPEND {
-            return Err(StoreError::Corrupt(format!(
-                "an append carries 1 to {MAX_EVENTS_PER_APPEND} events, not {n}"
-            )));
-        }
-        let prev = match &req.prev_hash {
-            Some(h) => h.clone(),
-            None => self.head(req.stream_id).await?.1,
-        };
-        let recorded_at = truncate_micros(Utc::now());
-        let metadata =
-            serde_json::to_value(&req.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-
-        // Hash the chain here; the statement checks that `prev` really is the head.
-        let mut versions = Vec::with_capacity(n);
-        let mut types = Vec::with_capacity(n);
-        let mut schema_versions = Vec::with_capacity(n);
-        let mut datas = Vec::with_capacity(n);
-        let mut occurred = Vec::with_capacity(n);
-        let mut prevs = Vec::with_capacity(n);
-        let mut hashes = Vec::with_capacity(n);
-        let mut link = prev.clone();
-        for (i, e) in req.events.iter().enumerate() {
-            let version = req.expected_version + 1 + i as i64;
-            let occurred_at = truncate_micros(e.occurred_at);
-            let hash = event_hash(
-                &link,
-                req.stream_id,
-                version,
-                &e.event_type,
-                e.schema_version,
-                &e.data,
-                &metadata,
-                occurred_at,
-                recorded_at,
-            );
-            versions.push(version);
-            types.push(e.event_type.clone());
-            schema_versions.push(e.schema_version);
-            datas.push(e.data.clone());
-            occurred.push(occurred_at);
-            prevs.push(std::mem::replace(&mut link, hash.clone()));
-            hashes.push(hash);
-        }
-        let head_hash = link;
-        let key = req.idempotency.as_ref();
-        let contact = req.contact.as_ref();
-        let view = req.view.as_ref();
-
-        // One statement, so one round trip and one implicit transaction: either
-        // every part is written or none is. A stale head writes no rows (and is
-        // reported as a conflict below); a concurrent append of the same version
-        // fails on the unique (stream_id, version) index.
-        let row = sqlx::query(
-            "WITH head AS ( \
-               SELECT COALESCE(MAX(version), 0) AS version, \
-                      COALESCE((SELECT hash FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1), $20) AS hash \
-               FROM events WHERE stream_id = $1), \
-             ok AS (SELECT 1 FROM head WHERE version = $2 AND hash = $3), \
-             ev AS ( \
-               INSERT INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
-                                   occurred_at, recorded_at, prev_hash, hash) \
-               SELECT (pg_current_xact_id()::text::bigint << 10) + (t.ord - 1), $1, t.version, t.event_type, \
-                      t.schema_version, t.data, $9, t.occurred_at, $10, t.prev_hash, t.hash \
-               FROM unnest($4::bigint[], $5::text[], $6::int[], $7::jsonb[], $8::timestamptz[], $11::text[], $12::text[]) \
-                    WITH ORDINALITY AS t(version, event_type, schema_version, data, occurred_at, prev_hash, hash, ord) \
-               WHERE EXISTS (SELECT 1 FROM ok) \
-               RETURNING position), \
-             k AS ( \
-               INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) \
-               SELECT $13, $14, $15, $16, $17, $1 WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM ok)), \
-             c AS ( \
-               INSERT INTO contacts (id, name, phone) \
-               SELECT $18, $19, $21 WHERE $18::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM ok)), \
-             v AS ( \
-               INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-                                        updated_at, doc, head_hash) \
-               SELECT $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33 \
-               WHERE $22::uuid IS NOT NULL AND EXISTS (SELECT 1 FROM ok) \
-               ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
-                 centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-                 doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash \
-               WHERE ticket_view.version < EXCLUDED.version) \
-             SELECT MIN(position) AS first, MAX(position) AS last, (SELECT version FROM head) AS actual FROM ev",
-        )
-        .bind(req.stream_id) // $1
-        .bind(req.expected_version)
-        .bind(&prev)
-        .bind(&versions)
-        .bind(&types) // $5
-        .bind(&schema_versions)
-        .bind(&datas)
-        .bind(&occurred)
-        .bind(&metadata)
-        .bind(recorded_at) // $10
-        .bind(&prevs)
-        .bind(&hashes)
-        .bind(key.map(|k| &k.scope))
-        .bind(key.map(|k| &k.key))
-        .bind(key.map(|k| &k.request_hash)) // $15
-        .bind(key.map(|k| k.status as i32))
-        .bind(key.map(|k| &k.body))
-        .bind(contact.map(|c| c.id))
-        .bind(contact.and_then(|c| c.name.as_ref()))
-        .bind(GENESIS) // $20
-        .bind(contact.and_then(|c| c.phone.as_ref()))
-        .bind(view.map(|v| v.id))
-        .bind(view.map(|v| &v.number))
-        .bind(view.map(|v| &v.state))
-        .bind(view.and_then(|v| v.unit.as_ref())) // $25
-        .bind(view.map(|v| &v.centre))
-        .bind(view.map(|v| &v.category))
-        .bind(view.and_then(|v| v.grid.as_ref()))
-        .bind(view.map(|v| v.version))
-        .bind(view.map(|v| v.created_at)) // $30
-        .bind(view.map(|v| v.updated_at))
-        .bind(view.map(|v| &v.doc))
-        .bind(&head_hash)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match constraint(&e) {
-            Some("events_stream_version_key") => StoreError::Conflict {
-                stream: req.stream_id,
-                expected: req.expected_version,
-                actual: req.expected_version + 1,
-            },
-            Some("idempotency_keys_pkey") => StoreError::DuplicateKey,
-            Some("ticket_view_number_key") => StoreError::DuplicateNumber,
-            _ => StoreError::classify(e),
-        })?;
-        let (first, last): (Option<i64>, Option<i64>) =
-            (row.try_get("first")?, row.try_get("last")?);
-        let (Some(first), Some(last)) = (first, last) else {
-            return Err(StoreError::Conflict {
-                stream: req.stream_id,
-                expected: req.expected_version,
-                actual: row.try_get::<Option<i64>, _>("actual")?.unwrap_or(0),
-            });
-        };
-        self.appended.send_if_modified(|p| {
-            let newer = last > *p;
-            if newer {
-                *p = last;
-            }
-            newer
-        });
-        Ok(Appended {
-            first_position: first,
-            last_position: last,
-            version: req.expected_version + n as i64,
-        })
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.appender
+            .send((req, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the appenders have stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the appenders have stopped".into()))?
     }
 
     async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {

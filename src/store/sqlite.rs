@@ -298,6 +298,7 @@ async fn append_one(
         first_position: first,
         last_position: last,
         version,
+        head_hash: prev,
     })
 }
 

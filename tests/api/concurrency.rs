@@ -160,3 +160,91 @@ async fn a_retry_replays_the_first_answer_and_a_reused_key_with_another_body_is_
         app.finish().await;
     }
 }
+
+/// Each instance keeps the tickets it wrote last in memory. When another instance
+/// moves a ticket, the first one's copy is stale: its next command must still see
+/// the move (decide on fresh state), and the log must stay one unbroken chain.
+#[tokio::test]
+async fn a_ticket_moved_by_another_instance_is_decided_on_fresh_state() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let (other, _other_app) = crate::support::another_instance(&app.db).await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let hand = app.token(Role::Handler, "zhzf").await;
+        let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/assign"),
+                &disp,
+                json!({"unit": "zhzf"}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        // The other instance signs it: this instance's copy still says "unsigned".
+        let r = app
+            .client
+            .post(format!("{other}/api/v1/tickets/{id}/sign"))
+            .bearer_auth(&hand)
+            .header("Idempotency-Key", Uuid::new_v4().to_string())
+            .json(&json!({"handler": "钱工"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Back on the first instance: signing again must be refused (it was signed),
+        // and handling must be allowed (it was signed).
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/sign"),
+                &hand,
+                json!({"handler": "李"}),
+            )
+            .await;
+        assert_eq!(
+            r.status, 409,
+            "{engine:?}: decided on stale state: {}",
+            r.body
+        );
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/handle"),
+                &hand,
+                json!({"result": "已处理"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["version"].as_i64()),
+            (200, Some(4)),
+            "{}",
+            r.body
+        );
+        // If-Match with the version the other instance produced is honoured here.
+        let r = app
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/tickets/{id}/comment"),
+                Some(&disp),
+                Some(&json!({"text": "ok"})),
+                &[
+                    ("Idempotency-Key", Uuid::new_v4().to_string()),
+                    ("If-Match", "\"4\"".into()),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let evs = app
+            .app
+            .store
+            .read_stream(uuid::Uuid::parse_str(&id).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            evs.iter().map(|e| e.version).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        for w in evs.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash);
+        }
+        app.finish().await;
+    }
+}

@@ -7,3 +7,4 @@ mod concurrency;
 mod errors;
 mod feed;
 mod lifecycle;
+mod sla;

@@ -158,6 +158,41 @@ impl TestApp {
         }
     }
 
+    /// The service with business time on `clock` (e.g. `Clock::manual`), so a test
+    /// can stand at a chosen instant and move it (the SLA watcher's tests).
+    pub async fn spawn_with_clock(engine: Engine, clock: yiwang::clock::Clock) -> TestApp {
+        let db = TestDb::new(engine).await;
+        let app = yiwang::cli::build_app_with_clock(
+            &db.url,
+            Calendar::embedded(),
+            SlaSettings::default(),
+            clock,
+        )
+        .await
+        .expect("build app");
+        yiwang::org::save(
+            &app.store.pool(),
+            include_str!("../../schema/reference/demo-org.json"),
+            "demo",
+        )
+        .await
+        .expect("save org")
+        .expect("demo org is valid");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = yiwang::http::app(app.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        TestApp {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            app,
+            db,
+            tokens: Default::default(),
+        }
+    }
+
     /// A token for `role` at `unit`, created once per test app.
     pub async fn token(&self, role: Role, unit: &str) -> String {
         if let Some(t) = self
@@ -287,4 +322,19 @@ pub fn ticket_body() -> Value {
         "location": {"address": "皇冠街道某小区", "lat": 37.5, "lon": 122.1, "grid": "hg-01-g01"},
         "reporter": {"name": "赵先生", "phone": "13800000000"}
     })
+}
+
+/// A second service instance on the same database (as several `serve` processes
+/// would run on one PostgreSQL); returns its base URL.
+pub async fn another_instance(db: &TestDb) -> (String, Arc<App>) {
+    let app = yiwang::cli::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
+        .await
+        .expect("build second app");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = yiwang::http::app(app.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}"), app)
 }

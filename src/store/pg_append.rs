@@ -1,0 +1,378 @@
+//! Appends on PostgreSQL, with group commit.
+//!
+//! Commands that arrive together are written by one statement in one transaction:
+//! one round trip and one commit for the batch instead of one per command. The
+//! statement checks each request's stream head against the version and hash it was
+//! decided on; a request whose head moved writes nothing and is answered with a
+//! conflict while the others go through. What the statement cannot sort out per
+//! request (a unique violation from a concurrent append elsewhere, a reused
+//! idempotency key) aborts the whole statement, and the batch is then retried one
+//! request at a time so each gets its own answer. Every request is answered only
+//! after the transaction holding it has committed.
+//!
+//! Positions: `(xid << 10) + n`, n counting the events of the statement, so a batch
+//! carries at most [`MAX_EVENTS_PER_APPEND`] events (see the module comment of
+//! `postgres.rs` for why positions come from the xid).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgPool, Row};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use super::hash::{GENESIS, event_hash};
+use super::postgres::MAX_EVENTS_PER_APPEND;
+use super::{AppendRequest, Appended, StoreError, truncate_micros};
+
+pub type Reply = oneshot::Sender<Result<Appended, StoreError>>;
+pub type Queue = mpsc::Sender<(AppendRequest, Reply)>;
+
+/// Most requests one statement carries.
+const MAX_BATCH: usize = 128;
+
+/// Starts `writers` batching tasks on `pool`; returns the queue they serve.
+pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queue {
+    let (tx, rx) = mpsc::channel::<(AppendRequest, Reply)>(8192);
+    let rx = Arc::new(Mutex::new(rx));
+    for _ in 0..writers.max(1) {
+        let (pool, rx, appended) = (pool.clone(), rx.clone(), appended.clone());
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            loop {
+                let n = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
+                if n == 0 {
+                    return;
+                }
+                write(&pool, std::mem::take(&mut batch), &appended).await;
+            }
+        });
+    }
+    tx
+}
+
+/// Writes a batch and answers every request in it.
+async fn write(pool: &PgPool, batch: Vec<(AppendRequest, Reply)>, appended: &watch::Sender<i64>) {
+    // One request per stream and per idempotency key in a statement (the unique
+    // indexes would abort it otherwise), and a bounded number of events; the rest
+    // wait for the next round.
+    let mut streams = HashSet::new();
+    let mut keys = HashSet::new();
+    let mut events = 0;
+    let (mut now, mut later) = (Vec::new(), Vec::new());
+    for (req, reply) in batch {
+        let key = req
+            .idempotency
+            .as_ref()
+            .map(|k| (k.scope.clone(), k.key.clone()));
+        let fits = events + req.events.len() <= MAX_EVENTS_PER_APPEND
+            && !streams.contains(&req.stream_id)
+            && key.as_ref().is_none_or(|k| !keys.contains(k));
+        if fits {
+            events += req.events.len();
+            streams.insert(req.stream_id);
+            if let Some(k) = key {
+                keys.insert(k);
+            }
+            now.push((req, reply));
+        } else {
+            later.push((req, reply));
+        }
+    }
+    write_group(pool, now, appended).await;
+    for one in later {
+        write_group(pool, vec![one], appended).await;
+    }
+}
+
+async fn write_group(
+    pool: &PgPool,
+    group: Vec<(AppendRequest, Reply)>,
+    appended: &watch::Sender<i64>,
+) {
+    let reqs: Vec<&AppendRequest> = group.iter().map(|(r, _)| r).collect();
+    match statement(pool, &reqs).await {
+        Ok(results) => {
+            if let Some(last) = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok().map(|a| a.last_position))
+                .max()
+            {
+                appended.send_if_modified(|p| {
+                    let newer = last > *p;
+                    if newer {
+                        *p = last;
+                    }
+                    newer
+                });
+            }
+            for ((_, reply), result) in group.into_iter().zip(results) {
+                let _ = reply.send(result);
+            }
+        }
+        Err(StoreError::Unavailable(m)) => {
+            for (_, reply) in group {
+                let _ = reply.send(Err(StoreError::Unavailable(m.clone())));
+            }
+        }
+        Err(e) if group.len() == 1 => {
+            if let Some((_, reply)) = group.into_iter().next() {
+                let _ = reply.send(Err(e));
+            }
+        }
+        // Someone's unique violation aborted the statement: sort it out one by one.
+        Err(_) => {
+            for one in group {
+                Box::pin(write_group(pool, vec![one], appended)).await;
+            }
+        }
+    }
+}
+
+fn constraint(e: &sqlx::Error) -> Option<&str> {
+    e.as_database_error().and_then(|d| d.constraint())
+}
+
+/// The per-request columns of the statement.
+#[derive(Default)]
+struct Columns {
+    stream: Vec<Uuid>,
+    expected: Vec<i64>,
+    prev: Vec<String>,
+    metadata: Vec<Value>,
+    k_scope: Vec<Option<String>>,
+    k_key: Vec<Option<String>>,
+    k_hash: Vec<Option<String>>,
+    k_status: Vec<Option<i32>>,
+    k_body: Vec<Option<String>>,
+    c_id: Vec<Option<Uuid>>,
+    c_name: Vec<Option<String>>,
+    c_phone: Vec<Option<String>>,
+    v_id: Vec<Option<Uuid>>,
+    v_number: Vec<Option<String>>,
+    v_state: Vec<Option<String>>,
+    v_unit: Vec<Option<String>>,
+    v_centre: Vec<Option<String>>,
+    v_category: Vec<Option<String>>,
+    v_grid: Vec<Option<String>>,
+    v_version: Vec<Option<i64>>,
+    v_created: Vec<Option<DateTime<Utc>>>,
+    v_updated: Vec<Option<DateTime<Utc>>>,
+    v_doc: Vec<Option<Value>>,
+    head_hash: Vec<String>,
+    // Per event.
+    e_req: Vec<i32>,
+    e_version: Vec<i64>,
+    e_type: Vec<String>,
+    e_schema: Vec<i32>,
+    e_data: Vec<Value>,
+    e_occurred: Vec<DateTime<Utc>>,
+    e_prev: Vec<String>,
+    e_hash: Vec<String>,
+}
+
+/// Reads the head of a stream whose caller did not know it.
+async fn head_hash(pool: &PgPool, stream: Uuid, version: i64) -> Result<String, StoreError> {
+    let h: Option<String> =
+        sqlx::query_scalar("SELECT hash FROM events WHERE stream_id = $1 AND version = $2")
+            .bind(stream)
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+            .map_err(StoreError::classify)?;
+    Ok(h.unwrap_or_else(|| GENESIS.to_string()))
+}
+
+async fn statement(
+    pool: &PgPool,
+    reqs: &[&AppendRequest],
+) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+    let recorded_at = truncate_micros(Utc::now());
+    let mut c = Columns::default();
+    for (i, req) in reqs.iter().enumerate() {
+        if req.events.is_empty() || req.events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(StoreError::Corrupt(format!(
+                "an append carries 1 to {MAX_EVENTS_PER_APPEND} events, not {}",
+                req.events.len()
+            )));
+        }
+        let prev = match &req.prev_hash {
+            Some(h) => h.clone(),
+            None if req.expected_version == 0 => GENESIS.to_string(),
+            None => head_hash(pool, req.stream_id, req.expected_version).await?,
+        };
+        let metadata =
+            serde_json::to_value(&req.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut link = prev.clone();
+        for (j, e) in req.events.iter().enumerate() {
+            let version = req.expected_version + 1 + j as i64;
+            let occurred_at = truncate_micros(e.occurred_at);
+            let hash = event_hash(
+                &link,
+                req.stream_id,
+                version,
+                &e.event_type,
+                e.schema_version,
+                &e.data,
+                &metadata,
+                occurred_at,
+                recorded_at,
+            );
+            c.e_req.push(i as i32 + 1);
+            c.e_version.push(version);
+            c.e_type.push(e.event_type.clone());
+            c.e_schema.push(e.schema_version);
+            c.e_data.push(e.data.clone());
+            c.e_occurred.push(occurred_at);
+            c.e_prev.push(std::mem::replace(&mut link, hash.clone()));
+            c.e_hash.push(hash);
+        }
+        c.stream.push(req.stream_id);
+        c.expected.push(req.expected_version);
+        c.prev.push(prev);
+        c.metadata.push(metadata);
+        let k = req.idempotency.as_ref();
+        c.k_scope.push(k.map(|k| k.scope.clone()));
+        c.k_key.push(k.map(|k| k.key.clone()));
+        c.k_hash.push(k.map(|k| k.request_hash.clone()));
+        c.k_status.push(k.map(|k| k.status as i32));
+        c.k_body.push(k.map(|k| k.body.clone()));
+        let ct = req.contact.as_ref();
+        c.c_id.push(ct.map(|x| x.id));
+        c.c_name.push(ct.and_then(|x| x.name.clone()));
+        c.c_phone.push(ct.and_then(|x| x.phone.clone()));
+        let v = req.view.as_ref();
+        c.v_id.push(v.map(|v| v.id));
+        c.v_number.push(v.map(|v| v.number.clone()));
+        c.v_state.push(v.map(|v| v.state.clone()));
+        c.v_unit.push(v.and_then(|v| v.unit.clone()));
+        c.v_centre.push(v.map(|v| v.centre.clone()));
+        c.v_category.push(v.map(|v| v.category.clone()));
+        c.v_grid.push(v.and_then(|v| v.grid.clone()));
+        c.v_version.push(v.map(|v| v.version));
+        c.v_created.push(v.map(|v| v.created_at));
+        c.v_updated.push(v.map(|v| v.updated_at));
+        c.v_doc.push(v.map(|v| v.doc.clone()));
+        c.head_hash.push(link);
+    }
+
+    let rows = sqlx::query(
+        "WITH req AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $6::text[], \
+                                $7::text[], $8::int[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
+                                $13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
+                                $19::text[], $20::bigint[], $21::timestamptz[], $22::timestamptz[], $23::jsonb[], \
+                                $24::text[]) \
+             WITH ORDINALITY AS r(stream_id, expected, prev, metadata, k_scope, k_key, k_hash, k_status, k_body, \
+                                  c_id, c_name, c_phone, v_id, v_number, v_state, v_unit, v_centre, v_category, \
+                                  v_grid, v_version, v_created, v_updated, v_doc, head_hash, idx)), \
+         head AS ( \
+           SELECT r.idx, COALESCE(h.version, 0) AS version, COALESCE(h.hash, $34) AS hash FROM req r \
+           LEFT JOIN LATERAL (SELECT version, hash FROM events e WHERE e.stream_id = r.stream_id \
+                              ORDER BY version DESC LIMIT 1) h ON true), \
+         ok AS (SELECT r.* FROM req r JOIN head h ON h.idx = r.idx WHERE h.version = r.expected AND h.hash = r.prev), \
+         evs AS ( \
+           SELECT t.*, row_number() OVER (ORDER BY t.ord) AS n \
+           FROM unnest($25::int[], $26::bigint[], $27::text[], $28::int[], $29::jsonb[], $30::timestamptz[], \
+                       $31::text[], $32::text[]) \
+             WITH ORDINALITY AS t(req_idx, version, event_type, schema_version, data, occurred_at, prev_hash, hash, ord) \
+           WHERE t.req_idx IN (SELECT idx FROM ok)), \
+         ins AS ( \
+           INSERT INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
+                               occurred_at, recorded_at, prev_hash, hash) \
+           SELECT (pg_current_xact_id()::text::bigint << 10) + (e.n - 1), o.stream_id, e.version, e.event_type, \
+                  e.schema_version, e.data, o.metadata, e.occurred_at, $33, e.prev_hash, e.hash \
+           FROM evs e JOIN ok o ON o.idx = e.req_idx \
+           RETURNING position, stream_id), \
+         k AS ( \
+           INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) \
+           SELECT k_scope, k_key, k_hash, k_status, k_body, stream_id FROM ok WHERE k_scope IS NOT NULL), \
+         c AS ( \
+           INSERT INTO contacts (id, name, phone) SELECT c_id, c_name, c_phone FROM ok WHERE c_id IS NOT NULL), \
+         v AS ( \
+           INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
+                                    updated_at, doc, head_hash) \
+           SELECT v_id, v_number, v_state, v_unit, v_centre, v_category, v_grid, v_version, v_created, \
+                  v_updated, v_doc, head_hash FROM ok WHERE v_id IS NOT NULL \
+           ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
+             centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
+             doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash \
+           WHERE ticket_view.version < EXCLUDED.version) \
+         SELECT h.idx, h.version AS actual, MIN(i.position) AS first, MAX(i.position) AS last \
+         FROM head h JOIN req r ON r.idx = h.idx LEFT JOIN ins i ON i.stream_id = r.stream_id \
+         GROUP BY h.idx, h.version ORDER BY h.idx",
+    )
+    .bind(&c.stream)
+    .bind(&c.expected)
+    .bind(&c.prev)
+    .bind(&c.metadata)
+    .bind(&c.k_scope) // $5
+    .bind(&c.k_key)
+    .bind(&c.k_hash)
+    .bind(&c.k_status)
+    .bind(&c.k_body)
+    .bind(&c.c_id) // $10
+    .bind(&c.c_name)
+    .bind(&c.c_phone)
+    .bind(&c.v_id)
+    .bind(&c.v_number)
+    .bind(&c.v_state) // $15
+    .bind(&c.v_unit)
+    .bind(&c.v_centre)
+    .bind(&c.v_category)
+    .bind(&c.v_grid)
+    .bind(&c.v_version) // $20
+    .bind(&c.v_created)
+    .bind(&c.v_updated)
+    .bind(&c.v_doc)
+    .bind(&c.head_hash)
+    .bind(&c.e_req) // $25
+    .bind(&c.e_version)
+    .bind(&c.e_type)
+    .bind(&c.e_schema)
+    .bind(&c.e_data)
+    .bind(&c.e_occurred) // $30
+    .bind(&c.e_prev)
+    .bind(&c.e_hash)
+    .bind(recorded_at)
+    .bind(GENESIS)
+    .fetch_all(pool)
+    .await
+    .map_err(|e| match constraint(&e) {
+        Some("events_stream_version_key") if reqs.len() == 1 => StoreError::Conflict {
+            stream: reqs[0].stream_id,
+            expected: reqs[0].expected_version,
+            actual: reqs[0].expected_version + 1,
+        },
+        Some("idempotency_keys_pkey") => StoreError::DuplicateKey,
+        Some("ticket_view_number_key") => StoreError::DuplicateNumber,
+        _ => StoreError::classify(e),
+    })?;
+
+    let mut out = Vec::with_capacity(reqs.len());
+    for (req, row) in reqs.iter().zip(&rows) {
+        let first: Option<i64> = row.try_get("first")?;
+        let last: Option<i64> = row.try_get("last")?;
+        out.push(match (first, last) {
+            (Some(first), Some(last)) => Ok(Appended {
+                first_position: first,
+                last_position: last,
+                version: req.expected_version + req.events.len() as i64,
+                head_hash: c.head_hash[out.len()].clone(),
+            }),
+            _ => Err(StoreError::Conflict {
+                stream: req.stream_id,
+                expected: req.expected_version,
+                actual: row.try_get("actual")?,
+            }),
+        });
+    }
+    if out.len() != reqs.len() {
+        return Err(StoreError::Corrupt(
+            "the append statement lost a request".into(),
+        ));
+    }
+    Ok(out)
+}
