@@ -557,7 +557,9 @@ impl App {
                 Ok(_) => {}
                 Err(_) => {
                     if let Some(t) = self.load(r.id).await? {
-                        out.push(t);
+                        if policy::can_see(&org, actor, &t) {
+                            out.push(t);
+                        }
                     }
                 }
             }

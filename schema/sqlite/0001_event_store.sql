@@ -19,7 +19,6 @@ CREATE TABLE events (
     hash            TEXT NOT NULL,
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
 );
-CREATE INDEX events_type_position ON events (event_type, position);
 
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN

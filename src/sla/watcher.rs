@@ -179,7 +179,11 @@ async fn watch_ticket(
             .with_label_values(&[app.store.engine()])
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(_) => {
+            Ok(appended) => {
+                // This process's copy of the ticket for its next command (see
+                // `App::recent`): without it that command would lose one round to
+                // the head check.
+                app.recent.put(next.clone(), appended.head_hash);
                 for e in &events {
                     app.metrics
                         .events_appended

@@ -160,7 +160,7 @@ struct Columns {
     v_version: Vec<Option<i64>>,
     v_created: Vec<Option<DateTime<Utc>>>,
     v_updated: Vec<Option<DateTime<Utc>>>,
-    v_doc: Vec<Option<Value>>,
+    v_doc: Vec<Option<String>>,
     head_hash: Vec<String>,
     // Per event.
     e_req: Vec<i32>,
@@ -254,7 +254,7 @@ async fn statement(
         c.v_version.push(v.map(|v| v.version));
         c.v_created.push(v.map(|v| v.created_at));
         c.v_updated.push(v.map(|v| v.updated_at));
-        c.v_doc.push(v.map(|v| v.doc.clone()));
+        c.v_doc.push(v.map(|v| v.doc.to_string()));
         c.head_hash.push(link);
     }
 
@@ -263,7 +263,7 @@ async fn statement(
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $6::text[], \
                                 $7::text[], $8::int[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
                                 $13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
-                                $19::text[], $20::bigint[], $21::timestamptz[], $22::timestamptz[], $23::jsonb[], \
+                                $19::text[], $20::bigint[], $21::timestamptz[], $22::timestamptz[], $23::text[], \
                                 $24::text[]) \
              WITH ORDINALITY AS r(stream_id, expected, prev, metadata, k_scope, k_key, k_hash, k_status, k_body, \
                                   c_id, c_name, c_phone, v_id, v_number, v_state, v_unit, v_centre, v_category, \
