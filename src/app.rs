@@ -511,7 +511,7 @@ impl App {
         id: Uuid,
     ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
         if let Some(row) = self.store.ticket_view(id).await? {
-            if let Ok(t) = serde_json::from_value::<Ticket>(row.doc) {
+            if let Ok(t) = serde_json::from_str::<Ticket>(&row.doc) {
                 return Ok(Some((t, Some(row.head_hash))));
             }
         }
@@ -552,7 +552,7 @@ impl App {
         let rows = self.store.list_tickets(&q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            match serde_json::from_value::<Ticket>(r.doc) {
+            match serde_json::from_str::<Ticket>(&r.doc) {
                 Ok(t) if policy::can_see(&org, actor, &t) => out.push(t),
                 Ok(_) => {}
                 Err(_) => {
@@ -674,7 +674,7 @@ pub fn view_row(t: &Ticket) -> TicketViewRow {
         created_at: t.created_at,
         updated_at: t.updated_at,
         // Serializing the derived Ticket struct into a Value cannot fail.
-        doc: serde_json::to_value(t).expect("ticket serializes"),
+        doc: serde_json::to_string(t).expect("ticket serializes"),
         // The store fills in the hash of the last event it appends.
         head_hash: String::new(),
     }

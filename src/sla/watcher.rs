@@ -104,7 +104,7 @@ pub async fn run_once(app: &App) -> Result<usize, StoreError> {
         for row in rows {
             let id = row.id;
             // A doc of an older shape is read from the stream instead.
-            let loaded = match serde_json::from_value::<Ticket>(row.doc) {
+            let loaded = match serde_json::from_str::<Ticket>(&row.doc) {
                 Ok(t) => Ok(Some((t, Some(row.head_hash)))),
                 Err(_) => load_from_stream(app, id).await,
             };

@@ -2,7 +2,7 @@
 //! hash in the same stream, so an edited, inserted or removed event breaks the chain.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -25,18 +25,138 @@ pub fn event_hash(
     occurred_at: DateTime<Utc>,
     recorded_at: DateTime<Utc>,
 ) -> String {
-    let doc = canonical(&json!({
-        "prev": prev_hash,
-        "stream_id": stream_id,
-        "version": version,
-        "type": event_type,
-        "schema_version": schema_version,
-        "data": data,
-        "metadata": metadata,
-        "occurred_at": rfc3339(occurred_at),
-        "recorded_at": rfc3339(recorded_at),
-    }));
-    hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+    // The canonical JSON of the object below, with its keys in sorted order,
+    // written straight into the hasher (no intermediate document: appends are hot).
+    let mut h = HashWriter(Sha256::new());
+    h.raw(b"{");
+    h.key("data");
+    write_canonical(data, &mut h);
+    h.raw(b",");
+    h.key("metadata");
+    write_canonical(metadata, &mut h);
+    h.raw(b",");
+    h.key("occurred_at");
+    h.str(&rfc3339(occurred_at));
+    h.raw(b",");
+    h.key("prev");
+    h.str(prev_hash);
+    h.raw(b",");
+    h.key("recorded_at");
+    h.str(&rfc3339(recorded_at));
+    h.raw(b",");
+    h.key("schema_version");
+    h.raw(schema_version.to_string().as_bytes());
+    h.raw(b",");
+    h.key("stream_id");
+    h.str(&stream_id.to_string());
+    h.raw(b",");
+    h.key("type");
+    h.str(event_type);
+    h.raw(b",");
+    h.key("version");
+    h.raw(version.to_string().as_bytes());
+    h.raw(b"}");
+    hex::encode(h.0.finalize())
+}
+
+/// Feeds bytes to SHA-256.
+struct HashWriter(Sha256);
+
+impl HashWriter {
+    fn raw(&mut self, b: &[u8]) {
+        self.0.update(b);
+    }
+
+    /// `"key":`
+    fn key(&mut self, k: &str) {
+        self.str(k);
+        self.raw(b":");
+    }
+
+    /// A JSON string, escaped as serde_json escapes it.
+    fn str(&mut self, s: &str) {
+        // Writing into a hasher cannot fail.
+        serde_json::to_writer(&mut *self, s).expect("hashing cannot fail");
+    }
+}
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a value as canonical JSON: every object's keys in sorted order, no
+/// whitespace. PostgreSQL's JSONB hands keys back in its own order, and serde_json
+/// keeps insertion order when any crate in the build enables `preserve_order`;
+/// sorting here makes the hash independent of both.
+fn write_canonical(v: &Value, h: &mut HashWriter) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            h.raw(b"{");
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    h.raw(b",");
+                }
+                h.str(k);
+                h.raw(b":");
+                write_canonical(&m[k], h);
+            }
+            h.raw(b"}");
+        }
+        Value::Array(a) => {
+            h.raw(b"[");
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    h.raw(b",");
+                }
+                write_canonical(x, h);
+            }
+            h.raw(b"]");
+        }
+        // Scalars as serde_json writes them; writing into a hasher cannot fail.
+        other => serde_json::to_writer(&mut *h, other).expect("hashing cannot fail"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The streamed hash equals the hash of the canonical document written out in
+    /// full, whatever the key order of the input.
+    #[test]
+    fn streamed_hash_is_the_canonical_document_hash() {
+        let t = DateTime::parse_from_rfc3339("2026-11-28T08:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = Uuid::nil();
+        let data = json!({"z": 1, "a": {"y": [1, "二", null, 2.5], "b": "\"quoted\"\n"}});
+        let meta = json!({"actor": "x", "unit": null});
+        let doc = json!({
+            "data": data, "metadata": meta, "occurred_at": rfc3339(t), "prev": GENESIS,
+            "recorded_at": rfc3339(t), "schema_version": 1, "stream_id": id.to_string(),
+            "type": "T", "version": 3,
+        });
+        let expected = hex::encode(Sha256::digest(doc.to_string().as_bytes()));
+        assert_eq!(
+            event_hash(GENESIS, id, 3, "T", 1, &data, &meta, t, t),
+            expected
+        );
+        let changed = json!({"z": 2, "a": {"y": [1, "二", null, 2.5], "b": "\"quoted\"\n"}});
+        assert_ne!(
+            event_hash(GENESIS, id, 3, "T", 1, &changed, &meta, t, t),
+            expected
+        );
+    }
 }
 
 /// Recomputes a stored event's hash.
@@ -52,24 +172,4 @@ pub fn recompute(e: &super::RecordedEvent) -> String {
         e.occurred_at,
         e.recorded_at,
     )
-}
-
-/// Rebuilds a value with every object's keys in sorted order. PostgreSQL's JSONB hands
-/// keys back in its own order, and serde_json keeps insertion order when any crate in
-/// the build enables `preserve_order`; sorting explicitly makes the hash independent of
-/// both.
-fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), canonical(&m[k])))
-                    .collect(),
-            )
-        }
-        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
-        other => other.clone(),
-    }
 }

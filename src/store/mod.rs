@@ -83,8 +83,8 @@ pub struct TicketViewRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The folded ticket as JSON.
-    pub doc: Value,
+    /// The folded ticket as JSON text.
+    pub doc: String,
     /// The hash of the stream's last event; the store fills it in on append. It
     /// lets the next command chain its events without reading the stream's head.
     pub head_hash: String,

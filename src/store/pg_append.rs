@@ -254,7 +254,7 @@ async fn statement(
         c.v_version.push(v.map(|v| v.version));
         c.v_created.push(v.map(|v| v.created_at));
         c.v_updated.push(v.map(|v| v.updated_at));
-        c.v_doc.push(v.map(|v| v.doc.to_string()));
+        c.v_doc.push(v.map(|v| v.doc.clone()));
         c.head_hash.push(link);
     }
 

@@ -120,8 +120,7 @@ fn view_from_row(r: &PgRow) -> Result<TicketViewRow, sqlx::Error> {
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
-        doc: serde_json::from_str(r.try_get("doc")?)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        doc: r.try_get("doc")?,
         head_hash: r.try_get("head_hash")?,
     })
 }

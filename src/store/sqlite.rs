@@ -282,7 +282,7 @@ async fn append_one(
         .bind(v.version)
         .bind(rfc3339(v.created_at))
         .bind(rfc3339(v.updated_at))
-        .bind(v.doc.to_string())
+        .bind(&v.doc)
         .bind(&prev)
         .execute(&mut *conn)
         .await
@@ -347,7 +347,7 @@ fn view_from_row(r: &SqliteRow) -> Result<TicketViewRow, StoreError> {
         version: r.try_get("version")?,
         created_at: parse_time(r.try_get("created_at")?)?,
         updated_at: parse_time(r.try_get("updated_at")?)?,
-        doc: parse_json(r.try_get("doc")?)?,
+        doc: r.try_get("doc")?,
         head_hash: r.try_get("head_hash")?,
     })
 }
