@@ -126,6 +126,21 @@ fn write_canonical(v: &Value, h: &mut HashWriter) {
     }
 }
 
+/// Recomputes a stored event's hash.
+pub fn recompute(e: &super::RecordedEvent) -> String {
+    event_hash(
+        &e.prev_hash,
+        e.stream_id,
+        e.version,
+        &e.event_type,
+        e.schema_version,
+        &e.data,
+        &e.metadata,
+        e.occurred_at,
+        e.recorded_at,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,19 +172,4 @@ mod tests {
             expected
         );
     }
-}
-
-/// Recomputes a stored event's hash.
-pub fn recompute(e: &super::RecordedEvent) -> String {
-    event_hash(
-        &e.prev_hash,
-        e.stream_id,
-        e.version,
-        &e.event_type,
-        e.schema_version,
-        &e.data,
-        &e.metadata,
-        e.occurred_at,
-        e.recorded_at,
-    )
 }
