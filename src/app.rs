@@ -602,8 +602,12 @@ fn to_command(
                 return Err(AppError::invalid(
                     "unit",
                     format!(
-                        "{from} does not dispatch to {unit}; it dispatches to: {}",
-                        org.dispatch_targets(&from).join(", ")
+                        "{from} does not dispatch to {unit}; it dispatches to: {}{}",
+                        org.dispatch_targets(&from).join(", "),
+                        // The way there, when there is one (through a township, or up).
+                        org.next_hop(&from, &unit)
+                            .map(|hop| format!(" (to reach {unit}, dispatch to {hop})"))
+                            .unwrap_or_default()
                     ),
                 ));
             }
@@ -742,6 +746,10 @@ pub fn render(t: &Ticket, now: DateTime<Utc>, reporter: Option<Value>) -> Value 
 /// The reporter's contact: in full for hotline agents, admins and the ticket's
 /// handler unit; masked for everyone else.
 fn reporter_json(c: &Contact, actor: &Actor, t: &Ticket) -> Value {
+    // Erased after the retention period (yiwang contacts purge): nothing to show.
+    if c.name.is_none() && c.phone.is_none() {
+        return Value::Null;
+    }
     let full = matches!(actor.role, Role::HotlineAgent | Role::Admin)
         || (actor.role == Role::Handler && t.unit.as_deref() == Some(actor.unit.as_str()));
     if full {

@@ -48,6 +48,9 @@ pub enum Command {
     /// Bearer tokens for users.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Reporters' contact details (personal data, kept outside the event log).
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +105,17 @@ pub enum TokenCommand {
     Revoke { id: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum ContactsCommand {
+    /// Erase the name and phone of contacts created more than DAYS ago (the event log
+    /// is not touched); also deletes stored answers to requests older than that.
+    Purge {
+        /// The retention period in days.
+        #[arg(long, value_name = "DAYS")]
+        older_than: u32,
+    },
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&cli.database_url, args).await,
@@ -147,7 +161,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token(cmd) => token(&cli.database_url, cmd).await,
+        Command::Contacts(ContactsCommand::Purge { older_than }) => {
+            purge_contacts(&cli.database_url, older_than).await
+        }
     }
+}
+
+async fn purge_contacts(url: &str, days: u32) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let cutoff = now
+        .checked_sub_signed(chrono::Duration::days(i64::from(days)))
+        .context("--older-than reaches before the start of time")?;
+    let s = store::open(url, true).await?;
+    let purged = crate::contacts::purge_created_before(&s.pool(), cutoff, now).await?;
+    println!(
+        "purged {} contact(s) created before {}; deleted {} idempotency record(s) older than that",
+        purged.contacts,
+        crate::store::hash::rfc3339(cutoff),
+        purged.idempotency_records
+    );
+    Ok(())
 }
 
 async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod clock;
+pub mod contacts;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -1,18 +1,22 @@
 //! Who may do what, to which ticket: pure functions of the actor, the organisation
 //! and the ticket. Every refusal names the rule that refused it.
 //!
-//! Scope is the actor's unit subtree. A ticket belongs to the units on its path: the
-//! centre that holds or dispatched it, its lead and co-units, and the grid it was
-//! reported in. Roles:
+//! Scope is the actor's unit subtree, for every role (an admin at the root, the
+//! default, therefore sees everything; an admin of a township only that township). A
+//! ticket belongs to the units on its path: the centre that holds or dispatched it,
+//! its lead and co-units, and the grid it was reported in. Nothing outside the scope
+//! is shown or acted on: a new report located in a grid outside it is refused too.
+//! Roles:
 //! - grid_worker: reports inside their own grid(s); sees tickets of their grid(s).
 //! - hotline_agent: accepts complaints and records follow-up feedback in scope.
 //! - dispatcher (a centre): dispatches what its centre holds, to the units that centre
-//!   may dispatch to; decides extensions, supervises, verifies and closes tickets in
-//!   its subtree.
+//!   may dispatch to; passes back a hop that reached its centre (退回); decides
+//!   extensions, supervises, verifies and closes tickets in its subtree (held by a
+//!   centre in it, or with a lead unit in it).
 //! - handler (a department or agency): signs for, returns, asks for more time and
 //!   reports the result of tickets whose lead unit is theirs; comments as a co-unit.
 //! - analyst: reads only.
-//! - admin: everything.
+//! - admin: every action, on tickets in scope.
 
 use super::{Actor, Role};
 use crate::domain::{State, Ticket};
@@ -87,11 +91,10 @@ pub fn holding_centre(t: &Ticket) -> &str {
     }
 }
 
-/// True when the ticket lies (partly) in the actor's unit subtree.
+/// True when the ticket lies (partly) in the actor's unit subtree. Admins are no
+/// exception: an admin of the root unit sees everything because everything is
+/// beneath the root.
 pub fn can_see(org: &Org, actor: &Actor, t: &Ticket) -> bool {
-    if actor.role == Role::Admin {
-        return true;
-    }
     let within = |code: &str| org.is_within(code, &actor.unit);
     within(&t.centre)
         || t.unit.as_deref().is_some_and(within)
@@ -99,9 +102,10 @@ pub fn can_see(org: &Org, actor: &Actor, t: &Ticket) -> bool {
         || t.location.grid.as_deref().is_some_and(within)
 }
 
-/// The units whose tickets a list shows this actor: None for everything.
+/// The units whose tickets a list shows this actor: None for everything (an actor
+/// of the root unit).
 pub fn visible_units(org: &Org, actor: &Actor) -> Option<Vec<String>> {
-    if actor.role == Role::Admin || org.root().code == actor.unit {
+    if org.root().code == actor.unit {
         return None;
     }
     Some(
@@ -142,26 +146,28 @@ fn describe(action: Action) -> &'static str {
     }
 }
 
-/// Checks a new report: grid workers only inside their own grid(s).
+/// Checks a new report: grid workers only inside their own grid(s); everyone else
+/// only located inside their unit subtree (a report without a grid lands in the
+/// caller's own centre, so it is in scope).
 pub fn check_create(org: &Org, actor: &Actor, grid: Option<&str>) -> Result<(), Forbidden> {
     role_allowed(actor, Action::Create)?;
-    if actor.role == Role::GridWorker {
-        match grid {
-            Some(g) if org.is_within(g, &actor.unit) => {}
-            Some(g) => {
-                return Err(Forbidden(format!(
-                    "grid worker {} reports only inside {}; grid {g} is outside it",
-                    actor.user, actor.unit
-                )));
-            }
-            None => {
-                return Err(Forbidden(
-                    "a grid worker's report names its grid (location.grid)".to_string(),
-                ));
-            }
-        }
+    match grid {
+        Some(g) if org.is_within(g, &actor.unit) => Ok(()),
+        // An unknown grid is not a scope question: the command answers 422 for it.
+        Some(g) if org.unit(g).is_none() => Ok(()),
+        Some(g) if actor.role == Role::GridWorker => Err(Forbidden(format!(
+            "grid worker {} reports only inside {}; grid {g} is outside it",
+            actor.user, actor.unit
+        ))),
+        Some(g) => Err(Forbidden(format!(
+            "grid {g} is outside {}, the unit of this token",
+            actor.unit
+        ))),
+        None if actor.role == Role::GridWorker => Err(Forbidden(
+            "a grid worker's report names its grid (location.grid)".to_string(),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks an action on an existing ticket.
@@ -191,9 +197,12 @@ pub fn check(org: &Org, actor: &Actor, action: Action, t: &Ticket) -> Result<(),
             // A centre that received a hop it cannot place passes it back (or up).
             _ => mine(lead) && t.at_centre,
         },
+        // The centre that holds or dispatched the ticket, or one above it, or a
+        // centre above its lead unit.
         Action::DecideExtension | Action::Supervise | Action::Verify | Action::Close => {
             org.is_centre(&actor.unit)
-                && (t.centre == actor.unit || lead.is_some_and(|u| org.is_within(u, &actor.unit)))
+                && (org.is_within(&t.centre, &actor.unit)
+                    || lead.is_some_and(|u| org.is_within(u, &actor.unit)))
         }
         Action::Feedback => true,
     };

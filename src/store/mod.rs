@@ -159,7 +159,8 @@ impl StoreError {
 pub struct TicketQuery {
     pub state: Option<String>,
     pub unit: Option<String>,
-    /// Only tickets whose unit or centre is one of these (the caller's subtree); None: all.
+    /// Only tickets whose unit, centre, grid or a co-unit is one of these (the caller's
+    /// subtree); None: all. (Co-units are read from the document only when it has any.)
     pub within: Option<Vec<String>>,
     /// Keyset cursor: tickets created before this (created_at, id).
     pub before: Option<(DateTime<Utc>, Uuid)>,

@@ -207,7 +207,9 @@ impl EventStore for PgStore {
         let rows = sqlx::query(
             "SELECT * FROM ticket_view WHERE ($1::text IS NULL OR state = $1) \
              AND ($2::text IS NULL OR unit = $2) \
-             AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3)) \
+             AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3) \
+                  OR CASE WHEN strpos(doc, '\"co_units\":[]') > 0 THEN false \
+                          ELSE (doc::jsonb -> 'co_units') ?| $3 END) \
              AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
              ORDER BY created_at DESC, id DESC LIMIT $6",
         )

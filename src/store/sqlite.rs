@@ -436,7 +436,9 @@ impl EventStore for SqliteStore {
         let rows = sqlx::query(
             "SELECT * FROM ticket_view WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR unit = ?2) \
              AND (?3 IS NULL OR unit IN (SELECT value FROM json_each(?3)) OR centre IN (SELECT value FROM json_each(?3)) \
-             OR grid IN (SELECT value FROM json_each(?3))) \
+             OR grid IN (SELECT value FROM json_each(?3)) \
+             OR CASE WHEN instr(doc, '\"co_units\":[]') > 0 THEN 0 ELSE EXISTS (SELECT 1 FROM json_each(doc, '$.co_units') c \
+                     WHERE c.value IN (SELECT value FROM json_each(?3))) END) \
              AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) \
              ORDER BY created_at DESC, id DESC LIMIT ?6",
         )

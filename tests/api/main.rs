@@ -3,7 +3,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod authz;
 mod concurrency;
+mod dispatch;
 mod errors;
 mod feed;
 mod lifecycle;
