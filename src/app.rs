@@ -326,12 +326,11 @@ impl App {
         };
         let events = decide(None, cmd, &ctx)?;
         let ticket = fold_new(None, id, &events, now);
-        let body = render(
+        let body = render_string(
             &ticket,
             now,
             contact.as_ref().map(|c| reporter_json(c, actor, &ticket)),
-        )
-        .to_string();
+        );
         let new_stream = (0, Some(crate::store::hash::GENESIS.to_string()));
         self.commit(
             actor, meta, id, new_stream, &events, &ticket, now, 201, body, contact,
@@ -379,7 +378,7 @@ impl App {
             };
             let events = decide(Some(&ticket), cmd, &ctx)?;
             let next = fold_new(Some(ticket.clone()), id, &events, now);
-            let body = render(&next, now, None).to_string();
+            let body = render_string(&next, now, None);
             match self
                 .commit(
                     actor,
@@ -690,57 +689,115 @@ fn deadline_status(
     done: Option<DateTime<Utc>>,
     open: bool,
     now: DateTime<Utc>,
-) -> Value {
+) -> Option<&'static str> {
     match (due, done) {
-        (None, _) => Value::Null,
-        (Some(d), Some(at)) => json!(if at <= d { "met" } else { "missed" }),
-        (Some(d), None) if open => json!(if now <= d { "running" } else { "missed" }),
-        (Some(_), None) => Value::Null,
+        (None, _) => None,
+        (Some(d), Some(at)) => Some(if at <= d { "met" } else { "missed" }),
+        (Some(d), None) if open => Some(if now <= d { "running" } else { "missed" }),
+        (Some(_), None) => None,
     }
 }
 
 /// The ticket JSON of the public contract.
 pub fn render(t: &Ticket, now: DateTime<Utc>, reporter: Option<Value>) -> Value {
-    let open = t.state == State::Assigned;
-    json!({
-        "id": t.id,
-        "number": t.number,
-        "state": t.state.as_str(),
-        "version": t.version,
-        "source": t.source,
-        "category": t.category,
-        "urgency": t.urgency,
-        "title": t.title,
-        "description": t.description,
-        "location": t.location,
-        "reporter": reporter,
-        "related_to": t.related_to,
-        "suggested_unit": t.suggested_unit,
-        "centre": t.centre,
-        "unit": t.unit,
-        "co_units": t.co_units,
-        "handler": t.handler,
-        "deadlines": {
-            "sign_due_at": t.sign_due_at,
-            "sign": deadline_status(t.sign_due_at, t.signed_at, open, now),
-            "handle_due_at": t.handle_due_at,
-            "handle": deadline_status(t.handle_due_at, t.handled_at, open, now),
-        },
-        "overdue": t.overdue(now),
-        "returned": t.returns,
-        "supervised": t.supervisions,
-        "extended": t.extensions > 0,
-        "reworked": t.reworks,
-        "pending_extension_days": t.pending_extension_days,
-        "self_handled": t.self_handled,
-        "result": t.result,
-        "satisfaction": t.satisfaction,
-        "close_code": t.close_code,
-        "duplicate_of": t.duplicate_of,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "closed_at": t.closed_at,
-    })
+    // Serializing a struct of plain fields into a Value cannot fail.
+    serde_json::to_value(TicketJson::new(t, now, reporter)).expect("ticket JSON serializes")
+}
+
+/// The same JSON as text, without building a Value first (the command path).
+pub fn render_string(t: &Ticket, now: DateTime<Utc>, reporter: Option<Value>) -> String {
+    // Serializing a struct of plain fields cannot fail.
+    serde_json::to_string(&TicketJson::new(t, now, reporter)).expect("ticket JSON serializes")
+}
+
+/// The ticket JSON of the public contract, borrowed from the folded state.
+#[derive(serde::Serialize)]
+struct TicketJson<'a> {
+    id: Uuid,
+    number: &'a str,
+    state: &'static str,
+    version: i64,
+    source: Source,
+    category: &'a str,
+    urgency: Urgency,
+    title: &'a str,
+    description: &'a str,
+    location: &'a Location,
+    reporter: Option<Value>,
+    related_to: Option<Uuid>,
+    suggested_unit: Option<&'a str>,
+    centre: &'a str,
+    unit: Option<&'a str>,
+    co_units: &'a [String],
+    handler: Option<&'a str>,
+    deadlines: DeadlinesJson,
+    overdue: bool,
+    returned: u32,
+    supervised: u32,
+    extended: bool,
+    reworked: u32,
+    pending_extension_days: Option<u32>,
+    self_handled: bool,
+    result: Option<&'a str>,
+    satisfaction: Option<Satisfaction>,
+    close_code: Option<CloseCode>,
+    duplicate_of: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(serde::Serialize)]
+struct DeadlinesJson {
+    sign_due_at: Option<DateTime<Utc>>,
+    sign: Option<&'static str>,
+    handle_due_at: Option<DateTime<Utc>>,
+    handle: Option<&'static str>,
+}
+
+impl<'a> TicketJson<'a> {
+    fn new(t: &'a Ticket, now: DateTime<Utc>, reporter: Option<Value>) -> TicketJson<'a> {
+        let open = t.state == State::Assigned;
+        TicketJson {
+            id: t.id,
+            number: &t.number,
+            state: t.state.as_str(),
+            version: t.version,
+            source: t.source,
+            category: &t.category,
+            urgency: t.urgency,
+            title: &t.title,
+            description: &t.description,
+            location: &t.location,
+            reporter,
+            related_to: t.related_to,
+            suggested_unit: t.suggested_unit.as_deref(),
+            centre: &t.centre,
+            unit: t.unit.as_deref(),
+            co_units: &t.co_units,
+            handler: t.handler.as_deref(),
+            deadlines: DeadlinesJson {
+                sign_due_at: t.sign_due_at,
+                sign: deadline_status(t.sign_due_at, t.signed_at, open, now),
+                handle_due_at: t.handle_due_at,
+                handle: deadline_status(t.handle_due_at, t.handled_at, open, now),
+            },
+            overdue: t.overdue(now),
+            returned: t.returns,
+            supervised: t.supervisions,
+            extended: t.extensions > 0,
+            reworked: t.reworks,
+            pending_extension_days: t.pending_extension_days,
+            self_handled: t.self_handled,
+            result: t.result.as_deref(),
+            satisfaction: t.satisfaction,
+            close_code: t.close_code,
+            duplicate_of: t.duplicate_of,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            closed_at: t.closed_at,
+        }
+    }
 }
 
 /// The reporter's contact: in full for hotline agents, admins and the ticket's
