@@ -72,6 +72,17 @@ pub struct ServeArgs {
     #[arg(long, env = "YIWANG_SLA_WARN_FRACTION", default_value = "0.8",
           value_parser = crate::sla::watcher::parse_warn_fraction)]
     pub sla_warn_fraction: f64,
+    /// Test and drill setting: business time = the system time shifted by this many
+    /// seconds (negative: into the past), so SLA deadlines can be reached without
+    /// waiting days. Never set it in production; a non-zero value is logged as a warning.
+    #[arg(
+        long,
+        env = "YIWANG_CLOCK_OFFSET_SECS",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        hide = true
+    )]
+    pub clock_offset_secs: i64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,13 +295,20 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         Some(d) => Calendar::from_dir(d)?,
         None => Calendar::embedded(),
     };
-    let app = build_app(
+    if args.clock_offset_secs != 0 {
+        tracing::warn!(
+            offset_secs = args.clock_offset_secs,
+            "business time is shifted from the system clock (YIWANG_CLOCK_OFFSET_SECS): a test or drill setting"
+        );
+    }
+    let app = build_app_with_clock(
         url,
         calendar,
         SlaSettings {
             rework_days: args.rework_days,
             warn_fraction: args.sla_warn_fraction,
         },
+        crate::clock::Clock::offset(args.clock_offset_secs),
     )
     .await?;
     spawn_org_refresh(app.clone());
