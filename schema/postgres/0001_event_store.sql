@@ -9,8 +9,10 @@ CREATE TABLE events (
     version         BIGINT NOT NULL CHECK (version >= 1),
     event_type      TEXT NOT NULL,
     schema_version  INT NOT NULL,
-    data            JSONB NOT NULL,
-    metadata        JSONB NOT NULL,
+    -- JSON (text, checked) rather than JSONB: the log is written far more often
+    -- than it is queried inside, and keeps each payload exactly as appended.
+    data            JSON NOT NULL,
+    metadata        JSON NOT NULL,
     occurred_at     TIMESTAMPTZ NOT NULL,
     recorded_at     TIMESTAMPTZ NOT NULL,
     prev_hash       TEXT NOT NULL,

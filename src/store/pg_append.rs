@@ -18,7 +18,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use sqlx::{PgPool, Row};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -141,7 +140,7 @@ struct Columns {
     stream: Vec<Uuid>,
     expected: Vec<i64>,
     prev: Vec<String>,
-    metadata: Vec<Value>,
+    metadata: Vec<String>,
     k_scope: Vec<Option<String>>,
     k_key: Vec<Option<String>>,
     k_hash: Vec<Option<String>>,
@@ -167,7 +166,7 @@ struct Columns {
     e_version: Vec<i64>,
     e_type: Vec<String>,
     e_schema: Vec<i32>,
-    e_data: Vec<Value>,
+    e_data: Vec<String>,
     e_occurred: Vec<DateTime<Utc>>,
     e_prev: Vec<String>,
     e_hash: Vec<String>,
@@ -224,7 +223,7 @@ async fn statement(
             c.e_version.push(version);
             c.e_type.push(e.event_type.clone());
             c.e_schema.push(e.schema_version);
-            c.e_data.push(e.data.clone());
+            c.e_data.push(e.data.to_string());
             c.e_occurred.push(occurred_at);
             c.e_prev.push(std::mem::replace(&mut link, hash.clone()));
             c.e_hash.push(hash);
@@ -232,7 +231,7 @@ async fn statement(
         c.stream.push(req.stream_id);
         c.expected.push(req.expected_version);
         c.prev.push(prev);
-        c.metadata.push(metadata);
+        c.metadata.push(metadata.to_string());
         let k = req.idempotency.as_ref();
         c.k_scope.push(k.map(|k| k.scope.clone()));
         c.k_key.push(k.map(|k| k.key.clone()));
@@ -260,7 +259,7 @@ async fn statement(
 
     let rows = sqlx::query(
         "WITH req AS ( \
-           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[], $5::text[], $6::text[], \
+           SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
                                 $7::text[], $8::int[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
                                 $13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
                                 $19::text[], $20::bigint[], $21::timestamptz[], $22::timestamptz[], $23::text[], \
@@ -275,7 +274,7 @@ async fn statement(
          ok AS (SELECT r.* FROM req r JOIN head h ON h.idx = r.idx WHERE h.version = r.expected AND h.hash = r.prev), \
          evs AS ( \
            SELECT t.*, row_number() OVER (ORDER BY t.ord) AS n \
-           FROM unnest($25::int[], $26::bigint[], $27::text[], $28::int[], $29::jsonb[], $30::timestamptz[], \
+           FROM unnest($25::int[], $26::bigint[], $27::text[], $28::int[], $29::text[], $30::timestamptz[], \
                        $31::text[], $32::text[]) \
              WITH ORDINALITY AS t(req_idx, version, event_type, schema_version, data, occurred_at, prev_hash, hash, ord) \
            WHERE t.req_idx IN (SELECT idx FROM ok)), \
@@ -283,7 +282,7 @@ async fn statement(
            INSERT INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
                                occurred_at, recorded_at, prev_hash, hash) \
            SELECT (pg_current_xact_id()::text::bigint << 10) + (e.n - 1), o.stream_id, e.version, e.event_type, \
-                  e.schema_version, e.data, o.metadata, e.occurred_at, $33, e.prev_hash, e.hash \
+                  e.schema_version, e.data::json, o.metadata::json, e.occurred_at, $33, e.prev_hash, e.hash \
            FROM evs e JOIN ok o ON o.idx = e.req_idx \
            RETURNING position, stream_id), \
          k AS ( \
