@@ -131,45 +131,14 @@ impl Resp {
 
 impl TestApp {
     pub async fn spawn(engine: Engine) -> TestApp {
-        let db = TestDb::new(engine).await;
-        let app = yiwang::cli::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
-            .await
-            .expect("build app");
-        yiwang::org::save(
-            &app.store.pool(),
-            include_str!("../../schema/reference/demo-org.json"),
-            "demo",
-        )
-        .await
-        .expect("save org")
-        .expect("demo org is valid");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = yiwang::http::app(app.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        TestApp {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            app,
-            db,
-            tokens: Default::default(),
-        }
+        TestApp::spawn_with_clock(engine, yiwang::clock::Clock::system()).await
     }
 
     /// The service with business time on `clock` (e.g. `Clock::manual`), so a test
     /// can stand at a chosen instant and move it (the SLA watcher's tests).
     pub async fn spawn_with_clock(engine: Engine, clock: yiwang::clock::Clock) -> TestApp {
         let db = TestDb::new(engine).await;
-        let app = yiwang::cli::build_app_with_clock(
-            &db.url,
-            Calendar::embedded(),
-            SlaSettings::default(),
-            clock,
-        )
-        .await
-        .expect("build app");
+        let (base, app) = serve(&db, clock).await;
         yiwang::org::save(
             &app.store.pool(),
             include_str!("../../schema/reference/demo-org.json"),
@@ -178,14 +147,8 @@ impl TestApp {
         .await
         .expect("save org")
         .expect("demo org is valid");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = yiwang::http::app(app.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await });
         TestApp {
-            base: format!("http://{addr}"),
+            base,
             client: reqwest::Client::new(),
             app,
             db,
@@ -327,9 +290,19 @@ pub fn ticket_body() -> Value {
 /// A second service instance on the same database (as several `serve` processes
 /// would run on one PostgreSQL); returns its base URL.
 pub async fn another_instance(db: &TestDb) -> (String, Arc<App>) {
-    let app = yiwang::cli::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
-        .await
-        .expect("build second app");
+    serve(db, yiwang::clock::Clock::system()).await
+}
+
+/// The service on a loopback port over `db`; returns its base URL and the app.
+async fn serve(db: &TestDb, clock: yiwang::clock::Clock) -> (String, Arc<App>) {
+    let app = yiwang::cli::build_app_with_clock(
+        &db.url,
+        Calendar::embedded(),
+        SlaSettings::default(),
+        clock,
+    )
+    .await
+    .expect("build app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
