@@ -673,6 +673,7 @@ pub fn view_row(t: &Ticket) -> TicketViewRow {
         centre: t.centre.clone(),
         category: t.category.clone(),
         grid: t.location.grid.clone(),
+        co_units: t.co_units.clone(),
         version: t.version,
         created_at: t.created_at,
         updated_at: t.updated_at,

@@ -58,7 +58,9 @@ CREATE TABLE ticket_view (
     -- The folded ticket as JSON text: read whole, never queried inside, so
     -- PostgreSQL need not parse it into JSONB on every command.
     doc         TEXT NOT NULL,
-    head_hash   TEXT NOT NULL
+    head_hash   TEXT NOT NULL,
+    -- Co-units (协办) see the ticket in their queues too.
+    co_units    TEXT[] NOT NULL DEFAULT '{}'
 -- Room on each page, so that commands that change no indexed column (sign,
 -- comment, feedback…) update the row in place (HOT) without touching indexes.
 ) WITH (fillfactor = 70);

@@ -52,7 +52,9 @@ CREATE TABLE ticket_view (
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
     doc         TEXT NOT NULL,
-    head_hash   TEXT NOT NULL
+    head_hash   TEXT NOT NULL,
+    -- Co-units (协办) see the ticket in their queues too: a JSON array of codes.
+    co_units    TEXT NOT NULL DEFAULT '[]'
 );
 CREATE INDEX ticket_view_queue ON ticket_view (created_at DESC, id DESC);
 CREATE INDEX ticket_view_state ON ticket_view (state, created_at DESC, id DESC);

@@ -80,6 +80,7 @@ pub struct TicketViewRow {
     pub centre: String,
     pub category: String,
     pub grid: Option<String>,
+    pub co_units: Vec<String>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

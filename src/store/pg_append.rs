@@ -156,6 +156,8 @@ struct Columns {
     v_centre: Vec<Option<String>>,
     v_category: Vec<Option<String>>,
     v_grid: Vec<Option<String>>,
+    /// Each request's co-units as a JSON array (arrays of arrays do not unnest).
+    v_co: Vec<Option<String>>,
     v_version: Vec<Option<i64>>,
     v_created: Vec<Option<DateTime<Utc>>>,
     v_updated: Vec<Option<DateTime<Utc>>>,
@@ -250,6 +252,8 @@ async fn statement(
         c.v_centre.push(v.map(|v| v.centre.clone()));
         c.v_category.push(v.map(|v| v.category.clone()));
         c.v_grid.push(v.and_then(|v| v.grid.clone()));
+        c.v_co
+            .push(v.map(|v| serde_json::Value::from(v.co_units.clone()).to_string()));
         c.v_version.push(v.map(|v| v.version));
         c.v_created.push(v.map(|v| v.created_at));
         c.v_updated.push(v.map(|v| v.updated_at));
@@ -263,10 +267,10 @@ async fn statement(
                                 $7::text[], $8::int[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
                                 $13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
                                 $19::text[], $20::bigint[], $21::timestamptz[], $22::timestamptz[], $23::text[], \
-                                $24::text[]) \
+                                $24::text[], $35::text[]) \
              WITH ORDINALITY AS r(stream_id, expected, prev, metadata, k_scope, k_key, k_hash, k_status, k_body, \
                                   c_id, c_name, c_phone, v_id, v_number, v_state, v_unit, v_centre, v_category, \
-                                  v_grid, v_version, v_created, v_updated, v_doc, head_hash, idx)), \
+                                  v_grid, v_version, v_created, v_updated, v_doc, head_hash, v_co, idx)), \
          head AS ( \
            SELECT r.idx, COALESCE(h.version, 0) AS version, COALESCE(h.hash, $34) AS hash FROM req r \
            LEFT JOIN LATERAL (SELECT version, hash FROM events e WHERE e.stream_id = r.stream_id \
@@ -292,12 +296,13 @@ async fn statement(
            INSERT INTO contacts (id, name, phone) SELECT c_id, c_name, c_phone FROM ok WHERE c_id IS NOT NULL), \
          v AS ( \
            INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-                                    updated_at, doc, head_hash) \
+                                    updated_at, doc, head_hash, co_units) \
            SELECT v_id, v_number, v_state, v_unit, v_centre, v_category, v_grid, v_version, v_created, \
-                  v_updated, v_doc, head_hash FROM ok WHERE v_id IS NOT NULL \
+                  v_updated, v_doc, head_hash, ARRAY(SELECT json_array_elements_text(v_co::json)) \
+           FROM ok WHERE v_id IS NOT NULL \
            ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
              centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-             doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash \
+             doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash, co_units = EXCLUDED.co_units \
            WHERE ticket_view.version < EXCLUDED.version) \
          SELECT h.idx, h.version AS actual, MIN(i.position) AS first, MAX(i.position) AS last \
          FROM head h JOIN req r ON r.idx = h.idx LEFT JOIN ins i ON i.stream_id = r.stream_id \
@@ -337,6 +342,7 @@ async fn statement(
     .bind(&c.e_hash)
     .bind(recorded_at)
     .bind(GENESIS)
+    .bind(&c.v_co) // $35
     .fetch_all(pool)
     .await
     .map_err(|e| match constraint(&e) {

@@ -117,6 +117,7 @@ fn view_from_row(r: &PgRow) -> Result<TicketViewRow, sqlx::Error> {
         centre: r.try_get("centre")?,
         category: r.try_get("category")?,
         grid: r.try_get("grid")?,
+        co_units: r.try_get("co_units")?,
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -208,8 +209,7 @@ impl EventStore for PgStore {
             "SELECT * FROM ticket_view WHERE ($1::text IS NULL OR state = $1) \
              AND ($2::text IS NULL OR unit = $2) \
              AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3) \
-                  OR CASE WHEN strpos(doc, '\"co_units\":[]') > 0 THEN false \
-                          ELSE (doc::jsonb -> 'co_units') ?| $3 END) \
+                  OR co_units && $3) \
              AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
              ORDER BY created_at DESC, id DESC LIMIT $6",
         )

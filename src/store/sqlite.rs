@@ -267,10 +267,11 @@ async fn append_one(
     if let Some(v) = &req.view {
         sqlx::query(
             "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-             updated_at, doc, head_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             updated_at, doc, head_hash, co_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, unit = excluded.unit, \
              centre = excluded.centre, version = excluded.version, updated_at = excluded.updated_at, \
-             doc = excluded.doc, head_hash = excluded.head_hash WHERE ticket_view.version < excluded.version",
+             doc = excluded.doc, head_hash = excluded.head_hash, co_units = excluded.co_units \
+             WHERE ticket_view.version < excluded.version",
         )
         .bind(v.id.to_string())
         .bind(&v.number)
@@ -284,6 +285,7 @@ async fn append_one(
         .bind(rfc3339(v.updated_at))
         .bind(&v.doc)
         .bind(&prev)
+        .bind(serde_json::Value::from(v.co_units.clone()).to_string())
         .execute(&mut *conn)
         .await
         .map_err(|e| {
@@ -344,6 +346,8 @@ fn view_from_row(r: &SqliteRow) -> Result<TicketViewRow, StoreError> {
         centre: r.try_get("centre")?,
         category: r.try_get("category")?,
         grid: r.try_get("grid")?,
+        co_units: serde_json::from_str(r.try_get("co_units")?)
+            .map_err(|e| StoreError::Corrupt(format!("co_units: {e}")))?,
         version: r.try_get("version")?,
         created_at: parse_time(r.try_get("created_at")?)?,
         updated_at: parse_time(r.try_get("updated_at")?)?,
@@ -437,8 +441,7 @@ impl EventStore for SqliteStore {
             "SELECT * FROM ticket_view WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR unit = ?2) \
              AND (?3 IS NULL OR unit IN (SELECT value FROM json_each(?3)) OR centre IN (SELECT value FROM json_each(?3)) \
              OR grid IN (SELECT value FROM json_each(?3)) \
-             OR CASE WHEN instr(doc, '\"co_units\":[]') > 0 THEN 0 ELSE EXISTS (SELECT 1 FROM json_each(doc, '$.co_units') c \
-                     WHERE c.value IN (SELECT value FROM json_each(?3))) END) \
+             OR EXISTS (SELECT 1 FROM json_each(ticket_view.co_units) c WHERE c.value IN (SELECT value FROM json_each(?3)))) \
              AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) \
              ORDER BY created_at DESC, id DESC LIMIT ?6",
         )
