@@ -304,3 +304,48 @@ async fn the_queue_lists_filters_and_pages_with_a_cursor() {
         app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn a_co_unit_finds_the_ticket_in_its_queue_and_others_do_not() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let co = app.token(Role::Handler, "scjg").await;
+        let other = app.token(Role::Handler, "sthj").await;
+        let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/assign"),
+                &disp,
+                json!({"unit": "zhzf", "co_units": ["scjg"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let ids = |r: &crate::support::Resp| -> Vec<String> {
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let r = app.get("/api/v1/tickets?state=assigned", &co).await;
+        assert_eq!(ids(&r), vec![id.clone()], "{engine:?}: the co-unit's queue");
+        let r = app.get("/api/v1/tickets", &other).await;
+        assert!(
+            ids(&r).is_empty(),
+            "{engine:?}: an unrelated department's queue"
+        );
+        // Returned: the co-unit is no longer on it.
+        let lead = app.token(Role::Handler, "zhzf").await;
+        app.post(
+            &format!("/api/v1/tickets/{id}/return"),
+            &lead,
+            json!({"reason": "非本单位"}),
+        )
+        .await;
+        let r = app.get("/api/v1/tickets", &co).await;
+        assert!(ids(&r).is_empty(), "{engine:?}: after the return");
+        app.finish().await;
+    }
+}
