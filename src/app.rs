@@ -457,34 +457,47 @@ impl App {
             view: Some(view_row(ticket)),
             contact,
         };
-        let started = Instant::now();
-        let result = self.store.append(req).await;
-        self.metrics
-            .append_seconds
-            .with_label_values(&[self.store.engine()])
-            .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(appended) => {
-                self.recent.put(ticket.clone(), appended.head_hash);
-                for e in events {
-                    self.metrics
-                        .events_appended
-                        .with_label_values(&[e.type_name()])
-                        .inc();
-                }
-                Ok(Reply {
-                    status,
-                    body,
-                    version: ticket.version,
-                    replayed: false,
-                })
-            }
+        match self.append_ticket(req, ticket, events).await {
+            Ok(_) => Ok(Reply {
+                status,
+                body,
+                version: ticket.version,
+                replayed: false,
+            }),
             // A concurrent request with the same key won: answer with its result.
             Err(StoreError::DuplicateKey) => self.replay(actor, meta).await?.ok_or_else(|| {
                 AppError::Conflict("a request with this Idempotency-Key is in flight; retry".into())
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Appends a ticket's events (the request carries its view row), timing the
+    /// append, counting the events, and keeping the new state as this process's
+    /// copy for the ticket's next command. Commands and the SLA watcher both write
+    /// through here.
+    pub async fn append_ticket(
+        &self,
+        req: AppendRequest,
+        next: &Ticket,
+        events: &[TicketEvent],
+    ) -> Result<crate::store::Appended, StoreError> {
+        let started = Instant::now();
+        let result = self.store.append(req).await;
+        self.metrics
+            .append_seconds
+            .with_label_values(&[self.store.engine()])
+            .observe(started.elapsed().as_secs_f64());
+        if let Ok(appended) = &result {
+            self.recent.put(next.clone(), appended.head_hash.clone());
+            for e in events {
+                self.metrics
+                    .events_appended
+                    .with_label_values(&[e.type_name()])
+                    .inc();
+            }
+        }
+        result
     }
 
     /// The ticket's current state: from its view row, or by folding its stream

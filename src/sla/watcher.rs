@@ -172,24 +172,8 @@ async fn watch_ticket(
             view: Some(view_row(&next)),
             contact: None,
         };
-        let started = std::time::Instant::now();
-        let result = app.store.append(req).await;
-        app.metrics
-            .append_seconds
-            .with_label_values(&[app.store.engine()])
-            .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(appended) => {
-                // This process's copy of the ticket for its next command (see
-                // `App::recent`): without it that command would lose one round to
-                // the head check.
-                app.recent.put(next.clone(), appended.head_hash);
-                for e in &events {
-                    app.metrics
-                        .events_appended
-                        .with_label_values(&[e.type_name()])
-                        .inc();
-                }
+        match app.append_ticket(req, &next, &events).await {
+            Ok(_) => {
                 tracing::info!(
                     ticket = %ticket.id,
                     number = %ticket.number,
