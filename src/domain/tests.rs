@@ -1647,13 +1647,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
 }
 
 /// Invariants that hold of any ticket decide and apply can produce. Returns the
-/// first violation. `known_bugs` also checks the invariants that the current
+/// first violation. `all_invariants` also checks the invariants that
 /// ticket.rs once broke (see the `bug_*` regression tests).
 fn check_invariants(
     t: &Ticket,
     prev: Option<&Ticket>,
     events_applied: usize,
-    known_bugs: bool,
+    all_invariants: bool,
 ) -> Result<(), String> {
     let fail = |what: &str| Err(format!("{what}: {t:#?}"));
     if t.version as usize != events_applied {
@@ -1672,7 +1672,7 @@ fn check_invariants(
             }
         }
         State::Assigned => {
-            if known_bugs && t.unit.is_none() {
+            if all_invariants && t.unit.is_none() {
                 return fail("assigned without a unit");
             }
             if t.at_centre {
@@ -1724,7 +1724,7 @@ fn check_invariants(
         if !(1..=30).contains(&d) {
             return fail("pending extension out of range");
         }
-        if known_bugs && t.state != State::Assigned {
+        if all_invariants && t.state != State::Assigned {
             return fail("extension pending outside ASSIGNED");
         }
     }
@@ -1758,7 +1758,7 @@ fn check_invariants(
 fn run_sequence(
     opening: AcceptTicket,
     cmds: Vec<Command>,
-    known_bugs: bool,
+    all_invariants: bool,
 ) -> Result<(), TestCaseError> {
     let mut t: Option<Ticket> = None;
     let mut log: Vec<(TicketEvent, DateTime<Utc>)> = vec![];
@@ -1801,7 +1801,7 @@ fn run_sequence(
                     log.push((e, now));
                 }
                 let cur = t.as_ref().unwrap();
-                check_invariants(cur, before.as_ref(), log.len(), known_bugs)
+                check_invariants(cur, before.as_ref(), log.len(), all_invariants)
                     .map_err(|m| TestCaseError::fail(format!("after {shown}: {m}")))?;
             }
         }
@@ -1925,11 +1925,11 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// The full property, including the invariants the two bugs above break
+    /// The full property, including the invariants two former bugs broke
     /// ("assigned ⇒ unit", "extension pending only while assigned") and openings
     /// without a grid.
     #[test]
-    fn prop_known_bugs_all_invariants_hold(
+    fn prop_every_invariant_holds_from_any_opening(
         opening in arb_accept(false),
         cmds in prop::collection::vec(arb_command(), 0..40),
     ) {
