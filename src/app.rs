@@ -420,18 +420,7 @@ impl App {
         body: String,
         contact: Option<Contact>,
     ) -> Result<Reply, AppError> {
-        let new_events = events
-            .iter()
-            .map(|e| {
-                let (event_type, data) = e.to_parts();
-                NewEvent {
-                    event_type,
-                    schema_version: SCHEMA_VERSION,
-                    data,
-                    occurred_at: now,
-                }
-            })
-            .collect();
+        let new_events = new_events(events, now);
         let req = AppendRequest {
             stream_id: id,
             expected_version,
@@ -677,6 +666,22 @@ fn fold_new(
 }
 
 /// The ticket-view row for `t` (also written by the SLA watcher with its events).
+/// The store's form of a ticket's events, all occurring at `at`.
+pub fn new_events(events: &[TicketEvent], at: DateTime<Utc>) -> Vec<NewEvent> {
+    events
+        .iter()
+        .map(|e| {
+            let (event_type, data) = e.to_parts();
+            NewEvent {
+                event_type,
+                schema_version: SCHEMA_VERSION,
+                data,
+                occurred_at: at,
+            }
+        })
+        .collect()
+}
+
 pub fn view_row(t: &Ticket) -> TicketViewRow {
     TicketViewRow {
         id: t.id,

@@ -24,8 +24,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::app::{App, view_row};
-use crate::domain::{SCHEMA_VERSION, Ticket, TicketEvent, sla_events};
-use crate::store::{AppendRequest, Metadata, NewEvent, StoreError, TicketQuery};
+use crate::domain::{Ticket, TicketEvent, sla_events};
+use crate::store::{AppendRequest, Metadata, StoreError, TicketQuery};
 
 /// The actor named in the metadata of the watcher's events.
 pub const ACTOR: &str = "sla-watcher";
@@ -147,18 +147,7 @@ async fn watch_ticket(
             stream_id: ticket.id,
             expected_version: ticket.version,
             prev_hash: head.clone(),
-            events: events
-                .iter()
-                .map(|e| {
-                    let (event_type, data) = e.to_parts();
-                    NewEvent {
-                        event_type,
-                        schema_version: SCHEMA_VERSION,
-                        data,
-                        occurred_at: now,
-                    }
-                })
-                .collect(),
+            events: crate::app::new_events(&events, now),
             metadata: Metadata {
                 actor: ACTOR.to_string(),
                 role: ROLE.to_string(),
