@@ -36,6 +36,8 @@ pub struct App {
     pub clock: crate::clock::Clock,
     /// Tickets this process wrote last, so the next command on them needs no read.
     pub recent: RecentTickets,
+    /// How this process's projection runners are doing (for /readyz).
+    pub projections: crate::projections::Statuses,
 }
 
 /// The state (and stream head) of the tickets this process appended to most
@@ -76,6 +78,10 @@ pub type SharedApp = Arc<App>;
 /// A new ticket as the API takes it, already parsed.
 #[derive(Clone, Debug)]
 pub struct NewTicket {
+    /// The ticket's id. None (the API) draws a fresh UUID v7; the import of legacy
+    /// history names one derived from the ticket's external reference, so that a
+    /// second run of the same file finds the same ticket.
+    pub id: Option<Uuid>,
     pub source: Source,
     pub category: String,
     pub title: String,
@@ -247,85 +253,49 @@ impl App {
         }
     }
 
-    async fn create_inner(
-        &self,
-        actor: &Actor,
-        input: NewTicket,
-        meta: &CommandMeta,
-    ) -> Result<Reply, AppError> {
-        let org = self.org.get();
-        policy::check_create(&org, actor, input.location.grid.as_deref())?;
-        if org.category(&input.category).is_none() {
-            return Err(AppError::invalid(
-                "category",
-                format!(
-                    "unknown category {:?}; GET /api/v1/categories lists them",
-                    input.category
-                ),
-            ));
-        }
-        if let Some(g) = input.location.grid.as_deref() {
-            match org.unit(g) {
-                Some(u) if u.kind == crate::org::UnitKind::Grid => {}
-                _ => {
-                    return Err(AppError::invalid(
-                        "location.grid",
-                        format!(
-                            "{g:?} is not a grid of the organisation; GET /api/v1/units?kind=grid lists them"
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some(rel) = input.related_to {
+    /// A new ticket's `related_to` must name a ticket that exists.
+    pub async fn check_related(&self, related_to: Option<Uuid>) -> Result<(), AppError> {
+        if let Some(rel) = related_to {
             if self.store.ticket_view(rel).await?.is_none() {
                 return Err(AppError::invalid("related_to", format!("no ticket {rel}")));
             }
         }
+        Ok(())
+    }
+
+    async fn create_inner(
+        &self,
+        actor: &Actor,
+        mut input: NewTicket,
+        meta: &CommandMeta,
+    ) -> Result<Reply, AppError> {
+        let org = self.org.get();
+        check_new_ticket(&org, actor, &input)?;
+        self.check_related(input.related_to).await?;
         let now = self.now();
-        let id = Uuid::now_v7();
+        let id = input.id.unwrap_or_else(Uuid::now_v7);
         let serial = self.store.next_ticket_serial().await?;
         let number = format!(
             "{}-{serial:06}",
             now.with_timezone(&Shanghai).format("%Y%m%d")
         );
-        let centre = receiving_centre(&org, actor, input.location.grid.as_deref());
-        let suggested_unit = input
-            .location
-            .grid
-            .as_deref()
-            .and_then(|g| org.route(&input.category, g))
-            .or_else(|| {
-                org.category(&input.category)
-                    .and_then(|c| c.default_unit.as_deref())
-            })
-            .map(str::to_string);
-        let contact = input.reporter.map(|(name, phone)| Contact {
+        let contact = input.reporter.take().map(|(name, phone)| Contact {
             id: Uuid::now_v7(),
             name,
             phone,
         });
-        let cmd = Command::Accept(Box::new(AcceptTicket {
-            id,
-            number,
-            source: input.source,
-            category: input.category,
-            urgency: input.urgency,
-            title: input.title,
-            description: input.description,
-            location: input.location,
-            reporter_ref: contact.as_ref().map(|c| c.id),
-            related_to: input.related_to,
-            suggested_unit,
-            centre,
-            self_handled: input.self_handled,
-        }));
-        let ctx = Ctx {
+        let Decided {
+            events,
+            next: ticket,
+        } = decide_create(
+            &org,
+            &self.sla.with_org(org.clone()),
+            actor,
+            input,
+            (id, number),
+            contact.as_ref().map(|c| c.id),
             now,
-            deadlines: &self.sla.with_org(org.clone()),
-        };
-        let events = decide(None, cmd, &ctx)?;
-        let ticket = fold_new(None, id, &events, now);
+        )?;
         let body = render_string(
             &ticket,
             now,
@@ -361,23 +331,16 @@ impl App {
                 self.recent.forget(id);
                 (ticket, head_hash) = self.load_for_command(id).await?;
             }
-            policy::check(&org, actor, input.action(), &ticket)?;
-            if let Some(v) = meta.if_match {
-                if v != ticket.version {
-                    return Err(AppError::PreconditionFailed(format!(
-                        "If-Match names version {v} but the ticket is at version {}; reload it and decide again",
-                        ticket.version
-                    )));
-                }
-            }
-            let cmd = to_command(&org, actor, &ticket, input.clone())?;
             let now = self.now();
-            let ctx = Ctx {
+            let Decided { events, next } = decide_action(
+                &org,
+                &deadlines,
+                actor,
+                &ticket,
+                input.clone(),
                 now,
-                deadlines: &deadlines,
-            };
-            let events = decide(Some(&ticket), cmd, &ctx)?;
-            let next = fold_new(Some(ticket.clone()), id, &events, now);
+                meta.if_match,
+            )?;
             let body = render_string(&next, now, None);
             match self
                 .commit(
@@ -567,6 +530,116 @@ impl App {
         }
         Ok(out)
     }
+}
+
+/// What a command decided, before anything is written: the events to append and
+/// the ticket's state after them.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    pub events: Vec<TicketEvent>,
+    pub next: Ticket,
+}
+
+/// The checks of a new ticket against the organisation that need no store: who may
+/// report where, the category, the grid. (`related_to` is [`App::check_related`].)
+pub fn check_new_ticket(org: &Org, actor: &Actor, input: &NewTicket) -> Result<(), AppError> {
+    policy::check_create(org, actor, input.location.grid.as_deref())?;
+    if org.category(&input.category).is_none() {
+        return Err(AppError::invalid(
+            "category",
+            format!(
+                "unknown category {:?}; GET /api/v1/categories lists them",
+                input.category
+            ),
+        ));
+    }
+    if let Some(g) = input.location.grid.as_deref() {
+        match org.unit(g) {
+            Some(u) if u.kind == crate::org::UnitKind::Grid => {}
+            _ => {
+                return Err(AppError::invalid(
+                    "location.grid",
+                    format!(
+                        "{g:?} is not a grid of the organisation; GET /api/v1/units?kind=grid lists them"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The aggregate's decision on a new ticket at `now`, after [`check_new_ticket`]:
+/// the receiving centre, the suggested unit, the events and the state. Pure. The
+/// caller has settled the id and number (`id_number`) and the reporter's contact
+/// (`reporter_ref`); `input.id` and `input.reporter` are not read here.
+pub fn decide_create(
+    org: &Org,
+    deadlines: &(dyn Deadlines + Sync),
+    actor: &Actor,
+    input: NewTicket,
+    (id, number): (Uuid, String),
+    reporter_ref: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Decided, AppError> {
+    let centre = receiving_centre(org, actor, input.location.grid.as_deref());
+    let suggested_unit = input
+        .location
+        .grid
+        .as_deref()
+        .and_then(|g| org.route(&input.category, g))
+        .or_else(|| {
+            org.category(&input.category)
+                .and_then(|c| c.default_unit.as_deref())
+        })
+        .map(str::to_string);
+    let cmd = Command::Accept(Box::new(AcceptTicket {
+        id,
+        number,
+        source: input.source,
+        category: input.category,
+        urgency: input.urgency,
+        title: input.title,
+        description: input.description,
+        location: input.location,
+        reporter_ref,
+        related_to: input.related_to,
+        suggested_unit,
+        centre,
+        self_handled: input.self_handled,
+    }));
+    let ctx = Ctx { now, deadlines };
+    let events = decide(None, cmd, &ctx)?;
+    let next = fold_new(None, id, &events, now);
+    Ok(Decided { events, next })
+}
+
+/// A command on an existing ticket decided at `now`, as the live API decides it:
+/// who may act (the policy), the If-Match precondition, the input against the
+/// organisation, then the aggregate. Pure: nothing is read or written.
+pub fn decide_action(
+    org: &Org,
+    deadlines: &(dyn Deadlines + Sync),
+    actor: &Actor,
+    ticket: &Ticket,
+    input: ActionInput,
+    now: DateTime<Utc>,
+    if_match: Option<i64>,
+) -> Result<Decided, AppError> {
+    policy::check(org, actor, input.action(), ticket)?;
+    if let Some(v) = if_match {
+        if v != ticket.version {
+            return Err(AppError::PreconditionFailed(format!(
+                "If-Match names version {v} but the ticket is at version {}; reload it and decide again",
+                ticket.version
+            )));
+        }
+    }
+    let cmd = to_command(org, actor, ticket, input)?;
+    let ctx = Ctx { now, deadlines };
+    let events = decide(Some(ticket), cmd, &ctx)?;
+    let next = fold_new(Some(ticket.clone()), ticket.id, &events, now);
+    Ok(Decided { events, next })
 }
 
 /// Where a new ticket waits for dispatch: the caller's centre for the hotline and

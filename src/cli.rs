@@ -51,6 +51,19 @@ pub enum Command {
     /// Reporters' contact details (personal data, kept outside the event log).
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Import legacy history: one command per line (JSON), each decided as the live
+    /// API would at the line's time; a ticket with a bad line is not imported.
+    Import(crate::import::ImportArgs),
+    /// Rebuild projections from the event log, from position 0 (takes over the
+    /// projection's lease from any running `serve` until it is done).
+    Replay {
+        /// Only this projection (default: all). Known: unit_stats.
+        #[arg(long)]
+        projection: Option<String>,
+        /// Directory of calendar year files; default: the calendar built into the binary.
+        #[arg(long, env = "YIWANG_CALENDAR_DIR")]
+        calendar_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -175,7 +188,75 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Contacts(ContactsCommand::Purge { older_than }) => {
             purge_contacts(&cli.database_url, older_than).await
         }
+        Command::Import(args) => crate::import::run(&cli.database_url, args).await,
+        Command::Replay {
+            projection,
+            calendar_dir,
+        } => replay(&cli.database_url, projection.as_deref(), calendar_dir).await,
     }
+}
+
+/// `yiwang replay`: empties each chosen projection and applies the whole log again,
+/// with a progress bar (events/s, ETA) on a terminal and a summary line per projection.
+async fn replay(
+    url: &str,
+    only: Option<&str>,
+    calendar_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let calendar = match &calendar_dir {
+        Some(d) => Calendar::from_dir(d)?,
+        None => Calendar::embedded(),
+    };
+    let app = build_app(url, calendar, SlaSettings::default()).await?;
+    let all = crate::projections::all(&app);
+    let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
+    if let Some(n) = only {
+        if !names.contains(&n) {
+            anyhow::bail!(
+                "no projection {n:?}; the projections are: {}",
+                names.join(", ")
+            );
+        }
+    }
+    let total = crate::projections::count_events(&app.store.pool()).await?;
+    let owner = format!("replay:{}", std::process::id());
+    for p in all.iter().filter(|p| only.is_none_or(|n| n == p.name())) {
+        let mut lease = crate::projections::Lease::new(app.store.pool(), p.name(), &owner);
+        lease.acquire(true).await?;
+        let started = std::time::Instant::now();
+        p.reset().await?;
+        let bar = indicatif::ProgressBar::new(total.max(0) as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {human_pos}/{human_len} events, {per_sec}, ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(p.name());
+        let mut applied = 0u64;
+        loop {
+            lease.acquire(true).await?;
+            match crate::projections::step(&app.store, p.as_ref(), crate::projections::BATCH)
+                .await?
+            {
+                Some((b, _)) => {
+                    applied += b.events as u64;
+                    bar.set_position(applied);
+                }
+                None => break,
+            }
+        }
+        bar.finish_and_clear();
+        lease.release().await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{}: rebuilt from {applied} events in {secs:.2} s ({:.0} events/s)",
+            p.name(),
+            applied as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
 }
 
 async fn purge_contacts(url: &str, days: u32) -> anyhow::Result<()> {
@@ -287,6 +368,7 @@ pub async fn build_app_with_clock(
         tokens: Default::default(),
         clock,
         recent: Default::default(),
+        projections: Default::default(),
     }))
 }
 
@@ -313,6 +395,7 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     spawn_org_refresh(app.clone());
     crate::sla::watcher::spawn(app.clone(), Duration::from_secs(args.sla_interval_secs));
+    crate::projections::spawn(app.clone());
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;

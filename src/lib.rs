@@ -6,6 +6,7 @@
 //! `cli` (the one binary's subcommands).
 
 pub mod app;
+pub mod appraisal;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -13,7 +14,9 @@ pub mod contacts;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod org;
+pub mod projections;
 pub mod sla;
 pub mod store;

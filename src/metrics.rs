@@ -1,7 +1,7 @@
 //! Prometheus metrics (the `prometheus` crate), one registry per process.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -11,6 +11,11 @@ pub struct Metrics {
     pub append_seconds: HistogramVec,
     pub events_appended: IntCounterVec,
     pub calendar_missing_year: IntGaugeVec,
+    pub projection_lag: GaugeVec,
+    pub projection_leader: IntGaugeVec,
+    pub projection_events: IntCounterVec,
+    pub open_tickets: IntGaugeVec,
+    pub overdue_tickets: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -54,6 +59,46 @@ impl Metrics {
             &["year"],
         )
         .expect("static metric definition is valid");
+        let projection_lag = GaugeVec::new(
+            Opts::new(
+                "yiwang_projection_lag_seconds",
+                "Age of the oldest event a projection has not applied yet (0: caught up); set by the instance running it",
+            ),
+            &["projection"],
+        )
+        .expect("static metric definition is valid");
+        let projection_leader = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_projection_leader",
+                "1 if this instance holds the projection's lease and runs it",
+            ),
+            &["projection"],
+        )
+        .expect("static metric definition is valid");
+        let projection_events = IntCounterVec::new(
+            Opts::new(
+                "yiwang_projection_events_total",
+                "Events applied by a projection in this instance",
+            ),
+            &["projection"],
+        )
+        .expect("static metric definition is valid");
+        let open_tickets = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_open_tickets",
+                "Tickets with a unit and not yet handled, by unit (refreshed when /metrics is read)",
+            ),
+            &["unit"],
+        )
+        .expect("static metric definition is valid");
+        let overdue_tickets = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_overdue_tickets",
+                "Open tickets past their handle deadline, by unit (refreshed when /metrics is read)",
+            ),
+            &["unit"],
+        )
+        .expect("static metric definition is valid");
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -67,12 +112,26 @@ impl Metrics {
         registry
             .register(Box::new(calendar_missing_year.clone()))
             .expect("fresh registry");
+        for c in [
+            Box::new(projection_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(projection_leader.clone()),
+            Box::new(projection_events.clone()),
+            Box::new(open_tickets.clone()),
+            Box::new(overdue_tickets.clone()),
+        ] {
+            registry.register(c).expect("fresh registry");
+        }
         Metrics {
             registry,
             http_requests,
             append_seconds,
             events_appended,
             calendar_missing_year,
+            projection_lag,
+            projection_leader,
+            projection_events,
+            open_tickets,
+            overdue_tickets,
         }
     }
 

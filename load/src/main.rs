@@ -1,9 +1,14 @@
 //! yiwang-load: drives whole ticket lifecycles against `yiwang serve` with N concurrent
 //! clients, and measures the ceiling (raw single-row INSERT tx/s against the same
-//! database at the same concurrency) in the same run. See README.md.
+//! database at the same concurrency) in the same run; fills a database with a
+//! simulated year of tickets (`seed`, `import-file`) and measures the latency of a
+//! read route against the HTTP floor (`query`). See README.md.
 
 mod ceiling;
 mod lifecycle;
+mod plan;
+mod query;
+mod seed;
 mod service;
 mod stats;
 
@@ -40,6 +45,13 @@ enum Cmd {
     Run(RunArgs),
     /// Measure only the raw-insert ceiling.
     Ceiling(Common),
+    /// Fill a database with a simulated year of ticket histories, through the
+    /// yiwang library (no HTTP); prints events/s.
+    Seed(seed::SeedArgs),
+    /// Write simulated ticket histories as an import file for `yiwang import`.
+    ImportFile(seed::ImportFileArgs),
+    /// GET one route N times over HTTP: p50/p90/p99/max, next to a bare route.
+    Query(query::QueryArgs),
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +95,9 @@ async fn main() -> ExitCode {
     let outcome = match cli.cmd {
         Cmd::Run(a) => run(a).await,
         Cmd::Ceiling(c) => ceiling_only(c).await,
+        Cmd::Seed(a) => seed::seed(a).await.map(|()| true),
+        Cmd::ImportFile(a) => seed::import_file(a).map(|()| true),
+        Cmd::Query(a) => query::query(a).await,
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

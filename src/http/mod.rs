@@ -1,11 +1,13 @@
 //! The HTTP API (axum): one module per resource, each owning its routes; this module
 //! merges them and adds what every request gets (request id, limits, metrics, logs).
 
+pub mod appraisal;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod ops;
 pub mod org;
+pub mod stats;
 pub mod tickets;
 
 use std::time::{Duration, Instant};
@@ -57,6 +59,8 @@ pub fn app(state: SharedApp) -> Router {
         .merge(tickets::router())
         .merge(events::router())
         .merge(org::router())
+        .merge(appraisal::router())
+        .merge(stats::router())
         .merge(ops::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -25,8 +25,13 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(app): State<SharedApp>) -> Response {
     match app.store.ping().await {
         Ok(()) => {
-            axum::Json(json!({ "status": "ready", "database": "ok", "engine": app.store.engine() }))
-                .into_response()
+            let (projections, stopped) = projection_states(&app);
+            let status = if stopped { "degraded" } else { "ready" };
+            axum::Json(json!({
+                "status": status, "database": "ok", "engine": app.store.engine(),
+                "projections": projections,
+            }))
+            .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -48,7 +53,39 @@ async fn readyz(State(app): State<SharedApp>) -> Response {
     }
 }
 
+/// Each projection runner of this process: `running` (this instance holds the
+/// lease and finished a round lately), `standby` (another instance runs it) or
+/// `stopped` (this instance holds it but has not finished a round for
+/// `projections::STALL`, or its last round failed). A stopped projection makes the
+/// instance `degraded`, still ready for commands (taking it out of the load
+/// balancer would not help the figures); the lag gauge alerts on it.
+fn projection_states(app: &crate::app::App) -> (serde_json::Map<String, serde_json::Value>, bool) {
+    let mut out = serde_json::Map::new();
+    let mut stopped = false;
+    for (name, s) in app.projections.snapshot() {
+        let fresh = s
+            .last_ok
+            .is_some_and(|t| t.elapsed() < crate::projections::STALL);
+        let state = if !fresh || s.last_error.is_some() {
+            stopped = true;
+            "stopped"
+        } else if s.leader {
+            "running"
+        } else {
+            "standby"
+        };
+        out.insert(
+            name,
+            json!({ "state": state, "checkpoint": s.checkpoint, "error": s.last_error }),
+        );
+    }
+    (out, stopped)
+}
+
 async fn metrics(State(app): State<SharedApp>) -> Response {
+    if let Err(e) = crate::projections::query::refresh_ticket_gauges(&app).await {
+        tracing::warn!(error = %e, "could not refresh the open/overdue ticket gauges");
+    }
     for y in app.sla.calendar.missing_years_used() {
         app.metrics
             .calendar_missing_year

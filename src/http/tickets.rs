@@ -110,7 +110,46 @@ async fn create_ticket(
     body: Body<CreateBody>,
 ) -> Result<Response, AppError> {
     let meta = command_meta(&headers, "POST", "/api/v1/tickets", &body.raw)?;
-    let b = body.value;
+    let input = new_ticket(body.value)?;
+    Ok(reply(app.create(&actor, input, meta).await?))
+}
+
+/// The action names of `POST /api/v1/tickets/{id}/{action}`.
+pub const ACTIONS: [&str; 11] = [
+    "assign",
+    "sign",
+    "return",
+    "request-extension",
+    "decide-extension",
+    "supervise",
+    "handle",
+    "verify",
+    "feedback",
+    "comment",
+    "close",
+];
+
+/// A command's body parsed and checked exactly as the API does it: `create` is
+/// the body of `POST /api/v1/tickets`, any other name one of [`ACTIONS`]. Errors
+/// are the API's (400 / 422 naming the field within the body, 404 for an unknown
+/// action). The import of legacy history reads its lines' bodies through here.
+pub fn parse_command(action: &str, raw: &[u8]) -> Result<ParsedCommand, AppError> {
+    if action == "create" {
+        Ok(ParsedCommand::Create(new_ticket(parse_json(raw)?)?))
+    } else {
+        Ok(ParsedCommand::Act(parse_action(action, raw)?))
+    }
+}
+
+/// What [`parse_command`] makes of a body.
+#[derive(Clone, Debug)]
+pub enum ParsedCommand {
+    Create(NewTicket),
+    Act(ActionInput),
+}
+
+/// Checks a creation body beyond its shape and turns it into a [`NewTicket`].
+fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
     check_len("title", &b.title, MAX_TITLE)?;
     check_len("description", &b.description, MAX_TEXT)?;
     check_len("category", &b.category, MAX_TITLE)?;
@@ -148,7 +187,8 @@ async fn create_ticket(
     if let Some(s) = &b.self_handled {
         check_len("self_handled.result", &s.result, MAX_TEXT)?;
     }
-    let input = NewTicket {
+    Ok(NewTicket {
+        id: None,
         source: b.source,
         category: b.category,
         title: b.title,
@@ -158,8 +198,7 @@ async fn create_ticket(
         reporter: b.reporter.map(|r| (r.name, r.phone)),
         related_to: b.related_to,
         self_handled: b.self_handled.map(|s| s.result),
-    };
-    Ok(reply(app.create(&actor, input, meta).await?))
+    })
 }
 
 #[derive(Deserialize)]
@@ -390,6 +429,9 @@ struct ListParams {
     unit: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
+    /// `true`: only tickets past a deadline (the overdue list, from the unit_stats
+    /// projection, checked against each ticket's current state).
+    overdue: Option<bool>,
 }
 
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
@@ -423,6 +465,9 @@ async fn list_tickets(
     if !(1..=500).contains(&limit) {
         return Err(AppError::invalid("limit", "must be between 1 and 500"));
     }
+    if p.overdue == Some(true) {
+        return overdue_list(&app, &actor, p.unit.as_deref(), p.cursor.as_deref(), limit).await;
+    }
     let q = TicketQuery {
         state: p.state,
         unit: p.unit,
@@ -437,5 +482,69 @@ async fn list_tickets(
         .flatten()
         .map(|t| json!(format!("{}_{}", t.created_at.timestamp_micros(), t.id)));
     let items: Vec<Value> = tickets.iter().map(|t| render(t, now, None)).collect();
+    Ok(axum::Json(ListPage { items, next_cursor }))
+}
+
+/// `GET /api/v1/tickets?overdue=true&unit=`: open tickets past a deadline in the
+/// caller's scope (and `unit`'s subtree), oldest deadline first. The cursor is an
+/// offset into that order.
+async fn overdue_list(
+    app: &SharedApp,
+    actor: &Actor,
+    unit: Option<&str>,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<axum::Json<ListPage>, AppError> {
+    let org = app.org.get();
+    let offset = match cursor {
+        None => 0,
+        Some(c) => c
+            .strip_prefix('o')
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "cursor",
+                    "not a cursor this service issued; start again without it",
+                )
+            })?,
+    };
+    let base = unit.unwrap_or(&actor.unit);
+    if org.unit(base).is_none() {
+        return Err(AppError::invalid(
+            "unit",
+            format!("unknown unit {base:?}; GET /api/v1/units lists them"),
+        ));
+    }
+    // The caller's scope, narrowed to `unit`'s subtree when it lies inside it.
+    let scope_root = if org.is_within(base, &actor.unit) {
+        base
+    } else if org.is_within(&actor.unit, base) {
+        actor.unit.as_str()
+    } else {
+        return Ok(axum::Json(ListPage {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    let units: Vec<String> = org
+        .subtree(scope_root)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let scope = (org.root().code != scope_root).then_some(units.as_slice());
+    let now = app.now();
+    let ids =
+        crate::projections::query::overdue_tickets(&app.store.pool(), scope, now, offset, limit)
+            .await?;
+    let mut items = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match app.get(actor, *id).await {
+            Ok((t, v)) if t.overdue(now) => items.push(v),
+            Ok(_) | Err(AppError::Forbidden(_)) | Err(AppError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let next_cursor = (ids.len() as i64 == limit).then(|| json!(format!("o{}", offset + limit)));
     Ok(axum::Json(ListPage { items, next_cursor }))
 }

@@ -66,7 +66,7 @@ pub fn business_date(t: DateTime<Utc>) -> NaiveDate {
 }
 
 /// The instant a local day starts (00:00 Asia/Shanghai).
-fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
+pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
     let midnight = day.and_time(NaiveTime::MIN);
     match BUSINESS_TZ.from_local_datetime(&midnight) {
         LocalResult::Single(t) => t.with_timezone(&Utc),

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod appraisal;
 mod authz;
 mod concurrency;
 mod dispatch;

@@ -156,6 +156,18 @@ impl TestApp {
         }
     }
 
+    /// Brings every projection up to the end of the feed, in this task (tests do
+    /// not start the background runners, so what they read is deterministic).
+    pub async fn catch_up(&self) {
+        for p in yiwang::projections::all(&self.app) {
+            while yiwang::projections::step(&self.app.store, p.as_ref(), 1000)
+                .await
+                .expect("projection step")
+                .is_some()
+            {}
+        }
+    }
+
     /// A token for `role` at `unit`, created once per test app.
     pub async fn token(&self, role: Role, unit: &str) -> String {
         if let Some(t) = self

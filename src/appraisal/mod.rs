@@ -1,0 +1,441 @@
+//! Appraisal scores (考核, DESIGN §5): a rule profile ([`profile`]) turns each unit's
+//! own statistics for a period into deductions from a base score, and every
+//! deduction lists the tickets and event positions behind it.
+//!
+//! Nothing is stored: the score is computed at query time from the `unit_stats`
+//! projection (`projections::query`), so a changed profile applies to every period at
+//! once and a score can always be reproduced from the log. [`appraise`] is pure
+//! (figures in, scores out); [`appraise_from_store`] reads what it needs.
+//!
+//! How the numbers are made:
+//! - a rule's points are rounded to 2 decimals and capped by the rule's `cap`; a
+//!   section's `cap` then limits the section's total: the section's rules keep their
+//!   order and their evidence, the points of the rules past the cap are cut so that
+//!   the section deducts exactly its cap, every deduction of that section is marked
+//!   `capped: true`, and one whose points were cut carries `uncapped_points` (what
+//!   it would have deducted alone). So `score = base + Σ points` always holds;
+//! - score = base + the deductions, never below 0;
+//! - a year (profile with `yearly`): the mean of the scores of its quarters that have
+//!   started (ended or in progress) × `quarter_weight` + the year-end score (the
+//!   rules over the whole year, the listed deductions) × `year_end_weight` + bonus
+//!   points (entered by people: 0 here). Without `yearly`, a year is the year-end
+//!   score;
+//! - `weight`: the share of this ticket-derived evaluation in the unit's appraisal
+//!   (the profile's `weights` by unit kind; the rest is entered by people).
+
+pub mod profile;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::org::{Org, UnitKind};
+use crate::projections::facts::Kind;
+use crate::projections::periods::{Granularity, Period};
+use crate::projections::query::{self, Evidence, Figures, OccurrenceRow, Request, Table, round};
+use crate::store::{Pool, StoreError};
+pub use profile::{How, Profile, ProfileError, Profiles, Rule, Section};
+
+/// One rule's deduction for a unit in a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Deduction {
+    pub rule: String,
+    /// Events (or tickets, for a `tickets` rule) counted.
+    pub count: u64,
+    /// Negative: the points deducted.
+    pub points: f64,
+    pub evidence: Vec<Evidence>,
+    pub section: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The rate a rate rule judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// A cap (the rule's, or its section's) limited this deduction or its section.
+    pub capped: bool,
+    /// What the rule would have deducted without the caps, when they cut it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncapped_points: Option<f64>,
+}
+
+/// A period's score, for the quarters behind a yearly score.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeriodScore {
+    pub period: String,
+    pub score: f64,
+}
+
+/// One unit's appraisal for a period.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UnitAppraisal {
+    pub unit: String,
+    pub base: f64,
+    pub score: f64,
+    pub deductions: Vec<Deduction>,
+    pub unit_name: String,
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency_type: Option<String>,
+    /// The share of this evaluation in the unit's appraisal (None: the profile says not).
+    pub weight: Option<f64>,
+    /// Year only: the quarters that have started and their scores.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarters: Option<Vec<PeriodScore>>,
+    /// Year only: the rules over the whole year.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub year_end_score: Option<f64>,
+    /// Year only: bonus points, entered by people (0: out of scope here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bonus: Option<f64>,
+}
+
+/// The units an appraisal covers under `root` (a unit code): every department and
+/// agency within it, in organisation order.
+pub fn appraised_units(org: &Org, root: &str) -> Vec<String> {
+    org.units()
+        .iter()
+        .filter(|u| matches!(u.kind, UnitKind::Department | UnitKind::Agency))
+        .filter(|u| org.is_within(&u.code, root))
+        .map(|u| u.code.clone())
+        .collect()
+}
+
+/// Scores every unit of `table` for `period`.
+///
+/// `table` holds each unit's own figures (own_only) with a column for `period` and,
+/// when `period` is a year, one for each of its quarters that counts (the caller
+/// passes those that have started). `area_reports` are `accepted` occurrences (the
+/// unit of each is the township where the ticket was reported) covering the period.
+pub fn appraise(
+    profile: &Profile,
+    org: &Org,
+    period: &Period,
+    table: &Table,
+    area_reports: &[OccurrenceRow],
+) -> Vec<UnitAppraisal> {
+    let empty = Figures::default();
+    let column = table.periods.iter().position(|p| p == period);
+    let quarter_columns: Vec<usize> = if period.granularity == Granularity::Year {
+        table
+            .periods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.granularity == Granularity::Quarter
+                    && p.first_day >= period.first_day
+                    && p.end_day <= period.end_day
+            })
+            .map(|(i, _)| i)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    table
+        .units
+        .iter()
+        .enumerate()
+        .map(|(ui, code)| {
+            let def = org.unit(code);
+            let kind = def.map(|u| u.kind).unwrap_or(UnitKind::Department);
+            let agency_type = org.agency_type(code).map(str::to_string);
+            let area = org.township_of(code).filter(|_| kind == UnitKind::Agency);
+            let cell = |p: &Period, col: Option<usize>| {
+                let f = col.map(|c| table.get(ui, c)).unwrap_or(&empty);
+                score_cell(
+                    profile,
+                    kind,
+                    agency_type.as_deref(),
+                    p,
+                    f,
+                    area,
+                    area_reports,
+                )
+            };
+            let (main_score, deductions) = cell(period, column);
+            let mut a = UnitAppraisal {
+                unit: code.clone(),
+                base: profile.base,
+                score: main_score,
+                deductions,
+                unit_name: def.map(|u| u.name.clone()).unwrap_or_default(),
+                kind: kind.as_str(),
+                agency_type: agency_type.clone(),
+                weight: profile.weights.and_then(|w| w.of(kind)),
+                quarters: None,
+                year_end_score: None,
+                bonus: None,
+            };
+            if let (Granularity::Year, Some(y)) = (period.granularity, profile.yearly) {
+                let quarters: Vec<PeriodScore> = quarter_columns
+                    .iter()
+                    .map(|&c| {
+                        let p = &table.periods[c];
+                        PeriodScore {
+                            period: p.label.clone(),
+                            score: cell(p, Some(c)).0,
+                        }
+                    })
+                    .collect();
+                let mean = if quarters.is_empty() {
+                    main_score
+                } else {
+                    quarters.iter().map(|q| q.score).sum::<f64>() / quarters.len() as f64
+                };
+                let bonus = 0.0;
+                a.score = round(
+                    (mean * y.quarter_weight + main_score * y.year_end_weight + bonus).max(0.0),
+                    2,
+                );
+                a.quarters = Some(quarters);
+                a.year_end_score = Some(main_score);
+                a.bonus = Some(bonus);
+            }
+            a
+        })
+        .collect()
+}
+
+/// One unit's score and deductions for one period's figures.
+fn score_cell(
+    profile: &Profile,
+    kind: UnitKind,
+    agency_type: Option<&str>,
+    period: &Period,
+    f: &Figures,
+    area: Option<&str>,
+    area_reports: &[OccurrenceRow],
+) -> (f64, Vec<Deduction>) {
+    let reports: Vec<&OccurrenceRow> = match area {
+        Some(area) => area_reports
+            .iter()
+            .filter(|o| {
+                o.kind == Kind::Accepted.as_str() && o.unit == area && period.contains_us(o.at)
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for s in &profile.sections {
+        if !s.applies(kind, agency_type) {
+            continue;
+        }
+        let mut ds: Vec<Deduction> = s
+            .rules
+            .iter()
+            .filter_map(|r| apply_rule(profile, s, r, f, &reports))
+            .collect();
+        if let Some(cap) = s.cap {
+            cap_section(&mut ds, cap);
+        }
+        out.extend(ds);
+    }
+    let total: f64 = out.iter().map(|d| d.points).sum();
+    (round((profile.base + total).max(0.0), 2), out)
+}
+
+/// A rule's deduction, or None when it deducts nothing.
+fn apply_rule(
+    profile: &Profile,
+    section: &Section,
+    rule: &Rule,
+    f: &Figures,
+    reports: &[&OccurrenceRow],
+) -> Option<Deduction> {
+    let strict = profile.satisfaction_strict;
+    let (raw, count, evidence, rate) = match &rule.how {
+        How::Each {
+            metric,
+            points_each,
+        } => {
+            let ev = metric.evidence(f).to_vec();
+            let n = ev.len() as u64;
+            (points_each * n as f64, n, ev, None)
+        }
+        How::Tickets {
+            metrics,
+            points_each,
+        } => {
+            let ev: BTreeSet<Evidence> = metrics
+                .iter()
+                .flat_map(|m| m.evidence(f).iter().cloned())
+                .collect();
+            let tickets: BTreeSet<&str> = ev.iter().map(|e| e.ticket.as_str()).collect();
+            let n = tickets.len() as u64;
+            (points_each * n as f64, n, ev.into_iter().collect(), None)
+        }
+        How::RateSteps {
+            metric,
+            step,
+            points_per_step,
+        } => {
+            let rate = metric.rate(f, strict)?;
+            let steps = ((1.0 - rate) / step + 1e-9).floor().max(0.0);
+            let ev = metric.shortfall(f, strict);
+            (points_per_step * steps, ev.len() as u64, ev, Some(rate))
+        }
+        How::RateBelow {
+            metric,
+            threshold,
+            points,
+        } => {
+            let rate = metric.rate(f, strict)?;
+            let raw = if rate < *threshold { *points } else { 0.0 };
+            let ev = metric.shortfall(f, strict);
+            (raw, ev.len() as u64, ev, Some(rate))
+        }
+        How::RateWeight { metric, weight } => {
+            let rate = metric.rate(f, strict)?;
+            let ev = metric.shortfall(f, strict);
+            (-weight * (1.0 - rate), ev.len() as u64, ev, Some(rate))
+        }
+        How::AreaReports {
+            categories,
+            source,
+            points_each,
+        } => {
+            let ev: BTreeSet<Evidence> = reports
+                .iter()
+                .filter(|o| categories.contains(&o.category))
+                .filter(|o| source.as_ref().is_none_or(|s| *s == o.source))
+                .map(|o| Evidence {
+                    ticket: o.ticket.clone(),
+                    position: o.position,
+                })
+                .collect();
+            let n = ev.len() as u64;
+            (points_each * n as f64, n, ev.into_iter().collect(), None)
+        }
+    };
+    let raw = round(raw, 2);
+    if raw == 0.0 {
+        return None;
+    }
+    let points = match rule.cap {
+        Some(cap) => raw.max(-cap),
+        None => raw,
+    };
+    let capped = points != raw;
+    Some(Deduction {
+        rule: rule.rule.clone(),
+        count,
+        points,
+        evidence,
+        section: section.name.clone(),
+        title: rule.title.clone(),
+        rate,
+        capped,
+        uncapped_points: capped.then_some(raw),
+    })
+}
+
+/// Limits a section's total deduction to `cap`: the rules keep their order, the
+/// points past the cap are cut, and every deduction of the section is marked.
+fn cap_section(ds: &mut [Deduction], cap: f64) {
+    let total: f64 = ds.iter().map(|d| d.points).sum();
+    if round(total, 2) >= -cap {
+        return;
+    }
+    let mut left = cap;
+    for d in ds.iter_mut() {
+        let applied = round(d.points.max(-left), 2);
+        if applied != d.points {
+            d.uncapped_points.get_or_insert(d.points);
+            d.points = applied;
+        }
+        d.capped = true;
+        left = round(left + applied, 2);
+    }
+}
+
+/// Puts two tables of the same units side by side (their period columns joined),
+/// so overlapping periods (a year and its quarters) can be scored together.
+pub fn join(a: Table, b: Table) -> Table {
+    debug_assert_eq!(a.units, b.units);
+    let (na, nb) = (a.periods.len(), b.periods.len());
+    let mut cells = Vec::with_capacity(a.cells.len() + b.cells.len());
+    let mut ca = a.cells.into_iter();
+    let mut cb = b.cells.into_iter();
+    for _ in 0..a.units.len() {
+        cells.extend(ca.by_ref().take(na));
+        cells.extend(cb.by_ref().take(nb));
+    }
+    let mut periods = a.periods;
+    periods.extend(b.periods);
+    Table {
+        units: a.units,
+        periods,
+        cells,
+    }
+}
+
+/// Reads the statistics and reports the appraisal needs and scores `units` (each
+/// on its own rows). `scope_all`: the units are every appraised unit, so the rows
+/// are read unfiltered.
+pub async fn appraise_from_store(
+    pool: &Pool,
+    org: &Org,
+    profile: &Profile,
+    period: &Period,
+    units: Vec<String>,
+    scope_all: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<UnitAppraisal>, StoreError> {
+    let scope = (!scope_all).then_some(units.as_slice());
+    let (episodes, occurrences) = query::fetch(pool, scope, period.start, period.end).await?;
+    let table_of = |periods: Vec<Period>| {
+        query::compute(
+            &Request {
+                org,
+                units: units.clone(),
+                own_only: true,
+                periods,
+                now,
+            },
+            &episodes,
+            &occurrences,
+        )
+    };
+    let table = if period.granularity == Granularity::Year {
+        let started: Vec<Period> = period
+            .quarters()
+            .into_iter()
+            .filter(|q| q.start <= now)
+            .collect();
+        join(table_of(started), table_of(vec![period.clone()]))
+    } else {
+        table_of(vec![period.clone()])
+    };
+    // The townships whose reports count against an appraised agency.
+    let mut areas: Vec<String> = Vec::new();
+    for code in &units {
+        let Some(u) = org.unit(code) else { continue };
+        let wants_reports = profile.sections.iter().any(|s| {
+            s.applies(u.kind, u.agency_type.as_deref())
+                && s.rules
+                    .iter()
+                    .any(|r| matches!(r.how, How::AreaReports { .. }))
+        });
+        if let (true, UnitKind::Agency, Some(t)) = (wants_reports, u.kind, org.township_of(code)) {
+            if !areas.iter().any(|a| a == t) {
+                areas.push(t.to_string());
+            }
+        }
+    }
+    let reports = if areas.is_empty() {
+        Vec::new()
+    } else {
+        query::occurrences(
+            pool,
+            &[Kind::Accepted],
+            Some(&areas),
+            period.start,
+            period.end,
+        )
+        .await?
+    };
+    Ok(appraise(profile, org, period, &table, &reports))
+}
+
+#[cfg(test)]
+mod tests;

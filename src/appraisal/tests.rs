@@ -1,0 +1,471 @@
+//! The pure scoring: figures in, deductions with evidence out.
+
+use super::profile::{DEFAULT, builtin, parse_profile};
+use super::*;
+use crate::org::model::demo;
+
+fn ev(ticket: &str, position: i64) -> Evidence {
+    Evidence {
+        ticket: ticket.to_string(),
+        position,
+    }
+}
+
+fn evs(n: usize, prefix: &str) -> Vec<Evidence> {
+    (0..n)
+        .map(|i| ev(&format!("{prefix}{i}"), i as i64 + 1))
+        .collect()
+}
+
+fn period(s: &str) -> Period {
+    Period::parse(s).expect("a period")
+}
+
+fn default_profile() -> &'static Profile {
+    builtin().expect("valid").get(DEFAULT).expect("default")
+}
+
+fn beijing() -> &'static Profile {
+    builtin()
+        .expect("valid")
+        .get("beijing-three-rates")
+        .expect("beijing")
+}
+
+/// A one-period table of these units' figures.
+fn table(p: &Period, cells: Vec<(&str, Figures)>) -> Table {
+    Table {
+        units: cells.iter().map(|(u, _)| u.to_string()).collect(),
+        periods: vec![p.clone()],
+        cells: cells.into_iter().map(|(_, f)| f).collect(),
+    }
+}
+
+fn report(
+    position: i64,
+    ticket: &str,
+    area: &str,
+    at: &Period,
+    category: &str,
+    source: &str,
+) -> OccurrenceRow {
+    OccurrenceRow {
+        position,
+        kind: "accepted".into(),
+        ticket: ticket.into(),
+        unit: area.into(),
+        at: at.start.timestamp_micros() + 3_600_000_000,
+        category: category.into(),
+        source: source.into(),
+    }
+}
+
+fn rules(a: &UnitAppraisal) -> Vec<(&str, u64, f64)> {
+    a.deductions
+        .iter()
+        .map(|d| (d.rule.as_str(), d.count, d.points))
+        .collect()
+}
+
+fn find<'a>(a: &'a UnitAppraisal, rule: &str) -> &'a Deduction {
+    a.deductions
+        .iter()
+        .find(|d| d.rule == rule)
+        .unwrap_or_else(|| panic!("no deduction {rule} in {:?}", rules(a)))
+}
+
+#[test]
+fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let f = Figures {
+        due_to_sign: 20,
+        signed_on_time: 8,
+        late_signs: evs(12, "s"),
+        due_to_finish: 10,
+        handled_on_time: 8,
+        not_on_time: vec![ev("n1", 40), ev("n2", 41)],
+        late_completions: vec![ev("n1", 40)],
+        verification_failed: vec![ev("v1", 50)],
+        supervised_repeat: vec![ev("r1", 60)],
+        satisfied: 18,
+        unsatisfied: 2,
+        feedback_unsatisfied: vec![ev("u1", 70), ev("u2", 71)],
+        ..Figures::default()
+    };
+    let q2 = period("2026-Q2");
+    let reports = vec![
+        report(100, "g1", "hg", &q3, "city.exposed_garbage", "grid"),
+        report(101, "g2", "hg", &q3, "city.exposed_garbage", "hotline"),
+        report(102, "g3", "fl", &q3, "city.exposed_garbage", "grid"),
+        report(103, "g4", "hg", &q3, "city.road_spillage", "grid"),
+        report(104, "g5", "hg", &q3, "city.illegal_construction", "hotline"),
+        report(105, "g6", "hg", &q2, "city.exposed_garbage", "grid"),
+        report(106, "g7", "hg", &q3, "city.kitchen_waste", "grid"),
+    ];
+    let t = table(&q3, vec![("hg-zfzd", f)]);
+    let out = appraise(default_profile(), &org, &q3, &t, &reports);
+    assert_eq!(out.len(), 1);
+    let a = &out[0];
+    assert_eq!(a.unit, "hg-zfzd");
+    assert_eq!(a.kind, "agency");
+    assert_eq!(a.agency_type.as_deref(), Some("enforcement"));
+    assert_eq!(a.weight, Some(0.6));
+    assert_eq!(
+        rules(a),
+        vec![
+            ("late_sign", 12, -5.0),
+            ("on_time_rate", 2, -4.0),
+            ("late_completion", 1, -1.0),
+            ("quality_failure", 1, -1.0),
+            ("repeated_supervision", 1, -2.0),
+            ("satisfaction", 2, -3.0),
+            ("appearance_street", 1, -0.5),
+            ("appearance_road", 1, -0.5),
+            ("illegal_construction_found_by_city", 1, -0.1),
+        ]
+    );
+    assert_eq!(a.score, 82.9);
+    let sign = find(a, "late_sign");
+    assert!(sign.capped);
+    assert_eq!(sign.uncapped_points, Some(-6.0));
+    assert_eq!(
+        sign.evidence.len(),
+        12,
+        "a cap keeps every piece of evidence"
+    );
+    let rate = find(a, "on_time_rate");
+    assert_eq!(rate.rate, Some(0.8));
+    assert_eq!(rate.evidence, vec![ev("n1", 40), ev("n2", 41)]);
+    assert!(!rate.capped);
+    assert_eq!(find(a, "satisfaction").rate, Some(0.9));
+    assert_eq!(find(a, "appearance_street").evidence, vec![ev("g1", 100)]);
+    assert_eq!(find(a, "appearance_road").evidence, vec![ev("g4", 103)]);
+    assert_eq!(
+        find(a, "illegal_construction_found_by_city").evidence,
+        vec![ev("g5", 104)]
+    );
+    assert_eq!(find(a, "repeated_supervision").section, "supervision");
+}
+
+#[test]
+fn the_supervision_section_caps_at_20_and_keeps_the_evidence() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let f = Figures {
+        late_completions: evs(15, "l"),
+        verification_failed: evs(5, "v"),
+        supervised_repeat: evs(3, "r"),
+        ..Figures::default()
+    };
+    let t = table(&q3, vec![("zhzf", f)]);
+    let a = &appraise(default_profile(), &org, &q3, &t, &[])[0];
+    assert_eq!(
+        rules(a),
+        vec![
+            ("late_completion", 15, -15.0),
+            ("quality_failure", 5, -5.0),
+            ("repeated_supervision", 3, 0.0),
+        ]
+    );
+    assert!(a.deductions.iter().all(|d| d.capped));
+    assert_eq!(find(a, "late_completion").uncapped_points, None);
+    assert_eq!(find(a, "repeated_supervision").uncapped_points, Some(-6.0));
+    assert_eq!(find(a, "repeated_supervision").evidence.len(), 3);
+    assert_eq!(a.score, 80.0);
+    assert_eq!(a.weight, Some(0.3), "a department's share is 30%");
+}
+
+#[test]
+fn a_section_cap_can_cut_a_rule_partway() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let f = Figures {
+        late_completions: evs(18, "l"),
+        supervised_repeat: evs(2, "r"),
+        ..Figures::default()
+    };
+    let t = table(&q3, vec![("zhzf", f)]);
+    let a = &appraise(default_profile(), &org, &q3, &t, &[])[0];
+    assert_eq!(
+        rules(a),
+        vec![
+            ("late_completion", 18, -18.0),
+            ("repeated_supervision", 2, -2.0)
+        ]
+    );
+    assert_eq!(find(a, "repeated_supervision").uncapped_points, Some(-4.0));
+    assert_eq!(a.score, 80.0);
+}
+
+#[test]
+fn rate_steps_count_full_steps_only() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let at = |on_time: u64, due: u64| {
+        let f = Figures {
+            due_to_finish: due,
+            handled_on_time: on_time,
+            not_on_time: evs((due - on_time) as usize, "n"),
+            ..Figures::default()
+        };
+        let t = table(&q3, vec![("zhzf", f)]);
+        appraise(default_profile(), &org, &q3, &t, &[])
+            .remove(0)
+            .deductions
+            .into_iter()
+            .find(|d| d.rule == "on_time_rate")
+            .map(|d| d.points)
+    };
+    assert_eq!(at(20, 20), None, "100%: nothing");
+    assert_eq!(at(19, 20), Some(-1.0), "exactly 95%: one full step");
+    assert_eq!(at(1999, 2100), None, "95.19%: less than a full step");
+    assert_eq!(at(9, 10), Some(-2.0));
+    assert_eq!(at(2, 3), Some(-5.0), "66.67%: six steps, capped at 5");
+    assert_eq!(at(0, 0), None, "nothing due: nothing deducted");
+}
+
+#[test]
+fn a_unit_with_nothing_keeps_the_base() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let t = table(&q3, vec![("hg-scjgs", Figures::default())]);
+    let a = &appraise(default_profile(), &org, &q3, &t, &[])[0];
+    assert_eq!(a.score, 100.0);
+    assert!(a.deductions.is_empty());
+    assert_eq!(a.quarters, None);
+    assert_eq!(a.year_end_score, None);
+}
+
+#[test]
+fn a_market_agency_loses_2_per_delayed_or_substandard_ticket_once() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let f = Figures {
+        late_completions: vec![ev("t1", 10), ev("t3", 30)],
+        verification_failed: vec![ev("t1", 12), ev("t2", 20)],
+        ..Figures::default()
+    };
+    let reports = vec![report(1, "g1", "hg", &q3, "city.exposed_garbage", "grid")];
+    let t = table(&q3, vec![("hg-scjgs", f.clone()), ("hg-pcs", f)]);
+    let out = appraise(default_profile(), &org, &q3, &t, &reports);
+    let market = &out[0];
+    let d = find(market, "delayed_or_substandard");
+    assert_eq!((d.count, d.points), (3, -6.0));
+    assert_eq!(d.section, "business");
+    assert_eq!(
+        d.evidence,
+        vec![ev("t1", 10), ev("t1", 12), ev("t2", 20), ev("t3", 30)]
+    );
+    assert!(
+        !market.deductions.iter().any(|d| d.section == "appearance"),
+        "容貌管理 is the enforcement squad's"
+    );
+    // A police station gets the common rules only.
+    let police = &out[1];
+    assert_eq!(
+        rules(police),
+        vec![("late_completion", 2, -2.0), ("quality_failure", 2, -2.0)]
+    );
+    assert_eq!(police.score, 96.0);
+    assert_eq!(market.score, 90.0);
+}
+
+#[test]
+fn satisfaction_counts_basic_as_satisfied_unless_strict() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let f = Figures {
+        satisfied: 18,
+        basically_satisfied: 2,
+        feedback_basic: vec![ev("b1", 1), ev("b2", 2)],
+        ..Figures::default()
+    };
+    let t = table(&q3, vec![("zhzf", f)]);
+    assert!(
+        appraise(default_profile(), &org, &q3, &t, &[])[0]
+            .deductions
+            .is_empty()
+    );
+    let mut strict = default_profile().clone();
+    strict.satisfaction_strict = true;
+    let a = &appraise(&strict, &org, &q3, &t, &[])[0];
+    let d = find(a, "satisfaction");
+    assert_eq!((d.count, d.points, d.rate), (2, -3.0, Some(0.9)));
+    assert_eq!(d.evidence, vec![ev("b1", 1), ev("b2", 2)]);
+}
+
+#[test]
+fn beijing_three_rates_weigh_30_35_35() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let f = Figures {
+        due_to_sign: 10,
+        signed_on_time: 9,
+        late_signs: vec![ev("s1", 5)],
+        due_to_finish: 10,
+        handled_on_time: 7,
+        not_on_time: evs(3, "n"),
+        satisfied: 8,
+        unsatisfied: 2,
+        feedback_unsatisfied: vec![ev("u1", 7), ev("u2", 8)],
+        ..Figures::default()
+    };
+    let perfect = Figures {
+        due_to_sign: 3,
+        signed_on_time: 3,
+        due_to_finish: 3,
+        handled_on_time: 3,
+        satisfied: 3,
+        ..Figures::default()
+    };
+    let t = table(&q3, vec![("zhzf", f), ("scjg", perfect)]);
+    let out = appraise(beijing(), &org, &q3, &t, &[]);
+    assert_eq!(
+        rules(&out[0]),
+        vec![
+            ("three_rates_response", 1, -3.0),
+            ("three_rates_resolution", 3, -10.5),
+            ("three_rates_satisfaction", 2, -7.0),
+        ]
+    );
+    assert_eq!(
+        find(&out[0], "three_rates_response").evidence,
+        vec![ev("s1", 5)]
+    );
+    assert_eq!(out[0].score, 79.5);
+    assert_eq!(out[0].weight, None, "the Beijing profile gives no weights");
+    assert_eq!(out[1].score, 100.0);
+    assert!(out[1].deductions.is_empty());
+}
+
+#[test]
+fn a_year_is_the_quarter_mean_times_40_plus_the_year_end_times_60() {
+    let org = demo();
+    let year = period("2026");
+    let quarters: Vec<Period> = year.quarters().into_iter().take(3).collect();
+    let q3_figures = Figures {
+        late_completions: evs(5, "l"),
+        ..Figures::default()
+    };
+    let year_figures = Figures {
+        late_completions: evs(6, "l"),
+        ..Figures::default()
+    };
+    let mut periods = quarters.clone();
+    periods.push(year.clone());
+    let t = Table {
+        units: vec!["zhzf".into()],
+        periods,
+        cells: vec![
+            Figures::default(),
+            Figures {
+                late_completions: evs(1, "x"),
+                ..Figures::default()
+            },
+            q3_figures,
+            year_figures,
+        ],
+    };
+    let a = &appraise(default_profile(), &org, &year, &t, &[])[0];
+    let qs: Vec<(&str, f64)> = a
+        .quarters
+        .as_ref()
+        .expect("quarters")
+        .iter()
+        .map(|q| (q.period.as_str(), q.score))
+        .collect();
+    assert_eq!(
+        qs,
+        vec![("2026-Q1", 100.0), ("2026-Q2", 99.0), ("2026-Q3", 95.0)]
+    );
+    assert_eq!(a.year_end_score, Some(94.0));
+    assert_eq!(a.bonus, Some(0.0));
+    // (100 + 99 + 95) / 3 × 0.4 + 94 × 0.6 = 39.2 + 56.4
+    assert_eq!(a.score, 95.6);
+    assert_eq!(rules(a), vec![("late_completion", 6, -6.0)]);
+}
+
+#[test]
+fn a_year_without_a_yearly_rule_is_its_year_end_score() {
+    let org = demo();
+    let year = period("2026");
+    let f = Figures {
+        due_to_finish: 10,
+        handled_on_time: 9,
+        not_on_time: evs(1, "n"),
+        ..Figures::default()
+    };
+    let t = table(&year, vec![("zhzf", f)]);
+    let a = &appraise(beijing(), &org, &year, &t, &[])[0];
+    assert_eq!(a.score, 96.5);
+    assert_eq!(a.quarters, None);
+}
+
+#[test]
+fn a_score_never_falls_below_zero() {
+    let org = demo();
+    let q3 = period("2026-Q3");
+    let p = parse_profile(
+        r#"{"name": "harsh", "title": "Harsh", "base": 10, "sections": [{"name": "s",
+            "applies_to": {"kinds": ["department"]},
+            "rules": [{"rule": "late", "metric": "late_completions", "points_each": -4}]}]}"#,
+        "harsh.json",
+    )
+    .expect("valid");
+    let f = Figures {
+        late_completions: evs(3, "l"),
+        ..Figures::default()
+    };
+    let t = table(&q3, vec![("zhzf", f.clone()), ("hg-zfzd", f)]);
+    let out = appraise(&p, &org, &q3, &t, &[]);
+    assert_eq!(out[0].score, 0.0);
+    assert_eq!(rules(&out[0]), vec![("late", 3, -12.0)]);
+    assert_eq!(
+        out[1].score, 10.0,
+        "the section applies to departments only"
+    );
+}
+
+#[test]
+fn join_puts_periods_side_by_side() {
+    let q1 = period("2026-Q1");
+    let q2 = period("2026-Q2");
+    let y = period("2026");
+    let f = |n: u64| Figures {
+        received: n,
+        ..Figures::default()
+    };
+    let a = Table {
+        units: vec!["a".into(), "b".into()],
+        periods: vec![q1.clone(), q2.clone()],
+        cells: vec![f(1), f(2), f(3), f(4)],
+    };
+    let b = Table {
+        units: vec!["a".into(), "b".into()],
+        periods: vec![y.clone()],
+        cells: vec![f(10), f(30)],
+    };
+    let t = join(a, b);
+    assert_eq!(t.periods, vec![q1, q2, y]);
+    let got: Vec<u64> = (0..2)
+        .flat_map(|u| (0..3).map(move |p| (u, p)))
+        .map(|(u, p)| t.get(u, p).received)
+        .collect();
+    assert_eq!(got, vec![1, 2, 10, 3, 4, 30]);
+}
+
+#[test]
+fn appraised_units_are_departments_and_agencies_in_org_order() {
+    let org = demo();
+    let hg = appraised_units(&org, "hg");
+    assert_eq!(
+        hg,
+        vec!["hg-sfs", "hg-zfzd", "hg-scjgs", "hg-pcs", "hg-ajb"]
+    );
+    let all = appraised_units(&org, "etdz");
+    assert_eq!(all.len(), 13 + 30);
+    assert_eq!(all[0], "zhzf");
+    assert_eq!(appraised_units(&org, "hg-zfzd"), vec!["hg-zfzd"]);
+    assert!(appraised_units(&org, "hg-01-g01").is_empty());
+}

@@ -1,0 +1,241 @@
+//! /api/v1/appraisal: appraisal scores (考核) by rule profile, as JSON or CSV, and
+//! /api/v1/appraisal/profiles: the profiles this build ships.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::ListPage;
+use crate::app::SharedApp;
+use crate::appraisal::profile::{self, DEFAULT, Profiles};
+use crate::appraisal::{self, UnitAppraisal};
+use crate::auth::{Actor, Role};
+use crate::error::AppError;
+use crate::projections::periods::{Granularity, Period};
+
+pub fn router() -> Router<SharedApp> {
+    // Check the shipped profiles now, when the service is built: a broken profile
+    // stops it at startup with the file and field, rather than failing requests.
+    // (They are compiled in and `the_shipped_profiles_parse` proves them valid.)
+    if let Err(e) = profile::builtin() {
+        panic!("{e}");
+    }
+    Router::new()
+        .route("/api/v1/appraisal", get(get_appraisal))
+        .route("/api/v1/appraisal/profiles", get(list_profiles))
+}
+
+fn profiles() -> Result<&'static Profiles, AppError> {
+    profile::builtin().map_err(|e| AppError::Internal(anyhow::anyhow!(e.to_string())))
+}
+
+/// Roles that read appraisals (scores of units are for their managers and the units).
+const READERS: [Role; 4] = [Role::Dispatcher, Role::Handler, Role::Analyst, Role::Admin];
+
+#[derive(Deserialize)]
+struct Params {
+    period: Option<String>,
+    profile: Option<String>,
+    unit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AppraisalBody<'a> {
+    period: &'a str,
+    profile: &'a str,
+    units: &'a [UnitAppraisal],
+    as_of: chrono::DateTime<chrono::Utc>,
+}
+
+const PERIOD_FORMS: &str = "a quarter (2026-Q3), a month (2026-09) or a year (2026)";
+
+async fn get_appraisal(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    headers: HeaderMap,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    if !READERS.contains(&actor.role) {
+        return Err(AppError::Forbidden(format!(
+            "the {} role may not read appraisals (dispatchers, handlers, analysts and admins may)",
+            actor.role.as_str()
+        )));
+    }
+    let period = match p.period.as_deref().map(str::trim) {
+        None | Some("") => {
+            return Err(AppError::invalid(
+                "period",
+                format!("is required: {PERIOD_FORMS}"),
+            ));
+        }
+        Some(s) => Period::parse(s)
+            .filter(|p| p.granularity != Granularity::Day)
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "period",
+                    format!("{s:?} is not a period; use {PERIOD_FORMS}"),
+                )
+            })?,
+    };
+    let profiles = profiles()?;
+    let name = p
+        .profile
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(DEFAULT);
+    let profile = profiles.get(name).ok_or_else(|| {
+        AppError::invalid(
+            "profile",
+            format!(
+                "unknown profile {name:?}; the profiles are: {} (GET /api/v1/appraisal/profiles)",
+                profiles.names().join(", ")
+            ),
+        )
+    })?;
+    let org = app.org.get();
+    let root = match p.unit.as_deref().filter(|s| !s.is_empty()) {
+        None => actor.unit.clone(),
+        Some(u) => {
+            if org.unit(u).is_none() {
+                return Err(AppError::invalid(
+                    "unit",
+                    format!("no unit {u:?} in the organisation; GET /api/v1/units lists them"),
+                ));
+            }
+            if !org.is_within(u, &actor.unit) {
+                return Err(AppError::Forbidden(format!(
+                    "unit {u} is outside {}, the unit of this token",
+                    actor.unit
+                )));
+            }
+            u.to_string()
+        }
+    };
+    let units = appraisal::appraised_units(&org, &root);
+    let scope_all = root == org.root().code;
+    let now = app.now();
+    let scores = appraisal::appraise_from_store(
+        &app.store.pool(),
+        &org,
+        profile,
+        &period,
+        units,
+        scope_all,
+        now,
+    )
+    .await?;
+    if wants_csv(&headers) {
+        return csv_response(&period.label, &profile.name, &scores);
+    }
+    Ok(axum::Json(AppraisalBody {
+        period: &period.label,
+        profile: &profile.name,
+        units: &scores,
+        as_of: now,
+    })
+    .into_response())
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| {
+            m.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
+        })
+}
+
+/// One row per unit and deduction (a unit without deductions: one row with the
+/// deduction columns empty); evidence as `ticket@position;…`.
+pub fn csv_text(
+    period: &str,
+    profile: &str,
+    scores: &[UnitAppraisal],
+) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "period",
+        "profile",
+        "unit",
+        "unit_name",
+        "base",
+        "score",
+        "rule",
+        "count",
+        "points",
+        "evidence",
+    ])?;
+    for u in scores {
+        let (base, score) = (u.base.to_string(), u.score.to_string());
+        let head = [period, profile, &u.unit, &u.unit_name, &base, &score];
+        if u.deductions.is_empty() {
+            w.write_record(head.iter().copied().chain(["", "", "", ""]))?;
+        }
+        for d in &u.deductions {
+            let evidence = d
+                .evidence
+                .iter()
+                .map(|e| format!("{}@{}", e.ticket, e.position))
+                .collect::<Vec<_>>()
+                .join(";");
+            let (count, points) = (d.count.to_string(), d.points.to_string());
+            w.write_record(head.iter().copied().chain([
+                d.rule.as_str(),
+                &count,
+                &points,
+                &evidence,
+            ]))?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    // Every field written is a str, so the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+fn csv_response(
+    period: &str,
+    profile: &str,
+    scores: &[UnitAppraisal],
+) -> Result<Response, AppError> {
+    let text = csv_text(period, profile, scores).map_err(|e| AppError::Internal(e.into()))?;
+    let mut r = text.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    let name = format!("attachment; filename=\"appraisal-{profile}-{period}.csv\"");
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+async fn list_profiles(_actor: Actor) -> Result<axum::Json<ListPage>, AppError> {
+    let items = profiles()?
+        .all()
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "title": p.title,
+                "description": p.description,
+                "source": p.source,
+                "base": p.base,
+                "default": p.name == DEFAULT,
+            })
+        })
+        .collect();
+    Ok(axum::Json(ListPage {
+        items,
+        next_cursor: None,
+    }))
+}

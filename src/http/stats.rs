@@ -1,0 +1,286 @@
+//! GET /api/v1/stats/units: unit SLA statistics per period, from the `unit_stats`
+//! projection (JSON, or CSV with `Accept: text/csv`).
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::SharedApp;
+use crate::auth::{Actor, Role};
+use crate::error::AppError;
+use crate::org::Org;
+use crate::projections::periods::{self, Granularity, Period};
+use crate::projections::query::{self, Request, StatsItem};
+
+/// Periods one request may ask for (a year and a month of days).
+pub const MAX_PERIODS: usize = 400;
+
+pub fn router() -> Router<SharedApp> {
+    Router::new().route("/api/v1/stats/units", get(unit_stats))
+}
+
+#[derive(Deserialize)]
+struct Params {
+    unit: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    granularity: Option<String>,
+    /// `standard` (satisfied + basically satisfied) or `strict` (satisfied only).
+    satisfaction: Option<String>,
+}
+
+/// Who may read figures, and of which unit: analysts, admins, dispatchers and
+/// handlers, for their own unit's subtree.
+pub fn check_scope(org: &Org, actor: &Actor, unit: &str) -> Result<(), AppError> {
+    if matches!(actor.role, Role::GridWorker | Role::HotlineAgent) {
+        return Err(AppError::Forbidden(format!(
+            "the {} role may not read unit statistics",
+            actor.role.as_str()
+        )));
+    }
+    if org.unit(unit).is_none() {
+        return Err(AppError::invalid(
+            "unit",
+            format!("unknown unit {unit:?}; GET /api/v1/units lists them"),
+        ));
+    }
+    if !org.is_within(unit, &actor.unit) {
+        return Err(AppError::Forbidden(format!(
+            "unit {unit} is outside your unit {}; ask for {} or a unit beneath it",
+            actor.unit, actor.unit
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the client asked for CSV.
+pub fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/csv"))
+}
+
+/// A CSV body with its content type and a file name.
+pub fn csv_response(body: Vec<u8>, filename: &str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+async fn unit_stats(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    headers: HeaderMap,
+    params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let org = app.org.get();
+    let unit = p.unit.clone().unwrap_or_else(|| actor.unit.clone());
+    check_scope(&org, &actor, &unit)?;
+    let g = match p.granularity.as_deref() {
+        None => Granularity::Month,
+        Some(s) => Granularity::parse(s).ok_or_else(|| {
+            AppError::invalid("granularity", "must be one of day, month, quarter, year")
+        })?,
+    };
+    let strict = match p.satisfaction.as_deref() {
+        None | Some("standard") => false,
+        Some("strict") => true,
+        Some(_) => {
+            return Err(AppError::invalid(
+                "satisfaction",
+                "must be standard (satisfied + basically satisfied) or strict (satisfied only)",
+            ));
+        }
+    };
+    let now = app.now();
+    let today = periods::today(now);
+    let date =
+        |field: &'static str, v: &Option<String>| -> Result<Option<chrono::NaiveDate>, AppError> {
+            v.as_deref()
+                .map(|s| {
+                    periods::parse_date(s).ok_or_else(|| {
+                        AppError::invalid(field, format!("{s:?} is not a date; write YYYY-MM-DD"))
+                    })
+                })
+                .transpose()
+        };
+    let to = date("to", &p.to)?.unwrap_or(today);
+    let from = date("from", &p.from)?.unwrap_or(Period::containing(g, to).first_day);
+    if from > to {
+        return Err(AppError::invalid("from", "must not be after `to`"));
+    }
+    let ps = periods::between(g, from, to);
+    if ps.len() > MAX_PERIODS {
+        return Err(AppError::invalid(
+            "granularity",
+            format!(
+                "{} periods asked for; at most {MAX_PERIODS} per request: use a coarser granularity or a shorter range",
+                ps.len()
+            ),
+        ));
+    }
+    let table = figures(&app, &org, &unit, ps, now).await?;
+    let items: Vec<StatsItem> =
+        table
+            .units
+            .iter()
+            .enumerate()
+            .flat_map(|(ui, u)| {
+                let table = &table;
+                let org = &org;
+                table.periods.iter().enumerate().map(move |(pi, period)| {
+                    StatsItem::new(org, u, period, table.get(ui, pi), strict)
+                })
+            })
+            .collect();
+    if wants_csv(&headers) {
+        return Ok(csv_response(to_csv(&items)?, "unit-stats.csv"));
+    }
+    Ok(axum::Json(json!({ "items": items, "next_cursor": null })).into_response())
+}
+
+/// The figures of `unit` (rolled up over its subtree) and of every unit beneath
+/// it that has figures in the periods, each rolled up over its own subtree.
+async fn figures(
+    app: &crate::app::App,
+    org: &Org,
+    unit: &str,
+    periods: Vec<Period>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<query::Table, AppError> {
+    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+        return Err(AppError::invalid("from", "no period in the range"));
+    };
+    let subtree: Vec<String> = org.subtree(unit).into_iter().map(str::to_string).collect();
+    let scope = (org.root().code != unit).then_some(subtree.as_slice());
+    let (episodes, occurrences) =
+        query::fetch(&app.store.pool(), scope, first.start, last.end).await?;
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for u in episodes
+        .iter()
+        .map(|e| e.unit.as_str())
+        .chain(occurrences.iter().map(|o| o.unit.as_str()))
+    {
+        seen.insert(u);
+        for a in org.ancestors(u) {
+            seen.insert(a);
+        }
+    }
+    let units: Vec<String> = std::iter::once(unit.to_string())
+        .chain(
+            subtree
+                .iter()
+                .filter(|u| u.as_str() != unit && seen.contains(u.as_str()))
+                .cloned(),
+        )
+        .collect();
+    Ok(query::compute(
+        &Request {
+            org,
+            units,
+            own_only: false,
+            periods,
+            now,
+        },
+        &episodes,
+        &occurrences,
+    ))
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn to_csv(items: &[StatsItem]) -> Result<Vec<u8>, AppError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "unit",
+        "unit_name",
+        "period",
+        "received",
+        "due_to_sign",
+        "signed",
+        "signed_on_time",
+        "signed_on_time_rate",
+        "due_to_finish",
+        "handled",
+        "handled_on_time",
+        "on_time_rate",
+        "overdue_open",
+        "returns",
+        "return_rate",
+        "extensions_requested",
+        "extensions_approved",
+        "extension_rate",
+        "verification_failures",
+        "rework_rate",
+        "supervisions",
+        "repeated_supervisions",
+        "one_time",
+        "one_time_rate",
+        "feedback",
+        "satisfied",
+        "basically_satisfied",
+        "unsatisfied",
+        "satisfaction_rate",
+        "repeat_complaints",
+        "turnaround_hours_mean",
+        "turnaround_hours_median",
+        "turnaround_hours_p90",
+    ];
+    let err = |e: csv::Error| AppError::Internal(e.into());
+    w.write_record(header).map_err(err)?;
+    for i in items {
+        let n = |x: u64| x.to_string();
+        w.write_record([
+            i.unit.clone(),
+            i.unit_name.clone(),
+            i.period.clone(),
+            n(i.received),
+            n(i.due_to_sign),
+            n(i.signed),
+            n(i.signed_on_time),
+            opt(i.signed_on_time_rate),
+            n(i.due_to_finish),
+            n(i.handled),
+            n(i.handled_on_time),
+            opt(i.on_time_rate),
+            n(i.overdue_open),
+            n(i.returns),
+            opt(i.return_rate),
+            n(i.extensions_requested),
+            n(i.extensions_approved),
+            opt(i.extension_rate),
+            n(i.verification_failures),
+            opt(i.rework_rate),
+            n(i.supervisions),
+            n(i.repeated_supervisions),
+            n(i.one_time),
+            opt(i.one_time_rate),
+            n(i.feedback),
+            n(i.satisfied),
+            n(i.basically_satisfied),
+            n(i.unsatisfied),
+            opt(i.satisfaction_rate),
+            n(i.repeat_complaints),
+            opt(i.turnaround_hours.mean),
+            opt(i.turnaround_hours.median),
+            opt(i.turnaround_hours.p90),
+        ])
+        .map_err(err)?;
+    }
+    w.into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("csv: {e}")))
+}

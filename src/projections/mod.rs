@@ -1,0 +1,288 @@
+//! Projections (DESIGN §5): read models built from the gap-free global feed.
+//!
+//! A projection keeps a checkpoint (the last position it applied) in the same
+//! transaction as its rows, and moves it only from the value it read ("compare and
+//! set"), so a batch is applied exactly once even if two processes try. Which
+//! process does the work is decided by a lease (`projection_leases`): the holder
+//! renews it; when it dies, the lease expires and another `serve` takes over from
+//! the checkpoint. `yiwang replay` takes the lease, empties the projection and
+//! rebuilds it from position 0.
+//!
+//! The ticket view is not here: it is written inline with each append (the queue
+//! must never lag a command). `unit_stats` is the one projection that follows the
+//! feed; the appraisal is computed from it at query time, so a changed rule profile
+//! applies to every period at once and a score is always reproducible from the log.
+
+pub mod facts;
+pub mod periods;
+pub mod query;
+pub mod unit_stats;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::store::{Pool, RecordedEvent, Store, StoreError};
+use unit_stats::on_pool;
+
+/// Events read from the feed per batch.
+pub const BATCH: i64 = 5000;
+
+/// How long a lease lasts unless renewed; the holder renews it every third of this.
+pub const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// What one `apply` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// False: the checkpoint had moved (another process applied it); nothing written.
+    pub applied: bool,
+    pub events: usize,
+    /// The checkpoint after the batch.
+    pub to: i64,
+}
+
+#[async_trait]
+pub trait Projection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    async fn checkpoint(&self) -> Result<i64, StoreError>;
+    /// Applies events that follow `from` (the checkpoint read before) and moves the
+    /// checkpoint to the last of them, in one transaction.
+    async fn apply(&self, from: i64, events: Vec<RecordedEvent>) -> Result<Batch, StoreError>;
+    /// Empties the read model and sets the checkpoint to 0.
+    async fn reset(&self) -> Result<(), StoreError>;
+    /// Drops anything kept in memory (after losing the lease or a race).
+    fn forget(&self);
+}
+
+/// The projections this build has, by name.
+pub fn all(app: &crate::app::App) -> Vec<Arc<dyn Projection>> {
+    vec![Arc::new(unit_stats::UnitStats::new(
+        app.store.pool(),
+        app.org.clone(),
+        app.sla.calendar.clone(),
+    ))]
+}
+
+/// One process's claim on running a projection.
+pub struct Lease {
+    pool: Pool,
+    name: String,
+    owner: String,
+    renewed: Option<Instant>,
+}
+
+impl Lease {
+    pub fn new(pool: Pool, name: &str, owner: &str) -> Lease {
+        Lease {
+            pool,
+            name: name.to_string(),
+            owner: owner.to_string(),
+            renewed: None,
+        }
+    }
+
+    /// Takes or renews the lease; false while another live process holds it.
+    /// `force` takes it regardless (replay).
+    pub async fn acquire(&mut self, force: bool) -> Result<bool, StoreError> {
+        if let Some(at) = self.renewed {
+            if at.elapsed() < LEASE_TTL / 3 {
+                return Ok(true);
+            }
+        }
+        let now = facts::micros(chrono::Utc::now());
+        let expires = now + LEASE_TTL.as_micros() as i64;
+        let taken = on_pool!(&self.pool, p, Db => {
+            sqlx::query(
+                "INSERT INTO projection_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+                 WHERE projection_leases.owner = excluded.owner OR projection_leases.expires_at < $4 OR $5",
+            )
+            .bind(&self.name)
+            .bind(&self.owner)
+            .bind(expires)
+            .bind(now)
+            .bind(force)
+            .execute(p)
+            .await?
+            .rows_affected()
+        });
+        if taken == 1 {
+            self.renewed = Some(Instant::now());
+            Ok(true)
+        } else {
+            self.renewed = None;
+            Ok(false)
+        }
+    }
+
+    /// Gives the lease up at once (so another process need not wait for expiry).
+    pub async fn release(&mut self) -> Result<(), StoreError> {
+        self.renewed = None;
+        on_pool!(&self.pool, p, Db => {
+            sqlx::query("UPDATE projection_leases SET expires_at = 0 WHERE name = $1 AND owner = $2")
+                .bind(&self.name)
+                .bind(&self.owner)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Who holds a projection's lease now, if anyone does.
+    pub async fn holder(pool: &Pool, name: &str) -> Result<Option<String>, StoreError> {
+        let now = facts::micros(chrono::Utc::now());
+        on_pool!(pool, p, Db => {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT owner FROM projection_leases WHERE name = $1 AND expires_at >= $2",
+            )
+            .bind(name)
+            .bind(now)
+            .fetch_optional(p)
+            .await?;
+            Ok(row.map(|r| r.0))
+        })
+    }
+}
+
+/// How a projection is doing in this process, for `/readyz` and the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    /// This process holds the lease.
+    pub leader: bool,
+    /// The last time the runner finished a round without an error.
+    pub last_ok: Option<Instant>,
+    pub last_error: Option<String>,
+    pub checkpoint: i64,
+}
+
+/// The statuses of this process's projection runners, by name.
+#[derive(Default)]
+pub struct Statuses(std::sync::Mutex<std::collections::BTreeMap<String, Status>>);
+
+impl Statuses {
+    pub fn update(&self, name: &str, f: impl FnOnce(&mut Status)) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(m.entry(name.to_string()).or_default());
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Status)> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// A runner that has not finished a round for this long is reported as stopped.
+pub const STALL: Duration = Duration::from_secs(60);
+
+/// Applies one batch if there is one; Ok(None) when caught up.
+pub async fn step(
+    store: &Store,
+    projection: &dyn Projection,
+    batch: i64,
+) -> Result<Option<(Batch, Option<chrono::DateTime<chrono::Utc>>)>, StoreError> {
+    let from = projection.checkpoint().await?;
+    let events = store.read_all(from, batch).await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let full = events.len() as i64 >= batch;
+    let last_recorded = events.last().map(|e| e.recorded_at);
+    let b = projection.apply(from, events).await?;
+    // More may be waiting behind a full batch: its last event's age is the lag.
+    Ok(Some((b, if full { last_recorded } else { None })))
+}
+
+/// Starts one runner per projection in this process.
+pub fn spawn(app: Arc<crate::app::App>) {
+    let owner = format!(
+        "{}:{}:{}",
+        hostname(),
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    );
+    for p in all(&app) {
+        let app = app.clone();
+        let owner = owner.clone();
+        tokio::spawn(async move { run(app, p, owner).await });
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
+    let name = p.name();
+    let mut lease = Lease::new(app.store.pool(), name, &owner);
+    let mut appended = app.store.appended();
+    let lag = app.metrics.projection_lag.with_label_values(&[name]);
+    let leader_gauge = app.metrics.projection_leader.with_label_values(&[name]);
+    let applied = app.metrics.projection_events.with_label_values(&[name]);
+    tracing::info!(projection = name, %owner, "projection runner started");
+    loop {
+        let round: Result<bool, StoreError> = async {
+            if !lease.acquire(false).await? {
+                p.forget();
+                leader_gauge.set(0);
+                app.projections.update(name, |s| {
+                    s.leader = false;
+                    s.last_ok = Some(Instant::now());
+                });
+                return Ok(false);
+            }
+            leader_gauge.set(1);
+            match step(&app.store, p.as_ref(), BATCH).await? {
+                None => {
+                    lag.set(0.0);
+                    app.projections.update(name, |s| {
+                        s.leader = true;
+                        s.last_ok = Some(Instant::now());
+                        s.last_error = None;
+                    });
+                    Ok(false)
+                }
+                Some((b, behind)) => {
+                    applied.inc_by(b.events as u64);
+                    let secs = behind
+                        .map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0)
+                        .unwrap_or(0.0);
+                    lag.set(secs.max(0.0));
+                    app.projections.update(name, |s| {
+                        s.leader = true;
+                        s.last_ok = Some(Instant::now());
+                        s.last_error = None;
+                        s.checkpoint = b.to;
+                    });
+                    Ok(true)
+                }
+            }
+        }
+        .await;
+        match round {
+            Ok(true) => continue,
+            Ok(false) => {
+                // Caught up (or standing by): wait for an append here, or poll for
+                // other instances' appends and for the lease.
+                let _ = tokio::time::timeout(Duration::from_millis(500), appended.changed()).await;
+            }
+            Err(e) => {
+                p.forget();
+                tracing::warn!(projection = name, error = %e, "projection round failed; retrying");
+                app.projections
+                    .update(name, |s| s.last_error = Some(e.to_string()));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// How many events the log holds (for progress bars).
+pub async fn count_events(pool: &Pool) -> Result<i64, StoreError> {
+    on_pool!(pool, p, Db => {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events").fetch_one(p).await?;
+        Ok(n)
+    })
+}

@@ -1,0 +1,674 @@
+//! Unit statistics for periods, computed from the `unit_stats` rows.
+//!
+//! The rows are facts with dates; the figures are counted at query time, so every
+//! granularity, any period and any subtree roll-up come from one read model, and a
+//! figure can name the tickets and events behind it. The definitions (issue 4):
+//!
+//! - received: assignments to the unit in the period;
+//! - due to sign: sign deadlines in the period, unless the unit returned the ticket
+//!   before the deadline; signed on time: of those, signed by the deadline;
+//! - due to finish (应办结): handle deadline in force in the period (unless returned
+//!   or closed before it), or handled in the period, each ticket once; handled on
+//!   time: of those, the last handling at or before the deadline in force then;
+//! - overdue open (超期未办结): open past the deadline at the end of the period (or
+//!   now, for the current period);
+//! - turnaround: working hours from assignment to handling, for tickets handled in
+//!   the period; the median and p90 by the nearest-rank method;
+//! - returns, extensions, failed verifications, supervisions, repeated supervisions,
+//!   feedback and repeat complaints: the events in the period.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use super::facts::Kind;
+use super::periods::Period;
+use super::unit_stats::on_pool;
+use crate::org::Org;
+use crate::store::{Pool, StoreError};
+
+/// One episode row (see `stats_episodes`).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EpisodeRow {
+    pub ticket: String,
+    pub unit: String,
+    pub category: String,
+    pub assigned_at: i64,
+    pub assign_pos: i64,
+    pub sign_due: Option<i64>,
+    pub signed_at: Option<i64>,
+    pub sign_pos: Option<i64>,
+    pub left_at: Option<i64>,
+    pub handle_due: Option<i64>,
+    pub handled_at: Option<i64>,
+    pub handle_pos: Option<i64>,
+    pub handled_due: Option<i64>,
+    pub turnaround_secs: Option<i64>,
+    pub closed_at: Option<i64>,
+    pub reworks: i32,
+    pub ext_requested: i32,
+    pub after_return: i32,
+}
+
+impl EpisodeRow {
+    fn one_time(&self) -> bool {
+        self.handled_at.is_some()
+            && self.after_return == 0
+            && self.reworks == 0
+            && self.ext_requested == 0
+    }
+}
+
+/// One occurrence row (see `stats_occurrences`).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct OccurrenceRow {
+    pub position: i64,
+    pub kind: String,
+    pub ticket: String,
+    pub unit: String,
+    pub at: i64,
+    pub category: String,
+    pub source: String,
+}
+
+/// A ticket and the event position behind a counted figure.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Evidence {
+    pub ticket: String,
+    pub position: i64,
+}
+
+/// The figures of one unit (with its subtree) in one period, with the evidence
+/// behind the ones an appraisal deducts for.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    pub received: u64,
+    pub due_to_sign: u64,
+    pub signed: u64,
+    pub signed_on_time: u64,
+    pub due_to_finish: u64,
+    pub handled: u64,
+    pub handled_on_time: u64,
+    pub overdue_open: u64,
+    pub one_time: u64,
+    pub returns: u64,
+    pub extensions_requested: u64,
+    pub extensions_approved: u64,
+    pub verification_failures: u64,
+    pub supervisions: u64,
+    pub repeated_supervisions: u64,
+    pub satisfied: u64,
+    pub basically_satisfied: u64,
+    pub unsatisfied: u64,
+    pub repeat_complaints: u64,
+    pub turnaround_hours: Vec<f64>,
+    /// Signed after the sign deadline, or not signed and the deadline passed.
+    pub late_signs: Vec<Evidence>,
+    /// Handled in the period after the deadline in force (late completion).
+    pub late_completions: Vec<Evidence>,
+    /// Due to finish and not handled on time (handled late, or overdue).
+    pub not_on_time: Vec<Evidence>,
+    pub overdue: Vec<Evidence>,
+    pub verification_failed: Vec<Evidence>,
+    pub supervised_repeat: Vec<Evidence>,
+    pub feedback_unsatisfied: Vec<Evidence>,
+    pub feedback_basic: Vec<Evidence>,
+    pub returned: Vec<Evidence>,
+    pub extension_approved: Vec<Evidence>,
+}
+
+impl Figures {
+    pub fn feedback(&self) -> u64 {
+        self.satisfied + self.basically_satisfied + self.unsatisfied
+    }
+
+    /// 满意率: (satisfied + basically satisfied) / feedback, or only satisfied when `strict`.
+    pub fn satisfaction_rate(&self, strict: bool) -> Option<f64> {
+        let good = if strict {
+            self.satisfied
+        } else {
+            self.satisfied + self.basically_satisfied
+        };
+        ratio(good, self.feedback())
+    }
+
+    /// 按时办结率.
+    pub fn on_time_rate(&self) -> Option<f64> {
+        ratio(self.handled_on_time, self.due_to_finish)
+    }
+
+    /// 按时签收率.
+    pub fn signed_on_time_rate(&self) -> Option<f64> {
+        ratio(self.signed_on_time, self.due_to_sign)
+    }
+}
+
+/// A rate to four decimals; None when nothing was due.
+pub fn ratio(n: u64, d: u64) -> Option<f64> {
+    (d > 0).then(|| round(n as f64 / d as f64, 4))
+}
+
+pub fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+/// What to compute: units (each rolled up over its subtree) and periods.
+pub struct Request<'a> {
+    pub org: &'a Org,
+    /// The units to report, each with its subtree.
+    pub units: Vec<String>,
+    /// When true, each unit counts only its own rows (appraisal).
+    pub own_only: bool,
+    pub periods: Vec<Period>,
+    pub now: DateTime<Utc>,
+}
+
+/// Figures per (unit, period), in the order of `units` then `periods`.
+pub struct Table {
+    pub units: Vec<String>,
+    pub periods: Vec<Period>,
+    pub cells: Vec<Figures>,
+}
+
+impl Table {
+    pub fn get(&self, unit: usize, period: usize) -> &Figures {
+        &self.cells[unit * self.periods.len() + period]
+    }
+}
+
+/// Reads the rows the request needs: episodes that can count in the periods and
+/// occurrences inside them, for the units' subtrees (all units when `scope` is None).
+pub async fn fetch(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(Vec<EpisodeRow>, Vec<OccurrenceRow>), StoreError> {
+    let (s, e) = (start.timestamp_micros(), end.timestamp_micros());
+    on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT ticket, unit, category, assigned_at, assign_pos, sign_due, signed_at, sign_pos, \
+             left_at, handle_due, handled_at, handle_pos, handled_due, turnaround_secs, closed_at, \
+             reworks, ext_requested, after_return FROM stats_episodes WHERE assigned_at < ",
+        );
+        q.push_bind(e).push(" AND span_end >= ").push_bind(s);
+        if let Some(units) = scope {
+            q.push(" AND unit IN (");
+            let mut sep = q.separated(", ");
+            for u in units {
+                sep.push_bind(u.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY ticket, seq");
+        let episodes: Vec<EpisodeRow> = q.build_query_as().fetch_all(p).await?;
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT position, kind, ticket, unit, at, category, source FROM stats_occurrences WHERE at >= ",
+        );
+        q.push_bind(s).push(" AND at < ").push_bind(e).push(" AND kind <> 'accepted'");
+        if let Some(units) = scope {
+            q.push(" AND unit IN (");
+            let mut sep = q.separated(", ");
+            for u in units {
+                sep.push_bind(u.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY position, kind");
+        let occurrences: Vec<OccurrenceRow> = q.build_query_as().fetch_all(p).await?;
+        Ok((episodes, occurrences))
+    })
+}
+
+/// The occurrences of some kinds in `[start, end)` charged to these units (all
+/// units when None), e.g. the grid reports of a township for an appraisal rule.
+pub async fn occurrences(
+    pool: &Pool,
+    kinds: &[Kind],
+    units: Option<&[String]>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<OccurrenceRow>, StoreError> {
+    let (s, e) = (start.timestamp_micros(), end.timestamp_micros());
+    on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT position, kind, ticket, unit, at, category, source FROM stats_occurrences WHERE at >= ",
+        );
+        q.push_bind(s).push(" AND at < ").push_bind(e).push(" AND kind IN (");
+        let mut sep = q.separated(", ");
+        for k in kinds {
+            sep.push_bind(k.as_str());
+        }
+        q.push(")");
+        if let Some(units) = units {
+            q.push(" AND unit IN (");
+            let mut sep = q.separated(", ");
+            for u in units {
+                sep.push_bind(u.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY position, kind");
+        Ok(q.build_query_as().fetch_all(p).await?)
+    })
+}
+
+/// Counts the rows into figures per requested unit and period.
+pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[OccurrenceRow]) -> Table {
+    let np = req.periods.len();
+    let mut cells = vec![Figures::default(); req.units.len() * np];
+    if np == 0 {
+        return Table {
+            units: req.units.clone(),
+            periods: req.periods.clone(),
+            cells,
+        };
+    }
+    let index: HashMap<&str, usize> = req
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i))
+        .collect();
+    // Which requested units a row's unit counts for: itself and, unless own_only,
+    // every requested ancestor.
+    let mut targets_of: HashMap<String, Vec<usize>> = HashMap::new();
+    let row_units = episodes
+        .iter()
+        .map(|e| e.unit.as_str())
+        .chain(occurrences.iter().map(|o| o.unit.as_str()));
+    for unit in row_units {
+        if targets_of.contains_key(unit) {
+            continue;
+        }
+        let mut t: Vec<usize> = index.get(unit).copied().into_iter().collect();
+        if !req.own_only {
+            for a in req.org.ancestors(unit) {
+                if let Some(&i) = index.get(a) {
+                    if !t.contains(&i) {
+                        t.push(i);
+                    }
+                }
+            }
+        }
+        targets_of.insert(unit.to_string(), t);
+    }
+    let no_targets: Vec<usize> = Vec::new();
+    let targets = |unit: &str| -> &Vec<usize> { targets_of.get(unit).unwrap_or(&no_targets) };
+    let starts: Vec<i64> = req
+        .periods
+        .iter()
+        .map(|p| p.start.timestamp_micros())
+        .collect();
+    let ends: Vec<i64> = req
+        .periods
+        .iter()
+        .map(|p| p.end.timestamp_micros())
+        .collect();
+    let now = req.now.timestamp_micros();
+    let period_of = |us: i64| -> Option<usize> {
+        if us < starts[0] || us >= ends[np - 1] {
+            return None;
+        }
+        Some(starts.partition_point(|&s| s <= us) - 1)
+    };
+    // The instant "the end of period p" is judged at: its end, or now if sooner.
+    let judged: Vec<i64> = ends.iter().map(|&e| e.min(now)).collect();
+    // A deadline is the end of its last day (24:00, which is 00:00 of the next):
+    // it counts in the period of that day, so periods are found for `due - 1µs`.
+
+    for e in episodes {
+        let ts = targets(&e.unit);
+        if ts.is_empty() {
+            continue;
+        }
+        let ev = |pos: i64| Evidence {
+            ticket: e.ticket.clone(),
+            position: pos,
+        };
+        let mut add = |p: usize, f: &mut dyn FnMut(&mut Figures)| {
+            for &t in ts {
+                f(&mut cells[t * np + p]);
+            }
+        };
+        if let Some(p) = period_of(e.assigned_at) {
+            add(p, &mut |c| c.received += 1);
+        }
+        if let Some(due) = e.sign_due {
+            let returned_first = e.left_at.is_some_and(|l| l < due);
+            if let (false, Some(p)) = (returned_first, period_of(due - 1)) {
+                let on_time = e.signed_at.is_some_and(|s| s <= due);
+                let late = match e.signed_at {
+                    Some(s) => s > due,
+                    None => due < now,
+                };
+                let pos = e.sign_pos.unwrap_or(e.assign_pos);
+                add(p, &mut |c| {
+                    c.due_to_sign += 1;
+                    if on_time {
+                        c.signed_on_time += 1;
+                    } else if late {
+                        c.late_signs.push(ev(pos));
+                    }
+                });
+            }
+        }
+        if let Some(p) = e.signed_at.and_then(period_of) {
+            add(p, &mut |c| c.signed += 1);
+        }
+        // Due to finish: by the deadline's period and by the handling's, once each.
+        let due = e.handle_due;
+        let due_counts = due.is_some_and(|h| {
+            e.left_at.is_none_or(|l| l >= h) && e.closed_at.is_none_or(|c| c >= h)
+        });
+        let on_time = e
+            .handled_at
+            .is_some_and(|h| e.handled_due.or(due).is_none_or(|d| h <= d));
+        let late_known = match (e.handled_at, due) {
+            (Some(_), _) => !on_time,
+            (None, Some(d)) => d < now && e.left_at.is_none() && e.closed_at.is_none(),
+            (None, None) => false,
+        };
+        let mut dtf_periods: Vec<usize> = Vec::with_capacity(2);
+        if due_counts {
+            if let Some(p) = due.and_then(|d| period_of(d - 1)) {
+                dtf_periods.push(p);
+            }
+        }
+        if let Some(p) = e.handled_at.and_then(period_of) {
+            if !dtf_periods.contains(&p) {
+                dtf_periods.push(p);
+            }
+        }
+        let pos = e.handle_pos.unwrap_or(e.assign_pos);
+        for p in dtf_periods {
+            add(p, &mut |c| {
+                c.due_to_finish += 1;
+                if on_time {
+                    c.handled_on_time += 1;
+                } else if late_known {
+                    c.not_on_time.push(ev(pos));
+                }
+            });
+        }
+        if let (Some(h), Some(p)) = (e.handled_at, e.handled_at.and_then(period_of)) {
+            let hours = e.turnaround_secs.unwrap_or(0) as f64 / 3600.0;
+            let one_time = e.one_time();
+            let late = e.handled_due.is_some_and(|d| h > d);
+            let hp = e.handle_pos.unwrap_or(e.assign_pos);
+            add(p, &mut |c| {
+                c.handled += 1;
+                c.turnaround_hours.push(hours);
+                if one_time {
+                    c.one_time += 1;
+                }
+                if late {
+                    c.late_completions.push(ev(hp));
+                }
+            });
+        }
+        // Overdue at the end of each period whose judging instant falls after the
+        // deadline and before the ticket was resolved (handled, returned, closed).
+        if let Some(h) = due {
+            let resolved = [e.handled_at, e.left_at, e.closed_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(i64::MAX);
+            let first = judged.partition_point(|&t| t <= h);
+            let last = judged.partition_point(|&t| t < resolved);
+            for p in first..last {
+                add(p, &mut |c| {
+                    c.overdue_open += 1;
+                    c.overdue.push(ev(e.assign_pos));
+                });
+            }
+        }
+    }
+
+    for o in occurrences {
+        let Some(kind) = Kind::parse(&o.kind) else {
+            continue;
+        };
+        let Some(p) = period_of(o.at) else { continue };
+        let ts = targets(&o.unit);
+        let ev = Evidence {
+            ticket: o.ticket.clone(),
+            position: o.position,
+        };
+        for &t in ts {
+            let c = &mut cells[t * np + p];
+            match kind {
+                Kind::Accepted => {}
+                Kind::RepeatComplaint => c.repeat_complaints += 1,
+                Kind::Returned => {
+                    c.returns += 1;
+                    c.returned.push(ev.clone());
+                }
+                Kind::ExtensionRequested => c.extensions_requested += 1,
+                Kind::ExtensionApproved => {
+                    c.extensions_approved += 1;
+                    c.extension_approved.push(ev.clone());
+                }
+                Kind::VerificationFailed => {
+                    c.verification_failures += 1;
+                    c.verification_failed.push(ev.clone());
+                }
+                Kind::Supervised => c.supervisions += 1,
+                Kind::SupervisedRepeat => {
+                    c.repeated_supervisions += 1;
+                    c.supervised_repeat.push(ev.clone());
+                }
+                Kind::FeedbackSatisfied => c.satisfied += 1,
+                Kind::FeedbackBasic => {
+                    c.basically_satisfied += 1;
+                    c.feedback_basic.push(ev.clone());
+                }
+                Kind::FeedbackUnsatisfied => {
+                    c.unsatisfied += 1;
+                    c.feedback_unsatisfied.push(ev.clone());
+                }
+            }
+        }
+    }
+    for c in &mut cells {
+        for v in [
+            &mut c.late_signs,
+            &mut c.late_completions,
+            &mut c.not_on_time,
+            &mut c.overdue,
+            &mut c.verification_failed,
+            &mut c.supervised_repeat,
+            &mut c.feedback_unsatisfied,
+            &mut c.feedback_basic,
+            &mut c.returned,
+            &mut c.extension_approved,
+        ] {
+            v.sort();
+        }
+    }
+    Table {
+        units: req.units.clone(),
+        periods: req.periods.clone(),
+        cells,
+    }
+}
+
+/// Turnaround summary in hours (two decimals): mean, median and p90 by nearest rank.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Turnaround {
+    pub mean: Option<f64>,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+pub fn turnaround(hours: &[f64]) -> Turnaround {
+    if hours.is_empty() {
+        return Turnaround {
+            mean: None,
+            median: None,
+            p90: None,
+        };
+    }
+    let mut v = hours.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = |q: f64| -> f64 {
+        let k = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[k - 1]
+    };
+    Turnaround {
+        mean: Some(round(v.iter().sum::<f64>() / v.len() as f64, 2)),
+        median: Some(round(rank(0.5), 2)),
+        p90: Some(round(rank(0.9), 2)),
+    }
+}
+
+/// One item of `GET /api/v1/stats/units` (the field names are the public contract;
+/// the ones after `turnaround_hours` are additions).
+#[derive(Clone, Debug, Serialize)]
+pub struct StatsItem {
+    pub unit: String,
+    pub period: String,
+    pub received: u64,
+    pub due_to_sign: u64,
+    pub signed: u64,
+    pub signed_on_time: u64,
+    pub due_to_finish: u64,
+    pub handled: u64,
+    pub handled_on_time: u64,
+    pub on_time_rate: Option<f64>,
+    pub overdue_open: u64,
+    pub returns: u64,
+    pub extensions_requested: u64,
+    pub extensions_approved: u64,
+    pub verification_failures: u64,
+    pub supervisions: u64,
+    pub repeated_supervisions: u64,
+    pub feedback: u64,
+    pub satisfaction_rate: Option<f64>,
+    pub turnaround_hours: Turnaround,
+    pub unit_name: String,
+    pub signed_on_time_rate: Option<f64>,
+    pub return_rate: Option<f64>,
+    pub extension_rate: Option<f64>,
+    pub rework_rate: Option<f64>,
+    pub one_time: u64,
+    pub one_time_rate: Option<f64>,
+    pub satisfied: u64,
+    pub basically_satisfied: u64,
+    pub unsatisfied: u64,
+    pub repeat_complaints: u64,
+}
+
+impl StatsItem {
+    pub fn new(org: &Org, unit: &str, period: &Period, f: &Figures, strict: bool) -> StatsItem {
+        StatsItem {
+            unit: unit.to_string(),
+            period: period.label.clone(),
+            received: f.received,
+            due_to_sign: f.due_to_sign,
+            signed: f.signed,
+            signed_on_time: f.signed_on_time,
+            due_to_finish: f.due_to_finish,
+            handled: f.handled,
+            handled_on_time: f.handled_on_time,
+            on_time_rate: f.on_time_rate(),
+            overdue_open: f.overdue_open,
+            returns: f.returns,
+            extensions_requested: f.extensions_requested,
+            extensions_approved: f.extensions_approved,
+            verification_failures: f.verification_failures,
+            supervisions: f.supervisions,
+            repeated_supervisions: f.repeated_supervisions,
+            feedback: f.feedback(),
+            satisfaction_rate: f.satisfaction_rate(strict),
+            turnaround_hours: turnaround(&f.turnaround_hours),
+            unit_name: org.unit(unit).map(|u| u.name.clone()).unwrap_or_default(),
+            signed_on_time_rate: f.signed_on_time_rate(),
+            return_rate: ratio(f.returns, f.received),
+            extension_rate: ratio(f.extensions_approved, f.received),
+            rework_rate: ratio(f.verification_failures, f.handled + f.verification_failures),
+            one_time: f.one_time,
+            one_time_rate: ratio(f.one_time, f.handled),
+            satisfied: f.satisfied,
+            basically_satisfied: f.basically_satisfied,
+            unsatisfied: f.unsatisfied,
+            repeat_complaints: f.repeat_complaints,
+        }
+    }
+}
+
+/// The ids in evidence are text in the rows; callers that want uuids parse them.
+pub fn ticket_id(e: &Evidence) -> Option<Uuid> {
+    Uuid::parse_str(&e.ticket).ok()
+}
+
+/// Sets the open and overdue ticket gauges per unit from the open episodes.
+pub async fn refresh_ticket_gauges(app: &crate::app::App) -> Result<(), StoreError> {
+    let now = app.now().timestamp_micros();
+    let rows: Vec<(String, i64, i64)> = on_pool!(&app.store.pool(), p, Db => {
+        sqlx::query_as(
+            "SELECT unit, COUNT(*), SUM(CASE WHEN handle_due < $1 OR (signed_at IS NULL AND sign_due < $1) THEN 1 ELSE 0 END) \
+             FROM stats_episodes WHERE span_end = $2 GROUP BY unit",
+        )
+        .bind(now)
+        .bind(super::facts::OPEN)
+        .fetch_all(p)
+        .await?
+    });
+    app.metrics.open_tickets.reset();
+    app.metrics.overdue_tickets.reset();
+    for (unit, open, overdue) in rows {
+        app.metrics
+            .open_tickets
+            .with_label_values(&[&unit])
+            .set(open);
+        app.metrics
+            .overdue_tickets
+            .with_label_values(&[&unit])
+            .set(overdue);
+    }
+    Ok(())
+}
+
+/// Open episodes past a deadline at `now` in these units (all when None), oldest
+/// deadline first: the overdue list.
+pub async fn overdue_tickets(
+    pool: &Pool,
+    units: Option<&[String]>,
+    now: DateTime<Utc>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let now = now.timestamp_micros();
+    let rows: Vec<(String,)> = on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new("SELECT ticket FROM stats_episodes WHERE span_end = ");
+        q.push_bind(super::facts::OPEN)
+            .push(" AND (handle_due < ")
+            .push_bind(now)
+            .push(" OR (signed_at IS NULL AND sign_due < ")
+            .push_bind(now)
+            .push("))");
+        if let Some(units) = units {
+            q.push(" AND unit IN (");
+            let mut sep = q.separated(", ");
+            for u in units {
+                sep.push_bind(u.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY COALESCE(handle_due, sign_due), ticket LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        q.build_query_as().fetch_all(p).await?
+    });
+    Ok(rows
+        .iter()
+        .filter_map(|(t,)| Uuid::parse_str(t).ok())
+        .collect())
+}

@@ -1,0 +1,388 @@
+//! The projection runner and the unit statistics (issue 4): incremental equals
+//! rebuild, exactly-once batches, leases, and the stats API's answers and refusals.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use yiwang::auth::Role;
+use yiwang::clock::Clock;
+use yiwang::projections::{self, Lease, Projection};
+
+use support::{TestApp, engines};
+
+fn bj(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("{s}+08:00"))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// What a dashboard reads: the figures at every granularity, and the overdue list.
+async fn snapshot(app: &TestApp, tok: &str) -> String {
+    let mut out = String::new();
+    for q in [
+        "granularity=day&from=2026-09-20&to=2026-10-20",
+        "granularity=month&from=2026-09-01&to=2026-12-31",
+        "granularity=quarter&from=2026-07-01&to=2026-12-31",
+        "granularity=year&from=2026-01-01&to=2026-12-31",
+        "granularity=month&from=2026-09-01&to=2026-12-31&unit=hg",
+    ]
+    .map(|q| format!("/api/v1/stats/units?{q}"))
+    .into_iter()
+    .chain(
+        [
+            "period=2026-09",
+            "period=2026-Q4",
+            "period=2026",
+            "period=2026-10&profile=beijing-three-rates",
+        ]
+        .map(|q| format!("/api/v1/appraisal?{q}")),
+    ) {
+        let r = app.get(&q, tok).await;
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        out.push_str(&r.body.to_string());
+        out.push('\n');
+    }
+    let r = app.get("/api/v1/tickets?overdue=true&limit=500", tok).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    out.push_str(&ids.join(","));
+    out
+}
+
+/// Rebuilds every projection from zero and drives it to the end of the feed.
+async fn rebuild(app: &TestApp) {
+    for p in projections::all(&app.app) {
+        p.reset().await.unwrap();
+        while projections::step(&app.app.store, p.as_ref(), projections::BATCH)
+            .await
+            .unwrap()
+            .is_some()
+        {}
+    }
+}
+
+/// Random commands by plausible actors (many are refused: that appends nothing).
+async fn random_history(
+    app: &TestApp,
+    clock: &Clock,
+    rng: &mut StdRng,
+    ids: &mut Vec<String>,
+    n: usize,
+) {
+    let hot = app.token(Role::HotlineAgent, "etdz").await;
+    let grid = app.token(Role::GridWorker, "hg-01-g01").await;
+    let disp = app.token(Role::Dispatcher, "etdz").await;
+    let twn = app.token(Role::Dispatcher, "hg").await;
+    let units = ["zhzf", "scjg", "sthj"];
+    let agencies = ["hg-zfzd", "hg-scjgs"];
+    let mut handlers = Vec::new();
+    for u in units.iter().chain(agencies.iter()) {
+        handlers.push((u.to_string(), app.token(Role::Handler, u).await));
+    }
+    let cats = [
+        "city.exposed_garbage",
+        "city.road_spillage",
+        "market.consumer_complaint",
+        "city.illegal_construction",
+    ];
+    for _ in 0..n {
+        // Time moves by minutes to days, across weekends and the National Day holiday.
+        let step = match rng.random_range(0..10) {
+            0..=5 => Duration::minutes(rng.random_range(1..240)),
+            6..=8 => Duration::hours(rng.random_range(4..30)),
+            _ => Duration::days(rng.random_range(1..4)),
+        };
+        clock.set(clock.now() + step);
+        let roll = rng.random_range(0..100);
+        if ids.is_empty() || roll < 15 {
+            let mut body = support::ticket_body();
+            body["category"] = json!(cats[rng.random_range(0..cats.len())]);
+            let tok = if rng.random_bool(0.5) {
+                body["source"] = json!("grid");
+                &grid
+            } else {
+                &hot
+            };
+            if !ids.is_empty() && rng.random_bool(0.2) {
+                body["related_to"] = json!(ids[rng.random_range(0..ids.len())]);
+            }
+            let r = app.post("/api/v1/tickets", tok, body).await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            ids.push(r.body["id"].as_str().unwrap().to_string());
+            continue;
+        }
+        let id = ids[rng.random_range(0..ids.len())].clone();
+        // Mostly the handler of the ticket's unit (else the command is refused).
+        let cur = app.get(&format!("/api/v1/tickets/{id}"), &disp).await.body;
+        let (_, h_tok) = handlers
+            .iter()
+            .find(|(u, _)| cur["unit"].as_str() == Some(u.as_str()) && rng.random_bool(0.9))
+            .unwrap_or(&handlers[rng.random_range(0..handlers.len())]);
+        let at_township = cur["centre"].as_str() == Some("hg");
+        let centre = if at_township { &twn } else { &disp };
+        let pool = if at_township {
+            &agencies[..]
+        } else {
+            &units[..]
+        };
+        let target = pool[rng.random_range(0..pool.len())];
+        // Mostly what the ticket's state calls for, sometimes anything at all.
+        let pick = match (
+            cur["state"].as_str(),
+            cur["handler"].is_null(),
+            rng.random_range(0..20),
+        ) {
+            (_, _, 0..=2) => rng.random_range(0..13),
+            (Some("accepted"), _, _) => 0,
+            (Some("assigned"), true, r) => [2, 2, 2, 2, 2, 2, 2, 4, 7, 7][r as usize % 10],
+            (Some("assigned"), false, r) => [8, 8, 8, 8, 8, 5, 6, 6, 7, 7][r as usize % 10],
+            (Some("handled"), _, _) => 10,
+            (Some("verified"), _, r) => {
+                if r % 2 == 0 {
+                    11
+                } else {
+                    12
+                }
+            }
+            _ => rng.random_range(0..13),
+        };
+        let (tok, action, body) = match pick {
+            0 | 1 => (centre, "assign", json!({ "unit": target })),
+            2 | 3 => (h_tok, "sign", json!({"handler": "王"})),
+            4 => (h_tok, "return", json!({"reason": "非本单位职责"})),
+            5 => (
+                h_tok,
+                "request-extension",
+                json!({"days": rng.random_range(1..4), "reason": "需协调"}),
+            ),
+            6 => (
+                centre,
+                "decide-extension",
+                json!({"approved": rng.random_bool(0.6)}),
+            ),
+            7 => (centre, "supervise", json!({"note": "请加快"})),
+            8 | 9 => (h_tok, "handle", json!({"result": "已处理"})),
+            10 => (
+                centre,
+                "verify",
+                json!({"passed": rng.random_bool(0.7), "note": "核查"}),
+            ),
+            11 => {
+                let s = ["satisfied", "basically_satisfied", "unsatisfied"][rng.random_range(0..3)];
+                (&hot, "feedback", json!({ "satisfaction": s }))
+            }
+            _ => (centre, "close", json!({"code": "resolved"})),
+        };
+        let r = app
+            .post(&format!("/api/v1/tickets/{id}/{action}"), tok, body)
+            .await;
+        assert!(
+            [200, 403, 409, 422].contains(&r.status),
+            "{action}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn incremental_projection_equals_a_rebuild_from_zero() {
+    for engine in engines().await {
+        for seed in [7u64, 2026] {
+            let clock = Clock::manual(bj("2026-09-24T09:00:00"));
+            let app = TestApp::spawn_with_clock(engine, clock.clone()).await;
+            let admin = app.token(Role::Admin, "etdz").await;
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut ids = Vec::new();
+            for round in 0..4 {
+                random_history(&app, &clock, &mut rng, &mut ids, 45).await;
+                // Incrementally, in small batches of random size, with one runner
+                // (and its in-memory cache) per round.
+                let ps = projections::all(&app.app);
+                for p in &ps {
+                    loop {
+                        let n = rng.random_range(1..12);
+                        match projections::step(&app.app.store, p.as_ref(), n)
+                            .await
+                            .unwrap()
+                        {
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
+                }
+                let incremental = snapshot(&app, &admin).await;
+                rebuild(&app).await;
+                let rebuilt = snapshot(&app, &admin).await;
+                assert_eq!(incremental, rebuilt, "{engine:?} seed {seed} round {round}");
+            }
+            // The history exercised what the figures count.
+            let r = app
+                .get(
+                    "/api/v1/stats/units?granularity=year&from=2026-01-01",
+                    &admin,
+                )
+                .await;
+            let all = &r.body["items"][0];
+            assert_eq!(all["unit"], "etdz");
+            for f in [
+                "received",
+                "signed",
+                "due_to_finish",
+                "handled",
+                "returns",
+                "supervisions",
+                "feedback",
+            ] {
+                assert!(
+                    all[f].as_u64().unwrap() > 0,
+                    "{engine:?} seed {seed}: no {f} in {all}"
+                );
+            }
+            assert!(
+                r.body["items"].as_array().unwrap().len() > 2,
+                "units beneath etdz are listed too"
+            );
+            app.finish().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_applied_once_even_by_two_runners() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        for _ in 0..3 {
+            let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+            let r = app
+                .post(
+                    &format!("/api/v1/tickets/{id}/assign"),
+                    &disp,
+                    json!({"unit": "zhzf"}),
+                )
+                .await;
+            assert_eq!(r.status, 200);
+        }
+        let a = projections::unit_stats::UnitStats::new(
+            app.app.store.pool(),
+            app.app.org.clone(),
+            app.app.sla.calendar.clone(),
+        );
+        let b = projections::unit_stats::UnitStats::new(
+            app.app.store.pool(),
+            app.app.org.clone(),
+            app.app.sla.calendar.clone(),
+        );
+        let from = a.checkpoint().await.unwrap();
+        let events = app.app.store.read_all(from, 100).await.unwrap();
+        assert_eq!(events.len(), 6);
+        let first = a.apply(from, events.clone()).await.unwrap();
+        assert!(first.applied);
+        let second = b.apply(from, events).await.unwrap();
+        assert!(!second.applied, "the checkpoint had moved: nothing written");
+        assert_eq!(app.count_rows("stats_episodes").await, 3);
+        assert_eq!(
+            app.count_rows("stats_occurrences").await,
+            3,
+            "one Accepted occurrence per ticket, not two"
+        );
+        assert_eq!(b.checkpoint().await.unwrap(), first.to);
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn one_process_holds_a_lease_until_it_lets_go_or_dies() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let pool = app.app.store.pool();
+        let mut a = Lease::new(pool.clone(), "unit_stats", "a");
+        let mut b = Lease::new(pool.clone(), "unit_stats", "b");
+        assert!(a.acquire(false).await.unwrap());
+        assert!(!b.acquire(false).await.unwrap(), "held by a");
+        assert_eq!(
+            Lease::holder(&pool, "unit_stats").await.unwrap().as_deref(),
+            Some("a")
+        );
+        a.release().await.unwrap();
+        assert!(b.acquire(false).await.unwrap(), "released: b takes over");
+        assert!(!a.acquire(false).await.unwrap());
+        // A replay takes it by force; the runner that held it loses it.
+        let mut r = Lease::new(pool.clone(), "unit_stats", "replay");
+        assert!(r.acquire(true).await.unwrap());
+        assert_eq!(
+            Lease::holder(&pool, "unit_stats").await.unwrap().as_deref(),
+            Some("replay")
+        );
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn stats_refuse_what_they_cannot_answer() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let analyst = app.token(Role::Analyst, "hg").await;
+        let grid = app.token(Role::GridWorker, "hg-01-g01").await;
+        for (q, field) in [
+            ("granularity=week", "granularity"),
+            ("from=2026-13-01", "from"),
+            ("from=2026-10-02&to=2026-10-01", "from"),
+            (
+                "granularity=day&from=2020-01-01&to=2026-01-01",
+                "granularity",
+            ),
+            ("unit=nowhere", "unit"),
+            ("satisfaction=lenient", "satisfaction"),
+        ] {
+            let r = app.get(&format!("/api/v1/stats/units?{q}"), &analyst).await;
+            assert_eq!(r.status, 422, "{q}: {}", r.body);
+            assert_eq!(r.header("content-type"), Some("application/problem+json"));
+            assert!(r.body.to_string().contains(field), "{q}: {}", r.body);
+        }
+        let r = app.get("/api/v1/stats/units?unit=zhzf", &analyst).await;
+        assert_eq!(
+            r.status, 403,
+            "a township analyst cannot read a district department"
+        );
+        let r = app.get("/api/v1/stats/units", &grid).await;
+        assert_eq!(r.status, 403);
+        let r = app
+            .get("/api/v1/stats/units?granularity=year", &analyst)
+            .await;
+        assert_eq!(r.status, 200);
+        let items = r.body["items"].as_array().unwrap();
+        assert_eq!(items[0]["unit"], "hg", "the caller's unit by default");
+        assert_eq!(
+            items[0]["turnaround_hours"],
+            json!({"mean": null, "median": null, "p90": null})
+        );
+        let csv = app
+            .send(
+                reqwest::Method::GET,
+                "/api/v1/stats/units?granularity=year",
+                Some(&analyst),
+                None,
+                &[("accept", "text/csv".into())],
+            )
+            .await;
+        assert_eq!(csv.status, 200);
+        assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+        let text = match &csv.body {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert!(text.starts_with("unit,unit_name,period,received"), "{text}");
+        app.finish().await;
+    }
+}
