@@ -27,6 +27,10 @@ use crate::store::{
 /// ticket at one moment that all succeed; beyond it the caller gets a 409 to retry.
 const MAX_ATTEMPTS: u32 = 16;
 
+/// The answer when a new ticket's number was taken meanwhile by another process.
+const NUMBER_TAKEN: &str =
+    "the ticket number was taken by another instance; retry with the same Idempotency-Key";
+
 pub struct App {
     pub store: Store,
     pub org: OrgHandle,
@@ -234,9 +238,16 @@ impl App {
         input: NewTicket,
         meta: CommandMeta,
     ) -> Result<Reply, AppError> {
-        match self.create_inner(actor, input, &meta).await {
-            Ok(r) => Ok(r),
-            Err(e) => self.replay_or(actor, &meta, e).await,
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.create_inner(actor, input.clone(), &meta).await {
+                Ok(r) => return Ok(r),
+                // Another instance took the ticket number (SQLite with several
+                // processes): the store has moved its serial on; decide again.
+                Err(AppError::Conflict(m)) if m == NUMBER_TAKEN && attempt < 5 => continue,
+                Err(e) => return self.replay_or(actor, &meta, e).await,
+            }
         }
     }
 
@@ -417,6 +428,7 @@ impl App {
                 replayed: false,
             }),
             // A concurrent request with the same key won: answer with its result.
+            Err(StoreError::DuplicateNumber) => Err(AppError::Conflict(NUMBER_TAKEN.into())),
             Err(StoreError::DuplicateKey) => self.replay(actor, meta).await?.ok_or_else(|| {
                 AppError::Conflict("a request with this Idempotency-Key is in flight; retry".into())
             }),

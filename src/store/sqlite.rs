@@ -75,13 +75,7 @@ impl SqliteStore {
             MIGRATOR.run(&pool).await?;
         }
         // The serial continues from the highest ticket number in the log.
-        let max_serial: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(CAST(substr(json_extract(data, '$.number'), 10) AS INTEGER)) \
-             FROM events WHERE event_type = 'TicketAccepted'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap_or(None);
+        let max_serial = max_serial(&pool).await.unwrap_or(None);
         let conn = SqliteConnection::connect_with(&opts).await?;
         let (tx, rx) = mpsc::channel(4096);
         let (appended, _) = watch::channel(0);
@@ -368,9 +362,17 @@ impl EventStore for SqliteStore {
             .send((req, reply))
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        answer
+        let result = answer
             .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
+        if matches!(result, Err(StoreError::DuplicateNumber)) {
+            // Another process on this file took the number: continue after the
+            // highest one in the log (the caller decides the ticket again).
+            if let Ok(Some(max)) = max_serial(&self.pool).await {
+                self.serial.fetch_max(max, Ordering::Relaxed);
+            }
+        }
+        result
     }
 
     async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -474,6 +476,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn next_ticket_serial(&self) -> Result<i64, StoreError> {
+        // Several processes on one file each count from what they last saw; a
+        // clash is refused by the unique number and resynchronised in `append`.
         // One process owns the SQLite file; the unique number in ticket_view
         // refuses a clash should a second process write to it too.
         Ok(self.serial.fetch_add(1, Ordering::Relaxed) + 1)
@@ -494,4 +498,14 @@ impl EventStore for SqliteStore {
     fn appended(&self) -> watch::Receiver<i64> {
         self.appended.subscribe()
     }
+}
+
+/// The highest ticket serial in the log.
+async fn max_serial(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MAX(CAST(substr(json_extract(data, '$.number'), 10) AS INTEGER)) \
+         FROM events WHERE event_type = 'TicketAccepted'",
+    )
+    .fetch_one(pool)
+    .await
 }
