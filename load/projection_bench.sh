@@ -18,8 +18,11 @@
 #   BENCH_OUT            outputs (default target/bench/projections)
 #   SEED_CLIENTS         seed tasks (default 64)
 #   IMPORT_LINES         lines of the import file (default 20000)
-#   QUERY_N              measured requests per route (default 200), QUERY_CONCURRENCY (1)
+#   QUERY_N              measured requests per route (default 200), QUERY_CONCURRENCY (1),
+#   QUERY_MAX_SECS       at most this long per route (default 120; fewer requests then)
 #   SKIP_BUILD=1         use the release binaries as they are
+#   KEEP_DBS=1           keep the seeded databases (SQLite: printed path; PostgreSQL:
+#                        yiwang_bench_<pid>) for a closer look; drop / delete them yourself
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,7 @@ clients="${SEED_CLIENTS:-64}"
 import_lines="${IMPORT_LINES:-20000}"
 query_n="${QUERY_N:-200}"
 query_c="${QUERY_CONCURRENCY:-1}"
+query_secs="${QUERY_MAX_SECS:-120}"
 pg_url="${YIWANG_BENCH_PG_URL:-}"
 engines="${ENGINES:-sqlite postgres}"
 Y=target/release/yiwang
@@ -58,6 +62,9 @@ cleanup() {
   if [ -n "$serve_pid" ] && kill -0 "$serve_pid" 2>/dev/null; then
     kill -TERM "$serve_pid" 2>/dev/null || true
     wait "$serve_pid" 2>/dev/null || true
+  fi
+  if [ "${KEEP_DBS:-}" = "1" ]; then
+    return
   fi
   for db in "${pg_dbs[@]}"; do
     psql "$pg_url" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
@@ -159,9 +166,9 @@ bench_engine() { # ENGINE URL IMPORT_URL
       continue
     fi
     log "$engine: query $path"
-    $L query --url "$base" --token "$token" --path "$path" -n "$query_n" --concurrency "$query_c" \
+    $L query --url "$base" --token "$token" --path "$path" -n "$query_n" --concurrency "$query_c" --max-seconds "$query_secs" \
       --json "$out/$engine-$label.json" | tee "$out/$engine-$label.txt"
-    record "$engine" "$label" "$(jq -r '[.route.p50_ms, .route.p99_ms, .route.max_ms, .floor.p50_ms, .floor.p99_ms, .route.mean_body_bytes] | map(tostring) | join(" ")' "$out/$engine-$label.json")"
+    record "$engine" "$label" "$(jq -r '[.route.requests, .route.p50_ms, .route.p99_ms, .route.max_ms, .floor.p50_ms, .floor.p99_ms, .route.mean_body_bytes] | map(tostring) | join(" ")' "$out/$engine-$label.json")"
   done
   kill -TERM "$serve_pid"
   wait "$serve_pid" || true
@@ -173,7 +180,11 @@ for engine in $engines; do
     sqlite)
       tmp_dir=$(mktemp -d /tmp/yiwang-projbench-XXXXXX)
       bench_engine sqlite "sqlite://$tmp_dir/yiwang.db" "sqlite://$tmp_dir/import.db"
-      rm -rf "$tmp_dir"
+      if [ "${KEEP_DBS:-}" = "1" ]; then
+        log "sqlite: kept $tmp_dir"
+      else
+        rm -rf "$tmp_dir"
+      fi
       tmp_dir=""
       ;;
     postgres)
@@ -187,7 +198,11 @@ for engine in $engines; do
         -c "DROP DATABASE IF EXISTS ${db}_import" -c "CREATE DATABASE ${db}_import"
       base_url="${pg_url%/*}"
       bench_engine postgres "$base_url/$db" "$base_url/${db}_import"
-      psql "$pg_url" -qc "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS ${db}_import"
+      if [ "${KEEP_DBS:-}" = "1" ]; then
+        log "postgres: kept $db and ${db}_import"
+      else
+        psql "$pg_url" -qc "DROP DATABASE IF EXISTS $db" -c "DROP DATABASE IF EXISTS ${db}_import"
+      fi
       pg_dbs=()
       ;;
     *) echo "unknown engine $engine" >&2; exit 2 ;;

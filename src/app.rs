@@ -42,6 +42,8 @@ pub struct App {
     pub recent: RecentTickets,
     /// How this process's projection runners are doing (for /readyz).
     pub projections: crate::projections::Statuses,
+    /// Where photos are stored and how large one may be.
+    pub attachments: crate::attachments::Settings,
 }
 
 /// The state (and stream head) of the tickets this process appended to most
@@ -95,6 +97,8 @@ pub struct NewTicket {
     pub reporter: Option<(Option<String>, Option<String>)>,
     pub related_to: Option<Uuid>,
     pub self_handled: Option<String>,
+    /// Attachment hashes of the report's photos.
+    pub photos: Vec<String>,
 }
 
 /// An action on an existing ticket as the API takes it.
@@ -264,6 +268,37 @@ impl App {
         }
     }
 
+    /// Every photo a command names must be an attachment its user uploaded (422
+    /// naming the field otherwise). An import actor (`token_id` "import": an operator
+    /// with the database in hand) only needs the attachment to exist.
+    pub async fn check_photos(
+        &self,
+        actor: &Actor,
+        field: &str,
+        photos: &[String],
+    ) -> Result<(), AppError> {
+        crate::attachments::check_hashes(field, photos)?;
+        let pool = self.store.pool();
+        let owner = (actor.token_id != crate::import::IMPORT_TOKEN).then_some(actor.user.as_str());
+        for (i, hash) in photos.iter().enumerate() {
+            if crate::attachments::find(&pool, hash, owner)
+                .await?
+                .is_none()
+            {
+                return Err(AppError::invalid(
+                    format!("{field}[{i}]"),
+                    match owner {
+                        Some(user) => format!(
+                            "no attachment {hash} uploaded by {user}: upload the photo with POST /api/v1/attachments first"
+                        ),
+                        None => format!("no attachment {hash}: upload the photo first"),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A new ticket's `related_to` must name a ticket that exists.
     pub async fn check_related(&self, related_to: Option<Uuid>) -> Result<(), AppError> {
         if let Some(rel) = related_to {
@@ -283,6 +318,7 @@ impl App {
         let org = self.org.get();
         check_new_ticket(&org, actor, &input)?;
         self.check_related(input.related_to).await?;
+        self.check_photos(actor, "photos", &input.photos).await?;
         let now = self.now();
         let id = input.id.unwrap_or_else(Uuid::now_v7);
         let serial = self.store.next_ticket_serial().await?;
@@ -328,6 +364,9 @@ impl App {
     ) -> Result<Reply, AppError> {
         let org = self.org.get();
         let deadlines = self.sla.with_org(org.clone());
+        // Checked once, after the first decision: who may act and in which state
+        // come first (a 403 or 409 before a 422 about a photo).
+        let mut photos_checked = false;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Lost a race: the cached state is stale. Jitter, so the losers do
@@ -352,6 +391,12 @@ impl App {
                 now,
                 meta.if_match,
             )?;
+            if !photos_checked {
+                if let ActionInput::Handle { photos, .. } = &input {
+                    self.check_photos(actor, "photos", photos).await?;
+                }
+                photos_checked = true;
+            }
             let body = render_string(&next, now, None);
             match self
                 .commit(
@@ -619,6 +664,7 @@ pub fn decide_create(
         suggested_unit,
         centre,
         self_handled: input.self_handled,
+        photos: input.photos,
     }));
     let ctx = Ctx { now, deadlines };
     let events = decide(None, cmd, &ctx)?;
@@ -814,12 +860,17 @@ pub fn render_string(t: &Ticket, now: DateTime<Utc>, reporter: Option<Value>) ->
     serde_json::to_string(&TicketJson::new(t, now, reporter)).expect("ticket JSON serializes")
 }
 
-/// The ticket JSON of the public contract, borrowed from the folded state.
-#[derive(serde::Serialize)]
-struct TicketJson<'a> {
+/// The ticket JSON of the public contract, borrowed from the folded state (its
+/// OpenAPI schema is `Ticket`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Ticket)]
+pub(crate) struct TicketJson<'a> {
     id: Uuid,
+    /// `YYYYMMDD-NNNNNN`: the acceptance date (Asia/Shanghai) and a serial.
     number: &'a str,
+    #[schema(value_type = State)]
     state: &'static str,
+    /// The stream version; also the ETag.
     version: i64,
     source: Source,
     category: &'a str,
@@ -827,35 +878,69 @@ struct TicketJson<'a> {
     title: &'a str,
     description: &'a str,
     location: &'a Location,
+    /// The reporter's contact, on the creation answer and on a single ticket (masked
+    /// unless the reader needs it); null in lists, in the answers to actions, and
+    /// once erased.
+    #[schema(value_type = Option<crate::http::openapi::Reporter>)]
     reporter: Option<Value>,
+    /// The earlier ticket this one repeats (重复投诉).
     related_to: Option<Uuid>,
+    /// The unit the catalogue routes the category to, for the dispatcher.
     suggested_unit: Option<&'a str>,
+    /// The centre that holds (or last dispatched) the ticket.
     centre: &'a str,
+    /// The lead unit (主办) once dispatched.
     unit: Option<&'a str>,
+    /// Co-units (协办).
     co_units: &'a [String],
+    /// The person the lead unit named when signing.
     handler: Option<&'a str>,
     deadlines: DeadlinesJson,
+    /// An open deadline has passed.
     overdue: bool,
+    /// Times returned (退回).
     returned: u32,
+    /// Times supervised (督办).
     supervised: u32,
+    /// An extension was approved.
     extended: bool,
+    /// Failed verifications (返工).
     reworked: u32,
+    /// Days asked for by an undecided extension request.
     pending_extension_days: Option<u32>,
+    /// Fixed on the spot by the grid worker (自行处置).
     self_handled: bool,
     result: Option<&'a str>,
     satisfaction: Option<Satisfaction>,
     close_code: Option<CloseCode>,
     duplicate_of: Option<Uuid>,
+    photos: Vec<PhotoJson<'a>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     closed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(serde::Serialize)]
-struct DeadlinesJson {
+/// A photo of the ticket (an attachment), with the URL that serves it to whoever
+/// may see the ticket.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = TicketPhoto)]
+pub(crate) struct PhotoJson<'a> {
+    /// The attachment's SHA-256 (from `POST /api/v1/attachments`).
+    hash: &'a str,
+    /// `accepted`: with the report; `handled`: with a result.
+    stage: PhotoStage,
+    /// `/api/v1/tickets/{id}/attachments/{hash}`.
+    url: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Deadlines)]
+pub(crate) struct DeadlinesJson {
     sign_due_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<crate::http::openapi::DeadlineStatus>)]
     sign: Option<&'static str>,
     handle_due_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<crate::http::openapi::DeadlineStatus>)]
     handle: Option<&'static str>,
 }
 
@@ -897,6 +982,15 @@ impl<'a> TicketJson<'a> {
             satisfaction: t.satisfaction,
             close_code: t.close_code,
             duplicate_of: t.duplicate_of,
+            photos: t
+                .photos
+                .iter()
+                .map(|p| PhotoJson {
+                    hash: &p.hash,
+                    stage: p.stage,
+                    url: format!("/api/v1/tickets/{}/attachments/{}", t.id, p.hash),
+                })
+                .collect(),
             created_at: t.created_at,
             updated_at: t.updated_at,
             closed_at: t.closed_at,

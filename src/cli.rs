@@ -54,6 +54,9 @@ pub enum Command {
     /// Import legacy history: one command per line (JSON), each decided as the live
     /// API would at the line's time; a ticket with a bad line is not imported.
     Import(crate::import::ImportArgs),
+    /// Walk every stream's hash chain and report each edited, deleted or inserted
+    /// event with its stream and version; exits with 1 when any is found.
+    Verify,
     /// Rebuild projections from the event log, from position 0 (takes over the
     /// projection's lease from any running `serve` until it is done).
     Replay {
@@ -96,6 +99,18 @@ pub struct ServeArgs {
         hide = true
     )]
     pub clock_offset_secs: i64,
+    /// Directory of uploaded photos (content-addressed files); default: `attachments/`
+    /// next to the SQLite file, or ./yiwang-data/attachments for PostgreSQL.
+    #[arg(long, env = "YIWANG_ATTACHMENT_DIR")]
+    pub attachment_dir: Option<PathBuf>,
+    /// Largest accepted photo, in bytes (larger uploads get a 413).
+    #[arg(long, env = "YIWANG_ATTACHMENT_MAX_BYTES", default_value_t = crate::attachments::DEFAULT_MAX_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub attachment_max_bytes: u64,
+    /// Seconds between two verifications of the log's hash chains in the background
+    /// (the first at start; 0: none). The outcome is in /metrics (yiwang_verify_*).
+    #[arg(long, env = "YIWANG_VERIFY_INTERVAL_SECS", default_value_t = 3600)]
+    pub verify_interval_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             purge_contacts(&cli.database_url, older_than).await
         }
         Command::Import(args) => crate::import::run(&cli.database_url, args).await,
+        Command::Verify => verify(&cli.database_url).await,
         Command::Replay {
             projection,
             calendar_dir,
@@ -256,6 +272,23 @@ async fn replay(
             applied as f64 / secs.max(1e-9)
         );
     }
+    Ok(())
+}
+
+/// `yiwang verify`: each problem on its own line, then the summary; an error (exit
+/// code 1) when any event was edited, deleted or inserted.
+async fn verify(url: &str) -> anyhow::Result<()> {
+    let s = store::open(url, true).await?;
+    let report = crate::verify::run(&s.pool()).await?;
+    for p in &report.problems {
+        println!("{p}");
+    }
+    println!("{}", report.summary());
+    anyhow::ensure!(
+        report.ok(),
+        "the event log was tampered with: {} problem(s) listed above",
+        report.problems.len()
+    );
     Ok(())
 }
 
@@ -351,12 +384,25 @@ pub async fn build_app(
     build_app_with_clock(url, calendar, settings, crate::clock::Clock::system()).await
 }
 
-/// The application with a chosen clock (tests stand it at a chosen instant).
+/// The application with a chosen clock (tests stand it at a chosen instant), and
+/// attachments where [`crate::attachments::Settings::for_database`] puts them.
 pub async fn build_app_with_clock(
     url: &str,
     calendar: Calendar,
     settings: SlaSettings,
     clock: crate::clock::Clock,
+) -> anyhow::Result<Arc<App>> {
+    let attachments = crate::attachments::Settings::for_database(url);
+    build_app_with(url, calendar, settings, clock, attachments).await
+}
+
+/// The application with every setting chosen.
+pub async fn build_app_with(
+    url: &str,
+    calendar: Calendar,
+    settings: SlaSettings,
+    clock: crate::clock::Clock,
+    attachments: crate::attachments::Settings,
 ) -> anyhow::Result<Arc<App>> {
     let store = store::open(url, true).await?;
     let org = org::current_or_demo(&store.pool()).await?;
@@ -369,6 +415,7 @@ pub async fn build_app_with_clock(
         clock,
         recent: Default::default(),
         projections: Default::default(),
+        attachments,
     }))
 }
 
@@ -383,7 +430,12 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             "business time is shifted from the system clock (YIWANG_CLOCK_OFFSET_SECS): a test or drill setting"
         );
     }
-    let app = build_app_with_clock(
+    let mut attachments = crate::attachments::Settings::for_database(url);
+    if let Some(d) = &args.attachment_dir {
+        attachments.dir = d.clone();
+    }
+    attachments.max_bytes = args.attachment_max_bytes;
+    let app = build_app_with(
         url,
         calendar,
         SlaSettings {
@@ -391,11 +443,22 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             warn_fraction: args.sla_warn_fraction,
         },
         crate::clock::Clock::offset(args.clock_offset_secs),
+        attachments,
     )
     .await?;
     spawn_org_refresh(app.clone());
+    let dir = app.attachments.dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let n = crate::attachments::sweep_stale_uploads(&dir);
+        if n > 0 {
+            tracing::info!(removed = n, dir = %dir.display(), "removed uploads left unfinished by a crash");
+        }
+    });
     crate::sla::watcher::spawn(app.clone(), Duration::from_secs(args.sla_interval_secs));
     crate::projections::spawn(app.clone());
+    if args.verify_interval_secs > 0 {
+        crate::verify::spawn(app.clone(), Duration::from_secs(args.verify_interval_secs));
+    }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;

@@ -23,6 +23,8 @@ pub enum AppError {
     PreconditionFailed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A field is missing or invalid.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
@@ -51,6 +53,7 @@ impl AppError {
             AppError::Conflict(_) => 409,
             AppError::PreconditionFailed(_) => 412,
             AppError::PayloadTooLarge(_) => 413,
+            AppError::UnsupportedMediaType(_) => 415,
             AppError::Invalid { .. } => 422,
             AppError::TooManyRequests(_) => 429,
             AppError::Unavailable(_) => 503,
@@ -67,6 +70,7 @@ impl AppError {
             AppError::Conflict(_) => "Not allowed in the ticket's current state",
             AppError::PreconditionFailed(_) => "The ticket has changed",
             AppError::PayloadTooLarge(_) => "Request body too large",
+            AppError::UnsupportedMediaType(_) => "Unsupported media type",
             AppError::Invalid { .. } => "Invalid field",
             AppError::TooManyRequests(_) => "Too many requests",
             AppError::Unavailable(_) => "Service temporarily unavailable",

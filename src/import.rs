@@ -23,6 +23,8 @@
 use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -31,9 +33,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::app::{App, CommandMeta, Decided, check_new_ticket, decide_action, decide_create};
+use crate::app::{
+    ActionInput, App, CommandMeta, Decided, check_new_ticket, decide_action, decide_create,
+};
 use crate::auth::{Actor, Role};
 use crate::domain::{Deadlines, Ticket};
 use crate::error::AppError;
@@ -52,7 +57,16 @@ pub struct ImportArgs {
     /// Working days to redo a ticket after a failed verification (as `serve`).
     #[arg(long, env = "YIWANG_REWORK_DAYS", default_value_t = 3)]
     pub rework_days: u32,
+    /// Tickets imported at the same time (each ticket's lines stay in order; a
+    /// ticket that names an earlier one waits for it).
+    #[arg(long, short = 'j', env = "YIWANG_IMPORT_JOBS", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
 }
+
+/// The `token_id` of the actors of imported lines (they come from the file, not
+/// from a token).
+pub const IMPORT_TOKEN: &str = "import";
 
 /// A problem with one line of the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +110,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Adds the counts and bad lines of another part of the same import.
+    pub fn absorb(&mut self, o: Outcome) {
+        self.lines_read += o.lines_read;
+        self.lines_applied += o.lines_applied;
+        self.lines_already += o.lines_already;
+        self.tickets_imported += o.tickets_imported;
+        self.tickets_already += o.tickets_already;
+        self.tickets_refused += o.tickets_refused;
+        self.tickets_partial += o.tickets_partial;
+        self.events_appended += o.events_appended;
+        self.bad.extend(o.bad);
+    }
+
     /// The summary printed at the end: the bad lines in file order, then the counts.
     pub fn report(&self, elapsed: Duration) -> String {
         let mut bad = self.bad.clone();
@@ -157,7 +184,7 @@ pub async fn run(database_url: &str, args: ImportArgs) -> anyhow::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| args.file.display().to_string());
     let mut outcome = Outcome::default();
-    let result = import(&app, &name, &bytes, &mut outcome).await;
+    let result = import(&app, &name, &bytes, usize::from(args.jobs), &mut outcome).await;
     print!("{}", outcome.report(started.elapsed()));
     result?;
     if !outcome.bad.is_empty() {
@@ -368,7 +395,7 @@ fn read_line(
         text: text.to_string(),
         at,
         actor: Actor {
-            token_id: "import".into(),
+            token_id: IMPORT_TOKEN.into(),
             user: user.to_string(),
             role,
             unit: unit.to_string(),
@@ -427,12 +454,22 @@ fn command(line: &Line, ids: &HashMap<String, Option<Uuid>>) -> Result<ParsedCom
     parse_command(&line.action, &raw).map_err(|e| reason(&e))
 }
 
-/// Imports the file's tickets into `app`, counting into `out`. An error is a failure
-/// of the database, not of a line: the import stops there (what is in, is in).
+/// Imports the file's tickets into `app`, counting into `out`, `jobs` tickets at a
+/// time. An error is a failure of the database, not of a line: the import stops
+/// there (what is in, is in; the tickets under way finish first).
+///
+/// Each worker has an app of its own (its own clock, which each line sets to its
+/// `at`) on the shared store, whose group commit batches the workers' appends. A
+/// ticket whose lines name an earlier ticket of the file (`related_to`,
+/// `duplicate_of`) waits until that one is done, imported or refused, and is then
+/// judged as the live API would judge it. A ticket named before its own first line
+/// (a forward reference) is judged as a run in file order would judge it: by
+/// whether it existed before this run.
 pub async fn import(
     app: &App,
     file_name: &str,
     bytes: &[u8],
+    jobs: usize,
     out: &mut Outcome,
 ) -> anyhow::Result<()> {
     let org = app.org.get();
@@ -446,6 +483,13 @@ pub async fn import(
             (g.reference.clone(), id)
         })
         .collect();
+    let (waits_for, forward) = dependencies(&groups, &ids);
+    let mut absent = HashSet::new();
+    for id in forward {
+        if app.store.ticket_view(id).await?.is_none() {
+            absent.insert(id);
+        }
+    }
     let progress = if std::io::stderr().is_terminal() {
         ProgressBar::with_draw_target(Some(read as u64), ProgressDrawTarget::stderr())
     } else {
@@ -466,26 +510,178 @@ pub async fn import(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     progress.inc(loose.len() as u64);
-    let deadlines = app.sla.with_org(org.clone());
-    let mut importer = Importer {
-        app,
-        org: &org,
-        deadlines: &deadlines,
-        ids: &ids,
-        file_name,
-        out,
-    };
-    for group in groups {
-        let n = (group.lines.len() + group.bad.len()) as u64;
-        let result = importer.ticket(group).await;
-        progress.inc(n);
-        if let Err(e) = result {
-            progress.abandon();
-            return Err(e);
+    let n = groups.len();
+    let shared = Arc::new(Shared {
+        groups: groups.into_iter().map(|g| Mutex::new(Some(g))).collect(),
+        waits_for,
+        done: (0..n).map(|_| watch::channel(false).0).collect(),
+        next: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+        ids,
+        absent,
+        org,
+        file_name: file_name.to_string(),
+        progress: progress.clone(),
+    });
+    let workers: Vec<_> = (0..jobs.clamp(1, n.max(1)))
+        .map(|_| tokio::spawn(worker(worker_app(app), shared.clone())))
+        .collect();
+    let mut failed = None;
+    for w in workers {
+        match w.await {
+            Ok((o, result)) => {
+                out.absorb(o);
+                if let Err(e) = result {
+                    failed.get_or_insert(e);
+                }
+            }
+            Err(e) => {
+                failed.get_or_insert(anyhow::anyhow!("an import worker failed: {e}"));
+            }
         }
     }
-    progress.finish_and_clear();
-    Ok(())
+    match failed {
+        Some(e) => {
+            progress.abandon();
+            Err(e)
+        }
+        None => {
+            progress.finish_and_clear();
+            Ok(())
+        }
+    }
+}
+
+/// What the workers of one import share.
+struct Shared {
+    /// The tickets in the order of their first line, each taken by one worker.
+    groups: Vec<Mutex<Option<Group>>>,
+    /// For each ticket, the earlier tickets it names.
+    waits_for: Vec<Vec<usize>>,
+    /// For each ticket, true once it is done (imported, refused or given up).
+    done: Vec<watch::Sender<bool>>,
+    /// The next ticket to take.
+    next: AtomicUsize,
+    /// Set by a worker that met a database failure: no new ticket is taken.
+    stop: AtomicBool,
+    ids: HashMap<String, Option<Uuid>>,
+    /// Tickets of the file named before their first line that did not exist
+    /// before this run.
+    absent: HashSet<Uuid>,
+    org: Arc<Org>,
+    file_name: String,
+    progress: ProgressBar,
+}
+
+/// Marks a ticket done when its worker is through with it, however it ends.
+struct MarkDone<'a>(&'a watch::Sender<bool>);
+
+impl Drop for MarkDone<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// For each ticket, the earlier tickets of the file its lines name (`related_to`
+/// of a create, `duplicate_of` of a close); and the ids of tickets named by a line
+/// before their own first line.
+fn dependencies(
+    groups: &[Group],
+    ids: &HashMap<String, Option<Uuid>>,
+) -> (Vec<Vec<usize>>, HashSet<Uuid>) {
+    let index: HashMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.reference.as_str(), i))
+        .collect();
+    let mut forward = HashSet::new();
+    let waits = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let mut w: Vec<usize> = Vec::new();
+            for l in &g.lines {
+                let field = match l.action.as_str() {
+                    "create" => "related_to",
+                    "close" => "duplicate_of",
+                    _ => continue,
+                };
+                let Some(Value::String(r)) = l.body.get(field) else {
+                    continue;
+                };
+                match index.get(r.as_str()) {
+                    Some(&j) if j < i => w.push(j),
+                    Some(&j) if j > i => {
+                        if let Some(Some(id)) = ids.get(r) {
+                            forward.insert(*id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            w.sort_unstable();
+            w.dedup();
+            w
+        })
+        .collect();
+    (waits, forward)
+}
+
+/// An app for one worker: the same store, organisation, SLA policy and metrics as
+/// `app`, with a clock and a cache of its own.
+fn worker_app(app: &App) -> App {
+    App {
+        store: app.store.clone(),
+        org: app.org.clone(),
+        sla: app.sla.clone(),
+        metrics: app.metrics.clone(),
+        tokens: Default::default(),
+        clock: crate::clock::Clock::manual(app.now()),
+        recent: Default::default(),
+        projections: Default::default(),
+        attachments: app.attachments.clone(),
+    }
+}
+
+/// Takes tickets in file order until there are none left (or the import stops),
+/// each once the tickets it names are done.
+async fn worker(app: App, shared: Arc<Shared>) -> (Outcome, anyhow::Result<()>) {
+    let mut out = Outcome::default();
+    let deadlines = app.sla.with_org(shared.org.clone());
+    let mut importer = Importer {
+        app: &app,
+        org: &shared.org,
+        deadlines: &deadlines,
+        ids: &shared.ids,
+        absent: &shared.absent,
+        file_name: &shared.file_name,
+        out: &mut out,
+    };
+    let result = loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        let (Some(slot), Some(done)) = (shared.groups.get(i), shared.done.get(i)) else {
+            break Ok(());
+        };
+        let _done = MarkDone(done);
+        for j in &shared.waits_for[i] {
+            // Earlier tickets were taken before this one, so each is under way.
+            let _ = shared.done[*j].subscribe().wait_for(|d| *d).await;
+        }
+        let Some(group) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            continue;
+        };
+        let n = (group.lines.len() + group.bad.len()) as u64;
+        let result = importer.ticket(group).await;
+        shared.progress.inc(n);
+        if let Err(e) = result {
+            shared.stop.store(true, Ordering::Relaxed);
+            break Err(e);
+        }
+    };
+    (out, result)
 }
 
 struct Importer<'a> {
@@ -493,6 +689,7 @@ struct Importer<'a> {
     org: &'a Org,
     deadlines: &'a (dyn Deadlines + Sync),
     ids: &'a HashMap<String, Option<Uuid>>,
+    absent: &'a HashSet<Uuid>,
     file_name: &'a str,
     out: &'a mut Outcome,
 }
@@ -706,7 +903,14 @@ impl Importer<'_> {
             ))),
             (ParsedCommand::Create(input), None) => {
                 check_new_ticket(self.org, &l.actor, input)?;
+                if let Some(rel) = input.related_to.filter(|r| self.absent.contains(r)) {
+                    // What check_related says when the ticket is not there (yet).
+                    return Err(AppError::invalid("related_to", format!("no ticket {rel}")));
+                }
                 self.app.check_related(input.related_to).await?;
+                self.app
+                    .check_photos(&l.actor, "photos", &input.photos)
+                    .await?;
                 // The number is drawn at append; until then the reference stands in.
                 let reporter_ref = input.reporter.as_ref().map(|_| Uuid::nil());
                 decide_create(
@@ -722,15 +926,21 @@ impl Importer<'_> {
             (ParsedCommand::Act(_), None) => Err(AppError::NotFound(format!(
                 "no ticket {reference}: a ticket's first line is its create"
             ))),
-            (ParsedCommand::Act(input), Some(t)) => decide_action(
-                self.org,
-                self.deadlines,
-                &l.actor,
-                t,
-                input.clone(),
-                l.at,
-                None,
-            ),
+            (ParsedCommand::Act(input), Some(t)) => {
+                let d = decide_action(
+                    self.org,
+                    self.deadlines,
+                    &l.actor,
+                    t,
+                    input.clone(),
+                    l.at,
+                    None,
+                )?;
+                if let ActionInput::Handle { photos, .. } = input {
+                    self.app.check_photos(&l.actor, "photos", photos).await?;
+                }
+                Ok(d)
+            }
         }
     }
 }

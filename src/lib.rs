@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod appraisal;
+pub mod attachments;
 pub mod auth;
 pub mod cli;
 pub mod clock;
@@ -20,3 +21,5 @@ pub mod org;
 pub mod projections;
 pub mod sla;
 pub mod store;
+pub mod verify;
+pub mod web;

@@ -1,7 +1,8 @@
 //! Prometheus metrics (the `prometheus` crate), one registry per process.
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -16,6 +17,12 @@ pub struct Metrics {
     pub projection_events: IntCounterVec,
     pub open_tickets: IntGaugeVec,
     pub overdue_tickets: IntGaugeVec,
+    /// When this process last finished verifying the log's hash chains (Unix time).
+    pub verify_last_run: Gauge,
+    /// 1 when that verification found nothing wrong.
+    pub verify_last_ok: IntGauge,
+    /// Edited, deleted and inserted events that verification found.
+    pub verify_problems: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -99,6 +106,21 @@ impl Metrics {
             &["unit"],
         )
         .expect("static metric definition is valid");
+        let verify_last_run = Gauge::new(
+            "yiwang_verify_last_run_timestamp_seconds",
+            "When this instance last finished verifying the event log's hash chains (0: not yet)",
+        )
+        .expect("static metric definition is valid");
+        let verify_last_ok = IntGauge::new(
+            "yiwang_verify_last_ok",
+            "1 if the last verification of the event log found every hash chain intact (0 also before the first)",
+        )
+        .expect("static metric definition is valid");
+        let verify_problems = IntGauge::new(
+            "yiwang_verify_problems",
+            "Edited, deleted or inserted events found by the last verification",
+        )
+        .expect("static metric definition is valid");
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -118,6 +140,9 @@ impl Metrics {
             Box::new(projection_events.clone()),
             Box::new(open_tickets.clone()),
             Box::new(overdue_tickets.clone()),
+            Box::new(verify_last_run.clone()),
+            Box::new(verify_last_ok.clone()),
+            Box::new(verify_problems.clone()),
         ] {
             registry.register(c).expect("fresh registry");
         }
@@ -132,6 +157,9 @@ impl Metrics {
             projection_events,
             open_tickets,
             overdue_tickets,
+            verify_last_run,
+            verify_last_ok,
+            verify_problems,
         }
     }
 

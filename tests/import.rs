@@ -455,3 +455,113 @@ async fn unreadable_lines_are_named_by_number_and_the_rest_goes_in() {
         db.drop_db().await;
     }
 }
+
+async fn import_jobs(url: &str, file: &std::path::Path, jobs: &str) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
+        .arg("--database-url")
+        .arg(url)
+        .args(["--log-format", "pretty", "import", "--jobs", jobs])
+        .arg(file)
+        .env_remove("YIWANG_DATABASE_URL")
+        .env_remove("YIWANG_IMPORT_JOBS")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run the yiwang binary");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Forty repeat complaints, each naming the one before it, imported eight at a time:
+/// each waits for the ticket it names, so the whole chain goes in. A ticket naming
+/// a refused one is refused as the live API refuses it, and a ticket named before
+/// its own first line is judged by whether it was there before the run, as a run in
+/// file order judges it.
+#[tokio::test]
+async fn a_chain_of_related_tickets_goes_in_whole_with_eight_jobs() {
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = at("2026-11-02T02:00:00Z");
+        let when = |minutes: i64| {
+            (base + chrono::Duration::minutes(minutes))
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let n = 40;
+        let mut lines = Vec::new();
+        for i in 1..=n {
+            let mut body = complaint();
+            if i > 1 {
+                body["related_to"] = json!(format!("C-{}", i - 1));
+            }
+            let r = format!("C-{i}");
+            lines.push(line(&r, &when(2 * i), HOT, "create", body));
+            lines.push(line(
+                &r,
+                &when(2 * i + 1),
+                DISP,
+                "assign",
+                json!({"unit": "zhzf"}),
+            ));
+        }
+        let related = |r: &str| {
+            let mut b = complaint();
+            b["related_to"] = json!(r);
+            b
+        };
+        lines.push(line("B-1", &when(200), HOT, "create", complaint()));
+        lines.push(line(
+            "B-1",
+            &when(201),
+            DISP,
+            "verify",
+            json!({"passed": true, "note": "?"}),
+        ));
+        lines.push(line("B-2", &when(202), HOT, "create", related("B-1")));
+        lines.push(line("F-1", &when(203), HOT, "create", related("F-2")));
+        lines.push(line("F-2", &when(204), HOT, "create", complaint()));
+        let file = write(&dir, "chain.ndjson", &lines);
+
+        let r = import_jobs(&db.url, &file, "8").await;
+        assert!(!r.ok, "{r:?}");
+        let (b2, f1) = (2 * n + 3, 2 * n + 4);
+        for s in [
+            format!("line {b2}: ticket B-2: 422 body.related_to: no ticket "),
+            format!("line {f1}: ticket F-1: 422 body.related_to: no ticket "),
+            "tickets imported: 41".to_string(),
+            "tickets refused: 3".to_string(),
+            format!("events appended: {}", 2 * n + 1),
+        ] {
+            assert!(r.stdout.contains(&s), "{engine:?}: says {s:?}: {r:?}");
+        }
+        for i in 2..=n {
+            let s = stream(&db.url, &format!("C-{i}"), &when(2 * i)).await;
+            assert_eq!(s.len(), 2, "{engine:?} C-{i}");
+            let before = yiwang::import::ticket_id(&format!("C-{}", i - 1), at(&when(2 * (i - 1))))
+                .expect("id");
+            assert_eq!(
+                s[0].data["related_to"],
+                json!(before.to_string()),
+                "{engine:?}: C-{i} is related to C-{}",
+                i - 1
+            );
+        }
+
+        // Again: nothing new for what went in; F-2 was there before this run, so
+        // F-1 now goes in.
+        let r = import_jobs(&db.url, &file, "8").await;
+        for s in [
+            "tickets imported: 1",
+            "tickets already imported: 41",
+            "tickets refused: 2",
+            "events appended: 1",
+        ] {
+            assert!(r.stdout.contains(s), "{engine:?}: says {s:?}: {r:?}");
+        }
+        assert_eq!(count_events(&db.url).await, 2 * n + 2, "{engine:?}");
+        db.drop_db().await;
+    }
+}

@@ -417,12 +417,12 @@ impl<'w> Sim<'w> {
                 return;
             }
             let mut marks = Vec::with_capacity(4);
-            if t.signed_at.is_none() {
-                if let Some(due) = t.sign_due_at {
-                    let start = t.assigned_at.unwrap_or(due);
-                    marks.push(sla_warn_at(start, due, WARN_FRACTION));
-                    marks.push(due + Duration::seconds(1));
-                }
+            if let Some(due) = t.sign_due_at
+                && t.signed_at.is_none()
+            {
+                let start = t.assigned_at.unwrap_or(due);
+                marks.push(sla_warn_at(start, due, WARN_FRACTION));
+                marks.push(due + Duration::seconds(1));
             }
             if let Some(due) = t.handle_due_at {
                 let start = t.handle_started_at.or(t.assigned_at).unwrap_or(due);
@@ -498,10 +498,10 @@ fn target_unit(org: &Org, category: &str, grid: Option<&str>) -> Result<String> 
         return Ok(t.to_string());
     }
     // A township's own service: the community of the grid, or its first community.
-    if let Some(c) = grid.and_then(|g| org.parent(g)) {
-        if org.is_within(c, t) {
-            return Ok(c.to_string());
-        }
+    if let Some(c) = grid.and_then(|g| org.parent(g))
+        && org.is_within(c, t)
+    {
+        return Ok(c.to_string());
     }
     org.children(t)
         .into_iter()
@@ -546,7 +546,6 @@ pub fn plan_ticket(
         || tr.self_handled
         || tr.duplicate
         || tr.invalid
-        || tr.repeat_complaint
         || tr.abandoned)
         && tr.closed;
     Ok(TicketPlan {
@@ -659,11 +658,11 @@ fn flow(
             "name": format!("{}先生", SURNAMES[rng.random_range(0..SURNAMES.len())]),
             "phone": format!("13{:09}", rng.random_range(0..1_000_000_000u64)),
         });
-        if let Some(e) = &earlier {
-            if !duplicate {
-                body["related_to"] = json!(e.id);
-                tr.repeat_complaint = true;
-            }
+        if let Some(e) = &earlier
+            && !duplicate
+        {
+            body["related_to"] = json!(e.id);
+            tr.repeat_complaint = true;
         }
     } else {
         body["description"] = json!(format!("网格巡查发现{cat_name}。"));
@@ -796,7 +795,7 @@ fn flow(
     let assigned = t.assigned_at.unwrap_or(sim.now);
     let sign_due = t.sign_due_at.unwrap_or(assigned + Duration::days(1));
     let handle_due = t.handle_due_at.unwrap_or(sign_due);
-    tr.late_sign = rng.random_bool(0.06);
+    tr.late_sign = rng.random_bool(0.045);
     let at = if tr.late_sign {
         sign_due + hours(rng, 1, 48)
     } else {
@@ -874,7 +873,7 @@ fn flow(
 
     // 督办 and 办结, on time or late.
     let due = sim.ticket()?.handle_due_at.unwrap_or(sim.now);
-    tr.late_handle = rng.random_bool(if tr.late_sign { 0.25 } else { 0.07 });
+    tr.late_handle = rng.random_bool(if tr.late_sign { 0.25 } else { 0.06 });
     let supervised = rng.random_bool(if tr.late_handle { 0.6 } else { 0.03 });
     let supervisions = if !supervised {
         0
@@ -909,11 +908,12 @@ fn flow(
     } else {
         sim.now + hours(rng, 1, 12)
     };
-    let photos = if rng.random_bool(0.6) {
-        json!([format!("photo/{}.jpg", uuid_at(at, rng).simple())])
-    } else {
-        json!([])
-    };
+    // Photos are attachments uploaded first (POST /api/v1/attachments) and named by
+    // hash; the harness sends none. The draws stay, so a seed plans what it did.
+    if rng.random_bool(0.6) {
+        let _ = uuid_at(at, rng);
+    }
+    let photos = json!([]);
     step!(sim.act(
         at,
         worker.clone(),

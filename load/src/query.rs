@@ -29,6 +29,10 @@ pub struct QueryArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// Stop sending after this many seconds even if fewer than -n requests were
+    /// made (0: no limit); the report names how many were made.
+    #[arg(long, default_value_t = 0)]
+    pub max_seconds: u64,
     /// Requests sent first and not counted (connections, caches).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub warmup: u64,
@@ -133,10 +137,10 @@ async fn measure(
             Err(e) => Err(format!("{e}")),
         };
         let took = started.elapsed();
-        if let Err(e) = &outcome {
-            if printed.fetch_add(1, Ordering::Relaxed) < 3 {
-                eprintln!("GET {url}: {e}");
-            }
+        if let Err(e) = &outcome
+            && printed.fetch_add(1, Ordering::Relaxed) < 3
+        {
+            eprintln!("GET {url}: {e}");
         }
         (took, outcome)
     };
@@ -152,6 +156,7 @@ async fn measure(
     printed.store(0, Ordering::Relaxed);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let budget = (a.max_seconds > 0).then(|| started + Duration::from_secs(a.max_seconds));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..a.concurrency {
         let (http, url, token, printed, next) = (
@@ -165,7 +170,9 @@ async fn measure(
         workers.spawn(async move {
             let mut h = stats::new_histogram();
             let (mut errors, mut bytes) = (0u64, 0u64);
-            while next.fetch_add(1, Ordering::Relaxed) < total {
+            while budget.is_none_or(|b| Instant::now() < b)
+                && next.fetch_add(1, Ordering::Relaxed) < total
+            {
                 let (took, outcome) =
                     one(http.clone(), url.clone(), token.clone(), printed.clone()).await;
                 stats::record(&mut h, took);
@@ -186,10 +193,11 @@ async fn measure(
         bytes += b;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let ok = a.requests - errors;
+    let made = hist.len();
+    let ok = made - errors;
     Ok(Run {
         path: path.to_string(),
-        requests: a.requests,
+        requests: made,
         concurrency: a.concurrency,
         errors,
         mean_bytes: if ok > 0 {

@@ -38,7 +38,7 @@ use crate::store::{Pool, StoreError};
 pub use profile::{How, Profile, ProfileError, Profiles, Rule, Section};
 
 /// One rule's deduction for a unit in a period.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Deduction {
     pub rule: String,
     /// Events (or tickets, for a `tickets` rule) counted.
@@ -60,20 +60,22 @@ pub struct Deduction {
 }
 
 /// A period's score, for the quarters behind a yearly score.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PeriodScore {
     pub period: String,
     pub score: f64,
 }
 
 /// One unit's appraisal for a period.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UnitAppraisal {
     pub unit: String,
     pub base: f64,
     pub score: f64,
     pub deductions: Vec<Deduction>,
     pub unit_name: String,
+    /// The unit's kind: `department` or `agency`.
+    #[schema(value_type = String)]
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agency_type: Option<String>,

@@ -12,14 +12,14 @@ use uuid::Uuid;
 /// upcaster when a payload's shape changes.
 pub const SCHEMA_VERSION: i32 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Hotline,
     Grid,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {
     Normal,
@@ -37,7 +37,7 @@ impl Urgency {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Satisfaction {
     Satisfied,
@@ -45,7 +45,7 @@ pub enum Satisfaction {
     Unsatisfied,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseCode {
     Resolved,
@@ -54,7 +54,8 @@ pub enum CloseCode {
     Withdrawn,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Where the matter is: any of an address, WGS-84 coordinates and the base grid.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Location {
     #[serde(default)]
     pub address: Option<String>,
@@ -82,6 +83,10 @@ pub struct Accepted {
     pub suggested_unit: Option<String>,
     /// The centre whose queue the ticket lands in.
     pub centre: String,
+    /// Photos of the report, by the SHA-256 of the attachment (`serde(default)`:
+    /// events written before attachments read as having none).
+    #[serde(default)]
+    pub photos: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -140,6 +145,8 @@ pub struct Supervised {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Handled {
     pub result: String,
+    /// Photos of the result, by attachment hash. (Events written before attachments
+    /// existed may hold free-form names here; the ticket lists only hashes.)
     #[serde(default)]
     pub photos: Vec<String>,
     #[serde(default)]
@@ -172,6 +179,13 @@ pub struct Commented {
 pub struct Closed {
     pub code: CloseCode,
     pub duplicate_of: Option<Uuid>,
+}
+
+/// True for the name of an attachment: the SHA-256 of its bytes as 64 lowercase
+/// hex digits (the only form a photo reference may take, and the only form that is
+/// ever turned into a file name).
+pub fn is_attachment_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Which deadline an SLA event is about.

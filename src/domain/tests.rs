@@ -226,6 +226,7 @@ fn hotline_complaint() -> AcceptTicket {
         suggested_unit: Some(DEPT.into()),
         centre: DISTRICT.into(),
         self_handled: None,
+        photos: vec![],
     }
 }
 
@@ -398,6 +399,7 @@ fn accepted_from(a: &AcceptTicket) -> TicketEvent {
         related_to: a.related_to,
         suggested_unit: a.suggested_unit.clone(),
         centre: a.centre.clone(),
+        photos: a.photos.clone(),
     })
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::events::*;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     Accepted,
@@ -96,6 +96,46 @@ pub struct Ticket {
     /// The deadlines the SLA watcher has already warned about and reported breached.
     #[serde(default)]
     pub sla: SlaMarks,
+    /// Every photo the ticket's events name, each once, in the order they came: the
+    /// report's and every handling's (a rework keeps the earlier ones). Only
+    /// attachment hashes: free-form names in events older than attachments are left
+    /// out. (`serde(default)`: view rows written before attachments still read.)
+    #[serde(default)]
+    pub photos: Vec<Photo>,
+}
+
+/// A photo of a ticket: which attachment, and which step added it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Photo {
+    pub hash: String,
+    pub stage: PhotoStage,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PhotoStage {
+    /// With the report (受理).
+    Accepted,
+    /// With a result (办结).
+    Handled,
+}
+
+impl Ticket {
+    /// True when one of the ticket's events names the attachment `hash`.
+    pub fn has_photo(&self, hash: &str) -> bool {
+        self.photos.iter().any(|p| p.hash == hash)
+    }
+
+    fn add_photos(&mut self, hashes: &[String], stage: PhotoStage) {
+        for h in hashes {
+            if is_attachment_hash(h) && !self.has_photo(h) {
+                self.photos.push(Photo {
+                    hash: h.clone(),
+                    stage,
+                });
+            }
+        }
+    }
 }
 
 /// For each deadline kind, the `due_at` whose [`SlaWarning`] / [`SlaBreached`] is
@@ -193,6 +233,8 @@ pub struct AcceptTicket {
     pub centre: String,
     /// 自行处置: the grid worker fixed it on the spot; accepted and handled at once.
     pub self_handled: Option<String>,
+    /// Attachment hashes of the report's photos (checked to exist by the caller).
+    pub photos: Vec<String>,
 }
 
 impl Command {
@@ -550,6 +592,7 @@ fn accept(a: AcceptTicket) -> Result<Vec<TicketEvent>, DomainError> {
         related_to: a.related_to,
         suggested_unit: a.suggested_unit,
         centre: a.centre,
+        photos: a.photos,
     })];
     if let Some(result) = a.self_handled {
         require_text("self_handled.result", &result)?;
@@ -628,6 +671,7 @@ impl Ticket {
                 closed_at: None,
                 handle_started_at: None,
                 sla: SlaMarks::default(),
+                photos: Vec::new(),
             },
             (Some(t), _) => t,
             // A stream that does not start with TicketAccepted is not a ticket; the
@@ -637,7 +681,7 @@ impl Ticket {
         t.version += 1;
         t.updated_at = at;
         match event {
-            TicketEvent::TicketAccepted(_) => {}
+            TicketEvent::TicketAccepted(a) => t.add_photos(&a.photos, PhotoStage::Accepted),
             TicketEvent::TicketAssigned(a) => {
                 t.state = State::Assigned;
                 t.centre = a.from_unit.clone();
@@ -692,6 +736,7 @@ impl Ticket {
                 // Reporting the result settles any extension still waiting.
                 t.pending_extension_days = None;
                 t.result = Some(h.result.clone());
+                t.add_photos(&h.photos, PhotoStage::Handled);
                 if h.self_handled {
                     t.self_handled = true;
                     t.unit = t.location.grid.clone();

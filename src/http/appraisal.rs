@@ -43,11 +43,16 @@ struct Params {
     unit: Option<String>,
 }
 
-#[derive(Serialize)]
-struct AppraisalBody<'a> {
+/// The answer of `GET /api/v1/appraisal` (its OpenAPI schema is `Appraisal`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Appraisal)]
+pub(crate) struct AppraisalBody<'a> {
+    /// The period's label: `2026-Q3`, `2026-09` or `2026`.
     period: &'a str,
     profile: &'a str,
+    #[schema(value_type = Vec<UnitAppraisal>)]
     units: &'a [UnitAppraisal],
+    /// When the scores were computed (a period in progress moves on).
     as_of: chrono::DateTime<chrono::Utc>,
 }
 

@@ -95,13 +95,71 @@ async fn list_events(
 /// other instances are seen within this.
 const POLL: Duration = Duration::from_millis(500);
 
+#[derive(Deserialize)]
+struct StreamParams {
+    after: Option<i64>,
+    /// `now`: start at the current end of the feed (what is appended from now on)
+    /// instead of its beginning. A reconnect's `Last-Event-ID` still wins.
+    from: Option<String>,
+    /// The token, for browsers: `EventSource` cannot send an Authorization header.
+    /// Only this route reads it, and it is never logged (the request span records
+    /// the path without the query string).
+    access_token: Option<String>,
+}
+
+/// The caller of the stream: the bearer header, or else `?access_token=`.
+async fn stream_actor(
+    app: &SharedApp,
+    from_header: Result<Actor, AppError>,
+    access_token: Option<&str>,
+) -> Result<Actor, AppError> {
+    match (from_header, access_token) {
+        (Ok(actor), _) => Ok(actor),
+        (Err(AppError::Unauthorized(_)), Some(token)) if !token.trim().is_empty() => app
+            .tokens
+            .authenticate(&app.store.pool(), token.trim())
+            .await?
+            .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into())),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// The position of the last event the gap-safe feed can already return: starting
+/// after it skips nothing that commits later.
+async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
+    use crate::store::Pool;
+    let head: i64 = match app.store.pool() {
+        // A single writer: every committed event is visible, in position order.
+        Pool::Sqlite(p) => sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+            .fetch_one(&p)
+            .await
+            .map_err(crate::store::StoreError::classify)?,
+        // Positions below the oldest running transaction's are settled (see
+        // `PostgresStore::read_all`); one in flight has a position at or above it.
+        Pool::Postgres(p) => sqlx::query_scalar(
+            "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint * $1) - 1",
+        )
+        .bind(crate::store::postgres::MAX_EVENTS_PER_APPEND as i64)
+        .fetch_one(&p)
+        .await
+        .map_err(crate::store::StoreError::classify)?,
+    };
+    Ok(head.max(0))
+}
+
 async fn stream_events(
     State(app): State<SharedApp>,
-    actor: Actor,
+    actor: Result<Actor, AppError>,
     headers: HeaderMap,
-    params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let actor = stream_actor(&app, actor, p.access_token.as_deref()).await?;
+    let start = match p.from.as_deref() {
+        None => None,
+        Some("now") => Some(feed_head(&app).await?),
+        Some(_) => return Err(AppError::invalid("from", "must be `now` (or leave it out)")),
+    };
     let from_header = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -111,7 +169,7 @@ async fn stream_events(
                 .map_err(|_| AppError::invalid("Last-Event-ID", "must be an event position"))
         })
         .transpose()?;
-    let mut after = from_header.or(p.after).unwrap_or(0).max(0);
+    let mut after = from_header.or(start).or(p.after).unwrap_or(0).max(0);
     let mut wake = app.store.appended();
     let stream = async_stream::stream! {
         loop {

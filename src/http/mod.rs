@@ -2,9 +2,13 @@
 //! merges them and adds what every request gets (request id, limits, metrics, logs).
 
 pub mod appraisal;
+pub mod attachments;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod me;
+pub mod open311;
+pub mod openapi;
 pub mod ops;
 pub mod org;
 pub mod stats;
@@ -57,11 +61,16 @@ pub fn app(state: SharedApp) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
         .merge(tickets::router())
+        .merge(attachments::router(&state))
         .merge(events::router())
         .merge(org::router())
         .merge(appraisal::router())
         .merge(stats::router())
         .merge(ops::router())
+        .merge(openapi::router())
+        .merge(open311::router())
+        .merge(me::router())
+        .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

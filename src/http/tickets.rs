@@ -46,42 +46,58 @@ fn check_len(field: &str, s: &str, max: usize) -> Result<(), AppError> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/tickets` (受理): a new ticket. `urgency` defaults to `normal`;
+/// a grid worker's report names its grid (`location.grid`). `self_handled`: a grid
+/// worker fixed it on the spot (自行处置), so the ticket is accepted and handled at once.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+#[schema(as = CreateTicket)]
+pub(crate) struct CreateBody {
     source: Source,
+    /// A category code of `GET /api/v1/categories`.
     category: String,
+    #[schema(max_length = 200)]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
+    /// Default `normal`.
     #[serde(default = "normal")]
     urgency: Urgency,
     #[serde(default)]
     location: Location,
     #[serde(default)]
     reporter: Option<ReporterBody>,
+    /// A repeat complaint (重复投诉): the earlier ticket about the same matter.
     #[serde(default)]
     related_to: Option<Uuid>,
     #[serde(default)]
     self_handled: Option<SelfHandledBody>,
+    /// Attachment hashes from POST /api/v1/attachments.
+    #[serde(default)]
+    photos: Vec<String>,
 }
 
 fn normal() -> Urgency {
     Urgency::Normal
 }
 
-#[derive(Deserialize)]
+/// The citizen's contact (personal data: kept out of the event log, masked to most readers).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReporterBody {
+#[schema(as = ReporterInput)]
+pub(crate) struct ReporterBody {
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
     phone: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// What the grid worker did on the spot.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SelfHandledBody {
+#[schema(as = SelfHandled)]
+pub(crate) struct SelfHandledBody {
     result: String,
 }
 
@@ -143,6 +159,10 @@ pub fn parse_command(action: &str, raw: &[u8]) -> Result<ParsedCommand, AppError
 
 /// What [`parse_command`] makes of a body.
 #[derive(Clone, Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per command, moved straight into the command path"
+)]
 pub enum ParsedCommand {
     Create(NewTicket),
     Act(ActionInput),
@@ -187,6 +207,7 @@ fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
     if let Some(s) = &b.self_handled {
         check_len("self_handled.result", &s.result, MAX_TEXT)?;
     }
+    crate::attachments::check_hashes("photos", &b.photos)?;
     Ok(NewTicket {
         id: None,
         source: b.source,
@@ -198,73 +219,91 @@ fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
         reporter: b.reporter.map(|r| (r.name, r.phone)),
         related_to: b.related_to,
         self_handled: b.self_handled.map(|s| s.result),
+        photos: b.photos,
     })
 }
 
-#[derive(Deserialize)]
+/// 派单: send the ticket to a lead unit (主办) and optional co-units (协办).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AssignBody {
+pub(crate) struct AssignBody {
     unit: String,
     #[serde(default)]
     co_units: Vec<String>,
     #[serde(default)]
     note: Option<String>,
 }
-#[derive(Deserialize)]
+/// 签收: the unit acknowledges the ticket and names its handler.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SignBody {
+pub(crate) struct SignBody {
     handler: String,
 }
-#[derive(Deserialize)]
+/// 退回: the unit says the ticket is not theirs.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReasonBody {
+#[schema(as = ReturnBody)]
+pub(crate) struct ReasonBody {
     reason: String,
 }
-#[derive(Deserialize)]
+/// 延期申请: ask for more working days.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExtensionBody {
+#[schema(as = RequestExtensionBody)]
+pub(crate) struct ExtensionBody {
+    /// Working days.
     days: u32,
     reason: String,
 }
-#[derive(Deserialize)]
+/// 延期审批: approve (optionally with fewer days) or refuse the pending request.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DecideBody {
+#[schema(as = DecideExtensionBody)]
+pub(crate) struct DecideBody {
     approved: bool,
+    /// Working days granted (1 to 30); default: those asked for.
     #[serde(default)]
     days: Option<u32>,
 }
-#[derive(Deserialize)]
+/// 督办: a centre presses the unit.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoteBody {
+#[schema(as = SuperviseBody)]
+pub(crate) struct NoteBody {
     note: String,
 }
-#[derive(Deserialize)]
+/// 办结: the unit reports the result (photos: attachment references).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HandleBody {
+pub(crate) struct HandleBody {
     result: String,
     #[serde(default)]
     photos: Vec<String>,
 }
-#[derive(Deserialize)]
+/// 核查: pass or fail the result; a failure reopens the ticket with a new deadline.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct VerifyBody {
+pub(crate) struct VerifyBody {
     passed: bool,
     #[serde(default)]
     note: String,
 }
-#[derive(Deserialize)]
+/// 回访: the citizen's satisfaction.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FeedbackBody {
+pub(crate) struct FeedbackBody {
     satisfaction: Satisfaction,
 }
-#[derive(Deserialize)]
+/// A comment on the ticket.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CommentBody {
+pub(crate) struct CommentBody {
     text: String,
 }
-#[derive(Deserialize)]
+/// 结案: close with a code; `duplicate_of` names the ticket a duplicate repeats.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CloseBody {
+pub(crate) struct CloseBody {
     code: CloseCode,
     #[serde(default)]
     duplicate_of: Option<Uuid>,
@@ -320,12 +359,7 @@ fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
         "handle" => {
             let b: HandleBody = parse_json(raw)?;
             check_len("result", &b.result, MAX_TEXT)?;
-            if b.photos.len() > 20 {
-                return Err(AppError::invalid("photos", "at most 20 photos"));
-            }
-            for p in &b.photos {
-                check_len("photos", p, 200)?;
-            }
+            crate::attachments::check_hashes("photos", &b.photos)?;
             ActionInput::Handle {
                 result: b.result,
                 photos: b.photos,
@@ -474,6 +508,7 @@ async fn list_tickets(
         within: None,
         before: p.cursor.as_deref().map(parse_cursor).transpose()?,
         limit,
+        ..TicketQuery::default()
     };
     let tickets = app.list(&actor, q).await?;
     let now = app.now();

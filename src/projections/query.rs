@@ -75,9 +75,11 @@ pub struct OccurrenceRow {
 }
 
 /// A ticket and the event position behind a counted figure.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
+    /// The ticket id.
     pub ticket: String,
+    /// The event's position in the global feed.
     pub position: i64,
 }
 
@@ -499,7 +501,7 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
 }
 
 /// Turnaround summary in hours (two decimals): mean, median and p90 by nearest rank.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Turnaround {
     pub mean: Option<f64>,
     pub median: Option<f64>,
@@ -529,7 +531,7 @@ pub fn turnaround(hours: &[f64]) -> Turnaround {
 
 /// One item of `GET /api/v1/stats/units` (the field names are the public contract;
 /// the ones after `turnaround_hours` are additions).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsItem {
     pub unit: String,
     pub period: String,

@@ -166,6 +166,12 @@ pub struct TicketQuery {
     /// Keyset cursor: tickets created before this (created_at, id).
     pub before: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
+    /// Only tickets of this category.
+    pub category: Option<String>,
+    /// Only tickets in one of these states.
+    pub states: Option<Vec<String>>,
+    /// Only tickets created at or after this.
+    pub created_from: Option<DateTime<Utc>>,
 }
 
 #[async_trait]

@@ -211,6 +211,9 @@ impl EventStore for PgStore {
              AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3) \
                   OR co_units && $3) \
              AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
+             AND ($7::text IS NULL OR category = $7) \
+             AND ($8::text[] IS NULL OR state = ANY($8)) \
+             AND ($9::timestamptz IS NULL OR created_at >= $9) \
              ORDER BY created_at DESC, id DESC LIMIT $6",
         )
         .bind(&q.state)
@@ -219,6 +222,9 @@ impl EventStore for PgStore {
         .bind(before_at)
         .bind(before_id)
         .bind(q.limit)
+        .bind(&q.category)
+        .bind(&q.states)
+        .bind(q.created_from)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::classify)?;

@@ -445,6 +445,9 @@ impl EventStore for SqliteStore {
              OR grid IN (SELECT value FROM json_each(?3)) \
              OR EXISTS (SELECT 1 FROM json_each(ticket_view.co_units) c WHERE c.value IN (SELECT value FROM json_each(?3)))) \
              AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) \
+             AND (?7 IS NULL OR category = ?7) \
+             AND (?8 IS NULL OR state IN (SELECT value FROM json_each(?8))) \
+             AND (?9 IS NULL OR created_at >= ?9) \
              ORDER BY created_at DESC, id DESC LIMIT ?6",
         )
         .bind(&q.state)
@@ -453,6 +456,13 @@ impl EventStore for SqliteStore {
         .bind(before_at.map(rfc3339))
         .bind(before_id.map(|i| i.to_string()))
         .bind(q.limit)
+        .bind(&q.category)
+        .bind(
+            q.states
+                .as_ref()
+                .map(|s| serde_json::Value::from(s.clone()).to_string()),
+        )
+        .bind(q.created_from.map(rfc3339))
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::classify)?;

@@ -4,10 +4,13 @@
 mod support;
 
 mod appraisal;
+mod attachments;
 mod authz;
 mod concurrency;
 mod dispatch;
 mod errors;
 mod feed;
 mod lifecycle;
+mod open311;
+mod openapi;
 mod sla;

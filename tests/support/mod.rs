@@ -201,6 +201,8 @@ impl TestApp {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> Resp {
+        let method_name = method.as_str().to_ascii_lowercase();
+        let method_name = method_name.as_str();
         let mut rq = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             rq = rq.bearer_auth(t);
@@ -216,6 +218,14 @@ impl TestApp {
         let headers = r.headers().clone();
         let text = r.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        // Every JSON answer of /api/v1 in the suite must conform to the OpenAPI document.
+        let content_type = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Err(why) = conforms(method_name, path, status, content_type, &body) {
+            panic!("{why}");
+        }
         Resp {
             status,
             headers,
@@ -322,4 +332,146 @@ async fn serve(db: &TestDb, clock: yiwang::clock::Clock) -> (String, Arc<App>) {
     let router = yiwang::http::app(app.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
     (format!("http://{addr}"), app)
+}
+
+// ---------------------------------------------------------------------------------
+// The OpenAPI document (`yiwang::http::openapi::document`): real answers against it.
+
+/// The path template of the document that a concrete path (query ignored) matches:
+/// the one with the most literal segments, as a router would choose.
+pub fn openapi_template(path: &str) -> Option<String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segs: Vec<&str> = path.split('/').collect();
+    let doc = yiwang::http::openapi::document();
+    let mut best: Option<(usize, String)> = None;
+    for template in doc["paths"].as_object()?.keys() {
+        let t: Vec<&str> = template.split('/').collect();
+        if t.len() != segs.len() {
+            continue;
+        }
+        let mut literal = 0;
+        let matches = t.iter().zip(&segs).all(|(a, b)| {
+            if a.starts_with('{') && a.ends_with('}') {
+                !b.is_empty()
+            } else {
+                literal += 1;
+                a == b
+            }
+        });
+        if matches && best.as_ref().is_none_or(|(n, _)| literal > *n) {
+            best = Some((literal, template.clone()));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// Follows a local `$ref` (`#/components/...`) of the document.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> Result<&'a Value, String> {
+    match v.get("$ref").and_then(Value::as_str) {
+        None => Ok(v),
+        Some(r) => {
+            let pointer = r
+                .strip_prefix('#')
+                .ok_or_else(|| format!("non-local $ref {r}"))?;
+            doc.pointer(pointer)
+                .ok_or_else(|| format!("$ref {r} does not resolve"))
+        }
+    }
+}
+
+/// `additionalProperties: false` on every object schema that lists its properties
+/// and says nothing about others: the published document lets fields be added later,
+/// but the suite holds the service to what the document says today.
+fn strict(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.contains_key("properties") && !m.contains_key("additionalProperties") {
+                m.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            m.values_mut().for_each(strict);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strict),
+        _ => {}
+    }
+}
+
+/// Validates one answer against the document's response schema for `method`,
+/// `path` (concrete or template) and `status` (`default` when the status is not
+/// listed), in its media type. Ok for paths outside `/api/v1`, for paths the
+/// document does not know (the 404 of an unknown route) and for bodies that are not
+/// JSON (the SSE stream, CSV). Err says what does not conform.
+pub fn conforms(
+    method: &str,
+    path: &str,
+    status: u16,
+    content_type: &str,
+    body: &Value,
+) -> Result<(), String> {
+    static VALIDATORS: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+    > = std::sync::OnceLock::new();
+    if !path.starts_with("/api/v1/") || !content_type.contains("json") {
+        return Ok(());
+    }
+    let Some(template) = openapi_template(path) else {
+        return Ok(());
+    };
+    let doc = yiwang::http::openapi::document();
+    let what = format!("{} {template} -> {status}", method.to_uppercase());
+    let response = match doc["paths"][&template].get(method) {
+        Some(op) => {
+            let responses = &op["responses"];
+            responses
+                .get(status.to_string())
+                .or_else(|| responses.get("default"))
+                .ok_or_else(|| format!("{what}: status {status} is not documented"))?
+        }
+        // A method the route does not have: its 405 is the common error answer.
+        None if status == 405 => &doc["components"]["responses"]["Error"],
+        None => {
+            return Err(format!(
+                "{what}: the OpenAPI document has no {method} on {template}"
+            ));
+        }
+    };
+    let response = resolve(doc, response)?;
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let schema = response["content"]
+        .get(media)
+        .and_then(|c| c.get("schema"))
+        .ok_or_else(|| format!("{what}: content type {media} is not documented"))?;
+    let key = format!("{what} {media}");
+    let validator = {
+        let cache = VALIDATORS.get_or_init(Default::default);
+        let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(&key) {
+            Some(v) => v.clone(),
+            None => {
+                let mut root = serde_json::json!({
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "allOf": [schema],
+                    "components": doc["components"],
+                });
+                strict(&mut root);
+                let v = Arc::new(
+                    jsonschema::draft202012::new(&root)
+                        .map_err(|e| format!("{what}: the schema does not compile: {e}"))?,
+                );
+                cache.insert(key, v.clone());
+                v
+            }
+        }
+    };
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("  at {}: {e}", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} ({media}) does not conform to the OpenAPI document:\n{}\nbody: {body}",
+            errors.join("\n")
+        ))
+    }
 }

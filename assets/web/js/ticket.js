@@ -1,0 +1,217 @@
+// The ticket page (/tickets/{id}): the facts, the photos, the viewer's actions and
+// the whole timeline in plain words (who, which unit, when, deadline met or missed).
+
+import {
+  api, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, run, startPage,
+  stateBadge, t, unitName,
+} from './common.js';
+import { renderActions } from './actions.js';
+
+const $ = (id) => document.getElementById(id);
+const id = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+let me;
+
+function fact(label, value) {
+  if (value === null || value === undefined || value === '') return [];
+  return [el('dt', { text: label }), el('dd', {}, value)];
+}
+
+function renderTicket(tk) {
+  document.title = `${tk.number} · ${t('app.name')}`;
+  const head = clear($('t-head'));
+  head.append(el('span', { class: 'number', text: tk.number }), stateBadge(tk));
+  if (tk.urgency !== 'normal') head.append(el('span', { class: `badge urgency-${tk.urgency}`, text: t(`urgency.${tk.urgency}`) }));
+  if (tk.overdue) head.append(el('span', { class: 'badge overdue', text: t('flag.overdue') }));
+  if (tk.self_handled) head.append(el('span', { class: 'badge', text: t('flag.self_handled') }));
+  $('t-title').textContent = tk.title;
+  $('t-desc').textContent = tk.description || '';
+  const loc = tk.location || {};
+  const where = [loc.address, loc.grid ? unitName(loc.grid) : null,
+    (loc.lat !== null && loc.lat !== undefined) ? `${Number(loc.lat).toFixed(5)}, ${Number(loc.lon).toFixed(5)}` : null]
+    .filter(Boolean).join(' · ');
+  const reporter = tk.reporter ? [tk.reporter.name, tk.reporter.phone].filter(Boolean).join(' ') : '';
+  const facts = clear($('t-facts'));
+  facts.append(
+    ...fact(t('ticket.category'), categoryName(tk.category)),
+    ...fact(t('ticket.source'), t(`source.${tk.source}`)),
+    ...fact(t('ticket.created'), fmtTime(tk.created_at)),
+    ...fact(t('ticket.location'), where),
+    ...fact(t('ticket.reporter'), reporter),
+    ...fact(t('ticket.centre'), unitName(tk.centre)),
+    ...fact(t('desk.suggested'), tk.suggested_unit ? unitName(tk.suggested_unit) : ''),
+    ...fact(t('ticket.unit'), tk.unit ? unitName(tk.unit) : ''),
+    ...fact(t('ticket.co_units'), (tk.co_units || []).map(unitName).join('、')),
+    ...fact(t('ticket.handler'), tk.handler || ''),
+    ...fact(t('ticket.deadlines'), (tk.deadlines.sign_due_at || tk.deadlines.handle_due_at)
+      ? el('span', { class: 'deadlines' },
+        deadlineBadge('sign', tk.deadlines.sign, tk.deadlines.sign_due_at),
+        deadlineBadge('handle', tk.deadlines.handle, tk.deadlines.handle_due_at))
+      : ''),
+    ...fact(t('ticket.result'), tk.result || ''),
+    ...fact(t('ticket.satisfaction'), tk.satisfaction ? t(`satisfaction.${tk.satisfaction}`) : ''),
+    ...fact(t('ticket.close_code'), tk.close_code ? t(`close.${tk.close_code}`) : ''),
+  );
+  renderActions($('t-actions'), tk, me, async () => load());
+}
+
+// ---- photos: fetched with the token and shown from object URLs (an <img src>
+// cannot send the Authorization header).
+
+const shown = new Map();
+async function photo(hash) {
+  if (shown.has(hash)) return shown.get(hash);
+  const r = await fetch(`/api/v1/tickets/${id}/attachments/${hash}`, {
+    headers: { Authorization: `Bearer ${getToken()}` },
+  });
+  if (!r.ok) throw new Error(`photo ${r.status}`);
+  const url = URL.createObjectURL(await r.blob());
+  shown.set(hash, url);
+  return url;
+}
+
+function photoTile(hash) {
+  const tile = el('figure', { class: 'photo', dataset: { hash } }, el('span', { class: 'muted', text: t('photo.loading') }));
+  photo(hash).then((url) => {
+    clear(tile).append(el('a', { href: url, target: '_blank', rel: 'noopener' }, el('img', { src: url, alt: t('ticket.photos') })));
+  }).catch(() => {
+    clear(tile).append(el('span', { class: 'muted', text: t('photo.unavailable') }));
+    tile.classList.add('missing');
+  });
+  return tile;
+}
+
+const isHash = (h) => typeof h === 'string' && /^[0-9a-f]{64}$/.test(h);
+
+function renderPhotos(hashes) {
+  const box = clear($('t-photos'));
+  const list = [...new Set(hashes.filter(isHash))];
+  $('t-photos-box').hidden = !list.length;
+  for (const h of list) box.append(photoTile(h));
+}
+
+// ---- the timeline
+
+function actorLine(e) {
+  const m = e.metadata || {};
+  if (e.type === 'SlaWarning' || e.type === 'SlaBreached') return t('actor.system');
+  const role = m.role ? t(`role.${m.role}`) : '';
+  return [m.actor, role, m.unit ? unitName(m.unit) : null].filter(Boolean).join(' · ');
+}
+
+function verdict(kind, met) {
+  return el('span', { class: `deadline dl-${met ? 'met' : 'missed'}` },
+    `${t(`deadline.${kind}`)} · ${t(met ? 'deadline.met' : 'deadline.missed')}`);
+}
+
+function describe(e, due) {
+  const d = e.data || {};
+  const at = Date.parse(e.occurred_at);
+  const extra = [];
+  let text;
+  switch (e.type) {
+    case 'TicketAccepted':
+      text = t('ev.accepted', { source: t(`source.${d.source}`), centre: unitName(d.centre) });
+      if (d.suggested_unit) extra.push(t('ev.suggested', { unit: unitName(d.suggested_unit) }));
+      if (Array.isArray(d.photos) && d.photos.some(isHash)) {
+        extra.push(el('div', { class: 'photos small' }, d.photos.filter(isHash).map(photoTile)));
+      }
+      break;
+    case 'TicketAssigned':
+      text = d.to_centre
+        ? t('ev.assigned_centre', { unit: unitName(d.unit) })
+        : t('ev.assigned', { unit: unitName(d.unit) });
+      if (d.co_units && d.co_units.length) extra.push(t('ev.co_units', { units: d.co_units.map(unitName).join('、') }));
+      if (d.sign_due_at) extra.push(t('ev.deadlines', { sign: fmtDeadline(d.sign_due_at), handle: fmtDeadline(d.handle_due_at) }));
+      if (d.note) extra.push(d.note);
+      due.sign = d.sign_due_at ? Date.parse(d.sign_due_at) : null;
+      due.handle = d.handle_due_at ? Date.parse(d.handle_due_at) : null;
+      break;
+    case 'TicketSigned':
+      text = t('ev.signed', { unit: unitName(d.unit), handler: d.handler });
+      if (due.sign) extra.push(verdict('sign', at <= due.sign));
+      break;
+    case 'TicketReturned':
+      text = t('ev.returned', { unit: unitName(d.unit), to: unitName(d.to_unit) });
+      extra.push(d.reason);
+      due.sign = null;
+      due.handle = null;
+      break;
+    case 'ExtensionRequested':
+      text = t('ev.extension_requested', { days: d.days });
+      extra.push(d.reason);
+      break;
+    case 'ExtensionDecided':
+      text = d.approved ? t('ev.extension_approved', { days: d.days, due: fmtDeadline(d.handle_due_at) }) : t('ev.extension_rejected');
+      if (d.approved && d.handle_due_at) due.handle = Date.parse(d.handle_due_at);
+      break;
+    case 'TicketSupervised':
+      text = d.count > 1 ? t('ev.supervised_again', { n: d.count }) : t('ev.supervised');
+      extra.push(d.note);
+      break;
+    case 'TicketHandled':
+      text = d.self_handled ? t('ev.self_handled') : t('ev.handled');
+      extra.push(d.result);
+      if (due.handle && !d.self_handled) extra.push(verdict('handle', at <= due.handle));
+      if (Array.isArray(d.photos) && d.photos.some(isHash)) {
+        extra.push(el('div', { class: 'photos small' }, d.photos.filter(isHash).map(photoTile)));
+      }
+      break;
+    case 'VerificationPassed':
+      text = t('ev.verified');
+      if (d.note) extra.push(d.note);
+      break;
+    case 'VerificationFailed':
+      text = t('ev.verification_failed', { due: fmtDeadline(d.handle_due_at) });
+      if (d.note) extra.push(d.note);
+      due.handle = Date.parse(d.handle_due_at);
+      break;
+    case 'CitizenFeedbackRecorded':
+      text = t('ev.feedback', { satisfaction: t(`satisfaction.${d.satisfaction}`) });
+      break;
+    case 'TicketCommented':
+      text = t('ev.commented');
+      extra.push(d.text);
+      break;
+    case 'TicketClosed':
+      text = t('ev.closed', { code: t(`close.${d.code}`) });
+      break;
+    case 'SlaWarning':
+      text = t('ev.sla_warning', { deadline: t(`deadline.${d.deadline}`), due: fmtDeadline(d.due_at) });
+      break;
+    case 'SlaBreached':
+      text = t('ev.sla_breached', { deadline: t(`deadline.${d.deadline}`), due: fmtDeadline(d.due_at) });
+      break;
+    default:
+      text = e.type;
+  }
+  return { text, extra: extra.filter((x) => x !== undefined && x !== null && x !== '') };
+}
+
+function renderTimeline(events) {
+  const list = clear($('timeline'));
+  const due = { sign: null, handle: null };
+  for (const e of events) {
+    const { text, extra } = describe(e, due);
+    list.append(el('li', { class: `event ev-${e.type}`, dataset: { type: e.type } },
+      el('time', { datetime: e.occurred_at, text: fmtTime(e.occurred_at) }),
+      el('div', { class: 'event-body' },
+        el('p', { class: 'event-text', text }),
+        el('p', { class: 'event-actor', text: actorLine(e) }),
+        extra.map((x) => (x instanceof Node ? x : el('p', { class: 'event-extra', text: x }))))));
+  }
+}
+
+async function load() {
+  const [tk, evs] = await Promise.all([api(`/api/v1/tickets/${id}`), api(`/api/v1/tickets/${id}/events`)]);
+  renderTicket(tk);
+  renderTimeline(evs.items);
+  const hashes = [...(Array.isArray(tk.photos) ? tk.photos : [])];
+  for (const e of evs.items) if (e.data && Array.isArray(e.data.photos)) hashes.push(...e.data.photos);
+  renderPhotos(hashes);
+}
+
+run(async () => {
+  me = await startPage('ticket');
+  $('back').href = homeFor(me.role);
+  await load();
+});

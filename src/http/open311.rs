@@ -1,0 +1,798 @@
+//! Open311 GeoReport v2 at `/open311/v2/`, in JSON (`.json`) and XML (`.xml`), so that
+//! civic-reporting apps can post and follow requests.
+//!
+//! - `GET services.json`: the category catalogue (service_code = category code).
+//!   `GET services/{code}.json`: a service definition (no attributes). No api_key.
+//! - `POST requests.json`, form-encoded: `api_key` is a yiwang token of a grid worker
+//!   or a hotline agent. The request becomes a ticket through the same command path
+//!   as `POST /api/v1/tickets` (the same checks, the same events). Its
+//!   Idempotency-Key is derived from the token's user and a hash of the form body, so
+//!   a client's retry of the same form is answered with the same request and not
+//!   doubled. (The same citizen posting the very same form twice is taken as a retry.)
+//! - `GET requests.json` and `GET requests/{id}.json` need an `api_key` (any role): a
+//!   request holds a citizen's description and location, so yiwang does not offer
+//!   the anonymous reads GeoReport allows. The token sees what it sees in
+//!   `/api/v1`: its unit's subtree. The reporter's contact is never shown.
+//!
+//! `service_request_id` is the ticket id (the UUID of `/api/v1/tickets/{id}`); the
+//! ticket number is in `service_notice`. `status` is `closed` once the ticket is
+//! verified (核查通过) or closed (结案), `open` before. `agency_responsible` is the
+//! lead unit's name, or the centre's while the ticket waits for dispatch.
+//! `expected_datetime` is the handle deadline. Errors are GeoReport's
+//! `[{"code", "description"}]` with the HTTP status as `code` (400, 403, 404; 5xx
+//! for the service's own failures).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+use super::tickets::{ParsedCommand, parse_command};
+use crate::app::{CommandMeta, SharedApp};
+use crate::auth::{Actor, Role};
+use crate::domain::{State as TicketState, Ticket};
+use crate::error::AppError;
+use crate::org::{Org, UnitKind};
+use crate::store::TicketQuery;
+
+pub fn router() -> Router<SharedApp> {
+    Router::new()
+        .route(
+            "/open311/v2/{resource}",
+            get(get_resource).post(post_resource),
+        )
+        .route("/open311/v2/services/{file}", get(service_definition))
+        .route("/open311/v2/requests/{file}", get(get_request))
+}
+
+/// The most requests one `GET requests` answers, and its default window.
+pub const MAX_REQUESTS: i64 = 1000;
+pub const DEFAULT_DAYS: i64 = 90;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Json,
+    Xml,
+}
+
+/// `services.json` -> ("services", Json).
+fn split_format(file: &str) -> Option<(&str, Format)> {
+    if let Some(name) = file.strip_suffix(".json") {
+        Some((name, Format::Json))
+    } else {
+        file.strip_suffix(".xml").map(|name| (name, Format::Xml))
+    }
+}
+
+/// A GeoReport error: HTTP status and description.
+#[derive(Debug)]
+struct Open311Error {
+    status: StatusCode,
+    description: String,
+}
+
+fn err(status: StatusCode, description: impl Into<String>) -> Open311Error {
+    Open311Error {
+        status,
+        description: description.into(),
+    }
+}
+
+fn bad_request(description: impl Into<String>) -> Open311Error {
+    err(StatusCode::BAD_REQUEST, description)
+}
+
+/// The API's own errors in GeoReport terms: a field error is a 400 naming the form
+/// field, a missing or refused token a 403, internals are logged and not shown.
+impl From<AppError> for Open311Error {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Invalid { field, message } => {
+                bad_request(format!("{}: {message}", form_field(&field)))
+            }
+            AppError::Unauthorized(m) | AppError::Forbidden(m) => err(StatusCode::FORBIDDEN, m),
+            AppError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error (open311)");
+                err(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "an internal error occurred; it has been logged. Nothing was recorded.",
+                )
+            }
+            other => err(
+                StatusCode::from_u16(other.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// The GeoReport name of a field of the ticket body.
+fn form_field(api_field: &str) -> &str {
+    match api_field {
+        "category" => "service_code",
+        "location.lat" => "lat",
+        "location.lon" => "long",
+        "location.address" => "address_string",
+        "reporter.phone" => "phone",
+        "reporter.name" => "first_name/last_name",
+        "title" | "description" => "description",
+        other => other,
+    }
+}
+
+/// An answer in the requested format.
+fn answer(format: Format, status: StatusCode, root: &str, item: &str, items: &[Value]) -> Response {
+    let (body, content_type) = match format {
+        Format::Json => (
+            Value::from(items.to_vec()).to_string(),
+            "application/json; charset=utf-8",
+        ),
+        Format::Xml => (xml(root, item, items), "text/xml; charset=utf-8"),
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn error_response(format: Format, e: Open311Error) -> Response {
+    answer(
+        format,
+        e.status,
+        "errors",
+        "error",
+        &[json!({ "code": e.status.as_u16(), "description": e.description })],
+    )
+}
+
+fn respond(format: Format, r: Result<Response, Open311Error>) -> Response {
+    r.unwrap_or_else(|e| error_response(format, e))
+}
+
+/// GeoReport's XML: `<root><item><field>value</field>…</item>…</root>`. Items are flat
+/// objects; an array (the attributes of a service definition) becomes a wrapper
+/// element with one `<attribute>` per entry.
+fn xml(root: &str, item: &str, items: &[Value]) -> String {
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    out.push_str(&format!("<{root}>"));
+    for it in items {
+        if let Some(obj) = it.as_object() {
+            out.push_str(&format!("<{item}>"));
+            for (k, v) in obj {
+                out.push_str(&format!("<{k}>"));
+                match v {
+                    Value::Null => {}
+                    Value::String(s) => out.push_str(&escape(s)),
+                    Value::Array(a) => {
+                        for x in a {
+                            out.push_str(&format!(
+                                "<attribute>{}</attribute>",
+                                escape(&x.to_string())
+                            ));
+                        }
+                    }
+                    other => out.push_str(&escape(&other.to_string())),
+                }
+                out.push_str(&format!("</{k}>"));
+            }
+            out.push_str(&format!("</{item}>"));
+        }
+    }
+    out.push_str(&format!("</{root}>\n"));
+    out
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Characters XML 1.0 cannot carry at all.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The token named by `api_key`; a missing, unknown or revoked one is a 403.
+async fn authenticate(app: &SharedApp, api_key: Option<&str>) -> Result<Actor, Open311Error> {
+    let key = api_key
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            err(
+                StatusCode::FORBIDDEN,
+                "api_key is required: a yiwang token (yiwang token create …)",
+            )
+        })?;
+    app.tokens
+        .authenticate(&app.store.pool(), key)
+        .await
+        .map_err(|e| Open311Error::from(AppError::from(e)))?
+        .ok_or_else(|| err(StatusCode::FORBIDDEN, "api_key is unknown or revoked"))
+}
+
+async fn get_resource(
+    State(app): State<SharedApp>,
+    Path(resource): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    match split_format(&resource) {
+        Some(("services", f)) => respond(f, Ok(services(&app, f))),
+        Some(("requests", f)) => respond(f, list_requests(&app, &params, f).await),
+        Some((_, f)) => error_response(f, not_found(&resource)),
+        None => error_response(Format::Json, not_found(&resource)),
+    }
+}
+
+async fn post_resource(
+    State(app): State<SharedApp>,
+    Path(resource): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    match split_format(&resource) {
+        Some(("requests", f)) => respond(f, post_request(&app, &headers, body, f).await),
+        Some((_, f)) => error_response(f, not_found(&resource)),
+        None => error_response(Format::Json, not_found(&resource)),
+    }
+}
+
+fn not_found(what: &str) -> Open311Error {
+    err(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no resource {what:?}: services.json, services/{{code}}.json, requests.json, requests/{{id}}.json (or .xml)"
+        ),
+    )
+}
+
+/// One service of `services.json`.
+fn service_json(c: &crate::org::model::CategoryDef) -> Value {
+    let description = match &c.group {
+        Some(g) => format!("{g}：{}", c.name),
+        None => c.name.clone(),
+    };
+    // The group and the code's domain (`city` of `city.exposed_garbage`).
+    let keywords: Vec<&str> = c
+        .group
+        .as_deref()
+        .into_iter()
+        .chain(c.code.split('.').next().filter(|d| *d != c.code))
+        .collect();
+    json!({
+        "service_code": c.code,
+        "service_name": c.name,
+        "description": description,
+        "metadata": false,
+        "type": "realtime",
+        "keywords": keywords.join(","),
+        "group": c.group,
+    })
+}
+
+fn services(app: &SharedApp, f: Format) -> Response {
+    let org = app.org.get();
+    let items: Vec<Value> = org.categories().iter().map(service_json).collect();
+    answer(f, StatusCode::OK, "services", "service", &items)
+}
+
+async fn service_definition(State(app): State<SharedApp>, Path(file): Path<String>) -> Response {
+    let Some((code, f)) = split_format(&file) else {
+        return error_response(Format::Json, not_found(&format!("services/{file}")));
+    };
+    let org = app.org.get();
+    let r = match org.category(code) {
+        // No attributes: a service definition of GeoReport is a list of extra
+        // questions, and a ticket has none.
+        Some(c) => {
+            let def = json!({ "service_code": c.code, "attributes": [] });
+            let body = match f {
+                Format::Json => def.to_string(),
+                Format::Xml => xml_definition(&c.code),
+            };
+            let content_type = match f {
+                Format::Json => "application/json; charset=utf-8",
+                Format::Xml => "text/xml; charset=utf-8",
+            };
+            let mut r = body.into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            Ok(r)
+        }
+        None => Err(err(
+            StatusCode::NOT_FOUND,
+            format!("no service_code {code:?}; services.{} lists them", ext(f)),
+        )),
+    };
+    respond(f, r)
+}
+
+fn xml_definition(code: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<service_definition><service_code>{}</service_code><attributes></attributes></service_definition>\n",
+        escape(code)
+    )
+}
+
+fn ext(f: Format) -> &'static str {
+    match f {
+        Format::Json => "json",
+        Format::Xml => "xml",
+    }
+}
+
+/// The first value of each form field.
+fn parse_form(raw: &[u8]) -> Result<HashMap<String, String>, Open311Error> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw)
+        .map_err(|e| bad_request(format!("the form body could not be read: {e}")))?;
+    let mut out = HashMap::new();
+    for (k, v) in pairs {
+        out.entry(k).or_insert(v);
+    }
+    Ok(out)
+}
+
+fn field<'a>(form: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    form.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
+fn number(form: &HashMap<String, String>, name: &str) -> Result<Option<f64>, Open311Error> {
+    field(form, name)
+        .map(|s| {
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| bad_request(format!("{name}: {s:?} is not a number")))
+        })
+        .transpose()
+}
+
+/// A title for the ticket: the description's first line (at most 60 characters), or
+/// the service's name.
+fn title_of(description: &str, service_name: &str) -> String {
+    let first = description.lines().map(str::trim).find(|l| !l.is_empty());
+    match first {
+        Some(l) if l.chars().count() > 60 => format!("{}…", l.chars().take(59).collect::<String>()),
+        Some(l) => l.to_string(),
+        None => service_name.to_string(),
+    }
+}
+
+/// A person's name from GeoReport's parts: family name first when it is written
+/// in CJK characters (赵 + 先生), "first last" otherwise.
+fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
+    match (first, last) {
+        (None, None) => None,
+        (Some(f), None) => Some(f.to_string()),
+        (None, Some(l)) => Some(l.to_string()),
+        (Some(f), Some(l)) if !f.is_ascii() || !l.is_ascii() => Some(format!("{l}{f}")),
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+    }
+}
+
+async fn post_request(
+    app: &SharedApp,
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    f: Format,
+) -> Result<Response, Open311Error> {
+    let raw = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is over the 1 MiB limit",
+            )
+        } else {
+            bad_request(format!("could not read the request body: {e}"))
+        }
+    })?;
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !ct.starts_with("application/x-www-form-urlencoded") {
+            return Err(bad_request(
+                "send the request as application/x-www-form-urlencoded (curl -d field=value …)",
+            ));
+        }
+    }
+    let form = parse_form(&raw)?;
+    let actor = authenticate(app, field(&form, "api_key")).await?;
+    let source = match actor.role {
+        Role::GridWorker => "grid",
+        Role::HotlineAgent => "hotline",
+        other => {
+            return Err(err(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "the api_key's role {} may not post requests: use a grid_worker or hotline_agent token",
+                    other.as_str()
+                ),
+            ));
+        }
+    };
+    let org = app.org.get();
+    let code =
+        field(&form, "service_code").ok_or_else(|| bad_request("service_code is required"))?;
+    let category = org.category(code).ok_or_else(|| {
+        bad_request(format!(
+            "service_code {code:?} was not found; services.{} lists them",
+            ext(f)
+        ))
+    })?;
+    let lat = number(&form, "lat")?;
+    let lon = number(&form, "long")?;
+    let address = field(&form, "address_string");
+    if lat.is_some() != lon.is_some() {
+        return Err(bad_request(
+            "lat and long go together: send both, or address_string",
+        ));
+    }
+    if lat.is_none() && address.is_none() {
+        return Err(bad_request(
+            "a location is required: lat and long, or address_string",
+        ));
+    }
+    let mut description = field(&form, "description").unwrap_or("").to_string();
+    // Kept as text for the dispatcher: yiwang does not fetch outside URLs.
+    if let Some(url) = field(&form, "media_url") {
+        if !description.is_empty() {
+            description.push_str("\n\n");
+        }
+        description.push_str(&format!("media_url: {url}"));
+    }
+    // A grid worker reports in their own grid: the token's unit when it is one.
+    let grid = (actor.role == Role::GridWorker)
+        .then(|| org.unit(&actor.unit))
+        .flatten()
+        .filter(|u| u.kind == UnitKind::Grid)
+        .map(|u| u.code.clone());
+    let name = full_name(field(&form, "first_name"), field(&form, "last_name"));
+    // GeoReport clients send phones as they are written; keep what a phone field holds.
+    let phone = field(&form, "phone").map(|p| {
+        p.chars()
+            .filter(|c| c.is_ascii_digit() || "+- ".contains(*c))
+            .collect::<String>()
+            .trim()
+            .to_string()
+    });
+    let phone = phone.filter(|p| !p.is_empty());
+    let mut ticket = json!({
+        "source": source,
+        "category": category.code,
+        "title": title_of(&description, &category.name),
+        "description": description,
+        "urgency": "normal",
+        "location": { "address": address, "lat": lat, "lon": lon, "grid": grid },
+    });
+    if name.is_some() || phone.is_some() {
+        ticket["reporter"] = json!({ "name": name, "phone": phone });
+    }
+    let input = match parse_command("create", ticket.to_string().as_bytes())? {
+        ParsedCommand::Create(t) => t,
+        ParsedCommand::Act(_) => {
+            return Err(err(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request could not be turned into a ticket",
+            ));
+        }
+    };
+    let meta = form_meta(&actor, headers, &raw);
+    let reply = app.create(&actor, input, meta).await?;
+    let created: Value = serde_json::from_str(&reply.body).map_err(|e| {
+        Open311Error::from(AppError::Internal(anyhow::anyhow!(
+            "stored answer unreadable: {e}"
+        )))
+    })?;
+    let id = created.get("id").cloned().unwrap_or(Value::Null);
+    let number = created.get("number").and_then(Value::as_str).unwrap_or("");
+    let item = json!({
+        "service_request_id": id,
+        "service_notice": format!("工单编号 {number} / ticket number {number}"),
+        "account_id": null,
+    });
+    let mut r = answer(
+        f,
+        StatusCode::CREATED,
+        "service_requests",
+        "request",
+        &[item],
+    );
+    if reply.replayed {
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(r)
+}
+
+/// The command facts of a form: the Idempotency-Key is the token user's hash of the
+/// body, so the same form from the same user is one request however often it is
+/// sent.
+fn form_meta(actor: &Actor, headers: &HeaderMap, raw: &[u8]) -> CommandMeta {
+    let mut k = Sha256::new();
+    k.update(actor.user.as_bytes());
+    k.update(b"\n");
+    k.update(raw);
+    let mut h = Sha256::new();
+    h.update(b"POST /open311/v2/requests\n");
+    h.update(raw);
+    CommandMeta {
+        idempotency_key: format!("open311-{}", hex::encode(k.finalize())),
+        request_hash: hex::encode(h.finalize()),
+        if_match: None,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// `open` until the centre has verified the result; `closed` after (verified or
+/// closed).
+fn status_of(t: &Ticket) -> &'static str {
+    match t.state {
+        TicketState::Verified | TicketState::Closed => "closed",
+        TicketState::Accepted | TicketState::Assigned | TicketState::Handled => "open",
+    }
+}
+
+fn unit_name(org: &Org, code: &str) -> String {
+    org.unit(code)
+        .map(|u| u.name.clone())
+        .unwrap_or_else(|| code.to_string())
+}
+
+/// Where the ticket stands, in Chinese and English.
+fn status_notes(org: &Org, t: &Ticket) -> String {
+    let unit = t.unit.as_deref().map(|u| unit_name(org, u));
+    match t.state {
+        TicketState::Accepted => "已受理，等待派单 / accepted, waiting for dispatch".to_string(),
+        TicketState::Assigned => match (&unit, t.handler.is_some()) {
+            (Some(u), true) => format!("{u}已签收，办理中 / signed for by {u}, in hand"),
+            (Some(u), false) => format!("已派单至{u} / dispatched to {u}"),
+            (None, _) => "已派单 / dispatched".to_string(),
+        },
+        TicketState::Handled => "已办结，等待核查 / handled, waiting for verification".to_string(),
+        TicketState::Verified => "已核查通过 / verified".to_string(),
+        TicketState::Closed => {
+            let code = t
+                .close_code
+                .map(|c| match c {
+                    crate::domain::CloseCode::Resolved => "已解决 / resolved",
+                    crate::domain::CloseCode::Duplicate => "重复件 / duplicate",
+                    crate::domain::CloseCode::Invalid => "无效件 / invalid",
+                    crate::domain::CloseCode::Withdrawn => "撤诉 / withdrawn",
+                })
+                .unwrap_or("");
+            format!("已结案 / closed: {code}")
+        }
+    }
+}
+
+/// A ticket as a GeoReport service request. The reporter's contact is left out.
+fn request_json(org: &Org, t: &Ticket) -> Value {
+    let service_name = org
+        .category(&t.category)
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| t.category.clone());
+    let agency = unit_name(org, t.unit.as_deref().unwrap_or(&t.centre));
+    json!({
+        "service_request_id": t.id,
+        "status": status_of(t),
+        "status_notes": status_notes(org, t),
+        "service_name": service_name,
+        "service_code": t.category,
+        "description": t.description,
+        "agency_responsible": agency,
+        "service_notice": format!("工单编号 {} / ticket number {}", t.number, t.number),
+        "requested_datetime": t.created_at,
+        "updated_datetime": t.updated_at,
+        "expected_datetime": t.handle_due_at,
+        "address": t.location.address,
+        "address_id": null,
+        "zipcode": null,
+        "lat": t.location.lat,
+        "long": t.location.lon,
+        "media_url": null,
+    })
+}
+
+fn parse_datetime(name: &str, s: &str) -> Result<DateTime<Utc>, Open311Error> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            bad_request(format!(
+                "{name}: {s:?} is not a W3C date-time such as 2026-09-30T08:00:00+08:00"
+            ))
+        })
+}
+
+async fn list_requests(
+    app: &SharedApp,
+    params: &HashMap<String, String>,
+    f: Format,
+) -> Result<Response, Open311Error> {
+    let actor = authenticate(app, field(params, "api_key")).await?;
+    let org = app.org.get();
+    // Named requests: the other filters do not apply (GeoReport says so).
+    if let Some(ids) = field(params, "service_request_id") {
+        let mut items = Vec::new();
+        for id in ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .take(MAX_REQUESTS as usize)
+        {
+            let Ok(id) = Uuid::parse_str(id) else {
+                continue;
+            };
+            match app.get(&actor, id).await {
+                Ok((t, _)) => items.push(request_json(&org, &t)),
+                Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(answer(
+            f,
+            StatusCode::OK,
+            "service_requests",
+            "request",
+            &items,
+        ));
+    }
+    let now = app.now();
+    let start = field(params, "start_date")
+        .map(|s| parse_datetime("start_date", s))
+        .transpose()?;
+    let end = field(params, "end_date")
+        .map(|s| parse_datetime("end_date", s))
+        .transpose()?;
+    let window = Duration::days(DEFAULT_DAYS);
+    let (start, end) = match (start, end) {
+        (Some(s), Some(e)) => (s, e),
+        (Some(s), None) => (s, s + window),
+        (None, Some(e)) => (e - window, e),
+        (None, None) => (now - window, now),
+    };
+    if start > end {
+        return Err(bad_request("start_date is after end_date"));
+    }
+    if end - start > window {
+        return Err(bad_request(format!(
+            "start_date to end_date spans more than {DEFAULT_DAYS} days"
+        )));
+    }
+    let states = match field(params, "status") {
+        None => None,
+        Some(s) => {
+            let mut states = Vec::new();
+            for one in s.split(',').map(str::trim) {
+                match one {
+                    "open" => states.extend(["accepted", "assigned", "handled"]),
+                    "closed" => states.extend(["verified", "closed"]),
+                    other => {
+                        return Err(bad_request(format!(
+                            "status: {other:?} is neither open nor closed"
+                        )));
+                    }
+                }
+            }
+            Some(states.into_iter().map(str::to_string).collect())
+        }
+    };
+    let category = match field(params, "service_code") {
+        None => None,
+        Some(c) if org.category(c).is_some() => Some(c.to_string()),
+        Some(c) => {
+            return Err(bad_request(format!(
+                "service_code {c:?} was not found; services.{} lists them",
+                ext(f)
+            )));
+        }
+    };
+    let q = TicketQuery {
+        category,
+        states,
+        created_from: Some(start),
+        // Inclusive of `end`: every id sorts below the largest UUID.
+        before: Some((end, Uuid::max())),
+        limit: MAX_REQUESTS,
+        ..TicketQuery::default()
+    };
+    let tickets = app.list(&actor, q).await?;
+    let items: Vec<Value> = tickets.iter().map(|t| request_json(&org, t)).collect();
+    Ok(answer(
+        f,
+        StatusCode::OK,
+        "service_requests",
+        "request",
+        &items,
+    ))
+}
+
+async fn get_request(
+    State(app): State<SharedApp>,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some((id, f)) = split_format(&file) else {
+        return error_response(Format::Json, not_found(&format!("requests/{file}")));
+    };
+    let r = async {
+        let actor = authenticate(&app, field(&params, "api_key")).await?;
+        let missing = || err(StatusCode::NOT_FOUND, format!("no service request {id:?}"));
+        let id = Uuid::parse_str(id).map_err(|_| missing())?;
+        // A ticket outside the token's scope is not found either: no existence leak.
+        let t = match app.get(&actor, id).await {
+            Ok((t, _)) => t,
+            Err(AppError::NotFound(_) | AppError::Forbidden(_)) => return Err(missing()),
+            Err(e) => return Err(e.into()),
+        };
+        let org = app.org.get();
+        Ok(answer(
+            f,
+            StatusCode::OK,
+            "service_requests",
+            "request",
+            &[request_json(&org, &t)],
+        ))
+    }
+    .await;
+    respond(f, r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_names() {
+        assert_eq!(
+            split_format("services.json"),
+            Some(("services", Format::Json))
+        );
+        assert_eq!(
+            split_format("requests.xml"),
+            Some(("requests", Format::Xml))
+        );
+        assert_eq!(split_format("requests"), None);
+        assert_eq!(
+            full_name(Some("先生"), Some("赵")).as_deref(),
+            Some("赵先生")
+        );
+        assert_eq!(
+            full_name(Some("Ann"), Some("Lee")).as_deref(),
+            Some("Ann Lee")
+        );
+        assert_eq!(title_of("", "暴露垃圾"), "暴露垃圾");
+        assert_eq!(title_of("\n 垃圾堆积 \n三天", "x"), "垃圾堆积");
+        assert_eq!(title_of(&"长".repeat(80), "x").chars().count(), 60);
+    }
+
+    #[test]
+    fn xml_escapes_and_nests() {
+        let x = xml(
+            "errors",
+            "error",
+            &[json!({"code": 400, "description": "a < b & \"c\""})],
+        );
+        assert!(x.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?>"));
+        assert!(x.contains(
+            "<errors><error><code>400</code><description>a &lt; b &amp; &quot;c&quot;</description></error></errors>"
+        ));
+    }
+}
