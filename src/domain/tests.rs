@@ -2437,3 +2437,58 @@ proptest! {
         run_sequence_with_watcher(opening, steps, fraction)?;
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Photos (attachments)
+// ---------------------------------------------------------------------------------
+
+/// The ticket lists every attachment its events name, once each, with the step that
+/// added it; a name that is not an attachment hash (events older than attachments
+/// held free-form names) is not listed.
+#[test]
+fn a_ticket_lists_the_photos_of_its_report_and_of_every_handling() {
+    let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+    let report = AcceptTicket {
+        photos: vec![a.clone()],
+        ..hotline_complaint()
+    };
+    let mut h = vec![accepted_from(&report), assigned_to(DEPT), signed_by("张三")];
+    h.push(TicketEvent::TicketHandled(Handled {
+        result: "已清理".into(),
+        photos: vec![b.clone(), a.clone(), "photo-1.jpg".into()],
+        self_handled: false,
+    }));
+    h.push(verification_failed(t0() + days(9)));
+    h.push(TicketEvent::TicketHandled(Handled {
+        result: "已彻底清理".into(),
+        photos: vec![c.clone()],
+        self_handled: false,
+    }));
+    let t = given(h).ticket().clone();
+    let listed: Vec<(&str, PhotoStage)> = t
+        .photos
+        .iter()
+        .map(|p| (p.hash.as_str(), p.stage))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (a.as_str(), PhotoStage::Accepted),
+            (b.as_str(), PhotoStage::Handled),
+            (c.as_str(), PhotoStage::Handled),
+        ]
+    );
+    assert!(t.has_photo(&b) && !t.has_photo("photo-1.jpg"));
+    // The report's photos are in its TicketAccepted; older events read without them.
+    let t = given_no_ticket()
+        .when(accept(report.clone()))
+        .then_events(vec![accepted_from(&report)]);
+    assert_eq!(t.photos.len(), 1);
+    let old: Accepted = serde_json::from_value(serde_json::json!({
+        "number": "N", "source": "hotline", "category": "c", "urgency": "normal",
+        "title": "t", "description": "", "location": {}, "reporter_ref": null,
+        "related_to": null, "suggested_unit": null, "centre": "x"
+    }))
+    .expect("an event written before photos reads");
+    assert!(old.photos.is_empty());
+}

@@ -158,13 +158,42 @@ impl TestApp {
 
     /// Brings every projection up to the end of the feed, in this task (tests do
     /// not start the background runners, so what they read is deterministic).
+    /// On PostgreSQL the feed holds back events while any older transaction of the
+    /// cluster is open (other tests run in parallel), so this waits until every
+    /// projection has applied the last committed event.
     pub async fn catch_up(&self) {
+        let last: i64 = match self.app.store.pool() {
+            yiwang::store::Pool::Postgres(p) => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+                    .fetch_one(&p)
+                    .await
+                    .expect("max position")
+            }
+            yiwang::store::Pool::Sqlite(p) => {
+                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+                    .fetch_one(&p)
+                    .await
+                    .expect("max position")
+            }
+        };
+        let started = std::time::Instant::now();
         for p in yiwang::projections::all(&self.app) {
-            while yiwang::projections::step(&self.app.store, p.as_ref(), 1000)
-                .await
-                .expect("projection step")
-                .is_some()
-            {}
+            loop {
+                while yiwang::projections::step(&self.app.store, p.as_ref(), 1000)
+                    .await
+                    .expect("projection step")
+                    .is_some()
+                {}
+                if p.checkpoint().await.expect("checkpoint") >= last {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "projection {} did not reach position {last}",
+                    p.name()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         }
     }
 
