@@ -20,6 +20,7 @@
 #   IMPORT_LINES         lines of the import file (default 20000)
 #   QUERY_N              measured requests per route (default 200), QUERY_CONCURRENCY (1),
 #   QUERY_MAX_SECS       at most this long per route (default 120; fewer requests then)
+#   YIWANG_IMPORT_JOBS   tickets `yiwang import` imports at once (its default: 8)
 #   SKIP_BUILD=1         use the release binaries as they are
 #   KEEP_DBS=1           keep the seeded databases (SQLite: printed path; PostgreSQL:
 #                        yiwang_bench_<pid>) for a closer look; drop / delete them yourself
@@ -154,8 +155,20 @@ bench_engine() { # ENGINE URL IMPORT_URL
     kill -0 "$serve_pid" 2>/dev/null || { echo "serve exited; see $out/$engine-serve.log" >&2; exit 1; }
     sleep 0.5
   done
-  # Let the SLA watcher's first round and the projection runner's catch-up pass.
+  # Measure the service at rest: after the SLA watcher's first round, the projection
+  # runner's catch-up and the hash-chain verification that `serve` runs at start
+  # (hourly after that; it reads the whole log).
   sleep 10
+  local t_wait
+  t_wait=$(now)
+  for _ in $(seq 1 600); do
+    if curl -sf "$base/metrics" | grep -qE '^yiwang_verify_last_run_timestamp_seconds [1-9]'; then
+      log "$engine: start-up verification done after $(elapsed "$t_wait" "$(now)") s more"
+      break
+    fi
+    curl -sf "$base/metrics" | grep -q '^yiwang_verify_last_run_timestamp_seconds' || break
+    sleep 1
+  done
   for r in "${routes[@]}"; do
     local label="${r%%|*}" path="${r#*|}"
     local status
