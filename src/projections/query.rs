@@ -30,6 +30,18 @@ use super::unit_stats::on_pool;
 use crate::org::Org;
 use crate::store::{Pool, StoreError};
 
+/// Appends ` AND unit IN (…)` with one bound parameter per unit.
+macro_rules! push_units {
+    ($q:expr, $units:expr) => {{
+        $q.push(" AND unit IN (");
+        let mut sep = $q.separated(", ");
+        for u in $units {
+            sep.push_bind(u.as_str());
+        }
+        $q.push(")");
+    }};
+}
+
 /// One episode row (see `stats_episodes`).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EpisodeRow {
@@ -199,26 +211,15 @@ pub async fn fetch(
         );
         q.push_bind(e).push(" AND span_end >= ").push_bind(s);
         if let Some(units) = scope {
-            q.push(" AND unit IN (");
-            let mut sep = q.separated(", ");
-            for u in units {
-                sep.push_bind(u.as_str());
-            }
-            q.push(")");
+            push_units!(q, units);
         }
-        q.push(" ORDER BY ticket, seq");
         let episodes: Vec<EpisodeRow> = q.build_query_as().fetch_all(p).await?;
         let mut q = QueryBuilder::<Db>::new(
             "SELECT position, kind, ticket, unit, at, category, source FROM stats_occurrences WHERE at >= ",
         );
         q.push_bind(s).push(" AND at < ").push_bind(e).push(" AND kind <> 'accepted'");
         if let Some(units) = scope {
-            q.push(" AND unit IN (");
-            let mut sep = q.separated(", ");
-            for u in units {
-                sep.push_bind(u.as_str());
-            }
-            q.push(")");
+            push_units!(q, units);
         }
         q.push(" ORDER BY position, kind");
         let occurrences: Vec<OccurrenceRow> = q.build_query_as().fetch_all(p).await?;
@@ -247,12 +248,7 @@ pub async fn occurrences(
         }
         q.push(")");
         if let Some(units) = units {
-            q.push(" AND unit IN (");
-            let mut sep = q.separated(", ");
-            for u in units {
-                sep.push_bind(u.as_str());
-            }
-            q.push(")");
+            push_units!(q, units);
         }
         q.push(" ORDER BY position, kind");
         Ok(q.build_query_as().fetch_all(p).await?)
@@ -656,12 +652,7 @@ pub async fn overdue_tickets(
             .push_bind(now)
             .push("))");
         if let Some(units) = units {
-            q.push(" AND unit IN (");
-            let mut sep = q.separated(", ");
-            for u in units {
-                sep.push_bind(u.as_str());
-            }
-            q.push(")");
+            push_units!(q, units);
         }
         q.push(" ORDER BY COALESCE(handle_due, sign_due), ticket LIMIT ")
             .push_bind(limit)
