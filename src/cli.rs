@@ -111,6 +111,46 @@ pub struct ServeArgs {
     /// (the first at start; 0: none). The outcome is in /metrics (yiwang_verify_*).
     #[arg(long, env = "YIWANG_VERIFY_INTERVAL_SECS", default_value_t = 3600)]
     pub verify_interval_secs: u64,
+    /// Requests per second one bearer token may send (0: no limit); over it, a 429
+    /// with Retry-After.
+    #[arg(long, env = "YIWANG_RATE_LIMIT_PER_TOKEN", default_value_t = crate::http::limits::DEFAULT_PER_TOKEN)]
+    pub rate_limit_per_token: u32,
+    /// Requests one token may send at once before its rate applies.
+    #[arg(long, env = "YIWANG_RATE_LIMIT_PER_TOKEN_BURST", default_value_t = crate::http::limits::DEFAULT_PER_TOKEN_BURST)]
+    pub rate_limit_per_token_burst: u32,
+    /// Requests per second one client address may send without a valid token
+    /// (pages, Open311, failed authentications; 0: no limit).
+    #[arg(long, env = "YIWANG_RATE_LIMIT_PER_IP", default_value_t = crate::http::limits::DEFAULT_PER_IP)]
+    pub rate_limit_per_ip: u32,
+    /// Requests one address may send at once before its rate applies.
+    #[arg(long, env = "YIWANG_RATE_LIMIT_PER_IP_BURST", default_value_t = crate::http::limits::DEFAULT_PER_IP_BURST)]
+    pub rate_limit_per_ip_burst: u32,
+    /// The longest a request may take before it is answered 503 (the SSE stream is
+    /// not bounded; a photo upload gets ten times as long).
+    #[arg(long, env = "YIWANG_REQUEST_TIMEOUT_SECS", default_value_t = crate::http::limits::DEFAULT_REQUEST_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// Live SSE subscribers per instance (0: no cap); beyond it, a 429.
+    #[arg(long, env = "YIWANG_MAX_SSE_SUBSCRIBERS", default_value_t = crate::http::limits::DEFAULT_MAX_SSE_SUBSCRIBERS)]
+    pub max_sse_subscribers: usize,
+    /// Live SSE subscribers per token (0: no cap); beyond it, a 429.
+    #[arg(long, env = "YIWANG_MAX_SSE_PER_TOKEN", default_value_t = crate::http::limits::DEFAULT_MAX_SSE_PER_TOKEN)]
+    pub max_sse_per_token: usize,
+}
+
+impl ServeArgs {
+    /// The request limits these flags set.
+    pub fn limits(&self) -> crate::http::limits::Settings {
+        crate::http::limits::Settings {
+            per_token: self.rate_limit_per_token,
+            per_token_burst: self.rate_limit_per_token_burst,
+            per_ip: self.rate_limit_per_ip,
+            per_ip_burst: self.rate_limit_per_ip_burst,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_sse_subscribers: self.max_sse_subscribers,
+            max_sse_per_token: self.max_sse_per_token,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -240,7 +280,6 @@ async fn replay(
         let mut lease = crate::projections::Lease::new(app.store.pool(), p.name(), &owner);
         lease.acquire(true).await?;
         let started = std::time::Instant::now();
-        p.reset().await?;
         let bar = indicatif::ProgressBar::new(total.max(0) as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -250,19 +289,25 @@ async fn replay(
             .progress_chars("=> "),
         );
         bar.set_message(p.name());
-        let mut applied = 0u64;
-        loop {
-            lease.acquire(true).await?;
-            match crate::projections::step(&app.store, p.as_ref(), crate::projections::BATCH)
-                .await?
-            {
-                Some((b, _)) => {
-                    applied += b.events as u64;
-                    bar.set_position(applied);
+        // Keep the lease while the rebuild runs, so no `serve` takes the projection
+        // over in the meantime.
+        let renew = {
+            let mut held = crate::projections::Lease::new(app.store.pool(), p.name(), &owner);
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(crate::projections::LEASE_TTL / 3).await;
+                    if let Err(e) = held.acquire(true).await {
+                        tracing::warn!(error = %e, "replay could not renew its lease");
+                    }
                 }
-                None => break,
-            }
-        }
+            })
+        };
+        let progress_bar = bar.clone();
+        let rebuilt = p
+            .rebuild(&app.store, &move |n| progress_bar.set_position(n))
+            .await;
+        renew.abort();
+        let applied = rebuilt?;
         bar.finish_and_clear();
         lease.release().await?;
         let secs = started.elapsed().as_secs_f64();
@@ -463,9 +508,11 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
-    let router = crate::http::app(app);
+    let router = crate::http::app_with(app, args.limits());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // The peer address feeds the per-address rate limit.
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         let mut rx = stop_rx;
         let _ = rx.wait_for(|s| *s).await;
     });

@@ -30,6 +30,13 @@ pub enum AppError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     TooManyRequests(String),
+    /// Over a rate or concurrency limit: a 429 whose `Retry-After` is
+    /// `retry_after_secs` (whole seconds, at least 1).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -55,7 +62,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => 413,
             AppError::UnsupportedMediaType(_) => 415,
             AppError::Invalid { .. } => 422,
-            AppError::TooManyRequests(_) => 429,
+            AppError::TooManyRequests(_) | AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) => 500,
         }
@@ -72,7 +79,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => "Request body too large",
             AppError::UnsupportedMediaType(_) => "Unsupported media type",
             AppError::Invalid { .. } => "Invalid field",
-            AppError::TooManyRequests(_) => "Too many requests",
+            AppError::TooManyRequests(_) | AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service temporarily unavailable",
             AppError::Internal(_) => "Internal error",
         }

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub verify_last_ok: IntGauge,
     /// Edited, deleted and inserted events that verification found.
     pub verify_problems: IntGauge,
+    /// Requests refused by a limit (`crate::http::limits`), by limit.
+    pub limited: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -121,6 +123,14 @@ impl Metrics {
             "Edited, deleted or inserted events found by the last verification",
         )
         .expect("static metric definition is valid");
+        let limited = IntCounterVec::new(
+            Opts::new(
+                "yiwang_http_limited_total",
+                "Requests refused by a limit: 429 for per_token, per_ip, sse_instance and sse_token; 503 for timeout",
+            ),
+            &["limit"],
+        )
+        .expect("static metric definition is valid");
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -143,6 +153,7 @@ impl Metrics {
             Box::new(verify_last_run.clone()),
             Box::new(verify_last_ok.clone()),
             Box::new(verify_problems.clone()),
+            Box::new(limited.clone()),
         ] {
             registry.register(c).expect("fresh registry");
         }
@@ -160,6 +171,7 @@ impl Metrics {
             verify_last_run,
             verify_last_ok,
             verify_problems,
+            limited,
         }
     }
 

@@ -1565,12 +1565,21 @@ fn every_event_round_trips_through_its_stored_parts() {
             e,
             "{ty} via text"
         );
+        assert_eq!(
+            TicketEvent::from_json_parts(&ty, &text).unwrap(),
+            e,
+            "{ty} straight from text"
+        );
     }
 }
 
 #[test]
 fn an_unknown_event_type_is_an_error() {
     assert!(TicketEvent::from_parts("TicketTeleported", &serde_json::json!({})).is_err());
+    assert!(TicketEvent::from_json_parts("TicketTeleported", "{}").is_err());
+    // A known type with another type's payload is refused too.
+    let (_, data) = one_of_every_event()[0].to_parts();
+    assert!(TicketEvent::from_parts("TicketHandled", &data).is_err());
 }
 
 // ---------------------------------------------------------------------------------

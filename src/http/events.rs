@@ -3,18 +3,20 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
+use axum::{Extension, Router};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::limits::Limits;
 use super::{ListPage, event_json};
 use crate::app::SharedApp;
 use crate::auth::Actor;
@@ -149,6 +151,7 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
 
 async fn stream_events(
     State(app): State<SharedApp>,
+    Extension(limits): Extension<Arc<Limits>>,
     actor: Result<Actor, AppError>,
     headers: HeaderMap,
     params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
@@ -170,8 +173,12 @@ async fn stream_events(
         })
         .transpose()?;
     let mut after = from_header.or(start).or(p.after).unwrap_or(0).max(0);
+    // Held by the stream: the place is freed when the stream is dropped, which is
+    // when the client goes away.
+    let slot = limits.sse_slot(&actor.token_id, &app.metrics)?;
     let mut wake = app.store.appended();
     let stream = async_stream::stream! {
+        let _slot = slot;
         loop {
             let batch = match app.store.read_all(after, 500).await {
                 Ok(b) => b,

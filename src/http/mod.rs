@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod limits;
 pub mod me;
 pub mod open311;
 pub mod openapi;
@@ -14,13 +15,14 @@ pub mod org;
 pub mod stats;
 pub mod tickets;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -56,9 +58,20 @@ pub fn event_json(e: &RecordedEvent) -> Value {
     })
 }
 
-/// The whole application, used by `serve` and by the tests.
+/// The whole application with the default limits (the tests use it).
 pub fn app(state: SharedApp) -> Router {
+    app_with(state, limits::Settings::default())
+}
+
+/// The whole application with chosen request limits, used by `serve`. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so that the per-address
+/// limit tells clients apart.
+pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let limited = limits::LimitState {
+        app: state.clone(),
+        limits: Arc::new(limits::Limits::new(settings)),
+    };
     Router::new()
         .merge(tickets::router())
         .merge(attachments::router(&state))
@@ -74,6 +87,16 @@ pub fn app(state: SharedApp) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Inside the rate limits: a refused request costs no timer.
+        .layer(middleware::from_fn_with_state(
+            limited.clone(),
+            limits::bound_time,
+        ))
+        .layer(middleware::from_fn_with_state(
+            limited.clone(),
+            limits::rate_limit,
+        ))
+        .layer(Extension(limited.limits))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -160,19 +160,14 @@ async fn figures(
     periods: Vec<Period>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<query::Table, AppError> {
-    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+    if periods.is_empty() {
         return Err(AppError::invalid("from", "no period in the range"));
-    };
+    }
     let subtree: Vec<String> = org.subtree(unit).into_iter().map(str::to_string).collect();
     let scope = (org.root().code != unit).then_some(subtree.as_slice());
-    let (episodes, occurrences) =
-        query::fetch(&app.store.pool(), scope, first.start, last.end).await?;
+    let daily = query::fetch_daily(&app.store.pool(), scope, &periods, now).await?;
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for u in episodes
-        .iter()
-        .map(|e| e.unit.as_str())
-        .chain(occurrences.iter().map(|o| o.unit.as_str()))
-    {
+    for u in query::units_with_figures(&daily) {
         seen.insert(u);
         for a in org.ancestors(u) {
             seen.insert(a);
@@ -186,7 +181,7 @@ async fn figures(
                 .cloned(),
         )
         .collect();
-    Ok(query::compute(
+    Ok(query::compute_daily(
         &Request {
             org,
             units,
@@ -194,8 +189,7 @@ async fn figures(
             periods,
             now,
         },
-        &episodes,
-        &occurrences,
+        &daily,
     ))
 }
 

@@ -13,6 +13,7 @@
 //! feed; the appraisal is computed from it at query time, so a changed rule profile
 //! applies to every period at once and a score is always reproducible from the log.
 
+pub mod daily;
 pub mod facts;
 pub mod periods;
 pub mod query;
@@ -51,6 +52,15 @@ pub trait Projection: Send + Sync + 'static {
     async fn apply(&self, from: i64, events: Vec<RecordedEvent>) -> Result<Batch, StoreError>;
     /// Empties the read model and sets the checkpoint to 0.
     async fn reset(&self) -> Result<(), StoreError>;
+    /// Builds the read model again from the whole feed and leaves the checkpoint
+    /// at the feed's end, replacing the old rows in one transaction (readers see the
+    /// old figures until it commits). `progress` is told the events read so far.
+    /// Returns the number of events read.
+    async fn rebuild(
+        &self,
+        store: &Store,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, StoreError>;
     /// Drops anything kept in memory (after losing the lease or a race).
     fn forget(&self);
 }
@@ -234,6 +244,29 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
                 return Ok(false);
             }
             leader_gauge.set(1);
+            // From zero (a new database, or a migration that emptied the read model)
+            // the whole feed is folded in one pass, much faster than batch by batch.
+            if p.checkpoint().await? == 0 && !app.store.read_all_raw(0, 1).await?.is_empty() {
+                tracing::info!(projection = name, "rebuilding the projection from the whole feed");
+                let renew = {
+                    let mut held = Lease::new(app.store.pool(), name, &owner);
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(LEASE_TTL / 3).await;
+                            if let Err(e) = held.acquire(false).await {
+                                tracing::warn!(error = %e, "could not renew the lease during a rebuild");
+                            }
+                        }
+                    })
+                };
+                let started = Instant::now();
+                let rebuilt = p.rebuild(&app.store, &|_| {}).await;
+                renew.abort();
+                let n = rebuilt?;
+                applied.inc_by(n);
+                tracing::info!(projection = name, events = n, secs = started.elapsed().as_secs_f64(), "projection rebuilt");
+                return Ok(true);
+            }
             match step(&app.store, p.as_ref(), BATCH).await? {
                 None => {
                     lag.set(0.0);

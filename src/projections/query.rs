@@ -24,8 +24,11 @@ use serde::Serialize;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use sqlx::Row;
+
+use super::daily::{self, Col, Counts};
 use super::facts::Kind;
-use super::periods::Period;
+use super::periods::{Granularity, Period};
 use super::unit_stats::on_pool;
 use crate::org::Org;
 use crate::store::{Pool, StoreError};
@@ -118,7 +121,8 @@ pub struct Figures {
     pub basically_satisfied: u64,
     pub unsatisfied: u64,
     pub repeat_complaints: u64,
-    pub turnaround_hours: Vec<f64>,
+    /// Working seconds from assignment to handling, per handled episode.
+    pub turnaround_secs: Vec<i64>,
     /// Signed after the sign deadline, or not signed and the deadline passed.
     pub late_signs: Vec<Evidence>,
     /// Handled in the period after the deadline in force (late completion).
@@ -394,13 +398,13 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
             });
         }
         if let (Some(h), Some(p)) = (e.handled_at, e.handled_at.and_then(period_of)) {
-            let hours = e.turnaround_secs.unwrap_or(0) as f64 / 3600.0;
+            let secs = e.turnaround_secs.unwrap_or(0);
             let one_time = e.one_time();
             let late = e.handled_due.is_some_and(|d| h > d);
             let hp = e.handle_pos.unwrap_or(e.assign_pos);
             add(p, &mut |c| {
                 c.handled += 1;
-                c.turnaround_hours.push(hours);
+                c.turnaround_secs.push(secs);
                 if one_time {
                     c.one_time += 1;
                 }
@@ -504,22 +508,26 @@ pub struct Turnaround {
     pub p90: Option<f64>,
 }
 
-pub fn turnaround(hours: &[f64]) -> Turnaround {
-    if hours.is_empty() {
+/// The summary of turnaround times given in seconds. The mean is taken over the
+/// exact sum, so it does not depend on the order the values came in.
+pub fn turnaround(secs: &[i64]) -> Turnaround {
+    if secs.is_empty() {
         return Turnaround {
             mean: None,
             median: None,
             p90: None,
         };
     }
-    let mut v = hours.to_vec();
-    v.sort_by(f64::total_cmp);
+    let mut v = secs.to_vec();
+    v.sort_unstable();
+    let hours = |s: i64| s as f64 / 3600.0;
     let rank = |q: f64| -> f64 {
         let k = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-        v[k - 1]
+        hours(v[k - 1])
     };
+    let sum: i64 = v.iter().sum();
     Turnaround {
-        mean: Some(round(v.iter().sum::<f64>() / v.len() as f64, 2)),
+        mean: Some(round(hours(sum) / v.len() as f64, 2)),
         median: Some(round(rank(0.5), 2)),
         p90: Some(round(rank(0.9), 2)),
     }
@@ -584,7 +592,7 @@ impl StatsItem {
             repeated_supervisions: f.repeated_supervisions,
             feedback: f.feedback(),
             satisfaction_rate: f.satisfaction_rate(strict),
-            turnaround_hours: turnaround(&f.turnaround_hours),
+            turnaround_hours: turnaround(&f.turnaround_secs),
             unit_name: org.unit(unit).map(|u| u.name.clone()).unwrap_or_default(),
             signed_on_time_rate: f.signed_on_time_rate(),
             return_rate: ratio(f.returns, f.received),
@@ -664,4 +672,241 @@ pub async fn overdue_tickets(
         .iter()
         .filter_map(|(t,)| Uuid::parse_str(t).ok())
         .collect())
+}
+
+/// What the daily counters hold for a request: the counters summed per unit and
+/// period, the overdue balance before the first period, the turnaround lists, and
+/// the open episodes overdue now.
+#[derive(Debug, Default)]
+pub struct Daily {
+    /// (unit, period index, counters).
+    pub sums: Vec<(String, usize, Counts)>,
+    /// (unit, overdue starts − stops before the first period).
+    pub overdue_before: Vec<(String, i64)>,
+    /// (unit, day, sorted seconds).
+    pub turnaround: Vec<(String, i64, String)>,
+    /// (unit, open episodes past their handle deadline now).
+    pub overdue_now: Vec<(String, i64)>,
+}
+
+/// Reads the daily counters behind `periods` (contiguous, whole periods of one
+/// granularity) for these units (all when None). A few hundred rows for a year.
+pub async fn fetch_daily(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    periods: &[Period],
+    now: DateTime<Utc>,
+) -> Result<Daily, StoreError> {
+    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+        return Ok(Daily::default());
+    };
+    let s = daily::day_number(first.first_day);
+    let e = daily::day_number(last.end_day);
+    let g = first.granularity;
+    let (both, both_ot) = daily::both_cols(g);
+    on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new("SELECT unit, CAST(");
+        if periods.len() == 1 {
+            q.push("0");
+        } else if g == Granularity::Day {
+            q.push("day - ").push_bind(s);
+        } else {
+            q.push("CASE");
+            for (i, period) in periods.iter().enumerate().skip(1) {
+                q.push(" WHEN day < ")
+                    .push_bind(daily::day_number(period.first_day))
+                    .push(format!(" THEN {}", i - 1));
+            }
+            q.push(format!(" ELSE {} END", periods.len() - 1));
+        }
+        q.push(" AS BIGINT) AS p");
+        for (i, c) in daily::COLUMNS.iter().enumerate() {
+            // The "both" columns of other granularities are not read.
+            let wanted = !c.starts_with("both_") && !c.starts_with("on_time_both_")
+                || i == both as usize
+                || i == both_ot as usize;
+            if wanted {
+                q.push(format!(", CAST(SUM({c}) AS BIGINT)"));
+            } else {
+                q.push(", CAST(0 AS BIGINT)");
+            }
+        }
+        q.push(" FROM stats_daily WHERE day >= ").push_bind(s).push(" AND day < ").push_bind(e);
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        q.push(" GROUP BY unit, p");
+        let rows = q.build().fetch_all(p).await?;
+        let mut sums = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let unit: String = r.try_get(0)?;
+            let pi: i64 = r.try_get(1)?;
+            let mut c: Counts = [0; daily::NCOLS];
+            for (i, v) in c.iter_mut().enumerate() {
+                *v = r.try_get(i + 2)?;
+            }
+            sums.push((unit, pi.max(0) as usize, c));
+        }
+
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT unit, CAST(SUM(overdue_start) - SUM(overdue_end) AS BIGINT) FROM stats_daily WHERE day < ",
+        );
+        q.push_bind(s);
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        q.push(" GROUP BY unit");
+        let overdue_before: Vec<(String, i64)> = q.build_query_as().fetch_all(p).await?;
+
+        let mut q = QueryBuilder::<Db>::new("SELECT unit, day, secs FROM stats_turnaround WHERE day >= ");
+        q.push_bind(s).push(" AND day < ").push_bind(e).push(" AND secs <> ''");
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        let turnaround: Vec<(String, i64, String)> = q.build_query_as().fetch_all(p).await?;
+
+        let overdue_now: Vec<(String, i64)> = if last.end > now {
+            let mut q = QueryBuilder::<Db>::new("SELECT unit, COUNT(*) FROM stats_episodes WHERE span_end = ");
+            q.push_bind(super::facts::OPEN).push(" AND handle_due < ").push_bind(now.timestamp_micros());
+            if let Some(units) = scope {
+                push_units!(q, units);
+            }
+            q.push(" GROUP BY unit");
+            q.build_query_as().fetch_all(p).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Daily { sums, overdue_before, turnaround, overdue_now })
+    })
+}
+
+/// The figures (counts, rates and turnaround; no evidence lists) per requested unit
+/// and period, from the daily counters: the same numbers `compute` counts from the
+/// rows.
+pub fn compute_daily(req: &Request<'_>, d: &Daily) -> Table {
+    let np = req.periods.len();
+    let nu = req.units.len();
+    let mut cells = vec![Figures::default(); nu * np];
+    if np == 0 {
+        return Table {
+            units: req.units.clone(),
+            periods: req.periods.clone(),
+            cells,
+        };
+    }
+    let index: HashMap<&str, usize> = req
+        .units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.as_str(), i))
+        .collect();
+    let mut targets_of: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut targets = |unit: &str| -> Vec<usize> {
+        targets_of
+            .entry(unit.to_string())
+            .or_insert_with(|| {
+                let mut t: Vec<usize> = index.get(unit).copied().into_iter().collect();
+                if !req.own_only {
+                    for a in req.org.ancestors(unit) {
+                        if let Some(&i) = index.get(a) {
+                            if !t.contains(&i) {
+                                t.push(i);
+                            }
+                        }
+                    }
+                }
+                t
+            })
+            .clone()
+    };
+    let g = req.periods[0].granularity;
+    let (both, both_ot) = daily::both_cols(g);
+    // Overdue balance: before the first period, then each period's net change.
+    let mut balance = vec![0i64; nu];
+    let mut net = vec![0i64; nu * np];
+    for (unit, n) in &d.overdue_before {
+        for t in targets(unit) {
+            balance[t] += n;
+        }
+    }
+    for (unit, p, c) in &d.sums {
+        let p = (*p).min(np - 1);
+        let col = |k: Col| c[k as usize];
+        let n = |k: Col| col(k).max(0) as u64;
+        for t in targets(unit) {
+            let f = &mut cells[t * np + p];
+            f.received += n(Col::Received);
+            f.due_to_sign += n(Col::DueToSign);
+            f.signed_on_time += n(Col::SignedOnTime);
+            f.signed += n(Col::Signed);
+            f.due_to_finish += (col(Col::DtfDue) + col(Col::DtfHandled) - col(both)).max(0) as u64;
+            f.handled_on_time +=
+                (col(Col::OnTimeDue) + col(Col::OnTimeHandled) - col(both_ot)).max(0) as u64;
+            f.handled += n(Col::Handled);
+            f.one_time += n(Col::OneTime);
+            f.returns += n(Col::Returns);
+            f.extensions_requested += n(Col::ExtensionsRequested);
+            f.extensions_approved += n(Col::ExtensionsApproved);
+            f.verification_failures += n(Col::VerificationFailures);
+            f.supervisions += n(Col::Supervisions);
+            f.repeated_supervisions += n(Col::RepeatedSupervisions);
+            f.satisfied += n(Col::Satisfied);
+            f.basically_satisfied += n(Col::BasicallySatisfied);
+            f.unsatisfied += n(Col::Unsatisfied);
+            f.repeat_complaints += n(Col::RepeatComplaints);
+            net[t * np + p] += col(Col::OverdueStart) - col(Col::OverdueEnd);
+        }
+    }
+    let starts: Vec<i64> = req
+        .periods
+        .iter()
+        .map(|p| daily::day_number(p.first_day))
+        .collect();
+    for (unit, day, secs) in &d.turnaround {
+        let p = starts.partition_point(|&s| s <= *day).saturating_sub(1);
+        let values = daily::parse_list(secs);
+        for t in targets(unit) {
+            cells[t * np + p].turnaround_secs.extend_from_slice(&values);
+        }
+    }
+    let mut now_overdue = vec![0i64; nu];
+    for (unit, n) in &d.overdue_now {
+        for t in targets(unit) {
+            now_overdue[t] += n;
+        }
+    }
+    let now = req.now;
+    for t in 0..nu {
+        let mut running = balance[t];
+        for (p, period) in req.periods.iter().enumerate() {
+            running += net[t * np + p];
+            let overdue = if period.end > now {
+                now_overdue[t]
+            } else {
+                running
+            };
+            cells[t * np + p].overdue_open = overdue.max(0) as u64;
+        }
+    }
+    Table {
+        units: req.units.clone(),
+        periods: req.periods.clone(),
+        cells,
+    }
+}
+
+/// The units with any figure in the table's data: listed by the stats endpoint.
+pub fn units_with_figures(d: &Daily) -> std::collections::HashSet<&str> {
+    let mut seen = std::collections::HashSet::new();
+    for (u, _, c) in &d.sums {
+        if c.iter().any(|&n| n != 0) {
+            seen.insert(u.as_str());
+        }
+    }
+    for (u, n) in d.overdue_before.iter().chain(&d.overdue_now) {
+        if *n != 0 {
+            seen.insert(u.as_str());
+        }
+    }
+    seen
 }

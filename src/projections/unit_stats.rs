@@ -12,12 +12,13 @@ use async_trait::async_trait;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use super::daily::{self, Delta};
 use super::facts::{self, Context, Input, Occurrence, TicketFacts};
 use super::{Batch, Projection};
 use crate::domain::TicketEvent;
 use crate::org::OrgHandle;
 use crate::sla::calendar::Calendar;
-use crate::store::{Pool, RecordedEvent, StoreError};
+use crate::store::{Pool, RawEvent, RecordedEvent, Store, StoreError};
 
 pub const NAME: &str = "unit_stats";
 
@@ -28,6 +29,52 @@ const CHUNK: usize = 1000;
 /// Tickets whose facts are kept in memory between batches, so a ticket's next
 /// event needs no read (the rest are read from `stats_tickets`).
 const CACHE: usize = 200_000;
+
+/// Rows per INSERT into `stats_daily` (33 columns).
+const DAILY_CHUNK: usize = 900;
+
+/// Events read per query by a rebuild (its reader runs one batch ahead of the fold).
+const REBUILD_BATCH: i64 = 20_000;
+
+/// The secondary indexes of the projection's tables (as `0002_projections.sql`
+/// makes them): a rebuild drops them, inserts every row, and makes them again once,
+/// which is several times cheaper than maintaining them row by row.
+const INDEXES: [(&str, &str); 4] = [
+    (
+        "stats_episodes_unit",
+        "CREATE INDEX stats_episodes_unit ON stats_episodes (unit, span_end)",
+    ),
+    (
+        "stats_episodes_span",
+        "CREATE INDEX stats_episodes_span ON stats_episodes (span_end, assigned_at)",
+    ),
+    (
+        "stats_occurrences_unit",
+        "CREATE INDEX stats_occurrences_unit ON stats_occurrences (unit, at)",
+    ),
+    (
+        "stats_occurrences_at",
+        "CREATE INDEX stats_occurrences_at ON stats_occurrences (at)",
+    ),
+];
+
+/// The projection's tables.
+const TABLES: [&str; 5] = [
+    "stats_tickets",
+    "stats_episodes",
+    "stats_occurrences",
+    "stats_daily",
+    "stats_turnaround",
+];
+
+/// How `write` moves the checkpoint.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Only from this position (compare and set); rows are upserted.
+    From(i64),
+    /// A rebuild: every row is replaced and the checkpoint set outright.
+    Replace,
+}
 
 /// Runs the same block on either engine, with `$db` naming the engine's type and
 /// `$p` its pool.
@@ -107,68 +154,87 @@ impl UnitStats {
     }
 
     /// Writes the changed facts and the new occurrences and moves the checkpoint
-    /// from `from` to `to`, in one transaction. False: the checkpoint was not at
-    /// `from` (another process applied this batch), nothing written.
+    /// to `to`, in one transaction. False: the checkpoint was not at `from` (another
+    /// process applied this batch), nothing written.
     async fn write(
         &self,
-        from: i64,
+        mode: Mode,
         to: i64,
         changed: &[&TicketFacts],
         occurrences: &[Occurrence],
+        delta: &Delta,
     ) -> Result<bool, StoreError> {
         let now = facts::micros(chrono::Utc::now());
-        let docs: Vec<(String, String)> = changed
-            .iter()
-            .map(|f| {
-                // Plain structs of strings and numbers: serializing cannot fail.
-                let doc = serde_json::to_string(f).expect("facts serialize");
-                (f.ticket.to_string(), doc)
-            })
-            .collect();
-        let episodes: Vec<(String, &facts::Episode, &str)> = changed
-            .iter()
-            .flat_map(|f| {
-                f.episodes
-                    .iter()
-                    .map(move |e| (f.ticket.to_string(), e, f.category.as_str()))
-            })
-            .collect();
         on_pool!(&self.pool, p, Db => {
             let mut tx = p.begin().await?;
-            let moved = sqlx::query(
-                "UPDATE projection_checkpoints SET position = $1, updated_at = $2 WHERE name = $3 AND position = $4",
-            )
-            .bind(to)
-            .bind(now)
-            .bind(NAME)
-            .bind(from)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved != 1 {
-                tx.rollback().await?;
-                return Ok(false);
+            match mode {
+                Mode::From(from) => {
+                    let moved = sqlx::query(
+                        "UPDATE projection_checkpoints SET position = $1, updated_at = $2 WHERE name = $3 AND position = $4",
+                    )
+                    .bind(to)
+                    .bind(now)
+                    .bind(NAME)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if moved != 1 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                }
+                Mode::Replace => {
+                    for t in TABLES {
+                        sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
+                    }
+                    for (name, _) in INDEXES {
+                        sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(
+                        "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                    )
+                    .bind(NAME)
+                    .bind(to)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
-            for chunk in docs.chunks(CHUNK) {
+            for chunk in changed.chunks(CHUNK) {
+                let docs: Vec<(String, String)> = chunk
+                    .iter()
+                    .map(|f| {
+                        // Plain structs of strings and numbers: serializing cannot fail.
+                        let doc = serde_json::to_string(f).expect("facts serialize");
+                        (f.ticket.to_string(), doc)
+                    })
+                    .collect();
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_tickets (ticket, doc) ");
-                q.push_values(chunk, |mut b, (id, doc)| {
+                q.push_values(&docs, |mut b, (id, doc)| {
                     b.push_bind(id.as_str()).push_bind(doc.as_str());
                 });
                 q.push(" ON CONFLICT (ticket) DO UPDATE SET doc = excluded.doc");
                 q.build().execute(&mut *tx).await?;
             }
+            let episodes: Vec<(&TicketFacts, &facts::Episode)> = changed
+                .iter()
+                .flat_map(|f| f.episodes.iter().map(move |e| (*f, e)))
+                .collect();
             for chunk in episodes.chunks(CHUNK) {
+                let ids: Vec<String> = chunk.iter().map(|(f, _)| f.ticket.to_string()).collect();
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO stats_episodes (ticket, seq, unit, category, assigned_at, assign_pos, \
                      sign_due, signed_at, sign_pos, left_at, return_pos, handle_due, handled_at, \
                      handle_pos, handled_due, turnaround_secs, closed_at, reworks, ext_requested, \
                      ext_approved, after_return, span_end) ",
                 );
-                q.push_values(chunk, |mut b, (id, e, category)| {
+                q.push_values(chunk.iter().zip(&ids), |mut b, ((f, e), id)| {
                     b.push_bind(id.as_str())
                         .push_bind(e.seq)
                         .push_bind(e.unit.as_str())
-                        .push_bind(*category)
+                        .push_bind(f.category.as_str())
                         .push_bind(e.assigned_at)
                         .push_bind(e.assign_pos)
                         .push_bind(e.sign_due)
@@ -204,13 +270,14 @@ impl UnitStats {
                 q.build().execute(&mut *tx).await?;
             }
             for chunk in occurrences.chunks(CHUNK) {
+                let ids: Vec<String> = chunk.iter().map(|o| o.ticket.to_string()).collect();
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO stats_occurrences (position, kind, ticket, unit, at, category, source) ",
                 );
-                q.push_values(chunk, |mut b, o| {
+                q.push_values(chunk.iter().zip(&ids), |mut b, (o, id)| {
                     b.push_bind(o.position)
                         .push_bind(o.kind.as_str())
-                        .push_bind(o.ticket.to_string())
+                        .push_bind(id.as_str())
                         .push_bind(o.unit.as_str())
                         .push_bind(o.at)
                         .push_bind(o.category.as_str())
@@ -219,9 +286,168 @@ impl UnitStats {
                 q.push(" ON CONFLICT (position, kind) DO NOTHING");
                 q.build().execute(&mut *tx).await?;
             }
+            let mut counts: Vec<(&(String, i64), &daily::Counts)> = delta.counts.iter().collect();
+            counts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let add_all = daily::COLUMNS
+                .iter()
+                .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            for chunk in counts.chunks(DAILY_CHUNK) {
+                let mut q = QueryBuilder::<Db>::new(format!(
+                    "INSERT INTO stats_daily (unit, day, {}) ",
+                    daily::COLUMNS.join(", ")
+                ));
+                q.push_values(chunk, |mut b, ((unit, day), c)| {
+                    b.push_bind(unit.as_str()).push_bind(*day);
+                    for v in c.iter() {
+                        b.push_bind(*v);
+                    }
+                });
+                q.push(" ON CONFLICT (unit, day) DO UPDATE SET ").push(&add_all);
+                q.build().execute(&mut *tx).await?;
+            }
+            // Turnaround lists: read the ones this batch changes, change, write back.
+            let mut keys: Vec<&(String, i64)> = delta.turnaround.keys().collect();
+            keys.sort_unstable();
+            let mut lists: HashMap<(String, i64), Vec<i64>> = HashMap::new();
+            if let Mode::From(_) = mode {
+                for chunk in keys.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT unit, day, secs FROM stats_turnaround WHERE (unit, day) IN (VALUES ",
+                    );
+                    let mut sep = q.separated(", ");
+                    for (unit, day) in chunk {
+                        sep.push("(")
+                            .push_bind_unseparated(unit.as_str())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(*day)
+                            .push_unseparated(")");
+                    }
+                    q.push(")");
+                    let rows: Vec<(String, i64, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    for (unit, day, secs) in rows {
+                        lists.insert((unit, day), daily::parse_list(&secs));
+                    }
+                }
+            }
+            let written: Vec<(&(String, i64), String)> = keys
+                .iter()
+                .map(|k| {
+                    let mut list = lists.remove(*k).unwrap_or_default();
+                    daily::apply_list(&mut list, &delta.turnaround[*k]);
+                    (*k, daily::format_list(&list))
+                })
+                .collect();
+            for chunk in written.chunks(CHUNK) {
+                let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_turnaround (unit, day, secs) ");
+                q.push_values(chunk, |mut b, ((unit, day), secs)| {
+                    b.push_bind(unit.as_str()).push_bind(*day).push_bind(secs.as_str());
+                });
+                q.push(" ON CONFLICT (unit, day) DO UPDATE SET secs = excluded.secs");
+                q.build().execute(&mut *tx).await?;
+            }
+            if let Mode::Replace = mode {
+                for (_, create) in INDEXES {
+                    sqlx::query(create).execute(&mut *tx).await?;
+                }
+            }
             tx.commit().await?;
         });
         Ok(true)
+    }
+
+    /// Folds the whole feed in memory (every ticket's facts fit easily: about
+    /// 1 KB a ticket) and writes each table once. A reader task fetches the next
+    /// batch while this one is folded.
+    async fn rebuild_all(
+        &self,
+        store: &Store,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, StoreError> {
+        self.forget();
+        let (send, mut recv) = tokio::sync::mpsc::channel::<Result<Vec<RawEvent>, StoreError>>(2);
+        let reader_store = store.clone();
+        let reader = tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let batch = reader_store.read_all_raw(after, REBUILD_BATCH).await;
+                let done = match &batch {
+                    Ok(b) => match b.last() {
+                        Some(e) => {
+                            after = e.position;
+                            false
+                        }
+                        None => true,
+                    },
+                    Err(_) => true,
+                };
+                if done {
+                    if batch.is_err() {
+                        let _ = send.send(batch).await;
+                    }
+                    break;
+                }
+                if send.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let org = self.org.get();
+        let mut all: HashMap<Uuid, TicketFacts> = HashMap::new();
+        let mut occurrences = Vec::new();
+        let (mut last, mut count) = (0i64, 0u64);
+        while let Some(batch) = recv.recv().await {
+            let batch = batch?;
+            for e in &batch {
+                last = e.position;
+                let ev = match TicketEvent::from_json_parts(&e.event_type, &e.data) {
+                    Ok(ev) => ev,
+                    Err(err) => {
+                        tracing::warn!(position = e.position, r#type = %e.event_type, error = %err, "unit_stats skips an event it cannot read");
+                        continue;
+                    }
+                };
+                let current = all.remove(&e.stream_id);
+                let next = facts::apply(
+                    current,
+                    e.stream_id,
+                    &Input {
+                        position: e.position,
+                        occurred_at: e.occurred_at,
+                        event: &ev,
+                    },
+                    &Ctx {
+                        calendar: &self.calendar,
+                        org: &org,
+                        loaded: &all,
+                    },
+                    &mut occurrences,
+                );
+                if let Some(f) = next {
+                    all.insert(e.stream_id, f);
+                }
+            }
+            count += batch.len() as u64;
+            progress(count);
+        }
+        reader
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the rebuild's reader failed: {e}")))?;
+        // Tickets in a fixed order, so a rebuild writes the same rows the same way.
+        let mut facts: Vec<&TicketFacts> = all.values().collect();
+        facts.sort_by_key(|f| f.ticket);
+        let mut delta = Delta::default();
+        for f in &facts {
+            delta.ticket(f, 1);
+        }
+        for o in &occurrences {
+            delta.occurrence(o);
+        }
+        delta.prune();
+        self.write(Mode::Replace, last, &facts, &occurrences, &delta)
+            .await?;
+        Ok(count)
     }
 }
 
@@ -258,7 +484,7 @@ impl Projection for UnitStats {
         self.forget();
         on_pool!(&self.pool, p, Db => {
             let mut tx = p.begin().await?;
-            for t in ["stats_tickets", "stats_episodes", "stats_occurrences"] {
+            for t in TABLES {
                 sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
             }
             sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
@@ -272,6 +498,14 @@ impl Projection for UnitStats {
 
     fn forget(&self) {
         self.cache().clear();
+    }
+
+    async fn rebuild(
+        &self,
+        store: &Store,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, StoreError> {
+        self.rebuild_all(store, progress).await
     }
 
     async fn apply(&self, from: i64, events: Vec<RecordedEvent>) -> Result<Batch, StoreError> {
@@ -300,6 +534,8 @@ impl Projection for UnitStats {
             decoded.push((e.position, e.stream_id, e.occurred_at, ev));
         }
         let mut loaded = self.load(&ids).await?;
+        // What the tickets counted before the batch, to take away from the counters.
+        let before: HashMap<Uuid, TicketFacts> = loaded.clone();
         let org = self.org.get();
         let mut occurrences = Vec::new();
         let mut changed: HashSet<Uuid> = HashSet::new();
@@ -327,7 +563,20 @@ impl Projection for UnitStats {
         }
         let changed_facts: Vec<&TicketFacts> =
             changed.iter().filter_map(|id| loaded.get(id)).collect();
-        let ok = self.write(from, to, &changed_facts, &occurrences).await;
+        let mut delta = Delta::default();
+        for f in &changed_facts {
+            if let Some(old) = before.get(&f.ticket) {
+                delta.ticket(old, -1);
+            }
+            delta.ticket(f, 1);
+        }
+        for o in &occurrences {
+            delta.occurrence(o);
+        }
+        delta.prune();
+        let ok = self
+            .write(Mode::From(from), to, &changed_facts, &occurrences, &delta)
+            .await;
         match ok {
             Ok(true) => {
                 let mut cache = self.cache();

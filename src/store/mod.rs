@@ -57,6 +57,17 @@ pub struct RecordedEvent {
     pub hash: String,
 }
 
+/// The parts of an event a projection rebuild needs, with the payload as the JSON
+/// text the store holds (decoded once, straight into the event type).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawEvent {
+    pub position: i64,
+    pub stream_id: Uuid,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub data: String,
+}
+
 /// The first response to an idempotent command, replayed to retries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IdempotencyRecord {
@@ -187,6 +198,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Events after `after` in position order, never past a position that an
     /// uncommitted transaction could still fill in.
     async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The same feed as `read_all` (same horizon), only the parts a projection
+    /// folds, the payload left as text.
+    async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError>;
 
     async fn find_idempotency(
         &self,

@@ -168,6 +168,31 @@ impl EventStore for PgStore {
         Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
     }
 
+    async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+        let rows: Vec<(i64, Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(&format!(
+            "SELECT position, stream_id, event_type, occurred_at, data::text FROM events WHERE position > $1 \
+             AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_SHIFT}) \
+             ORDER BY position LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(position, stream_id, event_type, occurred_at, data)| RawEvent {
+                    position,
+                    stream_id,
+                    event_type,
+                    occurred_at,
+                    data,
+                },
+            )
+            .collect())
+    }
+
     async fn find_idempotency(
         &self,
         scope: &str,

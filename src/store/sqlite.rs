@@ -398,6 +398,29 @@ impl EventStore for SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+            "SELECT position, stream_id, event_type, occurred_at, data FROM events \
+             WHERE position > ? ORDER BY position LIMIT ?",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        rows.into_iter()
+            .map(|(position, stream_id, event_type, occurred_at, data)| {
+                Ok(RawEvent {
+                    position,
+                    stream_id: parse_uuid(&stream_id)?,
+                    event_type,
+                    occurred_at: parse_time(&occurred_at)?,
+                    data,
+                })
+            })
+            .collect()
+    }
+
     async fn find_idempotency(
         &self,
         scope: &str,

@@ -1,0 +1,368 @@
+//! Daily counters: what each episode and occurrence adds to its unit's figures,
+//! by business day, so that a period's figures are sums over a few hundred rows
+//! instead of a count over every episode that touches the period.
+//!
+//! The projection keeps `stats_daily` (one row per unit and day, one column per
+//! [`Col`]) and `stats_turnaround` (the turnaround seconds of the episodes handled
+//! that day, for the median and p90) up to date by subtracting what a ticket's
+//! episodes contributed before an event and adding what they contribute after it.
+//! Everything here is pure.
+//!
+//! Two figures are not plain sums and are recovered exactly:
+//!
+//! - *due to finish* counts an episode once in a period that holds both its
+//!   deadline and its handling. The day of the handling also carries "both in the
+//!   same day / month / quarter / year" columns, and a period of that granularity
+//!   subtracts them: due + handled − both.
+//! - *overdue at the end of a period* is a running total: an episode starts being
+//!   overdue on the day of its deadline and stops on the day it is resolved
+//!   (handled, returned or closed), so the overdue count at the start of day D is
+//!   the sum of starts minus stops over the days before D. For a period that has
+//!   not ended yet the figure is "overdue now", read from the open episodes.
+
+use std::collections::HashMap;
+
+use chrono::{Datelike, NaiveDate};
+
+use super::facts::{self, Episode, Kind, Occurrence, TicketFacts};
+use super::periods::Granularity;
+use crate::sla::calendar::business_date;
+
+/// The counters, in the order of `stats_daily`'s columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Col {
+    Received,
+    DueToSign,
+    SignedOnTime,
+    Signed,
+    /// Handle deadline that day (counted as due to finish).
+    DtfDue,
+    OnTimeDue,
+    /// Handled that day (counted as due to finish).
+    DtfHandled,
+    OnTimeHandled,
+    /// Handled that day, with the deadline in the same day / month / quarter / year.
+    BothDay,
+    BothMonth,
+    BothQuarter,
+    BothYear,
+    OnTimeBothDay,
+    OnTimeBothMonth,
+    OnTimeBothQuarter,
+    OnTimeBothYear,
+    Handled,
+    OneTime,
+    TurnaroundSecs,
+    OverdueStart,
+    OverdueEnd,
+    Returns,
+    ExtensionsRequested,
+    ExtensionsApproved,
+    VerificationFailures,
+    Supervisions,
+    RepeatedSupervisions,
+    Satisfied,
+    BasicallySatisfied,
+    Unsatisfied,
+    RepeatComplaints,
+}
+
+pub const NCOLS: usize = 31;
+
+/// Column names of `stats_daily`, by [`Col`].
+pub const COLUMNS: [&str; NCOLS] = [
+    "received",
+    "due_to_sign",
+    "signed_on_time",
+    "signed",
+    "dtf_due",
+    "on_time_due",
+    "dtf_handled",
+    "on_time_handled",
+    "both_day",
+    "both_month",
+    "both_quarter",
+    "both_year",
+    "on_time_both_day",
+    "on_time_both_month",
+    "on_time_both_quarter",
+    "on_time_both_year",
+    "handled",
+    "one_time",
+    "turnaround_secs",
+    "overdue_start",
+    "overdue_end",
+    "returns",
+    "extensions_requested",
+    "extensions_approved",
+    "verification_failures",
+    "supervisions",
+    "repeated_supervisions",
+    "satisfied",
+    "basically_satisfied",
+    "unsatisfied",
+    "repeat_complaints",
+];
+
+/// The "both" columns of a granularity: (due to finish, handled on time).
+pub fn both_cols(g: Granularity) -> (Col, Col) {
+    match g {
+        Granularity::Day => (Col::BothDay, Col::OnTimeBothDay),
+        Granularity::Month => (Col::BothMonth, Col::OnTimeBothMonth),
+        Granularity::Quarter => (Col::BothQuarter, Col::OnTimeBothQuarter),
+        Granularity::Year => (Col::BothYear, Col::OnTimeBothYear),
+    }
+}
+
+/// One unit's counters for one day.
+pub type Counts = [i64; NCOLS];
+
+/// A business day as a number: days since 1970-01-01 (Asia/Shanghai dates).
+pub fn day_number(d: NaiveDate) -> i64 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
+}
+
+/// The business day of an instant in microseconds.
+pub fn day_of(us: i64) -> i64 {
+    day_number(business_date(facts::instant(us)))
+}
+
+/// The date of a day number.
+pub fn date_of(day: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1)
+        .unwrap_or_default()
+        .checked_add_signed(chrono::Duration::days(day))
+        .unwrap_or_default()
+}
+
+fn same_period(g: Granularity, a: i64, b: i64) -> bool {
+    let (a, b) = (date_of(a), date_of(b));
+    match g {
+        Granularity::Day => a == b,
+        Granularity::Month => a.year() == b.year() && a.month() == b.month(),
+        Granularity::Quarter => a.year() == b.year() && (a.month() - 1) / 3 == (b.month() - 1) / 3,
+        Granularity::Year => a.year() == b.year(),
+    }
+}
+
+/// Changes to the counters and turnaround lists, keyed by (unit, day).
+#[derive(Default, Debug)]
+pub struct Delta {
+    pub counts: HashMap<(String, i64), Counts>,
+    /// Turnaround seconds added (+1) or removed (−1) per (unit, day).
+    pub turnaround: HashMap<(String, i64), Vec<(i64, i64)>>,
+}
+
+impl Delta {
+    fn add(&mut self, unit: &str, day: i64, col: Col, n: i64) {
+        let c = self
+            .counts
+            .entry((unit.to_string(), day))
+            .or_insert([0; NCOLS]);
+        c[col as usize] += n;
+    }
+
+    /// What one episode contributes, times `sign` (+1 to add, −1 to take away).
+    /// The same rules as `query::compute`, which counts episode rows directly.
+    pub fn episode(&mut self, e: &Episode, sign: i64) {
+        let u = e.unit.as_str();
+        self.add(u, day_of(e.assigned_at), Col::Received, sign);
+        if let Some(due) = e.sign_due {
+            let returned_first = e.left_at.is_some_and(|l| l < due);
+            if !returned_first {
+                let d = day_of(due - 1);
+                self.add(u, d, Col::DueToSign, sign);
+                if e.signed_at.is_some_and(|s| s <= due) {
+                    self.add(u, d, Col::SignedOnTime, sign);
+                }
+            }
+        }
+        if let Some(s) = e.signed_at {
+            self.add(u, day_of(s), Col::Signed, sign);
+        }
+        let due = e.handle_due;
+        let due_counts = due.is_some_and(|h| {
+            e.left_at.is_none_or(|l| l >= h) && e.closed_at.is_none_or(|c| c >= h)
+        });
+        let on_time = e
+            .handled_at
+            .is_some_and(|h| e.handled_due.or(due).is_none_or(|d| h <= d));
+        let ot = i64::from(on_time) * sign;
+        let due_day = due.filter(|_| due_counts).map(|d| day_of(d - 1));
+        if let Some(dd) = due_day {
+            self.add(u, dd, Col::DtfDue, sign);
+            self.add(u, dd, Col::OnTimeDue, ot);
+        }
+        if let Some(h) = e.handled_at {
+            let hd = day_of(h);
+            self.add(u, hd, Col::DtfHandled, sign);
+            self.add(u, hd, Col::OnTimeHandled, ot);
+            if let Some(dd) = due_day {
+                for g in [
+                    Granularity::Day,
+                    Granularity::Month,
+                    Granularity::Quarter,
+                    Granularity::Year,
+                ] {
+                    if same_period(g, dd, hd) {
+                        let (both, both_ot) = both_cols(g);
+                        self.add(u, hd, both, sign);
+                        self.add(u, hd, both_ot, ot);
+                    }
+                }
+            }
+            let secs = e.turnaround_secs.unwrap_or(0);
+            self.add(u, hd, Col::Handled, sign);
+            self.add(u, hd, Col::TurnaroundSecs, secs * sign);
+            if e.one_time() {
+                self.add(u, hd, Col::OneTime, sign);
+            }
+            self.turnaround
+                .entry((u.to_string(), hd))
+                .or_default()
+                .push((secs, sign));
+        }
+        // Overdue at the start of day D when day(due) < D <= day(resolved − 1µs).
+        if let Some(h) = due {
+            let resolved = [e.handled_at, e.left_at, e.closed_at]
+                .into_iter()
+                .flatten()
+                .min();
+            let start = day_of(h);
+            match resolved {
+                None => self.add(u, start, Col::OverdueStart, sign),
+                Some(r) => {
+                    let end = day_of(r - 1);
+                    if start < end {
+                        self.add(u, start, Col::OverdueStart, sign);
+                        self.add(u, end, Col::OverdueEnd, sign);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a ticket's facts contribute, times `sign`.
+    pub fn ticket(&mut self, f: &TicketFacts, sign: i64) {
+        for e in &f.episodes {
+            self.episode(e, sign);
+        }
+    }
+
+    /// What an occurrence adds.
+    pub fn occurrence(&mut self, o: &Occurrence) {
+        let col = match o.kind {
+            Kind::Accepted => return,
+            Kind::RepeatComplaint => Col::RepeatComplaints,
+            Kind::Returned => Col::Returns,
+            Kind::ExtensionRequested => Col::ExtensionsRequested,
+            Kind::ExtensionApproved => Col::ExtensionsApproved,
+            Kind::VerificationFailed => Col::VerificationFailures,
+            Kind::Supervised => Col::Supervisions,
+            Kind::SupervisedRepeat => Col::RepeatedSupervisions,
+            Kind::FeedbackSatisfied => Col::Satisfied,
+            Kind::FeedbackBasic => Col::BasicallySatisfied,
+            Kind::FeedbackUnsatisfied => Col::Unsatisfied,
+        };
+        self.add(&o.unit, day_of(o.at), col, 1);
+    }
+
+    /// Drops the entries that cancel out (an event that changed nothing counted).
+    pub fn prune(&mut self) {
+        self.counts.retain(|_, c| c.iter().any(|&n| n != 0));
+        for v in self.turnaround.values_mut() {
+            let mut net: HashMap<i64, i64> = HashMap::new();
+            for &(s, n) in v.iter() {
+                *net.entry(s).or_default() += n;
+            }
+            let mut flat: Vec<(i64, i64)> = net.into_iter().filter(|&(_, n)| n != 0).collect();
+            flat.sort_unstable();
+            *v = flat;
+        }
+        self.turnaround.retain(|_, v| !v.is_empty());
+    }
+}
+
+/// A stored turnaround list: seconds, sorted, comma-separated.
+pub fn parse_list(s: &str) -> Vec<i64> {
+    s.split(',').filter_map(|x| x.parse().ok()).collect()
+}
+
+pub fn format_list(v: &[i64]) -> String {
+    let mut out = String::with_capacity(v.len() * 7);
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&x.to_string());
+    }
+    out
+}
+
+/// Applies (seconds, ±count) changes to a sorted list.
+pub fn apply_list(list: &mut Vec<i64>, changes: &[(i64, i64)]) {
+    for &(secs, n) in changes {
+        if n > 0 {
+            for _ in 0..n {
+                let at = list.partition_point(|&x| x < secs);
+                list.insert(at, secs);
+            }
+        } else {
+            for _ in 0..(-n) {
+                if let Ok(at) = list.binary_search(&secs) {
+                    list.remove(at);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_numbers_follow_shanghai_dates() {
+        let d = NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        assert_eq!(date_of(day_number(d)), d);
+        // 2026-09-30T16:00:00Z is 2026-10-01 00:00 in Shanghai.
+        let us = chrono::DateTime::parse_from_rfc3339("2026-09-30T16:00:00Z")
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(date_of(day_of(us)), d);
+        assert_eq!(date_of(day_of(us - 1)), d.pred_opt().unwrap());
+    }
+
+    #[test]
+    fn lists_keep_sorted_multisets() {
+        let mut v = parse_list("5,9");
+        apply_list(&mut v, &[(7, 1), (5, -1), (9, 2)]);
+        assert_eq!(format_list(&v), "7,9,9,9");
+        apply_list(&mut v, &[(9, -3), (1, -1)]);
+        assert_eq!(v, vec![7]);
+        assert!(parse_list("").is_empty());
+    }
+
+    #[test]
+    fn an_episode_taken_away_cancels_out() {
+        let e = Episode {
+            seq: 1,
+            unit: "u".into(),
+            assigned_at: 1_790_000_000_000_000,
+            sign_due: Some(1_790_100_000_000_000),
+            signed_at: Some(1_790_050_000_000_000),
+            handle_due: Some(1_790_500_000_000_000),
+            handled_at: Some(1_790_900_000_000_000),
+            handled_due: Some(1_790_500_000_000_000),
+            turnaround_secs: Some(3600),
+            ..Episode::default()
+        };
+        let mut d = Delta::default();
+        d.episode(&e, 1);
+        assert!(!d.counts.is_empty());
+        d.episode(&e, -1);
+        d.prune();
+        assert!(d.counts.is_empty() && d.turnaround.is_empty(), "{d:?}");
+    }
+}
