@@ -129,6 +129,20 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
             let rows = query::compute(&req, &eps, &occs);
             let daily = query::fetch_daily(&pool, None, &ps, now).await.unwrap();
             let counted = query::compute_daily(&req, &daily);
+            // With evidence (what the appraisal reads): every field equal, the
+            // turnaround values compared as multisets.
+            let with_evidence = query::figures_with_evidence(&pool, None, &req)
+                .await
+                .unwrap();
+            for (i, (a, b)) in rows.cells.iter().zip(&with_evidence.cells).enumerate() {
+                let (mut a, mut b) = (a.clone(), b.clone());
+                a.turnaround_secs.sort_unstable();
+                b.turnaround_secs.sort_unstable();
+                assert_eq!(
+                    a, b,
+                    "{label}: cell {i} with evidence (own only: {own_only})"
+                );
+            }
             for (ui, u) in units.iter().enumerate() {
                 for (pi, p) in ps.iter().enumerate() {
                     let a = query::StatsItem::new(&org, u, p, rows.get(ui, pi), false);

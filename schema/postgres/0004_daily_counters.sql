@@ -36,9 +36,9 @@ CREATE TABLE stats_daily (
     basically_satisfied     BIGINT NOT NULL DEFAULT 0,
     unsatisfied             BIGINT NOT NULL DEFAULT 0,
     repeat_complaints       BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (unit, day)
+    -- Day first: every read is a range of days.
+    PRIMARY KEY (day, unit)
 );
-CREATE INDEX stats_daily_day ON stats_daily (day);
 
 -- The turnaround seconds of the episodes each unit handled each day, sorted and
 -- comma-separated: the median and p90 need the values, not only their sum.
@@ -46,7 +46,7 @@ CREATE TABLE stats_turnaround (
     unit  TEXT NOT NULL,
     day   BIGINT NOT NULL,
     secs  TEXT NOT NULL,
-    PRIMARY KEY (unit, day)
+    PRIMARY KEY (day, unit)
 );
 
 -- The projection's older rows have no counters behind them: empty it, so the

@@ -384,19 +384,22 @@ pub async fn appraise_from_store(
     now: DateTime<Utc>,
 ) -> Result<Vec<UnitAppraisal>, StoreError> {
     let scope = (!scope_all).then_some(units.as_slice());
-    let (episodes, occurrences) = query::fetch(pool, scope, period.start, period.end).await?;
     let table_of = |periods: Vec<Period>| {
-        query::compute(
-            &Request {
-                org,
-                units: units.clone(),
-                own_only: true,
-                periods,
-                now,
-            },
-            &episodes,
-            &occurrences,
-        )
+        let units = units.clone();
+        async move {
+            query::figures_with_evidence(
+                pool,
+                scope,
+                &Request {
+                    org,
+                    units,
+                    own_only: true,
+                    periods,
+                    now,
+                },
+            )
+            .await
+        }
     };
     let table = if period.granularity == Granularity::Year {
         let started: Vec<Period> = period
@@ -404,9 +407,12 @@ pub async fn appraise_from_store(
             .into_iter()
             .filter(|q| q.start <= now)
             .collect();
-        join(table_of(started), table_of(vec![period.clone()]))
+        join(
+            table_of(started).await?,
+            table_of(vec![period.clone()]).await?,
+        )
     } else {
-        table_of(vec![period.clone()])
+        table_of(vec![period.clone()]).await?
     };
     // The townships whose reports count against an appraised agency.
     let mut areas: Vec<String> = Vec::new();
@@ -424,13 +430,27 @@ pub async fn appraise_from_store(
             }
         }
     }
-    let reports = if areas.is_empty() {
+    // Only the categories some area rule counts are read (the rules filter again).
+    let mut categories: Vec<String> = profile
+        .sections
+        .iter()
+        .flat_map(|s| &s.rules)
+        .filter_map(|r| match &r.how {
+            How::AreaReports { categories, .. } => Some(categories.iter().cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    categories.sort();
+    categories.dedup();
+    let reports = if areas.is_empty() || categories.is_empty() {
         Vec::new()
     } else {
         query::occurrences(
             pool,
             &[Kind::Accepted],
             Some(&areas),
+            Some(&categories),
             period.start,
             period.end,
         )

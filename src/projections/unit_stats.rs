@@ -304,7 +304,7 @@ impl UnitStats {
                         b.push_bind(*v);
                     }
                 });
-                q.push(" ON CONFLICT (unit, day) DO UPDATE SET ").push(&add_all);
+                q.push(" ON CONFLICT (day, unit) DO UPDATE SET ").push(&add_all);
                 q.build().execute(&mut *tx).await?;
             }
             // Turnaround lists: read the ones this batch changes, change, write back.
@@ -314,14 +314,14 @@ impl UnitStats {
             if let Mode::From(_) = mode {
                 for chunk in keys.chunks(CHUNK) {
                     let mut q = QueryBuilder::<Db>::new(
-                        "SELECT unit, day, secs FROM stats_turnaround WHERE (unit, day) IN (VALUES ",
+                        "SELECT unit, day, secs FROM stats_turnaround WHERE (day, unit) IN (VALUES ",
                     );
                     let mut sep = q.separated(", ");
                     for (unit, day) in chunk {
                         sep.push("(")
-                            .push_bind_unseparated(unit.as_str())
-                            .push_unseparated(", ")
                             .push_bind_unseparated(*day)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(unit.as_str())
                             .push_unseparated(")");
                     }
                     q.push(")");
@@ -344,7 +344,7 @@ impl UnitStats {
                 q.push_values(chunk, |mut b, ((unit, day), secs)| {
                     b.push_bind(unit.as_str()).push_bind(*day).push_bind(secs.as_str());
                 });
-                q.push(" ON CONFLICT (unit, day) DO UPDATE SET secs = excluded.secs");
+                q.push(" ON CONFLICT (day, unit) DO UPDATE SET secs = excluded.secs");
                 q.build().execute(&mut *tx).await?;
             }
             if let Mode::Replace = mode {
