@@ -49,6 +49,52 @@ CREATE TABLE stats_turnaround (
     PRIMARY KEY (day, unit)
 ) WITHOUT ROWID;
 
+-- The same per month (year * 12 + month - 1), for month, quarter and year
+-- figures: a year of a district is a few hundred rows.
+CREATE TABLE stats_monthly (
+    unit                    TEXT NOT NULL,
+    month                   BIGINT NOT NULL,
+    received                BIGINT NOT NULL DEFAULT 0,
+    due_to_sign             BIGINT NOT NULL DEFAULT 0,
+    signed_on_time          BIGINT NOT NULL DEFAULT 0,
+    signed                  BIGINT NOT NULL DEFAULT 0,
+    dtf_due                 BIGINT NOT NULL DEFAULT 0,
+    on_time_due             BIGINT NOT NULL DEFAULT 0,
+    dtf_handled             BIGINT NOT NULL DEFAULT 0,
+    on_time_handled         BIGINT NOT NULL DEFAULT 0,
+    both_day                BIGINT NOT NULL DEFAULT 0,
+    both_month              BIGINT NOT NULL DEFAULT 0,
+    both_quarter            BIGINT NOT NULL DEFAULT 0,
+    both_year               BIGINT NOT NULL DEFAULT 0,
+    on_time_both_day        BIGINT NOT NULL DEFAULT 0,
+    on_time_both_month      BIGINT NOT NULL DEFAULT 0,
+    on_time_both_quarter    BIGINT NOT NULL DEFAULT 0,
+    on_time_both_year       BIGINT NOT NULL DEFAULT 0,
+    handled                 BIGINT NOT NULL DEFAULT 0,
+    one_time                BIGINT NOT NULL DEFAULT 0,
+    turnaround_secs         BIGINT NOT NULL DEFAULT 0,
+    overdue_start           BIGINT NOT NULL DEFAULT 0,
+    overdue_end             BIGINT NOT NULL DEFAULT 0,
+    returns                 BIGINT NOT NULL DEFAULT 0,
+    extensions_requested    BIGINT NOT NULL DEFAULT 0,
+    extensions_approved     BIGINT NOT NULL DEFAULT 0,
+    verification_failures   BIGINT NOT NULL DEFAULT 0,
+    supervisions            BIGINT NOT NULL DEFAULT 0,
+    repeated_supervisions   BIGINT NOT NULL DEFAULT 0,
+    satisfied               BIGINT NOT NULL DEFAULT 0,
+    basically_satisfied     BIGINT NOT NULL DEFAULT 0,
+    unsatisfied             BIGINT NOT NULL DEFAULT 0,
+    repeat_complaints       BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, unit)
+) WITHOUT ROWID;
+
+CREATE TABLE stats_turnaround_monthly (
+    unit  TEXT NOT NULL,
+    month BIGINT NOT NULL,
+    secs  TEXT NOT NULL,
+    PRIMARY KEY (month, unit)
+) WITHOUT ROWID;
+
 -- The projection's older rows have no counters behind them: empty it, so the
 -- runner rebuilds it from the log (in one pass) when `serve` next starts.
 DELETE FROM stats_tickets;

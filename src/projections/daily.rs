@@ -136,6 +136,16 @@ pub fn date_of(day: i64) -> NaiveDate {
         .unwrap_or_default()
 }
 
+/// The month of a day number, as a number: year × 12 + month − 1.
+pub fn month_of_day(day: i64) -> i64 {
+    month_number(date_of(day))
+}
+
+/// The month of a date as a number: year × 12 + month − 1.
+pub fn month_number(d: NaiveDate) -> i64 {
+    i64::from(d.year()) * 12 + i64::from(d.month0())
+}
+
 fn same_period(g: Granularity, a: i64, b: i64) -> bool {
     let (a, b) = (date_of(a), date_of(b));
     match g {
@@ -268,6 +278,28 @@ impl Delta {
         self.add(&o.unit, day_of(o.at), col, 1);
     }
 
+    /// The same changes summed per month (`stats_monthly`): keyed by (unit, month).
+    pub fn monthly(&self) -> Delta {
+        let mut m = Delta::default();
+        for ((unit, day), c) in &self.counts {
+            let e = m
+                .counts
+                .entry((unit.clone(), month_of_day(*day)))
+                .or_insert([0; NCOLS]);
+            for (a, b) in e.iter_mut().zip(c) {
+                *a += b;
+            }
+        }
+        for ((unit, day), v) in &self.turnaround {
+            m.turnaround
+                .entry((unit.clone(), month_of_day(*day)))
+                .or_default()
+                .extend_from_slice(v);
+        }
+        m.prune();
+        m
+    }
+
     /// Drops the entries that cancel out (an event that changed nothing counted).
     pub fn prune(&mut self) {
         self.counts.retain(|_, c| c.iter().any(|&n| n != 0));
@@ -332,6 +364,7 @@ mod tests {
             .timestamp_micros();
         assert_eq!(date_of(day_of(us)), d);
         assert_eq!(date_of(day_of(us - 1)), d.pred_opt().unwrap());
+        assert_eq!(month_of_day(day_number(d)), 2026 * 12 + 9);
     }
 
     #[test]

@@ -755,9 +755,22 @@ pub async fn fetch_daily(
     let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
         return Ok(Daily::default());
     };
-    let s = daily::day_number(first.first_day);
-    let e = daily::day_number(last.end_day);
+    // Days for days; months (a few hundred rows for a district's year) otherwise.
     let g = first.granularity;
+    let (counts_table, lists_table, key): (&str, &str, &str) = if g == Granularity::Day {
+        ("stats_daily", "stats_turnaround", "day")
+    } else {
+        ("stats_monthly", "stats_turnaround_monthly", "month")
+    };
+    let bucket = |d: chrono::NaiveDate| {
+        if g == Granularity::Day {
+            daily::day_number(d)
+        } else {
+            daily::month_number(d)
+        }
+    };
+    let s = bucket(first.first_day);
+    let e = bucket(last.end_day);
     let (both, both_ot) = daily::both_cols(g);
     on_pool!(pool, p, Db => {
         // The index of the period a day falls in, as SQL.
@@ -771,8 +784,8 @@ pub async fn fetch_daily(
                 } else {
                     $q.push("CASE");
                     for (i, period) in periods.iter().enumerate().skip(1) {
-                        $q.push(" WHEN day < ")
-                            .push_bind(daily::day_number(period.first_day))
+                        $q.push(format!(" WHEN {key} < "))
+                            .push_bind(bucket(period.first_day))
                             .push(format!(" THEN {}", i - 1));
                     }
                     $q.push(format!(" ELSE {} END", periods.len() - 1));
@@ -793,7 +806,10 @@ pub async fn fetch_daily(
                 q.push(", CAST(0 AS BIGINT)");
             }
         }
-        q.push(" FROM stats_daily WHERE day >= ").push_bind(s).push(" AND day < ").push_bind(e);
+        q.push(format!(" FROM {counts_table} WHERE {key} >= "))
+            .push_bind(s)
+            .push(format!(" AND {key} < "))
+            .push_bind(e);
         if let Some(units) = scope {
             push_units!(q, units);
         }
@@ -810,9 +826,9 @@ pub async fn fetch_daily(
             sums.push((unit, pi.max(0) as usize, c));
         }
 
-        let mut q = QueryBuilder::<Db>::new(
-            "SELECT unit, CAST(SUM(overdue_start) - SUM(overdue_end) AS BIGINT) FROM stats_daily WHERE day < ",
-        );
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT unit, CAST(SUM(overdue_start) - SUM(overdue_end) AS BIGINT) FROM {counts_table} WHERE {key} < "
+        ));
         q.push_bind(s);
         if let Some(units) = scope {
             push_units!(q, units);
@@ -824,8 +840,8 @@ pub async fn fetch_daily(
         let concat = if matches!(pool, Pool::Postgres(_)) { "string_agg(secs, ',')" } else { "group_concat(secs, ',')" };
         let mut q = QueryBuilder::<Db>::new("SELECT unit, ");
         push_period!(q);
-        q.push(format!(", {concat} FROM stats_turnaround WHERE day >= "));
-        q.push_bind(s).push(" AND day < ").push_bind(e).push(" AND secs <> ''");
+        q.push(format!(", {concat} FROM {lists_table} WHERE {key} >= "));
+        q.push_bind(s).push(format!(" AND {key} < ")).push_bind(e).push(" AND secs <> ''");
         if let Some(units) = scope {
             push_units!(q, units);
         }

@@ -59,12 +59,14 @@ const INDEXES: [(&str, &str); 4] = [
 ];
 
 /// The projection's tables.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 7] = [
     "stats_tickets",
     "stats_episodes",
     "stats_occurrences",
     "stats_daily",
     "stats_turnaround",
+    "stats_monthly",
+    "stats_turnaround_monthly",
 ];
 
 /// How `write` moves the checkpoint.
@@ -286,16 +288,22 @@ impl UnitStats {
                 q.push(" ON CONFLICT (position, kind) DO NOTHING");
                 q.build().execute(&mut *tx).await?;
             }
+            // The same changes by day and by month.
+            let monthly = delta.monthly();
+            for (counts_table, lists_table, key, delta) in [
+                ("stats_daily", "stats_turnaround", "day", delta),
+                ("stats_monthly", "stats_turnaround_monthly", "month", &monthly),
+            ] {
             let mut counts: Vec<(&(String, i64), &daily::Counts)> = delta.counts.iter().collect();
             counts.sort_unstable_by(|a, b| a.0.cmp(b.0));
             let add_all = daily::COLUMNS
                 .iter()
-                .map(|c| format!("{c} = stats_daily.{c} + excluded.{c}"))
+                .map(|c| format!("{c} = {counts_table}.{c} + excluded.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
             for chunk in counts.chunks(DAILY_CHUNK) {
                 let mut q = QueryBuilder::<Db>::new(format!(
-                    "INSERT INTO stats_daily (unit, day, {}) ",
+                    "INSERT INTO {counts_table} (unit, {key}, {}) ",
                     daily::COLUMNS.join(", ")
                 ));
                 q.push_values(chunk, |mut b, ((unit, day), c)| {
@@ -304,7 +312,7 @@ impl UnitStats {
                         b.push_bind(*v);
                     }
                 });
-                q.push(" ON CONFLICT (day, unit) DO UPDATE SET ").push(&add_all);
+                q.push(format!(" ON CONFLICT ({key}, unit) DO UPDATE SET ")).push(&add_all);
                 q.build().execute(&mut *tx).await?;
             }
             // Turnaround lists: read the ones this batch changes, change, write back.
@@ -313,9 +321,9 @@ impl UnitStats {
             let mut lists: HashMap<(String, i64), Vec<i64>> = HashMap::new();
             if let Mode::From(_) = mode {
                 for chunk in keys.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<Db>::new(
-                        "SELECT unit, day, secs FROM stats_turnaround WHERE (day, unit) IN (VALUES ",
-                    );
+                    let mut q = QueryBuilder::<Db>::new(format!(
+                        "SELECT unit, {key}, secs FROM {lists_table} WHERE ({key}, unit) IN (VALUES "
+                    ));
                     let mut sep = q.separated(", ");
                     for (unit, day) in chunk {
                         sep.push("(")
@@ -340,12 +348,13 @@ impl UnitStats {
                 })
                 .collect();
             for chunk in written.chunks(CHUNK) {
-                let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_turnaround (unit, day, secs) ");
+                let mut q = QueryBuilder::<Db>::new(format!("INSERT INTO {lists_table} (unit, {key}, secs) "));
                 q.push_values(chunk, |mut b, ((unit, day), secs)| {
                     b.push_bind(unit.as_str()).push_bind(*day).push_bind(secs.as_str());
                 });
-                q.push(" ON CONFLICT (day, unit) DO UPDATE SET secs = excluded.secs");
+                q.push(format!(" ON CONFLICT ({key}, unit) DO UPDATE SET secs = excluded.secs"));
                 q.build().execute(&mut *tx).await?;
+            }
             }
             if let Mode::Replace = mode {
                 for (_, create) in INDEXES {
