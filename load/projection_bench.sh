@@ -104,6 +104,7 @@ routes=(
   "stats-current-month|/api/v1/stats/units?granularity=month"
   "stats-months-2026|/api/v1/stats/units?granularity=month&from=2026-01-01&to=2026-11-30"
   "stats-hg-quarters|/api/v1/stats/units?unit=hg&granularity=quarter&from=2026-01-01"
+  "stats-days-2026-11|/api/v1/stats/units?granularity=day&from=2026-11-01"
   "appraisal-2026-Q3|/api/v1/appraisal?period=2026-Q3"
   "appraisal-2026-10|/api/v1/appraisal?period=2026-10"
 )
