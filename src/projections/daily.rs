@@ -192,12 +192,8 @@ impl Delta {
             self.add(u, day_of(s), Col::Signed, sign);
         }
         let due = e.handle_due;
-        let due_counts = due.is_some_and(|h| {
-            e.left_at.is_none_or(|l| l >= h) && e.closed_at.is_none_or(|c| c >= h)
-        });
-        let on_time = e
-            .handled_at
-            .is_some_and(|h| e.handled_due.or(due).is_none_or(|d| h <= d));
+        let due_counts = facts::due_counts(due, e.left_at, e.closed_at);
+        let on_time = facts::finished_on_time(e.handled_at, e.handled_due, due);
         let ot = i64::from(on_time) * sign;
         let due_day = due.filter(|_| due_counts).map(|d| day_of(d - 1));
         if let Some(dd) = due_day {

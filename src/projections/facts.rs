@@ -108,6 +108,22 @@ impl Episode {
     }
 }
 
+/// Whether a handle deadline counts as due to finish (应办结): there is one, and
+/// the unit neither returned the ticket nor had it closed before it.
+pub fn due_counts(handle_due: Option<i64>, left_at: Option<i64>, closed_at: Option<i64>) -> bool {
+    handle_due.is_some_and(|h| left_at.is_none_or(|l| l >= h) && closed_at.is_none_or(|c| c >= h))
+}
+
+/// Handled on time: the last handling at or before the deadline in force then
+/// (or the current one, or no deadline at all).
+pub fn finished_on_time(
+    handled_at: Option<i64>,
+    handled_due: Option<i64>,
+    handle_due: Option<i64>,
+) -> bool {
+    handled_at.is_some_and(|h| handled_due.or(handle_due).is_none_or(|d| h <= d))
+}
+
 /// A countable thing that happened, attributed to a unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Occurrence {

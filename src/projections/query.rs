@@ -27,7 +27,7 @@ use uuid::Uuid;
 use sqlx::Row;
 
 use super::daily::{self, Col, Counts};
-use super::facts::Kind;
+use super::facts::{self, Kind};
 use super::periods::{Granularity, Period};
 use super::unit_stats::on_pool;
 use crate::org::Org;
@@ -185,6 +185,46 @@ pub struct Request<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl Request<'_> {
+    /// For each unit named, the requested units its rows count for: itself and,
+    /// unless `own_only`, every requested ancestor.
+    fn targets<'u>(&self, units: impl Iterator<Item = &'u str>) -> HashMap<String, Vec<usize>> {
+        let index: HashMap<&str, usize> = self
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.as_str(), i))
+            .collect();
+        let mut out: HashMap<String, Vec<usize>> = HashMap::new();
+        for unit in units {
+            if out.contains_key(unit) {
+                continue;
+            }
+            let mut t: Vec<usize> = index.get(unit).copied().into_iter().collect();
+            if !self.own_only {
+                for a in self.org.ancestors(unit) {
+                    if let Some(&i) = index.get(a) {
+                        if !t.contains(&i) {
+                            t.push(i);
+                        }
+                    }
+                }
+            }
+            out.insert(unit.to_string(), t);
+        }
+        out
+    }
+
+    /// A table of empty figures for every requested unit and period.
+    fn empty_table(&self) -> Table {
+        Table {
+            units: self.units.clone(),
+            periods: self.periods.clone(),
+            cells: vec![Figures::default(); self.units.len() * self.periods.len()],
+        }
+    }
+}
+
 /// Figures per (unit, period), in the order of `units` then `periods`.
 pub struct Table {
     pub units: Vec<String>,
@@ -312,43 +352,16 @@ pub async fn occurrences(
 /// Counts the rows into figures per requested unit and period.
 pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[OccurrenceRow]) -> Table {
     let np = req.periods.len();
-    let mut cells = vec![Figures::default(); req.units.len() * np];
+    let Table { mut cells, .. } = req.empty_table();
     if np == 0 {
-        return Table {
-            units: req.units.clone(),
-            periods: req.periods.clone(),
-            cells,
-        };
+        return req.empty_table();
     }
-    let index: HashMap<&str, usize> = req
-        .units
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.as_str(), i))
-        .collect();
-    // Which requested units a row's unit counts for: itself and, unless own_only,
-    // every requested ancestor.
-    let mut targets_of: HashMap<String, Vec<usize>> = HashMap::new();
-    let row_units = episodes
-        .iter()
-        .map(|e| e.unit.as_str())
-        .chain(occurrences.iter().map(|o| o.unit.as_str()));
-    for unit in row_units {
-        if targets_of.contains_key(unit) {
-            continue;
-        }
-        let mut t: Vec<usize> = index.get(unit).copied().into_iter().collect();
-        if !req.own_only {
-            for a in req.org.ancestors(unit) {
-                if let Some(&i) = index.get(a) {
-                    if !t.contains(&i) {
-                        t.push(i);
-                    }
-                }
-            }
-        }
-        targets_of.insert(unit.to_string(), t);
-    }
+    let targets_of = req.targets(
+        episodes
+            .iter()
+            .map(|e| e.unit.as_str())
+            .chain(occurrences.iter().map(|o| o.unit.as_str())),
+    );
     let no_targets: Vec<usize> = Vec::new();
     let targets = |unit: &str| -> &Vec<usize> { targets_of.get(unit).unwrap_or(&no_targets) };
     let starts: Vec<i64> = req
@@ -414,12 +427,8 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
         }
         // Due to finish: by the deadline's period and by the handling's, once each.
         let due = e.handle_due;
-        let due_counts = due.is_some_and(|h| {
-            e.left_at.is_none_or(|l| l >= h) && e.closed_at.is_none_or(|c| c >= h)
-        });
-        let on_time = e
-            .handled_at
-            .is_some_and(|h| e.handled_due.or(due).is_none_or(|d| h <= d));
+        let due_counts = facts::due_counts(due, e.left_at, e.closed_at);
+        let on_time = facts::finished_on_time(e.handled_at, e.handled_due, due);
         let late_known = match (e.handled_at, due) {
             (Some(_), _) => !on_time,
             (None, Some(d)) => d < now && e.left_at.is_none() && e.closed_at.is_none(),
@@ -869,39 +878,19 @@ pub async fn fetch_daily(
 pub fn compute_daily(req: &Request<'_>, d: &Daily) -> Table {
     let np = req.periods.len();
     let nu = req.units.len();
-    let mut cells = vec![Figures::default(); nu * np];
+    let Table { mut cells, .. } = req.empty_table();
     if np == 0 {
-        return Table {
-            units: req.units.clone(),
-            periods: req.periods.clone(),
-            cells,
-        };
+        return req.empty_table();
     }
-    let index: HashMap<&str, usize> = req
-        .units
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.as_str(), i))
-        .collect();
-    let mut targets_of: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut targets = |unit: &str| -> Vec<usize> {
-        targets_of
-            .entry(unit.to_string())
-            .or_insert_with(|| {
-                let mut t: Vec<usize> = index.get(unit).copied().into_iter().collect();
-                if !req.own_only {
-                    for a in req.org.ancestors(unit) {
-                        if let Some(&i) = index.get(a) {
-                            if !t.contains(&i) {
-                                t.push(i);
-                            }
-                        }
-                    }
-                }
-                t
-            })
-            .clone()
-    };
+    let targets_of = req.targets(
+        d.sums
+            .iter()
+            .map(|(u, _, _)| u.as_str())
+            .chain(d.overdue_before.iter().map(|(u, _)| u.as_str()))
+            .chain(d.turnaround.iter().map(|(u, _, _)| u.as_str()))
+            .chain(d.overdue_now.iter().map(|(u, _)| u.as_str())),
+    );
+    let targets = |unit: &str| -> Vec<usize> { targets_of.get(unit).cloned().unwrap_or_default() };
     let g = req.periods[0].granularity;
     let (both, both_ot) = daily::both_cols(g);
     // Overdue balance: before the first period, then each period's net change.

@@ -92,6 +92,17 @@ impl PgStore {
 const EVENT_COLUMNS: &str = "position, stream_id, version, event_type, schema_version, data, metadata, \
      occurred_at, recorded_at, prev_hash, hash";
 
+/// The feed's query: events after `$1`, at most `$2`, and none at or past the
+/// position of the oldest transaction still running (it could yet commit a lower
+/// position than one already visible).
+fn feed_query(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM events WHERE position > $1 \
+         AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_SHIFT}) \
+         ORDER BY position LIMIT $2"
+    )
+}
+
 fn event_from_row(r: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
     Ok(RecordedEvent {
         position: r.try_get("position")?,
@@ -155,24 +166,18 @@ impl EventStore for PgStore {
     }
 
     async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 \
-             AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_SHIFT}) \
-             ORDER BY position LIMIT $2"
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::classify)?;
+        let rows = sqlx::query(&feed_query(EVENT_COLUMNS))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::classify)?;
         Ok(rows.iter().map(event_from_row).collect::<Result<_, _>>()?)
     }
 
     async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
-        let rows: Vec<(i64, Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(&format!(
-            "SELECT position, stream_id, event_type, occurred_at, data::text FROM events WHERE position > $1 \
-             AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << {POSITION_SHIFT}) \
-             ORDER BY position LIMIT $2"
+        let rows: Vec<(i64, Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(&feed_query(
+            "position, stream_id, event_type, occurred_at, data::text",
         ))
         .bind(after)
         .bind(limit)
