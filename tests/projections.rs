@@ -131,7 +131,7 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
             let counted = query::compute_daily(&req, &daily);
             // With evidence (what the appraisal reads): every field equal, the
             // turnaround values compared as multisets.
-            let with_evidence = query::figures_with_evidence(&pool, None, &req)
+            let with_evidence = query::figures_with_evidence(&pool, None, &req, true)
                 .await
                 .unwrap();
             for (i, (a, b)) in rows.cells.iter().zip(&with_evidence.cells).enumerate() {

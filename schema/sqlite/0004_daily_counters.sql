@@ -95,6 +95,16 @@ CREATE TABLE stats_turnaround_monthly (
     PRIMARY KEY (month, unit)
 ) WITHOUT ROWID;
 
+-- The evidence behind an appraisal's deductions, per unit, month and list
+-- (`late_signs`, `not_on_time`, ...): `ticket:position` items, comma-separated.
+CREATE TABLE stats_evidence_monthly (
+    unit   TEXT NOT NULL,
+    month  BIGINT NOT NULL,
+    list   TEXT NOT NULL,
+    items  TEXT NOT NULL,
+    PRIMARY KEY (month, unit, list)
+) WITHOUT ROWID;
+
 -- The projection's older rows have no counters behind them: empty it, so the
 -- runner rebuilds it from the log (in one pass) when `serve` next starts.
 DELETE FROM stats_tickets;

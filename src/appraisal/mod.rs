@@ -384,6 +384,17 @@ pub async fn appraise_from_store(
     now: DateTime<Utc>,
 ) -> Result<Vec<UnitAppraisal>, StoreError> {
     let scope = (!scope_all).then_some(units.as_slice());
+    // The overdue lists depend on each period's end and are read from the rows:
+    // only when a rule deducts for them.
+    let overdue = profile
+        .sections
+        .iter()
+        .flat_map(|s| &s.rules)
+        .any(|r| match &r.how {
+            How::Each { metric, .. } => *metric == profile::EvidenceMetric::Overdue,
+            How::Tickets { metrics, .. } => metrics.contains(&profile::EvidenceMetric::Overdue),
+            _ => false,
+        });
     let table_of = |periods: Vec<Period>| {
         let units = units.clone();
         async move {
@@ -397,6 +408,7 @@ pub async fn appraise_from_store(
                     periods,
                     now,
                 },
+                overdue,
             )
             .await
         }

@@ -162,6 +162,33 @@ pub struct Delta {
     pub counts: HashMap<(String, i64), Counts>,
     /// Turnaround seconds added (+1) or removed (−1) per (unit, day).
     pub turnaround: HashMap<(String, i64), Vec<(i64, i64)>>,
+    /// Evidence items (`ticket:position`) added or removed per (unit, day, list),
+    /// the list named as the appraisal names it (`late_signs`, ...). Items are
+    /// stored as if every deadline still open had passed; a query takes out the
+    /// ones whose deadline is still ahead of it (see `query::fetch_evidence`).
+    pub evidence: HashMap<EvidenceKey, Vec<(String, i64)>>,
+}
+
+/// (unit, day or month, list name).
+pub type EvidenceKey = (String, i64, &'static str);
+
+/// The evidence lists kept per unit and month (all but `overdue`, which depends on
+/// the end of the period asked for).
+pub const EVIDENCE_LISTS: [&str; 9] = [
+    "late_signs",
+    "not_on_time",
+    "late_completions",
+    "verification_failed",
+    "supervised_repeat",
+    "feedback_unsatisfied",
+    "feedback_basic",
+    "returned",
+    "extension_approved",
+];
+
+/// An evidence item as stored: `ticket:position`.
+pub fn item(ticket: &uuid::Uuid, position: i64) -> String {
+    format!("{ticket}:{position}")
 }
 
 impl Delta {
@@ -173,9 +200,16 @@ impl Delta {
         c[col as usize] += n;
     }
 
-    /// What one episode contributes, times `sign` (+1 to add, −1 to take away).
-    /// The same rules as `query::compute`, which counts episode rows directly.
-    pub fn episode(&mut self, e: &Episode, sign: i64) {
+    fn evidence(&mut self, unit: &str, day: i64, list: &'static str, item: String, n: i64) {
+        self.evidence
+            .entry((unit.to_string(), day, list))
+            .or_default()
+            .push((item, n));
+    }
+
+    /// What one episode of `ticket` contributes, times `sign` (+1 to add, −1 to
+    /// take away). The same rules as `query::compute`, which counts episode rows.
+    pub fn episode(&mut self, ticket: &uuid::Uuid, e: &Episode, sign: i64) {
         let u = e.unit.as_str();
         self.add(u, day_of(e.assigned_at), Col::Received, sign);
         if let Some(due) = e.sign_due {
@@ -185,6 +219,10 @@ impl Delta {
                 self.add(u, d, Col::DueToSign, sign);
                 if e.signed_at.is_some_and(|s| s <= due) {
                     self.add(u, d, Col::SignedOnTime, sign);
+                } else {
+                    // Signed late, or not signed (late once the deadline passes).
+                    let pos = e.sign_pos.unwrap_or(e.assign_pos);
+                    self.evidence(u, d, "late_signs", item(ticket, pos), sign);
                 }
             }
         }
@@ -196,14 +234,32 @@ impl Delta {
         let on_time = facts::finished_on_time(e.handled_at, e.handled_due, due);
         let ot = i64::from(on_time) * sign;
         let due_day = due.filter(|_| due_counts).map(|d| day_of(d - 1));
+        // Not on time, as far as known once every deadline has passed: handled
+        // late, or not handled and still with the unit. Listed on the deadline's
+        // day and the handling's; a period lists an item once.
+        let not_on_time = match e.handled_at {
+            Some(_) => !on_time,
+            None => due.is_some() && e.left_at.is_none() && e.closed_at.is_none(),
+        };
+        let not_on_time_item = item(ticket, e.handle_pos.unwrap_or(e.assign_pos));
         if let Some(dd) = due_day {
             self.add(u, dd, Col::DtfDue, sign);
             self.add(u, dd, Col::OnTimeDue, ot);
+            if not_on_time {
+                self.evidence(u, dd, "not_on_time", not_on_time_item.clone(), sign);
+            }
         }
         if let Some(h) = e.handled_at {
             let hd = day_of(h);
             self.add(u, hd, Col::DtfHandled, sign);
             self.add(u, hd, Col::OnTimeHandled, ot);
+            if not_on_time {
+                self.evidence(u, hd, "not_on_time", not_on_time_item.clone(), sign);
+            }
+            if e.handled_due.is_some_and(|d| h > d) {
+                let pos = e.handle_pos.unwrap_or(e.assign_pos);
+                self.evidence(u, hd, "late_completions", item(ticket, pos), sign);
+            }
             if let Some(dd) = due_day {
                 for g in [
                     Granularity::Day,
@@ -252,7 +308,7 @@ impl Delta {
     /// What a ticket's facts contribute, times `sign`.
     pub fn ticket(&mut self, f: &TicketFacts, sign: i64) {
         for e in &f.episodes {
-            self.episode(e, sign);
+            self.episode(&f.ticket, e, sign);
         }
     }
 
@@ -271,7 +327,18 @@ impl Delta {
             Kind::FeedbackBasic => Col::BasicallySatisfied,
             Kind::FeedbackUnsatisfied => Col::Unsatisfied,
         };
-        self.add(&o.unit, day_of(o.at), col, 1);
+        let day = day_of(o.at);
+        self.add(&o.unit, day, col, 1);
+        let list = match o.kind {
+            Kind::Returned => "returned",
+            Kind::ExtensionApproved => "extension_approved",
+            Kind::VerificationFailed => "verification_failed",
+            Kind::SupervisedRepeat => "supervised_repeat",
+            Kind::FeedbackUnsatisfied => "feedback_unsatisfied",
+            Kind::FeedbackBasic => "feedback_basic",
+            _ => return,
+        };
+        self.evidence(&o.unit, day, list, item(&o.ticket, o.position), 1);
     }
 
     /// The same changes summed per month (`stats_monthly`): keyed by (unit, month).
@@ -292,6 +359,12 @@ impl Delta {
                 .or_default()
                 .extend_from_slice(v);
         }
+        for ((unit, day, list), v) in &self.evidence {
+            m.evidence
+                .entry((unit.clone(), month_of_day(*day), list))
+                .or_default()
+                .extend(v.iter().cloned());
+        }
         m.prune();
         m
     }
@@ -309,7 +382,34 @@ impl Delta {
             *v = flat;
         }
         self.turnaround.retain(|_, v| !v.is_empty());
+        for v in self.evidence.values_mut() {
+            let mut net: HashMap<String, i64> = HashMap::new();
+            for (item, n) in v.drain(..) {
+                *net.entry(item).or_default() += n;
+            }
+            let mut flat: Vec<(String, i64)> = net.into_iter().filter(|(_, n)| *n != 0).collect();
+            flat.sort_unstable();
+            *v = flat;
+        }
+        self.evidence.retain(|_, v| !v.is_empty());
     }
+}
+
+/// Applies (item, ±count) changes to a stored, comma-separated multiset of items.
+pub fn apply_items(stored: &str, changes: &[(String, i64)]) -> String {
+    let mut items: Vec<&str> = stored.split(',').filter(|x| !x.is_empty()).collect();
+    items.sort_unstable();
+    for (item, n) in changes {
+        for _ in 0..n.unsigned_abs() {
+            let at = items.partition_point(|x| *x < item.as_str());
+            if *n > 0 {
+                items.insert(at, item.as_str());
+            } else if items.get(at) == Some(&item.as_str()) {
+                items.remove(at);
+            }
+        }
+    }
+    items.join(",")
 }
 
 /// A stored turnaround list: seconds, sorted, comma-separated.
@@ -364,6 +464,20 @@ mod tests {
     }
 
     #[test]
+    fn item_lists_keep_sorted_multisets() {
+        let s = apply_items(
+            "b:2,a:1",
+            &[("c:3".into(), 1), ("a:1".into(), 1), ("b:2".into(), -1)],
+        );
+        assert_eq!(s, "a:1,a:1,c:3");
+        assert_eq!(
+            apply_items(&s, &[("a:1".into(), -2), ("x:9".into(), -1)]),
+            "c:3"
+        );
+        assert_eq!(apply_items("", &[]), "");
+    }
+
+    #[test]
     fn lists_keep_sorted_multisets() {
         let mut v = parse_list("5,9");
         apply_list(&mut v, &[(7, 1), (5, -1), (9, 2)]);
@@ -388,10 +502,14 @@ mod tests {
             ..Episode::default()
         };
         let mut d = Delta::default();
-        d.episode(&e, 1);
+        let t = uuid::Uuid::nil();
+        d.episode(&t, &e, 1);
         assert!(!d.counts.is_empty());
-        d.episode(&e, -1);
+        d.episode(&t, &e, -1);
         d.prune();
-        assert!(d.counts.is_empty() && d.turnaround.is_empty(), "{d:?}");
+        assert!(
+            d.counts.is_empty() && d.turnaround.is_empty() && d.evidence.is_empty(),
+            "{d:?}"
+        );
     }
 }

@@ -962,35 +962,218 @@ pub fn compute_daily(req: &Request<'_>, d: &Daily) -> Table {
     }
 }
 
-/// Figures with their evidence: the counts from the daily counters, the evidence
-/// lists from the few rows that can carry evidence. Equal to `compute` over every
-/// row (a test checks it), at a fraction of the reading.
+/// Figures with their evidence: the counts from the daily counters; for months,
+/// quarters and years the evidence lists from `stats_evidence_monthly`, less the
+/// items whose deadline has not passed yet; `overdue` (which depends on the end of
+/// each period) and day periods from the rows that can carry evidence. Equal to
+/// `compute` over every row (a test checks it). `overdue`: fill the overdue lists
+/// (a profile that does not deduct for them need not read those rows).
 pub async fn figures_with_evidence(
     pool: &Pool,
     scope: Option<&[String]>,
     req: &Request<'_>,
+    overdue: bool,
 ) -> Result<Table, StoreError> {
     let (Some(first), Some(last)) = (req.periods.first(), req.periods.last()) else {
         return Ok(compute_daily(req, &Daily::default()));
     };
     let daily = fetch_daily(pool, scope, &req.periods, req.now).await?;
     let mut table = compute_daily(req, &daily);
-    let (episodes, occurrences) =
-        fetch_rows(pool, scope, first.start, last.end, Some(req.now)).await?;
-    let evidence = compute(req, &episodes, &occurrences);
-    for (c, e) in table.cells.iter_mut().zip(evidence.cells) {
-        c.late_signs = e.late_signs;
-        c.late_completions = e.late_completions;
-        c.not_on_time = e.not_on_time;
-        c.overdue = e.overdue;
-        c.verification_failed = e.verification_failed;
-        c.supervised_repeat = e.supervised_repeat;
-        c.feedback_unsatisfied = e.feedback_unsatisfied;
-        c.feedback_basic = e.feedback_basic;
-        c.returned = e.returned;
-        c.extension_approved = e.extension_approved;
+    let by_month = first.granularity != Granularity::Day;
+    if by_month {
+        fill_evidence(pool, scope, req, &mut table).await?;
+    }
+    if !by_month || overdue {
+        let (mut episodes, occurrences) =
+            fetch_rows(pool, scope, first.start, last.end, Some(req.now)).await?;
+        if by_month {
+            // Only the overdue lists are wanted from the rows.
+            episodes.retain(|e| e.handle_due.is_some());
+        }
+        let occurrences = if by_month { Vec::new() } else { occurrences };
+        let evidence = compute(req, &episodes, &occurrences);
+        for (c, e) in table.cells.iter_mut().zip(evidence.cells) {
+            c.overdue = e.overdue;
+            if !by_month {
+                c.late_signs = e.late_signs;
+                c.late_completions = e.late_completions;
+                c.not_on_time = e.not_on_time;
+                c.verification_failed = e.verification_failed;
+                c.supervised_repeat = e.supervised_repeat;
+                c.feedback_unsatisfied = e.feedback_unsatisfied;
+                c.feedback_basic = e.feedback_basic;
+                c.returned = e.returned;
+                c.extension_approved = e.extension_approved;
+            }
+        }
     }
     Ok(table)
+}
+
+/// Fills the evidence lists of a table of months, quarters or years from
+/// `stats_evidence_monthly`. The stored lists hold every item as if each open
+/// deadline had passed; the episodes whose sign or handle deadline is still ahead
+/// of `req.now` are taken out again.
+async fn fill_evidence(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    req: &Request<'_>,
+    table: &mut Table,
+) -> Result<(), StoreError> {
+    let np = req.periods.len();
+    let bounds: Vec<i64> = req
+        .periods
+        .iter()
+        .map(|p| daily::month_number(p.first_day))
+        .collect();
+    let (s, e) = (bounds[0], daily::month_number(req.periods[np - 1].end_day));
+    let now = req.now.timestamp_micros();
+    let (lists, pending): (Vec<(String, i64, String)>, Vec<PendingRow>) = on_pool!(pool, p, Db => {
+        let concat = if matches!(pool, Pool::Postgres(_)) { "string_agg(items, ',')" } else { "group_concat(items, ',')" };
+        let mut q = QueryBuilder::<Db>::new("SELECT unit || '|' || list, CAST(");
+        if np == 1 {
+            q.push("0");
+        } else {
+            q.push("CASE");
+            for (i, b) in bounds.iter().enumerate().skip(1) {
+                q.push(" WHEN month < ").push_bind(*b).push(format!(" THEN {}", i - 1));
+            }
+            q.push(format!(" ELSE {} END", np - 1));
+        }
+        q.push(format!(" AS BIGINT) AS p, {concat} FROM stats_evidence_monthly WHERE month >= "))
+            .push_bind(s)
+            .push(" AND month < ")
+            .push_bind(e)
+            .push(" AND items <> ''");
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        q.push(" GROUP BY unit, list, p");
+        let lists: Vec<(String, i64, String)> = q.build_query_as().fetch_all(p).await?;
+        // Episodes whose deadline is still ahead: their span reaches past now.
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at \
+             FROM stats_episodes WHERE span_end >= ",
+        );
+        q.push_bind(now)
+            .push(" AND ((signed_at IS NULL AND sign_due >= ")
+            .push_bind(now)
+            .push(") OR (handled_at IS NULL AND handle_due >= ")
+            .push_bind(now)
+            .push("))");
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        let pending: Vec<PendingRow> = q.build_query_as().fetch_all(p).await?;
+        (lists, pending)
+    });
+    let targets_of = req.targets(
+        lists
+            .iter()
+            .filter_map(|(k, _, _)| k.split_once('|').map(|(u, _)| u))
+            .chain(pending.iter().map(|r| r.unit.as_str())),
+    );
+    let no_targets = Vec::new();
+    let targets = |unit: &str| targets_of.get(unit).unwrap_or(&no_targets);
+    for (key, pi, items) in &lists {
+        let Some((unit, list)) = key.split_once('|') else {
+            continue;
+        };
+        let pi = (*pi).clamp(0, np as i64 - 1) as usize;
+        let parsed: Vec<Evidence> = items
+            .split(',')
+            .filter_map(|it| {
+                let (t, pos) = it.rsplit_once(':')?;
+                Some(Evidence {
+                    ticket: t.to_string(),
+                    position: pos.parse().ok()?,
+                })
+            })
+            .collect();
+        for &t in targets(unit) {
+            let c = &mut table.cells[t * np + pi];
+            if let Some(v) = evidence_list(c, list) {
+                v.extend(parsed.iter().cloned());
+            }
+        }
+    }
+    // The period (by month) an instant's day falls in.
+    let period_of = |us: i64| -> Option<usize> {
+        let m = daily::month_of_day(daily::day_of(us));
+        (m >= s && m < e).then(|| bounds.partition_point(|&b| b <= m) - 1)
+    };
+    let mut remove: Vec<(usize, &'static str, Evidence)> = Vec::new();
+    for r in &pending {
+        if let Some(due) = r.sign_due.filter(|&d| d >= now) {
+            let returned_first = r.left_at.is_some_and(|l| l < due);
+            if let (false, Some(p)) = (returned_first, period_of(due - 1)) {
+                let ev = Evidence {
+                    ticket: r.ticket.clone(),
+                    position: r.sign_pos.unwrap_or(r.assign_pos),
+                };
+                for &t in targets(&r.unit) {
+                    remove.push((t * np + p, "late_signs", ev.clone()));
+                }
+            }
+        }
+        if let Some(due) = r.handle_due.filter(|&d| d >= now) {
+            let still_with_unit = r.left_at.is_none() && r.closed_at.is_none();
+            if let (true, Some(p)) = (still_with_unit, period_of(due - 1)) {
+                let ev = Evidence {
+                    ticket: r.ticket.clone(),
+                    position: r.assign_pos,
+                };
+                for &t in targets(&r.unit) {
+                    remove.push((t * np + p, "not_on_time", ev.clone()));
+                }
+            }
+        }
+    }
+    for c in &mut table.cells {
+        for list in daily::EVIDENCE_LISTS {
+            if let Some(v) = evidence_list(c, list) {
+                v.sort();
+                v.dedup();
+            }
+        }
+    }
+    for (cell, list, ev) in remove {
+        if let Some(v) = evidence_list(&mut table.cells[cell], list) {
+            if let Ok(at) = v.binary_search(&ev) {
+                v.remove(at);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An episode whose sign or handle deadline may still be ahead.
+#[derive(sqlx::FromRow)]
+struct PendingRow {
+    ticket: String,
+    unit: String,
+    assign_pos: i64,
+    sign_due: Option<i64>,
+    sign_pos: Option<i64>,
+    left_at: Option<i64>,
+    handle_due: Option<i64>,
+    closed_at: Option<i64>,
+}
+
+/// A figure's evidence list by the name the lists are stored under.
+fn evidence_list<'f>(f: &'f mut Figures, list: &str) -> Option<&'f mut Vec<Evidence>> {
+    Some(match list {
+        "late_signs" => &mut f.late_signs,
+        "not_on_time" => &mut f.not_on_time,
+        "late_completions" => &mut f.late_completions,
+        "verification_failed" => &mut f.verification_failed,
+        "supervised_repeat" => &mut f.supervised_repeat,
+        "feedback_unsatisfied" => &mut f.feedback_unsatisfied,
+        "feedback_basic" => &mut f.feedback_basic,
+        "returned" => &mut f.returned,
+        "extension_approved" => &mut f.extension_approved,
+        _ => return None,
+    })
 }
 
 /// The units with any figure in the table's data: listed by the stats endpoint.

@@ -59,7 +59,7 @@ const INDEXES: [(&str, &str); 4] = [
 ];
 
 /// The projection's tables.
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "stats_tickets",
     "stats_episodes",
     "stats_occurrences",
@@ -67,6 +67,7 @@ const TABLES: [&str; 7] = [
     "stats_turnaround",
     "stats_monthly",
     "stats_turnaround_monthly",
+    "stats_evidence_monthly",
 ];
 
 /// How `write` moves the checkpoint.
@@ -355,6 +356,52 @@ impl UnitStats {
                 q.push(format!(" ON CONFLICT ({key}, unit) DO UPDATE SET secs = excluded.secs"));
                 q.build().execute(&mut *tx).await?;
             }
+            }
+            // Evidence lists, per month: read the ones this batch changes, change,
+            // write back.
+            let mut keys: Vec<&(String, i64, &str)> = monthly.evidence.keys().collect();
+            keys.sort_unstable();
+            let mut stored: HashMap<(String, i64, String), String> = HashMap::new();
+            if let Mode::From(_) = mode {
+                for chunk in keys.chunks(CHUNK) {
+                    let mut q = QueryBuilder::<Db>::new(
+                        "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE (month, unit, list) IN (VALUES ",
+                    );
+                    let mut sep = q.separated(", ");
+                    for (unit, month, list) in chunk {
+                        sep.push("(")
+                            .push_bind_unseparated(*month)
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(unit.as_str())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(*list)
+                            .push_unseparated(")");
+                    }
+                    q.push(")");
+                    let rows: Vec<(String, i64, String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    for (unit, month, list, items) in rows {
+                        stored.insert((unit, month, list), items);
+                    }
+                }
+            }
+            let written: Vec<(&(String, i64, &str), String)> = keys
+                .iter()
+                .map(|k| {
+                    let (unit, month, list) = k;
+                    let before = stored
+                        .get(&(unit.clone(), *month, list.to_string()))
+                        .map(String::as_str)
+                        .unwrap_or("");
+                    (*k, daily::apply_items(before, &monthly.evidence[*k]))
+                })
+                .collect();
+            for chunk in written.chunks(CHUNK) {
+                let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_monthly (unit, month, list, items) ");
+                q.push_values(chunk, |mut b, ((unit, month, list), items)| {
+                    b.push_bind(unit.as_str()).push_bind(*month).push_bind(*list).push_bind(items.as_str());
+                });
+                q.push(" ON CONFLICT (month, unit, list) DO UPDATE SET items = excluded.items");
+                q.build().execute(&mut *tx).await?;
             }
             if let Mode::Replace = mode {
                 for (_, create) in INDEXES {
