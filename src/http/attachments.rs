@@ -6,13 +6,14 @@
 
 use axum::Router;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::extract::Path;
 use crate::app::{App, SharedApp};
 use crate::attachments::{self, Incoming, Stored, is_hash};
 use crate::auth::policy::{self, Action};

@@ -1,6 +1,7 @@
 //! Extractors that answer in the service's own error format.
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
@@ -27,6 +28,23 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(raw) = RawBody::from_request(req, state).await?;
+        let value = parse_json(&raw)?;
+        Ok(Body { value, raw })
+    }
+}
+
+/// The body's bytes, unparsed; a body over the limit is a 413 problem document
+/// (axum's `Bytes` answers it in plain text).
+pub struct RawBody(pub Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let raw = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::PayloadTooLarge("the request body is over the 1 MiB limit".into())
@@ -34,8 +52,19 @@ where
                 AppError::BadRequest(format!("could not read the request body: {e}"))
             }
         })?;
-        let value = parse_json(&raw)?;
-        Ok(Body { value, raw })
+        Ok(RawBody(raw))
+    }
+}
+
+/// Path parameters (axum's `Path`) whose rejection (such as percent-encoding that is
+/// not UTF-8) is a 400 problem document rather than axum's plain text.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for AppError {
+    fn from(e: PathRejection) -> AppError {
+        AppError::BadRequest(format!("the path is not valid: {}", e.body_text()))
     }
 }
 
@@ -44,6 +73,16 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, AppError> {
         return Err(AppError::BadRequest("the request needs a JSON body".into()));
     }
     let de = &mut serde_json::Deserializer::from_slice(raw);
+    let value = parse_value(de)?;
+    // One JSON value and nothing after it (whitespace aside): `{...} {...}` is not a body.
+    de.end()
+        .map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn parse_value<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, AppError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

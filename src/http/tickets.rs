@@ -1,16 +1,16 @@
 //! /api/v1/tickets: create, act, read, queue, per-ticket events.
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::extract::{Body, command_meta, parse_json};
+use super::extract::{Body, Path, RawBody, command_meta, parse_json};
 use super::{ListPage, event_json};
 use crate::app::{ActionInput, NewTicket, Reply, SharedApp, render};
 use crate::auth::Actor;
@@ -411,7 +411,7 @@ async fn act_on_ticket(
     actor: Actor,
     Path((id, action)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     let input = parse_action(&action, &body)?;
@@ -477,7 +477,11 @@ fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     };
     let (micros, id) = c.split_once('_').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = DateTime::from_timestamp_micros(micros).ok_or_else(bad)?;
+    // Issued cursors hold creation times; chrono's wider range (±262,000 years) is
+    // more than PostgreSQL's timestamptz takes, which would fail the query.
+    let at = DateTime::from_timestamp_micros(micros)
+        .filter(|t| (1..=9999).contains(&t.year()))
+        .ok_or_else(bad)?;
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
@@ -494,6 +498,16 @@ async fn list_tickets(
                 "must be one of accepted, assigned, handled, verified, closed",
             ));
         }
+    }
+    // No unit code holds a control character, and PostgreSQL refuses NUL in text.
+    if p.unit
+        .as_deref()
+        .is_some_and(|u| u.chars().any(char::is_control))
+    {
+        return Err(AppError::invalid(
+            "unit",
+            "is not a unit code; GET /api/v1/units lists them",
+        ));
     }
     let limit = p.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {

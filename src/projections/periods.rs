@@ -123,21 +123,35 @@ impl Period {
 
 /// The periods of granularity `g` from the one holding `from` to the one holding `to`.
 pub fn between(g: Granularity, from: NaiveDate, to: NaiveDate) -> Vec<Period> {
+    between_at_most(g, from, to, usize::MAX)
+}
+
+/// [`between`], stopping after `max` periods (a request's range can span the whole
+/// calendar). The last representable period ends where it starts (dates saturate at
+/// `NaiveDate::MAX`), so the walk also stops when a period does not move on.
+pub fn between_at_most(g: Granularity, from: NaiveDate, to: NaiveDate, max: usize) -> Vec<Period> {
     let mut out = Vec::new();
     let mut p = Period::containing(g, from);
-    while p.first_day <= to {
-        let next = p.end_day;
+    while p.first_day <= to && out.len() < max {
+        let next = Period::containing(g, p.end_day);
+        let moved_on = next.first_day > p.first_day;
         out.push(p);
-        p = Period::containing(g, next);
+        if !moved_on {
+            break;
+        }
+        p = next;
     }
     out
 }
 
-/// A date given as `YYYY-MM-DD` or `YYYY-MM` (its first day).
+/// A date given as `YYYY-MM-DD` or `YYYY-MM` (its first day), in years 1 to 9999:
+/// chrono also reads signed years of any width, out to its last representable day,
+/// where the start of a Shanghai day no longer fits in a timestamp.
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .or_else(|| NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").ok())
+        .filter(|d| (1..=9999).contains(&d.year()))
 }
 
 /// Today's business date.
