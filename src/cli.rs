@@ -289,25 +289,15 @@ async fn replay(
             .progress_chars("=> "),
         );
         bar.set_message(p.name());
-        // Keep the lease while the rebuild runs, so no `serve` takes the projection
-        // over in the meantime.
-        let renew = {
-            let mut held = crate::projections::Lease::new(app.store.pool(), p.name(), &owner);
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(crate::projections::LEASE_TTL / 3).await;
-                    if let Err(e) = held.acquire(true).await {
-                        tracing::warn!(error = %e, "replay could not renew its lease");
-                    }
-                }
-            })
-        };
         let progress_bar = bar.clone();
-        let rebuilt = p
-            .rebuild(&app.store, &move |n| progress_bar.set_position(n))
-            .await;
-        renew.abort();
-        let applied = rebuilt?;
+        let applied = crate::projections::rebuild_holding_lease(
+            &app.store,
+            p.as_ref(),
+            &owner,
+            true,
+            &move |n| progress_bar.set_position(n),
+        )
+        .await?;
         bar.finish_and_clear();
         lease.release().await?;
         let secs = started.elapsed().as_secs_f64();

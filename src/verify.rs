@@ -351,7 +351,7 @@ pub async fn run(pool: &Pool) -> Result<Report, StoreError> {
         // Hashing a page is CPU work: keep it off the async workers.
         let links = tokio::task::spawn_blocking(move || {
             rows.into_iter()
-                .map(RawEvent::into_link)
+                .map(StoredRow::into_link)
                 .collect::<Vec<_>>()
         })
         .await
@@ -429,7 +429,7 @@ pub async fn run(pool: &Pool) -> Result<Report, StoreError> {
 }
 
 /// An event row as stored, before anything is parsed.
-struct RawEvent {
+struct StoredRow {
     position: i64,
     stream_id: String,
     version: i64,
@@ -443,7 +443,7 @@ struct RawEvent {
     hash: String,
 }
 
-impl RawEvent {
+impl StoredRow {
     /// Parses and hashes the row; what cannot be read is a problem of its content.
     fn into_link(self) -> (Result<Uuid, String>, Link) {
         let stream = Uuid::parse_str(&self.stream_id).map_err(|_| self.stream_id.clone());
@@ -496,9 +496,9 @@ const PG_COLUMNS: &str = "position, stream_id::text AS stream_id, version, event
 const SQLITE_COLUMNS: &str = "position, stream_id, version, event_type, schema_version, data, metadata, \
      occurred_at, recorded_at, prev_hash, hash";
 
-fn pg_row(r: &sqlx::postgres::PgRow) -> Result<RawEvent, sqlx::Error> {
+fn pg_row(r: &sqlx::postgres::PgRow) -> Result<StoredRow, sqlx::Error> {
     use sqlx::Row;
-    Ok(RawEvent {
+    Ok(StoredRow {
         position: r.try_get("position")?,
         stream_id: r.try_get("stream_id")?,
         version: r.try_get("version")?,
@@ -513,9 +513,9 @@ fn pg_row(r: &sqlx::postgres::PgRow) -> Result<RawEvent, sqlx::Error> {
     })
 }
 
-fn sqlite_row(r: &sqlx::sqlite::SqliteRow) -> Result<RawEvent, sqlx::Error> {
+fn sqlite_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredRow, sqlx::Error> {
     use sqlx::Row;
-    Ok(RawEvent {
+    Ok(StoredRow {
         position: r.try_get("position")?,
         stream_id: r.try_get("stream_id")?,
         version: r.try_get("version")?,
@@ -533,7 +533,7 @@ fn sqlite_row(r: &sqlx::sqlite::SqliteRow) -> Result<RawEvent, sqlx::Error> {
 /// Up to `limit` rows after `after`, in position order. Not the gap-safe feed: an
 /// event that commits later below `after` is caught by the second look at its
 /// stream (its ticket view is ahead of the pass).
-async fn read_page(pool: &Pool, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+async fn read_page(pool: &Pool, after: i64, limit: i64) -> Result<Vec<StoredRow>, StoreError> {
     Ok(match pool {
         Pool::Postgres(p) => sqlx::query(&format!(
             "SELECT {PG_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
@@ -564,7 +564,7 @@ async fn read_stream(
     pool: &Pool,
     id: Uuid,
 ) -> Result<Vec<(Result<Uuid, String>, Link)>, StoreError> {
-    let rows: Vec<RawEvent> = match pool {
+    let rows: Vec<StoredRow> = match pool {
         Pool::Postgres(p) => sqlx::query(&format!(
             "SELECT {PG_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version"
         ))
@@ -586,7 +586,7 @@ async fn read_stream(
         .map(sqlite_row)
         .collect::<Result<_, _>>()?,
     };
-    Ok(rows.into_iter().map(RawEvent::into_link).collect())
+    Ok(rows.into_iter().map(StoredRow::into_link).collect())
 }
 
 /// Every ticket view's (version, head hash).

@@ -182,6 +182,36 @@ impl Statuses {
     }
 }
 
+/// Rebuilds `projection` from the whole feed (see `Projection::rebuild`) while a
+/// background task keeps renewing `owner`'s lease on it (taking it by force when
+/// `force`, as `yiwang replay` does), so no other process takes it over meanwhile.
+pub async fn rebuild_holding_lease(
+    store: &Store,
+    projection: &dyn Projection,
+    owner: &str,
+    force: bool,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u64, StoreError> {
+    let mut held = Lease::new(store.pool(), projection.name(), owner);
+    let renew = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            if let Err(e) = held.acquire(force).await {
+                tracing::warn!(error = %e, "could not renew the lease during a rebuild");
+            }
+        }
+    });
+    // Stops the renewal however this function ends (also if its future is dropped).
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let _renewing = AbortOnDrop(renew);
+    projection.rebuild(store, progress).await
+}
+
 /// A runner that has not finished a round for this long is reported as stopped.
 pub const STALL: Duration = Duration::from_secs(60);
 
@@ -247,24 +277,20 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
             // From zero (a new database, or a migration that emptied the read model)
             // the whole feed is folded in one pass, much faster than batch by batch.
             if p.checkpoint().await? == 0 && !app.store.read_all_raw(0, 1).await?.is_empty() {
-                tracing::info!(projection = name, "rebuilding the projection from the whole feed");
-                let renew = {
-                    let mut held = Lease::new(app.store.pool(), name, &owner);
-                    tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(LEASE_TTL / 3).await;
-                            if let Err(e) = held.acquire(false).await {
-                                tracing::warn!(error = %e, "could not renew the lease during a rebuild");
-                            }
-                        }
-                    })
-                };
+                tracing::info!(
+                    projection = name,
+                    "rebuilding the projection from the whole feed"
+                );
                 let started = Instant::now();
-                let rebuilt = p.rebuild(&app.store, &|_| {}).await;
-                renew.abort();
-                let n = rebuilt?;
+                let n =
+                    rebuild_holding_lease(&app.store, p.as_ref(), &owner, false, &|_| {}).await?;
                 applied.inc_by(n);
-                tracing::info!(projection = name, events = n, secs = started.elapsed().as_secs_f64(), "projection rebuilt");
+                tracing::info!(
+                    projection = name,
+                    events = n,
+                    secs = started.elapsed().as_secs_f64(),
+                    "projection rebuilt"
+                );
                 return Ok(true);
             }
             match step(&app.store, p.as_ref(), BATCH).await? {

@@ -413,8 +413,8 @@ impl UnitStats {
         Ok(true)
     }
 
-    /// Folds the whole feed in memory (every ticket's facts fit easily: about
-    /// 1 KB a ticket) and writes each table once. A reader task fetches the next
+    /// Folds the whole feed in memory (281 MB peak for 1,000,000 events, see
+    /// BENCHMARKS.md) and writes each table once. A reader task fetches the next
     /// batch while this one is folded.
     async fn rebuild_all(
         &self,
@@ -590,8 +590,12 @@ impl Projection for UnitStats {
             decoded.push((e.position, e.stream_id, e.occurred_at, ev));
         }
         let mut loaded = self.load(&ids).await?;
-        // What the tickets counted before the batch, to take away from the counters.
-        let before: HashMap<Uuid, TicketFacts> = loaded.clone();
+        // What the loaded tickets count before the batch is taken away, and what
+        // they count after it added back (an unchanged ticket cancels out).
+        let mut delta = Delta::default();
+        for f in loaded.values() {
+            delta.ticket(f, -1);
+        }
         let org = self.org.get();
         let mut occurrences = Vec::new();
         let mut changed: HashSet<Uuid> = HashSet::new();
@@ -619,11 +623,7 @@ impl Projection for UnitStats {
         }
         let changed_facts: Vec<&TicketFacts> =
             changed.iter().filter_map(|id| loaded.get(id)).collect();
-        let mut delta = Delta::default();
-        for f in &changed_facts {
-            if let Some(old) = before.get(&f.ticket) {
-                delta.ticket(old, -1);
-            }
+        for f in loaded.values() {
             delta.ticket(f, 1);
         }
         for o in &occurrences {
