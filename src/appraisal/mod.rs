@@ -31,9 +31,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::org::{Org, UnitKind};
-use crate::projections::facts::Kind;
 use crate::projections::periods::{Granularity, Period};
-use crate::projections::query::{self, Evidence, Figures, OccurrenceRow, Request, Table, round};
+use crate::projections::query::{self, AreaReport, Evidence, Figures, Request, Table, round};
 use crate::store::{Pool, StoreError};
 pub use profile::{How, Profile, ProfileError, Profiles, Rule, Section};
 
@@ -107,14 +106,14 @@ pub fn appraised_units(org: &Org, root: &str) -> Vec<String> {
 ///
 /// `table` holds each unit's own figures (own_only) with a column for `period` and,
 /// when `period` is a year, one for each of its quarters that counts (the caller
-/// passes those that have started). `area_reports` are `accepted` occurrences (the
-/// unit of each is the township where the ticket was reported) covering the period.
+/// passes those that have started). `area_reports` are the reports accepted in the
+/// townships (see [`query::area_reports`]) covering the period.
 pub fn appraise(
     profile: &Profile,
     org: &Org,
     period: &Period,
     table: &Table,
-    area_reports: &[OccurrenceRow],
+    area_reports: &[AreaReport],
 ) -> Vec<UnitAppraisal> {
     let empty = Figures::default();
     let column = table.periods.iter().position(|p| p == period);
@@ -206,14 +205,12 @@ fn score_cell(
     period: &Period,
     f: &Figures,
     area: Option<&str>,
-    area_reports: &[OccurrenceRow],
+    area_reports: &[AreaReport],
 ) -> (f64, Vec<Deduction>) {
-    let reports: Vec<&OccurrenceRow> = match area {
+    let reports: Vec<&AreaReport> = match area {
         Some(area) => area_reports
             .iter()
-            .filter(|o| {
-                o.kind == Kind::Accepted.as_str() && o.unit == area && period.contains_us(o.at)
-            })
+            .filter(|o| o.unit == area && period.contains_us(o.at))
             .collect(),
         None => Vec::new(),
     };
@@ -242,7 +239,7 @@ fn apply_rule(
     section: &Section,
     rule: &Rule,
     f: &Figures,
-    reports: &[&OccurrenceRow],
+    reports: &[&AreaReport],
 ) -> Option<Deduction> {
     let strict = profile.satisfaction_strict;
     let (raw, count, evidence, rate) = match &rule.how {
@@ -262,7 +259,7 @@ fn apply_rule(
                 .iter()
                 .flat_map(|m| m.evidence(f).iter().cloned())
                 .collect();
-            let tickets: BTreeSet<&str> = ev.iter().map(|e| e.ticket.as_str()).collect();
+            let tickets: BTreeSet<uuid::Uuid> = ev.iter().map(|e| e.ticket).collect();
             let n = tickets.len() as u64;
             (points_each * n as f64, n, ev.into_iter().collect(), None)
         }
@@ -296,17 +293,16 @@ fn apply_rule(
             source,
             points_each,
         } => {
-            let ev: BTreeSet<Evidence> = reports
+            let mut ev: Vec<Evidence> = reports
                 .iter()
                 .filter(|o| categories.contains(&o.category))
                 .filter(|o| source.as_ref().is_none_or(|s| *s == o.source))
-                .map(|o| Evidence {
-                    ticket: o.ticket.clone(),
-                    position: o.position,
-                })
+                .flat_map(|o| o.items.iter().copied())
                 .collect();
+            ev.sort_unstable();
+            ev.dedup();
             let n = ev.len() as u64;
-            (points_each * n as f64, n, ev.into_iter().collect(), None)
+            (points_each * n as f64, n, ev, None)
         }
     };
     let raw = round(raw, 2);
@@ -409,22 +405,11 @@ pub async fn appraise_from_store(
                     now,
                 },
                 overdue,
+                // No rule reads the turnaround.
+                query::Turnarounds::Skip,
             )
             .await
         }
-    };
-    let table = if period.granularity == Granularity::Year {
-        let started: Vec<Period> = period
-            .quarters()
-            .into_iter()
-            .filter(|q| q.start <= now)
-            .collect();
-        join(
-            table_of(started).await?,
-            table_of(vec![period.clone()]).await?,
-        )
-    } else {
-        table_of(vec![period.clone()]).await?
     };
     // The townships whose reports count against an appraised agency.
     let mut areas: Vec<String> = Vec::new();
@@ -455,19 +440,29 @@ pub async fn appraise_from_store(
         .collect();
     categories.sort();
     categories.dedup();
-    let reports = if areas.is_empty() || categories.is_empty() {
-        Vec::new()
-    } else {
-        query::occurrences(
-            pool,
-            &[Kind::Accepted],
-            Some(&areas),
-            Some(&categories),
-            period.start,
-            period.end,
-        )
-        .await?
+    let figures = async {
+        let table = if period.granularity == Granularity::Year {
+            let started: Vec<Period> = period
+                .quarters()
+                .into_iter()
+                .filter(|q| q.start <= now)
+                .collect();
+            let (quarters, year) =
+                tokio::try_join!(table_of(started), table_of(vec![period.clone()]))?;
+            join(quarters, year)
+        } else {
+            table_of(vec![period.clone()]).await?
+        };
+        Ok::<_, StoreError>(table)
     };
+    let reports = async {
+        if areas.is_empty() || categories.is_empty() {
+            Ok(Vec::new())
+        } else {
+            query::area_reports(pool, Some(&areas), Some(&categories), period).await
+        }
+    };
+    let (table, reports) = tokio::try_join!(figures, reports)?;
     Ok(appraise(profile, org, period, &table, &reports))
 }
 

@@ -3,10 +3,19 @@
 use super::profile::{DEFAULT, builtin, parse_profile};
 use super::*;
 use crate::org::model::demo;
+use crate::projections::query::OccurrenceRow;
+
+/// A ticket id named by a short name, ordered as the names are (the name's bytes,
+/// padded with zeros).
+fn tid(name: &str) -> uuid::Uuid {
+    let mut b = [0u8; 16];
+    b[..name.len()].copy_from_slice(name.as_bytes());
+    uuid::Uuid::from_bytes(b)
+}
 
 fn ev(ticket: &str, position: i64) -> Evidence {
     Evidence {
-        ticket: ticket.to_string(),
+        ticket: tid(ticket),
         position,
     }
 }
@@ -52,7 +61,7 @@ fn report(
     OccurrenceRow {
         position,
         kind: "accepted".into(),
-        ticket: ticket.into(),
+        ticket: tid(ticket).to_string(),
         unit: area.into(),
         at: at.start.timestamp_micros() + 3_600_000_000,
         category: category.into(),
@@ -104,7 +113,13 @@ fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
         report(106, "g7", "hg", &q3, "city.kitchen_waste", "grid"),
     ];
     let t = table(&q3, vec![("hg-zfzd", f)]);
-    let out = appraise(default_profile(), &org, &q3, &t, &reports);
+    let out = appraise(
+        default_profile(),
+        &org,
+        &q3,
+        &t,
+        &AreaReport::from_rows(&reports),
+    );
     assert_eq!(out.len(), 1);
     let a = &out[0];
     assert_eq!(a.unit, "hg-zfzd");
@@ -248,7 +263,13 @@ fn a_market_agency_loses_2_per_delayed_or_substandard_ticket_once() {
     };
     let reports = vec![report(1, "g1", "hg", &q3, "city.exposed_garbage", "grid")];
     let t = table(&q3, vec![("hg-scjgs", f.clone()), ("hg-pcs", f)]);
-    let out = appraise(default_profile(), &org, &q3, &t, &reports);
+    let out = appraise(
+        default_profile(),
+        &org,
+        &q3,
+        &t,
+        &AreaReport::from_rows(&reports),
+    );
     let market = &out[0];
     let d = find(market, "delayed_or_substandard");
     assert_eq!((d.count, d.points), (3, -6.0));

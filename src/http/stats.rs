@@ -165,7 +165,14 @@ async fn figures(
     }
     let subtree: Vec<String> = org.subtree(unit).into_iter().map(str::to_string).collect();
     let scope = (org.root().code != unit).then_some(subtree.as_slice());
-    let daily = query::fetch_daily(&app.store.pool(), scope, &periods, now).await?;
+    let daily = query::fetch_daily(
+        &app.store.pool(),
+        scope,
+        &periods,
+        now,
+        query::Turnarounds::Read,
+    )
+    .await?;
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for u in query::units_with_figures(&daily) {
         seen.insert(u);

@@ -20,6 +20,7 @@
 //!   the sum of starts minus stops over the days before D. For a period that has
 //!   not ended yet the figure is "overdue now", read from the open episodes.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use chrono::{Datelike, NaiveDate};
@@ -141,6 +142,12 @@ pub fn month_of_day(day: i64) -> i64 {
     month_number(date_of(day))
 }
 
+/// The first day of a month number (None outside chrono's range).
+pub fn first_day_of_month(month: i64) -> Option<NaiveDate> {
+    let year = i32::try_from(month.div_euclid(12)).ok()?;
+    NaiveDate::from_ymd_opt(year, month.rem_euclid(12) as u32 + 1, 1)
+}
+
 /// The month of a date as a number: year × 12 + month − 1.
 pub fn month_number(d: NaiveDate) -> i64 {
     i64::from(d.year()) * 12 + i64::from(d.month0())
@@ -170,7 +177,22 @@ pub struct Delta {
 }
 
 /// (unit, day or month, list name).
-pub type EvidenceKey = (String, i64, &'static str);
+pub type EvidenceKey = (String, i64, Cow<'static, str>);
+
+/// The list of the grid or hotline reports of one category accepted in a township
+/// (the area rules of the appraisal): `report:{source}:{category}`, kept under the
+/// township's code.
+pub fn report_list(source: &str, category: &str) -> String {
+    format!("{REPORT_PREFIX}{source}:{category}")
+}
+
+/// The prefix of the report lists' names.
+pub const REPORT_PREFIX: &str = "report:";
+
+/// A report list's (source, category), from its name.
+pub fn parse_report_list(list: &str) -> Option<(&str, &str)> {
+    list.strip_prefix(REPORT_PREFIX)?.split_once(':')
+}
 
 /// The evidence lists kept per unit and month (all but `overdue`, which depends on
 /// the end of the period asked for).
@@ -201,6 +223,10 @@ impl Delta {
     }
 
     fn evidence(&mut self, unit: &str, day: i64, list: &'static str, item: String, n: i64) {
+        self.evidence_in(unit, day, Cow::Borrowed(list), item, n);
+    }
+
+    fn evidence_in(&mut self, unit: &str, day: i64, list: Cow<'static, str>, item: String, n: i64) {
         self.evidence
             .entry((unit.to_string(), day, list))
             .or_default()
@@ -315,7 +341,13 @@ impl Delta {
     /// What an occurrence adds.
     pub fn occurrence(&mut self, o: &Occurrence) {
         let col = match o.kind {
-            Kind::Accepted => return,
+            Kind::Accepted => {
+                // Listed for the area rules: by township, source and category.
+                let list = report_list(&o.source, &o.category);
+                let it = item(&o.ticket, o.position);
+                self.evidence_in(&o.unit, day_of(o.at), Cow::Owned(list), it, 1);
+                return;
+            }
             Kind::RepeatComplaint => Col::RepeatComplaints,
             Kind::Returned => Col::Returns,
             Kind::ExtensionRequested => Col::ExtensionsRequested,
@@ -361,7 +393,7 @@ impl Delta {
         }
         for ((unit, day, list), v) in &self.evidence {
             m.evidence
-                .entry((unit.clone(), month_of_day(*day), list))
+                .entry((unit.clone(), month_of_day(*day), list.clone()))
                 .or_default()
                 .extend(v.iter().cloned());
         }

@@ -90,10 +90,10 @@ pub struct OccurrenceRow {
 }
 
 /// A ticket and the event position behind a counted figure.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
-    /// The ticket id.
-    pub ticket: String,
+    /// The ticket id. (A `Uuid` orders as its hyphenated lowercase text does.)
+    pub ticket: Uuid,
     /// The event's position in the global feed.
     pub position: i64,
 }
@@ -349,6 +349,96 @@ pub async fn occurrences(
     })
 }
 
+/// Reports of one source and category accepted in one area (a township) in one
+/// month, or at one instant (see [`AreaReport::from_rows`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AreaReport {
+    /// The township where they were reported.
+    pub unit: String,
+    /// The start of the month they fell in, or the instant of the one report.
+    pub at: i64,
+    pub source: String,
+    pub category: String,
+    /// Each report's ticket and `TicketAccepted` position.
+    pub items: Vec<Evidence>,
+}
+
+impl AreaReport {
+    /// One report per `accepted` occurrence row (others are left out).
+    pub fn from_rows(rows: &[OccurrenceRow]) -> Vec<AreaReport> {
+        rows.iter()
+            .filter(|o| o.kind == Kind::Accepted.as_str())
+            .map(|o| AreaReport {
+                unit: o.unit.clone(),
+                at: o.at,
+                source: o.source.clone(),
+                category: o.category.clone(),
+                items: vec![Evidence {
+                    ticket: uuid_of(&o.ticket),
+                    position: o.position,
+                }],
+            })
+            .collect()
+    }
+}
+
+/// The reports accepted in these townships (all when None) in `period`, of these
+/// categories (all when None), from the monthly report lists: the same reports as
+/// the `accepted` [`occurrences`], grouped by month (a test checks the two agree).
+/// `period` is a month, quarter or year; a day reads the rows.
+pub async fn area_reports(
+    pool: &Pool,
+    areas: Option<&[String]>,
+    categories: Option<&[String]>,
+    period: &Period,
+) -> Result<Vec<AreaReport>, StoreError> {
+    if period.granularity == Granularity::Day {
+        let kinds = [Kind::Accepted];
+        let rows = occurrences(pool, &kinds, areas, categories, period.start, period.end).await?;
+        return Ok(AreaReport::from_rows(&rows));
+    }
+    let (s, e) = (
+        daily::month_number(period.first_day),
+        daily::month_number(period.end_day),
+    );
+    let rows: Vec<(String, i64, String, String)> = on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month >= ",
+        );
+        q.push_bind(s)
+            .push(" AND month < ")
+            .push_bind(e)
+            .push(" AND items <> '' AND list LIKE ")
+            .push_bind(format!("{}%", daily::REPORT_PREFIX));
+        if let Some(units) = areas {
+            push_units!(q, units);
+        }
+        q.build_query_as().fetch_all(p).await?
+    });
+    let mut out = Vec::new();
+    for (unit, month, list, items) in rows {
+        let Some((source, category)) = daily::parse_report_list(&list) else {
+            continue;
+        };
+        if categories.is_some_and(|cs| !cs.iter().any(|c| c == category)) {
+            continue;
+        }
+        let Some(first_day) = daily::first_day_of_month(month) else {
+            continue;
+        };
+        out.push(AreaReport {
+            at: Period::containing(Granularity::Month, first_day)
+                .start
+                .timestamp_micros(),
+            source: source.to_string(),
+            category: category.to_string(),
+            items: items.split(',').filter_map(parse_item).collect(),
+            unit,
+        });
+    }
+    Ok(out)
+}
+
 /// Counts the rows into figures per requested unit and period.
 pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[OccurrenceRow]) -> Table {
     let np = req.periods.len();
@@ -391,8 +481,9 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
         if ts.is_empty() {
             continue;
         }
+        let ticket = uuid_of(&e.ticket);
         let ev = |pos: i64| Evidence {
-            ticket: e.ticket.clone(),
+            ticket,
             position: pos,
         };
         let mut add = |p: usize, f: &mut dyn FnMut(&mut Figures)| {
@@ -498,7 +589,7 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
         let Some(p) = period_of(o.at) else { continue };
         let ts = targets(&o.unit);
         let ev = Evidence {
-            ticket: o.ticket.clone(),
+            ticket: uuid_of(&o.ticket),
             position: o.position,
         };
         for &t in ts {
@@ -508,30 +599,30 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
                 Kind::RepeatComplaint => c.repeat_complaints += 1,
                 Kind::Returned => {
                     c.returns += 1;
-                    c.returned.push(ev.clone());
+                    c.returned.push(ev);
                 }
                 Kind::ExtensionRequested => c.extensions_requested += 1,
                 Kind::ExtensionApproved => {
                     c.extensions_approved += 1;
-                    c.extension_approved.push(ev.clone());
+                    c.extension_approved.push(ev);
                 }
                 Kind::VerificationFailed => {
                     c.verification_failures += 1;
-                    c.verification_failed.push(ev.clone());
+                    c.verification_failed.push(ev);
                 }
                 Kind::Supervised => c.supervisions += 1,
                 Kind::SupervisedRepeat => {
                     c.repeated_supervisions += 1;
-                    c.supervised_repeat.push(ev.clone());
+                    c.supervised_repeat.push(ev);
                 }
                 Kind::FeedbackSatisfied => c.satisfied += 1,
                 Kind::FeedbackBasic => {
                     c.basically_satisfied += 1;
-                    c.feedback_basic.push(ev.clone());
+                    c.feedback_basic.push(ev);
                 }
                 Kind::FeedbackUnsatisfied => {
                     c.unsatisfied += 1;
-                    c.feedback_unsatisfied.push(ev.clone());
+                    c.feedback_unsatisfied.push(ev);
                 }
             }
         }
@@ -672,9 +763,19 @@ impl StatsItem {
     }
 }
 
-/// The ids in evidence are text in the rows; callers that want uuids parse them.
-pub fn ticket_id(e: &Evidence) -> Option<Uuid> {
-    Uuid::parse_str(&e.ticket).ok()
+/// A ticket id as the projection's rows hold it (text). The projection writes
+/// these columns from `Uuid` values, so the nil id never stands for a real one.
+pub fn uuid_of(s: &str) -> Uuid {
+    Uuid::try_parse(s).unwrap_or(Uuid::nil())
+}
+
+/// An evidence item as the counter lists store it: `ticket:position`.
+pub fn parse_item(it: &str) -> Option<Evidence> {
+    let (t, pos) = it.rsplit_once(':')?;
+    Some(Evidence {
+        ticket: Uuid::try_parse(t).ok()?,
+        position: pos.parse().ok()?,
+    })
 }
 
 /// Sets the open and overdue ticket gauges per unit from the open episodes.
@@ -683,7 +784,7 @@ pub async fn refresh_ticket_gauges(app: &crate::app::App) -> Result<(), StoreErr
     let rows: Vec<(String, i64, i64)> = on_pool!(&app.store.pool(), p, Db => {
         sqlx::query_as(
             "SELECT unit, COUNT(*), SUM(CASE WHEN handle_due < $1 OR (signed_at IS NULL AND sign_due < $1) THEN 1 ELSE 0 END) \
-             FROM stats_episodes WHERE span_end = $2 GROUP BY unit",
+             FROM stats_episodes WHERE span_end = $2 AND (signed_at IS NULL OR handled_at IS NULL) GROUP BY unit",
         )
         .bind(now)
         .bind(super::facts::OPEN)
@@ -753,6 +854,15 @@ pub struct Daily {
     pub overdue_now: Vec<(String, i64)>,
 }
 
+/// Whether [`fetch_daily`] reads the turnaround seconds (the median and p90 need
+/// every value: the largest part of a long period's read). The appraisal does not
+/// use them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turnarounds {
+    Read,
+    Skip,
+}
+
 /// Reads the daily counters behind `periods` (contiguous, whole periods of one
 /// granularity) for these units (all when None). A few hundred rows for a year.
 pub async fn fetch_daily(
@@ -760,6 +870,7 @@ pub async fn fetch_daily(
     scope: Option<&[String]>,
     periods: &[Period],
     now: DateTime<Utc>,
+    turnaround: Turnarounds,
 ) -> Result<Daily, StoreError> {
     let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
         return Ok(Daily::default());
@@ -855,11 +966,16 @@ pub async fn fetch_daily(
             push_units!(q, units);
         }
         q.push(" GROUP BY unit, p");
-        let turnaround: Vec<(String, i64, String)> = q.build_query_as().fetch_all(p).await?;
+        let turnaround: Vec<(String, i64, String)> = match turnaround {
+            Turnarounds::Read => q.build_query_as().fetch_all(p).await?,
+            Turnarounds::Skip => Vec::new(),
+        };
 
         let overdue_now: Vec<(String, i64)> = if last.end > now {
             let mut q = QueryBuilder::<Db>::new("SELECT unit, COUNT(*) FROM stats_episodes WHERE span_end = ");
             q.push_bind(super::facts::OPEN).push(" AND handle_due < ").push_bind(now.timestamp_micros());
+            // Implied (an open episode is not handled); lets `stats_episodes_open` serve.
+            q.push(" AND (signed_at IS NULL OR handled_at IS NULL)");
             if let Some(units) = scope {
                 push_units!(q, units);
             }
@@ -973,15 +1089,26 @@ pub async fn figures_with_evidence(
     scope: Option<&[String]>,
     req: &Request<'_>,
     overdue: bool,
+    turnaround: Turnarounds,
 ) -> Result<Table, StoreError> {
     let (Some(first), Some(last)) = (req.periods.first(), req.periods.last()) else {
         return Ok(compute_daily(req, &Daily::default()));
     };
-    let daily = fetch_daily(pool, scope, &req.periods, req.now).await?;
-    let mut table = compute_daily(req, &daily);
     let by_month = first.granularity != Granularity::Day;
-    if by_month {
-        fill_evidence(pool, scope, req, &mut table).await?;
+    // The reads are independent: run them at once, each on its own connection.
+    let (daily, evidence) = tokio::try_join!(
+        fetch_daily(pool, scope, &req.periods, req.now, turnaround),
+        async {
+            if by_month {
+                fetch_evidence(pool, scope, req).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    )?;
+    let mut table = compute_daily(req, &daily);
+    if let Some(evidence) = evidence {
+        fill_evidence(req, evidence, &mut table);
     }
     if !by_month || overdue {
         let (mut episodes, occurrences) =
@@ -1010,16 +1137,12 @@ pub async fn figures_with_evidence(
     Ok(table)
 }
 
-/// Fills the evidence lists of a table of months, quarters or years from
-/// `stats_evidence_monthly`. The stored lists hold every item as if each open
+/// Fills the evidence lists of a table of months, quarters or years from the
+/// rows of `stats_evidence_monthly`. The stored lists hold every item as if each open
 /// deadline had passed; the episodes whose sign or handle deadline is still ahead
 /// of `req.now` are taken out again.
-async fn fill_evidence(
-    pool: &Pool,
-    scope: Option<&[String]>,
-    req: &Request<'_>,
-    table: &mut Table,
-) -> Result<(), StoreError> {
+fn fill_evidence(req: &Request<'_>, evidence: EvidenceRows, table: &mut Table) {
+    let EvidenceRows { lists, pending } = evidence;
     let np = req.periods.len();
     let bounds: Vec<i64> = req
         .periods
@@ -1028,72 +1151,26 @@ async fn fill_evidence(
         .collect();
     let (s, e) = (bounds[0], daily::month_number(req.periods[np - 1].end_day));
     let now = req.now.timestamp_micros();
-    let (lists, pending): (Vec<(String, i64, String)>, Vec<PendingRow>) = on_pool!(pool, p, Db => {
-        let concat = if matches!(pool, Pool::Postgres(_)) { "string_agg(items, ',')" } else { "group_concat(items, ',')" };
-        let mut q = QueryBuilder::<Db>::new("SELECT unit || '|' || list, CAST(");
-        if np == 1 {
-            q.push("0");
-        } else {
-            q.push("CASE");
-            for (i, b) in bounds.iter().enumerate().skip(1) {
-                q.push(" WHEN month < ").push_bind(*b).push(format!(" THEN {}", i - 1));
-            }
-            q.push(format!(" ELSE {} END", np - 1));
-        }
-        q.push(format!(" AS BIGINT) AS p, {concat} FROM stats_evidence_monthly WHERE month >= "))
-            .push_bind(s)
-            .push(" AND month < ")
-            .push_bind(e)
-            .push(" AND items <> ''");
-        if let Some(units) = scope {
-            push_units!(q, units);
-        }
-        q.push(" GROUP BY unit, list, p");
-        let lists: Vec<(String, i64, String)> = q.build_query_as().fetch_all(p).await?;
-        // Episodes whose deadline is still ahead: their span reaches past now.
-        let mut q = QueryBuilder::<Db>::new(
-            "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at \
-             FROM stats_episodes WHERE span_end >= ",
-        );
-        q.push_bind(now)
-            .push(" AND ((signed_at IS NULL AND sign_due >= ")
-            .push_bind(now)
-            .push(") OR (handled_at IS NULL AND handle_due >= ")
-            .push_bind(now)
-            .push("))");
-        if let Some(units) = scope {
-            push_units!(q, units);
-        }
-        let pending: Vec<PendingRow> = q.build_query_as().fetch_all(p).await?;
-        (lists, pending)
-    });
+
     let targets_of = req.targets(
         lists
             .iter()
-            .filter_map(|(k, _, _)| k.split_once('|').map(|(u, _)| u))
+            .map(|(u, _, _, _)| u.as_str())
             .chain(pending.iter().map(|r| r.unit.as_str())),
     );
     let no_targets = Vec::new();
     let targets = |unit: &str| targets_of.get(unit).unwrap_or(&no_targets);
-    for (key, pi, items) in &lists {
-        let Some((unit, list)) = key.split_once('|') else {
-            continue;
-        };
-        let pi = (*pi).clamp(0, np as i64 - 1) as usize;
-        let parsed: Vec<Evidence> = items
-            .split(',')
-            .filter_map(|it| {
-                let (t, pos) = it.rsplit_once(':')?;
-                Some(Evidence {
-                    ticket: t.to_string(),
-                    position: pos.parse().ok()?,
-                })
-            })
-            .collect();
+    // The period a month falls in.
+    let period_of_month = |m: i64| bounds.partition_point(|&b| b <= m).saturating_sub(1);
+    let mut parsed: Vec<Evidence> = Vec::new();
+    for (unit, month, list, items) in &lists {
+        let pi = period_of_month(*month).min(np - 1);
+        parsed.clear();
+        parsed.extend(items.split(',').filter_map(parse_item));
         for &t in targets(unit) {
             let c = &mut table.cells[t * np + pi];
             if let Some(v) = evidence_list(c, list) {
-                v.extend(parsed.iter().cloned());
+                v.extend_from_slice(&parsed);
             }
         }
     }
@@ -1108,11 +1185,11 @@ async fn fill_evidence(
             let returned_first = r.left_at.is_some_and(|l| l < due);
             if let (false, Some(p)) = (returned_first, period_of(due - 1)) {
                 let ev = Evidence {
-                    ticket: r.ticket.clone(),
+                    ticket: uuid_of(&r.ticket),
                     position: r.sign_pos.unwrap_or(r.assign_pos),
                 };
                 for &t in targets(&r.unit) {
-                    remove.push((t * np + p, "late_signs", ev.clone()));
+                    remove.push((t * np + p, "late_signs", ev));
                 }
             }
         }
@@ -1120,11 +1197,11 @@ async fn fill_evidence(
             let still_with_unit = r.left_at.is_none() && r.closed_at.is_none();
             if let (true, Some(p)) = (still_with_unit, period_of(due - 1)) {
                 let ev = Evidence {
-                    ticket: r.ticket.clone(),
+                    ticket: uuid_of(&r.ticket),
                     position: r.assign_pos,
                 };
                 for &t in targets(&r.unit) {
-                    remove.push((t * np + p, "not_on_time", ev.clone()));
+                    remove.push((t * np + p, "not_on_time", ev));
                 }
             }
         }
@@ -1144,7 +1221,67 @@ async fn fill_evidence(
             }
         }
     }
-    Ok(())
+}
+
+/// The rows behind a table's evidence lists (see [`fill_evidence`]).
+struct EvidenceRows {
+    /// (unit, month, list, items) from `stats_evidence_monthly`.
+    lists: Vec<(String, i64, String, String)>,
+    /// The episodes whose sign or handle deadline is still ahead of `req.now`.
+    pending: Vec<PendingRow>,
+}
+
+/// Reads the evidence lists of the months of `req.periods` and the episodes whose
+/// deadline is still ahead (two reads at once).
+async fn fetch_evidence(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    req: &Request<'_>,
+) -> Result<EvidenceRows, StoreError> {
+    let np = req.periods.len();
+    let s = daily::month_number(req.periods[0].first_day);
+    let e = daily::month_number(req.periods[np - 1].end_day);
+    let now = req.now.timestamp_micros();
+    on_pool!(pool, p, Db => {
+        // The rows as they are (a few hundred), joined in `fill_evidence`: a GROUP
+        // BY would sort them and copy every item once more.
+        let mut lq = QueryBuilder::<Db>::new(
+            "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month >= ",
+        );
+        lq.push_bind(s)
+            .push(" AND month < ")
+            .push_bind(e)
+            .push(" AND items <> '' AND list IN (");
+        let mut sep = lq.separated(", ");
+        for list in daily::EVIDENCE_LISTS {
+            sep.push_bind(list);
+        }
+        lq.push(")");
+        if let Some(units) = scope {
+            push_units!(lq, units);
+        }
+        // Episodes whose deadline is still ahead: their span reaches past now.
+        let mut pq = QueryBuilder::<Db>::new(
+            "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at \
+             FROM stats_episodes WHERE span_end >= ",
+        );
+        pq.push_bind(now)
+            .push(" AND ((signed_at IS NULL AND sign_due >= ")
+            .push_bind(now)
+            .push(") OR (handled_at IS NULL AND handle_due >= ")
+            .push_bind(now)
+            // Implied by the above; the form of `stats_episodes_open`'s WHERE, so
+            // the read uses that index alone.
+            .push(")) AND (signed_at IS NULL OR handled_at IS NULL)");
+        if let Some(units) = scope {
+            push_units!(pq, units);
+        }
+        let (lists, pending) = tokio::try_join!(
+            lq.build_query_as().fetch_all(p),
+            pq.build_query_as().fetch_all(p),
+        )?;
+        Ok(EvidenceRows { lists, pending })
+    })
 }
 
 /// An episode whose sign or handle deadline may still be ahead.

@@ -37,9 +37,14 @@ const DAILY_CHUNK: usize = 900;
 const REBUILD_BATCH: i64 = 20_000;
 
 /// The secondary indexes of the projection's tables (as `0002_projections.sql`
-/// makes them): a rebuild drops them, inserts every row, and makes them again once,
+/// and `0005_area_report_lists.sql` make them): a rebuild drops them, inserts every row, and makes them again once,
 /// which is several times cheaper than maintaining them row by row.
-const INDEXES: [(&str, &str); 4] = [
+const INDEXES: [(&str, &str); 5] = [
+    (
+        "stats_episodes_open",
+        "CREATE INDEX stats_episodes_open ON stats_episodes (span_end, unit, handle_due, sign_due, signed_at, handled_at, left_at, closed_at, ticket, assign_pos, sign_pos) \
+         WHERE signed_at IS NULL OR handled_at IS NULL",
+    ),
     (
         "stats_episodes_unit",
         "CREATE INDEX stats_episodes_unit ON stats_episodes (unit, span_end)",
@@ -359,7 +364,7 @@ impl UnitStats {
             }
             // Evidence lists, per month: read the ones this batch changes, change,
             // write back.
-            let mut keys: Vec<&(String, i64, &str)> = monthly.evidence.keys().collect();
+            let mut keys: Vec<&daily::EvidenceKey> = monthly.evidence.keys().collect();
             keys.sort_unstable();
             let mut stored: HashMap<(String, i64, String), String> = HashMap::new();
             if let Mode::From(_) = mode {
@@ -374,7 +379,7 @@ impl UnitStats {
                             .push_unseparated(", ")
                             .push_bind_unseparated(unit.as_str())
                             .push_unseparated(", ")
-                            .push_bind_unseparated(*list)
+                            .push_bind_unseparated(list.as_ref())
                             .push_unseparated(")");
                     }
                     q.push(")");
@@ -384,7 +389,7 @@ impl UnitStats {
                     }
                 }
             }
-            let written: Vec<(&(String, i64, &str), String)> = keys
+            let written: Vec<(&daily::EvidenceKey, String)> = keys
                 .iter()
                 .map(|k| {
                     let (unit, month, list) = k;
@@ -398,7 +403,7 @@ impl UnitStats {
             for chunk in written.chunks(CHUNK) {
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_monthly (unit, month, list, items) ");
                 q.push_values(chunk, |mut b, ((unit, month, list), items)| {
-                    b.push_bind(unit.as_str()).push_bind(*month).push_bind(*list).push_bind(items.as_str());
+                    b.push_bind(unit.as_str()).push_bind(*month).push_bind(list.as_ref()).push_bind(items.as_str());
                 });
                 q.push(" ON CONFLICT (month, unit, list) DO UPDATE SET items = excluded.items");
                 q.build().execute(&mut *tx).await?;
