@@ -7,7 +7,6 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::app::SharedApp;
 use crate::auth::{Actor, Role};
@@ -148,7 +147,18 @@ async fn unit_stats(
     if wants_csv(&headers) {
         return Ok(csv_response(to_csv(&items)?, "unit-stats.csv"));
     }
-    Ok(axum::Json(json!({ "items": items, "next_cursor": null })).into_response())
+    // Serialized straight from the items (a `json!` tree of a month of days for a
+    // district would be tens of thousands of small maps built only to be written).
+    #[derive(serde::Serialize)]
+    struct Page<'a> {
+        items: &'a [StatsItem],
+        next_cursor: Option<&'a str>,
+    }
+    Ok(axum::Json(Page {
+        items: &items,
+        next_cursor: None,
+    })
+    .into_response())
 }
 
 /// The figures of `unit` (rolled up over its subtree) and of every unit beneath

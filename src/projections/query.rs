@@ -913,28 +913,99 @@ pub async fn fetch_daily(
                 $q.push(" AS BIGINT) AS p");
             }};
         }
-        let mut q = QueryBuilder::<Db>::new("SELECT unit, ");
-        push_period!(q);
+        // Five reads, independent of each other: built here, run at once below.
+        let mut sq = QueryBuilder::<Db>::new("SELECT unit, ");
+        push_period!(sq);
         for (i, c) in daily::COLUMNS.iter().enumerate() {
             // The "both" columns of other granularities are not read.
             let wanted = !c.starts_with("both_") && !c.starts_with("on_time_both_")
                 || i == both as usize
                 || i == both_ot as usize;
             if wanted {
-                q.push(format!(", CAST(SUM({c}) AS BIGINT)"));
+                sq.push(format!(", CAST(SUM({c}) AS BIGINT)"));
             } else {
-                q.push(", CAST(0 AS BIGINT)");
+                sq.push(", CAST(0 AS BIGINT)");
             }
         }
-        q.push(format!(" FROM {counts_table} WHERE {key} >= "))
+        sq.push(format!(" FROM {counts_table} WHERE {key} >= "))
             .push_bind(s)
             .push(format!(" AND {key} < "))
             .push_bind(e);
         if let Some(units) = scope {
-            push_units!(q, units);
+            push_units!(sq, units);
         }
-        q.push(" GROUP BY unit, p");
-        let rows = q.build().fetch_all(p).await?;
+        sq.push(" GROUP BY unit, p");
+
+        // The overdue balance before the first period: whole months from the
+        // monthly rows, and for days the days of the first day's month before it
+        // (a few hundred rows, where the days since the first event are thousands).
+        let month = daily::month_number(first.first_day);
+        let month_start = daily::day_number(
+            daily::first_day_of_month(month).unwrap_or(first.first_day),
+        );
+        let balance = "SELECT unit, CAST(SUM(overdue_start) - SUM(overdue_end) AS BIGINT)";
+        let mut mq = QueryBuilder::<Db>::new(format!("{balance} FROM stats_monthly WHERE month < "));
+        mq.push_bind(month);
+        if let Some(units) = scope {
+            push_units!(mq, units);
+        }
+        mq.push(" GROUP BY unit");
+        let mut dq = (g == Granularity::Day && month_start < s).then(|| {
+            let mut q = QueryBuilder::<Db>::new(format!("{balance} FROM stats_daily WHERE day >= "));
+            q.push_bind(month_start).push(" AND day < ").push_bind(s);
+            if let Some(units) = scope {
+                push_units!(q, units);
+            }
+            q.push(" GROUP BY unit");
+            q
+        });
+
+        // One row per unit and period, the day lists joined by the database.
+        let concat = if matches!(pool, Pool::Postgres(_)) { "string_agg(secs, ',')" } else { "group_concat(secs, ',')" };
+        let mut tq = QueryBuilder::<Db>::new("SELECT unit, ");
+        push_period!(tq);
+        tq.push(format!(", {concat} FROM {lists_table} WHERE {key} >= "));
+        tq.push_bind(s).push(format!(" AND {key} < ")).push_bind(e).push(" AND secs <> ''");
+        if let Some(units) = scope {
+            push_units!(tq, units);
+        }
+        tq.push(" GROUP BY unit, p");
+
+        let mut nq = (last.end > now).then(|| {
+            let mut q = QueryBuilder::<Db>::new("SELECT unit, COUNT(*) FROM stats_episodes WHERE span_end = ");
+            q.push_bind(super::facts::OPEN).push(" AND handle_due < ").push_bind(now.timestamp_micros());
+            // Implied (an open episode is not handled); lets `stats_episodes_open` serve.
+            q.push(" AND (signed_at IS NULL OR handled_at IS NULL)");
+            if let Some(units) = scope {
+                push_units!(q, units);
+            }
+            q.push(" GROUP BY unit");
+            q
+        });
+
+        let (rows, mut overdue_before, days_before, turnaround, overdue_now) = tokio::try_join!(
+            sq.build().fetch_all(p),
+            mq.build_query_as::<(String, i64)>().fetch_all(p),
+            async {
+                match dq.as_mut() {
+                    Some(q) => q.build_query_as::<(String, i64)>().fetch_all(p).await,
+                    None => Ok(Vec::new()),
+                }
+            },
+            async {
+                match turnaround {
+                    Turnarounds::Read => tq.build_query_as::<(String, i64, String)>().fetch_all(p).await,
+                    Turnarounds::Skip => Ok(Vec::new()),
+                }
+            },
+            async {
+                match nq.as_mut() {
+                    Some(q) => q.build_query_as::<(String, i64)>().fetch_all(p).await,
+                    None => Ok(Vec::new()),
+                }
+            },
+        )?;
+        overdue_before.extend(days_before);
         let mut sums = Vec::with_capacity(rows.len());
         for r in &rows {
             let unit: String = r.try_get(0)?;
@@ -945,45 +1016,6 @@ pub async fn fetch_daily(
             }
             sums.push((unit, pi.max(0) as usize, c));
         }
-
-        let mut q = QueryBuilder::<Db>::new(format!(
-            "SELECT unit, CAST(SUM(overdue_start) - SUM(overdue_end) AS BIGINT) FROM {counts_table} WHERE {key} < "
-        ));
-        q.push_bind(s);
-        if let Some(units) = scope {
-            push_units!(q, units);
-        }
-        q.push(" GROUP BY unit");
-        let overdue_before: Vec<(String, i64)> = q.build_query_as().fetch_all(p).await?;
-
-        // One row per unit and period, the day lists joined by the database.
-        let concat = if matches!(pool, Pool::Postgres(_)) { "string_agg(secs, ',')" } else { "group_concat(secs, ',')" };
-        let mut q = QueryBuilder::<Db>::new("SELECT unit, ");
-        push_period!(q);
-        q.push(format!(", {concat} FROM {lists_table} WHERE {key} >= "));
-        q.push_bind(s).push(format!(" AND {key} < ")).push_bind(e).push(" AND secs <> ''");
-        if let Some(units) = scope {
-            push_units!(q, units);
-        }
-        q.push(" GROUP BY unit, p");
-        let turnaround: Vec<(String, i64, String)> = match turnaround {
-            Turnarounds::Read => q.build_query_as().fetch_all(p).await?,
-            Turnarounds::Skip => Vec::new(),
-        };
-
-        let overdue_now: Vec<(String, i64)> = if last.end > now {
-            let mut q = QueryBuilder::<Db>::new("SELECT unit, COUNT(*) FROM stats_episodes WHERE span_end = ");
-            q.push_bind(super::facts::OPEN).push(" AND handle_due < ").push_bind(now.timestamp_micros());
-            // Implied (an open episode is not handled); lets `stats_episodes_open` serve.
-            q.push(" AND (signed_at IS NULL OR handled_at IS NULL)");
-            if let Some(units) = scope {
-                push_units!(q, units);
-            }
-            q.push(" GROUP BY unit");
-            q.build_query_as().fetch_all(p).await?
-        } else {
-            Vec::new()
-        };
         Ok(Daily { sums, overdue_before, turnaround, overdue_now })
     })
 }
