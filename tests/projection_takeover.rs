@@ -237,6 +237,29 @@ async fn another_process_takes_over_a_projection_when_its_runner_dies() {
             survivor.log_text()
         );
         drop(survivor);
+        // A process started on a caught-up database reports where the projection
+        // stands, though it has applied nothing itself.
+        let last = store
+            .read_all(0, 1000)
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .position;
+        let fresh = Serve::start(&db.url, &dir, "c").await;
+        wait_for("the new process reports the checkpoint", TAKEOVER, || {
+            let base = fresh.base.clone();
+            async move {
+                let r = reqwest::get(format!("{base}/readyz")).await;
+                let v: Value = match r {
+                    Ok(r) => r.json().await.unwrap_or_default(),
+                    Err(_) => return false,
+                };
+                v["projections"]["unit_stats"]["checkpoint"].as_i64() == Some(last)
+            }
+        })
+        .await;
+        drop(fresh);
         drop(store);
         db.drop_db().await;
     }

@@ -296,10 +296,14 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
             match step(&app.store, p.as_ref(), BATCH).await? {
                 None => {
                     lag.set(0.0);
+                    // Caught up: report where (after a start, a rebuild or another
+                    // instance's batches, no batch of ours has said so).
+                    let at = p.checkpoint().await?;
                     app.projections.update(name, |s| {
                         s.leader = true;
                         s.last_ok = Some(Instant::now());
                         s.last_error = None;
+                        s.checkpoint = at;
                     });
                     Ok(false)
                 }
