@@ -57,6 +57,15 @@ pub enum Command {
     /// Walk every stream's hash chain and report each edited, deleted or inserted
     /// event with its stream and version; exits with 1 when any is found.
     Verify,
+    /// Write the whole database (event log, ticket views, reference data, tokens as
+    /// their hashes, contacts, idempotency and attachment records; not the photos) to
+    /// a portable NDJSON archive with a checksum, as of one instant, while services
+    /// keep running (README: "Backup and restore").
+    Export(crate::backup::ExportArgs),
+    /// Load an archive made by `yiwang export` (from either engine) into a fresh
+    /// database: all or nothing, positions and hashes kept; then verify the hash
+    /// chains and rebuild the projections.
+    Restore(crate::backup::RestoreArgs),
     /// Rebuild projections from the event log, from position 0 (takes over the
     /// projection's lease from any running `serve` until it is done).
     Replay {
@@ -245,11 +254,32 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => crate::import::run(&cli.database_url, args).await,
         Command::Verify => verify(&cli.database_url).await,
+        Command::Export(args) => crate::backup::export(&cli.database_url, &args).await,
+        Command::Restore(args) => restore(&cli.database_url, args).await,
         Command::Replay {
             projection,
             calendar_dir,
         } => replay(&cli.database_url, projection.as_deref(), calendar_dir).await,
     }
+}
+
+/// `yiwang restore`: the archive in, its chains verified, the projections rebuilt
+/// (unless `--skip-projections`); an error (exit code 1) when the restored log does
+/// not verify (events are copied as they are: the exported log did not verify).
+async fn restore(url: &str, args: crate::backup::RestoreArgs) -> anyhow::Result<()> {
+    let restored = crate::backup::restore(url, &args).await?;
+    if args.skip_projections {
+        println!("projections left empty: `yiwang serve` or `yiwang replay` rebuilds them");
+    } else {
+        replay(url, None, args.calendar_dir.clone()).await?;
+    }
+    anyhow::ensure!(
+        restored.verify.ok(),
+        "the archive was restored, but its log does not verify: {} problem(s) listed above \
+         (they were in the exported database)",
+        restored.verify.problems.len()
+    );
+    Ok(())
 }
 
 /// `yiwang replay`: empties each chosen projection and applies the whole log again,

@@ -3,12 +3,13 @@
 //! Layout by concern: `store` (the event log), `domain` (the pure ticket aggregate),
 //! `sla` (calendar and deadlines), `org` (organisation and catalogue), `auth` (tokens
 //! and who may do what), `app` (commands: load, decide, append), `http` (the API),
-//! `cli` (the one binary's subcommands).
+//! `backup` (export and restore), `cli` (the one binary's subcommands).
 
 pub mod app;
 pub mod appraisal;
 pub mod attachments;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod contacts;

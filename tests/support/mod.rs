@@ -156,6 +156,19 @@ impl TestApp {
         }
     }
 
+    /// The service on an existing database (one `yiwang restore` filled, say) with
+    /// business time on `clock`; the organisation is the one the database holds.
+    pub async fn attach(db: TestDb, clock: yiwang::clock::Clock) -> TestApp {
+        let (base, app) = serve(&db, clock).await;
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            app,
+            db,
+            tokens: Default::default(),
+        }
+    }
+
     /// Brings every projection up to the end of the feed, in this task (tests do
     /// not start the background runners, so what they read is deterministic).
     /// On PostgreSQL the feed holds back events while any older transaction of the

@@ -1,0 +1,1092 @@
+//! `yiwang export` and `yiwang restore`, run as an operator runs them (the real
+//! binary). A history of three months is made through the HTTP API on one engine
+//! (returns, an extension, supervision, a failed verification, feedback, a photo, a
+//! repeat complaint, a duplicate closed from the queue), exported while the service
+//! runs, and restored into a fresh database on the other engine (and the same one).
+//! The restored service answers the appraisal, the statistics and every ticket with
+//! the same JSON as the original, holds the same rows (every event with its position
+//! and hash), verifies, still accepts the old tokens and answers a client's retry with
+//! the first answer, and appends after the restored log. Truncated or edited
+//! archives and targets that are not fresh are refused, leaving nothing written.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use yiwang::auth::Role;
+use yiwang::clock::Clock;
+use yiwang::store::Pool;
+
+use support::{Engine, TestApp, TestDb, engines};
+
+fn bj(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&format!("2026-{s}:00+08:00"))
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// Where every history ends, and both services stand.
+fn the_end() -> DateTime<Utc> {
+    bj("11-20T12:00")
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ok={}\n--- stdout\n{}--- stderr\n{}",
+            self.ok, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The binary with `--database-url url` and `args`.
+async fn yiwang(url: &str, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
+        .arg("--database-url")
+        .arg(url)
+        .args(["--log-format", "pretty"])
+        .args(args)
+        .env_remove("YIWANG_DATABASE_URL")
+        .env_remove("YIWANG_CALENDAR_DIR")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run the yiwang binary");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn export(url: &str, file: &Path) -> Run {
+    let r = yiwang(url, &["export", "--out", &file.display().to_string()]).await;
+    assert!(r.ok, "export: {r:?}");
+    r
+}
+
+async fn restore(url: &str, file: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["restore".to_string(), file.display().to_string()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    yiwang(url, &args).await
+}
+
+/// A JPEG's first bytes, a tag, and its end marker.
+fn jpeg(tag: &[u8]) -> Vec<u8> {
+    let mut b = b"\xFF\xD8\xFF\xE0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00".to_vec();
+    b.extend_from_slice(tag);
+    b.extend_from_slice(b"\xFF\xD9");
+    b
+}
+
+async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> String {
+    let boundary = format!("yiwang-{}", Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = app
+        .client
+        .post(format!("{}/api/v1/attachments", app.base))
+        .bearer_auth(token)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status().as_u16(), 201);
+    let v: Value = r.json().await.expect("json");
+    v["hash"].as_str().expect("hash").to_string()
+}
+
+/// A command the original service answered, to be sent again after the restore.
+struct Retry {
+    path: String,
+    key: String,
+    body: Value,
+    status: u16,
+    answer: Value,
+}
+
+/// What a history leaves for the checks.
+struct History {
+    /// An admin's token, made on the original database.
+    admin: String,
+    hotline: String,
+    retry: Retry,
+}
+
+/// Three months of tickets in the township hg and the district, each command at its
+/// own business time.
+async fn history(app: &TestApp) -> History {
+    let clock = &app.app.clock;
+    let gw = app.token(Role::GridWorker, "hg-01-g01").await;
+    let disp = app.token(Role::Dispatcher, "hg").await;
+    let district = app.token(Role::Dispatcher, "etdz").await;
+    let zf = app.token(Role::Handler, "hg-zfzd").await;
+    let sc = app.token(Role::Handler, "hg-scjgs").await;
+    let zhzf = app.token(Role::Handler, "zhzf").await;
+    let hot = app.token(Role::HotlineAgent, "etdz").await;
+    let admin = app.token(Role::Admin, "etdz").await;
+
+    let report = |category: &str, related_to: Option<&str>| {
+        let mut b = json!({
+            "source": "grid", "category": category, "title": "网格上报", "description": "巡查发现",
+            "urgency": "normal",
+            "location": {"address": "皇冠街道", "lat": 37.5, "lon": 122.1, "grid": "hg-01-g01"},
+        });
+        if let Some(r) = related_to {
+            b["related_to"] = json!(r);
+        }
+        b
+    };
+    let create = |at: &str, tok: String, body: Value| {
+        clock.set(bj(at));
+        async move {
+            let r = app.post("/api/v1/tickets", &tok, body).await;
+            assert_eq!(r.status, 201, "create: {}", r.body);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    };
+    let act = |at: &str, tok: String, id: String, action: &str, body: Value| {
+        clock.set(bj(at));
+        let path = format!("/api/v1/tickets/{id}/{action}");
+        async move {
+            let r = app.post(&path, &tok, body).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+        }
+    };
+
+    // T1: signed late, handled with a photo, verified, satisfied, closed.
+    let t1 = create(
+        "09-29T10:00",
+        gw.clone(),
+        report("city.exposed_garbage", None),
+    )
+    .await;
+    act(
+        "09-29T11:00",
+        disp.clone(),
+        t1.clone(),
+        "assign",
+        json!({"unit": "hg-zfzd"}),
+    )
+    .await;
+    act(
+        "10-08T09:00",
+        zf.clone(),
+        t1.clone(),
+        "sign",
+        json!({"handler": "张"}),
+    )
+    .await;
+    clock.set(bj("10-09T14:00"));
+    let photo = upload(app, &zf, &jpeg(b"backup")).await;
+    act(
+        "10-09T15:00",
+        zf.clone(),
+        t1.clone(),
+        "handle",
+        json!({"result": "已清运", "photos": [photo]}),
+    )
+    .await;
+    act(
+        "10-09T16:00",
+        disp.clone(),
+        t1.clone(),
+        "verify",
+        json!({"passed": true, "note": "合格"}),
+    )
+    .await;
+    act(
+        "10-10T10:00",
+        hot.clone(),
+        t1.clone(),
+        "feedback",
+        json!({"satisfaction": "satisfied"}),
+    )
+    .await;
+    act(
+        "10-10T11:00",
+        disp.clone(),
+        t1.clone(),
+        "close",
+        json!({"code": "resolved"}),
+    )
+    .await;
+
+    // T2: supervised twice, handled late, failed verification, handled again.
+    let t2 = create(
+        "09-30T09:00",
+        gw.clone(),
+        report("city.road_spillage", None),
+    )
+    .await;
+    act(
+        "09-30T09:30",
+        disp.clone(),
+        t2.clone(),
+        "assign",
+        json!({"unit": "hg-zfzd"}),
+    )
+    .await;
+    act(
+        "09-30T10:00",
+        zf.clone(),
+        t2.clone(),
+        "sign",
+        json!({"handler": "李"}),
+    )
+    .await;
+    act(
+        "10-12T10:00",
+        disp.clone(),
+        t2.clone(),
+        "supervise",
+        json!({"note": "请尽快处理"}),
+    )
+    .await;
+    act(
+        "10-13T09:00",
+        disp.clone(),
+        t2.clone(),
+        "supervise",
+        json!({"note": "再次督办"}),
+    )
+    .await;
+    act(
+        "10-14T10:00",
+        zf.clone(),
+        t2.clone(),
+        "handle",
+        json!({"result": "已清扫"}),
+    )
+    .await;
+    act(
+        "10-14T11:00",
+        disp.clone(),
+        t2.clone(),
+        "verify",
+        json!({"passed": false, "note": "仍有残留"}),
+    )
+    .await;
+    act(
+        "10-16T10:00",
+        zf.clone(),
+        t2.clone(),
+        "handle",
+        json!({"result": "已彻底清扫"}),
+    )
+    .await;
+    act(
+        "10-16T15:00",
+        disp.clone(),
+        t2.clone(),
+        "verify",
+        json!({"passed": true, "note": "合格"}),
+    )
+    .await;
+    act(
+        "10-17T09:00",
+        hot.clone(),
+        t2.clone(),
+        "feedback",
+        json!({"satisfaction": "unsatisfied"}),
+    )
+    .await;
+
+    // T3: an approved extension, handled late anyway.
+    let t3 = create(
+        "09-28T09:00",
+        gw.clone(),
+        report("city.illegal_construction", None),
+    )
+    .await;
+    act(
+        "09-28T10:00",
+        disp.clone(),
+        t3.clone(),
+        "assign",
+        json!({"unit": "hg-zfzd"}),
+    )
+    .await;
+    act(
+        "09-28T15:00",
+        zf.clone(),
+        t3.clone(),
+        "sign",
+        json!({"handler": "王"}),
+    )
+    .await;
+    act(
+        "09-29T09:00",
+        zf.clone(),
+        t3.clone(),
+        "request-extension",
+        json!({"days": 2, "reason": "需协调拆除"}),
+    )
+    .await;
+    act(
+        "09-29T10:00",
+        disp.clone(),
+        t3.clone(),
+        "decide-extension",
+        json!({"approved": true}),
+    )
+    .await;
+    act(
+        "10-12T09:00",
+        zf.clone(),
+        t3.clone(),
+        "handle",
+        json!({"result": "已拆除"}),
+    )
+    .await;
+    act(
+        "10-12T10:00",
+        disp.clone(),
+        t3.clone(),
+        "verify",
+        json!({"passed": true, "note": "合格"}),
+    )
+    .await;
+
+    // T4: returned at once, dispatched again to the market office, signed.
+    let t4 = create(
+        "10-09T09:00",
+        gw.clone(),
+        report("city.exposed_garbage", None),
+    )
+    .await;
+    act(
+        "10-09T10:00",
+        disp.clone(),
+        t4.clone(),
+        "assign",
+        json!({"unit": "hg-zfzd"}),
+    )
+    .await;
+    act(
+        "10-09T11:00",
+        zf.clone(),
+        t4.clone(),
+        "return",
+        json!({"reason": "非本中队辖区"}),
+    )
+    .await;
+    act(
+        "10-09T14:00",
+        disp.clone(),
+        t4.clone(),
+        "assign",
+        json!({"unit": "hg-scjgs"}),
+    )
+    .await;
+    act(
+        "10-10T09:00",
+        sc.clone(),
+        t4.clone(),
+        "sign",
+        json!({"handler": "赵"}),
+    )
+    .await;
+
+    // T5: signed, never handled: overdue.
+    let t5 = create(
+        "09-30T14:00",
+        gw.clone(),
+        report("market.consumer_complaint", None),
+    )
+    .await;
+    act(
+        "09-30T15:00",
+        disp.clone(),
+        t5.clone(),
+        "assign",
+        json!({"unit": "hg-scjgs"}),
+    )
+    .await;
+    act(
+        "10-08T09:00",
+        sc.clone(),
+        t5.clone(),
+        "sign",
+        json!({"handler": "赵"}),
+    )
+    .await;
+
+    // T6: T1's garbage again: a repeat complaint.
+    create(
+        "10-20T09:00",
+        gw.clone(),
+        report("city.exposed_garbage", Some(&t1)),
+    )
+    .await;
+
+    // T7: a citizen's call (a contact kept outside the log), at the district; its
+    // creation is the command a client retries after the restore.
+    clock.set(bj("11-02T09:00"));
+    let key = Uuid::new_v4().to_string();
+    let body = support::ticket_body();
+    let r = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/tickets",
+            Some(&hot),
+            Some(&body),
+            &[("Idempotency-Key", key.clone())],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let t7 = r.body["id"].as_str().expect("id").to_string();
+    let retry = Retry {
+        path: "/api/v1/tickets".into(),
+        key,
+        body,
+        status: r.status,
+        answer: r.body,
+    };
+    act(
+        "11-02T10:00",
+        district.clone(),
+        t7.clone(),
+        "assign",
+        json!({"unit": "zhzf"}),
+    )
+    .await;
+    act(
+        "11-03T09:00",
+        zhzf.clone(),
+        t7.clone(),
+        "sign",
+        json!({"handler": "钱工"}),
+    )
+    .await;
+    act(
+        "11-03T10:00",
+        district.clone(),
+        t7.clone(),
+        "comment",
+        json!({"text": "请尽快处理"}),
+    )
+    .await;
+
+    // T8: the same call again, closed as a duplicate from the queue.
+    let t8 = create("11-05T09:00", hot.clone(), support::ticket_body()).await;
+    act(
+        "11-05T10:00",
+        district.clone(),
+        t8,
+        "close",
+        json!({"code": "duplicate", "duplicate_of": t7}),
+    )
+    .await;
+
+    clock.set(the_end());
+    History {
+        admin,
+        hotline: hot,
+        retry,
+    }
+}
+
+/// Every event row as stored, its times as RFC 3339 with microseconds.
+type EventRow = (
+    i64,
+    String,
+    i64,
+    String,
+    i32,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
+
+async fn event_rows(pool: &Pool) -> Vec<EventRow> {
+    match pool {
+        Pool::Postgres(p) => sqlx::query_as(
+            "SELECT position, stream_id::text, version, event_type, schema_version, data::text, \
+             metadata::text, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), \
+             to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), prev_hash, hash \
+             FROM events ORDER BY position",
+        )
+        .fetch_all(p)
+        .await
+        .expect("events"),
+        Pool::Sqlite(p) => sqlx::query_as(
+            "SELECT position, stream_id, version, event_type, schema_version, data, metadata, \
+             occurred_at, recorded_at, prev_hash, hash FROM events ORDER BY position",
+        )
+        .fetch_all(p)
+        .await
+        .expect("events"),
+    }
+}
+
+async fn count(pool: &Pool, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    match pool {
+        Pool::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await.expect("count"),
+        Pool::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.expect("count"),
+    }
+}
+
+/// The rows of every table the archive carries, on a database the test has not
+/// opened: (table, rows).
+async fn table_counts(url: &str) -> Vec<(&'static str, i64)> {
+    let s = yiwang::store::open(url, true).await.expect("open");
+    let mut out = Vec::new();
+    for t in [
+        "events",
+        "ticket_view",
+        "contacts",
+        "idempotency_keys",
+        "tokens",
+        "reference_data",
+        "attachments",
+    ] {
+        out.push((t, count(&s.pool(), t).await));
+    }
+    out
+}
+
+/// Removes every `as_of` (when the answer was made) from an answer.
+fn without_as_of(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("as_of");
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+/// The record lines of an archive, times written the same way (SQLite keeps the
+/// millisecond times of its own defaults, PostgreSQL gives microseconds), sorted.
+fn records(archive: &str) -> Vec<String> {
+    fn norm(v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                    *s = yiwang::store::hash::rfc3339(t.with_timezone(&Utc));
+                }
+            }
+            Value::Object(m) => m.values_mut().for_each(norm),
+            Value::Array(a) => a.iter_mut().for_each(norm),
+            _ => {}
+        }
+    }
+    let lines: Vec<&str> = archive.lines().collect();
+    let mut out: Vec<String> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("a record");
+            norm(&mut v);
+            v.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The serial of a ticket number `YYYYMMDD-NNNNNN`.
+fn serial(number: &str) -> i64 {
+    number[9..].parse().expect("serial")
+}
+
+/// A history on `from`, exported, restored into a fresh `to`; everything compared.
+async fn round_trip(from: Engine, to: Engine, restore_args: &[&str]) {
+    let src = TestApp::spawn_with_clock(from, Clock::manual(bj("09-28T08:00"))).await;
+    let h = history(&src).await;
+    src.catch_up().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.ndjson");
+    // Exported while the service runs.
+    let ex = export(&src.db.url, &file).await;
+    let src_events = src.all_events().await;
+    assert!(
+        ex.stderr
+            .contains(&format!("exported {} events", src_events.len())),
+        "{ex:?}"
+    );
+    assert!(
+        ex.stderr.contains("copy the attachment directory"),
+        "{ex:?}"
+    );
+    let archive = std::fs::read_to_string(&file).unwrap();
+    let header: Value = serde_json::from_str(archive.lines().next().unwrap()).unwrap();
+    assert_eq!(header["format"], "yiwang-export");
+    assert_eq!(header["version"], 1);
+    assert_eq!(
+        header["engine"],
+        if from == Engine::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
+    // The last migration this build has (the migrations are numbered from 1).
+    let latest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/sqlite"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        })
+        .count();
+    assert_eq!(header["schema_version"], latest);
+    let trailer: Value = serde_json::from_str(archive.lines().last().unwrap()).unwrap();
+    assert_eq!(trailer["kind"], "end");
+    assert_eq!(trailer["events"], src_events.len());
+    assert_eq!(trailer["records"], archive.lines().count() - 2);
+    let body_end = archive.len() - archive.lines().last().unwrap().len() - 1;
+    assert_eq!(
+        trailer["sha256"],
+        hex::encode(Sha256::digest(&archive.as_bytes()[..body_end]))
+    );
+    assert!(!archive.contains("yw_"), "no token in clear");
+    assert!(!archive.contains(&h.admin), "no token in clear");
+
+    let db = TestDb::new(to).await;
+    let r = restore(&db.url, &file, restore_args).await;
+    assert!(r.ok, "{from:?} -> {to:?}: {r:?}");
+    assert!(
+        r.stdout
+            .contains(&format!("restored {} events", src_events.len())),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("every hash chain is intact"), "{r:?}");
+    let dst = TestApp::attach(db, Clock::manual(the_end())).await;
+    dst.catch_up().await;
+
+    // Every event the same row: positions, hashes, payload text, times.
+    let dst_events = dst.all_events().await;
+    assert_eq!(dst_events, src_events, "{from:?} -> {to:?}");
+    assert_eq!(
+        event_rows(&dst.app.store.pool()).await,
+        event_rows(&src.app.store.pool()).await
+    );
+    // And every row of every table the archive carries: export the copy again.
+    let again = dir.path().join("again.ndjson");
+    export(&dst.db.url, &again).await;
+    let again = std::fs::read_to_string(&again).unwrap();
+    assert_eq!(records(&again), records(&archive), "{from:?} -> {to:?}");
+    if from == to {
+        // Same engine: the record lines are the same bytes.
+        let body = |a: &str| a.lines().skip(1).collect::<Vec<_>>().join("\n");
+        let (a, b) = (body(&archive), body(&again));
+        assert_eq!(a.lines().count(), b.lines().count());
+        assert_eq!(
+            a.rsplit_once('\n').unwrap().0,
+            b.rsplit_once('\n').unwrap().0
+        );
+    }
+
+    // The same answers, with the token made on the original.
+    let mut paths = vec![
+        "/api/v1/appraisal?period=2026-09&unit=hg".to_string(),
+        "/api/v1/appraisal?period=2026-10&unit=hg".to_string(),
+        "/api/v1/appraisal?period=2026-11".to_string(),
+        "/api/v1/appraisal?period=2026-Q4".to_string(),
+        "/api/v1/stats/units?unit=etdz&granularity=month&from=2026-09-01&to=2026-11-30".to_string(),
+        "/api/v1/stats/units?unit=hg&granularity=day&from=2026-09-28&to=2026-10-20".to_string(),
+        "/api/v1/stats/units?unit=hg&granularity=quarter&from=2026-07-01&to=2026-12-31".to_string(),
+        "/api/v1/tickets?limit=100".to_string(),
+    ];
+    let list = src.get("/api/v1/tickets?limit=100", &h.admin).await;
+    let ids: Vec<String> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 8);
+    for id in &ids {
+        paths.push(format!("/api/v1/tickets/{id}"));
+        paths.push(format!("/api/v1/tickets/{id}/events"));
+    }
+    for p in &paths {
+        let a = src.get(p, &h.admin).await;
+        let b = dst.get(p, &h.admin).await;
+        assert_eq!(a.status, 200, "{p}: {}", a.body);
+        assert_eq!(b.status, 200, "{from:?} -> {to:?} {p}: {}", b.body);
+        assert_eq!(
+            without_as_of(b.body),
+            without_as_of(a.body),
+            "{from:?} -> {to:?} {p}"
+        );
+    }
+    let appraisal = src
+        .get("/api/v1/appraisal?period=2026-10&unit=hg", &h.admin)
+        .await;
+    assert!(
+        appraisal.body.to_string().contains("\"evidence\":[{"),
+        "the comparison covers deductions with evidence: {}",
+        appraisal.body
+    );
+
+    // `yiwang verify` on the copy.
+    let v = yiwang(&dst.db.url, &["verify"]).await;
+    assert!(v.ok, "{v:?}");
+    assert!(
+        v.stdout.contains(&format!(
+            "verified {} events in 8 streams",
+            src_events.len()
+        )) && v.stdout.contains("every hash chain is intact"),
+        "{v:?}"
+    );
+
+    // A client retrying its command after the move gets the first answer, and
+    // nothing is appended.
+    let before = dst.count_rows("events").await;
+    let r = dst
+        .send(
+            reqwest::Method::POST,
+            &h.retry.path,
+            Some(&h.hotline),
+            Some(&h.retry.body),
+            &[("Idempotency-Key", h.retry.key.clone())],
+        )
+        .await;
+    assert_eq!(r.status, h.retry.status);
+    assert_eq!(r.body, h.retry.answer);
+    assert_eq!(r.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(dst.count_rows("events").await, before);
+
+    // New commands continue after the restored log: a higher position and serial.
+    let max_position = src_events.iter().map(|e| e.position).max().unwrap();
+    let max_serial = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| serial(t["number"].as_str().unwrap()))
+        .max()
+        .unwrap();
+    let created = dst.new_ticket().await;
+    assert!(
+        serial(created["number"].as_str().unwrap()) > max_serial,
+        "{} after serial {max_serial}",
+        created["number"]
+    );
+    let after = dst.all_events().await;
+    assert_eq!(after.len(), src_events.len() + 1);
+    let last = after.last().unwrap();
+    assert_eq!(last.stream_id.to_string(), created["id"].as_str().unwrap());
+    assert!(
+        last.position > max_position,
+        "{} > {max_position}",
+        last.position
+    );
+    let v = yiwang(&dst.db.url, &["verify"]).await;
+    assert!(v.ok, "{v:?}");
+
+    src.finish().await;
+    dst.finish().await;
+}
+
+async fn with_postgres() -> bool {
+    let has = engines().await.contains(&Engine::Postgres);
+    if !has {
+        eprintln!("skipping: this test needs PostgreSQL ({})", support::PG_ENV);
+    }
+    has
+}
+
+#[tokio::test]
+async fn sqlite_to_postgres() {
+    if with_postgres().await {
+        round_trip(Engine::Sqlite, Engine::Postgres, &[]).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_to_sqlite() {
+    if with_postgres().await {
+        round_trip(Engine::Postgres, Engine::Sqlite, &[]).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_to_sqlite_with_projections_left_to_the_service() {
+    round_trip(Engine::Sqlite, Engine::Sqlite, &["--skip-projections"]).await;
+}
+
+#[tokio::test]
+async fn postgres_to_postgres() {
+    if with_postgres().await {
+        round_trip(Engine::Postgres, Engine::Postgres, &[]).await;
+    }
+}
+
+/// One ticket through assign and sign on SQLite, exported: (app, archive path, dir).
+async fn small_archive() -> (TestApp, PathBuf, tempfile::TempDir) {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let t = app.new_ticket().await;
+    let id = t["id"].as_str().unwrap();
+    let disp = app.token(Role::Dispatcher, "etdz").await;
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/assign"),
+            &disp,
+            json!({"unit": "zhzf"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.ndjson");
+    export(&app.db.url, &file).await;
+    (app, file, dir)
+}
+
+fn nothing_written(counts: &[(&str, i64)]) -> bool {
+    counts.iter().all(|(_, n)| *n == 0)
+}
+
+#[tokio::test]
+async fn truncated_edited_and_foreign_archives_are_refused_leaving_nothing() {
+    let (src, file, dir) = small_archive().await;
+    let archive = std::fs::read(&file).unwrap();
+    let text = String::from_utf8(archive.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // Cut after a whole line: the trailer and two records gone.
+    let keep: usize = lines[..lines.len() - 3].iter().map(|l| l.len() + 1).sum();
+    let cut_at_line = write("cut-line.ndjson", &archive[..keep]);
+    // Cut in the middle of an event line.
+    let event_line = lines
+        .iter()
+        .position(|l| l.starts_with("{\"kind\":\"event\""))
+        .unwrap();
+    let start: usize = lines[..event_line].iter().map(|l| l.len() + 1).sum();
+    let cut_mid = write("cut-mid.ndjson", &archive[..start + 40]);
+    // One byte of an event's hash changed: still valid JSON, the checksum catches it.
+    let hash_at = start + lines[event_line].find("\"hash\":\"").unwrap() + 8;
+    let mut edited = archive.clone();
+    edited[hash_at] = if edited[hash_at] == b'0' { b'1' } else { b'0' };
+    let edited_hash = write("edited-hash.ndjson", &edited);
+    // One byte of a payload changed so that the line is no longer JSON.
+    let mut broken = archive.clone();
+    let brace = start + lines[event_line].find("\"data\":{").unwrap() + 7;
+    broken[brace] = b'(';
+    let broken_json = write("broken-json.ndjson", &broken);
+    // One byte of the trailer's checksum changed.
+    let mut trailer = archive.clone();
+    let at = archive.len() - 4; // the last hex digit, before `"}` and the newline
+    trailer[at] = if trailer[at] == b'a' { b'b' } else { b'a' };
+    let edited_trailer = write("edited-trailer.ndjson", &trailer);
+    // Not an archive at all; an archive of a later format.
+    let foreign = write(
+        "foreign.ndjson",
+        b"{\"ticket\":\"GD-1\",\"action\":\"create\"}\n",
+    );
+    let later = write(
+        "later.ndjson",
+        text.replacen("\"version\":1", "\"version\":2", 1)
+            .as_bytes(),
+    );
+    let cases: [(&Path, &str); 7] = [
+        (&cut_at_line, "without its trailer: it is truncated"),
+        (&cut_mid, "ends in the middle of line"),
+        (&edited_hash, "checksum does not match"),
+        (&broken_json, "is not a valid record"),
+        (&edited_trailer, "checksum does not match"),
+        (&foreign, "not the header of a yiwang export archive"),
+        (&later, "format version 2 and this yiwang reads version 1"),
+    ];
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        for (f, why) in &cases {
+            let r = restore(&db.url, f, &[]).await;
+            assert!(!r.ok, "{engine:?} {}: {r:?}", f.display());
+            assert!(
+                r.stderr.contains(why),
+                "{engine:?} {}: {why:?}: {r:?}",
+                f.display()
+            );
+            assert!(!r.stderr.contains("panicked"), "{r:?}");
+            let counts = table_counts(&db.url).await;
+            assert!(
+                nothing_written(&counts),
+                "{engine:?} {}: {counts:?}",
+                f.display()
+            );
+        }
+        // The intact archive still goes in: the refusals left the target fresh.
+        let r = restore(&db.url, &file, &[]).await;
+        assert!(r.ok, "{engine:?}: {r:?}");
+        assert!(r.stdout.contains("restored 2 events"), "{r:?}");
+        db.drop_db().await;
+    }
+    src.finish().await;
+}
+
+#[tokio::test]
+async fn restore_into_a_database_with_events_is_refused() {
+    let (src, file, _dir) = small_archive().await;
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        let r = restore(&db.url, &file, &[]).await;
+        assert!(r.ok, "{engine:?}: {r:?}");
+        let before = table_counts(&db.url).await;
+        // Again into the restored database, and into the original.
+        for url in [&db.url, &src.db.url] {
+            let r = restore(url, &file, &[]).await;
+            assert!(!r.ok, "{engine:?}: {r:?}");
+            assert!(
+                r.stderr.contains("is not a fresh database")
+                    && r.stderr.contains("2 in events")
+                    && r.stderr.contains("nothing was written"),
+                "{engine:?}: {r:?}"
+            );
+        }
+        assert_eq!(table_counts(&db.url).await, before);
+        db.drop_db().await;
+    }
+    assert_eq!(src.count_rows("events").await, 2);
+    src.finish().await;
+}
+
+/// A log someone tampered with (the last event of a stream deleted, the guard
+/// dropped) is restored as it is, and stays visibly tampered: the restore reports the
+/// same problem as `yiwang verify` on the original and exits non-zero.
+#[tokio::test]
+async fn a_tampered_log_is_restored_as_it_is_and_reported() {
+    let (src, _, dir) = small_archive().await;
+    let Pool::Sqlite(p) = src.app.store.pool() else {
+        unreachable!("small_archive is on SQLite")
+    };
+    sqlx::raw_sql("DROP TRIGGER events_no_delete; DELETE FROM events WHERE version = 2")
+        .execute(&p)
+        .await
+        .unwrap();
+    let problems = |r: &Run| -> Vec<String> {
+        r.stdout
+            .lines()
+            .filter(|l| {
+                l.starts_with("deleted ") || l.starts_with("edited ") || l.starts_with("inserted ")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let original = yiwang(&src.db.url, &["verify"]).await;
+    assert!(!original.ok);
+    assert_eq!(problems(&original).len(), 1, "{original:?}");
+    assert!(
+        problems(&original)[0].contains("version 2: missing"),
+        "{original:?}"
+    );
+    let file = dir.path().join("tampered.ndjson");
+    export(&src.db.url, &file).await;
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        let r = restore(&db.url, &file, &[]).await;
+        assert!(!r.ok, "{engine:?}: {r:?}");
+        assert!(r.stdout.contains("restored 1 events"), "{r:?}");
+        assert_eq!(problems(&r), problems(&original), "{engine:?}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("was restored, but its log does not verify"),
+            "{r:?}"
+        );
+        let v = yiwang(&db.url, &["verify"]).await;
+        assert_eq!(problems(&v), problems(&original), "{engine:?}: {v:?}");
+        db.drop_db().await;
+    }
+    src.finish().await;
+}
+
+/// PostgreSQL positions come from transaction ids: an archive whose positions lie
+/// above the ids the target cluster would give next (another cluster's, here made
+/// by moving a SQLite archive's positions up) is restored with the cluster's counter
+/// moved past them first, so that new events still come after the restored ones.
+#[tokio::test]
+async fn restore_into_postgres_puts_new_positions_after_the_archive() {
+    if !with_postgres().await {
+        return;
+    }
+    let (src, file, dir) = small_archive().await;
+    let admin_url = std::env::var(support::PG_ENV).unwrap();
+    let next: i64 = {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+    let offset = (next + 3000) << 10;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut out = String::new();
+    let mut max = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    for l in &lines[1..lines.len() - 1] {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        if v["kind"] == "event" {
+            let p = v["position"].as_i64().unwrap() + offset;
+            v["position"] = json!(p);
+            max = max.max(p);
+        }
+        // (Restore reads fields by name: their order does not matter.)
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    let mut header: Value = serde_json::from_str(lines[0]).unwrap();
+    header["max_position"] = json!(max);
+    let body = format!("{header}\n{out}");
+    let trailer: Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    let trailer = json!({
+        "kind": "end", "events": trailer["events"], "records": trailer["records"],
+        "sha256": hex::encode(Sha256::digest(body.as_bytes())),
+    });
+    let moved = dir.path().join("moved.ndjson");
+    std::fs::write(&moved, format!("{body}{trailer}\n")).unwrap();
+
+    let db = TestDb::new(Engine::Postgres).await;
+    let r = restore(&db.url, &moved, &[]).await;
+    assert!(r.ok, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("advancing the cluster's transaction counter"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("every hash chain is intact"), "{r:?}");
+    let dst = TestApp::attach(db, Clock::system()).await;
+    let restored = dst.all_events().await;
+    assert_eq!(restored.last().unwrap().position, max);
+    dst.new_ticket().await;
+    let after = dst.all_events().await;
+    assert_eq!(after.len(), restored.len() + 1);
+    assert!(after.last().unwrap().position > max);
+    src.finish().await;
+    dst.finish().await;
+}
