@@ -397,6 +397,9 @@ pub async fn area_reports(
         let rows = occurrences(pool, &kinds, areas, categories, period.start, period.end).await?;
         return Ok(AreaReport::from_rows(&rows));
     }
+    if categories.is_some_and(|c| c.is_empty()) {
+        return Ok(Vec::new());
+    }
     let (s, e) = (
         daily::month_number(period.first_day),
         daily::month_number(period.end_day),
@@ -408,8 +411,18 @@ pub async fn area_reports(
         q.push_bind(s)
             .push(" AND month < ")
             .push_bind(e)
-            .push(" AND items <> '' AND list LIKE ")
-            .push_bind(format!("{}%", daily::REPORT_PREFIX));
+            .push(" AND items <> '' AND (");
+        // Only the lists of the categories asked for (of any source). `_` in a
+        // category matches any character in LIKE: a superset, filtered below.
+        let patterns: Vec<String> = match categories {
+            Some(cs) => cs.iter().map(|c| format!("{}%:{c}", daily::REPORT_PREFIX)).collect(),
+            None => vec![format!("{}%", daily::REPORT_PREFIX)],
+        };
+        let mut sep = q.separated(" OR ");
+        for pattern in &patterns {
+            sep.push("list LIKE ").push_bind_unseparated(pattern.as_str());
+        }
+        q.push(")");
         if let Some(units) = areas {
             push_units!(q, units);
         }
@@ -921,10 +934,15 @@ pub async fn fetch_daily(
             let wanted = !c.starts_with("both_") && !c.starts_with("on_time_both_")
                 || i == both as usize
                 || i == both_ot as usize;
-            if wanted {
-                sq.push(format!(", CAST(SUM({c}) AS BIGINT)"));
-            } else {
+            // Days are one row per unit and day already: no sums (PostgreSQL sums
+            // BIGINTs as NUMERIC, which for a month of a district's days was most
+            // of the read).
+            if !wanted {
                 sq.push(", CAST(0 AS BIGINT)");
+            } else if g == Granularity::Day {
+                sq.push(format!(", {c}"));
+            } else {
+                sq.push(format!(", CAST(SUM({c}) AS BIGINT)"));
             }
         }
         sq.push(format!(" FROM {counts_table} WHERE {key} >= "))
@@ -934,7 +952,9 @@ pub async fn fetch_daily(
         if let Some(units) = scope {
             push_units!(sq, units);
         }
-        sq.push(" GROUP BY unit, p");
+        if g != Granularity::Day {
+            sq.push(" GROUP BY unit, p");
+        }
 
         // The overdue balance before the first period: whole months from the
         // monthly rows, and for days the days of the first day's month before it
