@@ -169,7 +169,7 @@ pub struct Delta {
     pub counts: HashMap<(String, i64), Counts>,
     /// Turnaround seconds added (+1) or removed (−1) per (unit, day).
     pub turnaround: HashMap<(String, i64), Vec<(i64, i64)>>,
-    /// Evidence items (`ticket:position`) added or removed per (unit, day, list),
+    /// Evidence items (`ticket:position`) added or removed per (unit, month, list),
     /// the list named as the appraisal names it (`late_signs`, ...). Items are
     /// stored as if every deadline still open had passed; a query takes out the
     /// ones whose deadline is still ahead of it (see `query::fetch_evidence`).
@@ -226,9 +226,11 @@ impl Delta {
         self.evidence_in(unit, day, Cow::Borrowed(list), item, n);
     }
 
+    /// Evidence is kept by month only: keyed by month from the start, so no pass
+    /// over every item is needed to sum days into months.
     fn evidence_in(&mut self, unit: &str, day: i64, list: Cow<'static, str>, item: String, n: i64) {
         self.evidence
-            .entry((unit.to_string(), day, list))
+            .entry((unit.to_string(), month_of_day(day), list))
             .or_default()
             .push((item, n));
     }
@@ -374,7 +376,8 @@ impl Delta {
     }
 
     /// The same changes summed per month (`stats_monthly`): keyed by (unit, month).
-    pub fn monthly(&self) -> Delta {
+    /// The evidence (kept by month already) moves to the monthly delta.
+    pub fn monthly(&mut self) -> Delta {
         let mut m = Delta::default();
         for ((unit, day), c) in &self.counts {
             let e = m
@@ -391,12 +394,7 @@ impl Delta {
                 .or_default()
                 .extend_from_slice(v);
         }
-        for ((unit, day, list), v) in &self.evidence {
-            m.evidence
-                .entry((unit.clone(), month_of_day(*day), list.clone()))
-                .or_default()
-                .extend(v.iter().cloned());
-        }
+        m.evidence = std::mem::take(&mut self.evidence);
         m.prune();
         m
     }

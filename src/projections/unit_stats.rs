@@ -170,7 +170,7 @@ impl UnitStats {
         to: i64,
         changed: &[&TicketFacts],
         occurrences: &[Occurrence],
-        delta: &Delta,
+        delta: &mut Delta,
     ) -> Result<bool, StoreError> {
         let now = facts::micros(chrono::Utc::now());
         on_pool!(&self.pool, p, Db => {
@@ -297,7 +297,7 @@ impl UnitStats {
             // The same changes by day and by month.
             let monthly = delta.monthly();
             for (counts_table, lists_table, key, delta) in [
-                ("stats_daily", "stats_turnaround", "day", delta),
+                ("stats_daily", "stats_turnaround", "day", &*delta),
                 ("stats_monthly", "stats_turnaround_monthly", "month", &monthly),
             ] {
             let mut counts: Vec<(&(String, i64), &daily::Counts)> = delta.counts.iter().collect();
@@ -506,7 +506,7 @@ impl UnitStats {
             delta.occurrence(o);
         }
         delta.prune();
-        self.write(Mode::Replace, last, &facts, &occurrences, &delta)
+        self.write(Mode::Replace, last, &facts, &occurrences, &mut delta)
             .await?;
         Ok(count)
     }
@@ -636,7 +636,13 @@ impl Projection for UnitStats {
         }
         delta.prune();
         let ok = self
-            .write(Mode::From(from), to, &changed_facts, &occurrences, &delta)
+            .write(
+                Mode::From(from),
+                to,
+                &changed_facts,
+                &occurrences,
+                &mut delta,
+            )
             .await;
         match ok {
             Ok(true) => {
