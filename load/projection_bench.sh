@@ -107,6 +107,7 @@ routes=(
   "stats-days-2026-11|/api/v1/stats/units?granularity=day&from=2026-11-01"
   "appraisal-2026-Q3|/api/v1/appraisal?period=2026-Q3"
   "appraisal-2026-10|/api/v1/appraisal?period=2026-10"
+  "appraisal-2026|/api/v1/appraisal?period=2026"
 )
 
 bench_engine() { # ENGINE URL IMPORT_URL
