@@ -418,8 +418,8 @@ impl UnitStats {
         Ok(true)
     }
 
-    /// Folds the whole feed in memory (333 MB peak with the evidence and report lists for 1,000,000 events, see
-    /// BENCHMARKS.md) and writes each table once. A reader task fetches the next
+    /// Folds the whole feed in memory (333 MB peak for 1,000,000 events with the
+    /// evidence and report lists, see BENCHMARKS.md) and writes each table once. A reader task fetches the next
     /// batch while this one is folded.
     async fn rebuild_all(
         &self,
