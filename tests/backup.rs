@@ -22,7 +22,7 @@ use yiwang::auth::Role;
 use yiwang::clock::Clock;
 use yiwang::store::Pool;
 
-use support::{Engine, TestApp, TestDb, engines};
+use support::{Engine, Run, TestApp, TestDb, engines, yiwang};
 
 fn bj(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&format!("2026-{s}:00+08:00"))
@@ -33,42 +33,6 @@ fn bj(s: &str) -> DateTime<Utc> {
 /// Where every history ends, and both services stand.
 fn the_end() -> DateTime<Utc> {
     bj("11-20T12:00")
-}
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ok={}\n--- stdout\n{}--- stderr\n{}",
-            self.ok, self.stdout, self.stderr
-        )
-    }
-}
-
-/// The binary with `--database-url url` and `args`.
-async fn yiwang(url: &str, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
-        .arg("--database-url")
-        .arg(url)
-        .args(["--log-format", "pretty"])
-        .args(args)
-        .env_remove("YIWANG_DATABASE_URL")
-        .env_remove("YIWANG_CALENDAR_DIR")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run the yiwang binary");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 async fn export(url: &str, file: &Path) -> Run {

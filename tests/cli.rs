@@ -9,42 +9,7 @@ use serde_json::{Value, json};
 use yiwang::auth::Role;
 use yiwang::store::Pool;
 
-use support::{TestApp, TestDb, another_instance, engines};
-
-/// What one run of the binary did.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ok={}\n--- stdout\n{}--- stderr\n{}",
-            self.ok, self.stdout, self.stderr
-        )
-    }
-}
-
-async fn yiwang(url: &str, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
-        .arg("--database-url")
-        .arg(url)
-        .args(["--log-format", "pretty"])
-        .args(args)
-        .env_remove("YIWANG_DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run the yiwang binary");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use support::{TestApp, TestDb, another_instance, engines, yiwang};
 
 async fn pool(url: &str) -> Pool {
     yiwang::store::open(url, true).await.expect("open").pool()

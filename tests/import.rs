@@ -10,43 +10,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use yiwang::store::{Pool, RecordedEvent};
 
-use support::{TestDb, engines};
-
-/// What one run of the binary did.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ok={}\n--- stdout\n{}--- stderr\n{}",
-            self.ok, self.stdout, self.stderr
-        )
-    }
-}
+use support::{Run, TestDb, engines, yiwang};
 
 async fn import(url: &str, file: &std::path::Path) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
-        .arg("--database-url")
-        .arg(url)
-        .args(["--log-format", "pretty", "import"])
-        .arg(file)
-        .env_remove("YIWANG_DATABASE_URL")
-        .env_remove("YIWANG_CALENDAR_DIR")
-        .env_remove("YIWANG_REWORK_DAYS")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run the yiwang binary");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    yiwang(url, &["import", &file.display().to_string()]).await
 }
 
 async fn count_events(url: &str) -> i64 {

@@ -13,39 +13,10 @@ use uuid::Uuid;
 use yiwang::auth::Role;
 use yiwang::store::Pool;
 
-use support::{Engine, TestApp, engines};
-
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ok={}\n--- stdout\n{}--- stderr\n{}",
-            self.ok, self.stdout, self.stderr
-        )
-    }
-}
+use support::{Engine, Run, TestApp, engines, yiwang};
 
 async fn verify(url: &str) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
-        .arg("--database-url")
-        .arg(url)
-        .args(["--log-format", "pretty", "verify"])
-        .env_remove("YIWANG_DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run the yiwang binary");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    yiwang(url, &["verify"]).await
 }
 
 async fn exec(pool: &Pool, sql: &str) {

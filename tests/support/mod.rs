@@ -517,3 +517,43 @@ pub fn conforms(
         ))
     }
 }
+
+/// What one run of the `yiwang` binary did.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ok={}\n--- stdout\n{}--- stderr\n{}",
+            self.ok, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the `yiwang` binary with `--database-url url` and `args`. The settings a
+/// developer's shell may export (database, calendar, rework days) are removed, so
+/// the test sees only what it passes.
+pub async fn yiwang(url: &str, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
+        .arg("--database-url")
+        .arg(url)
+        .args(["--log-format", "pretty"])
+        .args(args)
+        .env_remove("YIWANG_DATABASE_URL")
+        .env_remove("YIWANG_CALENDAR_DIR")
+        .env_remove("YIWANG_REWORK_DAYS")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .expect("run the yiwang binary");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
