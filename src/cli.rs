@@ -32,6 +32,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "YIWANG_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
 
+    /// A TOML file of settings (README: "Configuration"): each key is an
+    /// environment variable's name without `YIWANG_`, in lower case. A flag or an
+    /// environment variable overrides it.
+    #[arg(long, global = true, env = "YIWANG_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -66,6 +72,9 @@ pub enum Command {
     /// database: all or nothing, positions and hashes kept; then verify the hash
     /// chains and rebuild the projections.
     Restore(crate::backup::RestoreArgs),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Rebuild projections from the event log, from position 0 (takes over the
     /// projection's lease from any running `serve` until it is done).
     Replay {
@@ -76,6 +85,14 @@ pub enum Command {
         #[arg(long, env = "YIWANG_CALENDAR_DIR")]
         calendar_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the settings `yiwang serve` would run with (flags given here are not
+    /// considered: the environment, the file and the defaults), each with where it
+    /// came from, secrets hidden; exit 1 on a bad value.
+    Check,
 }
 
 #[derive(Args, Debug)]
@@ -254,6 +271,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => crate::import::run(&cli.database_url, args).await,
         Command::Verify => verify(&cli.database_url).await,
+        Command::Config(ConfigCommand::Check) => crate::config::check(),
         Command::Export(args) => crate::backup::export(&cli.database_url, &args).await,
         Command::Restore(args) => restore(&cli.database_url, args).await,
         Command::Replay {

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod clock;
+pub mod config;
 pub mod contacts;
 pub mod domain;
 pub mod error;
