@@ -92,7 +92,8 @@ pub struct OccurrenceRow {
 /// A ticket and the event position behind a counted figure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
-    /// The ticket id. (A `Uuid` orders as its hyphenated lowercase text does.)
+    /// The ticket id.
+    // A `Uuid` orders as its hyphenated lowercase text does, so lists sort as before.
     pub ticket: Uuid,
     /// The event's position in the global feed.
     pub position: i64,
