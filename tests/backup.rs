@@ -22,7 +22,7 @@ use yiwang::auth::Role;
 use yiwang::clock::Clock;
 use yiwang::store::Pool;
 
-use support::{Engine, Run, TestApp, TestDb, engines, yiwang};
+use support::{Engine, Run, TestApp, TestDb, engines, upload_part, yiwang};
 
 fn bj(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(&format!("2026-{s}:00+08:00"))
@@ -57,28 +57,8 @@ fn jpeg(tag: &[u8]) -> Vec<u8> {
 }
 
 async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> String {
-    let boundary = format!("yiwang-{}", Uuid::new_v4().simple());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\n\
-         Content-Type: image/jpeg\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let r = app
-        .client
-        .post(format!("{}/api/v1/attachments", app.base))
-        .bearer_auth(token)
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(r.status().as_u16(), 201);
-    let v: Value = r.json().await.expect("json");
+    let (status, v) = upload_part(app, token, "file", "p.jpg", bytes).await;
+    assert_eq!(status, 201, "{v}");
     v["hash"].as_str().expect("hash").to_string()
 }
 

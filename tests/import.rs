@@ -424,22 +424,8 @@ async fn unreadable_lines_are_named_by_number_and_the_rest_goes_in() {
 }
 
 async fn import_jobs(url: &str, file: &std::path::Path, jobs: &str) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
-        .arg("--database-url")
-        .arg(url)
-        .args(["--log-format", "pretty", "import", "--jobs", jobs])
-        .arg(file)
-        .env_remove("YIWANG_DATABASE_URL")
-        .env_remove("YIWANG_IMPORT_JOBS")
-        .env("RUST_LOG", "warn")
-        .output()
-        .await
-        .expect("run the yiwang binary");
-    Run {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let file = file.display().to_string();
+    yiwang(url, &["import", "--jobs", jobs, &file]).await
 }
 
 /// Forty repeat complaints, each naming the one before it, imported eight at a time:

@@ -176,7 +176,7 @@ pub struct Delta {
     pub evidence: HashMap<EvidenceKey, Vec<(String, i64)>>,
 }
 
-/// (unit, day or month, list name).
+/// (unit, month, list name): evidence is kept by month only.
 pub type EvidenceKey = (String, i64, Cow<'static, str>);
 
 /// The list of the grid or hotline reports of one category accepted in a township

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use yiwang::auth::Role;
 
-use crate::support::{Engine, TestApp, engines};
+use crate::support::{Engine, TestApp, engines, upload_part};
 
 /// A JPEG's first bytes (SOI, a JFIF APP0 segment) and its end marker.
 fn jpeg(tag: &[u8]) -> Vec<u8> {
@@ -23,45 +23,6 @@ fn png() -> Vec<u8> {
         b"\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89",
     );
     b
-}
-
-/// `POST /api/v1/attachments` with one part named `name` holding `bytes`.
-async fn upload_part(
-    app: &TestApp,
-    token: &str,
-    name: &str,
-    filename: &str,
-    bytes: &[u8],
-) -> (u16, Value) {
-    let boundary = format!("yiwang-{}", Uuid::new_v4().simple());
-    let mut body = Vec::with_capacity(bytes.len() + 256);
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
-             Content-Type: image/jpeg\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let r = app
-        .client
-        .post(format!("{}/api/v1/attachments", app.base))
-        .bearer_auth(token)
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("body");
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> (u16, Value) {
