@@ -536,12 +536,22 @@ impl App {
                 return Ok(Some((t, Some(row.head_hash))));
             }
         }
+        self.load_from_stream(id).await
+    }
+
+    /// The ticket folded from its stream (each event read through the upcasters of
+    /// its schema version), with the hash of its last event: what the view holds,
+    /// read from the log itself.
+    pub async fn load_from_stream(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
         let events = self.store.read_stream(id).await?;
         let mut state: Option<Ticket> = None;
         for e in &events {
-            let ev = TicketEvent::from_parts(&e.event_type, &e.data).map_err(|err| {
-                AppError::Internal(anyhow::anyhow!("event {} unreadable: {err}", e.position))
-            })?;
+            let ev = TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data).map_err(
+                |err| AppError::Internal(anyhow::anyhow!("event {} unreadable: {err}", e.position)),
+            )?;
             state = Some(Ticket::apply(state, id, &ev, e.occurred_at));
         }
         Ok(state.map(|t| (t, events.last().map(|e| e.hash.clone()))))
@@ -805,7 +815,7 @@ pub fn new_events(events: &[TicketEvent], at: DateTime<Utc>) -> Vec<NewEvent> {
             let (event_type, data) = e.to_parts();
             NewEvent {
                 event_type,
-                schema_version: SCHEMA_VERSION,
+                schema_version: e.schema_version(),
                 data,
                 occurred_at: at,
             }

@@ -8,9 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Current schema version of every ticket event payload. Bump per type with an
-/// upcaster when a payload's shape changes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub use super::upcast::{DecodeError, current_version};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -142,15 +140,23 @@ pub struct Supervised {
     pub count: u32,
 }
 
+/// `TicketHandled`, schema version 2 (see `upcast.rs` for version 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Handled {
     pub result: String,
-    /// Photos of the result, by attachment hash. (Events written before attachments
-    /// existed may hold free-form names here; the ticket lists only hashes.)
+    /// Photos of the result, by attachment hash (the API and `yiwang import` accept
+    /// nothing else). Version 1 events may hold free-form names here too; reading
+    /// one moves those into `legacy_photo_names`.
     #[serde(default)]
     pub photos: Vec<String>,
     #[serde(default)]
     pub self_handled: bool,
+    /// Free-form photo names of a version 1 event written before attachments
+    /// existed, kept for the record (no file is behind them). This build never
+    /// writes any: the field is left out of the JSON when empty, so a version 2
+    /// payload has exactly the fields a version 1 payload had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_photo_names: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -311,19 +317,54 @@ impl TicketEvent {
         (ty, data)
     }
 
-    /// Rebuilds an event from its stored parts.
-    pub fn from_parts(
-        event_type: &str,
-        data: &serde_json::Value,
-    ) -> Result<Self, serde_json::Error> {
-        // `&Value` is a deserializer: the payload is read in place, not copied.
-        decode_by_type!(event_type, |T| T::deserialize(data))
+    /// The schema version this build writes the event with (the store's
+    /// `schema_version` column): its type's [`current_version`].
+    pub fn schema_version(&self) -> i32 {
+        current_version(self.type_name())
     }
 
-    /// Rebuilds an event from its stored type and the payload's JSON text, without
-    /// an intermediate `Value` (the projection rebuild reads a million of these).
-    pub fn from_json_parts(event_type: &str, data: &str) -> Result<Self, serde_json::Error> {
-        decode_by_type!(event_type, |T| serde_json::from_str::<T>(data))
+    /// Rebuilds an event from its stored parts. A payload of an older schema
+    /// version goes through its type's upcasters first (`upcast.rs`); a version
+    /// newer than this build knows is an error ([`DecodeError::TooNew`]), never a
+    /// guess.
+    pub fn from_parts(
+        event_type: &str,
+        schema_version: i32,
+        data: &serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        if schema_version == current_version(event_type) {
+            // `&Value` is a deserializer: the payload is read in place, not copied.
+            return Ok(decode_by_type!(event_type, |T| T::deserialize(data))?);
+        }
+        Self::from_older(event_type, schema_version, data.clone())
+    }
+
+    /// Rebuilds an event from its stored type, schema version and the payload's
+    /// JSON text. An event of its type's current version is decoded straight from
+    /// the text, without an intermediate `Value` (the projection rebuild reads a
+    /// million of these); only an older version takes the `Value` route through
+    /// the upcasters.
+    pub fn from_json_parts(
+        event_type: &str,
+        schema_version: i32,
+        data: &str,
+    ) -> Result<Self, DecodeError> {
+        if schema_version == current_version(event_type) {
+            return Ok(decode_by_type!(event_type, |T| serde_json::from_str::<T>(
+                data
+            ))?);
+        }
+        Self::from_older(event_type, schema_version, serde_json::from_str(data)?)
+    }
+
+    /// An event of another version than the current one: upcast, then decoded.
+    fn from_older(
+        event_type: &str,
+        schema_version: i32,
+        data: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        let data = super::upcast::upcast(event_type, schema_version, data)?;
+        Ok(decode_by_type!(event_type, |T| T::deserialize(&data))?)
     }
 
     pub fn type_name(&self) -> &'static str {

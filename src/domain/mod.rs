@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod ticket;
+pub mod upcast;
 
 pub use events::*;
 pub use ticket::*;

@@ -461,6 +461,7 @@ fn handled_event(result: &str) -> TicketEvent {
         result: result.into(),
         photos: vec!["photo-1.jpg".into()],
         self_handled: false,
+        legacy_photo_names: vec![],
     })
 }
 
@@ -560,6 +561,7 @@ fn a_grid_report_fixed_on_the_spot_is_accepted_and_handled_at_once() {
                 result: "已当场清理".into(),
                 photos: vec![],
                 self_handled: true,
+                legacy_photo_names: vec![],
             }),
         ]);
     assert_eq!(t.state, State::Handled, "still needs verification");
@@ -903,6 +905,7 @@ fn a_self_handled_report_that_fails_verification_goes_back_to_its_grid() {
             result: "已当场清理".into(),
             photos: vec![],
             self_handled: true,
+            legacy_photo_names: vec![],
         }),
     ];
     let t = given(h)
@@ -1556,17 +1559,18 @@ fn every_event_round_trips_through_its_stored_parts() {
         let (ty, data) = e.to_parts();
         assert_eq!(ty, e.type_name());
         assert!(data.is_object(), "{ty}: data is a JSON object");
-        assert_eq!(TicketEvent::from_parts(&ty, &data).unwrap(), e);
+        let v = e.schema_version();
+        assert_eq!(TicketEvent::from_parts(&ty, v, &data).unwrap(), e);
         // As the store keeps it: JSON text.
         let text = serde_json::to_string(&data).unwrap();
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
-            TicketEvent::from_parts(&ty, &back).unwrap(),
+            TicketEvent::from_parts(&ty, v, &back).unwrap(),
             e,
             "{ty} via text"
         );
         assert_eq!(
-            TicketEvent::from_json_parts(&ty, &text).unwrap(),
+            TicketEvent::from_json_parts(&ty, v, &text).unwrap(),
             e,
             "{ty} straight from text"
         );
@@ -1575,11 +1579,12 @@ fn every_event_round_trips_through_its_stored_parts() {
 
 #[test]
 fn an_unknown_event_type_is_an_error() {
-    assert!(TicketEvent::from_parts("TicketTeleported", &serde_json::json!({})).is_err());
-    assert!(TicketEvent::from_json_parts("TicketTeleported", "{}").is_err());
-    // A known type with another type's payload is refused too.
+    assert!(TicketEvent::from_parts("TicketTeleported", 1, &serde_json::json!({})).is_err());
+    assert!(TicketEvent::from_json_parts("TicketTeleported", 1, "{}").is_err());
+    // A known type with another type's payload is refused too, at any version.
     let (_, data) = one_of_every_event()[0].to_parts();
-    assert!(TicketEvent::from_parts("TicketHandled", &data).is_err());
+    assert!(TicketEvent::from_parts("TicketHandled", 2, &data).is_err());
+    assert!(TicketEvent::from_parts("TicketHandled", 1, &data).is_err());
 }
 
 // ---------------------------------------------------------------------------------
@@ -1805,7 +1810,7 @@ fn run_sequence(
                 for e in events {
                     let (ty, data) = e.to_parts();
                     prop_assert_eq!(ty.as_str(), e.type_name());
-                    let back = TicketEvent::from_parts(&ty, &data)
+                    let back = TicketEvent::from_parts(&ty, e.schema_version(), &data)
                         .map_err(|err| TestCaseError::fail(format!("{ty}: {err}")))?;
                     prop_assert_eq!(&back, &e, "round trip of {}", ty);
                     t = Some(Ticket::apply(t, ID, &e, now));
@@ -2466,12 +2471,14 @@ fn a_ticket_lists_the_photos_of_its_report_and_of_every_handling() {
         result: "已清理".into(),
         photos: vec![b.clone(), a.clone(), "photo-1.jpg".into()],
         self_handled: false,
+        legacy_photo_names: vec![],
     }));
     h.push(verification_failed(t0() + days(9)));
     h.push(TicketEvent::TicketHandled(Handled {
         result: "已彻底清理".into(),
         photos: vec![c.clone()],
         self_handled: false,
+        legacy_photo_names: vec![],
     }));
     let t = given(h).ticket().clone();
     let listed: Vec<(&str, PhotoStage)> = t

@@ -493,6 +493,7 @@ pub fn decide(
                 result,
                 photos,
                 self_handled: false,
+                legacy_photo_names: vec![],
             })
         }
         Command::Verify { passed, note } => {
@@ -606,6 +607,7 @@ fn accept(a: AcceptTicket) -> Result<Vec<TicketEvent>, DomainError> {
             result,
             photos: vec![],
             self_handled: true,
+            legacy_photo_names: vec![],
         }));
     }
     Ok(out)

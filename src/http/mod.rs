@@ -43,6 +43,15 @@ pub struct ListPage {
 }
 
 /// The event JSON of the public contract.
+///
+/// Decision (event schema versions, `domain/upcast.rs`): the events API (a ticket's
+/// events, the catch-up feed and the live stream) hands out each event as stored,
+/// with its stored `schema_version`; it does not pass the payload through the
+/// upcasters. The hash covers the stored bytes, so only the stored payload lets a
+/// client check or archive the log; the `schema_version` says which shape the
+/// payload has; and an upcast payload could carry fields that no stored event, and
+/// so no client, has ever seen. What the service derives from events (the ticket,
+/// the statistics) is read through the upcasters.
 pub fn event_json(e: &RecordedEvent) -> Value {
     json!({
         "position": e.position,

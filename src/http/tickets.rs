@@ -450,6 +450,7 @@ async fn ticket_events(
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
     policy::check(&app.org.get(), &actor, Action::Read, &t)?;
+    // The events as stored, not upcast (see `event_json`).
     let events = app.store.read_stream(id).await?;
     Ok(axum::Json(ListPage {
         items: events.iter().map(event_json).collect(),

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::daily::{self, Delta};
 use super::facts::{self, Context, Input, Occurrence, TicketFacts};
 use super::{Batch, Projection};
-use crate::domain::TicketEvent;
+use crate::domain::{DecodeError, TicketEvent};
 use crate::org::OrgHandle;
 use crate::sla::calendar::Calendar;
 use crate::store::{Pool, RawEvent, RecordedEvent, Store, StoreError};
@@ -462,8 +462,13 @@ impl UnitStats {
             let batch = batch?;
             for e in &batch {
                 last = e.position;
-                let ev = match TicketEvent::from_json_parts(&e.event_type, &e.data) {
+                let ev = match TicketEvent::from_json_parts(
+                    &e.event_type,
+                    e.schema_version,
+                    &e.data,
+                ) {
                     Ok(ev) => ev,
+                    Err(err @ DecodeError::TooNew { .. }) => return Err(too_new(e.position, err)),
                     Err(err) => {
                         tracing::warn!(position = e.position, r#type = %e.event_type, error = %err, "unit_stats skips an event it cannot read");
                         continue;
@@ -510,6 +515,17 @@ impl UnitStats {
             .await?;
         Ok(count)
     }
+}
+
+/// An event of a schema version newer than this build reads (a later release,
+/// running alongside, wrote it): the projection stops on it, neither skipping it
+/// (the figures would silently miss it) nor misreading it. The round fails and is
+/// retried, so the projection stays behind (`/readyz`: degraded) until the
+/// instance runs a release that reads it.
+fn too_new(position: i64, err: DecodeError) -> StoreError {
+    StoreError::Unreadable(format!(
+        "unit_stats stops at the event at position {position}: {err}"
+    ))
 }
 
 /// What the fold asks of the world, answered from the batch's loaded facts.
@@ -578,8 +594,9 @@ impl Projection for UnitStats {
         let mut ids = HashSet::new();
         for mut e in events {
             let data = e.data.take();
-            let ev = match TicketEvent::from_parts(&e.event_type, &data) {
+            let ev = match TicketEvent::from_parts(&e.event_type, e.schema_version, &data) {
                 Ok(ev) => ev,
+                Err(err @ DecodeError::TooNew { .. }) => return Err(too_new(e.position, err)),
                 Err(err) => {
                     // Not a ticket event this build knows: the statistics skip it.
                     tracing::warn!(position = e.position, r#type = %e.event_type, error = %err, "unit_stats skips an event it cannot read");

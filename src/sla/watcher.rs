@@ -24,7 +24,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::app::{App, view_row};
-use crate::domain::{Ticket, TicketEvent, sla_events};
+use crate::domain::{DecodeError, Ticket, TicketEvent, sla_events};
 use crate::store::{AppendRequest, Metadata, StoreError, TicketQuery};
 
 /// The actor named in the metadata of the watcher's events.
@@ -199,9 +199,15 @@ async fn load_from_stream(
     let events = app.store.read_stream(id).await?;
     let mut state: Option<Ticket> = None;
     for e in &events {
-        let ev = TicketEvent::from_parts(&e.event_type, &e.data).map_err(|err| {
-            StoreError::Corrupt(format!("event {} unreadable: {err}", e.position))
-        })?;
+        let ev =
+            TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data).map_err(|err| {
+                match err {
+                    DecodeError::TooNew { .. } => {
+                        StoreError::Unreadable(format!("event {}: {err}", e.position))
+                    }
+                    _ => StoreError::Corrupt(format!("event {} unreadable: {err}", e.position)),
+                }
+            })?;
         state = Some(Ticket::apply(state, id, &ev, e.occurred_at));
     }
     Ok(state.map(|t| (t, events.last().map(|e| e.hash.clone()))))

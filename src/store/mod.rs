@@ -64,6 +64,9 @@ pub struct RawEvent {
     pub position: i64,
     pub stream_id: Uuid,
     pub event_type: String,
+    /// The payload's schema version: decode with `TicketEvent::from_json_parts`,
+    /// which upcasts an older one.
+    pub schema_version: i32,
     pub occurred_at: DateTime<Utc>,
     pub data: String,
 }
@@ -153,6 +156,10 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// An event this build cannot read: its schema version is newer than the code
+    /// knows (a later release wrote it). Readers stop on it rather than skip it.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl StoreError {

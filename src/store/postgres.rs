@@ -176,9 +176,9 @@ impl EventStore for PgStore {
     }
 
     async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
-        let rows: Vec<(i64, Uuid, String, DateTime<Utc>, String)> = sqlx::query_as(&feed_query(
-            "position, stream_id, event_type, occurred_at, data::text",
-        ))
+        let rows: Vec<(i64, Uuid, String, i32, DateTime<Utc>, String)> = sqlx::query_as(
+            &feed_query("position, stream_id, event_type, schema_version, occurred_at, data::text"),
+        )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -187,10 +187,11 @@ impl EventStore for PgStore {
         Ok(rows
             .into_iter()
             .map(
-                |(position, stream_id, event_type, occurred_at, data)| RawEvent {
+                |(position, stream_id, event_type, schema_version, occurred_at, data)| RawEvent {
                     position,
                     stream_id,
                     event_type,
+                    schema_version,
                     occurred_at,
                     data,
                 },

@@ -403,8 +403,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
-        let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
-            "SELECT position, stream_id, event_type, occurred_at, data FROM events \
+        let rows: Vec<(i64, String, String, i32, String, String)> = sqlx::query_as(
+            "SELECT position, stream_id, event_type, schema_version, occurred_at, data FROM events \
              WHERE position > ? ORDER BY position LIMIT ?",
         )
         .bind(after)
@@ -413,15 +413,18 @@ impl EventStore for SqliteStore {
         .await
         .map_err(StoreError::classify)?;
         rows.into_iter()
-            .map(|(position, stream_id, event_type, occurred_at, data)| {
-                Ok(RawEvent {
-                    position,
-                    stream_id: parse_uuid(&stream_id)?,
-                    event_type,
-                    occurred_at: parse_time(&occurred_at)?,
-                    data,
-                })
-            })
+            .map(
+                |(position, stream_id, event_type, schema_version, occurred_at, data)| {
+                    Ok(RawEvent {
+                        position,
+                        stream_id: parse_uuid(&stream_id)?,
+                        event_type,
+                        schema_version,
+                        occurred_at: parse_time(&occurred_at)?,
+                        data,
+                    })
+                },
+            )
             .collect()
     }
 
