@@ -103,15 +103,20 @@ impl From<Forbidden> for AppError {
     }
 }
 
+/// The 503 for a database that cannot serve now. A command cut off at its commit may
+/// have been recorded; the same Idempotency-Key makes the retry safe either way.
+fn unavailable(cause: &str) -> AppError {
+    tracing::warn!(cause = %cause, "database unavailable");
+    AppError::Unavailable(
+        "the database is unreachable or cannot write just now; retry with the same Idempotency-Key (a command is never applied twice)".into(),
+    )
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => {
-                tracing::warn!(cause = %m, "database unavailable");
-                AppError::Unavailable(
-                    "the database is not reachable; nothing was recorded, retry with the same Idempotency-Key".into(),
-                )
-            }
+            StoreError::Unavailable(m) => unavailable(&m),
+            StoreError::Database(e) if crate::store::transient(&e) => unavailable(&e.to_string()),
             StoreError::Conflict { .. } => AppError::PreconditionFailed(
                 "the ticket changed while this command ran; reload it and retry".into(),
             ),

@@ -164,13 +164,45 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn classify(e: sqlx::Error) -> StoreError {
-        match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable(e.to_string())
-            }
-            _ => StoreError::Database(e),
+        if transient(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e)
         }
     }
+}
+
+/// Whether a database error says "the database cannot serve this now" rather than
+/// "this is wrong": unreachable, restarting, out of connections, out of space,
+/// read-only, locked past the busy timeout. A command that meets one is answered
+/// 503 and may be retried with the same Idempotency-Key; anything else is a 500.
+///
+/// PostgreSQL: SQLSTATE classes 08 (connection exception), 53 (insufficient
+/// resources: disk full, out of memory, too many connections), 57 (operator
+/// intervention: shutdown, crash recovery) and 58 (system error: I/O). SQLite: the
+/// primary result codes BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL and CANTOPEN.
+pub fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| transient_code(&c)),
+        _ => false,
+    }
+}
+
+fn transient_code(code: &str) -> bool {
+    const SQLITE: [i64; 7] = [5, 6, 7, 8, 10, 13, 14];
+    // A SQLSTATE has five characters; SQLite's (extended) result codes are
+    // numbers below 10,000.
+    if code.len() == 5 {
+        return ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c));
+    }
+    code.parse::<i64>()
+        .is_ok_and(|n| SQLITE.contains(&(n & 0xff)))
 }
 
 /// Filter for the ticket queue.
@@ -260,4 +292,31 @@ pub async fn open(url: &str, migrate: bool) -> anyhow::Result<Store> {
 pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     use chrono::{DurationRound, TimeDelta};
     t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn transient_codes_are_the_cannot_serve_now_ones() {
+        // PostgreSQL: connection lost, disk full, shutting down, I/O error.
+        for c in [
+            "08006", "08001", "53100", "53300", "57P01", "57P03", "58030",
+        ] {
+            assert!(transient_code(c), "{c}");
+        }
+        // PostgreSQL: unique violation, syntax error, serialization failure.
+        for c in ["23505", "42601", "40001"] {
+            assert!(!transient_code(c), "{c}");
+        }
+        // SQLite: BUSY, READONLY, IOERR_WRITE (778), FULL, CANTOPEN.
+        for c in ["5", "8", "778", "13", "14"] {
+            assert!(transient_code(c), "{c}");
+        }
+        // SQLite: CONSTRAINT_UNIQUE (2067), generic ERROR, CORRUPT.
+        for c in ["2067", "1", "11", "x"] {
+            assert!(!transient_code(c), "{c}");
+        }
+    }
 }

@@ -73,6 +73,21 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(readers)
             .acquire_timeout(Duration::from_secs(5))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // A transaction whose COMMIT or ROLLBACK failed (a full disk, an
+                    // I/O error) can leave the connection inside a transaction that
+                    // holds the write lock, and every writer after it "locked" for
+                    // good. The ping lets a queued rollback run first; a connection
+                    // still in a transaction after it is closed, which ends it.
+                    conn.ping().await?;
+                    let depth = <<sqlx::Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
+                    if depth > 0 {
+                        tracing::warn!(depth, "closing a database connection left inside a transaction");
+                    }
+                    Ok(depth == 0)
+                })
+            })
             .connect_with(opts.clone())
             .await?;
         if migrate {
@@ -109,10 +124,28 @@ async fn writer(
         let outcome = match begun {
             Err(e) => Err(e),
             Ok(_) => {
+                let mut fatal = None;
                 for (req, _) in &batch {
-                    results.push(in_savepoint(&mut conn, req).await);
+                    match in_savepoint(&mut conn, req).await {
+                        // Out of space, I/O error, out of memory, busy: SQLite may
+                        // have rolled the whole transaction back already, and the
+                        // requests after this one would then run (and commit) outside
+                        // it. Nothing of the batch is kept; every caller hears 503.
+                        Err(StoreError::Unavailable(m)) => {
+                            fatal = Some(m);
+                            break;
+                        }
+                        Err(StoreError::Database(e)) if super::transient(&e) => {
+                            fatal = Some(e.to_string());
+                            break;
+                        }
+                        r => results.push(r),
+                    }
                 }
-                sqlx::query("COMMIT").execute(&mut conn).await.map(|_| ())
+                match fatal {
+                    Some(m) => Err(sqlx::Error::Protocol(m)),
+                    None => sqlx::query("COMMIT").execute(&mut conn).await.map(|_| ()),
+                }
             }
         };
         match outcome {
@@ -151,12 +184,27 @@ async fn in_savepoint(
     conn: &mut SqliteConnection,
     req: &AppendRequest,
 ) -> Result<Appended, StoreError> {
-    sqlx::query("SAVEPOINT req").execute(&mut *conn).await?;
-    let r = append_one(conn, req).await;
+    // A failure to set, roll back to or release the savepoint means the
+    // transaction itself is in doubt: Unavailable, which aborts the batch.
+    let doubt = |e: sqlx::Error| StoreError::Unavailable(e.to_string());
+    sqlx::query("SAVEPOINT req")
+        .execute(&mut *conn)
+        .await
+        .map_err(doubt)?;
+    let r = append_one(conn, req).await.map_err(|e| match e {
+        StoreError::Database(e) => StoreError::classify(e),
+        other => other,
+    });
     if r.is_err() {
-        sqlx::query("ROLLBACK TO req").execute(&mut *conn).await?;
+        sqlx::query("ROLLBACK TO req")
+            .execute(&mut *conn)
+            .await
+            .map_err(doubt)?;
     }
-    sqlx::query("RELEASE req").execute(&mut *conn).await?;
+    sqlx::query("RELEASE req")
+        .execute(&mut *conn)
+        .await
+        .map_err(doubt)?;
     r
 }
 
