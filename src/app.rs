@@ -375,22 +375,37 @@ impl App {
                 let ms = rand::random_range(0..=2 * u64::from(attempt));
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
-            let (mut ticket, mut head_hash) = self.load_for_command(id).await?;
-            if meta.if_match.is_some_and(|v| v != ticket.version) {
+            let (mut ticket, mut head_hash, mut cached) = self.load_for_command(id).await?;
+            if cached && meta.if_match.is_some_and(|v| v != ticket.version) {
                 // Judge a precondition on the stored state, never on a cached copy.
                 self.recent.forget(id);
-                (ticket, head_hash) = self.load_for_command(id).await?;
+                (ticket, head_hash, cached) = self.load_for_command(id).await?;
             }
             let now = self.now();
-            let Decided { events, next } = decide_action(
-                &org,
-                &deadlines,
-                actor,
-                &ticket,
-                input.clone(),
-                now,
-                meta.if_match,
-            )?;
+            let decide = |t: &Ticket| {
+                decide_action(
+                    &org,
+                    &deadlines,
+                    actor,
+                    t,
+                    input.clone(),
+                    now,
+                    meta.if_match,
+                )
+            };
+            let Decided { events, next } = match decide(&ticket) {
+                Ok(d) => d,
+                // A refusal is judged on the stored state, never on a cached copy:
+                // another instance may have moved the ticket on since this process
+                // last wrote it (a stale copy that allows a command is caught by
+                // the append's version check instead).
+                Err(_) if cached => {
+                    self.recent.forget(id);
+                    (ticket, head_hash, _) = self.load_for_command(id).await?;
+                    decide(&ticket)?
+                }
+                Err(e) => return Err(e.into()),
+            };
             if !photos_checked {
                 if let ActionInput::Handle { photos, .. } = &input {
                     self.check_photos(actor, "photos", photos).await?;
@@ -509,17 +524,20 @@ impl App {
         result
     }
 
-    /// The ticket's current state: from its view row, or by folding its stream
-    /// when the row is missing or from an older shape.
-    /// The state a command decides on: this process's last write if it has one,
-    /// else the stored state.
-    async fn load_for_command(&self, id: Uuid) -> Result<(Ticket, Option<String>), AppError> {
+    /// The state a command decides on: this process's last write if it has one
+    /// (`true`: a cached copy), else the stored state.
+    async fn load_for_command(
+        &self,
+        id: Uuid,
+    ) -> Result<(Ticket, Option<String>, bool), AppError> {
         if let Some((t, h)) = self.recent.get(id) {
-            return Ok((t, Some(h)));
+            return Ok((t, Some(h), true));
         }
-        self.load_with_head(id)
+        let (t, h) = self
+            .load_with_head(id)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))
+            .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
+        Ok((t, h, false))
     }
 
     pub async fn load(&self, id: Uuid) -> Result<Option<Ticket>, AppError> {

@@ -248,3 +248,57 @@ async fn a_ticket_moved_by_another_instance_is_decided_on_fresh_state() {
         app.finish().await;
     }
 }
+
+/// The other way round: the stale copy would refuse a command that the stored state
+/// allows (another instance already moved the ticket to where the command fits). A
+/// refusal is judged on fresh state, so the command goes through. Found by the fault
+/// harness's three-instance run (`yiwang-load faults --scenario cluster`).
+#[tokio::test]
+async fn a_refusal_is_never_decided_on_a_stale_copy() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let (other, _other_app) = crate::support::another_instance(&app.db).await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let hand = app.token(Role::Handler, "zhzf").await;
+        let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/assign"),
+                &disp,
+                json!({"unit": "zhzf"}),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        // The other instance signs and handles it: this instance's copy still says
+        // "assigned, unsigned", where a verification is refused.
+        for (action, body) in [
+            ("sign", json!({"handler": "钱工"})),
+            ("handle", json!({"result": "已处理"})),
+        ] {
+            let r = app
+                .client
+                .post(format!("{other}/api/v1/tickets/{id}/{action}"))
+                .bearer_auth(&hand)
+                .header("Idempotency-Key", Uuid::new_v4().to_string())
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{action}");
+        }
+        let r = app
+            .post(
+                &format!("/api/v1/tickets/{id}/verify"),
+                &disp,
+                json!({"passed": true, "note": "现场核实"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["state"].as_str(), r.body["version"].as_i64()),
+            (200, Some("verified"), Some(5)),
+            "{engine:?}: refused on a stale copy: {}",
+            r.body
+        );
+        app.finish().await;
+    }
+}
