@@ -5,8 +5,12 @@
 //! read route against the HTTP floor (`query`). See README.md.
 
 mod ceiling;
+mod check;
+mod faults;
 mod lifecycle;
+mod mix;
 mod plan;
+mod proxy;
 mod query;
 mod seed;
 mod service;
@@ -52,6 +56,10 @@ enum Cmd {
     ImportFile(seed::ImportFileArgs),
     /// GET one route N times over HTTP: p50/p90/p99/max, next to a bare route.
     Query(query::QueryArgs),
+    /// The fault suite: the realistic mix under kill -9, a database outage,
+    /// dropped answers, a full or read-only disk and a three-instance cluster,
+    /// each followed by the invariant check. See README.md.
+    Faults(faults::FaultArgs),
 }
 
 #[derive(Args, Debug)]
@@ -98,6 +106,7 @@ async fn main() -> ExitCode {
         Cmd::Seed(a) => seed::seed(a).await.map(|()| true),
         Cmd::ImportFile(a) => seed::import_file(a).map(|()| true),
         Cmd::Query(a) => query::query(a).await,
+        Cmd::Faults(a) => faults::run(a).await,
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -96,7 +96,7 @@ pub struct World {
     /// Nothing happens after this (the real now: the service must not find
     /// events from the future).
     pub limit: DateTime<Utc>,
-    district: String,
+    pub district: String,
     grids: Vec<String>,
     hotline_categories: Weighted,
     grid_categories: Weighted,

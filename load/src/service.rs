@@ -106,45 +106,130 @@ fn free_loopback_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
+fn spawn_serve(
+    cli: &Cli,
+    addr: SocketAddr,
+    log: &Path,
+    env: &[(String, String)],
+    append: bool,
+) -> Result<Child> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(log)
+        .with_context(|| format!("opening the server log {}", log.display()))?;
+    let err = out.try_clone()?;
+    Command::new(&cli.bin)
+        .arg("serve")
+        .arg("--addr")
+        .arg(addr.to_string())
+        .arg("--database-url")
+        .arg(&cli.database_url)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        // Should anything below fail or panic, the server does not outlive us.
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {} serve", cli.bin.display()))
+}
+
 /// A running `yiwang serve` on 127.0.0.1.
 pub struct Server {
     child: Child,
     pub base: String,
     pub log: PathBuf,
+    /// What it was started with, to start it again on the same address.
+    cli: Cli,
+    addr: SocketAddr,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Start `yiwang serve --addr 127.0.0.1:PORT` and wait until GET /healthz is 200.
     pub async fn start(cli: &Cli, http: &reqwest::Client) -> Result<Server> {
+        Server::start_with(cli, http, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment variables for the server.
+    pub async fn start_with(
+        cli: &Cli,
+        http: &reqwest::Client,
+        env: &[(String, String)],
+    ) -> Result<Server> {
         let port = free_loopback_port()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let log = std::env::temp_dir().join(format!(
             "yiwang-load-serve-{}-{port}.log",
             std::process::id()
         ));
-        let out = std::fs::File::create(&log)
-            .with_context(|| format!("creating the server log {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = Command::new(&cli.bin)
-            .arg("serve")
-            .arg("--addr")
-            .arg(addr.to_string())
-            .arg("--database-url")
-            .arg(&cli.database_url)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            // Should anything below fail or panic, the server does not outlive us.
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} serve", cli.bin.display()))?;
+        let child = spawn_serve(cli, addr, &log, env, false)?;
         let mut server = Server {
             child,
             base: format!("http://{addr}"),
             log,
+            cli: cli.clone(),
+            addr,
+            env: env.to_vec(),
         };
         server.wait_healthy(http).await?;
         Ok(server)
+    }
+
+    /// The CLI (binary and database URL) the server runs with.
+    pub fn cli(&self) -> &Cli {
+        &self.cli
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Resident memory of the server process, in bytes (Linux `/proc`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// SIGKILL: no shutdown, no flush, whatever the process was doing.
+    pub async fn kill9(&mut self) -> Result<()> {
+        self.child
+            .start_kill()
+            .context("sending SIGKILL to the server")?;
+        self.child
+            .wait()
+            .await
+            .context("waiting for the killed server")?;
+        Ok(())
+    }
+
+    /// Start the server again on the same address (after [`Server::kill9`]); its
+    /// output is appended to the same log.
+    pub async fn restart(&mut self, http: &reqwest::Client) -> Result<()> {
+        if self.child.try_wait()?.is_none() {
+            bail!("the server at {} is still running", self.base);
+        }
+        // The port was just released by the killed process; another process may
+        // not have taken it in between, but a bind can still race its teardown.
+        let mut tries = 0;
+        loop {
+            self.child = spawn_serve(&self.cli, self.addr, &self.log, &self.env, true)?;
+            match self.wait_healthy(http).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 3 && self.child.try_wait()?.is_some() => {
+                    tries += 1;
+                    eprintln!("restart on {} failed ({e:#}); trying again", self.base);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     async fn wait_healthy(&mut self, http: &reqwest::Client) -> Result<()> {
@@ -178,7 +263,7 @@ impl Server {
         }
     }
 
-    fn log_tail(&self) -> String {
+    pub fn log_tail(&self) -> String {
         std::fs::read_to_string(&self.log)
             .map(|s| tail(&s, 2000).to_string())
             .unwrap_or_default()

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The fault suite (issue 5; RELIABILITY.md records its last run): the realistic mix
+# under kill -9, a database outage, dropped answers, a full disk and a three-instance
+# cluster, on SQLite and PostgreSQL, each followed by the invariant check.
+#   load/faults.sh            the full suite (20 kills, a 20 s outage; ~10 minutes)
+#   load/faults.sh --quick    the short one CI runs (5 kills, a 10 s outage; ~4 minutes)
+#   load/faults.sh ... ARGS   more yiwang-load faults options (see load/README.md)
+# PostgreSQL: YIWANG_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres
+# (each scenario creates and drops its own database there). Loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+args=(--kills 20 --outage-secs 20 --seconds 20 --clients 16)
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  args=(--kills 5 --outage-secs 10 --seconds 8 --clients 8)
+fi
+out="${FAULTS_OUT:-target/faults}"
+mkdir -p "$out"
+cargo build --release -p yiwang -p yiwang-load
+target/release/yiwang-load faults --bin target/release/yiwang "${args[@]}" \
+  --json "$out/faults.json" "$@"

@@ -1,0 +1,32 @@
+//! Any bytes as the body of any command, through the parser the API and the import
+//! use (`http::tickets::parse_command`): it must never panic, and a refusal must be
+//! a client error (4xx) whose message is plain text for a person (no Rust debug
+//! output, no SQL, no paths). The first byte picks the command: `create` or one of
+//! the actions (and, past them, a name that is no action at all).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use yiwang::http::tickets::{ACTIONS, parse_command};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, body)) = data.split_first() else {
+        return;
+    };
+    let action = match usize::from(pick) % (ACTIONS.len() + 2) {
+        0 => "create",
+        i if i <= ACTIONS.len() => ACTIONS[i - 1],
+        _ => "teleport",
+    };
+    if let Err(e) = parse_command(action, body) {
+        let status = e.status();
+        assert!(
+            (400..500).contains(&status),
+            "{action}: a body was answered {status}: {e}"
+        );
+        let text = e.to_string();
+        for leak in ["SELECT ", "INSERT ", "panicked", "/src/", "Error {", "RUST_BACKTRACE"] {
+            assert!(!text.contains(leak), "{action}: the message leaks {leak:?}: {text}");
+        }
+    }
+});

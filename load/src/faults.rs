@@ -1,0 +1,1095 @@
+//! The fault suite (issue 5) and the mixed-load run, each on a fresh database:
+//!
+//! | scenario | engines | what happens |
+//! |---|---|---|
+//! | `steady` | both | the mix alone: the baseline every other scenario is held to |
+//! | `kill` | both | `kill -9` of the server at random moments, restarted each time |
+//! | `outage` | PostgreSQL | the database link cut for `--outage-secs` (a proxy closes every connection and refuses new ones), then restored; the server is not restarted |
+//! | `drop` | both | a proxy in front of the server drops `--drop-percent` of the answers after the server committed; the clients retry with the same key |
+//! | `disk` | SQLite | the database on a small tmpfs that fills up, then grows (needs the right to mount: root here) |
+//! | `cluster` | PostgreSQL | three instances, a year's import behind them, one killed at random |
+//!
+//! After each, the mix stops, `projections_match` rebuilds the projections with
+//! `yiwang replay` and compares the statistics and appraisal answers before and
+//! after, and `check::check` holds the ledger against the log.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::check::{self, Findings};
+use crate::mix::{self, Fleet, Mix};
+use crate::proxy::Proxy;
+use crate::service::{Cli, Server};
+use crate::stats::{f2, print_table};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Steady,
+    Kill,
+    Outage,
+    Drop,
+    Disk,
+    Cluster,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Steady => "steady",
+            Scenario::Kill => "kill",
+            Scenario::Outage => "outage",
+            Scenario::Drop => "drop",
+            Scenario::Disk => "disk",
+            Scenario::Cluster => "cluster",
+        }
+    }
+
+    fn runs_on(self, e: EngineArg) -> bool {
+        match self {
+            Scenario::Outage | Scenario::Cluster => e == EngineArg::Postgres,
+            Scenario::Disk => e == EngineArg::Sqlite,
+            _ => true,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FaultArgs {
+    /// The service binary, e.g. target/release/yiwang.
+    #[arg(long)]
+    pub bin: PathBuf,
+    /// Engines to run on (repeat or comma-separate).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [EngineArg::Sqlite, EngineArg::Postgres])]
+    pub engine: Vec<EngineArg>,
+    /// A PostgreSQL server on loopback: each scenario creates its own database
+    /// there and drops it afterwards.
+    #[arg(
+        long,
+        env = "YIWANG_TEST_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+    /// Scenarios to run (default: every one that applies to the engine).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenario: Vec<Scenario>,
+    /// Concurrent ticket workers.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub clients: u32,
+    /// `kill`: how many times the server is killed.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub kills: u32,
+    /// `outage`: seconds the database link stays cut.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub outage_secs: u64,
+    /// `drop`: percentage of answers the proxy drops.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub drop_percent: u32,
+    /// Seconds of load in `steady` and `drop`, and before and after the fault in
+    /// the others.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub seconds: u64,
+    /// Seed of the planned tickets.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// `steady`: fill the database with about this many simulated events (`seed`)
+    /// before the servers start, to measure a service with a year behind it.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub preload_events: u64,
+    /// `steady`: also measure, on a fresh database in the same run, the ceilings:
+    /// raw single-row INSERTs and a bare HTTP route (`/healthz`) at the same
+    /// concurrency.
+    #[arg(long)]
+    pub ceiling: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// One database for one scenario, dropped (PostgreSQL) or deleted (SQLite) after.
+struct Db {
+    url: String,
+    engine: EngineArg,
+    admin: Option<String>,
+    name: String,
+    dir: PathBuf,
+}
+
+impl Db {
+    async fn fresh(engine: EngineArg, pg: &str, label: &str) -> Result<Db> {
+        let dir =
+            std::env::temp_dir().join(format!("yiwang-faults-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        match engine {
+            EngineArg::Sqlite => Ok(Db {
+                url: format!("sqlite://{}/yiwang.db?mode=rwc", dir.display()),
+                engine,
+                admin: None,
+                name: String::new(),
+                dir,
+            }),
+            EngineArg::Postgres => {
+                crate::ceiling::ensure_local(pg)?;
+                let name = format!("yiwang_faults_{}_{label}", std::process::id());
+                let conn = sqlx::PgPool::connect(pg)
+                    .await
+                    .with_context(|| format!("connecting to {}", yiwang::cli::redact(pg)))?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&conn)
+                    .await?;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&conn)
+                    .await?;
+                conn.close().await;
+                let mut u = url::Url::parse(pg).context("the PostgreSQL URL")?;
+                u.set_path(&name);
+                Ok(Db {
+                    url: u.to_string(),
+                    engine,
+                    admin: Some(pg.to_string()),
+                    name,
+                    dir,
+                })
+            }
+        }
+    }
+
+    async fn drop_it(&self) {
+        if let Some(admin) = &self.admin
+            && let Ok(conn) = sqlx::PgPool::connect(admin).await
+        {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&conn)
+            .await;
+            conn.close().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    fn engine_name(&self) -> &'static str {
+        match self.engine {
+            EngineArg::Sqlite => "sqlite",
+            EngineArg::Postgres => "postgres",
+        }
+    }
+}
+
+fn http_client(keep_alive: bool) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(2));
+    b = if keep_alive {
+        b.pool_max_idle_per_host(256)
+    } else {
+        b.pool_max_idle_per_host(0)
+    };
+    b.build().context("building the HTTP client")
+}
+
+/// The result of one scenario on one engine.
+pub struct Outcome {
+    pub scenario: &'static str,
+    pub engine: &'static str,
+    pub findings: Findings,
+    pub tally: Value,
+    pub fault: Value,
+    pub errors: u64,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.findings.ok() && self.errors == 0
+    }
+}
+
+/// Prepared database, running servers and the mix over them.
+struct Run {
+    db: Db,
+    cli: Cli,
+    servers: Vec<Server>,
+    fleet: Arc<Fleet>,
+    mix: Arc<Mix>,
+    tasks: tokio::task::JoinSet<()>,
+    started: Instant,
+}
+
+struct Plan {
+    instances: usize,
+    /// The URL the servers use (a proxy in front of the database), if not the db's.
+    server_url: Option<String>,
+    server_env: Vec<(String, String)>,
+    keep_alive: bool,
+    import_lines: u64,
+    preload_events: u64,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            instances: 1,
+            server_url: None,
+            server_env: vec![],
+            keep_alive: true,
+            import_lines: 0,
+            preload_events: 0,
+        }
+    }
+}
+
+async fn prepare(a: &FaultArgs, db: Db, plan: Plan) -> Result<Run> {
+    let cli = Cli::new(&a.bin, &db.url)?;
+    cli.run(&["migrate"]).await?;
+    cli.run(&["org", "load", "--demo"]).await?;
+    if plan.preload_events > 0 {
+        crate::seed::seed(crate::seed::SeedArgs {
+            database_url: db.url.clone(),
+            events: plan.preload_events,
+            clients: 64,
+            seed: a.seed,
+        })
+        .await?;
+        // As after any bulk load, the projection is rebuilt before the service
+        // starts (a `serve` would otherwise rebuild it in-process at start).
+        cli.run(&["replay"]).await?;
+    }
+    if plan.import_lines > 0 {
+        let file = db.dir.join("import.ndjson");
+        crate::seed::import_file(crate::seed::ImportFileArgs {
+            lines: plan.import_lines,
+            out: file.clone(),
+            seed: a.seed,
+        })?;
+        let f = file.display().to_string();
+        cli.run(&["import", &f]).await?;
+    }
+    let server_cli = Cli::new(&a.bin, plan.server_url.as_deref().unwrap_or(&db.url))?;
+    let probe = http_client(true)?;
+    let mut servers = Vec::new();
+    for _ in 0..plan.instances {
+        servers.push(Server::start_with(&server_cli, &probe, &plan.server_env).await?);
+    }
+    let fleet = Arc::new(Fleet::new(servers.iter().map(|s| s.base.clone()).collect()));
+    let pool = yiwang::store::open(&db.url, false).await?.pool();
+    let settings = mix::Settings {
+        clients: a.clients,
+        dashboards: 2,
+        sse: 2,
+        retry_percent: 5,
+        refuse_percent: 3,
+        resolve_within: Duration::from_secs(120),
+        attempt_timeout: Duration::from_secs(15),
+        seed: a.seed,
+    };
+    let mix = Mix::new(http_client(plan.keep_alive)?, fleet.clone(), pool, settings).await?;
+    let tasks = mix.spawn();
+    Ok(Run {
+        db,
+        cli,
+        servers,
+        fleet,
+        mix,
+        tasks,
+        started: Instant::now(),
+    })
+}
+
+impl Run {
+    fn bases(&self) -> Vec<String> {
+        self.servers.iter().map(|s| s.base.clone()).collect()
+    }
+
+    /// Stop the mix, compare the projections with a rebuild, check the ledger.
+    async fn finish(mut self, label: &'static str, fault: Value) -> Result<Outcome> {
+        self.mix.stop();
+        let seconds = self.started.elapsed().as_secs_f64();
+        let wait = self.mix.settings.resolve_within + Duration::from_secs(30);
+        if tokio::time::timeout(wait, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            self.tasks.abort_all();
+            bail!("the mix did not stop within {wait:?}");
+        }
+        let rss: Vec<u64> = self.servers.iter().filter_map(Server::rss_bytes).collect();
+        let tally = self
+            .mix
+            .tally
+            .lock()
+            .map(|t| {
+                let mut v = t.json(seconds);
+                v["rss_bytes"] = json!(rss);
+                (v, t.errors())
+            })
+            .map_err(|_| anyhow::anyhow!("the tally lock is poisoned"))?;
+        let mut findings = match self.projections_match().await {
+            Ok(f) => f,
+            Err(e) => {
+                let mut f = Findings::default();
+                f.problems.push(format!("projections vs rebuild: {e:#}"));
+                f
+            }
+        };
+        // Nothing may write while the log is checked (an SLA round would).
+        for s in self.servers.drain(..) {
+            let _ = s.stop().await;
+        }
+        let ledger = self.mix.ledger.records();
+        let sse = self
+            .mix
+            .sse_seen
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        let more = check::check(&self.db.url, &ledger, &sse).await?;
+        findings.problems.extend(more.problems);
+        for (k, v) in more.counts {
+            *findings.counts.entry(k).or_default() += v;
+        }
+        let engine = self.db.engine_name();
+        if findings.ok() && tally.1 == 0 {
+            self.db.drop_it().await;
+        } else {
+            eprintln!(
+                "{label} on {engine}: the database is kept for a look: {}",
+                yiwang::cli::redact(&self.db.url)
+            );
+        }
+        Ok(Outcome {
+            scenario: label,
+            engine,
+            findings,
+            errors: tally.1,
+            tally: tally.0,
+            fault,
+        })
+    }
+
+    /// The statistics and appraisal answers once caught up, against the same after
+    /// `yiwang replay` rebuilt every projection from zero with the servers down.
+    /// The SLA watcher may append while this runs (a deadline passing): a
+    /// comparison counts only when the log did not move between the two reads, and
+    /// is taken again (from a server started on the projection as the run left it)
+    /// when it did. Leaves every server stopped.
+    async fn projections_match(&mut self) -> Result<Findings> {
+        let http = http_client(true)?;
+        let token = self.mix.analyst().to_string();
+        let server_cli = self.servers[0].cli().clone();
+        let mut f = Findings::default();
+        for attempt in 0..4 {
+            if self.servers.is_empty() {
+                self.servers.push(Server::start(&server_cli, &http).await?);
+                // Its SLA watcher's first round, if anything fell due meanwhile.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            let head = head_position(&self.db.url).await?;
+            wait_caught_up(&http, &self.bases(), head).await?;
+            let before = snapshot(&http, &self.servers[0].base, &token).await?;
+            for s in self.servers.drain(..) {
+                let _ = s.stop().await;
+            }
+            if head_position(&self.db.url).await? != head {
+                continue;
+            }
+            self.cli.run(&["replay"]).await?;
+            let s = Server::start(&server_cli, &http).await?;
+            let ok = wait_caught_up(&http, std::slice::from_ref(&s.base), head).await;
+            let after = snapshot(&http, &s.base, &token).await;
+            let _ = s.stop().await;
+            ok?;
+            let after = after?;
+            if head_position(&self.db.url).await? != head {
+                continue;
+            }
+            f.counts
+                .insert("projection answers compared", before.len() as u64);
+            if attempt > 0 {
+                f.counts.insert("projection comparisons retaken", attempt);
+            }
+            for ((route, a), (_, b)) in before.iter().zip(&after) {
+                if a != b {
+                    f.problems.push(format!(
+                        "{route}: the live projection differs from a rebuild from the log: {}",
+                        first_difference("", a, b)
+                    ));
+                }
+            }
+            return Ok(f);
+        }
+        bail!("the log kept moving (SLA watcher) during four comparisons")
+    }
+}
+
+/// The last position in the log (nothing is writing when this is asked).
+async fn head_position(url: &str) -> Result<i64> {
+    use yiwang::store::Pool;
+    let store = yiwang::store::open(url, false).await?;
+    let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+    let head: i64 = match store.pool() {
+        Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(&p).await?,
+        Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(&p).await?,
+    };
+    Ok(head)
+}
+
+/// Wait until the instance running each projection reports its checkpoint at
+/// `head` on `/readyz`.
+async fn wait_caught_up(http: &reqwest::Client, bases: &[String], head: i64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut running: Vec<(String, i64)> = Vec::new();
+        for b in bases {
+            let Ok(r) = http.get(format!("{b}/readyz")).send().await else {
+                continue;
+            };
+            let Ok(v) = r.json::<Value>().await else {
+                continue;
+            };
+            if let Some(ps) = v.get("projections").and_then(Value::as_object) {
+                for (name, p) in ps {
+                    if p.get("state").and_then(Value::as_str) == Some("running") {
+                        running.push((name.clone(), p["checkpoint"].as_i64().unwrap_or(0)));
+                    }
+                }
+            }
+        }
+        if !running.is_empty() && running.iter().all(|(_, c)| *c >= head) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("projections not caught up to position {head} in 120 s: {running:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The read answers that come from the projections.
+async fn snapshot(http: &reqwest::Client, base: &str, token: &str) -> Result<Vec<(String, Value)>> {
+    let routes = [
+        "/api/v1/stats/units?granularity=day",
+        "/api/v1/stats/units?granularity=month",
+        "/api/v1/stats/units?granularity=quarter&from=2026-01-01&to=2026-12-31",
+        "/api/v1/stats/units?granularity=year&from=2026-01-01&to=2026-12-31",
+        "/api/v1/appraisal?period=2026-11",
+        "/api/v1/appraisal?period=2026-Q4",
+        "/api/v1/appraisal?period=2026&profile=beijing-three-rates",
+        "/api/v1/tickets?overdue=true&limit=500",
+    ];
+    let mut out = Vec::new();
+    for r in routes {
+        let resp = http
+            .get(format!("{base}{r}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("GET {r}"))?;
+        let status = resp.status();
+        let mut v: Value = resp
+            .json()
+            .await
+            .with_context(|| format!("GET {r}: not JSON"))?;
+        if !status.is_success() {
+            bail!("GET {r}: {status} {v}");
+        }
+        // The instant the answer was computed is not a projection figure.
+        if let Some(o) = v.as_object_mut() {
+            o.remove("as_of");
+        }
+        out.push((r.to_string(), v));
+    }
+    Ok(out)
+}
+
+/// Where two JSON documents first differ: the path and both values.
+fn first_difference(path: &str, a: &Value, b: &Value) -> String {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                match y.get(k) {
+                    Some(vb) if va == vb => {}
+                    Some(vb) => return first_difference(&format!("{path}.{k}"), va, vb),
+                    None => return format!("{path}.{k} only live"),
+                }
+            }
+            match y.keys().find(|k| !x.contains_key(*k)) {
+                Some(k) => format!("{path}.{k} only rebuilt"),
+                None => format!("{path}: equal"),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find(|(_, (va, vb))| va != vb)
+            .map(|(i, (va, vb))| first_difference(&format!("{path}[{i}]"), va, vb))
+            .unwrap_or_else(|| format!("{path}: equal")),
+        _ => {
+            let short = |v: &Value| crate::service::tail(&v.to_string(), 200).to_string();
+            format!("{path}: live {} / rebuilt {}", short(a), short(b))
+        }
+    }
+}
+
+/// Sleep `secs` seconds unless the mix was stopped.
+async fn load_for(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+pub async fn run(a: FaultArgs) -> Result<bool> {
+    let scenarios: Vec<Scenario> = if a.scenario.is_empty() {
+        Scenario::value_variants().to_vec()
+    } else {
+        a.scenario.clone()
+    };
+    let mut outcomes = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    for &engine in &a.engine {
+        if engine == EngineArg::Postgres
+            && let Err(e) = sqlx::PgPool::connect(&a.postgres_url).await
+        {
+            let why = format!(
+                "PostgreSQL at {} unreachable: {e}",
+                yiwang::cli::redact(&a.postgres_url)
+            );
+            if std::env::var("CI").as_deref() == Ok("true") {
+                bail!("{why} (CI=true)");
+            }
+            eprintln!("skipping PostgreSQL: {why}");
+            skipped.push(why);
+            continue;
+        }
+        for &s in scenarios.iter().filter(|s| s.runs_on(engine)) {
+            eprintln!("== {} on {engine:?}", s.name());
+            let t0 = Instant::now();
+            let o = match s {
+                Scenario::Steady => steady(&a, engine).await,
+                Scenario::Kill => kill(&a, engine).await,
+                Scenario::Outage => outage(&a).await,
+                Scenario::Drop => drop_answers(&a, engine).await,
+                Scenario::Disk => match disk(&a).await {
+                    Ok(Some(o)) => Ok(o),
+                    Ok(None) => continue,
+                    Err(e) => Err(e),
+                },
+                Scenario::Cluster => cluster(&a).await,
+            }
+            .with_context(|| format!("scenario {} on {engine:?}", s.name()))?;
+            eprintln!(
+                "== {} on {engine:?}: {} in {:.0} s",
+                s.name(),
+                if o.ok() { "ok" } else { "FAILED" },
+                t0.elapsed().as_secs_f64()
+            );
+            outcomes.push(o);
+        }
+    }
+    report(&outcomes, &skipped);
+    if let Some(path) = &a.json {
+        let v = json!({
+            "args": {"clients": a.clients, "kills": a.kills, "outage_secs": a.outage_secs,
+                     "drop_percent": a.drop_percent, "seconds": a.seconds, "seed": a.seed},
+            "skipped": skipped,
+            "runs": outcomes.iter().map(|o| json!({
+                "scenario": o.scenario, "engine": o.engine, "ok": o.ok(),
+                "fault": o.fault, "load": o.tally, "check": o.findings.json(),
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&v)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(outcomes.iter().all(Outcome::ok))
+}
+
+fn report(outcomes: &[Outcome], skipped: &[String]) {
+    println!();
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            let c = |k: &str| o.findings.counts.get(k).copied().unwrap_or(0).to_string();
+            let t = |k: &str| o.tally.get(k).map(Value::to_string).unwrap_or_default();
+            vec![
+                o.scenario.to_string(),
+                o.engine.to_string(),
+                if o.ok() { "ok".into() } else { "FAILED".into() },
+                c("acknowledged commands"),
+                c("acknowledged after a retry"),
+                t("replays"),
+                c("refused as intended"),
+                t("unavailable_503"),
+                t("unresolved"),
+                o.findings.problems.len().to_string(),
+                o.errors.to_string(),
+                o.fault
+                    .get("summary")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "scenario",
+            "engine",
+            "result",
+            "acked",
+            "acked after retry",
+            "replays",
+            "refused (intended)",
+            "503s",
+            "unresolved",
+            "problems",
+            "errors",
+            "fault",
+        ],
+        &rows,
+    );
+    for o in outcomes {
+        println!();
+        println!(
+            "{} on {}: {}",
+            o.scenario,
+            o.engine,
+            o.tally
+                .get("commands_per_s")
+                .map(Value::to_string)
+                .unwrap_or_default()
+                + " commands/s"
+        );
+        print_latency(&o.tally);
+        if !o.ok() {
+            o.findings.print(&format!("{} on {}", o.scenario, o.engine));
+        }
+    }
+    for s in skipped {
+        println!("skipped: {s}");
+    }
+}
+
+async fn steady(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
+    let db = Db::fresh(engine, &a.postgres_url, "steady").await?;
+    let run = prepare(
+        a,
+        db,
+        Plan {
+            preload_events: a.preload_events,
+            ..Plan::default()
+        },
+    )
+    .await?;
+    load_for(a.seconds as f64).await;
+    let summary = if a.preload_events > 0 {
+        format!("none ({} events preloaded)", a.preload_events)
+    } else {
+        "none".into()
+    };
+    let mut out = run
+        .finish(
+            "steady",
+            json!({"summary": summary, "preload_events": a.preload_events}),
+        )
+        .await?;
+    if a.ceiling {
+        let (inserts, floor) = ceilings(a, engine).await?;
+        out.fault["ceiling_raw_inserts"] = inserts;
+        out.fault["ceiling_http_floor"] = floor;
+    }
+    Ok(out)
+}
+
+/// The ceilings of the same run, on a fresh database: raw single-row INSERT
+/// transactions and `GET /healthz` (a bare axum route), each with `--clients`
+/// concurrent clients for `--seconds`.
+async fn ceilings(a: &FaultArgs, engine: EngineArg) -> Result<(Value, Value)> {
+    let db = Db::fresh(engine, &a.postgres_url, "ceiling").await?;
+    let secs = Duration::from_secs(a.seconds);
+    let inserts = crate::ceiling::measure(&db.url, a.clients, Duration::from_secs(2), secs, 700)
+        .await?
+        .json();
+    let cli = Cli::new(&a.bin, &db.url)?;
+    cli.run(&["migrate"]).await?;
+    let http = http_client(true)?;
+    let server = Server::start(&cli, &http).await?;
+    let url = format!("{}/healthz", server.base);
+    let until = Instant::now() + secs;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..a.clients {
+        let (http, url) = (http.clone(), url.clone());
+        tasks.spawn(async move {
+            let mut h = crate::stats::new_histogram();
+            let mut errors = 0u64;
+            while Instant::now() < until {
+                let t0 = Instant::now();
+                let ok = match http.get(&url).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    crate::stats::record(&mut h, t0.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (h, errors)
+        });
+    }
+    let mut all = crate::stats::new_histogram();
+    let mut errors = 0;
+    while let Some(r) = tasks.join_next().await {
+        let (h, e) = r.context("a floor task panicked")?;
+        crate::stats::merge(&mut all, &h);
+        errors += e;
+    }
+    let _ = server.stop().await;
+    db.drop_it().await;
+    let mut floor = crate::stats::Latency::of(&all).json();
+    floor["requests_per_s"] = json!(crate::stats::round3(all.len() as f64 / secs.as_secs_f64()));
+    floor["errors"] = json!(errors);
+    Ok((inserts, floor))
+}
+
+async fn kill(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
+    let db = Db::fresh(engine, &a.postgres_url, "kill").await?;
+    let mut run = prepare(a, db, Plan::default()).await?;
+    let http = http_client(true)?;
+    let mut rng = StdRng::seed_from_u64(a.seed);
+    let mut downtime = Vec::new();
+    load_for(2.0).await;
+    for i in 0..a.kills {
+        load_for(rng.random_range(0.5..2.5)).await;
+        let s = &mut run.servers[0];
+        s.kill9().await?;
+        let t0 = Instant::now();
+        s.restart(&http)
+            .await
+            .with_context(|| format!("restart after kill {}", i + 1))?;
+        downtime.push(t0.elapsed());
+        eprint!(".");
+    }
+    eprintln!();
+    load_for(2.0).await;
+    let max = downtime.iter().max().copied().unwrap_or_default();
+    let fault = json!({
+        "kills": a.kills,
+        "restart_max_ms": max.as_millis() as u64,
+        "summary": format!("{} × kill -9, restarts ≤ {:.1} s", a.kills, max.as_secs_f64()),
+    });
+    run.finish("kill", fault).await
+}
+
+async fn drop_answers(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
+    let db = Db::fresh(engine, &a.postgres_url, "drop").await?;
+    let run = prepare(
+        a,
+        db,
+        Plan {
+            keep_alive: false,
+            ..Plan::default()
+        },
+    )
+    .await?;
+    let upstream: std::net::SocketAddr = run.servers[0]
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .context("the server address")?;
+    let proxy = Proxy::start(upstream).await?;
+    proxy.set_drop_percent(a.drop_percent);
+    run.fleet.set(vec![format!("http://{}", proxy.addr)]);
+    load_for(a.seconds as f64).await;
+    let fault = |dropped: u64| {
+        json!({
+            "drop_percent": a.drop_percent,
+            "answers_dropped": dropped,
+            "summary": format!("{dropped} answers dropped after commit ({} %)", a.drop_percent),
+        })
+    };
+    // The answers dropped until the mix stopped; the rest of `finish` goes direct.
+    let out = {
+        run.mix.stop();
+        let dropped = proxy.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        run.fleet.set(vec![run.servers[0].base.clone()]);
+        run.finish("drop", fault(dropped)).await?
+    };
+    proxy.cut();
+    Ok(out)
+}
+
+/// The database link cut under load: commands must fail fast with 503, `/readyz`
+/// must say so, and the same server must recover by itself.
+async fn outage(a: &FaultArgs) -> Result<Outcome> {
+    let db = Db::fresh(EngineArg::Postgres, &a.postgres_url, "outage").await?;
+    let pg = url::Url::parse(&db.url)?;
+    let upstream: std::net::SocketAddr = format!(
+        "{}:{}",
+        pg.host_str().unwrap_or("127.0.0.1"),
+        pg.port().unwrap_or(5432)
+    )
+    .parse()
+    .context("the PostgreSQL address (an IP on loopback)")?;
+    let proxy = Proxy::start(upstream).await?;
+    let mut via = pg.clone();
+    via.set_port(Some(proxy.addr.port()))
+        .map_err(|()| anyhow::anyhow!("setting the proxy port"))?;
+    let run = prepare(
+        a,
+        db,
+        Plan {
+            server_url: Some(via.to_string()),
+            ..Plan::default()
+        },
+    )
+    .await?;
+    let http = http_client(true)?;
+    let base = run.servers[0].base.clone();
+    load_for(a.seconds as f64 / 2.0).await;
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    let mut probes: Vec<(u16, Duration)> = Vec::new();
+    let mut ready: Vec<u16> = Vec::new();
+    while cut_at.elapsed() < Duration::from_secs(a.outage_secs) {
+        probes.push(run.mix.probe(&base).await);
+        let r = http
+            .get(format!("{base}/readyz"))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await;
+        ready.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    proxy.restore().await?;
+    let restored_at = Instant::now();
+    let recovered = loop {
+        let (status, _) = run.mix.probe(&base).await;
+        if (200..300).contains(&status) {
+            break Some(restored_at.elapsed());
+        }
+        if restored_at.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    load_for(a.seconds as f64 / 2.0).await;
+
+    let during: Vec<&(u16, Duration)> = probes.iter().collect();
+    let slowest = during.iter().map(|p| p.1).max().unwrap_or_default();
+    let all_503 = during.iter().all(|p| p.0 == 503);
+    let ready_503 = ready.iter().filter(|s| **s == 503).count();
+    let mut out = run
+        .finish(
+            "outage",
+            json!({
+                "outage_secs": a.outage_secs,
+                "probe_commands": during.len(),
+                "probe_statuses": during.iter().map(|p| p.0).collect::<Vec<_>>(),
+                "slowest_probe_ms": slowest.as_millis() as u64,
+                "readyz_503": ready_503,
+                "readyz_probes": ready.len(),
+                "recovered_after_ms": recovered.map(|d| d.as_millis() as u64),
+                "summary": format!(
+                    "{} s cut; commands 503 in ≤ {:.1} s; recovered {}",
+                    a.outage_secs,
+                    slowest.as_secs_f64(),
+                    recovered.map_or("never".to_string(), |d| format!("{:.1} s after", d.as_secs_f64()))
+                ),
+            }),
+        )
+        .await?;
+    if !all_503 {
+        out.findings.problems.push(format!(
+            "during the outage a command answered {:?}, not always 503",
+            during.iter().map(|p| p.0).collect::<Vec<_>>()
+        ));
+    }
+    if slowest > Duration::from_secs(10) {
+        out.findings.problems.push(format!(
+            "a command took {slowest:?} to fail during the outage (bound: 10 s)"
+        ));
+    }
+    if ready_503 == 0 {
+        out.findings
+            .problems
+            .push("/readyz never reported the outage".into());
+    }
+    if recovered.is_none() {
+        out.findings
+            .problems
+            .push("the server did not recover within 60 s of the database's return".into());
+    }
+    proxy.cut();
+    Ok(out)
+}
+
+fn sh(cmd: &str, args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new(cmd)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Disk full under a SQLite database on its own tmpfs, then space again. (A
+/// read-only remount is refused while the server has the files open for writing,
+/// so "read-only" is not simulated.) Needs
+/// the right to mount (root in this sandbox); skipped with the reason otherwise.
+async fn disk(a: &FaultArgs) -> Result<Option<Outcome>> {
+    let mut db = Db::fresh(EngineArg::Sqlite, "", "disk").await?;
+    let mnt = db.dir.join("disk");
+    std::fs::create_dir_all(&mnt)?;
+    let m = mnt.display().to_string();
+    if let Err(e) = sh("mount", &["-t", "tmpfs", "-o", "size=8m", "tmpfs", &m]) {
+        println!("skipped: disk scenario (cannot mount a tmpfs here: {e:#})");
+        db.drop_it().await;
+        return Ok(None);
+    }
+    db.url = format!("sqlite://{m}/yiwang.db?mode=rwc");
+    let result = disk_inner(a, db, &mnt).await;
+    let _ = sh("umount", &["-l", &m]);
+    result.map(Some)
+}
+
+async fn disk_inner(a: &FaultArgs, db: Db, mnt: &Path) -> Result<Outcome> {
+    let m = mnt.display().to_string();
+    let run = prepare(a, db, Plan::default()).await?;
+    let base = run.servers[0].base.clone();
+    // Fill it: run until commands are refused for want of space.
+    let t0 = Instant::now();
+    let mut full_probe: Option<(u16, Duration)> = None;
+    while t0.elapsed() < Duration::from_secs(120) {
+        load_for(1.0).await;
+        let p = run.mix.probe(&base).await;
+        if p.0 >= 500 {
+            full_probe = Some(p);
+            break;
+        }
+    }
+    let Some(full) = full_probe else {
+        bail!("the 8 MB tmpfs never filled in 120 s");
+    };
+    load_for(3.0).await;
+    sh("mount", &["-o", "remount,size=256m", &m])?;
+    let grown = Instant::now();
+    let recovered_full = recover(&run, &base).await.map(|_| grown.elapsed());
+    load_for(3.0).await;
+    let fault = json!({
+        "full_probe_status": full.0,
+        "recovered_after_space_ms": recovered_full.map(|d| d.as_millis() as u64),
+        "summary": format!("disk full → {}; recovered {} after space returned",
+            full.0,
+            recovered_full.map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64()))),
+    });
+    let mut out = run.finish("disk", fault).await?;
+    if full.0 != 503 {
+        out.findings
+            .problems
+            .push(format!("disk full: a command answered {}, not 503", full.0));
+    }
+    if recovered_full.is_none() {
+        out.findings
+            .problems
+            .push("the server did not recover by itself within 60 s".into());
+    }
+    Ok(out)
+}
+
+async fn recover(run: &Run, base: &str) -> Option<()> {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if (200..300).contains(&run.mix.probe(base).await.0) {
+            return Some(());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Issue 7: three instances on one PostgreSQL, a year's import behind them (so
+/// the SLA watcher has work as they start), one killed at random mid-run and
+/// restarted later.
+async fn cluster(a: &FaultArgs) -> Result<Outcome> {
+    let db = Db::fresh(EngineArg::Postgres, &a.postgres_url, "cluster").await?;
+    let mut run = prepare(
+        a,
+        db,
+        Plan {
+            instances: 3,
+            server_env: vec![("YIWANG_SLA_INTERVAL_SECS".into(), "1".into())],
+            import_lines: 6000,
+            ..Plan::default()
+        },
+    )
+    .await?;
+    let http = http_client(true)?;
+    let mut rng = StdRng::seed_from_u64(a.seed);
+    load_for(rng.random_range(1.0..3.0)).await;
+    let victim = rng.random_range(0..run.servers.len());
+    run.servers[victim].kill9().await?;
+    let killed = run.servers[victim].base.clone();
+    let others: Vec<String> = run.bases().into_iter().filter(|b| *b != killed).collect();
+    run.fleet.set(others);
+    load_for(a.seconds as f64).await;
+    run.servers[victim].restart(&http).await?;
+    run.fleet.set(run.bases());
+    load_for(3.0).await;
+    let fault = json!({
+        "instances": 3,
+        "killed": victim,
+        "summary": format!("3 instances, instance {} killed and restarted", victim + 1),
+    });
+    run.finish("cluster", fault).await
+}
+
+/// Printed summary of a mixed-load run: the latency table.
+pub fn print_latency(tally: &Value) {
+    let table = |key: &str, title: &str| {
+        let Some(m) = tally.get(key).and_then(Value::as_object) else {
+            return;
+        };
+        let rows: Vec<Vec<String>> = m
+            .iter()
+            .map(|(k, v)| {
+                let g = |f: &str| v.get(f).and_then(Value::as_f64).unwrap_or(0.0);
+                vec![
+                    k.clone(),
+                    v.get("count").map(Value::to_string).unwrap_or_default(),
+                    f2(g("p50_ms")),
+                    f2(g("p99_ms")),
+                    f2(g("p999_ms")),
+                    f2(g("max_ms")),
+                ]
+            })
+            .collect();
+        print_table(
+            &[title, "count", "p50 ms", "p99 ms", "p999 ms", "max ms"],
+            &rows,
+        );
+    };
+    table("by_command", "command");
+    table("by_read", "read");
+}
