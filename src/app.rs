@@ -404,7 +404,7 @@ impl App {
                     (ticket, head_hash, _) = self.load_for_command(id).await?;
                     decide(&ticket)?
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             };
             if !photos_checked {
                 if let ActionInput::Handle { photos, .. } = &input {
@@ -526,10 +526,7 @@ impl App {
 
     /// The state a command decides on: this process's last write if it has one
     /// (`true`: a cached copy), else the stored state.
-    async fn load_for_command(
-        &self,
-        id: Uuid,
-    ) -> Result<(Ticket, Option<String>, bool), AppError> {
+    async fn load_for_command(&self, id: Uuid) -> Result<(Ticket, Option<String>, bool), AppError> {
         if let Some((t, h)) = self.recent.get(id) {
             return Ok((t, Some(h), true));
         }
