@@ -231,8 +231,11 @@ impl App {
         match self.replay(actor, meta).await {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(err),
-            Err(e @ AppError::Invalid { .. }) => Err(e),
-            Err(_) => Err(err),
+            // The key could not be looked up (the database went away between the
+            // decision and the lookup): the refusal may be the retry of a command
+            // that succeeded, so it must not be answered; the 503 says retry.
+            // Found by the fault suite's outage scenario.
+            Err(e) => Err(e),
         }
     }
 

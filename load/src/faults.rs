@@ -866,14 +866,21 @@ async fn outage(a: &FaultArgs) -> Result<Outcome> {
     let cut_at = Instant::now();
     let mut probes: Vec<(u16, Duration)> = Vec::new();
     let mut ready: Vec<u16> = Vec::new();
+    let mut slowest_ready = Duration::ZERO;
     while cut_at.elapsed() < Duration::from_secs(a.outage_secs) {
-        probes.push(run.mix.probe(&base).await);
-        let r = http
-            .get(format!("{base}/readyz"))
-            .timeout(Duration::from_secs(15))
-            .send()
-            .await;
-        ready.push(r.map(|r| r.status().as_u16()).unwrap_or(0));
+        let ready_probe = async {
+            let t0 = Instant::now();
+            let r = http
+                .get(format!("{base}/readyz"))
+                .timeout(Duration::from_secs(15))
+                .send()
+                .await;
+            (r.map(|r| r.status().as_u16()).unwrap_or(0), t0.elapsed())
+        };
+        let (p, r) = tokio::join!(run.mix.probe(&base), ready_probe);
+        probes.push(p);
+        ready.push(r.0);
+        slowest_ready = slowest_ready.max(r.1);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     proxy.restore().await?;
@@ -904,6 +911,7 @@ async fn outage(a: &FaultArgs) -> Result<Outcome> {
                 "slowest_probe_ms": slowest.as_millis() as u64,
                 "readyz_503": ready_503,
                 "readyz_probes": ready.len(),
+                "slowest_readyz_ms": slowest_ready.as_millis() as u64,
                 "recovered_after_ms": recovered.map(|d| d.as_millis() as u64),
                 "summary": format!(
                     "{} s cut; commands 503 in ≤ {:.1} s; recovered {}",
@@ -923,6 +931,11 @@ async fn outage(a: &FaultArgs) -> Result<Outcome> {
     if slowest > Duration::from_secs(10) {
         out.findings.problems.push(format!(
             "a command took {slowest:?} to fail during the outage (bound: 10 s)"
+        ));
+    }
+    if slowest_ready > Duration::from_secs(2) {
+        out.findings.problems.push(format!(
+            "/readyz took {slowest_ready:?} to answer during the outage (bound: 2 s)"
         ));
     }
     if ready_503 == 0 {

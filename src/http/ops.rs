@@ -22,8 +22,20 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// The process can serve: the database answers.
+/// How long `/readyz` waits for the database.
+const READY_PING: std::time::Duration = std::time::Duration::from_millis(900);
+
 async fn readyz(State(app): State<SharedApp>) -> Response {
-    match app.store.ping().await {
+    // A readiness probe must answer within its own timeout (a second, as
+    // Kubernetes' default): a database that does not answer by then is down.
+    let ping = tokio::time::timeout(READY_PING, app.store.ping())
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::store::StoreError::Unavailable(format!(
+                "no answer within {READY_PING:?}"
+            )))
+        });
+    match ping {
         Ok(()) => {
             let (projections, stopped) = projection_states(&app);
             let status = if stopped { "degraded" } else { "ready" };

@@ -294,7 +294,11 @@ async fn a_refusal_is_never_decided_on_a_stale_copy() {
             )
             .await;
         assert_eq!(
-            (r.status, r.body["state"].as_str(), r.body["version"].as_i64()),
+            (
+                r.status,
+                r.body["state"].as_str(),
+                r.body["version"].as_i64()
+            ),
             (200, Some("verified"), Some(5)),
             "{engine:?}: refused on a stale copy: {}",
             r.body
