@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the command parser with cargo fuzz (libFuzzer):
-#   load/fuzz/run.sh [SECONDS]     (default 300; CI runs 60)
+#   load/fuzz/run.sh [SECONDS] [--dev]   (default 300 s; CI runs 60 --dev)
+# --dev builds without optimisation: about half the build time, fewer executions a
+# second; for the short run of CI, where the build dominates.
 # Needs the nightly toolchain (rustup) and cargo-fuzz (installed from crates.io if
 # missing). Starts from the seed bodies in load/fuzz/seeds; what it learns goes to
 # load/fuzz/corpus (not committed). A crash is saved under load/fuzz/artifacts and
@@ -8,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-300}"
+profile=()
+if [ "${2:-}" = "--dev" ]; then profile=(--dev); fi
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "fuzz: no nightly toolchain (rustup toolchain list); cargo fuzz cannot run here: skipped"
   exit 0
@@ -20,7 +24,7 @@ mkdir -p corpus/command_body
 # -s none: the target is safe Rust; what is hunted is a panic or a 5xx, not memory
 # errors, and without AddressSanitizer it builds and runs several times faster.
 set +e
-cargo +nightly fuzz run -s none command_body corpus/command_body seeds -- \
+cargo +nightly fuzz run -s none "${profile[@]}" command_body corpus/command_body seeds -- \
   -max_total_time="$secs" -max_len=65536 -print_final_stats=1 >target-fuzz.log 2>&1
 rc=$?
 set -e

@@ -24,9 +24,15 @@ fuzz_target!(|data: &[u8]| {
             (400..500).contains(&status),
             "{action}: a body was answered {status}: {e}"
         );
+        // The message may quote what the client sent (the bad value, to fix it);
+        // anything of these it did not send is a leak of the service's insides.
         let text = e.to_string();
+        let sent = String::from_utf8_lossy(body);
         for leak in ["SELECT ", "INSERT ", "panicked", "/src/", "Error {", "RUST_BACKTRACE"] {
-            assert!(!text.contains(leak), "{action}: the message leaks {leak:?}: {text}");
+            assert!(
+                !text.contains(leak) || sent.contains(leak),
+                "{action}: the message leaks {leak:?}: {text}"
+            );
         }
     }
 });
