@@ -392,10 +392,13 @@ impl Run {
         let http = http_client(true)?;
         let token = self.mix.analyst().to_string();
         let server_cli = self.servers[0].cli().clone();
+        // The same settings as the run's servers (a shifted clock changes "now").
+        let env = self.servers[0].env().to_vec();
         let mut f = Findings::default();
         for attempt in 0..4 {
             if self.servers.is_empty() {
-                self.servers.push(Server::start(&server_cli, &http).await?);
+                self.servers
+                    .push(Server::start_with(&server_cli, &http, &env).await?);
                 // Its SLA watcher's first round, if anything fell due meanwhile.
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -409,7 +412,7 @@ impl Run {
                 continue;
             }
             self.cli.run(&["replay"]).await?;
-            let s = Server::start(&server_cli, &http).await?;
+            let s = Server::start_with(&server_cli, &http, &env).await?;
             let ok = wait_caught_up(&http, std::slice::from_ref(&s.base), head).await;
             let after = snapshot(&http, &s.base, &token).await;
             let _ = s.stop().await;
@@ -1042,10 +1045,16 @@ async fn recover(run: &Run, base: &str) -> Option<()> {
     None
 }
 
-/// Issue 7: three instances on one PostgreSQL, a year's import behind them (so
-/// the SLA watcher has work as they start), one killed at random mid-run and
-/// restarted later.
+/// Issue 7: three instances on one PostgreSQL, a year's import behind them, the
+/// mix spread over them. Half-way, one instance, at random, is killed; then
+/// business time jumps two days for the other two, by a rolling restart with the
+/// clock shifted (`YIWANG_CLOCK_OFFSET_SECS`, a drill setting), so the deadlines
+/// of the tickets left open have passed and their SLA watchers (1 s rounds) race
+/// to append the warnings and breaches while the third is dead. It is restarted
+/// later, shifted too, and its watcher must find nothing left to append.
+/// Invariant 4 then says each SLA event is in the log once.
 async fn cluster(a: &FaultArgs) -> Result<Outcome> {
+    const TWO_DAYS: &str = "172800";
     let db = Db::fresh(EngineArg::Postgres, &a.postgres_url, "cluster").await?;
     let mut run = prepare(
         a,
@@ -1060,20 +1069,51 @@ async fn cluster(a: &FaultArgs) -> Result<Outcome> {
     .await?;
     let http = http_client(true)?;
     let mut rng = StdRng::seed_from_u64(a.seed);
-    load_for(rng.random_range(1.0..3.0)).await;
+    load_for(a.seconds as f64 / 2.0).await;
+    let shifted = vec![
+        ("YIWANG_SLA_INTERVAL_SECS".to_string(), "1".to_string()),
+        ("YIWANG_CLOCK_OFFSET_SECS".to_string(), TWO_DAYS.to_string()),
+    ];
+    // One instance dies first; then the other two are restarted, one after the
+    // other, with the clock shifted: the SLA events fall due while it is dead.
     let victim = rng.random_range(0..run.servers.len());
+    let killed_at = chrono::Utc::now();
     run.servers[victim].kill9().await?;
     let killed = run.servers[victim].base.clone();
     let others: Vec<String> = run.bases().into_iter().filter(|b| *b != killed).collect();
     run.fleet.set(others);
-    load_for(a.seconds as f64).await;
+    for (i, s) in run.servers.iter_mut().enumerate() {
+        if i != victim {
+            s.kill9().await?;
+            s.set_env(shifted.clone());
+            s.restart(&http).await?;
+        }
+    }
+    load_for(a.seconds as f64 / 2.0).await;
+    run.servers[victim].set_env(shifted);
     run.servers[victim].restart(&http).await?;
     run.fleet.set(run.bases());
     load_for(3.0).await;
+    let sla_after_kill: i64 = match yiwang::store::open(&run.db.url, false).await?.pool() {
+        yiwang::store::Pool::Postgres(p) => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM events WHERE event_type IN ('SlaWarning', 'SlaBreached') \
+             AND recorded_at > $1",
+            )
+            .bind(killed_at)
+            .fetch_one(&p)
+            .await?
+        }
+        yiwang::store::Pool::Sqlite(_) => 0,
+    };
     let fault = json!({
         "instances": 3,
         "killed": victim,
-        "summary": format!("3 instances, instance {} killed and restarted", victim + 1),
+        "sla_events_after_the_kill": sla_after_kill,
+        "summary": format!(
+            "3 instances, instance {} killed, clock +2 days for the others; {sla_after_kill} SLA events appended after the kill",
+            victim + 1
+        ),
     });
     run.finish("cluster", fault).await
 }

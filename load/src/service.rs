@@ -184,6 +184,16 @@ impl Server {
         &self.cli
     }
 
+    /// The environment the server is started with (on its next restart too).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// The environment for the next [`Server::restart`].
+    pub fn set_env(&mut self, env: Vec<(String, String)>) {
+        self.env = env;
+    }
+
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
