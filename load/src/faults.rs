@@ -227,6 +227,8 @@ struct Run {
     mix: Arc<Mix>,
     tasks: tokio::task::JoinSet<()>,
     started: Instant,
+    /// Every server log of the run, removed when the scenario passes.
+    logs: Vec<PathBuf>,
 }
 
 struct Plan {
@@ -298,6 +300,7 @@ async fn prepare(a: &FaultArgs, db: Db, plan: Plan) -> Result<Run> {
     };
     let mix = Mix::new(http_client(plan.keep_alive)?, fleet.clone(), pool, settings).await?;
     let tasks = mix.spawn();
+    let logs = servers.iter().map(|s| s.log.clone()).collect();
     Ok(Run {
         db,
         cli,
@@ -306,6 +309,7 @@ async fn prepare(a: &FaultArgs, db: Db, plan: Plan) -> Result<Run> {
         mix,
         tasks,
         started: Instant::now(),
+        logs,
     })
 }
 
@@ -366,10 +370,18 @@ impl Run {
         let engine = self.db.engine_name();
         if findings.ok() && tally.1 == 0 {
             self.db.drop_it().await;
+            for log in &self.logs {
+                let _ = std::fs::remove_file(log);
+            }
         } else {
             eprintln!(
-                "{label} on {engine}: the database is kept for a look: {}",
-                yiwang::cli::redact(&self.db.url)
+                "{label} on {engine}: the database and the server logs are kept for a look: {} {}",
+                yiwang::cli::redact(&self.db.url),
+                self.logs
+                    .iter()
+                    .map(|l| l.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
             );
         }
         Ok(Outcome {
@@ -397,8 +409,9 @@ impl Run {
         let mut f = Findings::default();
         for attempt in 0..4 {
             if self.servers.is_empty() {
-                self.servers
-                    .push(Server::start_with(&server_cli, &http, &env).await?);
+                let s = Server::start_with(&server_cli, &http, &env).await?;
+                self.logs.push(s.log.clone());
+                self.servers.push(s);
                 // Its SLA watcher's first round, if anything fell due meanwhile.
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
@@ -413,6 +426,7 @@ impl Run {
             }
             self.cli.run(&["replay"]).await?;
             let s = Server::start_with(&server_cli, &http, &env).await?;
+            self.logs.push(s.log.clone());
             let ok = wait_caught_up(&http, std::slice::from_ref(&s.base), head).await;
             let after = snapshot(&http, &s.base, &token).await;
             let _ = s.stop().await;
@@ -761,7 +775,9 @@ async fn ceilings(a: &FaultArgs, engine: EngineArg) -> Result<(Value, Value)> {
         crate::stats::merge(&mut all, &h);
         errors += e;
     }
+    let log = server.log.clone();
     let _ = server.stop().await;
+    let _ = std::fs::remove_file(log);
     db.drop_it().await;
     let mut floor = crate::stats::Latency::of(&all).json();
     floor["requests_per_s"] = json!(crate::stats::round3(all.len() as f64 / secs.as_secs_f64()));
@@ -987,6 +1003,11 @@ async fn disk(a: &FaultArgs) -> Result<Option<Outcome>> {
     db.url = format!("sqlite://{m}/yiwang.db?mode=rwc");
     let result = disk_inner(a, db, &mnt).await;
     let _ = sh("umount", &["-l", &m]);
+    if result.as_ref().is_ok_and(Outcome::ok)
+        && let Some(dir) = mnt.parent()
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     result.map(Some)
 }
 
