@@ -121,9 +121,6 @@ pub enum Outcome {
 pub struct Record {
     pub key: String,
     pub action: String,
-    /// The ticket the command was for (none for a create until it was acknowledged).
-    #[allow(dead_code)] // read in Debug output of failures
-    pub ticket: Option<Uuid>,
     pub outcome: Outcome,
     pub attempts: u32,
 }
@@ -399,14 +396,9 @@ impl Mix {
             Answer::Unavailable(s, _, took) => (s, took, Outcome::Unresolved),
             Answer::Transport(_, took) => (0, took, Outcome::Unresolved),
         };
-        let ticket = match &outcome {
-            Outcome::Acked { ticket, .. } => Some(*ticket),
-            _ => None,
-        };
         self.ledger.push(Record {
             key,
             action: "probe".into(),
-            ticket,
             outcome,
             attempts: 1,
         });
@@ -698,14 +690,9 @@ impl Mix {
                 },
                 Reply::Unresolved => Outcome::Unresolved,
             };
-            let ticket = match &outcome {
-                Outcome::Acked { ticket, .. } => Some(*ticket),
-                _ => id,
-            };
             self.ledger.push(Record {
                 key: key.clone(),
                 action: action.to_string(),
-                ticket,
                 outcome: outcome.clone(),
                 attempts,
             });
@@ -780,7 +767,6 @@ impl Mix {
         self.ledger.push(Record {
             key,
             action: "forbidden".into(),
-            ticket: Some(ticket),
             outcome,
             attempts,
         });
