@@ -947,9 +947,11 @@ async fn outage(a: &FaultArgs) -> Result<Outcome> {
             during.iter().map(|p| p.0).collect::<Vec<_>>()
         ));
     }
-    if slowest > Duration::from_secs(10) {
+    // The bound: two waits of the pool's 5 s acquire timeout (a create may draw
+    // a block of ticket numbers, then append), plus slack for a loaded machine.
+    if slowest > Duration::from_secs(12) {
         out.findings.problems.push(format!(
-            "a command took {slowest:?} to fail during the outage (bound: 10 s)"
+            "a command took {slowest:?} to fail during the outage (bound: 12 s, two pool timeouts)"
         ));
     }
     if slowest_ready > Duration::from_secs(2) {
