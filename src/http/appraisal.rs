@@ -137,13 +137,21 @@ async fn get_appraisal(
     if wants_csv(&headers) {
         return csv_response(&period.label, &profile.name, &scores);
     }
-    Ok(axum::Json(AppraisalBody {
-        period: &period.label,
-        profile: &profile.name,
-        units: &scores,
-        as_of: now,
-    })
-    .into_response())
+    // About 70 bytes an evidence item and 600 a unit and deduction otherwise.
+    let items: usize = scores
+        .iter()
+        .flat_map(|u| &u.deductions)
+        .map(|d| d.evidence.len() * 70 + 300)
+        .sum();
+    super::json_sized(
+        &AppraisalBody {
+            period: &period.label,
+            profile: &profile.name,
+            units: &scores,
+            as_of: now,
+        },
+        items + scores.len() * 600 + 256,
+    )
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {

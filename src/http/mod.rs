@@ -67,6 +67,22 @@ pub fn event_json(e: &RecordedEvent) -> Value {
     })
 }
 
+/// A JSON response written into a buffer of about `size_hint` bytes. A large answer
+/// (an appraisal's evidence, a month of a district's days: megabytes) is then not
+/// copied again each time a growing buffer doubles.
+pub fn json_sized<T: Serialize>(value: &T, size_hint: usize) -> Result<Response, AppError> {
+    let mut buf = Vec::with_capacity(size_hint);
+    serde_json::to_writer(&mut buf, value).map_err(|e| AppError::Internal(e.into()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        buf,
+    )
+        .into_response())
+}
+
 /// The whole application with the default limits (the tests use it).
 pub fn app(state: SharedApp) -> Router {
     app_with(state, limits::Settings::default())

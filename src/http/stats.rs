@@ -154,11 +154,14 @@ async fn unit_stats(
         items: &'a [StatsItem],
         next_cursor: Option<&'a str>,
     }
-    Ok(axum::Json(Page {
-        items: &items,
-        next_cursor: None,
-    })
-    .into_response())
+    // An item is about 1 KB of JSON.
+    super::json_sized(
+        &Page {
+            items: &items,
+            next_cursor: None,
+        },
+        items.len() * 1100 + 64,
+    )
 }
 
 /// The figures of `unit` (rolled up over its subtree) and of every unit beneath
