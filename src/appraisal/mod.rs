@@ -25,8 +25,6 @@
 
 pub mod profile;
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -141,7 +139,7 @@ pub fn appraise(
             let kind = def.map(|u| u.kind).unwrap_or(UnitKind::Department);
             let agency_type = org.agency_type(code).map(str::to_string);
             let area = org.township_of(code).filter(|_| kind == UnitKind::Agency);
-            let cell = |p: &Period, col: Option<usize>| {
+            let cell = |p: &Period, col: Option<usize>, evidence: Items| {
                 let f = col.map(|c| table.get(ui, c)).unwrap_or(&empty);
                 score_cell(
                     profile,
@@ -149,11 +147,11 @@ pub fn appraise(
                     agency_type.as_deref(),
                     p,
                     f,
-                    area,
-                    area_reports,
+                    (area, area_reports),
+                    evidence,
                 )
             };
-            let (main_score, deductions) = cell(period, column);
+            let (main_score, deductions) = cell(period, column, Items::Listed);
             let mut a = UnitAppraisal {
                 unit: code.clone(),
                 base: profile.base,
@@ -174,7 +172,9 @@ pub fn appraise(
                         let p = &table.periods[c];
                         PeriodScore {
                             period: p.label.clone(),
-                            score: cell(p, Some(c)).0,
+                            // Only the quarter's score is shown: its evidence
+                            // is not copied out.
+                            score: cell(p, Some(c), Items::Counted).0,
                         }
                     })
                     .collect();
@@ -197,15 +197,23 @@ pub fn appraise(
         .collect()
 }
 
-/// One unit's score and deductions for one period's figures.
+/// Whether a deduction lists its evidence or only counts it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Items {
+    Listed,
+    Counted,
+}
+
+/// One unit's score and deductions for one period's figures; `area`: the
+/// township whose reports count against the unit, and the reports.
 fn score_cell(
     profile: &Profile,
     kind: UnitKind,
     agency_type: Option<&str>,
     period: &Period,
     f: &Figures,
-    area: Option<&str>,
-    area_reports: &[AreaReport],
+    (area, area_reports): (Option<&str>, &[AreaReport]),
+    evidence: Items,
 ) -> (f64, Vec<Deduction>) {
     let reports: Vec<&AreaReport> = match area {
         Some(area) => area_reports
@@ -222,7 +230,7 @@ fn score_cell(
         let mut ds: Vec<Deduction> = s
             .rules
             .iter()
-            .filter_map(|r| apply_rule(profile, s, r, f, &reports))
+            .filter_map(|r| apply_rule(profile, s, r, f, &reports, evidence))
             .collect();
         if let Some(cap) = s.cap {
             cap_section(&mut ds, cap);
@@ -240,28 +248,39 @@ fn apply_rule(
     rule: &Rule,
     f: &Figures,
     reports: &[&AreaReport],
+    listed: Items,
 ) -> Option<Deduction> {
     let strict = profile.satisfaction_strict;
+    let keep = listed == Items::Listed;
     let (raw, count, evidence, rate) = match &rule.how {
         How::Each {
             metric,
             points_each,
         } => {
-            let ev = metric.evidence(f).to_vec();
-            let n = ev.len() as u64;
+            let all = metric.evidence(f);
+            let n = all.len() as u64;
+            let ev = if keep { all.to_vec() } else { Vec::new() };
             (points_each * n as f64, n, ev, None)
         }
         How::Tickets {
             metrics,
             points_each,
         } => {
-            let ev: BTreeSet<Evidence> = metrics
+            // Each metric's list is sorted: the stable sort merges them.
+            let mut ev: Vec<Evidence> = metrics
                 .iter()
-                .flat_map(|m| m.evidence(f).iter().cloned())
+                .flat_map(|m| m.evidence(f).iter().copied())
                 .collect();
-            let tickets: BTreeSet<uuid::Uuid> = ev.iter().map(|e| e.ticket).collect();
+            ev.sort();
+            ev.dedup();
+            // Sorted by ticket first, so a ticket's items are adjacent.
+            let mut tickets: Vec<uuid::Uuid> = ev.iter().map(|e| e.ticket).collect();
+            tickets.dedup();
             let n = tickets.len() as u64;
-            (points_each * n as f64, n, ev.into_iter().collect(), None)
+            if !keep {
+                ev = Vec::new();
+            }
+            (points_each * n as f64, n, ev, None)
         }
         How::RateSteps {
             metric,
@@ -270,8 +289,8 @@ fn apply_rule(
         } => {
             let rate = metric.rate(f, strict)?;
             let steps = ((1.0 - rate) / step + 1e-9).floor().max(0.0);
-            let ev = metric.shortfall(f, strict);
-            (points_per_step * steps, ev.len() as u64, ev, Some(rate))
+            let (n, ev) = shortfall(*metric, f, strict, keep);
+            (points_per_step * steps, n, ev, Some(rate))
         }
         How::RateBelow {
             metric,
@@ -280,13 +299,13 @@ fn apply_rule(
         } => {
             let rate = metric.rate(f, strict)?;
             let raw = if rate < *threshold { *points } else { 0.0 };
-            let ev = metric.shortfall(f, strict);
-            (raw, ev.len() as u64, ev, Some(rate))
+            let (n, ev) = shortfall(*metric, f, strict, keep);
+            (raw, n, ev, Some(rate))
         }
         How::RateWeight { metric, weight } => {
             let rate = metric.rate(f, strict)?;
-            let ev = metric.shortfall(f, strict);
-            (-weight * (1.0 - rate), ev.len() as u64, ev, Some(rate))
+            let (n, ev) = shortfall(*metric, f, strict, keep);
+            (-weight * (1.0 - rate), n, ev, Some(rate))
         }
         How::AreaReports {
             categories,
@@ -299,9 +318,13 @@ fn apply_rule(
                 .filter(|o| source.as_ref().is_none_or(|s| *s == o.source))
                 .flat_map(|o| o.items.iter().copied())
                 .collect();
-            ev.sort_unstable();
+            // The monthly lists are sorted: the stable sort merges them.
+            ev.sort();
             ev.dedup();
             let n = ev.len() as u64;
+            if !keep {
+                ev = Vec::new();
+            }
             (points_each * n as f64, n, ev, None)
         }
     };
@@ -325,6 +348,21 @@ fn apply_rule(
         capped,
         uncapped_points: capped.then_some(raw),
     })
+}
+
+/// A rate rule's shortfall: how many items, and the items when they are kept.
+fn shortfall(
+    metric: profile::RateMetric,
+    f: &Figures,
+    strict: bool,
+    keep: bool,
+) -> (u64, Vec<Evidence>) {
+    if keep {
+        let ev = metric.shortfall(f, strict);
+        (ev.len() as u64, ev)
+    } else {
+        (metric.shortfall_len(f, strict) as u64, Vec::new())
+    }
 }
 
 /// Limits a section's total deduction to `cap`: the rules keep their order, the
@@ -391,25 +429,12 @@ pub async fn appraise_from_store(
             How::Tickets { metrics, .. } => metrics.contains(&profile::EvidenceMetric::Overdue),
             _ => false,
         });
-    let table_of = |periods: Vec<Period>| {
-        let units = units.clone();
-        async move {
-            query::figures_with_evidence(
-                pool,
-                scope,
-                &Request {
-                    org,
-                    units,
-                    own_only: true,
-                    periods,
-                    now,
-                },
-                overdue,
-                // No rule reads the turnaround.
-                query::Turnarounds::Skip,
-            )
-            .await
-        }
+    let request = |periods: Vec<Period>| Request {
+        org,
+        units: units.clone(),
+        own_only: true,
+        periods,
+        now,
     };
     // The townships whose reports count against an appraised agency.
     let mut areas: Vec<String> = Vec::new();
@@ -441,17 +466,27 @@ pub async fn appraise_from_store(
     categories.sort();
     categories.dedup();
     let figures = async {
-        let table = if period.granularity == Granularity::Year {
+        // A year is scored with its quarters that have started: one read of the
+        // year's evidence serves both tables. No rule reads the turnaround.
+        let mut reqs = vec![request(vec![period.clone()])];
+        if period.granularity == Granularity::Year {
             let started: Vec<Period> = period
                 .quarters()
                 .into_iter()
                 .filter(|q| q.start <= now)
                 .collect();
-            let (quarters, year) =
-                tokio::try_join!(table_of(started), table_of(vec![period.clone()]))?;
-            join(quarters, year)
-        } else {
-            table_of(vec![period.clone()]).await?
+            reqs.insert(0, request(started));
+        }
+        let refs: Vec<&Request> = reqs.iter().collect();
+        let mut tables =
+            query::figures_with_evidence_of(pool, scope, &refs, overdue, query::Turnarounds::Skip)
+                .await?
+                .into_iter();
+        let first = tables.next();
+        let table = match (first, tables.next()) {
+            (Some(quarters), Some(year)) => join(quarters, year),
+            (Some(one), None) => one,
+            _ => return Err(StoreError::Corrupt("no table for the appraisal".into())),
         };
         Ok::<_, StoreError>(table)
     };

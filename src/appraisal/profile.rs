@@ -347,6 +347,17 @@ impl RateMetric {
     }
 
     /// The events that keep the rate below 100%, sorted.
+    /// How many items [`RateMetric::shortfall`] lists, without listing them.
+    pub fn shortfall_len(self, f: &Figures, strict: bool) -> usize {
+        match self {
+            RateMetric::OnTimeRate => f.not_on_time.len(),
+            RateMetric::SignedOnTimeRate => f.late_signs.len(),
+            RateMetric::SatisfactionRate => {
+                f.feedback_unsatisfied.len() + if strict { f.feedback_basic.len() } else { 0 }
+            }
+        }
+    }
+
     pub fn shortfall(self, f: &Figures, strict: bool) -> Vec<Evidence> {
         let mut v = match self {
             RateMetric::OnTimeRate => f.not_on_time.clone(),

@@ -18,6 +18,7 @@
 //!   feedback and repeat complaints: the events in the period.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -405,39 +406,18 @@ pub async fn area_reports(
         daily::month_number(period.first_day),
         daily::month_number(period.end_day),
     );
-    let rows: Vec<(String, i64, String, String)> = on_pool!(pool, p, Db => {
-        let mut q = QueryBuilder::<Db>::new(
-            "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month >= ",
-        );
-        q.push_bind(s)
-            .push(" AND month < ")
-            .push_bind(e)
-            .push(" AND items <> '' AND (");
-        // Only the lists of the categories asked for (of any source). `_` in a
-        // category matches any character in LIKE: a superset, filtered below.
-        let patterns: Vec<String> = match categories {
-            Some(cs) => cs.iter().map(|c| format!("{}%:{c}", daily::REPORT_PREFIX)).collect(),
-            None => vec![format!("{}%", daily::REPORT_PREFIX)],
-        };
-        let mut sep = q.separated(" OR ");
-        for pattern in &patterns {
-            sep.push("list LIKE ").push_bind_unseparated(pattern.as_str());
-        }
-        q.push(")");
-        if let Some(units) = areas {
-            push_units!(q, units);
-        }
-        q.build_query_as().fetch_all(p).await?
-    });
+    let months = fetch_month_lists(pool, s, e).await?;
     let mut out = Vec::new();
-    for (unit, month, list, items) in rows {
-        let Some((source, category)) = daily::parse_report_list(&list) else {
+    for l in months.iter().flat_map(|m| &m.lists) {
+        let Some((source, category)) = daily::parse_report_list(&l.list) else {
             continue;
         };
-        if categories.is_some_and(|cs| !cs.iter().any(|c| c == category)) {
+        if categories.is_some_and(|cs| !cs.iter().any(|c| c == category))
+            || areas.is_some_and(|a| !a.contains(&l.unit))
+        {
             continue;
         }
-        let Some(first_day) = daily::first_day_of_month(month) else {
+        let Some(first_day) = daily::first_day_of_month(l.month) else {
             continue;
         };
         out.push(AreaReport {
@@ -446,8 +426,8 @@ pub async fn area_reports(
                 .timestamp_micros(),
             source: source.to_string(),
             category: category.to_string(),
-            items: items.split(',').filter_map(parse_item).collect(),
-            unit,
+            items: l.items.clone(),
+            unit: l.unit.clone(),
         });
     }
     Ok(out)
@@ -1144,57 +1124,113 @@ pub async fn figures_with_evidence(
     overdue: bool,
     turnaround: Turnarounds,
 ) -> Result<Table, StoreError> {
-    let (Some(first), Some(last)) = (req.periods.first(), req.periods.last()) else {
-        return Ok(compute_daily(req, &Daily::default()));
-    };
-    let by_month = first.granularity != Granularity::Day;
+    let mut tables = figures_with_evidence_of(pool, scope, &[req], overdue, turnaround).await?;
+    Ok(tables.pop().unwrap_or_else(|| req.empty_table()))
+}
+
+/// [`figures_with_evidence`] for several requests at once (a year and its
+/// quarters): the evidence lists of the months they cover are read and parsed
+/// once, and serve every request. One table per request, in order.
+pub async fn figures_with_evidence_of(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    reqs: &[&Request<'_>],
+    overdue: bool,
+    turnaround: Turnarounds,
+) -> Result<Vec<Table>, StoreError> {
+    // The months the month-based requests cover, and the earliest "now".
+    let mut months: Option<(i64, i64)> = None;
+    for req in reqs {
+        if let (Some(first), Some(last)) = (req.periods.first(), req.periods.last()) {
+            if first.granularity != Granularity::Day {
+                let (s, e) = (
+                    daily::month_number(first.first_day),
+                    daily::month_number(last.end_day),
+                );
+                months = Some(months.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
+            }
+        }
+    }
+    let now = reqs.iter().map(|r| r.now).min().unwrap_or_else(Utc::now);
+    if reqs.iter().any(|r| r.now != now) {
+        return Err(StoreError::Corrupt(
+            "requests read together must share their `now`".into(),
+        ));
+    }
     // The reads are independent: run them at once, each on its own connection.
-    let (daily, evidence) = tokio::try_join!(
-        fetch_daily(pool, scope, &req.periods, req.now, turnaround),
-        async {
-            if by_month {
-                fetch_evidence(pool, scope, req).await.map(Some)
-            } else {
-                Ok(None)
-            }
+    let dailies = futures::future::try_join_all(
+        reqs.iter()
+            .map(|req| fetch_daily(pool, scope, &req.periods, req.now, turnaround)),
+    );
+    let evidence = async {
+        match months {
+            Some((s, e)) => fetch_evidence(pool, scope, s, e, now).await.map(Some),
+            None => Ok(None),
         }
-    )?;
-    let mut table = compute_daily(req, &daily);
-    if let Some(evidence) = evidence {
-        fill_evidence(req, evidence, &mut table);
+    };
+    let (dailies, evidence) = tokio::try_join!(dailies, evidence)?;
+    let mut tables = Vec::with_capacity(reqs.len());
+    for (req, daily) in reqs.iter().zip(&dailies) {
+        let mut table = compute_daily(req, daily);
+        let Some(first) = req.periods.first() else {
+            tables.push(table);
+            continue;
+        };
+        let by_month = first.granularity != Granularity::Day;
+        if let (true, Some(evidence)) = (by_month, evidence.as_ref()) {
+            fill_evidence(req, evidence, &mut table);
+        }
+        if !by_month || overdue {
+            fill_from_rows(pool, scope, req, by_month, &mut table).await?;
+        }
+        tables.push(table);
     }
-    if !by_month || overdue {
-        let (mut episodes, occurrences) =
-            fetch_rows(pool, scope, first.start, last.end, Some(req.now)).await?;
-        if by_month {
-            // Only the overdue lists are wanted from the rows.
-            episodes.retain(|e| e.handle_due.is_some());
-        }
-        let occurrences = if by_month { Vec::new() } else { occurrences };
-        let evidence = compute(req, &episodes, &occurrences);
-        for (c, e) in table.cells.iter_mut().zip(evidence.cells) {
-            c.overdue = e.overdue;
-            if !by_month {
-                c.late_signs = e.late_signs;
-                c.late_completions = e.late_completions;
-                c.not_on_time = e.not_on_time;
-                c.verification_failed = e.verification_failed;
-                c.supervised_repeat = e.supervised_repeat;
-                c.feedback_unsatisfied = e.feedback_unsatisfied;
-                c.feedback_basic = e.feedback_basic;
-                c.returned = e.returned;
-                c.extension_approved = e.extension_approved;
-            }
+    Ok(tables)
+}
+
+/// The lists counted from the rows: `overdue` (which depends on the end of each
+/// period) and, for day periods, every list.
+async fn fill_from_rows(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    req: &Request<'_>,
+    by_month: bool,
+    table: &mut Table,
+) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (req.periods.first(), req.periods.last()) else {
+        return Ok(());
+    };
+    let (mut episodes, occurrences) =
+        fetch_rows(pool, scope, first.start, last.end, Some(req.now)).await?;
+    if by_month {
+        // Only the overdue lists are wanted from the rows.
+        episodes.retain(|e| e.handle_due.is_some());
+    }
+    let occurrences = if by_month { Vec::new() } else { occurrences };
+    let evidence = compute(req, &episodes, &occurrences);
+    for (c, e) in table.cells.iter_mut().zip(evidence.cells) {
+        c.overdue = e.overdue;
+        if !by_month {
+            c.late_signs = e.late_signs;
+            c.late_completions = e.late_completions;
+            c.not_on_time = e.not_on_time;
+            c.verification_failed = e.verification_failed;
+            c.supervised_repeat = e.supervised_repeat;
+            c.feedback_unsatisfied = e.feedback_unsatisfied;
+            c.feedback_basic = e.feedback_basic;
+            c.returned = e.returned;
+            c.extension_approved = e.extension_approved;
         }
     }
-    Ok(table)
+    Ok(())
 }
 
 /// Fills the evidence lists of a table of months, quarters or years from the
-/// rows of `stats_evidence_monthly`. The stored lists hold every item as if each open
+/// rows of `stats_evidence_monthly` (which may cover more months than the table:
+/// those are skipped). The stored lists hold every item as if each open
 /// deadline had passed; the episodes whose sign or handle deadline is still ahead
 /// of `req.now` are taken out again.
-fn fill_evidence(req: &Request<'_>, evidence: EvidenceRows, table: &mut Table) {
+fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) {
     let EvidenceRows { lists, pending } = evidence;
     let np = req.periods.len();
     let bounds: Vec<i64> = req
@@ -1208,22 +1244,23 @@ fn fill_evidence(req: &Request<'_>, evidence: EvidenceRows, table: &mut Table) {
     let targets_of = req.targets(
         lists
             .iter()
-            .map(|(u, _, _, _)| u.as_str())
+            .flat_map(|m| &m.lists)
+            .map(|l| l.unit.as_str())
             .chain(pending.iter().map(|r| r.unit.as_str())),
     );
     let no_targets = Vec::new();
     let targets = |unit: &str| targets_of.get(unit).unwrap_or(&no_targets);
     // The period a month falls in.
     let period_of_month = |m: i64| bounds.partition_point(|&b| b <= m).saturating_sub(1);
-    let mut parsed: Vec<Evidence> = Vec::new();
-    for (unit, month, list, items) in &lists {
-        let pi = period_of_month(*month).min(np - 1);
-        parsed.clear();
-        parsed.extend(items.split(',').filter_map(parse_item));
-        for &t in targets(unit) {
+    for l in lists.iter().flat_map(|m| &m.lists) {
+        if l.month < s || l.month >= e {
+            continue;
+        }
+        let pi = period_of_month(l.month).min(np - 1);
+        for &t in targets(&l.unit) {
             let c = &mut table.cells[t * np + pi];
-            if let Some(v) = evidence_list(c, list) {
-                v.extend_from_slice(&parsed);
+            if let Some(v) = evidence_list(c, &l.list) {
+                v.extend_from_slice(&l.items);
             }
         }
     }
@@ -1233,7 +1270,7 @@ fn fill_evidence(req: &Request<'_>, evidence: EvidenceRows, table: &mut Table) {
         (m >= s && m < e).then(|| bounds.partition_point(|&b| b <= m) - 1)
     };
     let mut remove: Vec<(usize, &'static str, Evidence)> = Vec::new();
-    for r in &pending {
+    for r in pending {
         if let Some(due) = r.sign_due.filter(|&d| d >= now) {
             let returned_first = r.left_at.is_some_and(|l| l < due);
             if let (false, Some(p)) = (returned_first, period_of(due - 1)) {
@@ -1262,79 +1299,181 @@ fn fill_evidence(req: &Request<'_>, evidence: EvidenceRows, table: &mut Table) {
     for c in &mut table.cells {
         for list in daily::EVIDENCE_LISTS {
             if let Some(v) = evidence_list(c, list) {
+                // A concatenation of sorted monthly lists: the stable sort merges
+                // its runs rather than sorting from scratch.
                 v.sort();
                 v.dedup();
             }
         }
     }
-    for (cell, list, ev) in remove {
+    // Each list is filtered once (removing items one at a time shifted the rest of
+    // the list each time: thousands of times for a year).
+    remove.sort_unstable();
+    remove.dedup();
+    for group in remove.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        let (cell, list, _) = group[0];
         if let Some(v) = evidence_list(&mut table.cells[cell], list) {
-            if let Ok(at) = v.binary_search(&ev) {
-                v.remove(at);
-            }
+            let gone: Vec<Evidence> = group.iter().map(|r| r.2).collect();
+            v.retain(|e| gone.binary_search(e).is_err());
         }
     }
 }
 
+/// One stored list of a unit and month (an evidence list, or a township's report
+/// list), parsed.
+struct EvidenceList {
+    unit: String,
+    month: i64,
+    /// One of `daily::EVIDENCE_LISTS`, or a report list (`daily::REPORT_PREFIX`).
+    list: String,
+    items: Vec<Evidence>,
+}
+
 /// The rows behind a table's evidence lists (see [`fill_evidence`]).
 struct EvidenceRows {
-    /// (unit, month, list, items) from `stats_evidence_monthly`.
-    lists: Vec<(String, i64, String, String)>,
-    /// The episodes whose sign or handle deadline is still ahead of `req.now`.
+    /// The lists of the months asked for: every unit's, every list.
+    lists: Vec<Arc<MonthLists>>,
+    /// The episodes whose sign or handle deadline is still ahead of `now`.
     pending: Vec<PendingRow>,
 }
 
-/// Reads the evidence lists of the months of `req.periods` and the episodes whose
-/// deadline is still ahead (two reads at once).
+/// Reads the lists of the months `[s, e)` and the episodes whose deadline is still
+/// ahead of `now` (two reads at once).
 async fn fetch_evidence(
     pool: &Pool,
     scope: Option<&[String]>,
-    req: &Request<'_>,
+    s: i64,
+    e: i64,
+    now: DateTime<Utc>,
 ) -> Result<EvidenceRows, StoreError> {
-    let np = req.periods.len();
-    let s = daily::month_number(req.periods[0].first_day);
-    let e = daily::month_number(req.periods[np - 1].end_day);
-    let now = req.now.timestamp_micros();
-    on_pool!(pool, p, Db => {
-        // The rows as they are (a few hundred), joined in `fill_evidence`: a GROUP
-        // BY would sort them and copy every item once more.
-        let mut lq = QueryBuilder::<Db>::new(
-            "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month >= ",
+    let now = now.timestamp_micros();
+    let pending = async {
+        let pending: Vec<PendingRow> = on_pool!(pool, p, Db => {
+            // Episodes whose deadline is still ahead: their span reaches past now.
+            let mut pq = QueryBuilder::<Db>::new(
+                "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at \
+                 FROM stats_episodes WHERE span_end >= ",
+            );
+            pq.push_bind(now)
+                .push(" AND ((signed_at IS NULL AND sign_due >= ")
+                .push_bind(now)
+                .push(") OR (handled_at IS NULL AND handle_due >= ")
+                .push_bind(now)
+                // Implied by the above; the form of `stats_episodes_open`'s WHERE, so
+                // the read uses that index alone.
+                .push(")) AND (signed_at IS NULL OR handled_at IS NULL)");
+            if let Some(units) = scope {
+                push_units!(pq, units);
+            }
+            pq.build_query_as().fetch_all(p).await?
+        });
+        Ok::<_, StoreError>(pending)
+    };
+    let (lists, pending) = tokio::try_join!(fetch_month_lists(pool, s, e), pending)?;
+    Ok(EvidenceRows { lists, pending })
+}
+
+/// Every list of one month, parsed, as the projection wrote them under one
+/// revision (`stats_evidence_revs`).
+struct MonthLists {
+    lists: Vec<EvidenceList>,
+}
+
+/// Months whose parsed lists are kept (a year's lists of a city district parse to
+/// a few MB; three years fit).
+const MONTH_CACHE_MONTHS: usize = 36;
+
+/// How long a month's parsed lists are used without reading them again even when
+/// its revision has not changed. A bound on staleness should some writer change the
+/// lists without a new revision: an instance of a release before migration 0006,
+/// still running during a rolling upgrade.
+const MONTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+type MonthCache = lru::LruCache<(i64, i64), (std::time::Instant, Arc<MonthLists>)>;
+
+/// Parsed months by (month, revision). The revision is random per write, so the
+/// months of different databases (tests open many in one process) never collide.
+static MONTHS: LazyLock<Mutex<MonthCache>> = LazyLock::new(|| {
+    Mutex::new(lru::LruCache::new(
+        std::num::NonZeroUsize::new(MONTH_CACHE_MONTHS).unwrap_or(std::num::NonZeroUsize::MIN),
+    ))
+});
+
+/// A new revision for a month's lists (written by the projection, see
+/// `stats_evidence_revs`).
+pub fn new_revision() -> i64 {
+    Uuid::new_v4().as_u64_pair().0 as i64
+}
+
+/// The lists of the months `[s, e)`, every unit's and every list: the months whose
+/// revision this process has parsed already come from memory, the others are read
+/// (and kept, if they have a revision). A month's lists and its revision are
+/// written in one transaction and the revision is read first, so a kept month is
+/// never older than the revision it is kept under.
+async fn fetch_month_lists(
+    pool: &Pool,
+    s: i64,
+    e: i64,
+) -> Result<Vec<Arc<MonthLists>>, StoreError> {
+    let revs: Vec<(i64, i64)> = on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new("SELECT month, rev FROM stats_evidence_revs WHERE month >= ");
+        q.push_bind(s).push(" AND month < ").push_bind(e);
+        q.build_query_as().fetch_all(p).await?
+    });
+    let rev_of: HashMap<i64, i64> = revs.into_iter().collect();
+    let mut out = Vec::new();
+    let mut to_read = Vec::new();
+    {
+        let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
+        for month in s..e {
+            let hit = rev_of.get(&month).and_then(|rev| cache.get(&(month, *rev)));
+            match hit {
+                Some((at, lists)) if at.elapsed() < MONTH_CACHE_TTL => out.push(lists.clone()),
+                _ => to_read.push(month),
+            }
+        }
+    }
+    if to_read.is_empty() {
+        return Ok(out);
+    }
+    let rows: Vec<(String, i64, String, String)> = on_pool!(pool, p, Db => {
+        // The rows as they are (a few hundred a month): a GROUP BY would sort them
+        // and copy every item once more.
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month IN (",
         );
-        lq.push_bind(s)
-            .push(" AND month < ")
-            .push_bind(e)
-            .push(" AND items <> '' AND list IN (");
-        let mut sep = lq.separated(", ");
-        for list in daily::EVIDENCE_LISTS {
-            sep.push_bind(list);
+        let mut sep = q.separated(", ");
+        for m in &to_read {
+            sep.push_bind(*m);
         }
-        lq.push(")");
-        if let Some(units) = scope {
-            push_units!(lq, units);
+        q.push(")");
+        q.build_query_as().fetch_all(p).await?
+    });
+    let mut by_month: HashMap<i64, Vec<EvidenceList>> = HashMap::new();
+    for (unit, month, list, items) in rows {
+        if items.is_empty() {
+            continue;
         }
-        // Episodes whose deadline is still ahead: their span reaches past now.
-        let mut pq = QueryBuilder::<Db>::new(
-            "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at \
-             FROM stats_episodes WHERE span_end >= ",
-        );
-        pq.push_bind(now)
-            .push(" AND ((signed_at IS NULL AND sign_due >= ")
-            .push_bind(now)
-            .push(") OR (handled_at IS NULL AND handle_due >= ")
-            .push_bind(now)
-            // Implied by the above; the form of `stats_episodes_open`'s WHERE, so
-            // the read uses that index alone.
-            .push(")) AND (signed_at IS NULL OR handled_at IS NULL)");
-        if let Some(units) = scope {
-            push_units!(pq, units);
+        let items = items.split(',').filter_map(parse_item).collect();
+        by_month.entry(month).or_default().push(EvidenceList {
+            unit,
+            month,
+            list,
+            items,
+        });
+    }
+    let read_at = std::time::Instant::now();
+    let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
+    for month in to_read {
+        let lists = Arc::new(MonthLists {
+            lists: by_month.remove(&month).unwrap_or_default(),
+        });
+        if let Some(rev) = rev_of.get(&month) {
+            cache.put((month, *rev), (read_at, lists.clone()));
         }
-        let (lists, pending) = tokio::try_join!(
-            lq.build_query_as().fetch_all(p),
-            pq.build_query_as().fetch_all(p),
-        )?;
-        Ok(EvidenceRows { lists, pending })
-    })
+        out.push(lists);
+    }
+    Ok(out)
 }
 
 /// An episode whose sign or handle deadline may still be ahead.

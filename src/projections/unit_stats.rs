@@ -64,7 +64,7 @@ const INDEXES: [(&str, &str); 5] = [
 ];
 
 /// The projection's tables.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "stats_tickets",
     "stats_episodes",
     "stats_occurrences",
@@ -73,6 +73,7 @@ const TABLES: [&str; 8] = [
     "stats_monthly",
     "stats_turnaround_monthly",
     "stats_evidence_monthly",
+    "stats_evidence_revs",
 ];
 
 /// How `write` moves the checkpoint.
@@ -406,6 +407,20 @@ impl UnitStats {
                     b.push_bind(unit.as_str()).push_bind(*month).push_bind(list.as_ref()).push_bind(items.as_str());
                 });
                 q.push(" ON CONFLICT (month, unit, list) DO UPDATE SET items = excluded.items");
+                q.build().execute(&mut *tx).await?;
+            }
+            // A new revision for every month whose lists changed (readers cache a
+            // month's parsed lists by it: `query::fetch_month_lists`).
+            let mut months: Vec<i64> = keys.iter().map(|(_, month, _)| *month).collect();
+            months.dedup();
+            months.sort_unstable();
+            months.dedup();
+            for chunk in months.chunks(CHUNK) {
+                let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_revs (month, rev) ");
+                q.push_values(chunk, |mut b, month| {
+                    b.push_bind(*month).push_bind(super::query::new_revision());
+                });
+                q.push(" ON CONFLICT (month) DO UPDATE SET rev = excluded.rev");
                 q.build().execute(&mut *tx).await?;
             }
             if let Mode::Replace = mode {
