@@ -113,6 +113,12 @@ pub struct FaultArgs {
     /// concurrency.
     #[arg(long)]
     pub ceiling: bool,
+    /// Commands a second offered by all the ticket workers together (0: each worker
+    /// sends its next command as soon as the last is answered, a closed loop that
+    /// measures saturation). With a rate, each worker paces its commands on a fixed
+    /// schedule, so the latency is measured at a known load below saturation.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -286,6 +292,14 @@ async fn prepare(a: &FaultArgs, db: Db, plan: Plan) -> Result<Run> {
     for _ in 0..plan.instances {
         servers.push(Server::start_with(&server_cli, &probe, &plan.server_env).await?);
     }
+    if plan.preload_events > 0 {
+        // `serve` walks every hash chain once at start (then hourly). Over a year of
+        // events that walk takes seconds of CPU; the steady figures are taken after
+        // it, as the query benchmark's are (`load/projection_bench.sh`).
+        for s in &servers {
+            wait_verified(&probe, &s.base).await?;
+        }
+    }
     let fleet = Arc::new(Fleet::new(servers.iter().map(|s| s.base.clone()).collect()));
     let pool = yiwang::store::open(&db.url, false).await?.pool();
     let settings = mix::Settings {
@@ -297,6 +311,7 @@ async fn prepare(a: &FaultArgs, db: Db, plan: Plan) -> Result<Run> {
         resolve_within: Duration::from_secs(120),
         attempt_timeout: Duration::from_secs(15),
         seed: a.seed,
+        rate: (a.rate > 0.0).then_some(a.rate),
     };
     let mix = Mix::new(http_client(plan.keep_alive)?, fleet.clone(), pool, settings).await?;
     let tasks = mix.spawn();
@@ -464,6 +479,34 @@ async fn head_position(url: &str) -> Result<i64> {
         Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(&p).await?,
     };
     Ok(head)
+}
+
+/// Wait until `serve` at `base` has finished its start-up verification of the log
+/// (`yiwang_verify_last_run_timestamp_seconds` set in `/metrics`).
+async fn wait_verified(http: &reqwest::Client, base: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let t0 = Instant::now();
+    loop {
+        let done = match http.get(format!("{base}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default().lines().any(|l| {
+                l.strip_prefix("yiwang_verify_last_run_timestamp_seconds ")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .is_some_and(|v| v > 0.0)
+            }),
+            Err(_) => false,
+        };
+        if done {
+            eprintln!(
+                "{base}: start-up verification done after {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{base}: the start-up verification did not finish in 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Wait until the instance running each projection reports its checkpoint at
@@ -721,7 +764,11 @@ async fn steady(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
     let mut out = run
         .finish(
             "steady",
-            json!({"summary": summary, "preload_events": a.preload_events}),
+            json!({
+                "summary": summary,
+                "preload_events": a.preload_events,
+                "offered_commands_per_s": (a.rate > 0.0).then_some(a.rate),
+            }),
         )
         .await?;
     if a.ceiling {

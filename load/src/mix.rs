@@ -262,6 +262,9 @@ pub struct Settings {
     /// How long one attempt may take before the client gives up on it.
     pub attempt_timeout: Duration,
     pub seed: u64,
+    /// Commands a second offered by all the ticket workers together; None: a
+    /// closed loop (each worker sends its next command when the last is answered).
+    pub rate: Option<f64>,
 }
 
 /// The running mix: shared by its tasks, the fault scenario and the check.
@@ -605,6 +608,13 @@ impl Mix {
         // Planned ticket ids to the ids the service gave them.
         let mut ids: HashMap<Uuid, Uuid> = HashMap::new();
         let started = Instant::now();
+        // With a rate, this worker's commands go out on a schedule one interval
+        // apart, the workers' schedules spread over the first interval.
+        let interval = self
+            .settings
+            .rate
+            .map(|r| Duration::from_secs_f64(f64::from(self.settings.clients) / r));
+        let mut due = started + interval.map_or(Duration::ZERO, |i| i.mul_f64(rng.random()));
         let mut n = 0u64;
         while !self.stopping() {
             n += 1;
@@ -621,7 +631,10 @@ impl Mix {
                         return;
                     }
                 };
-            if let Err(e) = self.drive(&mut rng, &plan, &mut ids).await {
+            if let Err(e) = self
+                .drive(&mut rng, &plan, &mut ids, interval, &mut due)
+                .await
+            {
                 self.complain(&format!("{e:#}"));
             }
             self.count(|t| t.tickets += 1);
@@ -635,6 +648,8 @@ impl Mix {
         rng: &mut StdRng,
         plan: &crate::plan::TicketPlan,
         ids: &mut HashMap<Uuid, Uuid>,
+        interval: Option<Duration>,
+        due: &mut Instant,
     ) -> Result<()> {
         let mut id: Option<Uuid> = None;
         let mut refuse_once = rng.random_range(0..100) < self.settings.refuse_percent;
@@ -673,6 +688,17 @@ impl Mix {
             if let (Some(t), Role::Handler) = (id, actor.role) {
                 self.read(rng, "ticket", &format!("/api/v1/tickets/{t}"), &token)
                     .await;
+            }
+            if let Some(interval) = interval {
+                let now = Instant::now();
+                if *due > now {
+                    tokio::time::sleep_until((*due).into()).await;
+                } else if now - *due > interval {
+                    // Behind by more than an interval (the service is saturated):
+                    // no burst to catch up, the schedule restarts from now.
+                    *due = now;
+                }
+                *due += interval;
             }
             let key = format!("{KEY_PREFIX}{}", Uuid::new_v4());
             let (reply, attempts) = self.command(rng, action, &path, &token, &body, &key).await;
