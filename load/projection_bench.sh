@@ -24,6 +24,9 @@
 #   SKIP_BUILD=1         use the release binaries as they are
 #   KEEP_DBS=1           keep the seeded databases (SQLite: printed path; PostgreSQL:
 #                        yiwang_bench_<pid>) for a closer look; drop / delete them yourself
+#   QUERY_DB_URL         only the queries, on this database seeded before (e.g. one kept
+#                        with KEEP_DBS=1); set ENGINES to its engine. No seed, replay or
+#                        import; the database is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,8 +90,10 @@ fi
   echo "events: $events, seed clients: $clients, import lines: $import_lines, query n: $query_n x $query_c"
 } | tee "$out/machine.txt"
 
-log "import file: $import_lines lines"
-$L import-file --lines "$import_lines" --out "$out/import.ndjson" --seed 7 | tee "$out/import-file.txt"
+if [ -z "${QUERY_DB_URL:-}" ]; then
+  log "import file: $import_lines lines"
+  $L import-file --lines "$import_lines" --out "$out/import.ndjson" --seed 7 | tee "$out/import-file.txt"
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -111,6 +116,14 @@ routes=(
 )
 
 bench_engine() { # ENGINE URL IMPORT_URL
+  local engine="$1" url="$2" import_url="$3"
+  if [ -z "${QUERY_DB_URL:-}" ]; then
+    load_engine "$engine" "$url" "$import_url"
+  fi
+  query_engine "$engine" "$url"
+}
+
+load_engine() { # ENGINE URL IMPORT_URL: seed, rebuild, import
   local engine="$1" url="$2" import_url="$3"
   log "$engine: migrate, org load --demo"
   $Y migrate --database-url "$url" > /dev/null
@@ -144,6 +157,10 @@ bench_engine() { # ENGINE URL IMPORT_URL
   record "$engine" import_wall_s "$secs"
   record "$engine" import_lines_per_s "$(awk -v n="$lines" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')"
   record "$engine" import_events_per_s "$(awk -v n="$evs" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')"
+}
+
+query_engine() { # ENGINE URL: serve, then each route
+  local engine="$1" url="$2"
 
   local token port base
   token=$($Y token create --user bench --role admin --unit etdz --database-url "$url" 2>/dev/null | tail -1)
@@ -190,6 +207,12 @@ bench_engine() { # ENGINE URL IMPORT_URL
   serve_pid=""
 }
 
+if [ -n "${QUERY_DB_URL:-}" ]; then
+  for engine in $engines; do
+    bench_engine "$engine" "$QUERY_DB_URL" ""
+  done
+  engines=""
+fi
 for engine in $engines; do
   case "$engine" in
     sqlite)
