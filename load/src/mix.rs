@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use chrono::Utc;
+use chrono::{Datelike, Utc};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
@@ -160,6 +160,9 @@ pub struct Tally {
     pub unresolved: u64,
     pub tickets: u64,
     pub read_errors: u64,
+    /// Dashboard reads answered 4xx (not 429): the request or the service is
+    /// wrong, in any scenario.
+    pub refused_reads: u64,
     pub sse_events: u64,
     pub sse_reconnects: u64,
 }
@@ -184,6 +187,7 @@ impl Default for Tally {
             unresolved: 0,
             tickets: 0,
             read_errors: 0,
+            refused_reads: 0,
             sse_events: 0,
             sse_reconnects: 0,
         }
@@ -193,13 +197,15 @@ impl Default for Tally {
 impl Tally {
     /// Errors that make a run fail whatever the scenario: `5xx` other than 503, a
     /// command refused that the plan says is allowed, a forbidden one accepted, a
-    /// replay answered differently, a command never resolved.
+    /// replay answered differently, a command never resolved, a dashboard's read
+    /// refused.
     pub fn errors(&self) -> u64 {
         self.server_errors
             + self.unexpected_refusals
             + self.refusals_accepted
             + self.replay_mismatches
             + self.unresolved
+            + self.refused_reads
     }
 
     pub fn all_commands(&self) -> Histogram<u64> {
@@ -244,6 +250,7 @@ impl Tally {
             "unresolved": self.unresolved,
             "tickets": self.tickets,
             "read_errors": self.read_errors,
+            "refused_reads": self.refused_reads,
             "sse_events": self.sse_events,
             "sse_reconnects": self.sse_reconnects,
         })
@@ -583,11 +590,25 @@ impl Mix {
             .timeout(self.settings.attempt_timeout)
             .send()
             .await;
+        let mut refused = false;
         let ok = match r {
             Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+            Ok(r) => {
+                let s = r.status().as_u16();
+                // The dashboards' routes are the analyst's to read at any time; a
+                // handler's read of a ticket may race a move away from its unit.
+                refused = name != "ticket" && (400..500).contains(&s) && s != 429;
+                if refused {
+                    self.complain(&format!("GET {path} refused: {s}"));
+                }
+                None
+            }
             _ => None,
         };
         let took = t0.elapsed();
+        if refused {
+            self.count(|t| t.refused_reads += 1);
+        }
         self.count(|t| match ok {
             Some(_) => stats::record(
                 t.reads
@@ -803,10 +824,18 @@ impl Mix {
     /// queue, every half second.
     async fn dashboard(self: Arc<Self>, k: u64) {
         let mut rng = StdRng::seed_from_u64(self.settings.seed ^ (0xda5b << 8) ^ k);
+        // The appraisal of the quarter in progress (a period is required: without
+        // one the read is refused, and it was in the runs before 2026-11-29).
+        let today = chrono::Utc::now().date_naive();
+        let appraisal = format!(
+            "/api/v1/appraisal?period={}-Q{}",
+            today.year(),
+            today.month0() / 3 + 1
+        );
         let routes = [
             ("stats month", "/api/v1/stats/units?granularity=month"),
             ("stats day", "/api/v1/stats/units?granularity=day"),
-            ("appraisal", "/api/v1/appraisal"),
+            ("appraisal", appraisal.as_str()),
             ("queue", "/api/v1/tickets?state=assigned&limit=50"),
             ("overdue", "/api/v1/tickets?overdue=true&limit=50"),
         ];
