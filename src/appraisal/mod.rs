@@ -498,7 +498,9 @@ pub async fn appraise_from_store(
         }
     };
     let (table, reports) = tokio::try_join!(figures, reports)?;
-    Ok(appraise(profile, org, period, &table, &reports))
+    Ok(crate::cpu::run(|| {
+        appraise(profile, org, period, &table, &reports)
+    }))
 }
 
 #[cfg(test)]

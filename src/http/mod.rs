@@ -71,8 +71,17 @@ pub fn event_json(e: &RecordedEvent) -> Value {
 /// (an appraisal's evidence, a month of a district's days: megabytes) is then not
 /// copied again each time a growing buffer doubles.
 pub fn json_sized<T: Serialize>(value: &T, size_hint: usize) -> Result<Response, AppError> {
-    let mut buf = Vec::with_capacity(size_hint);
-    serde_json::to_writer(&mut buf, value).map_err(|e| AppError::Internal(e.into()))?;
+    let write = || {
+        let mut buf = Vec::with_capacity(size_hint);
+        serde_json::to_writer(&mut buf, value).map(|()| buf)
+    };
+    // Megabytes take milliseconds: off the worker's other tasks (`cpu::run`).
+    let buf = if size_hint >= 1 << 18 {
+        crate::cpu::run(write)
+    } else {
+        write()
+    }
+    .map_err(|e| AppError::Internal(e.into()))?;
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
