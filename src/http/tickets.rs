@@ -535,6 +535,9 @@ async fn list_tickets(
     Ok(axum::Json(ListPage { items, next_cursor }))
 }
 
+/// Tickets of an overdue page read at once.
+const OVERDUE_READS: usize = 8;
+
 /// `GET /api/v1/tickets?overdue=true&unit=`: open tickets past a deadline in the
 /// caller's scope (and `unit`'s subtree), oldest deadline first. The cursor is an
 /// offset into that order.
@@ -587,14 +590,21 @@ async fn overdue_list(
     let ids =
         crate::projections::query::overdue_tickets(&app.store.pool(), scope, now, offset, limit)
             .await?;
-    let mut items = Vec::with_capacity(ids.len());
-    for id in &ids {
-        match app.get(actor, *id).await {
+    // A page is up to 500 tickets, each a read or two (the ticket unless cached, the
+    // reporter): a few at once, in order. One at a time, a page of 50 took 190 ms
+    // on PostgreSQL under load, nearly all of it waiting.
+    use futures::StreamExt;
+    let (n, full_page) = (ids.len(), ids.len() as i64 == limit);
+    let mut loaded =
+        futures::stream::iter(ids.into_iter().map(|id| app.get(actor, id))).buffered(OVERDUE_READS);
+    let mut items = Vec::with_capacity(n);
+    while let Some(r) = loaded.next().await {
+        match r {
             Ok((t, v)) if t.overdue(now) => items.push(v),
             Ok(_) | Err(AppError::Forbidden(_)) | Err(AppError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
-    let next_cursor = (ids.len() as i64 == limit).then(|| json!(format!("o{}", offset + limit)));
+    let next_cursor = full_page.then(|| json!(format!("o{}", offset + limit)));
     Ok(axum::Json(ListPage { items, next_cursor }))
 }
