@@ -412,7 +412,6 @@ impl UnitStats {
             // A new revision for every month whose lists changed (readers cache a
             // month's parsed lists by it: `query::fetch_month_lists`).
             let mut months: Vec<i64> = keys.iter().map(|(_, month, _)| *month).collect();
-            months.dedup();
             months.sort_unstable();
             months.dedup();
             for chunk in months.chunks(CHUNK) {
