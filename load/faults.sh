@@ -5,6 +5,7 @@
 #   load/faults.sh            the full suite (20 kills, a 20 s outage; ~5 minutes after the build)
 #   load/faults.sh --quick    the short one CI runs (5 kills, a 10 s outage; ~2 minutes)
 #   load/faults.sh ... ARGS   more yiwang-load faults options (see load/README.md)
+#   FAULTS_PROFILE=debug load/faults.sh --quick   the same on the debug build (CI)
 # PostgreSQL: YIWANG_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres
 # (each scenario creates and drops its own database there). Loopback only.
 set -euo pipefail
@@ -16,6 +17,14 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 out="${FAULTS_OUT:-target/faults}"
 mkdir -p "$out"
-cargo build --release -p yiwang -p yiwang-load
-target/release/yiwang-load faults --bin target/release/yiwang "${args[@]}" \
+# FAULTS_PROFILE=debug runs the debug build that `cargo test` has mostly built
+# already: CI does, to save a release build of several minutes. The figures of
+# RELIABILITY.md come from release builds.
+profile="${FAULTS_PROFILE:-release}"
+if [ "$profile" = "debug" ]; then
+  cargo build -p yiwang -p yiwang-load --bins
+else
+  cargo build --release -p yiwang -p yiwang-load
+fi
+"target/$profile/yiwang-load" faults --bin "target/$profile/yiwang" "${args[@]}" \
   --json "$out/faults.json" "$@"
