@@ -364,6 +364,39 @@ fn parse_json(s: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("bad json: {e}")))
 }
 
+/// The events of `read_all_raw`'s joined text: events separated by U+001E, their
+/// fields (position, stream, type, schema version, time, payload) by U+001F. No
+/// field yiwang writes holds either: uuids, type names, integers and RFC 3339 times
+/// do not, and JSON text never holds a raw control character. None when the text
+/// is not exactly that (at most `limit` events, positions rising past `after`,
+/// every field readable); the caller then reads the rows one by one.
+fn split_raw_events(joined: &str, after: i64, limit: i64) -> Option<Vec<RawEvent>> {
+    let mut events = Vec::with_capacity(usize::try_from(limit).ok()?.min(1 << 16));
+    let mut last = after;
+    for record in joined.split('\u{1e}') {
+        let mut f = record.splitn(6, '\u{1f}');
+        let position: i64 = f.next()?.parse().ok()?;
+        let stream_id = Uuid::parse_str(f.next()?).ok()?;
+        let event_type = f.next()?.to_string();
+        let schema_version: i32 = f.next()?.parse().ok()?;
+        let occurred_at = parse_time(f.next()?).ok()?;
+        let data = f.next()?;
+        if position <= last || data.contains('\u{1f}') {
+            return None;
+        }
+        last = position;
+        events.push(RawEvent {
+            position,
+            stream_id,
+            event_type,
+            schema_version,
+            occurred_at,
+            data: data.to_string(),
+        });
+    }
+    (events.len() as i64 <= limit).then_some(events)
+}
+
 const EVENT_COLUMNS: &str = "position, stream_id, version, event_type, schema_version, data, metadata, \
      occurred_at, recorded_at, prev_hash, hash";
 
@@ -451,6 +484,28 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
+        // The whole batch as one text (see `split_raw_events`): a rebuild reads a
+        // million events, and sqlx hands each row from SQLite's thread to ours on
+        // its own, which cost about 9 µs of CPU a row, several times the read.
+        let joined: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(concat_ws(char(31), position, stream_id, event_type, \
+             schema_version, occurred_at, data), char(30) ORDER BY position) \
+             FROM (SELECT position, stream_id, event_type, schema_version, occurred_at, data \
+             FROM events WHERE position > ? ORDER BY position LIMIT ?)",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::classify)?;
+        let Some(joined) = joined else {
+            return Ok(Vec::new());
+        };
+        if let Some(events) = split_raw_events(&joined, after, limit) {
+            return Ok(events);
+        }
+        // A batch the split cannot read (a row edited outside yiwang to hold a
+        // separator): row by row, so each field is read as stored.
         let rows: Vec<(i64, String, String, i32, String, String)> = sqlx::query_as(
             "SELECT position, stream_id, event_type, schema_version, occurred_at, data FROM events \
              WHERE position > ? ORDER BY position LIMIT ?",
@@ -596,4 +651,53 @@ async fn max_serial(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
     )
     .fetch_one(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_raw_events;
+
+    const ID: &str = "0190a7a4-1c2b-7d3e-8f40-123456789abc";
+
+    fn record(position: i64, data: &str) -> String {
+        format!(
+            "{position}\u{1f}{ID}\u{1f}TicketCommented\u{1f}1\u{1f}2026-10-08T09:00:00+08:00\u{1f}{data}"
+        )
+    }
+
+    #[test]
+    fn a_joined_batch_splits_into_its_events() {
+        let joined = [record(7, r#"{"text":"a\u001fb"}"#), record(9, "{}")].join("\u{1e}");
+        let events = split_raw_events(&joined, 5, 10).expect("readable");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].position, 7);
+        assert_eq!(events[0].stream_id.to_string(), ID);
+        assert_eq!(events[0].event_type, "TicketCommented");
+        assert_eq!(events[0].schema_version, 1);
+        assert_eq!(
+            events[0].occurred_at.to_rfc3339(),
+            "2026-10-08T01:00:00+00:00"
+        );
+        // An escaped separator in JSON is six characters of text, kept as stored.
+        assert_eq!(events[0].data, r#"{"text":"a\u001fb"}"#);
+        assert_eq!(events[1].position, 9);
+        assert_eq!(events[1].data, "{}");
+    }
+
+    #[test]
+    fn a_batch_it_cannot_read_exactly_is_refused_for_the_row_by_row_read() {
+        // A raw separator inside a payload (only an edit outside yiwang puts one
+        // there): the fields would shift.
+        let raw = [record(7, "{\"x\":\u{1f}1}"), record(8, "{}")].join("\u{1e}");
+        assert!(split_raw_events(&raw, 5, 10).is_none());
+        let raw = [record(7, "{\"x\":\u{1e}1}"), record(8, "{}")].join("\u{1e}");
+        assert!(split_raw_events(&raw, 5, 10).is_none());
+        // Positions must rise past `after`, and no more than `limit` events.
+        let joined = [record(7, "{}"), record(7, "{}")].join("\u{1e}");
+        assert!(split_raw_events(&joined, 5, 10).is_none());
+        assert!(split_raw_events(&record(5, "{}"), 5, 10).is_none());
+        let joined = [record(7, "{}"), record(8, "{}")].join("\u{1e}");
+        assert!(split_raw_events(&joined, 5, 1).is_none());
+        assert!(split_raw_events(&joined, 5, 2).is_some());
+    }
 }
