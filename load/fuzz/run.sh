@@ -31,10 +31,12 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
 --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 echo "fuzz: building command_body ($profile, $triple)"
-cargo build --locked "${build[@]}" --target "$triple" --bin command_body
+# Its own target directory whatever CARGO_TARGET_DIR says: the flags above make
+# every crate differ from the main build's anyway, and the binary is found below.
+cargo build --locked "${build[@]}" --target "$triple" --target-dir "$PWD/target" --bin command_body
 mkdir -p corpus/command_body artifacts/command_body
 set +e
-"target/$triple/$profile/command_body" -artifact_prefix=artifacts/command_body/ \
+"$PWD/target/$triple/$profile/command_body" -artifact_prefix=artifacts/command_body/ \
   -max_total_time="$secs" -max_len=65536 -print_final_stats=1 \
   corpus/command_body seeds >target-fuzz.log 2>&1
 rc=$?
