@@ -105,6 +105,38 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Gives `execute_chunks!`'s builder its signature: a chunk of `items` in, a
+/// statement borrowing from that chunk out.
+fn chunk_builder<'a, T, DB: sqlx::Database, F>(_items: &'a [T], build: F) -> F
+where
+    F: Fn(&'a [T]) -> QueryBuilder<'a, DB>,
+{
+    build
+}
+
+/// Executes one multi-row statement per chunk of `$items`, each built by
+/// `$build(chunk) -> QueryBuilder`, on `$conn`. The next chunk's statement is
+/// built while the database runs the current one: `join!` polls the execution
+/// first, which hands the statement to the connection (SQLite's worker thread,
+/// PostgreSQL's socket) before it waits, and then builds the next chunk on this
+/// thread. Built one after the other, building and running took turns, each
+/// waiting for the other (about a third of a rebuild's writing, on SQLite).
+macro_rules! execute_chunks {
+    ($conn:expr, $items:expr, $size:expr, $build:expr) => {{
+        let items = &$items[..];
+        let build = chunk_builder(items, $build);
+        let mut chunks = items.chunks($size);
+        let mut current = chunks.next().map(&build);
+        while let Some(mut q) = current {
+            let (done, next) = tokio::join!(q.build().execute(&mut *$conn), async {
+                chunks.next().map(&build)
+            });
+            done?;
+            current = next;
+        }
+    }};
+}
+
 pub struct UnitStats {
     pool: Pool,
     org: OrgHandle,
@@ -211,36 +243,32 @@ impl UnitStats {
                     .await?;
                 }
             }
-            for chunk in changed.chunks(CHUNK) {
-                let docs: Vec<(String, String)> = chunk
-                    .iter()
-                    .map(|f| {
-                        // Plain structs of strings and numbers: serializing cannot fail.
-                        let doc = serde_json::to_string(f).expect("facts serialize");
-                        (f.ticket.to_string(), doc)
-                    })
-                    .collect();
+            let timer = std::time::Instant::now();
+            execute_chunks!(tx, changed, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_tickets (ticket, doc) ");
-                q.push_values(&docs, |mut b, (id, doc)| {
-                    b.push_bind(id.as_str()).push_bind(doc.as_str());
+                q.push_values(chunk, |mut b, f| {
+                    // Plain structs of strings and numbers: serializing cannot fail.
+                    let doc = serde_json::to_string(f).expect("facts serialize");
+                    b.push_bind(f.ticket.to_string()).push_bind(doc);
                 });
                 q.push(" ON CONFLICT (ticket) DO UPDATE SET doc = excluded.doc");
-                q.build().execute(&mut *tx).await?;
-            }
+                q
+            });
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = changed.len(), "unit_stats wrote stats_tickets");
             let episodes: Vec<(&TicketFacts, &facts::Episode)> = changed
                 .iter()
                 .flat_map(|f| f.episodes.iter().map(move |e| (*f, e)))
                 .collect();
-            for chunk in episodes.chunks(CHUNK) {
-                let ids: Vec<String> = chunk.iter().map(|(f, _)| f.ticket.to_string()).collect();
+            let timer = std::time::Instant::now();
+            execute_chunks!(tx, episodes, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO stats_episodes (ticket, seq, unit, category, assigned_at, assign_pos, \
                      sign_due, signed_at, sign_pos, left_at, return_pos, handle_due, handled_at, \
                      handle_pos, handled_due, turnaround_secs, closed_at, reworks, ext_requested, \
                      ext_approved, after_return, span_end) ",
                 );
-                q.push_values(chunk.iter().zip(&ids), |mut b, ((f, e), id)| {
-                    b.push_bind(id.as_str())
+                q.push_values(chunk, |mut b, (f, e)| {
+                    b.push_bind(f.ticket.to_string())
                         .push_bind(e.seq)
                         .push_bind(e.unit.as_str())
                         .push_bind(f.category.as_str())
@@ -276,25 +304,27 @@ impl UnitStats {
                      ext_approved = excluded.ext_approved, after_return = excluded.after_return, \
                      span_end = excluded.span_end",
                 );
-                q.build().execute(&mut *tx).await?;
-            }
-            for chunk in occurrences.chunks(CHUNK) {
-                let ids: Vec<String> = chunk.iter().map(|o| o.ticket.to_string()).collect();
+                q
+            });
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = episodes.len(), "unit_stats wrote stats_episodes");
+            let timer = std::time::Instant::now();
+            execute_chunks!(tx, occurrences, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO stats_occurrences (position, kind, ticket, unit, at, category, source) ",
                 );
-                q.push_values(chunk.iter().zip(&ids), |mut b, (o, id)| {
+                q.push_values(chunk, |mut b, o| {
                     b.push_bind(o.position)
                         .push_bind(o.kind.as_str())
-                        .push_bind(id.as_str())
+                        .push_bind(o.ticket.to_string())
                         .push_bind(o.unit.as_str())
                         .push_bind(o.at)
                         .push_bind(o.category.as_str())
                         .push_bind(o.source.as_str());
                 });
                 q.push(" ON CONFLICT (position, kind) DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
+                q
+            });
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = occurrences.len(), "unit_stats wrote stats_occurrences");
             // The same changes by day and by month.
             let monthly = delta.monthly();
             for (counts_table, lists_table, key, delta) in [
@@ -308,7 +338,8 @@ impl UnitStats {
                 .map(|c| format!("{c} = {counts_table}.{c} + excluded.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            for chunk in counts.chunks(DAILY_CHUNK) {
+            let timer = std::time::Instant::now();
+            execute_chunks!(tx, counts, DAILY_CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(format!(
                     "INSERT INTO {counts_table} (unit, {key}, {}) ",
                     daily::COLUMNS.join(", ")
@@ -320,8 +351,9 @@ impl UnitStats {
                     }
                 });
                 q.push(format!(" ON CONFLICT ({key}, unit) DO UPDATE SET ")).push(&add_all);
-                q.build().execute(&mut *tx).await?;
-            }
+                q
+            });
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = counts.len(), "unit_stats wrote {counts_table}");
             // Turnaround lists: read the ones this batch changes, change, write back.
             let mut keys: Vec<&(String, i64)> = delta.turnaround.keys().collect();
             keys.sort_unstable();
@@ -354,14 +386,14 @@ impl UnitStats {
                     (*k, daily::format_list(&list))
                 })
                 .collect();
-            for chunk in written.chunks(CHUNK) {
+            execute_chunks!(tx, written, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(format!("INSERT INTO {lists_table} (unit, {key}, secs) "));
                 q.push_values(chunk, |mut b, ((unit, day), secs)| {
                     b.push_bind(unit.as_str()).push_bind(*day).push_bind(secs.as_str());
                 });
                 q.push(format!(" ON CONFLICT ({key}, unit) DO UPDATE SET secs = excluded.secs"));
-                q.build().execute(&mut *tx).await?;
-            }
+                q
+            });
             }
             // Evidence lists, per month: read the ones this batch changes, change,
             // write back.
@@ -401,14 +433,16 @@ impl UnitStats {
                     (*k, daily::apply_items(before, &monthly.evidence[*k]))
                 })
                 .collect();
-            for chunk in written.chunks(CHUNK) {
+            let timer = std::time::Instant::now();
+            execute_chunks!(tx, written, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_monthly (unit, month, list, items) ");
                 q.push_values(chunk, |mut b, ((unit, month, list), items)| {
                     b.push_bind(unit.as_str()).push_bind(*month).push_bind(list.as_ref()).push_bind(items.as_str());
                 });
                 q.push(" ON CONFLICT (month, unit, list) DO UPDATE SET items = excluded.items");
-                q.build().execute(&mut *tx).await?;
-            }
+                q
+            });
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = written.len(), "unit_stats wrote stats_evidence_monthly");
             // A new revision for every month whose lists changed (readers cache a
             // month's parsed lists by it: `query::fetch_month_lists`).
             let mut months: Vec<i64> = keys.iter().map(|(_, month, _)| *month).collect();
@@ -423,11 +457,15 @@ impl UnitStats {
                 q.build().execute(&mut *tx).await?;
             }
             if let Mode::Replace = mode {
+                let timer = std::time::Instant::now();
                 for (_, create) in INDEXES {
                     sqlx::query(create).execute(&mut *tx).await?;
                 }
+                tracing::debug!(ms = timer.elapsed().as_millis() as u64, "unit_stats made the indexes");
             }
+            let timer = std::time::Instant::now();
             tx.commit().await?;
+            tracing::debug!(ms = timer.elapsed().as_millis() as u64, "unit_stats committed");
         });
         Ok(true)
     }
@@ -514,6 +552,7 @@ impl UnitStats {
         reader
             .await
             .map_err(|e| StoreError::Corrupt(format!("the rebuild's reader failed: {e}")))?;
+        let timer = std::time::Instant::now();
         // Tickets in a fixed order, so a rebuild writes the same rows the same way.
         let mut facts: Vec<&TicketFacts> = all.values().collect();
         facts.sort_by_key(|f| f.ticket);
@@ -525,6 +564,10 @@ impl UnitStats {
             delta.occurrence(o);
         }
         delta.prune();
+        tracing::debug!(
+            ms = timer.elapsed().as_millis() as u64,
+            "unit_stats counted the rebuild's rows"
+        );
         self.write(Mode::Replace, last, &facts, &occurrences, &mut delta)
             .await?;
         Ok(count)
