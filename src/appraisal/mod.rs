@@ -23,6 +23,7 @@
 //! - `weight`: the share of this ticket-derived evaluation in the unit's appraisal
 //!   (the profile's `weights` by unit kind; the rest is entered by people).
 
+pub mod json;
 pub mod profile;
 
 use chrono::{DateTime, Utc};

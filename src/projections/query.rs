@@ -90,14 +90,30 @@ pub struct OccurrenceRow {
     pub source: String,
 }
 
-/// A ticket and the event position behind a counted figure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+/// A ticket and the event position behind a counted figure. Ordered by ticket,
+/// then position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// The ticket id.
-    // A `Uuid` orders as its hyphenated lowercase text does, so lists sort as before.
     pub ticket: Uuid,
     /// The event's position in the global feed.
     pub position: i64,
+}
+
+impl Ord for Evidence {
+    /// A `Uuid`'s `u128` is big-endian: it orders as the bytes do, and as the
+    /// hyphenated lowercase text does, so lists sort as their stored text. One
+    /// integer comparison where the bytes took a `memcmp` (a year's appraisal sorts
+    /// and searches hundreds of thousands of items).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.ticket.as_u128(), self.position).cmp(&(other.ticket.as_u128(), other.position))
+    }
+}
+
+impl PartialOrd for Evidence {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// The figures of one unit (with its subtree) in one period, with the evidence
@@ -1330,10 +1346,18 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) 
     for group in remove.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
         let (cell, list, _) = group[0];
         if let Some(v) = evidence_list(&mut table.cells[cell], list) {
-            let gone: Vec<Evidence> = group.iter().map(|r| r.2).collect();
-            v.retain(|e| gone.binary_search(e).is_err());
+            remove_sorted(v, group.iter().map(|r| r.2));
         }
     }
+}
+
+/// Takes the items of `gone` out of `v`, both sorted: one pass over each.
+fn remove_sorted(v: &mut Vec<Evidence>, gone: impl Iterator<Item = Evidence>) {
+    let mut gone = gone.peekable();
+    v.retain(|e| {
+        while gone.next_if(|g| g < e).is_some() {}
+        gone.peek() != Some(e)
+    });
 }
 
 /// One stored list of a unit and month (an evidence list, or a township's report
@@ -1364,28 +1388,7 @@ async fn fetch_evidence(
     now: DateTime<Utc>,
 ) -> Result<EvidenceRows, StoreError> {
     let now = now.timestamp_micros();
-    let pending = async {
-        let pending: Vec<PendingRow> = on_pool!(pool, p, Db => {
-            // Episodes whose deadline is still ahead: their span reaches past now.
-            let mut pq = QueryBuilder::<Db>::new(
-                "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at \
-                 FROM stats_episodes WHERE span_end >= ",
-            );
-            pq.push_bind(now)
-                .push(" AND ((signed_at IS NULL AND sign_due >= ")
-                .push_bind(now)
-                .push(") OR (handled_at IS NULL AND handle_due >= ")
-                .push_bind(now)
-                // Implied by the above; the form of `stats_episodes_open`'s WHERE, so
-                // the read uses that index alone.
-                .push(")) AND (signed_at IS NULL OR handled_at IS NULL)");
-            if let Some(units) = scope {
-                push_units!(pq, units);
-            }
-            pq.build_query_as().fetch_all(p).await?
-        });
-        Ok::<_, StoreError>(pending)
-    };
+    let pending = fetch_pending(pool, scope, now);
     let (lists, pending) = tokio::try_join!(fetch_month_lists(pool, s, e), pending)?;
     Ok(EvidenceRows { lists, pending })
 }
@@ -1493,8 +1496,132 @@ async fn fetch_month_lists(
     Ok(out)
 }
 
+/// The episodes whose sign or handle deadline is still ahead of `now` (µs): their
+/// span reaches past now.
+async fn fetch_pending(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    now: i64,
+) -> Result<Vec<PendingRow>, StoreError> {
+    Ok(match pool {
+        Pool::Postgres(p) => {
+            pending_query::<sqlx::Postgres>(PENDING_COLUMNS, scope, now)
+                .build_query_as()
+                .fetch_all(p)
+                .await?
+        }
+        Pool::Sqlite(p) => match fetch_pending_joined(p, scope, now).await? {
+            Some(rows) => rows,
+            None => {
+                tracing::warn!(
+                    "the pending episodes did not split from their joined text; read as rows"
+                );
+                pending_query::<sqlx::Sqlite>(PENDING_COLUMNS, scope, now)
+                    .build_query_as()
+                    .fetch_all(p)
+                    .await?
+            }
+        },
+    })
+}
+
+/// sqlx hands SQLite's rows over one at a time, each value copied: for a year's
+/// 1,500 pending episodes that was the slowest of the appraisal's reads. One
+/// joined text instead (as the rebuild reads the log), split here. None: it did
+/// not split (see [`split_pending`]).
+async fn fetch_pending_joined(
+    p: &sqlx::SqlitePool,
+    scope: Option<&[String]>,
+    now: i64,
+) -> Result<Option<Vec<PendingRow>>, StoreError> {
+    // `||`, not `concat_ws`, which leaves out empty values as well as NULLs;
+    // `ifnull` on every field, or a NULL would drop the whole record.
+    const JOINED: &str = "SELECT group_concat(ifnull(ticket, '') || char(31) || ifnull(unit, '') \
+         || char(31) || ifnull(assign_pos, '') || char(31) || ifnull(sign_due, '') \
+         || char(31) || ifnull(sign_pos, '') || char(31) || ifnull(left_at, '') \
+         || char(31) || ifnull(handle_due, '') || char(31) || ifnull(closed_at, ''), char(30))";
+    let joined: Option<String> = pending_query::<sqlx::Sqlite>(JOINED, scope, now)
+        .build_query_scalar()
+        .fetch_one(p)
+        .await?;
+    Ok(split_pending(joined.as_deref().unwrap_or("")))
+}
+
+fn pending_query<'a, DB: sqlx::Database>(
+    select: &str,
+    scope: Option<&'a [String]>,
+    now: i64,
+) -> QueryBuilder<'a, DB>
+where
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    let mut pq = QueryBuilder::<DB>::new(select);
+    pq.push(" FROM stats_episodes WHERE span_end >= ")
+        .push_bind(now)
+        .push(" AND ((signed_at IS NULL AND sign_due >= ")
+        .push_bind(now)
+        .push(") OR (handled_at IS NULL AND handle_due >= ")
+        .push_bind(now)
+        // Implied by the above; the form of `stats_episodes_open`'s WHERE, so the
+        // read uses that index alone.
+        .push(")) AND (signed_at IS NULL OR handled_at IS NULL)");
+    if let Some(units) = scope {
+        push_units!(pq, units);
+    }
+    pq
+}
+
+const PENDING_COLUMNS: &str =
+    "SELECT ticket, unit, assign_pos, sign_due, sign_pos, left_at, handle_due, closed_at";
+
+/// Pending episodes joined by SQLite: records split by U+001E, fields (as
+/// `PENDING_COLUMNS`, NULL as empty) by U+001F; neither occurs in a ticket id, a
+/// unit code or a number. None when the text is not exactly that.
+fn split_pending(joined: &str) -> Option<Vec<PendingRow>> {
+    if joined.is_empty() {
+        return Some(Vec::new());
+    }
+    let num = |s: &str| -> Option<Option<i64>> {
+        if s.is_empty() {
+            Some(None)
+        } else {
+            s.parse().ok().map(Some)
+        }
+    };
+    joined
+        .split('\u{1e}')
+        .map(|record| {
+            let f: Vec<&str> = record.split('\u{1f}').collect();
+            let [
+                ticket,
+                unit,
+                assign_pos,
+                sign_due,
+                sign_pos,
+                left_at,
+                handle_due,
+                closed_at,
+            ] = f.as_slice()
+            else {
+                return None;
+            };
+            Some(PendingRow {
+                ticket: ticket.to_string(),
+                unit: unit.to_string(),
+                assign_pos: assign_pos.parse().ok()?,
+                sign_due: num(sign_due)?,
+                sign_pos: num(sign_pos)?,
+                left_at: num(left_at)?,
+                handle_due: num(handle_due)?,
+                closed_at: num(closed_at)?,
+            })
+        })
+        .collect()
+}
+
 /// An episode whose sign or handle deadline may still be ahead.
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, Debug, PartialEq)]
 struct PendingRow {
     ticket: String,
     unit: String,
@@ -1569,7 +1696,149 @@ mod tests {
         );
     }
 
+    #[test]
+    fn pending_rows_split_from_their_joined_text() {
+        let joined = "t1\u{1f}hg\u{1f}5\u{1f}100\u{1f}\u{1f}\u{1f}200\u{1f}\u{1e}t2\u{1f}sj\u{1f}9\u{1f}\u{1f}\u{1f}7\u{1f}\u{1f}300";
+        let rows = split_pending(joined).expect("splits");
+        assert_eq!(
+            rows,
+            vec![
+                PendingRow {
+                    ticket: "t1".into(),
+                    unit: "hg".into(),
+                    assign_pos: 5,
+                    sign_due: Some(100),
+                    sign_pos: None,
+                    left_at: None,
+                    handle_due: Some(200),
+                    closed_at: None,
+                },
+                PendingRow {
+                    ticket: "t2".into(),
+                    unit: "sj".into(),
+                    assign_pos: 9,
+                    sign_due: None,
+                    sign_pos: None,
+                    left_at: Some(7),
+                    handle_due: None,
+                    closed_at: Some(300),
+                },
+            ]
+        );
+        assert_eq!(split_pending(""), Some(Vec::new()));
+        // A field too few or too many, or a number that is not one: read the rows.
+        assert_eq!(
+            split_pending("t1\u{1f}hg\u{1f}5\u{1f}1\u{1f}2\u{1f}3\u{1f}4"),
+            None
+        );
+        assert_eq!(
+            split_pending("t1\u{1f}hg\u{1f}5\u{1f}1\u{1f}2\u{1f}3\u{1f}4\u{1f}5\u{1f}6"),
+            None
+        );
+        assert_eq!(
+            split_pending("t1\u{1f}hg\u{1f}x\u{1f}\u{1f}\u{1f}\u{1f}\u{1f}"),
+            None
+        );
+    }
+
+    /// The joined read on a real SQLite: NULLs, empty and odd values come back as
+    /// the rows have them.
+    #[tokio::test]
+    async fn pending_episodes_read_joined_as_the_rows_have_them() {
+        // One connection: each connection to ":memory:" is a database of its own.
+        let p = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("memory");
+        sqlx::query(
+            "CREATE TABLE stats_episodes (ticket TEXT, unit TEXT, assign_pos INTEGER, \
+             sign_due INTEGER, sign_pos INTEGER, left_at INTEGER, handle_due INTEGER, \
+             closed_at INTEGER, signed_at INTEGER, handled_at INTEGER, span_end INTEGER)",
+        )
+        .execute(&p)
+        .await
+        .expect("table");
+        let open = super::super::facts::OPEN;
+        for (t, u, sd, sp, la, hd, ca, sa) in [
+            ("a", "hg", Some(500), None, None, Some(900), None, None),
+            ("b", "", Some(600), Some(3), Some(10), None, None, None),
+            ("c", "sj", None, None, None, Some(700), Some(0), Some(1)),
+            ("d", "gone", Some(50), None, None, Some(60), None, None),
+        ] {
+            sqlx::query(
+                "INSERT INTO stats_episodes VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, NULL, $9)",
+            )
+            .bind(t)
+            .bind(u)
+            .bind(sd)
+            .bind(sp)
+            .bind(la)
+            .bind(hd)
+            .bind(ca)
+            .bind(sa)
+            .bind(open)
+            .execute(&p)
+            .await
+            .expect("row");
+        }
+        let mut joined = fetch_pending_joined(&p, None, 100)
+            .await
+            .expect("reads")
+            .expect("splits");
+        let mut rows: Vec<PendingRow> = pending_query::<sqlx::Sqlite>(PENDING_COLUMNS, None, 100)
+            .build_query_as()
+            .fetch_all(&p)
+            .await
+            .expect("rows");
+        joined.sort_by(|a, b| a.ticket.cmp(&b.ticket));
+        rows.sort_by(|a, b| a.ticket.cmp(&b.ticket));
+        assert_eq!(rows.len(), 3, "d's deadlines are behind");
+        assert_eq!(joined, rows);
+        let scope = ["sj".to_string()];
+        let only = fetch_pending_joined(&p, Some(&scope), 100)
+            .await
+            .expect("reads")
+            .expect("splits");
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].closed_at, Some(0));
+        let none = fetch_pending_joined(&p, None, 10_000)
+            .await
+            .expect("reads")
+            .expect("splits");
+        assert!(none.is_empty());
+    }
+
     proptest! {
+        /// Evidence orders as its stored text ("ticket@position" by ticket, then
+        /// position), whatever bytes the tickets differ in.
+        #[test]
+        fn evidence_orders_as_its_ticket_text_then_position(
+            a in any::<[u8; 16]>(), b in any::<[u8; 16]>(), same in any::<bool>(),
+            pa in 0i64..1000, pb in 0i64..1000,
+        ) {
+            let (ta, tb) = (Uuid::from_bytes(a), if same { Uuid::from_bytes(a) } else { Uuid::from_bytes(b) });
+            let (x, y) = (Evidence { ticket: ta, position: pa }, Evidence { ticket: tb, position: pb });
+            let by_text = ta.hyphenated().to_string().cmp(&tb.hyphenated().to_string()).then(pa.cmp(&pb));
+            prop_assert_eq!(x.cmp(&y), by_text);
+            prop_assert_eq!(x.partial_cmp(&y), Some(by_text));
+        }
+
+        /// Taking the pending items out in one merge leaves what removing each did.
+        #[test]
+        fn removing_sorted_items_in_one_pass(
+            items in proptest::collection::btree_set((0u128..40, 0i64..5), 0..60),
+            gone in proptest::collection::btree_set((0u128..40, 0i64..5), 0..30),
+        ) {
+            let ev = |(t, p): &(u128, i64)| Evidence { ticket: Uuid::from_u128(*t), position: *p };
+            let v: Vec<Evidence> = items.iter().map(ev).collect();
+            let g: Vec<Evidence> = gone.iter().map(ev).collect();
+            let mut merged = v.clone();
+            remove_sorted(&mut merged, g.iter().copied());
+            let expected: Vec<Evidence> = v.iter().copied().filter(|e| !g.contains(e)).collect();
+            prop_assert_eq!(merged, expected);
+        }
+
         #[test]
         fn turnaround_selects_the_nearest_ranks(secs in proptest::collection::vec(0i64..2_000_000, 1..300)) {
             prop_assert_eq!(turnaround(&secs), by_sorting(&secs));
