@@ -1403,10 +1403,11 @@ struct MonthLists {
 /// a few MB; three years fit).
 const MONTH_CACHE_MONTHS: usize = 36;
 
-/// How long a month's parsed lists are used without reading them again even when
-/// its revision has not changed. A bound on staleness should some writer change the
-/// lists without a new revision: an instance of a release before migration 0006,
-/// still running during a rolling upgrade.
+/// How long a month's parsed lists are used before they are read again even when
+/// its revision has not changed (behind the request that finds them this old: the
+/// staleness is bounded by this and one read). A bound on staleness should some
+/// writer change the lists without a new revision: an instance of a release
+/// before migration 0006, still running during a rolling upgrade.
 const MONTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 type MonthCache = lru::LruCache<(i64, i64), (std::time::Instant, Arc<MonthLists>)>;
@@ -1443,19 +1444,67 @@ async fn fetch_month_lists(
     let rev_of: HashMap<i64, i64> = revs.into_iter().collect();
     let mut out = Vec::new();
     let mut to_read = Vec::new();
+    let mut stale = Vec::new();
     {
         let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
         for month in s..e {
             let hit = rev_of.get(&month).and_then(|rev| cache.get(&(month, *rev)));
             match hit {
-                Some((at, lists)) if at.elapsed() < MONTH_CACHE_TTL => out.push(lists.clone()),
-                _ => to_read.push(month),
+                Some((at, lists)) => {
+                    if at.elapsed() >= MONTH_CACHE_TTL {
+                        stale.push(month);
+                    }
+                    out.push(lists.clone());
+                }
+                None => to_read.push(month),
             }
         }
     }
-    if to_read.is_empty() {
-        return Ok(out);
+    // Kept past their time but at the same revision: answered from memory and
+    // read again behind this request, so the read (100 ms for a year) does not
+    // fall on a request every minute. One refresh at a time.
+    if !stale.is_empty() && !REFRESHING.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        let (pool, rev_of) = (pool.clone(), rev_of.clone());
+        // Moved into the task: cleared however it ends, dropped unpolled included.
+        let refreshing = Refreshing;
+        tokio::spawn(async move {
+            let _refreshing = refreshing;
+            if let Err(e) = read_months(&pool, &stale, &rev_of).await {
+                tracing::warn!(error = %e, "re-reading the kept evidence lists failed; the next request reads them");
+                let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
+                for month in &stale {
+                    if let Some(rev) = rev_of.get(month) {
+                        cache.pop(&(*month, *rev));
+                    }
+                }
+            }
+        });
     }
+    if !to_read.is_empty() {
+        out.extend(read_months(pool, &to_read, &rev_of).await?);
+    }
+    Ok(out)
+}
+
+/// A refresh of kept months is running (`fetch_month_lists`).
+static REFRESHING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Held by the refresh: clears `REFRESHING` when dropped.
+struct Refreshing;
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        REFRESHING.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Reads and parses these months' lists, and keeps each month that has a
+/// revision in `rev_of` under it.
+async fn read_months(
+    pool: &Pool,
+    months: &[i64],
+    rev_of: &HashMap<i64, i64>,
+) -> Result<Vec<Arc<MonthLists>>, StoreError> {
     let rows: Vec<(String, i64, String, String)> = on_pool!(pool, p, Db => {
         // The rows as they are (a few hundred a month): a GROUP BY would sort them
         // and copy every item once more.
@@ -1463,7 +1512,7 @@ async fn fetch_month_lists(
             "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month IN (",
         );
         let mut sep = q.separated(", ");
-        for m in &to_read {
+        for m in months {
             sep.push_bind(*m);
         }
         q.push(")");
@@ -1484,12 +1533,13 @@ async fn fetch_month_lists(
     }
     let read_at = std::time::Instant::now();
     let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
-    for month in to_read {
+    let mut out = Vec::with_capacity(months.len());
+    for month in months {
         let lists = Arc::new(MonthLists {
-            lists: by_month.remove(&month).unwrap_or_default(),
+            lists: by_month.remove(month).unwrap_or_default(),
         });
-        if let Some(rev) = rev_of.get(&month) {
-            cache.put((month, *rev), (read_at, lists.clone()));
+        if let Some(rev) = rev_of.get(month) {
+            cache.put((*month, *rev), (read_at, lists.clone()));
         }
         out.push(lists);
     }
