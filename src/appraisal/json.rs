@@ -83,14 +83,9 @@ pub fn unit(out: &mut Vec<u8>, u: &UnitAppraisal) -> serde_json::Result<()> {
     value(out, &u.unit)?;
     field(out, "base", &u.base)?;
     field(out, "score", &u.score)?;
-    out.extend_from_slice(b",\"deductions\":[");
-    for (i, d) in u.deductions.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        deduction(out, d)?;
-    }
-    out.push(b']');
+    out.push(b',');
+    key_only(out, "deductions");
+    list(out, &u.deductions, deduction)?;
     field(out, "unit_name", &u.unit_name)?;
     field(out, "kind", &u.kind)?;
     if let Some(a) = &u.agency_type {
@@ -112,12 +107,21 @@ pub fn unit(out: &mut Vec<u8>, u: &UnitAppraisal) -> serde_json::Result<()> {
 
 /// `[unit,…]`
 pub fn units(out: &mut Vec<u8>, units: &[UnitAppraisal]) -> serde_json::Result<()> {
+    list(out, units, unit)
+}
+
+/// `[a,b,…]`, each item written by `each`.
+fn list<T>(
+    out: &mut Vec<u8>,
+    items: &[T],
+    each: impl Fn(&mut Vec<u8>, &T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
     out.push(b'[');
-    for (i, u) in units.iter().enumerate() {
+    for (i, x) in items.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        unit(out, u)?;
+        each(out, x)?;
     }
     out.push(b']');
     Ok(())
