@@ -570,7 +570,36 @@ impl UnitStats {
         );
         self.write(Mode::Replace, last, &facts, &occurrences, &mut delta)
             .await?;
+        self.tidy_after_rebuild().await;
         Ok(count)
+    }
+}
+
+impl UnitStats {
+    /// On PostgreSQL, vacuums and analyzes the tables a rebuild has just replaced.
+    /// The rebuild deletes every row and inserts them again in one transaction (so
+    /// readers keep the old figures until it commits): it leaves as many dead
+    /// rows as live ones, no visibility map and no planner statistics until
+    /// autovacuum comes by. Until then the year's appraisal read its open
+    /// episodes through the heap, not the covering index. A failure is only
+    /// logged: autovacuum will do the same later.
+    async fn tidy_after_rebuild(&self) {
+        let Pool::Postgres(p) = &self.pool else {
+            return;
+        };
+        let timer = std::time::Instant::now();
+        // VACUUM runs outside a transaction block: the simple protocol, on its own.
+        let sql = format!("VACUUM (ANALYZE) {}", TABLES.join(", "));
+        match sqlx::raw_sql(&sql).execute(p).await {
+            Ok(_) => tracing::debug!(
+                ms = timer.elapsed().as_millis() as u64,
+                "unit_stats vacuumed its tables"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "vacuuming the rebuilt statistics failed; autovacuum will"
+            ),
+        }
     }
 }
 
