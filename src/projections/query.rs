@@ -90,8 +90,8 @@ pub struct OccurrenceRow {
     pub source: String,
 }
 
-/// A ticket and the event position behind a counted figure. Ordered by ticket,
-/// then position.
+/// A ticket and the event position behind a counted figure.
+// Ordered by ticket, then position (`Ord` below).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Evidence {
     /// The ticket id.
