@@ -149,39 +149,23 @@ async fn get_appraisal(
         units: &scores,
         as_of: now,
     };
-    let size = items + scores.len() * 600 + 256;
-    // Megabytes take milliseconds: off the worker's other tasks (`cpu::run`).
-    let buf = if size >= 1 << 18 {
-        crate::cpu::run(|| body.to_json(size))
-    } else {
-        body.to_json(size)
-    }
-    .map_err(|e| AppError::Internal(e.into()))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        buf,
-    )
-        .into_response())
+    super::json_written(items + scores.len() * 600 + 256, |out| body.write_json(out))
 }
 
 impl AppraisalBody<'_> {
     /// The body as its derived `Serialize` writes it, the units' evidence
     /// copied out by hand (`appraisal::json`).
-    fn to_json(&self, size_hint: usize) -> serde_json::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(size_hint);
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"period\":");
-        serde_json::to_writer(&mut out, self.period)?;
+        serde_json::to_writer(&mut *out, self.period)?;
         out.extend_from_slice(b",\"profile\":");
-        serde_json::to_writer(&mut out, self.profile)?;
+        serde_json::to_writer(&mut *out, self.profile)?;
         out.extend_from_slice(b",\"units\":");
-        appraisal::json::units(&mut out, self.units)?;
+        appraisal::json::units(out, self.units)?;
         out.extend_from_slice(b",\"as_of\":");
-        serde_json::to_writer(&mut out, &self.as_of)?;
+        serde_json::to_writer(&mut *out, &self.as_of)?;
         out.push(b'}');
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -324,7 +308,11 @@ mod tests {
             as_of: chrono::DateTime::from_timestamp(1_790_000_000, 123_456_000).expect("a time"),
         };
         assert_eq!(
-            String::from_utf8(body.to_json(0).expect("writes")).expect("utf-8"),
+            {
+                let mut out = Vec::new();
+                body.write_json(&mut out).expect("writes");
+                String::from_utf8(out).expect("utf-8")
+            },
             serde_json::to_string(&body).expect("serializes")
         );
     }

@@ -71,9 +71,17 @@ pub fn event_json(e: &RecordedEvent) -> Value {
 /// (an appraisal's evidence, a month of a district's days: megabytes) is then not
 /// copied again each time a growing buffer doubles.
 pub fn json_sized<T: Serialize>(value: &T, size_hint: usize) -> Result<Response, AppError> {
+    json_written(size_hint, |buf| serde_json::to_writer(buf, value))
+}
+
+/// A JSON answer that `write` puts into a buffer of `size_hint` bytes.
+pub fn json_written(
+    size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> Result<Response, AppError> {
     let write = || {
         let mut buf = Vec::with_capacity(size_hint);
-        serde_json::to_writer(&mut buf, value).map(|()| buf)
+        write(&mut buf).map(|()| buf)
     };
     // Megabytes take milliseconds: off the worker's other tasks (`cpu::run`).
     let buf = if size_hint >= 1 << 18 {

@@ -122,7 +122,8 @@ where
 /// thread. Built one after the other, building and running took turns, each
 /// waiting for the other (about a third of a rebuild's writing, on SQLite).
 macro_rules! execute_chunks {
-    ($conn:expr, $items:expr, $size:expr, $build:expr) => {{
+    ($conn:expr, $table:expr, $items:expr, $size:expr, $build:expr) => {{
+        let timer = std::time::Instant::now();
         let items = &$items[..];
         let build = chunk_builder(items, $build);
         let mut chunks = items.chunks($size);
@@ -134,6 +135,12 @@ macro_rules! execute_chunks {
             done?;
             current = next;
         }
+        tracing::debug!(
+            table = $table,
+            rows = items.len(),
+            ms = timer.elapsed().as_millis() as u64,
+            "unit_stats wrote a table"
+        );
     }};
 }
 
@@ -243,8 +250,7 @@ impl UnitStats {
                     .await?;
                 }
             }
-            let timer = std::time::Instant::now();
-            execute_chunks!(tx, changed, CHUNK, |chunk| {
+            execute_chunks!(tx, "stats_tickets", changed, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_tickets (ticket, doc) ");
                 q.push_values(chunk, |mut b, f| {
                     // Plain structs of strings and numbers: serializing cannot fail.
@@ -254,13 +260,11 @@ impl UnitStats {
                 q.push(" ON CONFLICT (ticket) DO UPDATE SET doc = excluded.doc");
                 q
             });
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = changed.len(), "unit_stats wrote stats_tickets");
             let episodes: Vec<(&TicketFacts, &facts::Episode)> = changed
                 .iter()
                 .flat_map(|f| f.episodes.iter().map(move |e| (*f, e)))
                 .collect();
-            let timer = std::time::Instant::now();
-            execute_chunks!(tx, episodes, CHUNK, |chunk| {
+            execute_chunks!(tx, "stats_episodes", episodes, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO stats_episodes (ticket, seq, unit, category, assigned_at, assign_pos, \
                      sign_due, signed_at, sign_pos, left_at, return_pos, handle_due, handled_at, \
@@ -306,9 +310,7 @@ impl UnitStats {
                 );
                 q
             });
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = episodes.len(), "unit_stats wrote stats_episodes");
-            let timer = std::time::Instant::now();
-            execute_chunks!(tx, occurrences, CHUNK, |chunk| {
+            execute_chunks!(tx, "stats_occurrences", occurrences, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(
                     "INSERT INTO stats_occurrences (position, kind, ticket, unit, at, category, source) ",
                 );
@@ -324,7 +326,6 @@ impl UnitStats {
                 q.push(" ON CONFLICT (position, kind) DO NOTHING");
                 q
             });
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = occurrences.len(), "unit_stats wrote stats_occurrences");
             // The same changes by day and by month.
             let monthly = delta.monthly();
             for (counts_table, lists_table, key, delta) in [
@@ -338,8 +339,7 @@ impl UnitStats {
                 .map(|c| format!("{c} = {counts_table}.{c} + excluded.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let timer = std::time::Instant::now();
-            execute_chunks!(tx, counts, DAILY_CHUNK, |chunk| {
+            execute_chunks!(tx, counts_table, counts, DAILY_CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(format!(
                     "INSERT INTO {counts_table} (unit, {key}, {}) ",
                     daily::COLUMNS.join(", ")
@@ -353,7 +353,6 @@ impl UnitStats {
                 q.push(format!(" ON CONFLICT ({key}, unit) DO UPDATE SET ")).push(&add_all);
                 q
             });
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = counts.len(), "unit_stats wrote {counts_table}");
             // Turnaround lists: read the ones this batch changes, change, write back.
             let mut keys: Vec<&(String, i64)> = delta.turnaround.keys().collect();
             keys.sort_unstable();
@@ -386,7 +385,7 @@ impl UnitStats {
                     (*k, daily::format_list(&list))
                 })
                 .collect();
-            execute_chunks!(tx, written, CHUNK, |chunk| {
+            execute_chunks!(tx, lists_table, written, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new(format!("INSERT INTO {lists_table} (unit, {key}, secs) "));
                 q.push_values(chunk, |mut b, ((unit, day), secs)| {
                     b.push_bind(unit.as_str()).push_bind(*day).push_bind(secs.as_str());
@@ -433,8 +432,7 @@ impl UnitStats {
                     (*k, daily::apply_items(before, &monthly.evidence[*k]))
                 })
                 .collect();
-            let timer = std::time::Instant::now();
-            execute_chunks!(tx, written, CHUNK, |chunk| {
+            execute_chunks!(tx, "stats_evidence_monthly", written, CHUNK, |chunk| {
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_monthly (unit, month, list, items) ");
                 q.push_values(chunk, |mut b, ((unit, month, list), items)| {
                     b.push_bind(unit.as_str()).push_bind(*month).push_bind(list.as_ref()).push_bind(items.as_str());
@@ -442,7 +440,6 @@ impl UnitStats {
                 q.push(" ON CONFLICT (month, unit, list) DO UPDATE SET items = excluded.items");
                 q
             });
-            tracing::debug!(ms = timer.elapsed().as_millis() as u64, rows = written.len(), "unit_stats wrote stats_evidence_monthly");
             // A new revision for every month whose lists changed (readers cache a
             // month's parsed lists by it: `query::fetch_month_lists`).
             let mut months: Vec<i64> = keys.iter().map(|(_, month, _)| *month).collect();
