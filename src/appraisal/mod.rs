@@ -26,6 +26,8 @@
 pub mod json;
 pub mod profile;
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -131,6 +133,38 @@ pub fn appraise(
     } else {
         Vec::new()
     };
+    // The area rules' reports, merged once per township, rule and month: the
+    // year and its quarters count the same months.
+    let mut by_area: HashMap<&str, Vec<&AreaReport>> = HashMap::new();
+    for o in area_reports {
+        by_area.entry(o.unit.as_str()).or_default().push(o);
+    }
+    let mut runs: HashMap<(&str, usize, usize), Runs> = HashMap::new();
+    for code in &table.units {
+        let kind = org
+            .unit(code)
+            .map(|u| u.kind)
+            .unwrap_or(UnitKind::Department);
+        let Some(area) = org.township_of(code).filter(|_| kind == UnitKind::Agency) else {
+            continue;
+        };
+        let agency_type = org.agency_type(code);
+        let reports = by_area.get(area).map(Vec::as_slice).unwrap_or(&[]);
+        for (si, s) in profile.sections.iter().enumerate() {
+            if !s.applies(kind, agency_type) {
+                continue;
+            }
+            for (ri, r) in s.rules.iter().enumerate() {
+                if let How::AreaReports {
+                    categories, source, ..
+                } = &r.how
+                {
+                    runs.entry((area, si, ri))
+                        .or_insert_with(|| area_runs(reports, categories, source.as_deref()));
+                }
+            }
+        }
+    }
     table
         .units
         .iter()
@@ -140,6 +174,11 @@ pub fn appraise(
             let kind = def.map(|u| u.kind).unwrap_or(UnitKind::Department);
             let agency_type = org.agency_type(code).map(str::to_string);
             let area = org.township_of(code).filter(|_| kind == UnitKind::Agency);
+            let area_runs = |si: usize, ri: usize| -> &[(i64, Vec<Evidence>)] {
+                area.and_then(|a| runs.get(&(a, si, ri)))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+            };
             let cell = |p: &Period, col: Option<usize>, evidence: Items| {
                 let f = col.map(|c| table.get(ui, c)).unwrap_or(&empty);
                 score_cell(
@@ -148,7 +187,7 @@ pub fn appraise(
                     agency_type.as_deref(),
                     p,
                     f,
-                    (area, area_reports),
+                    &area_runs,
                     evidence,
                 )
             };
@@ -205,33 +244,36 @@ enum Items {
     Counted,
 }
 
-/// One unit's score and deductions for one period's figures; `area`: the
-/// township whose reports count against the unit, and the reports.
-fn score_cell(
+/// One unit's score and deductions for one period's figures; `area_runs`: an
+/// area rule's reports in the unit's township (by section and rule index, see
+/// [`area_runs`]), none for a unit without one.
+fn score_cell<'r>(
     profile: &Profile,
     kind: UnitKind,
     agency_type: Option<&str>,
     period: &Period,
     f: &Figures,
-    (area, area_reports): (Option<&str>, &[AreaReport]),
+    area_runs: &dyn Fn(usize, usize) -> &'r [(i64, Vec<Evidence>)],
     evidence: Items,
 ) -> (f64, Vec<Deduction>) {
-    let reports: Vec<&AreaReport> = match area {
-        Some(area) => area_reports
-            .iter()
-            .filter(|o| o.unit == area && period.contains_us(o.at))
-            .collect(),
-        None => Vec::new(),
-    };
     let mut out = Vec::new();
-    for s in &profile.sections {
+    for (si, s) in profile.sections.iter().enumerate() {
         if !s.applies(kind, agency_type) {
             continue;
         }
         let mut ds: Vec<Deduction> = s
             .rules
             .iter()
-            .filter_map(|r| apply_rule(profile, s, r, f, &reports, evidence))
+            .enumerate()
+            .filter_map(|(ri, r)| {
+                let runs = || {
+                    area_runs(si, ri)
+                        .iter()
+                        .filter(|(at, _)| period.contains_us(*at))
+                        .map(|(_, items)| items.as_slice())
+                };
+                apply_rule(profile, s, r, f, runs, evidence)
+            })
             .collect();
         if let Some(cap) = s.cap {
             cap_section(&mut ds, cap);
@@ -243,12 +285,12 @@ fn score_cell(
 }
 
 /// A rule's deduction, or None when it deducts nothing.
-fn apply_rule(
+fn apply_rule<'r, I: Iterator<Item = &'r [Evidence]>>(
     profile: &Profile,
     section: &Section,
     rule: &Rule,
     f: &Figures,
-    reports: &[&AreaReport],
+    area_runs: impl Fn() -> I,
     listed: Items,
 ) -> Option<Deduction> {
     let strict = profile.satisfaction_strict;
@@ -308,39 +350,18 @@ fn apply_rule(
             let (n, ev) = shortfall(*metric, f, strict, keep);
             (-weight * (1.0 - rate), n, ev, Some(rate))
         }
-        How::AreaReports {
-            categories,
-            source,
-            points_each,
-        } => {
-            let mut lists: Vec<&AreaReport> = reports
-                .iter()
-                .copied()
-                .filter(|o| categories.contains(&o.category))
-                .filter(|o| source.as_ref().is_none_or(|s| *s == o.source))
-                .collect();
-            // Each list (a month's reports of one category) is sorted. Sorted
-            // month by month first, the months are long runs that the stable sort
-            // merges; the categories' short lists all at once sent it to a full
-            // sort (a district's year: hundreds of thousands of items a request).
-            lists.sort_by_key(|o| o.at);
-            let mut ev: Vec<Evidence> =
-                Vec::with_capacity(lists.iter().map(|o| o.items.len()).sum());
-            for month in lists.chunk_by(|a, b| a.at == b.at) {
-                let start = ev.len();
-                for o in month {
-                    ev.extend_from_slice(&o.items);
-                }
-                if month.len() > 1 {
-                    ev[start..].sort_unstable();
-                }
-            }
-            ev.sort();
-            ev.dedup();
-            let n = ev.len() as u64;
-            if !keep {
-                ev = Vec::new();
-            }
+        How::AreaReports { points_each, .. } => {
+            // The period's runs (see `area_runs`), each sorted and without repeats.
+            let (n, ev) = if keep {
+                let mut ev: Vec<Evidence> = area_runs().flatten().copied().collect();
+                // Sorted runs: the stable sort merges them.
+                ev.sort();
+                ev.dedup();
+                (ev.len(), ev)
+            } else {
+                (union_len(area_runs()), Vec::new())
+            };
+            let n = n as u64;
             (points_each * n as f64, n, ev, None)
         }
     };
@@ -364,6 +385,59 @@ fn apply_rule(
         capped,
         uncapped_points: capped.then_some(raw),
     })
+}
+
+/// Evidence by the instant it is counted at: sorted lists, in order of instant.
+type Runs = Vec<(i64, Vec<Evidence>)>;
+
+/// An area rule's reports in one township (`reports`, all of its reports), merged
+/// per instant they are counted at (a month's start, or for days the report's
+/// own instant): the items of its categories and source, sorted and without
+/// repeats, in order of that instant.
+fn area_runs(reports: &[&AreaReport], categories: &[String], source: Option<&str>) -> Runs {
+    let mut lists: Vec<&AreaReport> = reports
+        .iter()
+        .copied()
+        .filter(|o| categories.contains(&o.category))
+        .filter(|o| source.is_none_or(|s| s == o.source))
+        .collect();
+    lists.sort_by_key(|o| o.at);
+    lists
+        .chunk_by(|a, b| a.at == b.at)
+        .map(|same| {
+            let mut items: Vec<Evidence> = same.iter().flat_map(|o| &o.items).copied().collect();
+            if same.len() > 1 {
+                items.sort_unstable();
+            }
+            items.dedup();
+            (same[0].at, items)
+        })
+        .collect()
+}
+
+/// How many items the sorted lists `runs` hold together, each counted once.
+fn union_len<'r>(runs: impl Iterator<Item = &'r [Evidence]>) -> usize {
+    let mut heads: Vec<&[Evidence]> = runs.filter(|r| !r.is_empty()).collect();
+    if heads.len() > 16 {
+        // Many short runs (a day's reports, one instant each): merged by sorting.
+        let mut all: Vec<Evidence> = heads.concat();
+        all.sort_unstable();
+        all.dedup();
+        return all.len();
+    }
+    let mut n = 0;
+    // The smallest head is counted once and taken off every run that starts
+    // with it (a few runs: a scan of the heads beats a heap).
+    while let Some(min) = heads.iter().map(|r| r[0]).min() {
+        n += 1;
+        heads.retain_mut(|r| {
+            if r[0] == min {
+                *r = &r[1..];
+            }
+            !r.is_empty()
+        });
+    }
+    n
 }
 
 /// A rate rule's shortfall: how many items, and the items when they are kept.
@@ -513,10 +587,17 @@ pub async fn appraise_from_store(
             query::area_reports(pool, Some(&areas), Some(&categories), period).await
         }
     };
+    let started = std::time::Instant::now();
     let (table, reports) = tokio::try_join!(figures, reports)?;
-    Ok(crate::cpu::run(|| {
-        appraise(profile, org, period, &table, &reports)
-    }))
+    let read = started.elapsed();
+    let scores = crate::cpu::run(|| appraise(profile, org, period, &table, &reports));
+    tracing::debug!(
+        period = %period.label,
+        read_ms = read.as_secs_f64() * 1e3,
+        score_ms = (started.elapsed() - read).as_secs_f64() * 1e3,
+        "appraisal computed"
+    );
+    Ok(scores)
 }
 
 #[cfg(test)]

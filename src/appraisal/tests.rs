@@ -490,3 +490,73 @@ fn appraised_units_are_departments_and_agencies_in_org_order() {
     assert_eq!(appraised_units(&org, "hg-zfzd"), vec!["hg-zfzd"]);
     assert!(appraised_units(&org, "hg-01-g01").is_empty());
 }
+
+mod merging {
+    use super::super::{area_runs, union_len};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn item() -> impl Strategy<Value = Evidence> {
+        // Few tickets and positions: repeats across lists are common.
+        (0u128..6, 0i64..6).prop_map(|(t, position)| Evidence {
+            ticket: uuid::Uuid::from_u128(t << 64 | t),
+            position,
+        })
+    }
+
+    fn sorted_set(v: Vec<Evidence>) -> Vec<Evidence> {
+        let mut v = v;
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    proptest! {
+        /// The count of sorted lists' union: as many as sorting them all together
+        /// and dropping repeats leaves, for few lists and for many.
+        #[test]
+        fn union_len_counts_each_item_once(
+            lists in prop::collection::vec(prop::collection::vec(item(), 0..12), 0..24)
+        ) {
+            let lists: Vec<Vec<Evidence>> = lists.into_iter().map(sorted_set).collect();
+            let want = sorted_set(lists.concat()).len();
+            prop_assert_eq!(union_len(lists.iter().map(Vec::as_slice)), want);
+        }
+
+        /// Merged per instant: each run the union of that instant's lists of the
+        /// rule's categories and source, the instants in order.
+        #[test]
+        fn area_runs_merge_the_rule_reports_of_each_instant(
+            reports in prop::collection::vec(
+                (0i64..4, 0usize..3, any::<bool>(), prop::collection::vec(item(), 0..8)),
+                0..16,
+            )
+        ) {
+            let reports: Vec<AreaReport> = reports
+                .into_iter()
+                .map(|(at, cat, grid, items)| AreaReport {
+                    unit: "t".into(),
+                    at,
+                    source: if grid { "grid" } else { "hotline" }.into(),
+                    category: format!("c{cat}"),
+                    items: sorted_set(items),
+                })
+                .collect();
+            let refs: Vec<&AreaReport> = reports.iter().collect();
+            let categories = vec!["c0".to_string(), "c2".to_string()];
+            let got = area_runs(&refs, &categories, Some("grid"));
+            let mut want: Vec<(i64, Vec<Evidence>)> = Vec::new();
+            for at in 0..4 {
+                let items: Vec<Evidence> = reports
+                    .iter()
+                    .filter(|o| o.at == at && o.source == "grid" && o.category != "c1")
+                    .flat_map(|o| o.items.clone())
+                    .collect();
+                if reports.iter().any(|o| o.at == at && o.source == "grid" && o.category != "c1") {
+                    want.push((at, sorted_set(items)));
+                }
+            }
+            prop_assert_eq!(got, want);
+        }
+    }
+}

@@ -85,7 +85,13 @@ pub fn json_written(
     };
     // Megabytes take milliseconds: off the worker's other tasks (`cpu::run`).
     let buf = if size_hint >= 1 << 18 {
-        crate::cpu::run(write)
+        let started = std::time::Instant::now();
+        let buf = crate::cpu::run(write);
+        tracing::debug!(
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "large JSON body written"
+        );
+        buf
     } else {
         write()
     }

@@ -1240,7 +1240,9 @@ pub async fn figures_with_evidence_of(
             None => Ok(None),
         }
     };
+    let started = std::time::Instant::now();
     let (dailies, evidence) = tokio::try_join!(dailies, evidence)?;
+    let read = started.elapsed();
     // The tables from what was read: computing only, two tables on two cores.
     let build = |req: &Request<'_>, daily: &Daily| -> Table {
         let mut table = compute_daily(req, daily);
@@ -1265,6 +1267,11 @@ pub async fn figures_with_evidence_of(
                 .collect()
         }),
     };
+    tracing::debug!(
+        read_ms = read.as_secs_f64() * 1e3,
+        build_ms = (started.elapsed() - read).as_secs_f64() * 1e3,
+        "figures with evidence"
+    );
     for (req, table) in reqs.iter().zip(tables.iter_mut()) {
         let Some(first) = req.periods.first() else {
             continue;
