@@ -902,6 +902,11 @@ pub async fn fetch_daily(
     let s = bucket(first.first_day);
     let e = bucket(last.end_day);
     let (both, both_ot) = daily::both_cols(g);
+    // PostgreSQL sums BIGINTs in NUMERIC: for a district's year of months that
+    // was half the read. A double holds every integer up to 2^53 exactly, and
+    // so does every partial sum of counters below that (a count, or working
+    // seconds: 2^53 s is 285 million years); SQLite sums integers as integers.
+    let float_sums = matches!(pool, Pool::Postgres(_));
     on_pool!(pool, p, Db => {
         // The index of the period a day falls in, as SQL.
         macro_rules! push_period {
@@ -941,6 +946,8 @@ pub async fn fetch_daily(
                         $q.push(format!(", CAST(0 AS BIGINT) AS c{i}"));
                     } else if g == Granularity::Day {
                         $q.push(format!(", {c} AS c{i}"));
+                    } else if float_sums {
+                        $q.push(format!(", CAST(SUM(CAST({c} AS DOUBLE PRECISION)) AS BIGINT) AS c{i}"));
                     } else {
                         $q.push(format!(", CAST(SUM({c}) AS BIGINT) AS c{i}"));
                     }
