@@ -407,7 +407,8 @@ fn area_runs(reports: &[&AreaReport], categories: &[String], source: Option<&str
         .map(|same| {
             let mut items: Vec<Evidence> = same.iter().flat_map(|o| &o.items).copied().collect();
             if same.len() > 1 {
-                items.sort_unstable();
+                // The categories' lists are sorted: the stable sort merges them.
+                items.sort();
             }
             items.dedup();
             (same[0].at, items)
@@ -568,10 +569,16 @@ pub async fn appraise_from_store(
             reqs.insert(0, request(started));
         }
         let refs: Vec<&Request> = reqs.iter().collect();
-        let mut tables =
-            query::figures_with_evidence_of(pool, scope, &refs, overdue, query::Turnarounds::Skip)
-                .await?
-                .into_iter();
+        let mut tables = query::figures_with_evidence_of(
+            pool,
+            scope,
+            &refs,
+            overdue,
+            profile.stored_lists(),
+            query::Turnarounds::Skip,
+        )
+        .await?
+        .into_iter();
         let first = tables.next();
         let table = match (first, tables.next()) {
             (Some(quarters), Some(year)) => join(quarters, year),

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::org::UnitKind;
 use crate::org::model::AGENCY_TYPES;
+use crate::projections::daily::Lists;
 use crate::projections::query::{Evidence, Figures};
 
 /// The profile used when a request names none.
@@ -148,6 +149,27 @@ pub struct Profile {
     pub yearly: Option<Yearly>,
     /// The share of this (ticket-derived) evaluation in a unit's appraisal, by kind.
     pub weights: Option<Weights>,
+}
+
+impl Profile {
+    /// The stored evidence lists some rule counts or lists: the others need not
+    /// be read into the figures.
+    pub fn stored_lists(&self) -> Lists {
+        let strict = self.satisfaction_strict;
+        let metrics = self
+            .sections
+            .iter()
+            .flat_map(|s| &s.rules)
+            .flat_map(|r| match &r.how {
+                How::Each { metric, .. } => std::slice::from_ref(metric),
+                How::Tickets { metrics, .. } => metrics.as_slice(),
+                How::RateSteps { metric, .. }
+                | How::RateBelow { metric, .. }
+                | How::RateWeight { metric, .. } => metric.shortfall_lists(strict),
+                How::AreaReports { .. } => &[],
+            });
+        metrics.fold(Lists::NONE, |l, m| l.with(m.as_str()))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
@@ -343,6 +365,19 @@ impl RateMetric {
             RateMetric::OnTimeRate => f.on_time_rate(),
             RateMetric::SignedOnTimeRate => f.signed_on_time_rate(),
             RateMetric::SatisfactionRate => f.satisfaction_rate(strict),
+        }
+    }
+
+    /// The lists [`RateMetric::shortfall`] takes its items from.
+    pub fn shortfall_lists(self, strict: bool) -> &'static [EvidenceMetric] {
+        match self {
+            RateMetric::OnTimeRate => &[EvidenceMetric::NotOnTime],
+            RateMetric::SignedOnTimeRate => &[EvidenceMetric::LateSigns],
+            RateMetric::SatisfactionRate if strict => &[
+                EvidenceMetric::FeedbackUnsatisfied,
+                EvidenceMetric::FeedbackBasic,
+            ],
+            RateMetric::SatisfactionRate => &[EvidenceMetric::FeedbackUnsatisfied],
         }
     }
 
@@ -860,6 +895,71 @@ fn missing_field(msg: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A profile reads the lists its rules count, the rates' shortfalls included,
+    /// and not the others.
+    #[test]
+    fn a_profile_reads_the_lists_its_rules_use() {
+        use crate::projections::daily::{EVIDENCE_LISTS, Lists};
+        let profiles = builtin().expect("the shipped profiles are valid");
+        let default = profiles.get(DEFAULT).expect("the default profile");
+        let lists = default.stored_lists();
+        let read: Vec<&str> = EVIDENCE_LISTS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| lists.has(*i))
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(
+            read,
+            vec![
+                "late_signs",
+                "not_on_time",
+                "late_completions",
+                "verification_failed",
+                "supervised_repeat",
+                "feedback_unsatisfied",
+            ]
+        );
+        let strict = Profile {
+            satisfaction_strict: true,
+            ..default.clone()
+        };
+        assert_eq!(strict.stored_lists(), lists.with("feedback_basic"));
+        assert_ne!(lists, Lists::ALL);
+    }
+
+    /// A rate's shortfall is the union of the lists `shortfall_lists` names.
+    #[test]
+    fn shortfalls_come_from_the_lists_they_name() {
+        let item = |n: u128| Evidence {
+            ticket: uuid::Uuid::from_u128(n),
+            position: n as i64,
+        };
+        let f = Figures {
+            late_signs: vec![item(1)],
+            not_on_time: vec![item(2)],
+            feedback_unsatisfied: vec![item(3), item(5)],
+            feedback_basic: vec![item(4)],
+            ..Figures::default()
+        };
+        for m in [
+            RateMetric::OnTimeRate,
+            RateMetric::SignedOnTimeRate,
+            RateMetric::SatisfactionRate,
+        ] {
+            for strict in [false, true] {
+                let mut want: Vec<Evidence> = m
+                    .shortfall_lists(strict)
+                    .iter()
+                    .flat_map(|l| l.evidence(&f).iter().copied())
+                    .collect();
+                want.sort();
+                assert_eq!(m.shortfall(&f, strict), want);
+                assert_eq!(m.shortfall_len(&f, strict), want.len());
+            }
+        }
+    }
     use serde_json::{Value, json};
 
     fn minimal() -> Value {

@@ -208,6 +208,34 @@ pub const EVIDENCE_LISTS: [&str; 9] = [
     "extension_approved",
 ];
 
+/// Which of the stored evidence lists ([`EVIDENCE_LISTS`], by index) a reader
+/// wants: the others are not copied, sorted or filtered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lists(u16);
+
+impl Lists {
+    pub const ALL: Lists = Lists((1 << EVIDENCE_LISTS.len()) - 1);
+    pub const NONE: Lists = Lists(0);
+
+    /// These and the list named `name` (a name that is not a stored list, such
+    /// as `overdue`, adds nothing).
+    pub fn with(self, name: &str) -> Lists {
+        match list_slot(name) {
+            Some(i) => Lists(self.0 | 1 << i),
+            None => self,
+        }
+    }
+
+    pub fn has(self, slot: usize) -> bool {
+        slot < EVIDENCE_LISTS.len() && self.0 & (1 << slot) != 0
+    }
+}
+
+/// A stored list's index in [`EVIDENCE_LISTS`].
+pub fn list_slot(name: &str) -> Option<usize> {
+    EVIDENCE_LISTS.iter().position(|l| *l == name)
+}
+
 /// An evidence item as stored: `ticket:position`.
 pub fn item(ticket: &uuid::Uuid, position: i64) -> String {
     format!("{ticket}:{position}")

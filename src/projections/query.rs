@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use sqlx::Row;
 
-use super::daily::{self, Col, Counts};
+use super::daily::{self, Col, Counts, Lists};
 use super::facts::{self, Kind};
 use super::periods::{Granularity, Period};
 use super::unit_stats::on_pool;
@@ -1203,18 +1203,22 @@ pub async fn figures_with_evidence(
     overdue: bool,
     turnaround: Turnarounds,
 ) -> Result<Table, StoreError> {
-    let mut tables = figures_with_evidence_of(pool, scope, &[req], overdue, turnaround).await?;
+    let mut tables =
+        figures_with_evidence_of(pool, scope, &[req], overdue, Lists::ALL, turnaround).await?;
     Ok(tables.pop().unwrap_or_else(|| req.empty_table()))
 }
 
 /// [`figures_with_evidence`] for several requests at once (a year and its
 /// quarters): the evidence lists of the months they cover are read and parsed
-/// once, and serve every request. One table per request, in order.
+/// once, and serve every request. One table per request, in order. Of the
+/// stored lists, months and longer periods get only those in `lists` (the
+/// others stay empty); day periods get every list.
 pub async fn figures_with_evidence_of(
     pool: &Pool,
     scope: Option<&[String]>,
     reqs: &[&Request<'_>],
     overdue: bool,
+    lists: Lists,
     turnaround: Turnarounds,
 ) -> Result<Vec<Table>, StoreError> {
     // The months the month-based requests cover, and the earliest "now".
@@ -1258,7 +1262,7 @@ pub async fn figures_with_evidence_of(
             .first()
             .is_some_and(|p| p.granularity != Granularity::Day);
         if let (true, Some(evidence)) = (by_month, evidence.as_ref()) {
-            fill_evidence(req, evidence, &mut table);
+            fill_evidence(req, evidence, lists, &mut table);
         }
         table
     };
@@ -1328,12 +1332,12 @@ async fn fill_from_rows(
     Ok(())
 }
 
-/// Fills the evidence lists of a table of months, quarters or years from the
-/// rows of `stats_evidence_monthly` (which may cover more months than the table:
-/// those are skipped). The stored lists hold every item as if each open
-/// deadline had passed; the episodes whose sign or handle deadline is still ahead
-/// of `req.now` are taken out again.
-fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) {
+/// Fills the `wanted` evidence lists of a table of months, quarters or years
+/// from the rows of `stats_evidence_monthly` (which may cover more months than
+/// the table: those are skipped). The stored lists hold every item as if each
+/// open deadline had passed; the episodes whose sign or handle deadline is still
+/// ahead of `req.now` are taken out again.
+fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, wanted: Lists, table: &mut Table) {
     let EvidenceRows { lists, pending } = evidence;
     let np = req.periods.len();
     let bounds: Vec<i64> = req
@@ -1355,16 +1359,32 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) 
     let targets = |unit: &str| targets_of.get(unit).unwrap_or(&no_targets);
     // The period a month falls in.
     let period_of_month = |m: i64| bounds.partition_point(|&b| b <= m).saturating_sub(1);
+    // Where each stored list goes: (cell, list, items).
+    let mut parts: Vec<(usize, usize, &[Evidence])> = Vec::new();
     for l in lists.iter().flat_map(|m| &m.lists) {
+        let Some(slot) = l.slot.filter(|&i| wanted.has(i)) else {
+            continue;
+        };
         if l.month < s || l.month >= e {
             continue;
         }
         let pi = period_of_month(l.month).min(np - 1);
         for &t in targets(&l.unit) {
-            let c = &mut table.cells[t * np + pi];
-            if let Some(v) = evidence_list(c, &l.list) {
-                v.extend_from_slice(&l.items);
+            parts.push((t * np + pi, slot, &l.items));
+        }
+    }
+    // Each cell's list gets its months' lists at once, in one allocation of the
+    // right size. They are sorted lists: the stable sort merges them.
+    parts.sort_unstable_by_key(|p| (p.0, p.1));
+    for same in parts.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (cell, slot, _) = same[0];
+        if let Some(v) = evidence_at(&mut table.cells[cell], slot) {
+            v.reserve(same.iter().map(|p| p.2.len()).sum());
+            for p in same {
+                v.extend_from_slice(p.2);
             }
+            v.sort();
+            v.dedup();
         }
     }
     // The period (by month) an instant's day falls in.
@@ -1372,9 +1392,10 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) 
         let m = daily::month_of_day(daily::day_of(us));
         (m >= s && m < e).then(|| bounds.partition_point(|&b| b <= m) - 1)
     };
-    let mut remove: Vec<(usize, &'static str, Evidence)> = Vec::new();
+    let (late_signs, not_on_time) = (LATE_SIGNS, NOT_ON_TIME);
+    let mut remove: Vec<(usize, usize, Evidence)> = Vec::new();
     for r in pending {
-        if let Some(due) = r.sign_due.filter(|&d| d >= now) {
+        if let Some(due) = r.sign_due.filter(|&d| d >= now && wanted.has(late_signs)) {
             let returned_first = r.left_at.is_some_and(|l| l < due);
             if let (false, Some(p)) = (returned_first, period_of(due - 1)) {
                 let ev = Evidence {
@@ -1382,11 +1403,14 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) 
                     position: r.sign_pos.unwrap_or(r.assign_pos),
                 };
                 for &t in targets(&r.unit) {
-                    remove.push((t * np + p, "late_signs", ev));
+                    remove.push((t * np + p, late_signs, ev));
                 }
             }
         }
-        if let Some(due) = r.handle_due.filter(|&d| d >= now) {
+        if let Some(due) = r
+            .handle_due
+            .filter(|&d| d >= now && wanted.has(not_on_time))
+        {
             let still_with_unit = r.left_at.is_none() && r.closed_at.is_none();
             if let (true, Some(p)) = (still_with_unit, period_of(due - 1)) {
                 let ev = Evidence {
@@ -1394,18 +1418,8 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) 
                     position: r.assign_pos,
                 };
                 for &t in targets(&r.unit) {
-                    remove.push((t * np + p, "not_on_time", ev));
+                    remove.push((t * np + p, not_on_time, ev));
                 }
-            }
-        }
-    }
-    for c in &mut table.cells {
-        for list in daily::EVIDENCE_LISTS {
-            if let Some(v) = evidence_list(c, list) {
-                // A concatenation of sorted monthly lists: the stable sort merges
-                // its runs rather than sorting from scratch.
-                v.sort();
-                v.dedup();
             }
         }
     }
@@ -1414,12 +1428,16 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, table: &mut Table) 
     remove.sort_unstable();
     remove.dedup();
     for group in remove.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
-        let (cell, list, _) = group[0];
-        if let Some(v) = evidence_list(&mut table.cells[cell], list) {
+        let (cell, slot, _) = group[0];
+        if let Some(v) = evidence_at(&mut table.cells[cell], slot) {
             remove_sorted(v, group.iter().map(|r| r.2));
         }
     }
 }
+
+/// The slots (`daily::EVIDENCE_LISTS`) of the lists that pending deadlines touch.
+const LATE_SIGNS: usize = 0;
+const NOT_ON_TIME: usize = 1;
 
 /// Takes the items of `gone` out of `v`, both sorted: one pass over each.
 fn remove_sorted(v: &mut Vec<Evidence>, gone: impl Iterator<Item = Evidence>) {
@@ -1437,6 +1455,8 @@ struct EvidenceList {
     month: i64,
     /// One of `daily::EVIDENCE_LISTS`, or a report list (`daily::REPORT_PREFIX`).
     list: String,
+    /// `list`'s index in `daily::EVIDENCE_LISTS` (None: a report list).
+    slot: Option<usize>,
     items: Vec<Evidence>,
 }
 
@@ -1597,6 +1617,7 @@ async fn read_months(
         by_month.entry(month).or_default().push(EvidenceList {
             unit,
             month,
+            slot: daily::list_slot(&list),
             list,
             items,
         });
@@ -1759,17 +1780,18 @@ struct PendingRow {
 }
 
 /// A figure's evidence list by the name the lists are stored under.
-fn evidence_list<'f>(f: &'f mut Figures, list: &str) -> Option<&'f mut Vec<Evidence>> {
-    Some(match list {
-        "late_signs" => &mut f.late_signs,
-        "not_on_time" => &mut f.not_on_time,
-        "late_completions" => &mut f.late_completions,
-        "verification_failed" => &mut f.verification_failed,
-        "supervised_repeat" => &mut f.supervised_repeat,
-        "feedback_unsatisfied" => &mut f.feedback_unsatisfied,
-        "feedback_basic" => &mut f.feedback_basic,
-        "returned" => &mut f.returned,
-        "extension_approved" => &mut f.extension_approved,
+/// The list at `slot` of `daily::EVIDENCE_LISTS`.
+fn evidence_at(f: &mut Figures, slot: usize) -> Option<&mut Vec<Evidence>> {
+    Some(match slot {
+        0 => &mut f.late_signs,
+        1 => &mut f.not_on_time,
+        2 => &mut f.late_completions,
+        3 => &mut f.verification_failed,
+        4 => &mut f.supervised_repeat,
+        5 => &mut f.feedback_unsatisfied,
+        6 => &mut f.feedback_basic,
+        7 => &mut f.returned,
+        8 => &mut f.extension_approved,
         _ => return None,
     })
 }
@@ -1794,6 +1816,39 @@ pub fn units_with_figures(d: &Daily) -> std::collections::HashSet<&str> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// `evidence_at` follows `daily::EVIDENCE_LISTS`: slot i is the field the
+    /// profiles name by the i-th name.
+    #[test]
+    fn evidence_slots_are_the_stored_lists_in_order() {
+        use crate::appraisal::profile::EvidenceMetric;
+        for (i, name) in daily::EVIDENCE_LISTS.iter().enumerate() {
+            let mut f = Figures::default();
+            let item = Evidence {
+                ticket: Uuid::from_u128(7),
+                position: i as i64,
+            };
+            evidence_at(&mut f, i).expect("a slot").push(item);
+            for m in EvidenceMetric::ALL {
+                let want: &[Evidence] = if m.as_str() == *name { &[item] } else { &[] };
+                assert_eq!(
+                    m.evidence(&f),
+                    want,
+                    "slot {i} ({name}), metric {}",
+                    m.as_str()
+                );
+            }
+            assert_eq!(daily::list_slot(name), Some(i));
+        }
+        assert!(evidence_at(&mut Figures::default(), daily::EVIDENCE_LISTS.len()).is_none());
+        assert_eq!(
+            (LATE_SIGNS, NOT_ON_TIME),
+            (
+                daily::list_slot("late_signs").unwrap_or(99),
+                daily::list_slot("not_on_time").unwrap_or(99),
+            )
+        );
+    }
 
     /// Nearest rank by sorting: the definition the selection must match.
     fn by_sorting(secs: &[i64]) -> Turnaround {
