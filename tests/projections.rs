@@ -187,6 +187,43 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
                     "{label}: cell {i} with evidence (own only: {own_only})"
                 );
             }
+            if g == Granularity::Year {
+                // A year read with its quarters is summed from theirs: the same
+                // figures as the year read alone.
+                let year = periods::Period::parse("2026").unwrap();
+                let quarters = Request {
+                    periods: year.quarters(),
+                    ..req.clone()
+                };
+                let alone = Request {
+                    periods: vec![year.clone()],
+                    ..req.clone()
+                };
+                let skip = query::Turnarounds::Skip;
+                let all = yiwang::projections::daily::Lists::ALL;
+                let together = query::figures_with_evidence_of(
+                    &pool,
+                    None,
+                    &[&quarters, &alone],
+                    true,
+                    all,
+                    skip,
+                )
+                .await
+                .unwrap();
+                let by_itself = query::figures_with_evidence(&pool, None, &alone, true, skip)
+                    .await
+                    .unwrap();
+                assert_eq!(together.len(), 2);
+                assert_eq!(
+                    together[1].cells, by_itself.cells,
+                    "{label}: the year summed from its quarters (own only: {own_only})"
+                );
+                assert!(
+                    by_itself.cells.iter().any(|c| c.received > 0),
+                    "{label}: the year has figures"
+                );
+            }
             for (ui, u) in units.iter().enumerate() {
                 for (pi, p) in ps.iter().enumerate() {
                     let a = query::StatsItem::new(&org, u, p, rows.get(ui, pi), false);

@@ -193,6 +193,7 @@ pub fn round(x: f64, places: i32) -> f64 {
 }
 
 /// What to compute: units (each rolled up over its subtree) and periods.
+#[derive(Clone)]
 pub struct Request<'a> {
     pub org: &'a Org,
     /// The units to report, each with its subtree.
@@ -935,10 +936,15 @@ pub async fn fetch_daily(
                 $q.push("SELECT unit, ");
                 push_period!($q);
                 for (i, c) in daily::COLUMNS.iter().enumerate() {
-                    // The "both" columns of other granularities are not read.
+                    // The "both" columns of other granularities are not read, but
+                    // for the year's: a year can be summed from its months or
+                    // quarters (`summed_year`).
+                    let year = g != Granularity::Day
+                        && (i == Col::BothYear as usize || i == Col::OnTimeBothYear as usize);
                     let wanted = !c.starts_with("both_") && !c.starts_with("on_time_both_")
                         || i == both as usize
-                        || i == both_ot as usize;
+                        || i == both_ot as usize
+                        || year;
                     // Days are one row per unit and day already: no sums (PostgreSQL
                     // sums BIGINTs as NUMERIC, which for a month of a district's days
                     // was most of the read).
@@ -1076,6 +1082,43 @@ pub async fn fetch_daily(
         overdue_before.extend(days_before);
         Ok(Daily { sums, overdue_before, turnaround, overdue_now })
     })
+}
+
+/// Whether `periods` (months or quarters, in order) make up exactly `year`.
+fn tiles(periods: &[Period], year: &Period) -> bool {
+    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
+        return false;
+    };
+    first.first_day == year.first_day
+        && last.end_day == year.end_day
+        && periods
+            .iter()
+            .all(|p| matches!(p.granularity, Granularity::Month | Granularity::Quarter))
+        && periods.windows(2).all(|w| w[0].end_day == w[1].first_day)
+}
+
+/// A year's counters from those of the periods that make it up (see [`tiles`]):
+/// every counter is a sum over months, the year's "both" columns included
+/// (read for every period longer than a day, see `fetch_daily`). Without the
+/// turnaround lists, which the sum is not made for.
+fn summed_year(parts: &Daily) -> Daily {
+    let mut sums: Vec<(String, usize, Counts)> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (unit, _, c) in &parts.sums {
+        let i = *index.entry(unit.as_str()).or_insert_with(|| {
+            sums.push((unit.clone(), 0, [0; daily::NCOLS]));
+            sums.len() - 1
+        });
+        for (total, v) in sums[i].2.iter_mut().zip(c) {
+            *total += v;
+        }
+    }
+    Daily {
+        sums,
+        overdue_before: parts.overdue_before.clone(),
+        turnaround: Vec::new(),
+        overdue_now: parts.overdue_now.clone(),
+    }
 }
 
 /// Counter rows joined by SQLite: records split by U+001E, fields (unit, period,
@@ -1240,11 +1283,31 @@ pub async fn figures_with_evidence_of(
             "requests read together must share their `now`".into(),
         ));
     }
+    // A year read with the quarters or months that make it up is summed from
+    // theirs: the counters, the overdue balance and the open count, three reads.
+    let sum_of: Vec<Option<usize>> = reqs
+        .iter()
+        .enumerate()
+        .map(|(j, req)| {
+            let [year] = req.periods.as_slice() else {
+                return None;
+            };
+            let summable = turnaround == Turnarounds::Skip && year.granularity == Granularity::Year;
+            summable
+                .then(|| reqs[..j].iter().position(|r| tiles(&r.periods, year)))
+                .flatten()
+        })
+        .collect();
     // The reads are independent: run them at once, each on its own connection.
-    let dailies = futures::future::try_join_all(
-        reqs.iter()
-            .map(|req| fetch_daily(pool, scope, &req.periods, req.now, turnaround)),
-    );
+    let dailies = futures::future::try_join_all(reqs.iter().zip(&sum_of).map(|(req, sum)| {
+        let read = sum.is_none();
+        async move {
+            match read {
+                true => fetch_daily(pool, scope, &req.periods, req.now, turnaround).await,
+                false => Ok(Daily::default()),
+            }
+        }
+    }));
     let evidence = async {
         match months {
             Some((s, e)) => fetch_evidence(pool, scope, s, e, now).await.map(Some),
@@ -1252,7 +1315,12 @@ pub async fn figures_with_evidence_of(
         }
     };
     let started = std::time::Instant::now();
-    let (dailies, evidence) = tokio::try_join!(dailies, evidence)?;
+    let (mut dailies, evidence) = tokio::try_join!(dailies, evidence)?;
+    for (j, sum) in sum_of.iter().enumerate() {
+        if let Some(i) = *sum {
+            dailies[j] = summed_year(&dailies[i]);
+        }
+    }
     let read = started.elapsed();
     // The tables from what was read: computing only, two tables on two cores.
     let build = |req: &Request<'_>, daily: &Daily| -> Table {
