@@ -11,6 +11,8 @@ mod pg_append;
 pub mod postgres;
 pub mod sqlite;
 
+pub use pg_append::statements_retried_one_by_one;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

@@ -32,6 +32,16 @@ pub type Queue = mpsc::Sender<(AppendRequest, Reply)>;
 /// Most requests one statement carries.
 const MAX_BATCH: usize = 128;
 
+/// Statements that aborted and were written again one request at a time (each
+/// a transaction and a commit of its own: the requests behind it wait).
+static RETRIED_ONE_BY_ONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many batched statements this process has had to write again one request
+/// at a time since it started.
+pub fn statements_retried_one_by_one() -> u64 {
+    RETRIED_ONE_BY_ONE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Starts `writers` batching tasks on `pool`; returns the queue they serve.
 pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queue {
     let (tx, rx) = mpsc::channel::<(AppendRequest, Reply)>(8192);
@@ -122,7 +132,11 @@ async fn write_group(
             }
         }
         // Someone's unique violation aborted the statement: sort it out one by one.
+        // A key or a stream version already committed does not abort it (see
+        // `dup` and `ok` in the statement); one written by a transaction still
+        // open when the statement began does: a race between two writers.
         Err(_) => {
+            RETRIED_ONE_BY_ONE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             for one in group {
                 Box::pin(write_group(pool, vec![one], appended)).await;
             }
@@ -275,7 +289,10 @@ async fn statement(
            SELECT r.idx, COALESCE(h.version, 0) AS version, COALESCE(h.hash, $34) AS hash FROM req r \
            LEFT JOIN LATERAL (SELECT version, hash FROM events e WHERE e.stream_id = r.stream_id \
                               ORDER BY version DESC LIMIT 1) h ON true), \
-         ok AS (SELECT r.* FROM req r JOIN head h ON h.idx = r.idx WHERE h.version = r.expected AND h.hash = r.prev), \
+         dup AS (SELECT r.idx FROM req r WHERE r.k_scope IS NOT NULL AND EXISTS \
+                   (SELECT 1 FROM idempotency_keys ik WHERE ik.scope = r.k_scope AND ik.key = r.k_key)), \
+         ok AS (SELECT r.* FROM req r JOIN head h ON h.idx = r.idx WHERE h.version = r.expected AND h.hash = r.prev \
+                AND r.idx NOT IN (SELECT idx FROM dup)), \
          evs AS ( \
            SELECT t.*, row_number() OVER (ORDER BY t.ord) AS n \
            FROM unnest($25::int[], $26::bigint[], $27::text[], $28::int[], $29::text[], $30::timestamptz[], \
@@ -304,7 +321,8 @@ async fn statement(
              centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
              doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash, co_units = EXCLUDED.co_units \
            WHERE ticket_view.version < EXCLUDED.version) \
-         SELECT h.idx, h.version AS actual, MIN(i.position) AS first, MAX(i.position) AS last \
+         SELECT h.idx, h.version AS actual, MIN(i.position) AS first, MAX(i.position) AS last, \
+                h.idx IN (SELECT idx FROM dup) AS dup \
          FROM head h JOIN req r ON r.idx = h.idx LEFT JOIN ins i ON i.stream_id = r.stream_id \
          GROUP BY h.idx, h.version ORDER BY h.idx",
     )
@@ -360,7 +378,9 @@ async fn statement(
     for (req, row) in reqs.iter().zip(&rows) {
         let first: Option<i64> = row.try_get("first")?;
         let last: Option<i64> = row.try_get("last")?;
+        let dup: bool = row.try_get("dup")?;
         out.push(match (first, last) {
+            _ if dup => Err(StoreError::DuplicateKey),
             (Some(first), Some(last)) => Ok(Appended {
                 first_position: first,
                 last_position: last,

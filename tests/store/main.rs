@@ -172,6 +172,67 @@ async fn a_reused_idempotency_key_rolls_back_the_whole_append() {
     }
 }
 
+/// A request whose key is already stored is refused alone: the requests batched
+/// with it on PostgreSQL go in with the same statement, not one by one after it
+/// aborted (a replay holding up every command behind it).
+#[tokio::test]
+async fn a_stored_key_in_a_batch_refuses_only_its_own_request() {
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let key = |k: &str, stream| IdempotencyRecord {
+            scope: "u".into(),
+            key: k.into(),
+            request_hash: "h".into(),
+            status: 201,
+            body: "{}".into(),
+            stream_id: stream,
+        };
+        let first = Uuid::now_v7();
+        let mut r = req(first, 0, vec![ev(1)]);
+        r.idempotency = Some(key("stored", first));
+        s.append(r).await.unwrap();
+        let s = Arc::new(s);
+        let before = store::statements_retried_one_by_one();
+        let dup = Uuid::now_v7();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let stream = if i == 20 { dup } else { Uuid::now_v7() };
+            let mut r = req(stream, 0, vec![ev(i)]);
+            let k = if i == 20 {
+                "stored".to_string()
+            } else {
+                format!("k{i}")
+            };
+            r.idempotency = Some(key(&k, stream));
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move { (stream, s.append(r).await) }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (_, Ok(_)) => ok += 1,
+                (stream, Err(StoreError::DuplicateKey)) => assert_eq!(stream, dup),
+                (_, Err(e)) => panic!("{engine:?}: unexpected {e}"),
+            }
+        }
+        assert_eq!(ok, 39, "{engine:?}: every other request went in");
+        assert!(s.read_stream(dup).await.unwrap().is_empty());
+        let rec = s.find_idempotency("u", "stored").await.unwrap().unwrap();
+        assert_eq!(
+            rec.stream_id, first,
+            "the stored key still names the first stream"
+        );
+        if engine == Engine::Postgres {
+            assert_eq!(
+                store::statements_retried_one_by_one(),
+                before,
+                "no statement was written again one by one"
+            );
+        }
+        db.drop_db().await;
+    }
+}
+
 #[tokio::test]
 async fn events_cannot_be_updated_or_deleted() {
     for engine in engines().await {
