@@ -154,6 +154,7 @@ impl Metrics {
             Box::new(verify_last_ok.clone()),
             Box::new(verify_problems.clone()),
             Box::new(limited.clone()),
+            Box::new(crate::store::RETRIED_ONE_BY_ONE.clone()),
         ] {
             registry.register(c).expect("fresh registry");
         }

@@ -33,13 +33,21 @@ pub type Queue = mpsc::Sender<(AppendRequest, Reply)>;
 const MAX_BATCH: usize = 128;
 
 /// Statements that aborted and were written again one request at a time (each
-/// a transaction and a commit of its own: the requests behind it wait).
-static RETRIED_ONE_BY_ONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// a transaction and a commit of its own: the requests behind it wait). One
+/// counter per process, registered with every `Metrics` registry.
+pub static RETRIED_ONE_BY_ONE: std::sync::LazyLock<prometheus::IntCounter> =
+    std::sync::LazyLock::new(|| {
+        prometheus::IntCounter::new(
+            "yiwang_append_statements_retried_total",
+            "Batched PostgreSQL append statements that aborted (a race with another writer) and were written again one request at a time",
+        )
+        .expect("static metric definition is valid")
+    });
 
 /// How many batched statements this process has had to write again one request
 /// at a time since it started.
 pub fn statements_retried_one_by_one() -> u64 {
-    RETRIED_ONE_BY_ONE.load(std::sync::atomic::Ordering::Relaxed)
+    RETRIED_ONE_BY_ONE.get()
 }
 
 /// Starts `writers` batching tasks on `pool`; returns the queue they serve.
@@ -136,7 +144,7 @@ async fn write_group(
         // `dup` and `ok` in the statement); one written by a transaction still
         // open when the statement began does: a race between two writers.
         Err(_) => {
-            RETRIED_ONE_BY_ONE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            RETRIED_ONE_BY_ONE.inc();
             for one in group {
                 Box::pin(write_group(pool, vec![one], appended)).await;
             }
