@@ -385,8 +385,15 @@ impl Run {
         let engine = self.db.engine_name();
         if findings.ok() && tally.1 == 0 {
             self.db.drop_it().await;
+            // YIWANG_LOAD_KEEP_LOGS=1 keeps the server logs of a passing run too
+            // (with RUST_LOG=tower_http=debug they time every request server-side).
+            let keep = std::env::var_os("YIWANG_LOAD_KEEP_LOGS").is_some_and(|v| v == "1");
             for log in &self.logs {
-                let _ = std::fs::remove_file(log);
+                if keep {
+                    eprintln!("{label} on {engine}: server log kept: {}", log.display());
+                } else {
+                    let _ = std::fs::remove_file(log);
+                }
             }
         } else {
             eprintln!(
