@@ -141,11 +141,8 @@ pub fn appraise(
     }
     let mut runs: HashMap<(&str, usize, usize), Runs> = HashMap::new();
     for code in &table.units {
-        let kind = org
-            .unit(code)
-            .map(|u| u.kind)
-            .unwrap_or(UnitKind::Department);
-        let Some(area) = org.township_of(code).filter(|_| kind == UnitKind::Agency) else {
+        let (kind, area) = kind_and_area(org, code);
+        let Some(area) = area else {
             continue;
         };
         let agency_type = org.agency_type(code);
@@ -171,9 +168,8 @@ pub fn appraise(
         .enumerate()
         .map(|(ui, code)| {
             let def = org.unit(code);
-            let kind = def.map(|u| u.kind).unwrap_or(UnitKind::Department);
+            let (kind, area) = kind_and_area(org, code);
             let agency_type = org.agency_type(code).map(str::to_string);
-            let area = org.township_of(code).filter(|_| kind == UnitKind::Agency);
             let area_runs = |si: usize, ri: usize| -> &[(i64, Vec<Evidence>)] {
                 area.and_then(|a| runs.get(&(a, si, ri)))
                     .map(Vec::as_slice)
@@ -235,6 +231,16 @@ pub fn appraise(
             a
         })
         .collect()
+}
+
+/// A unit's kind, and for an agency the township whose reports count against it.
+fn kind_and_area<'o>(org: &'o Org, code: &str) -> (UnitKind, Option<&'o str>) {
+    let kind = org
+        .unit(code)
+        .map(|u| u.kind)
+        .unwrap_or(UnitKind::Department);
+    let area = org.township_of(code).filter(|_| kind == UnitKind::Agency);
+    (kind, area)
 }
 
 /// Whether a deduction lists its evidence or only counts it.

@@ -1302,9 +1302,10 @@ pub async fn figures_with_evidence_of(
     let dailies = futures::future::try_join_all(reqs.iter().zip(&sum_of).map(|(req, sum)| {
         let read = sum.is_none();
         async move {
-            match read {
-                true => fetch_daily(pool, scope, &req.periods, req.now, turnaround).await,
-                false => Ok(Daily::default()),
+            if read {
+                fetch_daily(pool, scope, &req.periods, req.now, turnaround).await
+            } else {
+                Ok(Daily::default())
             }
         }
     }));
@@ -1460,10 +1461,9 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, wanted: Lists, tabl
         let m = daily::month_of_day(daily::day_of(us));
         (m >= s && m < e).then(|| bounds.partition_point(|&b| b <= m) - 1)
     };
-    let (late_signs, not_on_time) = (LATE_SIGNS, NOT_ON_TIME);
     let mut remove: Vec<(usize, usize, Evidence)> = Vec::new();
     for r in pending {
-        if let Some(due) = r.sign_due.filter(|&d| d >= now && wanted.has(late_signs)) {
+        if let Some(due) = r.sign_due.filter(|&d| d >= now && wanted.has(LATE_SIGNS)) {
             let returned_first = r.left_at.is_some_and(|l| l < due);
             if let (false, Some(p)) = (returned_first, period_of(due - 1)) {
                 let ev = Evidence {
@@ -1471,13 +1471,13 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, wanted: Lists, tabl
                     position: r.sign_pos.unwrap_or(r.assign_pos),
                 };
                 for &t in targets(&r.unit) {
-                    remove.push((t * np + p, late_signs, ev));
+                    remove.push((t * np + p, LATE_SIGNS, ev));
                 }
             }
         }
         if let Some(due) = r
             .handle_due
-            .filter(|&d| d >= now && wanted.has(not_on_time))
+            .filter(|&d| d >= now && wanted.has(NOT_ON_TIME))
         {
             let still_with_unit = r.left_at.is_none() && r.closed_at.is_none();
             if let (true, Some(p)) = (still_with_unit, period_of(due - 1)) {
@@ -1486,7 +1486,7 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, wanted: Lists, tabl
                     position: r.assign_pos,
                 };
                 for &t in targets(&r.unit) {
-                    remove.push((t * np + p, not_on_time, ev));
+                    remove.push((t * np + p, NOT_ON_TIME, ev));
                 }
             }
         }
@@ -1503,7 +1503,8 @@ fn fill_evidence(req: &Request<'_>, evidence: &EvidenceRows, wanted: Lists, tabl
     }
 }
 
-/// The slots (`daily::EVIDENCE_LISTS`) of the lists that pending deadlines touch.
+// The slots (in `daily::EVIDENCE_LISTS`) of the two lists that pending deadlines
+// take items out of; a test checks them against the names.
 const LATE_SIGNS: usize = 0;
 const NOT_ON_TIME: usize = 1;
 
