@@ -11,7 +11,7 @@ mod pg_append;
 pub mod postgres;
 pub mod sqlite;
 
-pub use pg_append::{RETRIED_ONE_BY_ONE, statements_retried_one_by_one};
+pub use pg_append::{APPEND_STATEMENT, RETRIED_ONE_BY_ONE, statements_retried_one_by_one};
 
 use std::sync::Arc;
 
