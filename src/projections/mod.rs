@@ -274,9 +274,12 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
                 return Ok(false);
             }
             leader_gauge.set(1);
-            // From zero (a new database, or a migration that emptied the read model)
-            // the whole feed is folded in one pass, much faster than batch by batch.
-            if p.checkpoint().await? == 0 && !app.store.read_all_raw(0, 1).await?.is_empty() {
+            // From zero (a bulk load, or a migration that emptied the read model) a
+            // long feed is folded in one pass, much faster than batch by batch. A feed
+            // shorter than a batch (a new database's first commands) goes batch by
+            // batch: a rebuild also vacuums the tables, which stalled every command
+            // for a quarter of a second to fold a handful of events.
+            if p.checkpoint().await? == 0 && holds_at_least(&app.store.pool(), BATCH).await? {
                 tracing::info!(
                     projection = name,
                     "rebuilding the projection from the whole feed"
@@ -340,6 +343,18 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
             }
         }
     }
+}
+
+/// Whether the log holds at least `n` events (counts no further than `n`).
+pub async fn holds_at_least(pool: &Pool, n: i64) -> Result<bool, StoreError> {
+    on_pool!(pool, p, Db => {
+        let (k,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT $1) AS head")
+                .bind(n)
+                .fetch_one(p)
+                .await?;
+        Ok(k >= n)
+    })
 }
 
 /// How many events the log holds (for progress bars).
