@@ -101,6 +101,11 @@ pub struct FaultArgs {
     /// the others.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub seconds: u64,
+    /// `steady`: seconds of load before the measured `--seconds`, not counted in the
+    /// latency figures or the rates (the pool filling, the first SLA round, the
+    /// caches' first reads). Errors in them still fail the run.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub warmup: u64,
     /// Seed of the planned tickets.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -753,7 +758,7 @@ fn report(outcomes: &[Outcome], skipped: &[String]) {
 
 async fn steady(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
     let db = Db::fresh(engine, &a.postgres_url, "steady").await?;
-    let run = prepare(
+    let mut run = prepare(
         a,
         db,
         Plan {
@@ -762,6 +767,11 @@ async fn steady(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
         },
     )
     .await?;
+    if a.warmup > 0 {
+        load_for(a.warmup as f64).await;
+        run.mix.forget_latencies();
+        run.started = Instant::now();
+    }
     load_for(a.seconds as f64).await;
     let summary = if a.preload_events > 0 {
         format!("none ({} events preloaded)", a.preload_events)
@@ -775,6 +785,7 @@ async fn steady(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
                 "summary": summary,
                 "preload_events": a.preload_events,
                 "offered_commands_per_s": (a.rate > 0.0).then_some(a.rate),
+                "warmup_s": a.warmup,
             }),
         )
         .await?;

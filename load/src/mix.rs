@@ -425,6 +425,16 @@ impl Mix {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Drop the latencies counted so far (the end of a warm-up). Every error
+    /// counter is kept: an error in the warm-up still fails the run.
+    pub fn forget_latencies(&self) {
+        self.count(|t| {
+            t.commands.clear();
+            t.reads.clear();
+            t.failed_answers = stats::new_histogram();
+        });
+    }
+
     fn complain(&self, what: &str) {
         if self.printed.fetch_add(1, Ordering::Relaxed) < PRINTED {
             eprintln!("mix: {what}");
