@@ -64,12 +64,17 @@ pub fn spawn(app: Arc<App>, interval: Duration) -> tokio::task::JoinHandle<()> {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let started = std::time::Instant::now();
             let round = tokio::spawn({
                 let app = app.clone();
                 async move { run_once(&app).await }
             });
             match round.await {
-                Ok(Ok(n)) => tracing::debug!(appended = n, "SLA watcher round done"),
+                Ok(Ok(n)) => tracing::debug!(
+                    appended = n,
+                    secs = started.elapsed().as_secs_f64(),
+                    "SLA watcher round done"
+                ),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "SLA watcher round failed; retrying next round")
                 }
@@ -119,6 +124,11 @@ pub async fn run_once(app: &App) -> Result<usize, StoreError> {
                     tracing::warn!(ticket = %id, error = %e, "SLA watcher skipped a ticket; retrying next round")
                 }
             }
+            // A ticket with nothing due is decided without awaiting anything, so a
+            // page of 500 would hold this runtime thread for its whole length, and
+            // the commands queued on it behind. Hand the thread back now and then.
+            // (A round over a year's 1,000,000 events took 65 ms in all.)
+            tokio::task::coop::consume_budget().await;
         }
         if !full_page {
             break;
