@@ -346,7 +346,7 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
 }
 
 /// Whether the log holds at least `n` events (counts no further than `n`).
-pub async fn holds_at_least(pool: &Pool, n: i64) -> Result<bool, StoreError> {
+async fn holds_at_least(pool: &Pool, n: i64) -> Result<bool, StoreError> {
     on_pool!(pool, p, Db => {
         let (k,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT $1) AS head")

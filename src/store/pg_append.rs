@@ -4,12 +4,13 @@
 //! one round trip and one commit for the batch instead of one per command. The
 //! statement checks each request's stream head against the version and hash it was
 //! decided on; a request whose head moved writes nothing and is answered with a
-//! conflict while the others go through; so is a request whose idempotency key is
-//! already stored. What the statement cannot sort out per request (a unique
-//! violation from a concurrent append to the same stream elsewhere) aborts the
-//! whole statement, and the batch is then retried one request at a time so each
-//! gets its own answer. Every request is answered only
-//! after the transaction holding it has committed.
+//! conflict while the others go through. A request whose idempotency key is
+//! already stored writes nothing either and is answered `DuplicateKey` (the key's
+//! insert is `ON CONFLICT DO NOTHING`, so no key aborts the statement). What the
+//! statement cannot sort out per request (a unique violation from a concurrent
+//! append to the same stream elsewhere) aborts the whole statement, and the batch
+//! is then retried one request at a time so each gets its own answer. Every
+//! request is answered only after the transaction holding it has committed.
 //!
 //! Positions: `(xid << 10) + n`, n counting the events of the statement, so a batch
 //! carries at most [`MAX_EVENTS_PER_APPEND`] events (see the module comment of
@@ -390,7 +391,6 @@ async fn statement(
                 expected: reqs[0].expected_version,
                 actual: reqs[0].expected_version + 1,
             },
-            Some("idempotency_keys_pkey") => StoreError::DuplicateKey,
             Some("ticket_view_number_key") => StoreError::DuplicateNumber,
             _ => StoreError::classify(e),
         })?;
