@@ -302,14 +302,29 @@ impl App {
         Ok(())
     }
 
-    /// A new ticket's `related_to` must name a ticket that exists.
-    pub async fn check_related(&self, related_to: Option<Uuid>) -> Result<(), AppError> {
-        if let Some(rel) = related_to {
-            if self.store.ticket_view(rel).await?.is_none() {
-                return Err(AppError::invalid("related_to", format!("no ticket {rel}")));
-            }
+    /// A ticket a command links to (a new ticket's `related_to`, a close's
+    /// `duplicate_of`) must be one the actor may read. Anything else, a ticket that
+    /// does not exist or one outside the actor's scope, answers the same 404, so that
+    /// the link neither reaches into another unit's figures (a repeat complaint
+    /// counts against the earlier ticket's unit) nor tells whether a ticket exists.
+    pub async fn check_linked(
+        &self,
+        actor: &Actor,
+        field: &str,
+        linked: Option<Uuid>,
+    ) -> Result<(), AppError> {
+        let Some(id) = linked else { return Ok(()) };
+        let readable = match self.load(id).await? {
+            Some(t) => policy::check(&self.org.get(), actor, Action::Read, &t).is_ok(),
+            None => false,
+        };
+        if readable {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!(
+                "{field} names no ticket {id} that this token may read"
+            )))
         }
-        Ok(())
     }
 
     async fn create_inner(
@@ -320,7 +335,8 @@ impl App {
     ) -> Result<Reply, AppError> {
         let org = self.org.get();
         check_new_ticket(&org, actor, &input)?;
-        self.check_related(input.related_to).await?;
+        self.check_linked(actor, "related_to", input.related_to)
+            .await?;
         self.check_photos(actor, "photos", &input.photos).await?;
         let now = self.now();
         let id = input.id.unwrap_or_else(Uuid::now_v7);
@@ -349,7 +365,9 @@ impl App {
         let body = render_string(
             &ticket,
             now,
-            contact.as_ref().map(|c| reporter_json(c, actor, &ticket)),
+            contact
+                .as_ref()
+                .map(|c| reporter_json(c, policy::sees_contact(&org, actor, &ticket))),
         );
         let new_stream = (0, Some(crate::store::hash::GENESIS.to_string()));
         self.commit(
@@ -410,8 +428,15 @@ impl App {
                 Err(e) => return Err(e),
             };
             if !photos_checked {
-                if let ActionInput::Handle { photos, .. } = &input {
-                    self.check_photos(actor, "photos", photos).await?;
+                match &input {
+                    ActionInput::Handle { photos, .. } => {
+                        self.check_photos(actor, "photos", photos).await?;
+                    }
+                    ActionInput::Close { duplicate_of, .. } => {
+                        self.check_linked(actor, "duplicate_of", *duplicate_of)
+                            .await?;
+                    }
+                    _ => {}
                 }
                 photos_checked = true;
             }
@@ -582,13 +607,14 @@ impl App {
             .load(id)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("no ticket {id}")))?;
-        policy::check(&self.org.get(), actor, Action::Read, &t)?;
+        let org = self.org.get();
+        policy::check(&org, actor, Action::Read, &t)?;
         let reporter = match t.reporter_ref {
             Some(r) => self
                 .store
                 .contact(r)
                 .await?
-                .map(|c| reporter_json(&c, actor, &t)),
+                .map(|c| reporter_json(&c, policy::sees_contact(&org, actor, &t))),
             None => None,
         };
         let v = render(&t, self.now(), reporter);
@@ -626,9 +652,11 @@ pub struct Decided {
 }
 
 /// The checks of a new ticket against the organisation that need no store: who may
-/// report where, the category, the grid. (`related_to` is [`App::check_related`].)
+/// report where, the source, the category, the grid. (`related_to` is
+/// [`App::check_linked`].)
 pub fn check_new_ticket(org: &Org, actor: &Actor, input: &NewTicket) -> Result<(), AppError> {
     policy::check_create(org, actor, input.location.grid.as_deref())?;
+    check_source(actor, input.source)?;
     if org.category(&input.category).is_none() {
         return Err(AppError::invalid(
             "category",
@@ -652,6 +680,36 @@ pub fn check_new_ticket(org: &Org, actor: &Actor, input: &NewTicket) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A ticket's `source` follows the role of whoever reports it: a grid worker's
+/// reports are `grid`, a hotline agent's `hotline`; dispatchers and admins (a
+/// centre that takes a report by other means) choose. The area rules of the
+/// appraisal (容貌管理) count reports by their recorded source, so a client must not
+/// be able to claim another one (issue 19: a hotline ticket posted as `grid`
+/// deducted from the squad; a grid worker's report posted as `hotline` escaped).
+fn check_source(actor: &Actor, source: Source) -> Result<(), AppError> {
+    let required = match actor.role {
+        Role::GridWorker => Source::Grid,
+        Role::HotlineAgent => Source::Hotline,
+        _ => return Ok(()),
+    };
+    if source == required {
+        return Ok(());
+    }
+    let name = |s: Source| match s {
+        Source::Grid => "grid",
+        Source::Hotline => "hotline",
+    };
+    Err(AppError::invalid(
+        "source",
+        format!(
+            "a {}'s reports have the source \"{}\", not \"{}\"",
+            actor.role.as_str(),
+            name(required),
+            name(source)
+        ),
+    ))
 }
 
 /// The aggregate's decision on a new ticket at `now`, after [`check_new_ticket`]:
@@ -771,11 +829,31 @@ fn to_command(
                     ),
                 ));
             }
-            for c in &co_units {
+            // Co-units (协办) pass the same reach check as the lead: a centre names
+            // only units it may dispatch to. A co-unit reads and comments on the
+            // ticket (policy::check), so naming one of another township would open
+            // the ticket to it.
+            for (i, c) in co_units.iter().enumerate() {
+                let field = format!("co_units[{i}]");
                 if org.unit(c).is_none() {
                     return Err(AppError::invalid(
-                        "co_units",
+                        field,
                         format!("no unit {c:?} in the organisation"),
+                    ));
+                }
+                if c == &unit {
+                    return Err(AppError::invalid(
+                        field,
+                        format!("{c} is the lead unit already"),
+                    ));
+                }
+                if !org.may_dispatch(&from, c) {
+                    return Err(AppError::invalid(
+                        field,
+                        format!(
+                            "{from} does not dispatch to {c}; it dispatches to: {}",
+                            org.dispatch_targets(&from).join(", ")
+                        ),
                     ));
                 }
             }
@@ -1026,15 +1104,14 @@ impl<'a> TicketJson<'a> {
     }
 }
 
-/// The reporter's contact: in full for hotline agents, admins and the ticket's
-/// handler unit; masked for everyone else.
-fn reporter_json(c: &Contact, actor: &Actor, t: &Ticket) -> Value {
+/// The reporter's contact: in full when `full` ([`policy::sees_contact`]: the
+/// hotline and admins of a unit that owns the ticket, and its lead unit's handlers);
+/// masked for everyone else.
+fn reporter_json(c: &Contact, full: bool) -> Value {
     // Erased after the retention period (yiwang contacts purge): nothing to show.
     if c.name.is_none() && c.phone.is_none() {
         return Value::Null;
     }
-    let full = matches!(actor.role, Role::HotlineAgent | Role::Admin)
-        || (actor.role == Role::Handler && t.unit.as_deref() == Some(actor.unit.as_str()));
     if full {
         json!({ "name": c.name, "phone": c.phone, "masked": false })
     } else {

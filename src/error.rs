@@ -2,7 +2,7 @@
 //! RFC 9457 problem document; 5xx causes are logged once, where they are turned into
 //! a response, and never shown to the caller.
 
-use crate::auth::policy::Forbidden;
+use crate::auth::policy::{Forbidden, Refused};
 use crate::domain::DomainError;
 use crate::store::StoreError;
 
@@ -100,6 +100,16 @@ impl From<DomainError> for AppError {
 impl From<Forbidden> for AppError {
     fn from(e: Forbidden) -> Self {
         AppError::Forbidden(e.0)
+    }
+}
+
+impl From<Refused> for AppError {
+    fn from(e: Refused) -> Self {
+        match e {
+            // The same words as a ticket that does not exist (App::load_for_command).
+            Refused::Hidden(id) => AppError::NotFound(format!("no ticket {id}")),
+            Refused::Forbidden(m) => AppError::Forbidden(m),
+        }
     }
 }
 

@@ -904,10 +904,14 @@ impl Importer<'_> {
             (ParsedCommand::Create(input), None) => {
                 check_new_ticket(self.org, &l.actor, input)?;
                 if let Some(rel) = input.related_to.filter(|r| self.absent.contains(r)) {
-                    // What check_related says when the ticket is not there (yet).
-                    return Err(AppError::invalid("related_to", format!("no ticket {rel}")));
+                    // What check_linked says when the ticket is not there (yet).
+                    return Err(AppError::NotFound(format!(
+                        "related_to names no ticket {rel} that this token may read"
+                    )));
                 }
-                self.app.check_related(input.related_to).await?;
+                self.app
+                    .check_linked(&l.actor, "related_to", input.related_to)
+                    .await?;
                 self.app
                     .check_photos(&l.actor, "photos", &input.photos)
                     .await?;
@@ -936,8 +940,16 @@ impl Importer<'_> {
                     l.at,
                     None,
                 )?;
-                if let ActionInput::Handle { photos, .. } = input {
-                    self.app.check_photos(&l.actor, "photos", photos).await?;
+                match input {
+                    ActionInput::Handle { photos, .. } => {
+                        self.app.check_photos(&l.actor, "photos", photos).await?;
+                    }
+                    ActionInput::Close { duplicate_of, .. } => {
+                        self.app
+                            .check_linked(&l.actor, "duplicate_of", *duplicate_of)
+                            .await?;
+                    }
+                    _ => {}
                 }
                 Ok(d)
             }

@@ -482,8 +482,8 @@ async fn a_chain_of_related_tickets_goes_in_whole_with_eight_jobs() {
         assert!(!r.ok, "{r:?}");
         let (b2, f1) = (2 * n + 3, 2 * n + 4);
         for s in [
-            format!("line {b2}: ticket B-2: 422 body.related_to: no ticket "),
-            format!("line {f1}: ticket F-1: 422 body.related_to: no ticket "),
+            format!("line {b2}: ticket B-2: 404: related_to names no ticket "),
+            format!("line {f1}: ticket F-1: 404: related_to names no ticket "),
             "tickets imported: 41".to_string(),
             "tickets refused: 3".to_string(),
             format!("events appended: {}", 2 * n + 1),

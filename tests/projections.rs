@@ -355,8 +355,9 @@ async fn random_history(
         let r = app
             .post(&format!("/api/v1/tickets/{id}/{action}"), tok, body)
             .await;
+        // 404: a unit that may not even see the ticket (issue 19).
         assert!(
-            [200, 403, 409, 422].contains(&r.status),
+            [200, 403, 404, 409, 422].contains(&r.status),
             "{action}: {} {}",
             r.status,
             r.body

@@ -5,18 +5,35 @@
 //! default, therefore sees everything; an admin of a township only that township). A
 //! ticket belongs to the units on its path: the centre that holds or dispatched it,
 //! its lead and co-units, and the grid it was reported in. Nothing outside the scope
-//! is shown or acted on: a new report located in a grid outside it is refused too.
+//! is shown or acted on: a new report located in a grid outside it is refused too,
+//! and a ticket outside it answers exactly as a ticket that does not exist (404), so
+//! that its existence does not leak ([`Refused::Hidden`]).
+//!
+//! Seeing a ticket is not owning it. Only its **centre** (the one that holds or
+//! dispatched it) and its **lead unit**, and the units above them, own it: only they
+//! move the figures (dispatch, sign, handle, verify, supervise, feedback, close…). A
+//! unit that sees the ticket only as a co-unit (协办) or because the ticket's grid
+//! lies in its subtree may read it and comment on it, nothing else (issue 19: a
+//! township admin whose grid a district ticket lies in could otherwise sign, verify
+//! and fail it in the district department's name).
+//!
 //! Roles:
 //! - grid_worker: reports inside their own grid(s); sees tickets of their grid(s).
-//! - hotline_agent: accepts complaints and records follow-up feedback in scope.
+//! - hotline_agent: accepts complaints; records follow-up feedback on tickets its
+//!   unit owns.
 //! - dispatcher (a centre): dispatches what its centre holds, to the units that centre
-//!   may dispatch to; passes back a hop that reached its centre (退回); decides
-//!   extensions, supervises, verifies and closes tickets in its subtree (held by a
-//!   centre in it, or with a lead unit in it).
+//!   may dispatch to (lead and co-units alike); passes back a hop that reached its
+//!   centre (退回); decides extensions, supervises, verifies and closes tickets it
+//!   owns (held by a centre in its subtree, or with a lead unit in it).
 //! - handler (a department or agency): signs for, returns, asks for more time and
 //!   reports the result of tickets whose lead unit is theirs; comments as a co-unit.
 //! - analyst: reads only.
-//! - admin: every action, on tickets in scope.
+//! - admin: every action of the dispatcher and handler rules, judged against its
+//!   subtree instead of its own unit (dispatch what a centre in its subtree holds;
+//!   sign and handle for a lead unit in its subtree; supervise, verify and close what
+//!   its subtree owns). Acting across those rules takes an admin of the root unit.
+
+use uuid::Uuid;
 
 use super::{Actor, Role};
 use crate::domain::{State, Ticket};
@@ -83,6 +100,24 @@ impl Action {
 #[error("{0}")]
 pub struct Forbidden(pub String);
 
+/// Why an action on an existing ticket is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The ticket lies outside the actor's scope: answered exactly as a ticket that
+    /// does not exist (404, "no ticket {id}"), so that its existence does not leak.
+    #[error("no ticket {0}")]
+    Hidden(Uuid),
+    /// The actor sees the ticket but its role or unit may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl From<Forbidden> for Refused {
+    fn from(f: Forbidden) -> Refused {
+        Refused::Forbidden(f.0)
+    }
+}
+
 /// The centre whose dispatchers act on the ticket now.
 pub fn holding_centre(t: &Ticket) -> &str {
     match (&t.unit, t.at_centre, t.state) {
@@ -100,6 +135,25 @@ pub fn can_see(org: &Org, actor: &Actor, t: &Ticket) -> bool {
         || t.unit.as_deref().is_some_and(within)
         || t.co_units.iter().any(|c| within(c))
         || t.location.grid.as_deref().is_some_and(within)
+}
+
+/// True when the actor's unit owns the ticket: the root unit, or a unit above (or
+/// equal to) the ticket's centre or its lead unit. Co-units and the grid's own
+/// township see a ticket without owning it.
+pub fn owns(org: &Org, actor: &Actor, t: &Ticket) -> bool {
+    let within = |code: &str| org.is_within(code, &actor.unit);
+    org.root().code == actor.unit || within(&t.centre) || t.unit.as_deref().is_some_and(within)
+}
+
+/// True when the reader gets the reporter's contact in full: the hotline and admins
+/// of a unit that owns the ticket, and the handlers of its lead unit. Everyone else
+/// who may read the ticket (co-units, the grid's township, analysts…) sees it masked.
+pub fn sees_contact(org: &Org, actor: &Actor, t: &Ticket) -> bool {
+    match actor.role {
+        Role::HotlineAgent | Role::Admin => owns(org, actor, t),
+        Role::Handler => t.unit.as_deref() == Some(actor.unit.as_str()),
+        _ => false,
+    }
 }
 
 /// The units whose tickets a list shows this actor: None for everything (an actor
@@ -170,28 +224,32 @@ pub fn check_create(org: &Org, actor: &Actor, grid: Option<&str>) -> Result<(), 
     }
 }
 
-/// Checks an action on an existing ticket.
-pub fn check(org: &Org, actor: &Actor, action: Action, t: &Ticket) -> Result<(), Forbidden> {
-    role_allowed(actor, action)?;
+/// Checks an action on an existing ticket. A ticket outside the actor's scope is
+/// [`Refused::Hidden`] whatever the action and role, before anything else is judged,
+/// so that the answer does not depend on whether it exists.
+pub fn check(org: &Org, actor: &Actor, action: Action, t: &Ticket) -> Result<(), Refused> {
     if !can_see(org, actor, t) {
-        return Err(Forbidden(format!(
-            "ticket {} is outside {}, the unit of this token",
-            t.number, actor.unit
-        )));
+        return Err(Refused::Hidden(t.id));
     }
-    if actor.role == Role::Admin {
-        return Ok(());
-    }
+    role_allowed(actor, action)?;
     let lead = t.unit.as_deref();
     let mine = |u: Option<&str>| u == Some(actor.unit.as_str());
+    // An admin's rules are the dispatcher's and the handler's, judged against its
+    // subtree rather than its own unit.
+    let admin = actor.role == Role::Admin;
+    let under = |u: Option<&str>| u.is_some_and(|u| org.is_within(u, &actor.unit));
     let ok = match action {
         Action::Read | Action::Create => true,
         Action::Comment => match actor.role {
             Role::Handler => mine(lead) || t.co_units.contains(&actor.unit),
             _ => true,
         },
+        _ if admin && org.root().code == actor.unit => true,
+        Action::Assign if admin => under(Some(holding_centre(t))),
         Action::Assign => holding_centre(t) == actor.unit,
+        Action::Sign | Action::Handle | Action::RequestExtension if admin => under(lead),
         Action::Sign | Action::Handle | Action::RequestExtension => mine(lead),
+        Action::Return if admin => under(lead),
         Action::Return => match actor.role {
             Role::Handler => mine(lead) && !t.at_centre,
             // A centre that received a hop it cannot place passes it back (or up).
@@ -200,16 +258,16 @@ pub fn check(org: &Org, actor: &Actor, action: Action, t: &Ticket) -> Result<(),
         // The centre that holds or dispatched the ticket, or one above it, or a
         // centre above its lead unit.
         Action::DecideExtension | Action::Supervise | Action::Verify | Action::Close => {
-            org.is_centre(&actor.unit)
-                && (org.is_within(&t.centre, &actor.unit)
-                    || lead.is_some_and(|u| org.is_within(u, &actor.unit)))
+            (admin || org.is_centre(&actor.unit)) && owns(org, actor, t)
         }
-        Action::Feedback => true,
+        // The citizen's satisfaction counts in the lead unit's figures: recorded by
+        // a unit that owns the ticket, not by one that only sees it.
+        Action::Feedback => owns(org, actor, t),
     };
     if ok {
         Ok(())
     } else {
-        Err(Forbidden(format!(
+        Err(Refused::Forbidden(format!(
             "{} of {} may not {} on ticket {}: it is with {}",
             actor.role.as_str(),
             actor.unit,

@@ -623,8 +623,9 @@ pub mod paths {
                 )),
             (status = 400, description = "Malformed JSON or no Idempotency-Key", body = Problem, content_type = "application/problem+json"),
             (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "`related_to` names no ticket this token may read (whether or not it exists)", body = Problem, content_type = "application/problem+json"),
             (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A field is missing or invalid (`field` names it), or the Idempotency-Key was used for another request", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker and `hotline` for a hotline agent), or the Idempotency-Key was used for another request", body = Problem, content_type = "application/problem+json"),
         )
     )]
     pub fn create_ticket() {}
@@ -657,8 +658,7 @@ pub mod paths {
         responses(
             (status = 200, description = "The ticket", body = TicketJson,
                 headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
-            (status = 403, description = "The ticket is outside the token's unit", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     pub fn get_ticket() {}
@@ -669,8 +669,7 @@ pub mod paths {
         params(("id" = uuid::Uuid, Path, description = "The ticket id")),
         responses(
             (status = 200, description = "Every event of the ticket, in version order", body = EventList),
-            (status = 403, description = "The ticket is outside the token's unit", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
+            (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     pub fn ticket_events() {}
@@ -697,7 +696,7 @@ pub mod paths {
                         )),
                     (status = 400, description = "Malformed JSON or no Idempotency-Key", body = Problem, content_type = "application/problem+json"),
                     (status = 403, description = "The role or unit may not do this to this ticket", body = Problem, content_type = "application/problem+json"),
-                    (status = 404, description = "No such ticket", body = Problem, content_type = "application/problem+json"),
+                    (status = 404, description = "No such ticket, or one outside the token's unit (answered alike), or `duplicate_of` names no ticket this token may read", body = Problem, content_type = "application/problem+json"),
                     (status = 409, description = "Not allowed in the ticket's current state (or the ticket is changing too fast: retry)", body = Problem, content_type = "application/problem+json"),
                     (status = 412, description = "If-Match names another version: reload and decide again", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),

@@ -27,8 +27,12 @@ enum Want {
     Y,
     /// 403 problem+json and nothing appended. For `list`: 200 without the ticket.
     N,
+    /// 404 problem+json, exactly as for a ticket that does not exist, and nothing
+    /// appended: the ticket lies outside the caller's scope, and its existence must
+    /// not leak (issue 19).
+    H,
 }
-use Want::{N, Y};
+use Want::{H, N, Y};
 
 /// The callers, in the order of the table's columns.
 const CALLERS: [(Role, &str); 6] = [
@@ -87,27 +91,30 @@ impl Side {
 /// action, setup, answers per caller (columns as [`CALLERS`]) inside, and outside.
 type Row = (&'static str, Setup, [Want; 6], [Want; 6]);
 
-/// The matrix. Outside the caller's subtree every answer is a refusal.
+/// The matrix. Outside the caller's subtree every answer is a refusal: a new report
+/// there is forbidden (403), an existing ticket there is not found (404). Inside the
+/// township, a ticket not yet dispatched to the squad is not the squad's to see
+/// either (404 to its handler).
 #[rustfmt::skip]
 const MATRIX: [Row; 17] = [
     //  action               setup                    grid hot disp hand anal admin   outside
     ("create",            Setup::Nothing,        [Y, Y, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("assign",            Setup::Accepted,       [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("assign on (转派)",  Setup::AtCentre,       [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("sign",              Setup::Assigned,       [N, N, N, Y, N, Y], [N, N, N, N, N, N]),
-    ("return",            Setup::Assigned,       [N, N, N, Y, N, Y], [N, N, N, N, N, N]),
-    ("return a hop",      Setup::AtCentre,       [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("request-extension", Setup::Signed,         [N, N, N, Y, N, Y], [N, N, N, N, N, N]),
-    ("decide-extension",  Setup::ExtensionAsked, [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("supervise",         Setup::Assigned,       [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("handle",            Setup::Signed,         [N, N, N, Y, N, Y], [N, N, N, N, N, N]),
-    ("verify",            Setup::Handled,        [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("feedback",          Setup::Handled,        [N, Y, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("comment",           Setup::Assigned,       [Y, Y, Y, Y, N, Y], [N, N, N, N, N, N]),
-    ("close",             Setup::Verified,       [N, N, Y, N, N, Y], [N, N, N, N, N, N]),
-    ("read",              Setup::Assigned,       [Y, Y, Y, Y, Y, Y], [N, N, N, N, N, N]),
+    ("assign",            Setup::Accepted,       [N, N, Y, H, N, Y], [H, H, H, H, H, H]),
+    ("assign on (转派)",  Setup::AtCentre,       [N, N, Y, H, N, Y], [H, H, H, H, H, H]),
+    ("sign",              Setup::Assigned,       [N, N, N, Y, N, Y], [H, H, H, H, H, H]),
+    ("return",            Setup::Assigned,       [N, N, N, Y, N, Y], [H, H, H, H, H, H]),
+    ("return a hop",      Setup::AtCentre,       [N, N, Y, H, N, Y], [H, H, H, H, H, H]),
+    ("request-extension", Setup::Signed,         [N, N, N, Y, N, Y], [H, H, H, H, H, H]),
+    ("decide-extension",  Setup::ExtensionAsked, [N, N, Y, N, N, Y], [H, H, H, H, H, H]),
+    ("supervise",         Setup::Assigned,       [N, N, Y, N, N, Y], [H, H, H, H, H, H]),
+    ("handle",            Setup::Signed,         [N, N, N, Y, N, Y], [H, H, H, H, H, H]),
+    ("verify",            Setup::Handled,        [N, N, Y, N, N, Y], [H, H, H, H, H, H]),
+    ("feedback",          Setup::Handled,        [N, Y, Y, N, N, Y], [H, H, H, H, H, H]),
+    ("comment",           Setup::Assigned,       [Y, Y, Y, Y, N, Y], [H, H, H, H, H, H]),
+    ("close",             Setup::Verified,       [N, N, Y, N, N, Y], [H, H, H, H, H, H]),
+    ("read",              Setup::Assigned,       [Y, Y, Y, Y, Y, Y], [H, H, H, H, H, H]),
     ("list",              Setup::Assigned,       [Y, Y, Y, Y, Y, Y], [N, N, N, N, N, N]),
-    ("events",            Setup::Assigned,       [Y, Y, Y, Y, Y, Y], [N, N, N, N, N, N]),
+    ("events",            Setup::Assigned,       [Y, Y, Y, Y, Y, Y], [H, H, H, H, H, H]),
 ];
 
 /// The rules let the caller (a column of [`CALLERS`]) through, inside its subtree, but
@@ -341,6 +348,16 @@ async fn every_role_and_action_inside_and_outside_the_callers_subtree() {
                         }
                         (_, N) => {
                             assert_refused(&r, 403, &what);
+                            assert_eq!(appended, 0, "{what}: a refusal appends nothing");
+                        }
+                        (_, H) => {
+                            assert_refused(&r, 404, &what);
+                            let id = id.as_deref().expect("a ticket");
+                            assert_eq!(
+                                r.body["detail"],
+                                json!(format!("no ticket {id}")),
+                                "{what}: the same words as a ticket that does not exist"
+                            );
                             assert_eq!(appended, 0, "{what}: a refusal appends nothing");
                         }
                     }
@@ -592,7 +609,7 @@ async fn a_token_never_sees_a_ticket_outside_its_scope_in_any_list_feed_or_strea
                     format!("/api/v1/tickets/{h}/events"),
                 ] {
                     let r = app.get(&path, &token).await;
-                    assert_refused(&r, 403, &format!("{who} GET {path}"));
+                    assert_refused(&r, 404, &format!("{who} GET {path}"));
                     assert!(
                         !r.body.to_string().contains("路边垃圾堆积"),
                         "{who}: a refusal shows nothing of the ticket"
@@ -736,6 +753,266 @@ async fn a_centre_acts_on_tickets_held_beneath_it_and_not_on_those_above_it() {
         assert_eq!(app.count_rows("events").await, before);
         let r = app.get(&format!("/api/v1/tickets/{held}"), &hg).await;
         assert_eq!(r.status, 200, "in its area: {}", r.body);
+        app.finish().await;
+    }
+}
+
+/// Issue 19, finding 1: co-units pass the dispatcher's reach check like the lead,
+/// and a co-unit reads and comments, nothing else.
+#[tokio::test]
+async fn co_units_are_within_the_dispatchers_reach_and_only_read_and_comment() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let hg = app.token(Role::Dispatcher, "hg").await;
+        let id = build(&app, Setup::Accepted, "hg").await;
+        let assign = format!("/api/v1/tickets/{id}/assign");
+        // 凤林's centre and a 凤林 grid are not units 皇冠 dispatches to.
+        for (co, field) in [
+            (json!(["fl"]), "co_units[0]"),
+            (json!(["hg-pcs", "fl-01-g01"]), "co_units[1]"),
+            (json!(["hg-zfzd"]), "co_units[0]"),
+        ] {
+            let before = app.count_rows("events").await;
+            let r = app
+                .post(&assign, &hg, json!({"unit": "hg-zfzd", "co_units": co}))
+                .await;
+            assert_refused(&r, 422, &format!("{engine:?}: co_units {co}"));
+            assert_eq!(r.body["field"], json!(field), "{engine:?}: {}", r.body);
+            assert_eq!(app.count_rows("events").await, before, "nothing appended");
+        }
+        // 凤林 never sees the ticket.
+        for (role, unit) in [
+            (Role::Admin, "fl"),
+            (Role::GridWorker, "fl-01-g01"),
+            (Role::Dispatcher, "fl"),
+        ] {
+            let token = app.token(role, unit).await;
+            let r = app.get(&format!("/api/v1/tickets/{id}"), &token).await;
+            assert_refused(&r, 404, &format!("{engine:?}: {} of {unit}", role.as_str()));
+        }
+        ok(
+            &app,
+            &hg,
+            &assign,
+            json!({"unit": "hg-zfzd", "co_units": ["hg-pcs"]}),
+        )
+        .await;
+        // The co-unit's handler reads (masked) and comments, and moves nothing.
+        let pcs = app.token(Role::Handler, "hg-pcs").await;
+        let r = app.get(&format!("/api/v1/tickets/{id}"), &pcs).await;
+        assert_eq!(r.status, 200, "{engine:?}: {}", r.body);
+        ok(
+            &app,
+            &pcs,
+            &format!("/api/v1/tickets/{id}/comment"),
+            json!({"text": "派出所已知悉"}),
+        )
+        .await;
+        for (action, body) in [
+            ("sign", json!({"handler": "李警官"})),
+            ("return", json!({"reason": "非本单位"})),
+        ] {
+            let before = app.count_rows("events").await;
+            let r = app
+                .post(&format!("/api/v1/tickets/{id}/{action}"), &pcs, body)
+                .await;
+            assert_refused(&r, 403, &format!("{engine:?}: co-unit {action}"));
+            assert_eq!(app.count_rows("events").await, before);
+        }
+        app.finish().await;
+    }
+}
+
+/// Issue 19, finding 2: an admin follows the dispatcher's centre and lead rules. A
+/// township admin sees a district ticket whose grid lies in its township, but does
+/// not sign, handle, verify, supervise or record feedback on it (that moved the
+/// district department's figures); the root admin may.
+#[tokio::test]
+async fn a_township_admin_does_not_act_on_a_district_ticket_in_its_grid() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let district = app.token(Role::Dispatcher, "etdz").await;
+        let hg_admin = app.token(Role::Admin, "hg").await;
+        let root_admin = app.token(Role::Admin, "etdz").await;
+        // A hotline ticket in grid hg-01-g01, dispatched by the district to 市场监管局.
+        let t = app.new_ticket().await;
+        let id = t["id"].as_str().expect("id").to_string();
+        let path = |a: &str| format!("/api/v1/tickets/{id}/{a}");
+        ok(&app, &district, &path("assign"), json!({"unit": "scjg"})).await;
+
+        let r = app.get(&format!("/api/v1/tickets/{id}"), &hg_admin).await;
+        assert_eq!(r.status, 200, "{engine:?}: it sees the ticket of its grid");
+        assert_eq!(
+            r.body["reporter"]["masked"],
+            json!(true),
+            "{engine:?}: but not the citizen's phone"
+        );
+        for (action, body) in [
+            ("sign", json!({"handler": "钱工"})),
+            ("supervise", json!({"note": "请加快"})),
+            ("return", json!({"reason": "不是我们的"})),
+            ("close", json!({"code": "invalid"})),
+        ] {
+            let before = app.count_rows("events").await;
+            let r = app.post(&path(action), &hg_admin, body).await;
+            assert_refused(&r, 403, &format!("{engine:?}: township admin {action}"));
+            assert_eq!(app.count_rows("events").await, before, "{action}");
+        }
+        ok(
+            &app,
+            &hg_admin,
+            &path("comment"),
+            json!({"text": "街道已知悉"}),
+        )
+        .await;
+        // The department signs and handles; the township admin may neither verify
+        // (failing it would cost the department) nor record the citizen's feedback.
+        let scjg = app.token(Role::Handler, "scjg").await;
+        ok(&app, &scjg, &path("sign"), json!({"handler": "钱工"})).await;
+        ok(&app, &scjg, &path("handle"), json!({"result": "已处理"})).await;
+        for (action, body) in [
+            ("verify", json!({"passed": false, "note": "未处理完"})),
+            ("feedback", json!({"satisfaction": "unsatisfied"})),
+        ] {
+            let before = app.count_rows("events").await;
+            let r = app.post(&path(action), &hg_admin, body).await;
+            assert_refused(&r, 403, &format!("{engine:?}: township admin {action}"));
+            assert_eq!(app.count_rows("events").await, before, "{action}");
+        }
+        let r = ok(
+            &app,
+            &root_admin,
+            &path("verify"),
+            json!({"passed": true, "note": "区中心核实"}),
+        )
+        .await;
+        assert_eq!(r["state"], "verified", "{engine:?}: the root admin may");
+        app.finish().await;
+    }
+}
+
+/// Issue 19, finding 3: a ticket's source follows the reporter's role.
+#[tokio::test]
+async fn the_source_follows_the_role() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let hot = app.token(Role::HotlineAgent, "etdz").await;
+        let gw = app.token(Role::GridWorker, "hg-01-g01").await;
+        let disp = app.token(Role::Dispatcher, "hg").await;
+        for (token, source, who) in [
+            (&hot, "grid", "a hotline agent posting as a grid worker"),
+            (&gw, "hotline", "a grid worker posting as the hotline"),
+        ] {
+            let mut b = ticket_body();
+            b["source"] = json!(source);
+            let before = app.count_rows("events").await;
+            let r = app.post("/api/v1/tickets", token, b).await;
+            assert_refused(&r, 422, &format!("{engine:?}: {who}"));
+            assert_eq!(r.body["field"], json!("source"), "{engine:?}: {who}");
+            assert_eq!(app.count_rows("events").await, before, "{who}");
+        }
+        // The roles' own sources are taken; a dispatcher chooses.
+        for (token, source) in [
+            (&hot, "hotline"),
+            (&gw, "grid"),
+            (&disp, "grid"),
+            (&disp, "hotline"),
+        ] {
+            let mut b = ticket_body();
+            b["source"] = json!(source);
+            let r = app.post("/api/v1/tickets", token, b).await;
+            assert_eq!(r.status, 201, "{engine:?}: {source}: {}", r.body);
+            assert_eq!(r.body["source"], json!(source));
+        }
+        // The role is recorded with the event.
+        let roles: Vec<String> = app
+            .all_events()
+            .await
+            .iter()
+            .filter(|e| e.event_type == "TicketAccepted")
+            .map(|e| e.metadata["role"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            roles,
+            ["hotline_agent", "grid_worker", "dispatcher", "dispatcher"]
+        );
+        app.finish().await;
+    }
+}
+
+/// Issue 19, finding 4: a link to another ticket (`related_to`, `duplicate_of`) names
+/// a ticket the caller may read; anything else is a 404 with the same words whether
+/// or not the ticket exists.
+#[tokio::test]
+async fn links_name_only_tickets_the_caller_may_read() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let fl_ticket = build(&app, Setup::Accepted, "fl").await;
+        let hg_ticket = build(&app, Setup::Accepted, "hg").await;
+        let absent = uuid::Uuid::now_v7().to_string();
+        let hg = app.token(Role::Dispatcher, "hg").await;
+        let hg_hot = app.token(Role::HotlineAgent, "hg").await;
+
+        for (target, exists) in [(&fl_ticket, true), (&absent, false)] {
+            let mut b = ticket_body();
+            b["related_to"] = json!(target);
+            let before = app.count_rows("events").await;
+            let r = app.post("/api/v1/tickets", &hg_hot, b).await;
+            assert_refused(
+                &r,
+                404,
+                &format!("{engine:?}: related_to (exists: {exists})"),
+            );
+            assert_eq!(
+                r.body["detail"],
+                json!(format!(
+                    "related_to names no ticket {target} that this token may read"
+                )),
+                "{engine:?}: the same words whether or not it exists"
+            );
+            assert_eq!(app.count_rows("events").await, before);
+
+            let before = app.count_rows("events").await;
+            let r = app
+                .post(
+                    &format!("/api/v1/tickets/{hg_ticket}/close"),
+                    &hg,
+                    json!({"code": "duplicate", "duplicate_of": target}),
+                )
+                .await;
+            assert_refused(
+                &r,
+                404,
+                &format!("{engine:?}: duplicate_of (exists: {exists})"),
+            );
+            assert_eq!(
+                r.body["detail"],
+                json!(format!(
+                    "duplicate_of names no ticket {target} that this token may read"
+                )),
+            );
+            assert_eq!(app.count_rows("events").await, before);
+        }
+        // Inside the scope both links work.
+        let other = build(&app, Setup::Accepted, "hg").await;
+        let mut b = ticket_body();
+        b["related_to"] = json!(other);
+        let r = app.post("/api/v1/tickets", &hg_hot, b).await;
+        assert_eq!(r.status, 201, "{engine:?}: {}", r.body);
+        let r = ok(
+            &app,
+            &hg,
+            &format!("/api/v1/tickets/{hg_ticket}/close"),
+            json!({"code": "duplicate", "duplicate_of": other}),
+        )
+        .await;
+        assert_eq!(r["close_code"], json!("duplicate"));
+        // A ticket read out of scope answers as one that does not exist.
+        for target in [&fl_ticket, &absent] {
+            let r = app.get(&format!("/api/v1/tickets/{target}"), &hg).await;
+            assert_refused(&r, 404, &format!("{engine:?}: GET {target}"));
+            assert_eq!(r.body["detail"], json!(format!("no ticket {target}")));
+        }
         app.finish().await;
     }
 }

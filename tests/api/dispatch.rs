@@ -94,7 +94,8 @@ async fn the_district_dispatches_to_a_township_which_dispatches_on_to_its_agency
                 json!({"handler": "钱工"}),
             )
             .await;
-        assert_eq!(r.status, 403, "{}", r.body);
+        // Not dispatched to the squad yet: not the squad's to see (404).
+        assert_eq!(r.status, 404, "{}", r.body);
         let r = app
             .post(
                 &format!("/api/v1/tickets/{id}/assign"),
@@ -410,7 +411,8 @@ async fn a_township_dispatches_only_to_its_own_units() {
             "only the new ticket"
         );
 
-        // A dispatcher of another township does not even see the ticket.
+        // A dispatcher of another township does not even see the ticket: to it the
+        // ticket does not exist (issue 19: existence does not leak).
         let fl = app.token(Role::Dispatcher, "fl").await;
         let r = app
             .post(
@@ -419,7 +421,7 @@ async fn a_township_dispatches_only_to_its_own_units() {
                 json!({"unit": "fl-zfzd"}),
             )
             .await;
-        assert_eq!(r.status, 403, "{}", r.body);
+        assert_eq!(r.status, 404, "{}", r.body);
         app.finish().await;
     }
 }
