@@ -607,6 +607,80 @@ mod tests {
     }
 
     #[test]
+    fn an_image_ends_where_its_structure_says() {
+        // JPEG: an EXIF thumbnail's EOI inside APP1 and a comment spelling EOI are
+        // skipped with their segments; stuffed bytes and restarts in the scan too.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x0A];
+        jpeg.extend_from_slice(&[b'E', b'x', 0xFF, 0xD8, 0xFF, 0xD9, 0, 0]);
+        jpeg.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x04, 0xFF, 0xD9]);
+        jpeg.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0xFF, 0x00, 0xFF, 0xD3, 0x22]);
+        jpeg.extend_from_slice(&[0xFF, 0xFF, 0xD9]);
+        let end = jpeg.len();
+        jpeg.extend_from_slice(b"<script>x</script>\xFF\xD9");
+        assert_eq!(image_end("image/jpeg", &jpeg), Some(end));
+        // Stray bytes between segments are skipped, as libjpeg does.
+        assert_eq!(
+            image_end("image/jpeg", b"\xFF\xD8\xFF\xE0\x00\x02tag\xFF\xD9<p>"),
+            Some(11)
+        );
+        // Cut short, a length past the end, or no EOI at all: no end.
+        assert_eq!(image_end("image/jpeg", &jpeg[..9]), None);
+        assert_eq!(
+            image_end("image/jpeg", b"\xFF\xD8\xFF\xE0upgrade\xFF\xD9"),
+            None
+        );
+        assert_eq!(image_end("image/jpeg", b"\xFF\xD8\xFF\xE0\x00\x02"), None);
+
+        let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x04tEXtIEND\0\0\0\0".to_vec();
+        png.extend_from_slice(b"\x00\x00\x00\x00IEND\xaeB`\x82");
+        let end = png.len();
+        png.extend_from_slice(b"<html>");
+        assert_eq!(image_end("image/png", &png), Some(end));
+        assert_eq!(image_end("image/png", &png[..end - 1]), None);
+
+        let webp = b"RIFF\x0c\0\0\0WEBPVP8L\0\0\0\0trailing";
+        assert_eq!(image_end("image/webp", webp), Some(20));
+        assert_eq!(image_end("image/webp", &webp[..19]), None);
+
+        let mut heic = b"\0\0\0\x10ftypheic\0\0\0\0\0\0\0\x0cmdat1234".to_vec();
+        let end = heic.len();
+        heic.extend_from_slice(b"<script>");
+        assert_eq!(image_end("image/heic", &heic), Some(end));
+        heic.truncate(end);
+        heic.extend_from_slice(b"\0\0\0\0free<script>");
+        assert_eq!(image_end("image/heic", &heic), Some(heic.len()));
+        assert_eq!(image_end("image/heif", b"\0\0\0\x40ftypmif1"), None);
+        assert_eq!(image_end("text/plain", b"x"), None);
+    }
+
+    proptest::proptest! {
+        /// Any bytes after any image's first bytes are judged without a panic, and
+        /// an end is never past the bytes.
+        #[test]
+        fn finding_the_end_never_panics(
+            kind in proptest::sample::select(vec![0usize, 1, 2, 3]),
+            rest in proptest::collection::vec(
+                proptest::sample::select(vec![0x00u8, 0x02, 0x08, 0xD9, 0xDA, 0xD0, 0xFF, b'I', b'E', b'N', b'D']),
+                0..200,
+            ),
+        ) {
+            let (ct, head): (&str, &[u8]) = [
+                ("image/jpeg", b"\xFF\xD8".as_slice()),
+                ("image/png", b"\x89PNG\r\n\x1a\n".as_slice()),
+                ("image/webp", b"RIFF".as_slice()),
+                ("image/heic", b"".as_slice()),
+            ][kind];
+            let mut b = head.to_vec();
+            b.extend_from_slice(&rest);
+            for n in 0..=b.len() {
+                if let Some(end) = image_end(ct, &b[..n]) {
+                    proptest::prop_assert!(end <= n);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_default_directory_sits_next_to_the_sqlite_file() {
         assert_eq!(
             default_dir("sqlite://./yiwang-data/yiwang.db"),
