@@ -383,6 +383,12 @@ fn read_line(
     if user.is_empty() || user.len() > 100 {
         return Err("actor.user: must be 1 to 100 characters".into());
     }
+    // The user lands in every event's metadata: the API's rule for text.
+    if let Err(AppError::Invalid { message, .. }) =
+        crate::http::text::check_text("actor.user", user, 100)
+    {
+        return Err(format!("actor.user: {message}"));
+    }
     let unit = raw.actor.unit.trim();
     if org.unit(unit).is_none() {
         return Err(format!("actor.unit: no unit {unit:?} in the organisation"));
