@@ -1123,6 +1123,18 @@ fn reporter_json(c: &Contact, full: bool) -> Value {
     }
 }
 
+/// Whether a ticket answer (its JSON as [`render_string`] writes it, fresh or kept
+/// for an idempotent replay) shows a reporter's contact in full: the HTTP layer then
+/// forbids caches to keep it (`Cache-Control: no-store`).
+///
+/// serde_json writes compact JSON, and a `"` inside a string is always escaped as
+/// `\"`, so `"masked":false` occurs only as the key and value that
+/// [`reporter_json`] writes for a contact shown in full, never inside a title or a
+/// description.
+pub fn shows_contact(body: &str) -> bool {
+    body.contains(r#""masked":false"#)
+}
+
 /// `张三` -> `张*`; keeps the first character.
 pub fn mask_name(s: &str) -> String {
     let mut chars = s.chars();
@@ -1156,5 +1168,18 @@ mod tests {
         assert_eq!(mask_name("张三"), "张*");
         assert_eq!(mask_phone("13800000000"), "138****0000");
         assert_eq!(mask_phone("12345"), "*****");
+    }
+
+    #[test]
+    fn an_unmasked_contact_is_told_from_the_body() {
+        let full = json!({"name": "赵先生", "phone": "13800000000", "masked": false});
+        let masked = json!({"name": "赵**", "phone": "138****0000", "masked": true});
+        for (reporter, shown) in [(full, true), (masked, false), (Value::Null, false)] {
+            let body = json!({"id": 1, "title": "x", "reporter": reporter}).to_string();
+            assert_eq!(shows_contact(&body), shown, "{body}");
+        }
+        // The words inside a text are escaped, so they do not count.
+        let body = json!({"title": "\"masked\":false", "reporter": null}).to_string();
+        assert!(!shows_contact(&body), "{body}");
     }
 }

@@ -1,10 +1,14 @@
 //! Attachments (photos of a report or of a handling): the bytes live on disk,
 //! content-addressed by their SHA-256, and events refer to them by that hash.
 //!
-//! - An upload is streamed to a temporary file in `<dir>/tmp/` while it is hashed and
-//!   counted, then renamed (atomically, on the same file system) to
-//!   `<dir>/<first two hex digits>/<hash>`. The same content uploaded again lands on
-//!   the same name, so a retry or a second uploader stores nothing twice.
+//! - An upload is streamed to a temporary file in `<dir>/tmp/` while it is counted,
+//!   then cut at the image's end ([`image_end`]), hashed, and renamed (atomically,
+//!   on the same file system) to `<dir>/<first two hex digits>/<hash>`. The same
+//!   content uploaded again lands on the same name, so a retry or a second uploader
+//!   stores nothing twice. The API renames it only once the whole request has been
+//!   read and accepted, so a refused upload leaves no file.
+//! - Bytes after the image's end are removed, not refused (see [`image_end`]): a
+//!   JPEG with HTML after its end marker is stored as the JPEG alone.
 //! - The content type comes from the file's first bytes (JPEG, PNG, WebP, HEIC/HEIF),
 //!   never from the client's name or header.
 //! - The `attachments` table holds one row per (hash, uploader). A command may only
@@ -115,6 +119,145 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// Where the image of `content_type` (as [`sniff`] named it) ends in `b`: the
+/// length to keep. None when its structure does not reach an end (a cut or damaged
+/// file, or one that only starts like an image), which the upload refuses.
+///
+/// Decision: bytes after the end are stripped rather than refused. Phones append
+/// data after a JPEG's end (Samsung's trailer, a motion photo's video, the further
+/// pictures of an MPO file); refusing would turn away ordinary photos, while the
+/// image a viewer shows is all there before the end. What is after it could be
+/// anything (a `<script>`, a ZIP) and is what makes a polyglot file, so it is not
+/// kept, and the hash is of the image alone.
+///
+/// - JPEG: the segments are walked from SOI: each marker segment is skipped by its
+///   length (so an EXIF thumbnail, with its own SOI and EOI inside APP1, is skipped
+///   whole), the entropy-coded data after SOS up to the next marker that is neither
+///   a stuffed `FF 00` nor a restart marker, and the end is the first EOI (`FF D9`)
+///   reached so. Not the last `FF D9` in the file: trailing bytes can hold one too.
+///   Stray bytes between segments are skipped up to the next marker, as libjpeg
+///   does. A segment whose length runs past the file, or no EOI: None.
+/// - PNG: the chunks are walked by their lengths; the end is that of the `IEND`
+///   chunk, its CRC included. No `IEND` within the file: None.
+/// - WebP: the RIFF header's length (8 + its size field); beyond the file: None.
+/// - HEIC/HEIF: the top-level ISO boxes are walked by their sizes; the end is that
+///   of the last box that lies whole within the file (a box of size 0 runs to the
+///   end of the file). Not even the first box whole: None.
+pub fn image_end(content_type: &str, b: &[u8]) -> Option<usize> {
+    match content_type {
+        "image/jpeg" => jpeg_end(b),
+        "image/png" => png_end(b),
+        "image/webp" => webp_end(b),
+        "image/heic" | "image/heif" => bmff_end(b),
+        _ => None,
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> Option<usize> {
+    let x = b.get(at..at.checked_add(2)?)?;
+    Some(usize::from(u16::from_be_bytes([x[0], x[1]])))
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u64> {
+    let x = b.get(at..at.checked_add(4)?)?;
+    Some(u64::from(u32::from_be_bytes([x[0], x[1], x[2], x[3]])))
+}
+
+fn jpeg_end(b: &[u8]) -> Option<usize> {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    loop {
+        // The next marker: stray bytes, then fill bytes (0xFF), then its code.
+        while *b.get(i)? != 0xFF {
+            i += 1;
+        }
+        while *b.get(i)? == 0xFF {
+            i += 1;
+        }
+        let code = b[i];
+        i += 1;
+        match code {
+            0xD9 => return Some(i),
+            // A stuffed zero, TEM, a restart or a stray SOI: no length follows.
+            0x00 | 0x01 | 0xD0..=0xD8 => continue,
+            _ => {}
+        }
+        let len = be16(b, i)?;
+        if len < 2 {
+            return None;
+        }
+        i = i.checked_add(len)?;
+        if i > b.len() {
+            return None;
+        }
+        if code == 0xDA {
+            // Entropy-coded data up to the next real marker.
+            loop {
+                while *b.get(i)? != 0xFF {
+                    i += 1;
+                }
+                let mut j = i;
+                while *b.get(j)? == 0xFF {
+                    j += 1;
+                }
+                if matches!(b[j], 0x00 | 0xD0..=0xD7) {
+                    i = j + 1;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn png_end(b: &[u8]) -> Option<usize> {
+    let mut i: usize = 8;
+    loop {
+        let len = usize::try_from(be32(b, i)?).ok()?;
+        let kind = b.get(i + 4..i + 8)?;
+        // Length, type, data, CRC.
+        let end = i.checked_add(12)?.checked_add(len)?;
+        if end > b.len() {
+            return None;
+        }
+        if kind == b"IEND" {
+            return Some(end);
+        }
+        i = end;
+    }
+}
+
+fn webp_end(b: &[u8]) -> Option<usize> {
+    let size = b.get(4..8)?;
+    let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]);
+    let end = usize::try_from(size).ok()?.checked_add(8)?;
+    (12..=b.len()).contains(&end).then_some(end)
+}
+
+fn bmff_end(b: &[u8]) -> Option<usize> {
+    let mut i: usize = 0;
+    while let Some(size) = be32(b, i) {
+        let size = match size {
+            0 => return Some(b.len()),
+            1 => match b.get(i + 8..i + 16) {
+                Some(x) => u64::from_be_bytes(x.try_into().ok()?),
+                None => break,
+            },
+            n => n,
+        };
+        let Some(end) = usize::try_from(size).ok().and_then(|s| i.checked_add(s)) else {
+            break;
+        };
+        if size < 8 || end > b.len() {
+            break;
+        }
+        i = end;
+    }
+    (i > 0).then_some(i)
+}
+
 /// How many leading bytes [`sniff`] looks at (a HEIF `ftyp` box with its list of
 /// compatible brands fits).
 pub const SNIFF_LEN: usize = 64;
@@ -132,13 +275,12 @@ pub struct Stored {
     pub size: u64,
 }
 
-/// An upload on its way to disk: written to a temporary file while it is hashed and
-/// counted. Dropped before [`Incoming::finish`], the temporary file is removed.
+/// An upload on its way to disk: written to a temporary file while it is counted.
+/// Dropped before [`Incoming::finish`], the temporary file is removed.
 pub struct Incoming {
     file: tokio::fs::File,
     tmp: TempPath,
     dir: PathBuf,
-    hasher: Sha256,
     size: u64,
     max: u64,
     head: Vec<u8>,
@@ -173,7 +315,6 @@ impl Incoming {
             file,
             tmp: TempPath(Some(tmp)),
             dir: settings.dir.clone(),
-            hasher: Sha256::new(),
             size: 0,
             max: settings.max_bytes,
             head: Vec::with_capacity(SNIFF_LEN),
@@ -194,7 +335,6 @@ impl Incoming {
                 return Err(not_an_image());
             }
         }
-        self.hasher.update(chunk);
         let tmp = self.tmp.0.as_deref().unwrap_or(Path::new("?"));
         self.file
             .write_all(chunk)
@@ -202,7 +342,9 @@ impl Incoming {
             .map_err(|e| io_error("cannot write", tmp, e))
     }
 
-    /// Makes the file durable under its hash (or finds it there already).
+    /// Cuts the file at the image's end ([`image_end`]; 415 when there is none),
+    /// then makes it durable under its hash (or finds it there already). Call it
+    /// only once the request is otherwise accepted: from here on the file stays.
     pub async fn finish(mut self) -> Result<Stored, AppError> {
         let content_type = sniff(&self.head).ok_or_else(not_an_image)?;
         let tmp = self.tmp.0.clone().unwrap_or_default();
@@ -210,11 +352,32 @@ impl Incoming {
             .flush()
             .await
             .map_err(|e| io_error("cannot write", &tmp, e))?;
+        // Read back once (at most the size limit) to find the end and hash what is kept.
+        let bytes = tokio::fs::read(&tmp)
+            .await
+            .map_err(|e| io_error("cannot read", &tmp, e))?;
+        let (end, hash) = crate::cpu::run(move || {
+            let end = image_end(content_type, &bytes)?;
+            Some((end, hex::encode(Sha256::digest(&bytes[..end]))))
+        })
+        .ok_or_else(incomplete_image)?;
+        let end = end as u64;
+        if end < self.size {
+            tracing::info!(
+                content_type,
+                kept = end,
+                removed = self.size - end,
+                "bytes after the image's end removed from an upload"
+            );
+            self.file
+                .set_len(end)
+                .await
+                .map_err(|e| io_error("cannot truncate", &tmp, e))?;
+        }
         self.file
             .sync_all()
             .await
             .map_err(|e| io_error("cannot sync", &tmp, e))?;
-        let hash = hex::encode(self.hasher.finalize_reset());
         let dest = path_of(&self.dir, &hash);
         let parent = dest.parent().unwrap_or(&self.dir).to_path_buf();
         tokio::fs::create_dir_all(&parent)
@@ -235,7 +398,7 @@ impl Incoming {
         Ok(Stored {
             hash,
             content_type: content_type.to_string(),
-            size: self.size,
+            size: end,
         })
     }
 }
@@ -274,6 +437,26 @@ pub fn not_an_image() -> AppError {
         "the file is not a JPEG, PNG, WebP or HEIC/HEIF image (judged by its content, not its name)"
             .into(),
     )
+}
+
+pub fn incomplete_image() -> AppError {
+    AppError::UnsupportedMediaType(
+        "the image is cut short or damaged: its structure does not reach an end (a JPEG's EOI, \
+         a PNG's IEND chunk, a WebP's RIFF length); send the whole file"
+            .into(),
+    )
+}
+
+/// The file name extension of a content type [`sniff`] gives.
+pub fn extension(content_type: &str) -> &'static str {
+    match content_type {
+        "image/jpeg" => "jpg",
+        "image/png" => "png",
+        "image/webp" => "webp",
+        "image/heic" => "heic",
+        "image/heif" => "heif",
+        _ => "bin",
+    }
 }
 
 /// Records that `user` uploaded `a` (again: nothing changes).
@@ -420,6 +603,80 @@ mod tests {
                 let _ = sniff(&b[..n]);
             }
             let _ = sniff(&plain);
+        }
+    }
+
+    #[test]
+    fn an_image_ends_where_its_structure_says() {
+        // JPEG: an EXIF thumbnail's EOI inside APP1 and a comment spelling EOI are
+        // skipped with their segments; stuffed bytes and restarts in the scan too.
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x0A];
+        jpeg.extend_from_slice(&[b'E', b'x', 0xFF, 0xD8, 0xFF, 0xD9, 0, 0]);
+        jpeg.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x04, 0xFF, 0xD9]);
+        jpeg.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x11, 0xFF, 0x00, 0xFF, 0xD3, 0x22]);
+        jpeg.extend_from_slice(&[0xFF, 0xFF, 0xD9]);
+        let end = jpeg.len();
+        jpeg.extend_from_slice(b"<script>x</script>\xFF\xD9");
+        assert_eq!(image_end("image/jpeg", &jpeg), Some(end));
+        // Stray bytes between segments are skipped, as libjpeg does.
+        assert_eq!(
+            image_end("image/jpeg", b"\xFF\xD8\xFF\xE0\x00\x02tag\xFF\xD9<p>"),
+            Some(11)
+        );
+        // Cut short, a length past the end, or no EOI at all: no end.
+        assert_eq!(image_end("image/jpeg", &jpeg[..9]), None);
+        assert_eq!(
+            image_end("image/jpeg", b"\xFF\xD8\xFF\xE0upgrade\xFF\xD9"),
+            None
+        );
+        assert_eq!(image_end("image/jpeg", b"\xFF\xD8\xFF\xE0\x00\x02"), None);
+
+        let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x04tEXtIEND\0\0\0\0".to_vec();
+        png.extend_from_slice(b"\x00\x00\x00\x00IEND\xaeB`\x82");
+        let end = png.len();
+        png.extend_from_slice(b"<html>");
+        assert_eq!(image_end("image/png", &png), Some(end));
+        assert_eq!(image_end("image/png", &png[..end - 1]), None);
+
+        let webp = b"RIFF\x0c\0\0\0WEBPVP8L\0\0\0\0trailing";
+        assert_eq!(image_end("image/webp", webp), Some(20));
+        assert_eq!(image_end("image/webp", &webp[..19]), None);
+
+        let mut heic = b"\0\0\0\x10ftypheic\0\0\0\0\0\0\0\x0cmdat1234".to_vec();
+        let end = heic.len();
+        heic.extend_from_slice(b"<script>");
+        assert_eq!(image_end("image/heic", &heic), Some(end));
+        heic.truncate(end);
+        heic.extend_from_slice(b"\0\0\0\0free<script>");
+        assert_eq!(image_end("image/heic", &heic), Some(heic.len()));
+        assert_eq!(image_end("image/heif", b"\0\0\0\x40ftypmif1"), None);
+        assert_eq!(image_end("text/plain", b"x"), None);
+    }
+
+    proptest::proptest! {
+        /// Any bytes after any image's first bytes are judged without a panic, and
+        /// an end is never past the bytes.
+        #[test]
+        fn finding_the_end_never_panics(
+            kind in proptest::sample::select(vec![0usize, 1, 2, 3]),
+            rest in proptest::collection::vec(
+                proptest::sample::select(vec![0x00u8, 0x02, 0x08, 0xD9, 0xDA, 0xD0, 0xFF, b'I', b'E', b'N', b'D']),
+                0..200,
+            ),
+        ) {
+            let (ct, head): (&str, &[u8]) = [
+                ("image/jpeg", b"\xFF\xD8".as_slice()),
+                ("image/png", b"\x89PNG\r\n\x1a\n".as_slice()),
+                ("image/webp", b"RIFF".as_slice()),
+                ("image/heic", b"".as_slice()),
+            ][kind];
+            let mut b = head.to_vec();
+            b.extend_from_slice(&rest);
+            for n in 0..=b.len() {
+                if let Some(end) = image_end(ct, &b[..n]) {
+                    proptest::prop_assert!(end <= n);
+                }
+            }
         }
     }
 

@@ -213,13 +213,17 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// What every line's Idempotency-Key starts with. The API refuses such keys
+/// (`crate::http::extract::command_meta`), so only the import makes them.
+pub const LINE_KEY_PREFIX: &str = "import:";
+
 /// The Idempotency-Key of a line: the same line of the same ticket, the same key.
 pub fn line_key(reference: &str, text: &str) -> String {
     let mut h = Sha256::new();
     h.update(reference.as_bytes());
     h.update(b"\n");
     h.update(text.as_bytes());
-    format!("import:{}", hex::encode(h.finalize()))
+    format!("{LINE_KEY_PREFIX}{}", hex::encode(h.finalize()))
 }
 
 /// A line read and checked, its body not parsed yet (that needs every ticket's id).
@@ -378,6 +382,12 @@ fn read_line(
     let user = raw.actor.user.trim();
     if user.is_empty() || user.len() > 100 {
         return Err("actor.user: must be 1 to 100 characters".into());
+    }
+    // The user lands in every event's metadata: the API's rule for text.
+    if let Err(AppError::Invalid { message, .. }) =
+        crate::http::text::check_text("actor.user", user, 100)
+    {
+        return Err(format!("actor.user: {message}"));
     }
     let unit = raw.actor.unit.trim();
     if org.unit(unit).is_none() {
@@ -850,6 +860,8 @@ impl Importer<'_> {
                 idempotency_key: key.clone(),
                 request_hash: hex::encode(Sha256::digest(l.text.as_bytes())),
                 if_match: None,
+                // With a space: no request over HTTP can carry such an id
+                // (`crate::http::extract::is_valid_request_id`).
                 request_id: format!("import {}:{}", self.file_name, l.no),
             };
             let result = match cmd {

@@ -93,7 +93,10 @@ async fn upload_attachment(
             )
         }
     })?;
-    let mut stored: Option<Stored> = None;
+    // The file stays in `tmp/` until the whole form has been read and accepted: a
+    // request refused after its file part (a second file, a broken form, a body
+    // over the limit) leaves nothing on disk and nothing in the table.
+    let mut pending: Option<Incoming> = None;
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(f)) => f,
@@ -104,7 +107,7 @@ async fn upload_attachment(
         if field.name() != Some("file") {
             continue;
         }
-        if stored.is_some() {
+        if pending.is_some() {
             drain(Some(field)).await;
             return Err(AppError::invalid(
                 "file",
@@ -124,14 +127,17 @@ async fn upload_attachment(
                 Err(e) => return Err(multipart_error(e, max)),
             }
         }
-        stored = Some(incoming.finish().await?);
+        pending = Some(incoming);
     }
-    let stored = stored.ok_or_else(|| {
-        AppError::invalid(
-            "file",
-            "the form has no part named file: send the photo as the part named file",
-        )
-    })?;
+    let stored: Stored = pending
+        .ok_or_else(|| {
+            AppError::invalid(
+                "file",
+                "the form has no part named file: send the photo as the part named file",
+            )
+        })?
+        .finish()
+        .await?;
     attachments::record(&app.store.pool(), &stored, &actor.user, app.now()).await?;
     tracing::info!(hash = %stored.hash, size = stored.size, content_type = %stored.content_type, "attachment stored");
     let body = json!({
@@ -216,6 +222,21 @@ async fn serve(app: &App, a: &Stored) -> Result<Response, AppError> {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
+    );
+    // Shown, not downloaded, under a name of our making; and should a browser ever
+    // take it for a document, it runs nothing and reaches nothing (sandboxed, no
+    // sources), so a photo cannot act with the origin's rights.
+    let name = format!(
+        "inline; filename=\"{}.{}\"",
+        a.hash,
+        attachments::extension(&a.content_type)
+    );
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
     );
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", a.hash)) {
         h.insert(header::ETAG, v);

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod ops;
 pub mod org;
 pub mod stats;
+pub mod text;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -158,7 +159,27 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Outermost: a client's id that may not be kept is gone before one is set.
+        .layer(middleware::from_fn(screen_request_id))
         .with_state(state)
+}
+
+/// Drops a client's `X-Request-Id` unless it is one value of 1 to 128 of
+/// `[A-Za-z0-9._:-]` (`extract::is_valid_request_id`), so that `SetRequestIdLayer`
+/// makes a fresh one: the id lands in the permanent event metadata and in every log
+/// line, and the response's `X-Request-Id` is then the id that was kept.
+async fn screen_request_id(mut req: Request, next: Next) -> Response {
+    let name = HeaderName::from_static("x-request-id");
+    let mut values = req.headers().get_all(&name).iter();
+    let keep = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => extract::is_valid_request_id(v.as_bytes()),
+        (Some(_), Some(_)) => false,
+    };
+    if !keep {
+        req.headers_mut().remove(&name);
+    }
+    next.run(req).await
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {

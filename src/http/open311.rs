@@ -198,12 +198,20 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            // Characters XML 1.0 cannot carry at all become U+FFFD, so that a
+            // ticket stored before the API refused them cannot make a page
+            // unreadable.
+            c if !xml_char(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
     out
+}
+
+/// XML 1.0's `Char`: `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
+/// [#x10000-#x10FFFF]` (a `char` is never a surrogate).
+fn xml_char(c: char) -> bool {
+    matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
 /// The token named by `api_key`; a missing, unknown or revoked one is a 403.
@@ -533,11 +541,7 @@ fn form_meta(actor: &Actor, headers: &HeaderMap, raw: &[u8]) -> CommandMeta {
         idempotency_key: format!("open311-{}", hex::encode(k.finalize())),
         request_hash: hex::encode(h.finalize()),
         if_match: None,
-        request_id: headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
+        request_id: super::extract::request_id(headers),
     }
 }
 
@@ -794,5 +798,26 @@ mod tests {
         assert!(x.contains(
             "<errors><error><code>400</code><description>a &lt; b &amp; &quot;c&quot;</description></error></errors>"
         ));
+    }
+
+    #[test]
+    fn characters_xml_forbids_become_replacement_characters() {
+        assert_eq!(
+            escape("a\u{0}b\u{1}c\u{1F}\u{FFFE}\u{FFFF}\td\ne\rf"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}\u{FFFD}\u{FFFD}\td\ne\rf"
+        );
+        // Allowed by XML 1.0 (if refused on input): kept.
+        assert_eq!(
+            escape("\u{FDD0}\u{1FFFF}\u{202E}"),
+            "\u{FDD0}\u{1FFFF}\u{202E}"
+        );
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let e = escape(c.encode_utf8(&mut [0; 4]));
+            assert!(
+                e.chars().all(xml_char),
+                "U+{:04X} escaped to {e:?}",
+                c as u32
+            );
+        }
     }
 }

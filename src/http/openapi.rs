@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
@@ -111,6 +111,33 @@ const SWAGGER_JS: &[u8] =
 const SWAGGER_CSS: &[u8] = include_bytes!("../../assets/vendor/swagger-ui-dist/swagger-ui.css");
 const SWAGGER_LICENSE: &[u8] = include_bytes!("../../assets/vendor/swagger-ui-dist/LICENSE");
 
+/// The policy of the Swagger UI page: the web pages' (`crate::web::CSP`: only this
+/// origin, no inline script, no framing), except that Swagger UI's stylesheet
+/// draws icons from `data:` images and its components set inline styles.
+pub const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; \
+                            style-src 'self' 'unsafe-inline'; object-src 'none'; \
+                            base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/// The headers of every answer under `/api/docs`: the page runs on the origin
+/// whose localStorage holds the tokens of the web pages, so it may not be framed
+/// (clickjacking), may not run script from elsewhere, and no file of it may be
+/// sniffed into another type.
+fn docs_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
 async fn docs_page() -> Response {
     let mut r = DOCS_HTML.into_response();
     let h = r.headers_mut();
@@ -119,6 +146,7 @@ async fn docs_page() -> Response {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    docs_headers(h);
     r
 }
 
@@ -138,6 +166,7 @@ async fn docs_file(Path(file): Path<String>) -> Result<Response, AppError> {
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
+    docs_headers(h);
     Ok(r)
 }
 

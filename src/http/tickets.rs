@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::extract::{Body, Path, RawBody, command_meta, parse_json};
+use super::text::check_text;
 use super::{ListPage, event_json};
 use crate::app::{ActionInput, NewTicket, Reply, SharedApp, render};
 use crate::auth::Actor;
@@ -30,21 +31,9 @@ pub fn router() -> Router<SharedApp> {
 /// Text limits: a title is a line, a description a page.
 const MAX_TITLE: usize = 200;
 const MAX_TEXT: usize = 10_000;
-
-fn check_len(field: &str, s: &str, max: usize) -> Result<(), AppError> {
-    if s.chars().count() > max {
-        return Err(AppError::invalid(
-            field,
-            format!("is longer than {max} characters"),
-        ));
-    }
-    if s.chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-    {
-        return Err(AppError::invalid(field, "contains control characters"));
-    }
-    Ok(())
-}
+/// A code of the organisation or the catalogue (checked against it later), or a
+/// person's name.
+const MAX_CODE: usize = 100;
 
 /// The body of `POST /api/v1/tickets` (受理): a new ticket. `urgency` defaults to `normal`;
 /// a grid worker's report names its grid (`location.grid`). `self_handled`: a grid
@@ -103,6 +92,7 @@ pub(crate) struct SelfHandledBody {
 
 fn reply(r: Reply) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    let no_store = crate::app::shows_contact(&r.body);
     let mut resp = (status, r.body).into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -114,6 +104,12 @@ fn reply(r: Reply) -> Response {
     }
     if r.replayed {
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    // A citizen's name and phone in full (the creation answer, a single ticket, a
+    // replay of a creation, read by someone who needs them): no cache, shared or
+    // the browser's, may keep them.
+    if no_store {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
 }
@@ -170,11 +166,14 @@ pub enum ParsedCommand {
 
 /// Checks a creation body beyond its shape and turns it into a [`NewTicket`].
 fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
-    check_len("title", &b.title, MAX_TITLE)?;
-    check_len("description", &b.description, MAX_TEXT)?;
-    check_len("category", &b.category, MAX_TITLE)?;
+    check_text("title", &b.title, MAX_TITLE)?;
+    check_text("description", &b.description, MAX_TEXT)?;
+    check_text("category", &b.category, MAX_TITLE)?;
     if let Some(a) = &b.location.address {
-        check_len("location.address", a, MAX_TITLE)?;
+        check_text("location.address", a, MAX_TITLE)?;
+    }
+    if let Some(g) = &b.location.grid {
+        check_text("location.grid", g, MAX_CODE)?;
     }
     if b.location.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v)) {
         return Err(AppError::invalid(
@@ -193,7 +192,7 @@ fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
     }
     if let Some(r) = &b.reporter {
         if let Some(n) = &r.name {
-            check_len("reporter.name", n, 100)?;
+            check_text("reporter.name", n, MAX_CODE)?;
         }
         if let Some(p) = &r.phone {
             if p.len() > 32 || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
@@ -205,7 +204,7 @@ fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
         }
     }
     if let Some(s) = &b.self_handled {
-        check_len("self_handled.result", &s.result, MAX_TEXT)?;
+        check_text("self_handled.result", &s.result, MAX_TEXT)?;
     }
     crate::attachments::check_hashes("photos", &b.photos)?;
     Ok(NewTicket {
@@ -314,11 +313,15 @@ fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
     Ok(match action {
         "assign" => {
             let b: AssignBody = parse_json(raw)?;
-            if let Some(n) = &b.note {
-                check_len("note", n, MAX_TEXT)?;
-            }
             if b.co_units.len() > 20 {
                 return Err(AppError::invalid("co_units", "at most 20 co-units"));
+            }
+            check_text("unit", &b.unit, MAX_CODE)?;
+            for (i, c) in b.co_units.iter().enumerate() {
+                check_text(&format!("co_units[{i}]"), c, MAX_CODE)?;
+            }
+            if let Some(n) = &b.note {
+                check_text("note", n, MAX_TEXT)?;
             }
             ActionInput::Assign {
                 unit: b.unit,
@@ -328,17 +331,17 @@ fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
         }
         "sign" => {
             let b: SignBody = parse_json(raw)?;
-            check_len("handler", &b.handler, 100)?;
+            check_text("handler", &b.handler, MAX_CODE)?;
             ActionInput::Sign { handler: b.handler }
         }
         "return" => {
             let b: ReasonBody = parse_json(raw)?;
-            check_len("reason", &b.reason, MAX_TEXT)?;
+            check_text("reason", &b.reason, MAX_TEXT)?;
             ActionInput::Return { reason: b.reason }
         }
         "request-extension" => {
             let b: ExtensionBody = parse_json(raw)?;
-            check_len("reason", &b.reason, MAX_TEXT)?;
+            check_text("reason", &b.reason, MAX_TEXT)?;
             ActionInput::RequestExtension {
                 days: b.days,
                 reason: b.reason,
@@ -353,12 +356,12 @@ fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
         }
         "supervise" => {
             let b: NoteBody = parse_json(raw)?;
-            check_len("note", &b.note, MAX_TEXT)?;
+            check_text("note", &b.note, MAX_TEXT)?;
             ActionInput::Supervise { note: b.note }
         }
         "handle" => {
             let b: HandleBody = parse_json(raw)?;
-            check_len("result", &b.result, MAX_TEXT)?;
+            check_text("result", &b.result, MAX_TEXT)?;
             crate::attachments::check_hashes("photos", &b.photos)?;
             ActionInput::Handle {
                 result: b.result,
@@ -367,7 +370,7 @@ fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
         }
         "verify" => {
             let b: VerifyBody = parse_json(raw)?;
-            check_len("note", &b.note, MAX_TEXT)?;
+            check_text("note", &b.note, MAX_TEXT)?;
             ActionInput::Verify {
                 passed: b.passed,
                 note: b.note,
@@ -381,7 +384,7 @@ fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
         }
         "comment" => {
             let b: CommentBody = parse_json(raw)?;
-            check_len("text", &b.text, MAX_TEXT)?;
+            check_text("text", &b.text, MAX_TEXT)?;
             ActionInput::Comment { text: b.text }
         }
         "close" => {

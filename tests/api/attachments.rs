@@ -16,12 +16,14 @@ fn jpeg(tag: &[u8]) -> Vec<u8> {
     b
 }
 
-/// A PNG signature and a 1×1 IHDR chunk.
+/// A PNG signature, a 1×1 IHDR chunk and the IEND chunk (an upload must reach its
+/// image's end).
 fn png() -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
     b.extend_from_slice(
         b"\x00\x00\x00\x0dIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89",
     );
+    b.extend_from_slice(b"\x00\x00\x00\x00IEND\xaeB`\x82");
     b
 }
 

@@ -10,6 +10,7 @@ mod concurrency;
 mod dispatch;
 mod errors;
 mod feed;
+mod hardening;
 mod lifecycle;
 mod open311;
 mod openapi;
