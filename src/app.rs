@@ -44,6 +44,8 @@ pub struct App {
     pub projections: crate::projections::Statuses,
     /// Where photos are stored and how large one may be.
     pub attachments: crate::attachments::Settings,
+    /// What the latest verification of the log found: tampered tickets are frozen.
+    pub integrity: Arc<crate::verify::Integrity>,
 }
 
 /// The state (and stream head) of the tickets this process appended to most
@@ -265,6 +267,7 @@ impl App {
         input: ActionInput,
         meta: CommandMeta,
     ) -> Result<Reply, AppError> {
+        self.integrity.check(id)?;
         match self.act_inner(actor, id, input, &meta).await {
             Ok(r) => Ok(r),
             Err(e) => self.replay_or(actor, &meta, e).await,
@@ -509,6 +512,9 @@ impl App {
         next: &Ticket,
         events: &[TicketEvent],
     ) -> Result<crate::store::Appended, StoreError> {
+        if self.integrity.is_tampered(req.stream_id) {
+            return Err(StoreError::Tampered(req.stream_id));
+        }
         let started = Instant::now();
         let result = self.store.append(req).await;
         self.metrics
@@ -578,6 +584,7 @@ impl App {
     /// One ticket as the actor may see it, with the reporter's contact (masked
     /// unless the actor needs it).
     pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<(Ticket, Value), AppError> {
+        self.integrity.check(id)?;
         let t = self
             .load(id)
             .await?

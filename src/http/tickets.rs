@@ -445,6 +445,7 @@ async fn ticket_events(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ListPage>, AppError> {
     let id = parse_id(&id)?;
+    app.integrity.check(id)?;
     let t = app
         .load(id)
         .await?

@@ -162,6 +162,10 @@ pub enum StoreError {
     /// knows (a later release wrote it). Readers stop on it rather than skip it.
     #[error("{0}")]
     Unreadable(String),
+    /// The latest verification found the stream tampered with: the app appends
+    /// nothing more to it (see `verify::Integrity`).
+    #[error("stream {0} failed verification: it is frozen")]
+    Tampered(Uuid),
 }
 
 impl StoreError {
