@@ -65,7 +65,11 @@
 //! stay valid. After the commit the chains are verified as `yiwang verify` does; a
 //! log that was tampered with before the export is restored as it is and reported
 //! (the ticket views travel with it, so a cut tail stays visible), and `yiwang
-//! restore` then exits non-zero.
+//! restore` then exits non-zero. (To load a damaged log as it is, SQLite's trigger
+//! that wants each new event at its stream's head + 1 is dropped for the length of
+//! the transaction and created again before it commits.) The log tally
+//! (`log_tally`, which verification compares the log with) is not in the archive:
+//! restore counts the restored events into it, in the same transaction.
 //!
 //! The archive holds personal data (contacts) and the token hashes: keep it as the
 //! database is kept.

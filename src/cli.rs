@@ -44,7 +44,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the HTTP service (applies pending migrations first).
+    /// Run the HTTP service (applies pending migrations first; none pending, it
+    /// leaves the schema alone, so a role that may not change it can run it).
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
