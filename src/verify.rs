@@ -1590,4 +1590,69 @@ mod tests {
             format!("edited stream {S} version 2 position 20: its content does not match its hash")
         );
     }
+
+    #[test]
+    fn whole_log_problems_read_without_a_stream() {
+        let p = Problem {
+            kind: ProblemKind::Uncounted,
+            stream: Uuid::nil(),
+            version: 0,
+            position: None,
+            detail: "x".into(),
+        };
+        assert_eq!(p.to_string(), "uncounted log: x");
+        let p = Problem {
+            kind: ProblemKind::Deleted,
+            stream: S,
+            version: 0,
+            position: None,
+            detail: "gone".into(),
+        };
+        assert_eq!(p.to_string(), format!("deleted stream {S}: gone"));
+    }
+
+    #[test]
+    fn swapped_positions_in_a_stream_are_named_with_both() {
+        let mut links = chain(3);
+        links[1].position = 30;
+        links[2].position = 20;
+        links.sort_by_key(|l| l.position);
+        let mut c = StreamCheck::new(S);
+        for l in links {
+            c.push(l);
+        }
+        let found = c.finish(Some(&ViewHead {
+            version: 3,
+            head_hash: "h3".into(),
+        }));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].kind, found[0].version, found[0].position),
+            (ProblemKind::Reordered, 3, Some(20))
+        );
+        assert!(found[0].detail.contains("30"), "{}", found[0].detail);
+    }
+
+    #[test]
+    fn an_anchor_names_each_count_that_moved() {
+        let a = Anchor {
+            position: 10,
+            events: 6,
+            streams: 2,
+            digest: 5,
+            heads: "a".into(),
+            at: None,
+        };
+        assert!(a.differences(&a.clone()).is_empty());
+        let b = Anchor {
+            events: 3,
+            heads: "b".into(),
+            at: Some(Utc::now()),
+            ..a.clone()
+        };
+        assert_eq!(
+            a.differences(&b),
+            ["events 6 then, 3 now", "heads a then, b now"]
+        );
+    }
 }
