@@ -608,6 +608,10 @@ impl App {
         let rows = self.store.list_tickets(&q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
+            // A frozen ticket's view decides nothing (a failed verification).
+            if self.integrity.is_tampered(r.id) {
+                continue;
+            }
             match serde_json::from_str::<Ticket>(&r.doc) {
                 Ok(t) if policy::can_see(&org, actor, &t) => out.push(t),
                 Ok(_) => {}

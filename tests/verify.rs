@@ -644,6 +644,19 @@ async fn a_tampered_ticket_is_frozen_and_the_service_says_degraded() {
         assert_eq!(r.status, 200, "{engine:?}: {}", r.body);
         let r = app.get(&format!("/api/v1/tickets/{other}"), &lead).await;
         assert_eq!(r.status, 200, "{engine:?}: {}", r.body);
+        // The queue leaves the frozen ticket out and lists the other.
+        let r = app.get("/api/v1/tickets", &district).await;
+        assert_eq!(r.status, 200, "{engine:?}: {}", r.body);
+        let ids: Vec<&str> = r.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|i| i["id"].as_str())
+            .collect();
+        assert!(
+            ids.contains(&other.to_string().as_str()) && !ids.contains(&t.to_string().as_str()),
+            "{engine:?}: {ids:?}"
+        );
         assert_eq!(metric(&app, "yiwang_verify_problems").await, 1.0);
 
         // Every round appended its anchor.

@@ -602,7 +602,11 @@ async fn overdue_list(
     while let Some(r) = loaded.next().await {
         match r {
             Ok((t, v)) if t.overdue(now) => items.push(v),
-            Ok(_) | Err(AppError::Forbidden(_)) | Err(AppError::NotFound(_)) => {}
+            // A frozen ticket (a failed verification) is left out, not the page.
+            Ok(_)
+            | Err(AppError::Forbidden(_))
+            | Err(AppError::NotFound(_))
+            | Err(AppError::Tampered(_)) => {}
             Err(e) => return Err(e),
         }
     }
