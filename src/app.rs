@@ -441,6 +441,24 @@ impl App {
                 other => return other,
             }
         }
+        // Every attempt lost. A stream whose log runs past its ticket view (an event
+        // put in behind the service's back: view and events are written together)
+        // refuses every command so, for ever: say what it is. (The stream is read
+        // first: a view read after it is never behind it, however many commands
+        // land in between.)
+        let head = self.store.read_stream(id).await?.last().map(|e| e.version);
+        if let Some(row) = self.store.ticket_view(id).await? {
+            if head.is_some_and(|v| v > row.version) {
+                return Err(AppError::Tampered(format!(
+                    "ticket {id} cannot take commands: its event log runs past its ticket view \
+                     (version {} in the log, {} in the view), which only an edit outside the \
+                     service does. An operator: run `yiwang verify` for the findings and restore \
+                     the ticket's records from a backup",
+                    head.unwrap_or(0),
+                    row.version
+                )));
+            }
+        }
         Err(AppError::Conflict(
             "the ticket is changing too fast to apply this command; retry with the same Idempotency-Key".into(),
         ))

@@ -499,6 +499,22 @@ async fn every_tampering_is_named_with_its_stream_and_position() {
         )
         .await;
         let forged = *positions(&pool, t).await.last().expect("forged");
+        // Finding 7: before any verification, a command on it is told what is wrong
+        // rather than "changing too fast" for ever.
+        let district = app.token(Role::Dispatcher, "etdz").await;
+        let c = app
+            .post(
+                &format!("/api/v1/tickets/{t}/comment"),
+                &district,
+                json!({"text": "还在吗"}),
+            )
+            .await;
+        assert_eq!(c.status, 409, "{engine:?}: {}", c.body);
+        assert_eq!(
+            c.body["code"], "integrity.tampered",
+            "{engine:?}: {}",
+            c.body
+        );
         let r = report(&app).await;
         assert_eq!(
             of(&r, t),
