@@ -44,6 +44,8 @@ pub struct App {
     pub projections: crate::projections::Statuses,
     /// Where photos are stored and how large one may be.
     pub attachments: crate::attachments::Settings,
+    /// What the latest verification of the log found: tampered tickets are frozen.
+    pub integrity: Arc<crate::verify::Integrity>,
 }
 
 /// The state (and stream head) of the tickets this process appended to most
@@ -265,6 +267,7 @@ impl App {
         input: ActionInput,
         meta: CommandMeta,
     ) -> Result<Reply, AppError> {
+        self.check_frozen(actor, id).await?;
         match self.act_inner(actor, id, input, &meta).await {
             Ok(r) => Ok(r),
             Err(e) => self.replay_or(actor, &meta, e).await,
@@ -463,6 +466,24 @@ impl App {
                 other => return other,
             }
         }
+        // Every attempt lost. A stream whose log runs past its ticket view (an event
+        // put in behind the service's back: view and events are written together)
+        // refuses every command so, for ever: say what it is. (The stream is read
+        // first: a view read after it is never behind it, however many commands
+        // land in between.)
+        let head = self.store.read_stream(id).await?.last().map(|e| e.version);
+        if let Some(row) = self.store.ticket_view(id).await? {
+            if head.is_some_and(|v| v > row.version) {
+                return Err(AppError::Tampered(format!(
+                    "ticket {id} cannot take commands: its event log runs past its ticket view \
+                     (version {} in the log, {} in the view), which only an edit outside the \
+                     service does. An operator: run `yiwang verify` for the findings and restore \
+                     the ticket's records from a backup",
+                    head.unwrap_or(0),
+                    row.version
+                )));
+            }
+        }
         Err(AppError::Conflict(
             "the ticket is changing too fast to apply this command; retry with the same Idempotency-Key".into(),
         ))
@@ -534,6 +555,9 @@ impl App {
         next: &Ticket,
         events: &[TicketEvent],
     ) -> Result<crate::store::Appended, StoreError> {
+        if self.integrity.is_tampered(req.stream_id) {
+            return Err(StoreError::Tampered(req.stream_id));
+        }
         let started = Instant::now();
         let result = self.store.append(req).await;
         self.metrics
@@ -600,9 +624,28 @@ impl App {
         Ok(state.map(|t| (t, events.last().map(|e| e.hash.clone()))))
     }
 
+    /// Err when the latest verification froze ticket `id`: 409 `integrity.tampered`
+    /// to those who may see it, judged on the fold of its events (its view is what is
+    /// not trusted), and the 404 of a ticket that does not exist to everyone else, so
+    /// that a frozen ticket's existence does not leak beyond its scope either.
+    pub async fn check_frozen(&self, actor: &Actor, id: Uuid) -> Result<(), AppError> {
+        if !self.integrity.is_tampered(id) {
+            return Ok(());
+        }
+        match self.load_from_stream(id).await {
+            Ok(Some((t, _))) if !policy::can_see(&self.org.get(), actor, &t) => {
+                Err(AppError::NotFound(format!("no ticket {id}")))
+            }
+            Ok(None) => Err(AppError::NotFound(format!("no ticket {id}"))),
+            // Visible, or events too damaged to fold: the freeze is the answer.
+            _ => self.integrity.check(id),
+        }
+    }
+
     /// One ticket as the actor may see it, with the reporter's contact (masked
     /// unless the actor needs it).
     pub async fn get(&self, actor: &Actor, id: Uuid) -> Result<(Ticket, Value), AppError> {
+        self.check_frozen(actor, id).await?;
         let t = self
             .load(id)
             .await?
@@ -627,6 +670,10 @@ impl App {
         let rows = self.store.list_tickets(&q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
+            // A frozen ticket's view decides nothing (a failed verification).
+            if self.integrity.is_tampered(r.id) {
+                continue;
+            }
             match serde_json::from_str::<Ticket>(&r.doc) {
                 Ok(t) if policy::can_see(&org, actor, &t) => out.push(t),
                 Ok(_) => {}

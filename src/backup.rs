@@ -65,7 +65,11 @@
 //! stay valid. After the commit the chains are verified as `yiwang verify` does; a
 //! log that was tampered with before the export is restored as it is and reported
 //! (the ticket views travel with it, so a cut tail stays visible), and `yiwang
-//! restore` then exits non-zero.
+//! restore` then exits non-zero. (To load a damaged log as it is, SQLite's trigger
+//! that wants each new event at its stream's head + 1 is dropped for the length of
+//! the transaction and created again before it commits.) The log tally
+//! (`log_tally`, which verification compares the log with) is not in the archive:
+//! restore counts the restored events into it, in the same transaction.
 //!
 //! The archive holds personal data (contacts) and the token hashes: keep it as the
 //! database is kept.
@@ -1214,7 +1218,7 @@ pub async fn restore(url: &str, args: &RestoreArgs) -> anyhow::Result<Restored> 
         Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
     };
     let result = match tx.occupied().await {
-        Ok(found) if found.is_empty() => load(&mut reader, &mut tx, &header).await,
+        Ok(found) if found.is_empty() => load_counted(&mut reader, &mut tx, &header).await,
         Ok(found) => refuse_occupied(url, &found).map(|_| Default::default()),
         Err(e) => Err(e),
     };
@@ -1272,6 +1276,86 @@ pub async fn restore(url: &str, args: &RestoreArgs) -> anyhow::Result<Restored> 
 }
 
 type Counts = (u64, u64, BTreeMap<&'static str, u64>);
+
+/// [`load`], with the SQLite trigger that wants each event at its stream's head + 1
+/// dropped meanwhile (an archive is restored as it is, a damaged log included; the
+/// verification after the restore reports what is wrong with it), and the log
+/// tally then set from the events restored.
+async fn load_counted(r: &mut LineReader, tx: &mut Tx, header: &Header) -> anyhow::Result<Counts> {
+    if let Tx::Sqlite(t) = tx {
+        sqlx::query("DROP TRIGGER IF EXISTS events_version_follows_head")
+            .execute(&mut **t)
+            .await?;
+    }
+    let counts = load(r, tx, header).await?;
+    if let Tx::Sqlite(t) = tx {
+        sqlx::query(store::sqlite::VERSION_TRIGGER)
+            .execute(&mut **t)
+            .await?;
+    }
+    set_tally(tx).await?;
+    Ok(counts)
+}
+
+/// Sets the log tally (table `log_tally`) from the events in the database: one row,
+/// slot 0. On SQLite also where positions are dense from: 0 when the restored ones
+/// run 1, 2, … without a hole (an archive of a SQLite log), else the highest (the
+/// sparse positions of a PostgreSQL log; new ones count up from there).
+async fn set_tally(tx: &mut Tx) -> anyhow::Result<()> {
+    let mut tally = store::hash::Tally::default();
+    let mut max = 0;
+    match tx {
+        Tx::Postgres(t) => {
+            let mut rows = sqlx::query_as::<_, (i64, Uuid, i64)>(
+                "SELECT position, stream_id, version FROM events ORDER BY position",
+            )
+            .fetch(&mut **t);
+            while let Some((position, stream, version)) = rows.try_next().await? {
+                tally.add(position, &stream.to_string(), version);
+            }
+        }
+        Tx::Sqlite(t) => {
+            let mut rows = sqlx::query_as::<_, (i64, String, i64)>(
+                "SELECT position, stream_id, version FROM events ORDER BY position",
+            )
+            .fetch(&mut **t);
+            while let Some((position, stream, version)) = rows.try_next().await? {
+                let stream = Uuid::parse_str(&stream).map_or(stream, |u| u.to_string());
+                tally.add(position, &stream, version);
+                max = position;
+            }
+        }
+    }
+    let dense_after = (tally.events != max).then_some(max);
+    let sql = "INSERT INTO log_tally (slot, events, streams, digest, dense_after) VALUES (0, $1, $2, $3, $4)";
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query("DELETE FROM log_tally")
+                .execute(&mut **t)
+                .await?;
+            sqlx::query(sql)
+                .bind(tally.events)
+                .bind(tally.streams)
+                .bind(tally.digest)
+                .bind(None::<i64>)
+                .execute(&mut **t)
+                .await?;
+        }
+        Tx::Sqlite(t) => {
+            sqlx::query("DELETE FROM log_tally")
+                .execute(&mut **t)
+                .await?;
+            sqlx::query(&sql.replace('$', "?"))
+                .bind(tally.events)
+                .bind(tally.streams)
+                .bind(tally.digest)
+                .bind(dense_after.unwrap_or(0))
+                .execute(&mut **t)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 /// Inserts every record, then checks the trailer; Err leaves the transaction to be
 /// rolled back.

@@ -44,7 +44,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the HTTP service (applies pending migrations first).
+    /// Run the HTTP service (applies pending migrations first; none pending, it
+    /// leaves the schema alone, so a role that may not change it can run it).
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate,
@@ -60,9 +61,11 @@ pub enum Command {
     /// Import legacy history: one command per line (JSON), each decided as the live
     /// API would at the line's time; a ticket with a bad line is not imported.
     Import(crate::import::ImportArgs),
-    /// Walk every stream's hash chain and report each edited, deleted or inserted
-    /// event with its stream and version; exits with 1 when any is found.
-    Verify,
+    /// Check the whole database: every stream's hash chain, positions, each ticket
+    /// view against its events, the log against the tally its appends kept (and,
+    /// with --anchor, against an anchor kept outside the database); report each
+    /// problem with its stream, version and position; exit 1 when any is found.
+    Verify(VerifyArgs),
     /// Write the whole database (event log, ticket views, reference data, tokens as
     /// their hashes, contacts, idempotency and attachment records; not the photos) to
     /// a portable NDJSON archive with a checksum, as of one instant, while services
@@ -85,6 +88,15 @@ pub enum Command {
         #[arg(long, env = "YIWANG_CALENDAR_DIR")]
         calendar_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// A file of anchors (`serve --anchor-file`, one JSON object per line): the
+    /// events at or below the last anchor's position must still be exactly those
+    /// it counted.
+    #[arg(long, value_name = "FILE")]
+    pub anchor: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -137,6 +149,12 @@ pub struct ServeArgs {
     /// (the first at start; 0: none). The outcome is in /metrics (yiwang_verify_*).
     #[arg(long, env = "YIWANG_VERIFY_INTERVAL_SECS", default_value_t = 3600)]
     pub verify_interval_secs: u64,
+    /// A file every background verification appends its anchor to (one JSON line:
+    /// the log's count, digest and stream heads at a position nothing can be
+    /// appended below any more). Keep it off the database's host; `yiwang verify
+    /// --anchor FILE` checks the database against its last line.
+    #[arg(long, env = "YIWANG_ANCHOR_FILE", value_name = "PATH")]
+    pub anchor_file: Option<PathBuf>,
     /// Requests per second one bearer token may send (0: no limit); over it, a 429
     /// with Retry-After.
     #[arg(long, env = "YIWANG_RATE_LIMIT_PER_TOKEN", default_value_t = crate::http::limits::DEFAULT_PER_TOKEN)]
@@ -270,7 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             purge_contacts(&cli.database_url, older_than).await
         }
         Command::Import(args) => crate::import::run(&cli.database_url, args).await,
-        Command::Verify => verify(&cli.database_url).await,
+        Command::Verify(args) => verify(&cli.database_url, args.anchor.as_deref()).await,
         Command::Config(ConfigCommand::Check) => crate::config::check(),
         Command::Export(args) => crate::backup::export(&cli.database_url, &args).await,
         Command::Restore(args) => restore(&cli.database_url, args).await,
@@ -358,15 +376,27 @@ async fn replay(
     Ok(())
 }
 
-/// `yiwang verify`: each problem on its own line, then the summary; an error (exit
-/// code 1) when any event was edited, deleted or inserted.
-async fn verify(url: &str) -> anyhow::Result<()> {
+/// `yiwang verify`: each problem on its own line, then the summary and the anchor
+/// taken; an error (exit code 1) when anything was found.
+async fn verify(url: &str, anchor: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let kept = anchor.map(crate::verify::Anchor::last_in).transpose()?;
     let s = store::open(url, true).await?;
-    let report = crate::verify::run(&s.pool()).await?;
+    let report = crate::verify::run_against(&s.pool(), kept.as_ref()).await?;
     for p in &report.problems {
         println!("{p}");
     }
     println!("{}", report.summary());
+    if let Some(k) = &kept {
+        if report.ok() {
+            println!(
+                "the events at or below position {} match the anchor kept",
+                k.position
+            );
+        }
+    }
+    if let Some(a) = &report.anchor {
+        println!("anchor {}", serde_json::to_string(a)?);
+    }
     anyhow::ensure!(
         report.ok(),
         "the event log was tampered with: {} problem(s) listed above",
@@ -490,6 +520,7 @@ pub async fn build_app_with(
         recent: Default::default(),
         projections: Default::default(),
         attachments,
+        integrity: Default::default(),
     }))
 }
 
@@ -531,7 +562,11 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     crate::sla::watcher::spawn(app.clone(), Duration::from_secs(args.sla_interval_secs));
     crate::projections::spawn(app.clone());
     if args.verify_interval_secs > 0 {
-        crate::verify::spawn(app.clone(), Duration::from_secs(args.verify_interval_secs));
+        crate::verify::spawn(
+            app.clone(),
+            Duration::from_secs(args.verify_interval_secs),
+            args.anchor_file.clone(),
+        );
     }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

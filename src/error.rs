@@ -19,6 +19,10 @@ pub enum AppError {
     /// The ticket's state forbids the command.
     #[error("{0}")]
     Conflict(String),
+    /// The latest verification of the log found this ticket's records tampered
+    /// with: it is frozen (409, `code` `integrity.tampered`).
+    #[error("{0}")]
+    Tampered(String),
     #[error("{0}")]
     PreconditionFailed(String),
     #[error("{0}")]
@@ -57,7 +61,7 @@ impl AppError {
             AppError::Unauthorized(_) => 401,
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
-            AppError::Conflict(_) => 409,
+            AppError::Conflict(_) | AppError::Tampered(_) => 409,
             AppError::PreconditionFailed(_) => 412,
             AppError::PayloadTooLarge(_) => 413,
             AppError::UnsupportedMediaType(_) => 415,
@@ -75,6 +79,7 @@ impl AppError {
             AppError::Forbidden(_) => "Not allowed",
             AppError::NotFound(_) => "Not found",
             AppError::Conflict(_) => "Not allowed in the ticket's current state",
+            AppError::Tampered(_) => "The ticket's records failed verification",
             AppError::PreconditionFailed(_) => "The ticket has changed",
             AppError::PayloadTooLarge(_) => "Request body too large",
             AppError::UnsupportedMediaType(_) => "Unsupported media type",
@@ -82,6 +87,17 @@ impl AppError {
             AppError::TooManyRequests(_) | AppError::RateLimited { .. } => "Too many requests",
             AppError::Unavailable(_) => "Service temporarily unavailable",
             AppError::Internal(_) => "Internal error",
+        }
+    }
+}
+
+impl AppError {
+    /// A machine-readable code for the problem document's `code` member, where a
+    /// client must tell this refusal from others of the same status.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            AppError::Tampered(_) => Some("integrity.tampered"),
+            _ => None,
         }
     }
 }
@@ -130,6 +146,10 @@ impl From<StoreError> for AppError {
             StoreError::Conflict { .. } => AppError::PreconditionFailed(
                 "the ticket changed while this command ran; reload it and retry".into(),
             ),
+            StoreError::Tampered(id) => AppError::Tampered(format!(
+                "ticket {id} is frozen: the verification of the event log found its records tampered \
+                 with; an operator must run `yiwang verify` and restore them from a backup"
+            )),
             other => AppError::Internal(other.into()),
         }
     }

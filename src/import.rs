@@ -650,6 +650,7 @@ fn worker_app(app: &App) -> App {
         recent: Default::default(),
         projections: Default::default(),
         attachments: app.attachments.clone(),
+        integrity: app.integrity.clone(),
     }
 }
 

@@ -341,6 +341,10 @@ async fn good_tickets_go_in_at_their_own_times_and_a_ticket_with_a_bad_line_leav
         assert_eq!(l3.len(), 4, "{engine:?}");
         assert_eq!(l3[3].event_type, "TicketCommented");
         assert_eq!(count_events(&db.url).await, 13, "{engine:?}");
+        // Imported through the store: every chain, view and the tally check out.
+        let v = yiwang(&db.url, &["verify"]).await;
+        assert!(v.ok, "{engine:?}: {v:?}");
+        assert!(v.stdout.contains("verified 13 events"), "{v:?}");
         db.drop_db().await;
     }
 }

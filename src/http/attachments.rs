@@ -183,7 +183,9 @@ async fn get_ticket_attachment(
     let (Ok(id), true) = (Uuid::parse_str(&id), is_hash(&hash)) else {
         return Err(no_attachment(&hash));
     };
+    // A frozen ticket's view (who may see it, its photos) cannot be trusted.
     let visible = match app.load(id).await? {
+        Some(_) if app.integrity.is_tampered(id) => false,
         Some(t) => {
             policy::check(&app.org.get(), &actor, Action::Read, &t).is_ok() && t.has_photo(&hash)
         }

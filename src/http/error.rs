@@ -29,6 +29,9 @@ impl IntoResponse for AppError {
         if let AppError::Invalid { field, .. } = &self {
             body["field"] = json!(field);
         }
+        if let Some(code) = self.code() {
+            body["code"] = json!(code);
+        }
         let mut resp = (status, body.to_string()).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

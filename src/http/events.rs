@@ -53,10 +53,13 @@ async fn visible(
         let ok = match seen.get(&e.stream_id) {
             Some(ok) => *ok,
             None => {
-                let ok = app
-                    .load(e.stream_id)
-                    .await?
-                    .is_some_and(|t| policy::can_see(&org, actor, &t));
+                // A ticket frozen by a failed verification: its view, which
+                // decides who sees it, cannot be trusted.
+                let ok = !app.integrity.is_tampered(e.stream_id)
+                    && app
+                        .load(e.stream_id)
+                        .await?
+                        .is_some_and(|t| policy::can_see(&org, actor, &t));
                 seen.insert(e.stream_id, ok);
                 ok
             }
@@ -129,24 +132,7 @@ async fn stream_actor(
 /// The position of the last event the gap-safe feed can already return: starting
 /// after it skips nothing that commits later.
 async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
-    use crate::store::Pool;
-    let head: i64 = match app.store.pool() {
-        // A single writer: every committed event is visible, in position order.
-        Pool::Sqlite(p) => sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-            .fetch_one(&p)
-            .await
-            .map_err(crate::store::StoreError::classify)?,
-        // Positions below the oldest running transaction's are settled (see
-        // `PostgresStore::read_all`); one in flight has a position at or above it.
-        Pool::Postgres(p) => sqlx::query_scalar(
-            "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint * $1) - 1",
-        )
-        .bind(crate::store::postgres::MAX_EVENTS_PER_APPEND as i64)
-        .fetch_one(&p)
-        .await
-        .map_err(crate::store::StoreError::classify)?,
-    };
-    Ok(head.max(0))
+    Ok(crate::store::feed_horizon(&app.store.pool()).await?)
 }
 
 async fn stream_events(

@@ -646,7 +646,8 @@ async fn list_requests(
             };
             match app.get(&actor, id).await {
                 Ok((t, _)) => items.push(request_json(&org, &t)),
-                Err(AppError::NotFound(_) | AppError::Forbidden(_)) => {}
+                // A frozen ticket (a failed verification) is left out, not the list.
+                Err(AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Tampered(_)) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -341,6 +341,12 @@ pub struct Problem {
     /// parameter or a header name).
     #[schema(nullable = false)]
     field: Option<String>,
+    /// What kind of refusal this is, where the status alone does not say:
+    /// `integrity.tampered` (409): the verification of the event log found the
+    /// ticket's records tampered with, and the ticket is frozen until an operator
+    /// has dealt with it.
+    #[schema(nullable = false)]
+    code: Option<String>,
 }
 
 /// A reporter's contact on a ticket: in full for hotline agents, admins and the
@@ -681,13 +687,14 @@ pub mod paths {
     #[utoipa::path(
         get, path = "/api/v1/tickets/{id}", tag = "tickets",
         summary = "One ticket",
-        description = "The reporter's contact is masked unless the reader is the hotline, the \
-            handling unit or an admin.",
+        description = "The reporter's contact is masked unless the reader is the hotline or an \
+            admin of a unit that owns the ticket, or the lead unit's handler.",
         params(("id" = uuid::Uuid, Path, description = "The ticket id")),
         responses(
             (status = 200, description = "The ticket", body = TicketJson,
                 headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
             (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     pub fn get_ticket() {}
@@ -699,6 +706,7 @@ pub mod paths {
         responses(
             (status = 200, description = "Every event of the ticket, in version order", body = EventList),
             (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = Problem, content_type = "application/problem+json"),
+            (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = Problem, content_type = "application/problem+json"),
         )
     )]
     pub fn ticket_events() {}
@@ -726,7 +734,7 @@ pub mod paths {
                     (status = 400, description = "Malformed JSON or no Idempotency-Key", body = Problem, content_type = "application/problem+json"),
                     (status = 403, description = "The role or unit may not do this to this ticket", body = Problem, content_type = "application/problem+json"),
                     (status = 404, description = "No such ticket, or one outside the token's unit (answered alike), or `duplicate_of` names no ticket this token may read", body = Problem, content_type = "application/problem+json"),
-                    (status = 409, description = "Not allowed in the ticket's current state (or the ticket is changing too fast: retry)", body = Problem, content_type = "application/problem+json"),
+                    (status = 409, description = "Not allowed in the ticket's current state (or the ticket is changing too fast: retry; or, `code` `integrity.tampered`, the ticket is frozen: the verification of the event log found its records tampered with)", body = Problem, content_type = "application/problem+json"),
                     (status = 412, description = "If-Match names another version: reload and decide again", body = Problem, content_type = "application/problem+json"),
                     (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),
                     (status = 422, description = "A field is missing or invalid (`field` names it), or the Idempotency-Key was used for another request", body = Problem, content_type = "application/problem+json"),

@@ -21,10 +21,18 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-/// The process can serve: the database answers.
 /// How long `/readyz` waits for the database.
 const READY_PING: std::time::Duration = std::time::Duration::from_millis(900);
 
+/// The process can serve: the database answers (503 otherwise, and no database
+/// error text: the log has it). `degraded`, still 200, when a projection of this
+/// process has stopped or when the latest verification of the log found tampering
+/// (`integrity.findings`: how many problems). Tampering stays a 200 on purpose:
+/// every instance shares the one log, so a 503 would take every instance out of
+/// the load balancer at once and stop the whole service over what may be one
+/// ticket. Instead each tampered ticket is frozen (409 `integrity.tampered`), the
+/// others keep working, and the alert on `yiwang_verify_problems` calls an
+/// operator.
 async fn readyz(State(app): State<SharedApp>) -> Response {
     // A readiness probe must answer within its own timeout (a second, as
     // Kubernetes' default): a database that does not answer by then is down.
@@ -38,10 +46,16 @@ async fn readyz(State(app): State<SharedApp>) -> Response {
     match ping {
         Ok(()) => {
             let (projections, stopped) = projection_states(&app);
-            let status = if stopped { "degraded" } else { "ready" };
+            let findings = app.integrity.count();
+            let status = if stopped || findings > 0 {
+                "degraded"
+            } else {
+                "ready"
+            };
             axum::Json(json!({
                 "status": status, "database": "ok", "engine": app.store.engine(),
                 "projections": projections,
+                "integrity": { "findings": findings },
             }))
             .into_response()
         }

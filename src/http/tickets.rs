@@ -448,6 +448,7 @@ async fn ticket_events(
     Path(id): Path<String>,
 ) -> Result<axum::Json<ListPage>, AppError> {
     let id = parse_id(&id)?;
+    app.check_frozen(&actor, id).await?;
     let t = app
         .load(id)
         .await?
@@ -604,7 +605,11 @@ async fn overdue_list(
     while let Some(r) = loaded.next().await {
         match r {
             Ok((t, v)) if t.overdue(now) => items.push(v),
-            Ok(_) | Err(AppError::Forbidden(_)) | Err(AppError::NotFound(_)) => {}
+            // A frozen ticket (a failed verification) is left out, not the page.
+            Ok(_)
+            | Err(AppError::Forbidden(_))
+            | Err(AppError::NotFound(_))
+            | Err(AppError::Tampered(_)) => {}
             Err(e) => return Err(e),
         }
     }

@@ -141,6 +141,48 @@ pub fn recompute(e: &super::RecordedEvent) -> String {
     )
 }
 
+/// The digest of the log tally is kept modulo this (2^62), so that adding one
+/// term (< 2^56) to a digest never overflows an i64 on either engine.
+pub const TALLY_MODULUS: i64 = 1 << 62;
+
+/// One event's term of the tally digest: the first 7 bytes (big-endian) of
+/// SHA-256 of `"{position}:{stream_id}:{version}"`, the stream id lowercase and
+/// hyphenated as PostgreSQL's `uuid::text` prints it. PostgreSQL computes the same
+/// in SQL (`schema/postgres/0008_integrity.sql`, `store::APPEND_STATEMENT`).
+pub fn tally_term(position: i64, stream_id: &str, version: i64) -> i64 {
+    let d = Sha256::digest(format!("{position}:{stream_id}:{version}").as_bytes());
+    d[..7]
+        .iter()
+        .fold(0i64, |acc, b| (acc << 8) | i64::from(*b))
+}
+
+/// The running tally of a log (table `log_tally`): its events, its streams (events
+/// at version 1) and the sum of their [`tally_term`]s modulo [`TALLY_MODULUS`].
+/// The sum does not depend on the order events are counted in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    pub events: i64,
+    pub streams: i64,
+    pub digest: i64,
+}
+
+impl Tally {
+    pub fn add(&mut self, position: i64, stream_id: &str, version: i64) {
+        self.events += 1;
+        if version == 1 {
+            self.streams += 1;
+        }
+        self.digest = (self.digest + tally_term(position, stream_id, version)) % TALLY_MODULUS;
+    }
+
+    /// Two tallies summed (the rows of several writer slots).
+    pub fn merge(&mut self, other: Tally) {
+        self.events += other.events;
+        self.streams += other.streams;
+        self.digest = (self.digest + other.digest.rem_euclid(TALLY_MODULUS)) % TALLY_MODULUS;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +213,27 @@ mod tests {
             event_hash(GENESIS, id, 3, "T", 1, &changed, &meta, t, t),
             expected
         );
+    }
+
+    #[test]
+    fn a_tally_term_is_the_first_seven_bytes_of_the_hash() {
+        let id = "0190a7a4-1c2b-7d3e-8f40-123456789abc";
+        let full = Sha256::digest(format!("5:{id}:1").as_bytes());
+        let expected = u64::from_be_bytes([
+            0, full[0], full[1], full[2], full[3], full[4], full[5], full[6],
+        ]);
+        assert_eq!(tally_term(5, id, 1) as u64, expected);
+        assert!(tally_term(5, id, 1) < 1 << 56);
+        // Order does not matter; a swapped position does.
+        let (mut a, mut b, mut c) = (Tally::default(), Tally::default(), Tally::default());
+        a.add(5, id, 1);
+        a.add(6, id, 2);
+        b.add(6, id, 2);
+        b.add(5, id, 1);
+        c.add(6, id, 1);
+        c.add(5, id, 2);
+        assert_eq!(a, b);
+        assert_eq!((a.events, a.streams), (2, 1));
+        assert_ne!(a.digest, c.digest);
     }
 }

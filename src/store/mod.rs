@@ -162,6 +162,10 @@ pub enum StoreError {
     /// knows (a later release wrote it). Readers stop on it rather than skip it.
     #[error("{0}")]
     Unreadable(String),
+    /// The latest verification found the stream tampered with: the app appends
+    /// nothing more to it (see `verify::Integrity`).
+    #[error("stream {0} failed verification: it is frozen")]
+    Tampered(Uuid),
 }
 
 impl StoreError {
@@ -277,6 +281,18 @@ pub enum Pool {
 }
 
 pub type Store = Arc<dyn EventStore>;
+
+/// The gap-safe feed's horizon: the highest position at or below which nothing can
+/// still commit (PostgreSQL: below the oldest running transaction's xid; SQLite:
+/// the highest position, one writer committing in order). Starting the feed after
+/// it skips nothing; an anchor taken at it stays true for ever.
+pub async fn feed_horizon(pool: &Pool) -> Result<i64, StoreError> {
+    match pool {
+        Pool::Postgres(p) => postgres::horizon(p).await,
+        Pool::Sqlite(p) => sqlite::horizon(p).await,
+    }
+    .map_err(StoreError::classify)
+}
 
 /// Opens (creating the SQLite file if needed) and migrates the store for `url`.
 pub async fn open(url: &str, migrate: bool) -> anyhow::Result<Store> {

@@ -58,6 +58,9 @@ pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queu
     let rx = Arc::new(Mutex::new(rx));
     for _ in 0..writers.max(1) {
         let (pool, rx, appended) = (pool.clone(), rx.clone(), appended.clone());
+        // This writer's row of the log tally: its own, so that writers (of this
+        // instance and of others) never wait on one another's row lock.
+        let slot: i64 = rand::random();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             loop {
@@ -65,7 +68,7 @@ pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queu
                 if n == 0 {
                     return;
                 }
-                write(&pool, std::mem::take(&mut batch), &appended).await;
+                write(&pool, slot, std::mem::take(&mut batch), &appended).await;
             }
         });
     }
@@ -73,7 +76,12 @@ pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queu
 }
 
 /// Writes a batch and answers every request in it.
-async fn write(pool: &PgPool, batch: Vec<(AppendRequest, Reply)>, appended: &watch::Sender<i64>) {
+async fn write(
+    pool: &PgPool,
+    slot: i64,
+    batch: Vec<(AppendRequest, Reply)>,
+    appended: &watch::Sender<i64>,
+) {
     // One request per stream and per idempotency key in a statement (the unique
     // indexes would abort it otherwise), and a bounded number of events; the rest
     // wait for the next round.
@@ -100,19 +108,20 @@ async fn write(pool: &PgPool, batch: Vec<(AppendRequest, Reply)>, appended: &wat
             later.push((req, reply));
         }
     }
-    write_group(pool, now, appended).await;
+    write_group(pool, slot, now, appended).await;
     for one in later {
-        write_group(pool, vec![one], appended).await;
+        write_group(pool, slot, vec![one], appended).await;
     }
 }
 
 async fn write_group(
     pool: &PgPool,
+    slot: i64,
     group: Vec<(AppendRequest, Reply)>,
     appended: &watch::Sender<i64>,
 ) {
     let reqs: Vec<&AppendRequest> = group.iter().map(|(r, _)| r).collect();
-    match statement(pool, &reqs).await {
+    match statement(pool, slot, &reqs).await {
         Ok(results) => {
             if let Some(last) = results
                 .iter()
@@ -148,7 +157,7 @@ async fn write_group(
         Err(_) => {
             RETRIED_ONE_BY_ONE.inc();
             for one in group {
-                Box::pin(write_group(pool, vec![one], appended)).await;
+                Box::pin(write_group(pool, slot, vec![one], appended)).await;
             }
         }
     }
@@ -210,6 +219,9 @@ struct Columns {
 /// on a young table it became a hash join over a sequential scan of every key,
 /// kept for the life of the connection, and the statement grew slower with every
 /// command (`a_generic_plan_of_the_append_scans_no_table` holds this).
+///
+/// `tally` adds the events written to the log tally (`schema/postgres/0008`), in
+/// the writer's own row (`$36`, its slot), in the same statement as the events.
 pub const APPEND_STATEMENT: &str = "WITH req AS ( \
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
                                 $7::text[], $8::int[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
@@ -242,7 +254,17 @@ pub const APPEND_STATEMENT: &str = "WITH req AS ( \
            SELECT (pg_current_xact_id()::text::bigint << 10) + (e.n - 1), o.stream_id, e.version, e.event_type, \
                   e.schema_version, e.data::json, o.metadata::json, e.occurred_at, $33, e.prev_hash, e.hash \
            FROM evs e JOIN go o ON o.idx = e.req_idx \
-           RETURNING position, stream_id), \
+           RETURNING position, stream_id, version), \
+         tally AS ( \
+           INSERT INTO log_tally (slot, events, streams, digest) \
+           SELECT $36, COUNT(*), COUNT(*) FILTER (WHERE i.version = 1), \
+                  (SUM(('x' || left(encode(sha256(convert_to(i.position::text || ':' || i.stream_id::text \
+                        || ':' || i.version::text, 'UTF8')), 'hex'), 14))::bit(56)::bigint::numeric) \
+                   % 4611686018427387904)::bigint \
+           FROM ins i HAVING COUNT(*) > 0 \
+           ON CONFLICT (slot) DO UPDATE SET events = log_tally.events + EXCLUDED.events, \
+             streams = log_tally.streams + EXCLUDED.streams, \
+             digest = ((log_tally.digest::numeric + EXCLUDED.digest) % 4611686018427387904)::bigint), \
          c AS ( \
            INSERT INTO contacts (id, name, phone) SELECT c_id, c_name, c_phone FROM go WHERE c_id IS NOT NULL), \
          v AS ( \
@@ -274,6 +296,7 @@ async fn head_hash(pool: &PgPool, stream: Uuid, version: i64) -> Result<String, 
 
 async fn statement(
     pool: &PgPool,
+    slot: i64,
     reqs: &[&AppendRequest],
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
     let recorded_at = truncate_micros(Utc::now());
@@ -383,6 +406,7 @@ async fn statement(
         .bind(recorded_at)
         .bind(GENESIS)
         .bind(&c.v_co) // $35
+        .bind(slot)
         .fetch_all(pool)
         .await
         .map_err(|e| match constraint(&e) {

@@ -66,8 +66,14 @@ impl PgStore {
             // Fail fast when the database is down: commands answer 503 instead of hanging.
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(opts);
-        if migrate {
-            MIGRATOR.run(&pool).await?;
+        if migrate && pending_migrations(&pool).await? {
+            MIGRATOR.run(&pool).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot apply the pending migrations ({e}); the service's role may not change \
+                     the schema: run `yiwang migrate` as the database owner first (README: Operations, \
+                     PostgreSQL roles)"
+                )
+            })?;
         }
         let (appended, _) = watch::channel(0);
         // A few writers, each carrying whatever is waiting in one statement.
@@ -87,6 +93,51 @@ impl PgStore {
     pub fn pg_pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// Whether a migration of this build is not yet recorded as applied (or the
+/// database has none recorded). When all are, `open` leaves the migrator alone: it
+/// would begin with `CREATE TABLE IF NOT EXISTS _sqlx_migrations`, which a role
+/// without CREATE on the schema (the service's, deploy/postgres/roles.sql) may not
+/// run even when the table exists. A recorded migration whose checksum differs, or
+/// one this build does not know, counts as pending too, so that the migrator
+/// refuses the database with its own message.
+async fn pending_migrations(pool: &PgPool) -> anyhow::Result<bool> {
+    let applied: Vec<(i64, Vec<u8>)> =
+        match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            // No table yet (a fresh database): everything is pending.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        };
+    // A recorded migration this build does not know (a later release's) is left to
+    // the migrator too, which refuses the database with its own message.
+    let ours: std::collections::HashSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    if applied.iter().any(|(v, _)| !ours.contains(v)) {
+        return Ok(true);
+    }
+    let known: std::collections::HashMap<i64, Vec<u8>> = applied.into_iter().collect();
+    Ok(MIGRATOR
+        .iter()
+        .any(|m| known.get(&m.version) != Some(&m.checksum.to_vec())))
+}
+
+/// The gap-safe feed's horizon on PostgreSQL: the highest position that nothing
+/// still running can commit at or below. Every transaction with an xid below the
+/// snapshot's xmin has ended, so every position below `xmin << 10` is final (see the
+/// module comment); an append in flight has a position at or above it.
+pub async fn horizon<'e, E: sqlx::PgExecutor<'e>>(e: E) -> Result<i64, sqlx::Error> {
+    let h: i64 = sqlx::query_scalar(
+        "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 10) - 1",
+    )
+    .fetch_one(e)
+    .await?;
+    Ok(h.max(0))
 }
 
 const EVENT_COLUMNS: &str = "position, stream_id, version, event_type, schema_version, data, metadata, \

@@ -24,10 +24,20 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
-use super::hash::{GENESIS, event_hash, rfc3339};
+use super::hash::{GENESIS, TALLY_MODULUS, Tally, event_hash, rfc3339};
 use super::*;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("schema/sqlite");
+
+/// The trigger of `schema/sqlite/0008_integrity.sql` that refuses an event whose
+/// version is not its stream's head + 1, as its text stands there: `yiwang restore`
+/// drops it for the length of its transaction (an archive is loaded as it is, a
+/// damaged log included) and creates it again from this text.
+pub const VERSION_TRIGGER: &str = "CREATE TRIGGER events_version_follows_head BEFORE INSERT ON events
+WHEN NEW.version IS NOT COALESCE((SELECT MAX(version) FROM events WHERE stream_id = NEW.stream_id), 0) + 1
+BEGIN
+    SELECT RAISE(ABORT, 'the events table is append-only: a new event''s version must be its stream''s last version + 1');
+END";
 
 /// Most requests one COMMIT carries.
 const MAX_BATCH: usize = 256;
@@ -51,6 +61,9 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true)
+        // An `INSERT OR REPLACE` deletes the row it replaces; only with recursive
+        // triggers on does that delete fire `events_no_delete` (schema 0001, 0008).
+        .pragma("recursive_triggers", "ON")
         // sqlx hands each row from SQLite's thread to ours through a channel of
         // this many rows; at the default of 50 a statistics read of thousands of
         // rows is mostly thread switches.
@@ -93,6 +106,7 @@ impl SqliteStore {
         if migrate {
             MIGRATOR.run(&pool).await?;
         }
+        seed_tally(&pool).await?;
         // The serial continues from the highest ticket number in the log.
         let max_serial = max_serial(&pool).await.unwrap_or(None);
         let conn = SqliteConnection::connect_with(&opts).await?;
@@ -266,6 +280,7 @@ async fn append_one(
     let mut version = req.expected_version;
     let mut first = 0;
     let mut last = 0;
+    let mut tally = Tally::default();
     for e in &req.events {
         version += 1;
         let occurred_at = truncate_micros(e.occurred_at);
@@ -301,7 +316,20 @@ async fn append_one(
         }
         last = position;
         prev = hash;
+        tally.add(position, &stream, version);
     }
+    // The log tally (one writer: slot 0), in the request's savepoint with its events.
+    sqlx::query(
+        "INSERT INTO log_tally (slot, events, streams, digest) VALUES (0, ?, ?, ?) \
+         ON CONFLICT (slot) DO UPDATE SET events = events + excluded.events, \
+         streams = streams + excluded.streams, digest = (digest + excluded.digest) % ?",
+    )
+    .bind(tally.events)
+    .bind(tally.streams)
+    .bind(tally.digest)
+    .bind(TALLY_MODULUS)
+    .execute(&mut *conn)
+    .await?;
     if let Some(c) = &req.contact {
         sqlx::query("INSERT INTO contacts (id, name, phone) VALUES (?, ?, ?)")
             .bind(c.id.to_string())
@@ -641,6 +669,69 @@ impl EventStore for SqliteStore {
     fn appended(&self) -> watch::Receiver<i64> {
         self.appended.subscribe()
     }
+}
+
+/// Seeds the log tally of a database migrated to 0008 while it held events (the
+/// migration left the marker `events = -1`: SQLite cannot hash in SQL): counts the
+/// log as it stands, and records where its positions are dense from (0 when they
+/// run 1, 2, … without a hole, else past the highest). Runs before the writer
+/// starts; another process that seeded first leaves nothing to do.
+async fn seed_tally(pool: &SqlitePool) -> anyhow::Result<()> {
+    use futures::TryStreamExt;
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'log_tally'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if exists == 0 {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let marked: Option<i64> =
+        sqlx::query_scalar("SELECT events FROM log_tally WHERE slot = 0 AND events < 0")
+            .fetch_optional(&mut *tx)
+            .await?;
+    if marked.is_none() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut tally = Tally::default();
+    let mut max = 0;
+    {
+        let mut rows = sqlx::query_as::<_, (i64, String, i64)>(
+            "SELECT position, stream_id, version FROM events ORDER BY position",
+        )
+        .fetch(&mut *tx);
+        while let Some((position, stream, version)) = rows.try_next().await? {
+            tally.add(position, &stream, version);
+            max = position;
+        }
+    }
+    let dense_after = if tally.events == max { 0 } else { max };
+    sqlx::query(
+        "UPDATE log_tally SET events = ?, streams = ?, digest = ?, dense_after = ? WHERE slot = 0",
+    )
+    .bind(tally.events)
+    .bind(tally.streams)
+    .bind(tally.digest)
+    .bind(dense_after)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        events = tally.events,
+        secs = started.elapsed().as_secs_f64(),
+        "seeded the log tally from the event log"
+    );
+    Ok(())
+}
+
+/// The gap-safe feed's horizon on SQLite: the highest position (one writer, so
+/// every committed event is visible in position order).
+pub async fn horizon<'e, E: sqlx::SqliteExecutor<'e>>(e: E) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+        .fetch_one(e)
+        .await
 }
 
 /// The highest ticket serial in the log.

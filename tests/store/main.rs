@@ -482,7 +482,7 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             .execute(&mut c)
             .await
             .unwrap();
-        let nulls = vec!["NULL"; 35].join(", ");
+        let nulls = vec!["NULL"; 36].join(", ");
         let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN EXECUTE app({nulls})"))
             .fetch_all(&mut c)
             .await
@@ -492,7 +492,7 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             plan.iter().any(|l| l.contains("idempotency_keys")),
             "the plan was read: {plan:#?}"
         );
-        for table in ["idempotency_keys", "events"] {
+        for table in ["idempotency_keys", "events", "log_tally"] {
             assert!(
                 !plan
                     .iter()
@@ -502,5 +502,129 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             );
         }
         db.drop_db().await;
+    }
+}
+
+/// SQLite's append-only guard holds against `INSERT OR REPLACE` (its implicit
+/// delete fires the no-delete trigger: every connection of the store turns
+/// recursive triggers on) and against an event put in at a version that is not its
+/// stream's head + 1, on a connection opened as the store opens its own.
+#[tokio::test]
+async fn sqlite_refuses_a_replaced_event_and_an_event_off_the_head() {
+    let (db, s) = open(Engine::Sqlite).await;
+    let a = Uuid::now_v7();
+    s.append(req(a, 0, vec![ev(1), ev(2)])).await.unwrap();
+    let opts = store::sqlite::connect_options(&db.url).unwrap();
+    let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    let first = s.read_stream(a).await.unwrap()[0].clone();
+    let insert = |verb: &str, position: Option<i64>, version: i64| {
+        format!(
+            "{verb} INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
+             occurred_at, recorded_at, prev_hash, hash) VALUES ({}, '{a}', {version}, 'TicketCommented', 1, \
+             '{{\"text\":\"forged\"}}', '{{}}', '{}', '{}', '{}', '{}')",
+            position.map_or("NULL".to_string(), |p| p.to_string()),
+            hash::rfc3339(first.occurred_at),
+            hash::rfc3339(first.recorded_at),
+            first.prev_hash,
+            first.hash
+        )
+    };
+    // Over the stored first event, by its position and by its (stream, version).
+    for sql in [
+        insert("INSERT OR REPLACE", Some(first.position), 1),
+        insert("REPLACE", None, 1),
+        insert("INSERT OR REPLACE", Some(first.position), 3),
+    ] {
+        let e = sqlx::query(&sql).execute(&mut c).await.expect_err(&sql);
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    // Below the head, past a gap, and at a new stream's version 2.
+    for (stream, version) in [(a, 2), (a, 4), (Uuid::now_v7(), 2)] {
+        let sql = insert("INSERT", None, version).replace(&a.to_string(), &stream.to_string());
+        let e = sqlx::query(&sql).execute(&mut c).await.expect_err(&sql);
+        assert!(
+            e.to_string().contains("head") || e.to_string().contains("last version"),
+            "{sql}: {e}"
+        );
+    }
+    let evs = s.read_stream(a).await.unwrap();
+    assert_eq!(evs.len(), 2);
+    assert_eq!(evs[0], first, "the first event is as it was");
+    // The head + 1 still goes in (what the store does).
+    sqlx::query(&insert("INSERT", None, 3))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    db.drop_db().await;
+}
+
+/// On PostgreSQL the service runs as a role that may append to the log and read
+/// it, nothing more (deploy/postgres/roles.sql, run here as the owner on a fresh
+/// database): it opens the store (nothing pending: the migrator is not run) and
+/// appends through it, but every way to change or hide what is stored is refused.
+#[tokio::test]
+async fn the_service_role_appends_but_cannot_rewrite_the_log() {
+    for engine in engines().await {
+        if engine != Engine::Postgres {
+            continue;
+        }
+        let (db, owner) = open(engine).await;
+        owner
+            .append(req(Uuid::now_v7(), 0, vec![ev(1)]))
+            .await
+            .unwrap();
+        let role = format!("yiwang_app_{}", Uuid::new_v4().simple());
+        let store::Pool::Postgres(op) = owner.pool() else {
+            unreachable!()
+        };
+        let grants = include_str!("../../deploy/postgres/roles.sql").replace("yiwang_app", &role);
+        sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN; {grants}"))
+            .execute(&op)
+            .await
+            .expect("roles.sql runs as the owner");
+        let (_, rest) = db.url.split_once('@').expect("user@host in the URL");
+        let url = format!("postgres://{role}@{rest}");
+
+        let s = store::open(&url, true)
+            .await
+            .expect("the service role opens a migrated database");
+        let a = Uuid::now_v7();
+        s.append(req(a, 0, vec![ev(1)])).await.unwrap();
+        s.append(req(a, 1, vec![ev(2)])).await.unwrap();
+        assert_eq!(s.read_stream(a).await.unwrap().len(), 2);
+        let store::Pool::Postgres(p) = s.pool() else {
+            unreachable!()
+        };
+        for sql in [
+            "UPDATE events SET event_type = 'X'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+            "ALTER TABLE events DISABLE TRIGGER ALL",
+            "ALTER TABLE events DISABLE TRIGGER events_no_update_delete",
+            "SET session_replication_role = replica",
+            "UPDATE idempotency_keys SET body = '{}'",
+            "DELETE FROM idempotency_keys",
+            "DROP TABLE events",
+            "CREATE TABLE sneaky (x int)",
+        ] {
+            let mut c = p.acquire().await.unwrap();
+            let r = sqlx::raw_sql(sql).execute(&mut *c).await;
+            assert!(r.is_err(), "{sql}: the service role must be refused");
+        }
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&p)
+            .await
+            .unwrap();
+        assert_eq!(n, 3, "nothing was removed");
+        p.close().await;
+        op.close().await;
+        db.drop_db().await;
+        if let Ok(admin) = std::env::var(support::PG_ENV) {
+            if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
+                let _ = sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
+                    .execute(&mut c)
+                    .await;
+            }
+        }
     }
 }
