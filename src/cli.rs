@@ -162,6 +162,21 @@ pub struct ServeArgs {
     /// Live SSE subscribers per token (0: no cap); beyond it, a 429.
     #[arg(long, env = "YIWANG_MAX_SSE_PER_TOKEN", default_value_t = crate::http::limits::DEFAULT_MAX_SSE_PER_TOKEN)]
     pub max_sse_per_token: usize,
+    /// Seconds a client has to send a request's head (request line and headers),
+    /// from the connection's start or the head's first byte; past it the connection
+    /// is closed (slow-header clients).
+    #[arg(long, env = "YIWANG_HEADER_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_HEADER_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before it is
+    /// closed.
+    #[arg(long, env = "YIWANG_IDLE_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_IDLE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Open connections one client address may hold (0: no cap); a connection
+    /// beyond it is closed as soon as it is accepted.
+    #[arg(long, env = "YIWANG_MAX_CONNECTIONS_PER_IP", default_value_t = crate::http::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
 }
 
 impl ServeArgs {
@@ -175,6 +190,15 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_sse_subscribers: self.max_sse_subscribers,
             max_sse_per_token: self.max_sse_per_token,
+        }
+    }
+
+    /// The connection limits these flags set.
+    pub fn connections(&self) -> crate::http::server::Settings {
+        crate::http::server::Settings {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections_per_ip: self.max_connections_per_ip,
         }
     }
 }
@@ -537,21 +561,21 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
+    let metrics = app.metrics.clone();
     let router = crate::http::app_with(app, args.limits());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // The peer address feeds the per-address rate limit.
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server =
+        crate::http::server::serve(listener, router, args.connections(), metrics, async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        });
+    let server = tokio::spawn(server);
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(true);
     // Live SSE streams never end by themselves: give requests a moment, then go.
     match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(r) => r??,
+        Ok(r) => r?,
         Err(_) => tracing::info!("open streams closed at shutdown"),
     }
     Ok(())

@@ -12,6 +12,7 @@ pub mod open311;
 pub mod openapi;
 pub mod ops;
 pub mod org;
+pub mod server;
 pub mod stats;
 pub mod tickets;
 
