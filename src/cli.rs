@@ -227,6 +227,11 @@ pub enum TokenCommand {
         /// The user's unit code (admin defaults to the root unit).
         #[arg(long)]
         unit: Option<String>,
+        /// The token stops working after this long: a whole number and a unit, s,
+        /// m, h or d (90d, 12h, 30m), at most 365d. Without it the token does not
+        /// expire (revoke it when it is no longer needed).
+        #[arg(long, value_name = "DURATION", value_parser = crate::auth::parse_expires_in)]
+        expires_in: Option<chrono::Duration>,
     },
     /// List tokens (never the secrets).
     List,
@@ -419,7 +424,12 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
     let s = store::open(url, true).await?;
     let pool = s.pool();
     match cmd {
-        TokenCommand::Create { user, role, unit } => {
+        TokenCommand::Create {
+            user,
+            role,
+            unit,
+            expires_in,
+        } => {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?}: use grid_worker, hotline_agent, dispatcher, handler, analyst or admin")
             })?;
@@ -438,23 +448,47 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
                 o.unit(&unit).is_some(),
                 "no unit {unit:?} in the organisation (yiwang org load …)"
             );
-            let (id, token) = auth::create_token(&pool, user, role, &unit).await?;
+            let expires_at = expires_in
+                .map(|d| {
+                    chrono::Utc::now()
+                        .checked_add_signed(d)
+                        .context("--expires-in reaches past the end of time")
+                })
+                .transpose()?;
+            let (id, token) =
+                auth::create_token_expiring(&pool, user, role, &unit, expires_at).await?;
+            let expiry = match expires_at {
+                Some(at) => format!("expires at {}", crate::store::hash::rfc3339(at)),
+                None => "does not expire".to_string(),
+            };
             eprintln!(
-                "token {id} for {user} ({}, {unit}); shown once, store it now:",
+                "token {id} for {user} ({}, {unit}), {expiry}; shown once, store it now:",
                 role.as_str()
             );
             println!("{token}");
         }
         TokenCommand::List => {
+            // id, user, role, unit, created, state (active, expired, or when it was
+            // revoked), expiry (never, or when).
+            let now = chrono::Utc::now();
             for t in auth::list_tokens(&pool).await? {
+                let expired = t.expires_at.as_deref().is_some_and(|at| {
+                    chrono::DateTime::parse_from_rfc3339(at).map_or(true, |at| at <= now)
+                });
+                let state = match (&t.revoked_at, expired) {
+                    (Some(at), _) => at.as_str(),
+                    (None, true) => "expired",
+                    (None, false) => "active",
+                };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     t.id,
                     t.user,
                     t.role,
                     t.unit,
                     t.created_at,
-                    t.revoked_at.as_deref().unwrap_or("active")
+                    state,
+                    t.expires_at.as_deref().unwrap_or("never")
                 );
             }
         }
