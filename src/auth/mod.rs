@@ -281,6 +281,9 @@ pub async fn authenticate(pool: &Pool, token: &str) -> Result<Result<Actor, Refu
     Ok(judge(lookup(pool, token).await?))
 }
 
+/// A row of `lookup`: id, user, role, unit, and the expiry as the engine gives it.
+type TokenRow<T> = (String, String, String, String, Option<T>);
+
 /// A token that is not revoked, with when it expires.
 async fn lookup(
     pool: &Pool,
@@ -291,16 +294,15 @@ async fn lookup(
                WHERE token_hash = $1 AND revoked_at IS NULL";
     let row = match pool {
         Pool::Postgres(p) => {
-            let row: Option<(String, String, String, String, Option<DateTime<Utc>>)> =
-                sqlx::query_as(sql)
-                    .bind(&h)
-                    .fetch_optional(p)
-                    .await
-                    .map_err(StoreError::classify)?;
+            let row: Option<TokenRow<DateTime<Utc>>> = sqlx::query_as(sql)
+                .bind(&h)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::classify)?;
             row
         }
         Pool::Sqlite(p) => {
-            let row: Option<(String, String, String, String, Option<String>)> = sqlx::query_as(sql)
+            let row: Option<TokenRow<String>> = sqlx::query_as(sql)
                 .bind(&h)
                 .fetch_optional(p)
                 .await
