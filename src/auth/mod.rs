@@ -363,7 +363,7 @@ pub async fn still_valid(pool: &Pool, token_id: &str) -> Result<Result<(), Refus
 
 pub async fn list_tokens(pool: &Pool) -> Result<Vec<TokenInfo>, StoreError> {
     let sql = "SELECT id, user_name, role, unit, created_at::text AS created_at, revoked_at::text AS revoked_at, \
-               to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS expires_at \
+               to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS expires_at \
                FROM tokens ORDER BY created_at";
     type Row7 = (
         String,
@@ -378,7 +378,7 @@ pub async fn list_tokens(pool: &Pool) -> Result<Vec<TokenInfo>, StoreError> {
         Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
         Pool::Sqlite(p) => {
             let sql = sql.replace("::text", "").replace(
-                "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+                "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
                 "expires_at",
             );
             sqlx::query_as(&sql).fetch_all(p).await?
