@@ -531,3 +531,92 @@ async fn a_live_stream_ends_when_its_token_expires_and_an_expired_token_gets_401
         app.finish().await;
     }
 }
+
+/// The binary: `yiwang serve` takes the connection settings from its flags, and
+/// still stops on SIGTERM (the server loop's graceful shutdown).
+#[tokio::test]
+async fn yiwang_serve_applies_the_connection_flags_and_stops_on_sigterm() {
+    let db = TestDb::new(Engine::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yiwang"))
+        .args(["--database-url", &db.url, "--log-format", "pretty", "serve"])
+        .args(["--addr", &addr.to_string()])
+        .args([
+            "--header-timeout-secs",
+            "1",
+            "--max-connections-per-ip",
+            "2",
+        ])
+        .env("RUST_LOG", "warn")
+        .env_remove("YIWANG_IDLE_TIMEOUT_SECS")
+        .env_remove("YIWANG_HEADER_TIMEOUT_SECS")
+        .env_remove("YIWANG_MAX_CONNECTIONS_PER_IP")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start yiwang serve");
+    // Up: /healthz answers (on a connection closed again at once).
+    let started = Instant::now();
+    loop {
+        if let Ok(mut c) = TcpStream::connect(addr).await {
+            if round_trip(&mut c, "/healthz").await == 200 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "yiwang serve is not up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // --header-timeout-secs 1: a head that never ends is closed.
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Slow: a")
+        .await
+        .expect("write");
+    let mut got = Vec::new();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(1) + MARGIN, &mut got)
+            .await
+            .is_some(),
+        "the header timeout flag is not applied"
+    );
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    // --max-connections-per-ip 2: a third connection is closed at once (the slow
+    // one's place may take a moment to be given back).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut a = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(round_trip(&mut a, "/healthz").await, 200);
+    let mut b = TcpStream::connect(addr).await.expect("connect");
+    assert_eq!(round_trip(&mut b, "/healthz").await, 200);
+    let mut c = TcpStream::connect(addr).await.expect("connect");
+    let _ = c
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await;
+    let mut got = Vec::new();
+    assert!(
+        closed_within(&mut c, MARGIN, &mut got).await.is_some(),
+        "the per-address cap flag is not applied"
+    );
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    // SIGTERM with two idle kept-alive connections open: it exits, and cleanly.
+    let pid = child.id().expect("running").to_string();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("yiwang serve exits within 15 s of SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    drop((a, b));
+}
