@@ -14,7 +14,9 @@
 //!    - `reference`: a row of `reference_data` (the organisation and catalogue in
 //!      force): `name` (the row's kind, e.g. `org`), `source`, `doc` (the document as
 //!      loaded, verbatim), `loaded_at`;
-//!    - `token`: `id`, `token_hash`, `user`, `role`, `unit`, `created_at`, `revoked_at`.
+//!    - `token`: `id`, `token_hash`, `user`, `role`, `unit`, `created_at`, `revoked_at`,
+//!      `expires_at` (null: never; an archive made before schema 9 has no such field,
+//!      and its tokens restore as not expiring).
 //!      Tokens travel as the SHA-256 hashes the database holds, never in clear (the
 //!      secrets were never stored), so every token keeps working after a move;
 //!    - `event`: every column of `events`: `position`, `stream_id`, `version`, `type`,
@@ -182,6 +184,9 @@ struct Col {
     column: &'static str,
     ty: Ty,
     nullable: bool,
+    /// A column added after format version 1 was first written: an archive from
+    /// an older yiwang has no such field, which restores as null.
+    added: bool,
 }
 
 const fn col(field: &'static str, column: &'static str, ty: Ty) -> Col {
@@ -190,6 +195,7 @@ const fn col(field: &'static str, column: &'static str, ty: Ty) -> Col {
         column,
         ty,
         nullable: false,
+        added: false,
     }
 }
 
@@ -199,6 +205,18 @@ const fn opt(field: &'static str, column: &'static str, ty: Ty) -> Col {
         column,
         ty,
         nullable: true,
+        added: false,
+    }
+}
+
+/// A nullable column that older archives do not carry (see [`Col::added`]).
+const fn added(field: &'static str, column: &'static str, ty: Ty) -> Col {
+    Col {
+        field,
+        column,
+        ty,
+        nullable: true,
+        added: true,
     }
 }
 
@@ -241,6 +259,8 @@ const TABLES: &[Table] = &[
             col("unit", "unit", Ty::Text),
             col("created_at", "created_at", Ty::Time),
             opt("revoked_at", "revoked_at", Ty::Time),
+            // Schema 9 (token expiry).
+            added("expires_at", "expires_at", Ty::Time),
         ],
         on_conflict: "ON CONFLICT DO NOTHING",
     },
@@ -887,6 +907,7 @@ fn parse_record(line: usize, fields: &BTreeMap<&str, &RawValue>) -> anyhow::Resu
                 );
                 Val::Text(Some(raw.get().to_string()))
             }
+            (_, None) if c.added => Val::Text(None),
             (_, None) => bail!("line {line}: {kind} record without {:?}", c.field),
             (Ty::Int, Some(raw)) => {
                 Val::Int(serde_json::from_str(raw.get()).map_err(|e| anyhow::anyhow!(what(&e)))?)

@@ -180,6 +180,21 @@ pub struct ServeArgs {
     /// Live SSE subscribers per token (0: no cap); beyond it, a 429.
     #[arg(long, env = "YIWANG_MAX_SSE_PER_TOKEN", default_value_t = crate::http::limits::DEFAULT_MAX_SSE_PER_TOKEN)]
     pub max_sse_per_token: usize,
+    /// Seconds a client has to send a request's head (request line and headers),
+    /// from the connection's start or the head's first byte; past it the connection
+    /// is closed (slow-header clients).
+    #[arg(long, env = "YIWANG_HEADER_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_HEADER_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// Seconds a kept-alive connection may wait for its next request before it is
+    /// closed.
+    #[arg(long, env = "YIWANG_IDLE_TIMEOUT_SECS", default_value_t = crate::http::server::DEFAULT_IDLE_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+    /// Open connections one client address may hold (0: no cap); a connection
+    /// beyond it is closed as soon as it is accepted.
+    #[arg(long, env = "YIWANG_MAX_CONNECTIONS_PER_IP", default_value_t = crate::http::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
 }
 
 impl ServeArgs {
@@ -193,6 +208,15 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_sse_subscribers: self.max_sse_subscribers,
             max_sse_per_token: self.max_sse_per_token,
+        }
+    }
+
+    /// The connection limits these flags set.
+    pub fn connections(&self) -> crate::http::server::Settings {
+        crate::http::server::Settings {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections_per_ip: self.max_connections_per_ip,
         }
     }
 }
@@ -221,6 +245,11 @@ pub enum TokenCommand {
         /// The user's unit code (admin defaults to the root unit).
         #[arg(long)]
         unit: Option<String>,
+        /// The token stops working after this long: a whole number and a unit, s,
+        /// m, h or d (90d, 12h, 30m), at most 365d. Without it the token does not
+        /// expire (revoke it when it is no longer needed).
+        #[arg(long, value_name = "DURATION", value_parser = crate::auth::parse_expires_in)]
+        expires_in: Option<chrono::Duration>,
     },
     /// List tokens (never the secrets).
     List,
@@ -425,7 +454,12 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
     let s = store::open(url, true).await?;
     let pool = s.pool();
     match cmd {
-        TokenCommand::Create { user, role, unit } => {
+        TokenCommand::Create {
+            user,
+            role,
+            unit,
+            expires_in,
+        } => {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?}: use grid_worker, hotline_agent, dispatcher, handler, analyst or admin")
             })?;
@@ -444,23 +478,47 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
                 o.unit(&unit).is_some(),
                 "no unit {unit:?} in the organisation (yiwang org load …)"
             );
-            let (id, token) = auth::create_token(&pool, user, role, &unit).await?;
+            let expires_at = expires_in
+                .map(|d| {
+                    chrono::Utc::now()
+                        .checked_add_signed(d)
+                        .context("--expires-in reaches past the end of time")
+                })
+                .transpose()?;
+            let (id, token) =
+                auth::create_token_expiring(&pool, user, role, &unit, expires_at).await?;
+            let expiry = match expires_at {
+                Some(at) => format!("expires at {}", crate::store::hash::rfc3339(at)),
+                None => "does not expire".to_string(),
+            };
             eprintln!(
-                "token {id} for {user} ({}, {unit}); shown once, store it now:",
+                "token {id} for {user} ({}, {unit}), {expiry}; shown once, store it now:",
                 role.as_str()
             );
             println!("{token}");
         }
         TokenCommand::List => {
+            // id, user, role, unit, created, state (active, expired, or when it was
+            // revoked), expiry (never, or when).
+            let now = chrono::Utc::now();
             for t in auth::list_tokens(&pool).await? {
+                let expired = t.expires_at.as_deref().is_some_and(|at| {
+                    chrono::DateTime::parse_from_rfc3339(at).map_or(true, |at| at <= now)
+                });
+                let state = match (&t.revoked_at, expired) {
+                    (Some(at), _) => at.as_str(),
+                    (None, true) => "expired",
+                    (None, false) => "active",
+                };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     t.id,
                     t.user,
                     t.role,
                     t.unit,
                     t.created_at,
-                    t.revoked_at.as_deref().unwrap_or("active")
+                    state,
+                    t.expires_at.as_deref().unwrap_or("never")
                 );
             }
         }
@@ -572,21 +630,21 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
+    let metrics = app.metrics.clone();
     let router = crate::http::app_with(app, args.limits());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    // The peer address feeds the per-address rate limit.
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|s| *s).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server =
+        crate::http::server::serve(listener, router, args.connections(), metrics, async move {
+            let mut rx = stop_rx;
+            let _ = rx.wait_for(|s| *s).await;
+        });
+    let server = tokio::spawn(server);
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight");
     let _ = stop_tx.send(true);
     // Live SSE streams never end by themselves: give requests a moment, then go.
     match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(r) => r??,
+        Ok(r) => r?,
         Err(_) => tracing::info!("open streams closed at shutdown"),
     }
     Ok(())

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub verify_problems: IntGauge,
     /// Requests refused by a limit (`crate::http::limits`), by limit.
     pub limited: IntCounterVec,
+    /// Open HTTP connections (`crate::http::server`).
+    pub connections_open: IntGauge,
+    /// Connections the server closed on its own, by reason.
+    pub connections_closed: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -131,6 +135,19 @@ impl Metrics {
             &["limit"],
         )
         .expect("static metric definition is valid");
+        let connections_open = IntGauge::new(
+            "yiwang_http_connections_open",
+            "Open HTTP connections of this instance",
+        )
+        .expect("static metric definition is valid");
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "yiwang_http_connections_closed_total",
+                "Connections the server closed by itself: header_timeout (a request head too slow), idle_timeout (kept alive with no request), per_address_cap (over the open connections one address may hold; closed on accept)",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition is valid");
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -154,6 +171,8 @@ impl Metrics {
             Box::new(verify_last_ok.clone()),
             Box::new(verify_problems.clone()),
             Box::new(limited.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_closed.clone()),
             Box::new(crate::store::RETRIED_ONE_BY_ONE.clone()),
         ] {
             registry.register(c).expect("fresh registry");
@@ -173,6 +192,8 @@ impl Metrics {
             verify_last_ok,
             verify_problems,
             limited,
+            connections_open,
+            connections_closed,
         }
     }
 

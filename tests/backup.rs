@@ -596,14 +596,17 @@ async fn round_trip(from: Engine, to: Engine, restore_args: &[&str]) {
             "postgres"
         }
     );
-    // The last migration this build has (the migrations are numbered from 1).
+    // The last migration this build has: the highest number before a file's
+    // first `_` (a number may be missing while a branch holds a later one).
     let latest = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/sqlite"))
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sql"))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            let number = name.strip_suffix(".sql")?.split('_').next()?;
+            number.parse::<u64>().ok()
         })
-        .count();
+        .max()
+        .expect("migrations");
     assert_eq!(header["schema_version"], latest);
     let trailer: Value = serde_json::from_str(archive.lines().last().unwrap()).unwrap();
     assert_eq!(trailer["kind"], "end");
@@ -1033,4 +1036,104 @@ async fn restore_into_postgres_puts_new_positions_after_the_archive() {
     assert!(after.last().unwrap().position > max);
     src.finish().await;
     dst.finish().await;
+}
+
+/// Token expiry (schema 9) travels in the archive: an expiring token keeps its
+/// expiry and an expired one stays refused, on either engine. An archive made
+/// before schema 9 (its token records have no `expires_at`) restores, its tokens
+/// not expiring.
+#[tokio::test]
+async fn token_expiry_travels_and_an_archive_without_it_restores() {
+    let (src, file, dir) = small_archive().await;
+    let pool = src.app.store.pool();
+    let later = Utc::now() + chrono::Duration::days(30);
+    let (later_id, later_token) =
+        yiwang::auth::create_token_expiring(&pool, "later", Role::Admin, "etdz", Some(later))
+            .await
+            .unwrap();
+    let (_, past_token) = yiwang::auth::create_token_expiring(
+        &pool,
+        "past",
+        Role::Admin,
+        "etdz",
+        Some(Utc::now() - chrono::Duration::minutes(1)),
+    )
+    .await
+    .unwrap();
+    let with = dir.path().join("with-expiry.ndjson");
+    export(&src.db.url, &with).await;
+    let text = std::fs::read_to_string(&with).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&later_id) && l.contains("\"expires_at\":\"")),
+        "the archive carries the expiry:\n{text}"
+    );
+    let me = |app: &TestApp, token: String| {
+        let url = format!("{}/api/v1/me", app.base);
+        let client = app.client.clone();
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap())
+        }
+    };
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        let r = restore(&db.url, &with, &[]).await;
+        assert!(r.ok, "{engine:?}: {r:?}");
+        let dst = TestApp::attach(db, Clock::system()).await;
+        let listed = yiwang::auth::list_tokens(&dst.app.store.pool())
+            .await
+            .unwrap();
+        let t = listed.iter().find(|t| t.id == later_id).expect("restored");
+        let at = DateTime::parse_from_rfc3339(t.expires_at.as_deref().expect("an expiry"))
+            .unwrap()
+            .with_timezone(&Utc);
+        assert!(
+            (at - later).num_milliseconds().abs() < 1,
+            "{engine:?}: {at} != {later}"
+        );
+        assert_eq!(me(&dst, later_token.clone()).await.0, 200, "{engine:?}");
+        let (status, body) = me(&dst, past_token.clone()).await;
+        assert_eq!(status, 401, "{engine:?}: {body}");
+        assert!(body.contains("expired at"), "{engine:?}: {body}");
+        dst.finish().await;
+    }
+
+    // The archive of `small_archive`, as a yiwang before schema 9 wrote it.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut body = format!("{}\n", lines[0]);
+    let mut tokens = 0;
+    for l in &lines[1..lines.len() - 1] {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        if v["kind"] == "token" {
+            assert!(
+                v.as_object_mut().unwrap().remove("expires_at").is_some(),
+                "{l}"
+            );
+            tokens += 1;
+        }
+        body.push_str(&v.to_string());
+        body.push('\n');
+    }
+    assert!(tokens >= 1, "{text}");
+    let trailer: Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    let trailer = json!({
+        "kind": "end", "events": trailer["events"], "records": trailer["records"],
+        "sha256": hex::encode(Sha256::digest(body.as_bytes())),
+    });
+    let old = dir.path().join("before-schema-9.ndjson");
+    std::fs::write(&old, format!("{body}{trailer}\n")).unwrap();
+    let db = TestDb::new(Engine::Sqlite).await;
+    let r = restore(&db.url, &old, &[]).await;
+    assert!(r.ok, "{r:?}");
+    let dst = TestApp::attach(db, Clock::system()).await;
+    let listed = yiwang::auth::list_tokens(&dst.app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), tokens, "{listed:?}");
+    assert!(listed.iter().all(|t| t.expires_at.is_none()), "{listed:?}");
+    dst.finish().await;
+    src.finish().await;
 }

@@ -161,10 +161,12 @@ async fn tokens_are_listed_and_a_revoked_token_is_refused() {
             .lines()
             .find(|l| l.starts_with(&id))
             .expect("still listed");
+        let cols: Vec<&str> = line.split('\t').collect();
         assert!(
-            !line.ends_with("active"),
+            cols[5] != "active" && cols[5].starts_with("20"),
             "shows when it was revoked: {line}"
         );
+        assert_eq!(cols[6], "never", "it had no expiry: {line}");
         let r = yiwang(&db.url, &["token", "revoke", &id]).await;
         assert!(
             !r.ok && r.stderr.contains(&format!("no active token with id {id}")),
@@ -178,6 +180,121 @@ async fn tokens_are_listed_and_a_revoked_token_is_refused() {
         // until its cache entry expires.)
         let (fresh, _app) = another_instance(&db).await;
         assert_eq!(status(fresh).await, 401);
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_made_with_expires_in_is_listed_with_its_expiry_and_refused_once_past() {
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        let create = |extra: &'static [&'static str]| {
+            let url = db.url.clone();
+            async move {
+                let mut args = vec!["token", "create", "--user", "临时", "--role", "admin"];
+                args.extend(extra);
+                yiwang(&url, &args).await
+            }
+        };
+        for (bad, says) in [
+            ("366d", "longer than the 365 days"),
+            ("90", "is not a duration"),
+            ("2w", "is not a duration"),
+            ("0m", "at least 1 s"),
+        ] {
+            let r = yiwang(
+                &db.url,
+                &[
+                    "token",
+                    "create",
+                    "--user",
+                    "x",
+                    "--role",
+                    "admin",
+                    "--expires-in",
+                    bad,
+                ],
+            )
+            .await;
+            assert!(!r.ok && r.stderr.contains(says), "{engine:?} {bad}: {r:?}");
+        }
+        assert_eq!(count(&db.url, "tokens").await, 0, "{engine:?}: none made");
+
+        let before = chrono::Utc::now();
+        let r = create(&["--expires-in", "30m"]).await;
+        assert!(
+            r.ok && r.stderr.contains("expires at "),
+            "{engine:?}: {r:?}"
+        );
+        let r = create(&["--expires-in", "2s"]).await;
+        assert!(r.ok, "{engine:?}: {r:?}");
+        let short = r
+            .stdout
+            .lines()
+            .last()
+            .expect("the token")
+            .trim()
+            .to_string();
+        let r = create(&[]).await;
+        assert!(
+            r.ok && r.stderr.contains("does not expire"),
+            "{engine:?}: {r:?}"
+        );
+
+        let (base, _live) = another_instance(&db).await;
+        let me = |base: String, token: String| async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}/api/v1/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("me");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (status, body) = me(base, short).await;
+        assert_eq!(status, 401, "{engine:?}: {body}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("the token expired at "),
+            "{engine:?}: {body}"
+        );
+
+        let r = yiwang(&db.url, &["token", "list"]).await;
+        assert!(r.ok, "{r:?}");
+        let rows: Vec<Vec<&str>> = r.stdout.lines().map(|l| l.split('\t').collect()).collect();
+        assert_eq!(rows.len(), 3, "{engine:?}: {r:?}");
+        let expiry = |row: &Vec<&str>| {
+            chrono::DateTime::parse_from_rfc3339(row[6])
+                .unwrap_or_else(|e| panic!("{engine:?}: {row:?}: {e}"))
+                .with_timezone(&chrono::Utc)
+        };
+        let states: Vec<&str> = rows.iter().map(|c| c[5]).collect();
+        assert_eq!(
+            states.iter().filter(|s| **s == "expired").count(),
+            1,
+            "{engine:?}: {r:?}"
+        );
+        for row in &rows {
+            match row[5] {
+                "expired" => {
+                    let at = expiry(row);
+                    assert!(at <= chrono::Utc::now(), "{engine:?}: {row:?}");
+                }
+                "active" if row[6] == "never" => {}
+                "active" => {
+                    let left = expiry(row) - before;
+                    assert!(
+                        left > chrono::Duration::minutes(29)
+                            && left <= chrono::Duration::minutes(31),
+                        "{engine:?}: 30 minutes: {row:?}"
+                    );
+                }
+                other => panic!("{engine:?}: state {other:?}: {row:?}"),
+            }
+        }
         db.drop_db().await;
     }
 }

@@ -46,6 +46,7 @@ fn the_file_sets_what_the_environment_and_flags_do_not_and_secrets_stay_hidden()
         "database_url = \"postgres://yiwang:s3cret@db.internal/yiwang\"\n\
          addr = \"0.0.0.0:9090\"\n\
          rate_limit_per_token = 100\n\
+         idle_timeout_secs = 30\n\
          sqlite_readers = 4\n",
     )
     .unwrap();
@@ -65,6 +66,13 @@ fn the_file_sets_what_the_environment_and_flags_do_not_and_secrets_stay_hidden()
     assert!(l.contains(" 7 ") && l.contains("(environment)"), "{l}");
     assert!(line(&out, "YIWANG_SQLITE_READERS").contains("(file "));
     assert!(line(&out, "YIWANG_REWORK_DAYS").contains("(default)"));
+    // The connection settings (issue 19).
+    let l = line(&out, "YIWANG_HEADER_TIMEOUT_SECS");
+    assert!(l.contains(" 10 ") && l.contains("(default)"), "{l}");
+    let l = line(&out, "YIWANG_IDLE_TIMEOUT_SECS");
+    assert!(l.contains(" 30 ") && l.contains("(file "), "{l}");
+    let l = line(&out, "YIWANG_MAX_CONNECTIONS_PER_IP");
+    assert!(l.contains(" 2048 ") && l.contains("(default)"), "{l}");
     assert!(out.contains("configuration ok"));
     // YIWANG_CONFIG names the file as well as the flag.
     let (ok, out, _) = run(&["config", "check"], &[("YIWANG_CONFIG", f)], &dir);

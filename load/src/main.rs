@@ -14,6 +14,7 @@ mod proxy;
 mod query;
 mod seed;
 mod service;
+mod slow;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,10 @@ enum Cmd {
     /// dropped answers, a full or read-only disk and a three-instance cluster,
     /// each followed by the invariant check. See README.md.
     Faults(faults::FaultArgs),
+    /// Slow-header ("slowloris") connections while a normal client keeps
+    /// requesting: when the service closed each, and the normal latency before
+    /// and during. See README.md.
+    SlowHeaders(slow::SlowArgs),
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +112,7 @@ async fn main() -> ExitCode {
         Cmd::ImportFile(a) => seed::import_file(a).map(|()| true),
         Cmd::Query(a) => query::query(a).await,
         Cmd::Faults(a) => faults::run(a).await,
+        Cmd::SlowHeaders(a) => slow::run(a).await,
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

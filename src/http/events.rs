@@ -124,7 +124,7 @@ async fn stream_actor(
             .tokens
             .authenticate(&app.store.pool(), token.trim())
             .await?
-            .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into())),
+            .map_err(|refused| AppError::Unauthorized(refused.message())),
         (Err(e), _) => Err(e),
     }
 }
@@ -165,7 +165,24 @@ async fn stream_events(
     let mut wake = app.store.appended();
     let stream = async_stream::stream! {
         let _slot = slot;
+        // The token was valid when the stream opened; it is asked again of the
+        // database at least once per the token cache's time to live, and the stream
+        // ends once it is revoked or expired (the client's reconnection then gets
+        // the 401).
+        let mut checked = std::time::Instant::now();
         loop {
+            if checked.elapsed() >= app.tokens.ttl() {
+                match crate::auth::still_valid(&app.store.pool(), &actor.token_id).await {
+                    Ok(Ok(())) => checked = std::time::Instant::now(),
+                    Ok(Err(refused)) => {
+                        tracing::info!(token = %actor.token_id, reason = %refused.message(), "live event stream closed: its token no longer works");
+                        break;
+                    }
+                    // The database is unreachable: the read below fails as well;
+                    // look again on the next round.
+                    Err(e) => tracing::warn!(error = %e, "event stream token check failed; retrying"),
+                }
+            }
             let batch = match app.store.read_all(after, 500).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -194,7 +211,8 @@ async fn stream_events(
                     continue;
                 }
             }
-            let _ = tokio::time::timeout(POLL, wake.changed()).await;
+            let wait = POLL.min(app.tokens.ttl());
+            let _ = tokio::time::timeout(wait, wake.changed()).await;
         }
     };
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

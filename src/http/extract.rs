@@ -199,7 +199,7 @@ where
         app.tokens
             .authenticate(&app.store.pool(), token)
             .await?
-            .ok_or_else(|| AppError::Unauthorized("the token is unknown or revoked".into()))
+            .map_err(|refused| AppError::Unauthorized(refused.message()))
     }
 }
 

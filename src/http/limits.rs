@@ -245,8 +245,8 @@ pub struct LimitState {
 }
 
 /// The client's address; a router served without `ConnectInfo` (an embedding that
-/// does not call `into_make_service_with_connect_info`) counts all its anonymous
-/// clients as one.
+/// neither uses `http::server::serve` nor calls `into_make_service_with_connect_info`)
+/// counts all its anonymous clients as one.
 fn client_ip(req: &Request) -> IpAddr {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -12,6 +12,7 @@ pub mod open311;
 pub mod openapi;
 pub mod ops;
 pub mod org;
+pub mod server;
 pub mod stats;
 pub mod text;
 pub mod tickets;
@@ -113,7 +114,8 @@ pub fn app(state: SharedApp) -> Router {
 }
 
 /// The whole application with chosen request limits, used by `serve`. Serve it with
-/// `into_make_service_with_connect_info::<SocketAddr>()` so that the per-address
+/// [`server::serve`] (as `yiwang serve` does) or
+/// `into_make_service_with_connect_info::<SocketAddr>()`, so that the per-address
 /// limit tells clients apart.
 pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
     let request_id = HeaderName::from_static("x-request-id");

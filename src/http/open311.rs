@@ -229,7 +229,15 @@ async fn authenticate(app: &SharedApp, api_key: Option<&str>) -> Result<Actor, O
         .authenticate(&app.store.pool(), key)
         .await
         .map_err(|e| Open311Error::from(AppError::from(e)))?
-        .ok_or_else(|| err(StatusCode::FORBIDDEN, "api_key is unknown or revoked"))
+        .map_err(|refused| match refused {
+            crate::auth::Refused::Unknown => {
+                err(StatusCode::FORBIDDEN, "api_key is unknown or revoked")
+            }
+            crate::auth::Refused::Expired(_) => err(
+                StatusCode::FORBIDDEN,
+                format!("api_key: {}", refused.message()),
+            ),
+        })
 }
 
 async fn get_resource(
