@@ -418,6 +418,11 @@ async fn write_data(base: i64, pool: &Pool, data: &Data, era: i64) -> Vec<Record
     for e in &rows {
         insert_event(pool, e).await;
     }
+    // From 0008 on, a release's appends kept the log tally (before it, the
+    // migration counts the log it finds).
+    if era >= 8 {
+        count_log(pool).await;
+    }
     for (t, head) in fold(&rows) {
         // Before attachments (migration 0003) the folded ticket had no photos.
         let doc = (era < 3).then(|| {
