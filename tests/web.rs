@@ -53,6 +53,8 @@ async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
             h("content-security-policy")
         );
         assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        // Not framable in browsers that predate `frame-ancestors` either.
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
         // A revalidation with the ETag is a 304.
         let again = app
             .client

@@ -118,24 +118,10 @@ pub const DOCS_CSP: &str = "default-src 'self'; img-src 'self' data:; \
                             style-src 'self' 'unsafe-inline'; object-src 'none'; \
                             base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-/// The headers of every answer under `/api/docs`: the page runs on the origin
-/// whose localStorage holds the tokens of the web pages, so it may not be framed
-/// (clickjacking), may not run script from elsewhere, and no file of it may be
-/// sniffed into another type.
+/// The headers of every answer under `/api/docs`: the web pages' (`web::page_headers`)
+/// with the Swagger UI page's policy.
 fn docs_headers(h: &mut HeaderMap) {
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DOCS_CSP),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    crate::web::page_headers(h, DOCS_CSP);
 }
 
 async fn docs_page() -> Response {

@@ -143,10 +143,21 @@ fn serve(headers: &HeaderMap, a: &'static Asset) -> Response {
     if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
+    page_headers(h, CSP);
+    r
+}
+
+/// The headers of every page and file served to a browser from this origin (the
+/// web pages and `/api/docs`): the origin's localStorage holds the pages' tokens, so
+/// nothing of it may be framed (clickjacking: the CSP's `frame-ancestors 'none'` and,
+/// for older browsers, `X-Frame-Options`), run script from elsewhere (`csp`), be
+/// sniffed into another type, or send its URL on as a referrer.
+pub fn page_headers(h: &mut HeaderMap, csp: &'static str) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -155,7 +166,6 @@ fn serve(headers: &HeaderMap, a: &'static Asset) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    r
 }
 
 #[cfg(test)]
