@@ -185,10 +185,6 @@ fn strip_comments_and_strings(src: &str) -> String {
                         k += 1 + hashes;
                         break;
                     }
-                    if s[k] == '"' && hashes == 0 {
-                        k += 1;
-                        break;
-                    }
                     k += 1;
                 }
                 let k = k.min(n);
@@ -211,7 +207,8 @@ fn strip_comments_and_strings(src: &str) -> String {
         // Char literal ('x', '\n', '\u{..}', '"'); a lifetime or label is left alone.
         if c == '\'' {
             if i + 1 < n && s[i + 1] == '\\' {
-                let mut j = i + 2;
+                // Past the escaped character, so that '\'' ends at its second quote.
+                let mut j = i + 3;
                 while j < n && s[j] != '\'' {
                     j += 1;
                 }
@@ -362,14 +359,14 @@ fn compare<'a>(
     violations: &'a [Violation],
     known: &[(&'static str, &'static str, &'static str)],
 ) -> (Vec<&'a Violation>, Vec<(&'static str, &'static str)>) {
-    let known_pairs: BTreeSet<(&str, &str)> = known.iter().map(|&(a, b, _)| (a, b)).collect();
-    let seen: BTreeSet<(&str, &str)> =
-        violations.iter().map(|v| (v.from.as_str(), v.to.as_str())).collect();
-    let unexpected = violations
-        .iter()
-        .filter(|v| !known_pairs.contains(&(v.from.as_str(), v.to.as_str())))
-        .collect();
-    let stale = known_pairs.iter().filter(|p| !seen.contains(*p)).map(|&(a, b)| (a, b)).collect();
+    let is_known = |v: &Violation| known.iter().any(|&(a, b, _)| v.from == a && v.to == b);
+    let unexpected = violations.iter().filter(|v| !is_known(*v)).collect();
+    let mut stale = Vec::new();
+    for &(a, b, _) in known {
+        if !violations.iter().any(|v| v.from == a && v.to == b) && !stale.contains(&(a, b)) {
+            stale.push((a, b));
+        }
+    }
     (unexpected, stale)
 }
 
