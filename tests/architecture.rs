@@ -56,12 +56,36 @@ const RULES: &[Rule] = &[
         forbidden: EDGES,
         why: "the use cases sit below the edges (http, web, cli)",
     },
-    Rule { module: "projections", forbidden: EDGES, why: "below the edges (http, web, cli)" },
-    Rule { module: "sla", forbidden: EDGES, why: "below the edges (http, web, cli)" },
-    Rule { module: "appraisal", forbidden: EDGES, why: "below the edges (http, web, cli)" },
-    Rule { module: "verify", forbidden: EDGES, why: "below the edges (http, web, cli)" },
-    Rule { module: "import", forbidden: EDGES, why: "below the edges (http, web, cli)" },
-    Rule { module: "backup", forbidden: EDGES, why: "below the edges (http, web, cli)" },
+    Rule {
+        module: "projections",
+        forbidden: EDGES,
+        why: "below the edges (http, web, cli)",
+    },
+    Rule {
+        module: "sla",
+        forbidden: EDGES,
+        why: "below the edges (http, web, cli)",
+    },
+    Rule {
+        module: "appraisal",
+        forbidden: EDGES,
+        why: "below the edges (http, web, cli)",
+    },
+    Rule {
+        module: "verify",
+        forbidden: EDGES,
+        why: "below the edges (http, web, cli)",
+    },
+    Rule {
+        module: "import",
+        forbidden: EDGES,
+        why: "below the edges (http, web, cli)",
+    },
+    Rule {
+        module: "backup",
+        forbidden: EDGES,
+        why: "below the edges (http, web, cli)",
+    },
 ];
 
 /// Today's violations, per module pair `(importer, imported, reason)`. Each is to be
@@ -181,7 +205,10 @@ fn strip_comments_and_strings(src: &str) -> String {
                 let hashes = j - i - 1;
                 let mut k = j + 1;
                 while k < n {
-                    if s[k] == '"' && k + hashes < n && s[k + 1..=k + hashes].iter().all(|&h| h == '#') {
+                    if s[k] == '"'
+                        && k + hashes < n
+                        && s[k + 1..=k + hashes].iter().all(|&h| h == '#')
+                    {
                         k += 1 + hashes;
                         break;
                     }
@@ -339,14 +366,24 @@ fn module_of(rel: &str) -> Option<String> {
 fn check(files: &[(String, String)], rules: &[Rule]) -> Vec<Violation> {
     let mut out = Vec::new();
     for (path, text) in files {
-        let Some(from) = module_of(path) else { continue };
-        let Some(rule) = rules.iter().find(|r| r.module == from) else { continue };
+        let Some(from) = module_of(path) else {
+            continue;
+        };
+        let Some(rule) = rules.iter().find(|r| r.module == from) else {
+            continue;
+        };
         for (line, to) in crate_refs(&strip_comments_and_strings(text)) {
             if to == from {
                 continue;
             }
             if rule.forbidden.iter().any(|&f| f == ANY || f == to) {
-                out.push(Violation { file: path.clone(), line, from: from.clone(), to, why: rule.why });
+                out.push(Violation {
+                    file: path.clone(),
+                    line,
+                    from: from.clone(),
+                    to,
+                    why: rule.why,
+                });
             }
         }
     }
@@ -371,7 +408,10 @@ fn compare<'a>(
 }
 
 /// The report `cargo test` prints, or `None` when all is well.
-fn verdict(violations: &[Violation], known: &[(&'static str, &'static str, &'static str)]) -> Option<String> {
+fn verdict(
+    violations: &[Violation],
+    known: &[(&'static str, &'static str, &'static str)],
+) -> Option<String> {
     let (unexpected, stale) = compare(violations, known);
     if unexpected.is_empty() && stale.is_empty() {
         return None;
@@ -424,8 +464,13 @@ fn source_tree(root: &Path) -> Vec<(String, String)> {
     paths
         .into_iter()
         .map(|p| {
-            let rel = p.strip_prefix(root).expect("under the root").to_string_lossy().replace('\\', "/");
-            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"));
+            let rel = p
+                .strip_prefix(root)
+                .expect("under the root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"));
             (rel, text)
         })
         .collect()
@@ -434,7 +479,11 @@ fn source_tree(root: &Path) -> Vec<(String, String)> {
 #[test]
 fn layers_flow_one_way() {
     let files = source_tree(&crate_root());
-    assert!(files.iter().any(|(p, _)| p == "src/lib.rs"), "no src/lib.rs under {}", crate_root().display());
+    assert!(
+        files.iter().any(|(p, _)| p == "src/lib.rs"),
+        "no src/lib.rs under {}",
+        crate_root().display()
+    );
     let violations = check(&files, RULES);
     if let Some(msg) = verdict(&violations, KNOWN) {
         panic!("{msg}");
@@ -449,7 +498,10 @@ fn rules_and_known_are_consistent() {
             rule.is_some_and(|r| r.forbidden.iter().any(|&f| f == ANY || f == b)),
             "KNOWN ({a}, {b}) is not forbidden by any rule"
         );
-        assert!(why.contains("issue 20"), "KNOWN ({a}, {b}) should say which issue removes it");
+        assert!(
+            why.contains("issue 20"),
+            "KNOWN ({a}, {b}) should say which issue removes it"
+        );
     }
     let mut modules = BTreeSet::new();
     for r in RULES {
@@ -462,7 +514,9 @@ fn rules_and_known_are_consistent() {
 // ---------------------------------------------------------------------------
 
 fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|&(p, t)| (p.to_string(), t.to_string())).collect()
+    list.iter()
+        .map(|&(p, t)| (p.to_string(), t.to_string()))
+        .collect()
 }
 
 fn refs(src: &str) -> Vec<(usize, String)> {
@@ -484,7 +538,14 @@ fn finds_use_lines_groups_and_paths_in_code() {
                let y = crate :: org::parse;\n";
     assert_eq!(
         refs(src),
-        vec![r(1, "store"), r(3, "app"), r(4, "sla"), r(7, "cli"), r(8, "http"), r(11, "org")]
+        vec![
+            r(1, "store"),
+            r(3, "app"),
+            r(4, "sla"),
+            r(7, "cli"),
+            r(8, "http"),
+            r(11, "org")
+        ]
     );
 }
 
@@ -500,7 +561,10 @@ fn skips_comments_strings_and_chars() {
                fn h<'a>(x: &'a str) -> &'a str { crate::org::f(x) }\n\
                let e = '\\''; let z = crate::domain::Ticket::new();\n\
                let zh = \"工单 crate::http\"; // 注释 crate::cli\n";
-    assert_eq!(refs(src), vec![r(5, "store"), r(6, "sla"), r(8, "org"), r(9, "domain")]);
+    assert_eq!(
+        refs(src),
+        vec![r(5, "store"), r(6, "sla"), r(8, "org"), r(9, "domain")]
+    );
 }
 
 #[test]
@@ -508,7 +572,10 @@ fn maps_files_to_top_level_modules() {
     assert_eq!(module_of("src/app.rs").as_deref(), Some("app"));
     assert_eq!(module_of("src/app/mod.rs").as_deref(), Some("app"));
     assert_eq!(module_of("src/app/decide.rs").as_deref(), Some("app"));
-    assert_eq!(module_of("src/projections/stats/cache.rs").as_deref(), Some("projections"));
+    assert_eq!(
+        module_of("src/projections/stats/cache.rs").as_deref(),
+        Some("projections")
+    );
     assert_eq!(module_of("src/lib.rs"), None);
     assert_eq!(module_of("src/main.rs"), None);
     assert_eq!(module_of("src/bin/tool.rs"), None);
@@ -518,16 +585,36 @@ fn maps_files_to_top_level_modules() {
 #[test]
 fn reports_a_new_violation_with_file_line_and_rule() {
     let tree = files(&[
-        ("src/lib.rs", "pub mod app; pub mod http; pub mod store; pub mod domain;\nuse crate::http::serve;\n"),
-        ("src/http/mod.rs", "use crate::app::App;\nuse crate::store::Store;\n"),
-        ("src/app/mod.rs", "use crate::domain::Ticket;\nuse crate::app::decide;\n"),
-        ("src/app/queries.rs", "use crate::store::Store;\n\nfn f() { crate::http::openapi::x(); }\n"),
-        ("src/store/mod.rs", "//! not crate::domain\nuse crate::domain::Ticket;\n"),
-        ("src/domain/mod.rs", "use crate::domain::events;\nuse crate::error::Error;\n"),
+        (
+            "src/lib.rs",
+            "pub mod app; pub mod http; pub mod store; pub mod domain;\nuse crate::http::serve;\n",
+        ),
+        (
+            "src/http/mod.rs",
+            "use crate::app::App;\nuse crate::store::Store;\n",
+        ),
+        (
+            "src/app/mod.rs",
+            "use crate::domain::Ticket;\nuse crate::app::decide;\n",
+        ),
+        (
+            "src/app/queries.rs",
+            "use crate::store::Store;\n\nfn f() { crate::http::openapi::x(); }\n",
+        ),
+        (
+            "src/store/mod.rs",
+            "//! not crate::domain\nuse crate::domain::Ticket;\n",
+        ),
+        (
+            "src/domain/mod.rs",
+            "use crate::domain::events;\nuse crate::error::Error;\n",
+        ),
     ]);
     let v = check(&tree, RULES);
-    let got: Vec<(&str, usize, &str, &str)> =
-        v.iter().map(|v| (v.file.as_str(), v.line, v.from.as_str(), v.to.as_str())).collect();
+    let got: Vec<(&str, usize, &str, &str)> = v
+        .iter()
+        .map(|v| (v.file.as_str(), v.line, v.from.as_str(), v.to.as_str()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -537,23 +624,42 @@ fn reports_a_new_violation_with_file_line_and_rule() {
         ]
     );
     let msg = verdict(&v, &[]).expect("fails");
-    assert!(msg.contains("src/app/queries.rs:3: `app` imports `crate::http`"), "{msg}");
+    assert!(
+        msg.contains("src/app/queries.rs:3: `app` imports `crate::http`"),
+        "{msg}"
+    );
     assert!(msg.contains("rule: store must not import domain"), "{msg}");
 }
 
 #[test]
 fn known_pairs_pass_and_can_only_shrink() {
-    let tree = files(&[("src/import.rs", "use crate::http::tickets::parse;\nfn f() { crate::http::BODY_LIMIT }\n")]);
+    let tree = files(&[(
+        "src/import.rs",
+        "use crate::http::tickets::parse;\nfn f() { crate::http::BODY_LIMIT }\n",
+    )]);
     let v = check(&tree, RULES);
     assert_eq!(v.len(), 2);
     // Known at pair granularity: both lines pass.
     assert_eq!(verdict(&v, &[("import", "http", "issue 20")]), None);
     // Unknown: fails, naming each line.
     let msg = verdict(&v, &[]).expect("fails");
-    assert!(msg.contains("src/import.rs:1:") && msg.contains("src/import.rs:2:"), "{msg}");
+    assert!(
+        msg.contains("src/import.rs:1:") && msg.contains("src/import.rs:2:"),
+        "{msg}"
+    );
     // A known pair that no longer occurs: fails, asking to remove it.
-    let msg = verdict(&v, &[("import", "http", "issue 20"), ("backup", "cli", "issue 20")]).expect("fails");
-    assert!(msg.contains("remove (\"backup\", \"cli\", …) from KNOWN"), "{msg}");
+    let msg = verdict(
+        &v,
+        &[
+            ("import", "http", "issue 20"),
+            ("backup", "cli", "issue 20"),
+        ],
+    )
+    .expect("fails");
+    assert!(
+        msg.contains("remove (\"backup\", \"cli\", …) from KNOWN"),
+        "{msg}"
+    );
     assert!(!msg.contains("layer rule broken"), "{msg}");
 }
 
