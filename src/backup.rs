@@ -644,13 +644,13 @@ async fn connect_existing(url: &str) -> anyhow::Result<Pool> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let opts: sqlx::postgres::PgConnectOptions = url
             .parse()
-            .with_context(|| format!("bad database URL {}", crate::cli::redact(url)))?;
+            .with_context(|| format!("bad database URL {}", crate::config::redact_url(url)))?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(opts.log_slow_statements(quiet.0, quiet.1))
             .await
-            .with_context(|| format!("cannot connect to {}", crate::cli::redact(url)))?;
+            .with_context(|| format!("cannot connect to {}", crate::config::redact_url(url)))?;
         Ok(Pool::Postgres(pool))
     } else if url.starts_with("sqlite:") {
         let opts = store::sqlite::connect_options(url)?
@@ -1130,7 +1130,7 @@ fn refuse_occupied(url: &str, found: &[(&str, i64)]) -> anyhow::Result<()> {
     let what: Vec<String> = found.iter().map(|(t, n)| format!("{n} in {t}")).collect();
     bail!(
         "{} is not a fresh database ({} rows: {}): restore only into an empty database; nothing was written",
-        crate::cli::redact(url),
+        crate::config::redact_url(url),
         found.iter().map(|(_, n)| n).sum::<i64>(),
         what.join(", ")
     )
@@ -1252,7 +1252,7 @@ pub async fn restore(url: &str, args: &RestoreArgs) -> anyhow::Result<Restored> 
             };
             return Err(e.context(format!(
                 "restore refused: {} was left without anything from the archive",
-                crate::cli::redact(url)
+                crate::config::redact_url(url)
             )));
         }
     };
@@ -1279,7 +1279,7 @@ pub async fn restore(url: &str, args: &RestoreArgs) -> anyhow::Result<Restored> 
         args.file.display(),
         header.engine,
         header.exported_at,
-        crate::cli::redact(url),
+        crate::config::redact_url(url),
         engine.name()
     );
     let verify = crate::verify::run(&pool).await?;

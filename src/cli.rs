@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::app::App;
 use crate::auth::{self, Role};
-use crate::metrics::Metrics;
-use crate::org::{self, OrgHandle};
-use crate::sla::{Calendar, SlaPolicy, SlaSettings};
+use crate::org;
+use crate::sla::{Calendar, SlaSettings};
 use crate::store;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./yiwang-data/yiwang.db";
@@ -318,7 +317,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import(args) => crate::import::run(&cli.database_url, args).await,
         Command::Verify(args) => verify(&cli.database_url, args.anchor.as_deref()).await,
-        Command::Config(ConfigCommand::Check) => crate::config::check(),
+        Command::Config(ConfigCommand::Check) => crate::config::check(Cli::command()),
         Command::Export(args) => crate::backup::export(&cli.database_url, &args).await,
         Command::Restore(args) => restore(&cli.database_url, args).await,
         Command::Replay {
@@ -358,7 +357,7 @@ async fn replay(
         Some(d) => Calendar::from_dir(d)?,
         None => Calendar::embedded(),
     };
-    let app = build_app(url, calendar, SlaSettings::default()).await?;
+    let app = crate::app::build_app(url, calendar, SlaSettings::default()).await?;
     let all = crate::projections::all(&app);
     let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
     if let Some(n) = only {
@@ -538,50 +537,6 @@ pub fn redact(url: &str) -> String {
     crate::config::redact_url(url)
 }
 
-pub async fn build_app(
-    url: &str,
-    calendar: Calendar,
-    settings: SlaSettings,
-) -> anyhow::Result<Arc<App>> {
-    build_app_with_clock(url, calendar, settings, crate::clock::Clock::system()).await
-}
-
-/// The application with a chosen clock (tests stand it at a chosen instant), and
-/// attachments where [`crate::attachments::Settings::for_database`] puts them.
-pub async fn build_app_with_clock(
-    url: &str,
-    calendar: Calendar,
-    settings: SlaSettings,
-    clock: crate::clock::Clock,
-) -> anyhow::Result<Arc<App>> {
-    let attachments = crate::attachments::Settings::for_database(url);
-    build_app_with(url, calendar, settings, clock, attachments).await
-}
-
-/// The application with every setting chosen.
-pub async fn build_app_with(
-    url: &str,
-    calendar: Calendar,
-    settings: SlaSettings,
-    clock: crate::clock::Clock,
-    attachments: crate::attachments::Settings,
-) -> anyhow::Result<Arc<App>> {
-    let store = store::open(url, true).await?;
-    let org = org::current_or_demo(&store.pool()).await?;
-    Ok(Arc::new(App {
-        store,
-        org: OrgHandle::new(org),
-        sla: SlaPolicy::new(calendar, settings),
-        metrics: Metrics::new(),
-        tokens: Default::default(),
-        clock,
-        recent: Default::default(),
-        projections: Default::default(),
-        attachments,
-        integrity: Default::default(),
-    }))
-}
-
 async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let calendar = match &args.calendar_dir {
         Some(d) => Calendar::from_dir(d)?,
@@ -598,7 +553,7 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         attachments.dir = d.clone();
     }
     attachments.max_bytes = args.attachment_max_bytes;
-    let app = build_app_with(
+    let app = crate::app::build_app_with(
         url,
         calendar,
         SlaSettings {

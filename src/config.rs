@@ -175,10 +175,9 @@ pub fn redact_url(url: &str) -> String {
 
 /// `yiwang config check`: the effective settings of `yiwang serve` with this
 /// environment and file, each with its source; an error (exit 1) for a bad value.
-pub fn check() -> anyhow::Result<()> {
-    use clap::CommandFactory;
+/// `cmd` is the binary's command line (`cli::Cli::command()`).
+pub fn check(mut cmd: clap::Command) -> anyhow::Result<()> {
     use clap::parser::ValueSource;
-    let mut cmd = crate::cli::Cli::command();
     let args = ["yiwang", "serve"];
     let matches = cmd.try_get_matches_from_mut(args).map_err(|e| {
         let text = e.render().to_string();

@@ -6,8 +6,8 @@
 //!  "action": "create" | "assign" | …, "body": {…}}
 //! ```
 //!
-//! Each line is the command the API would take (its body is parsed by the HTTP
-//! layer's own code) and goes through the live path, `App::create` / `App::act`,
+//! Each line is the command the API would take (its body is parsed by the API's
+//! own code, `app::commands`) and goes through the live path, `App::create` / `App::act`,
 //! on an app whose clock stands at the line's `at`: the same policy, aggregate rules
 //! and working-day deadlines, with `occurred_at` = `at`.
 //!
@@ -36,13 +36,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::app::{
-    ActionInput, App, CommandMeta, Decided, check_new_ticket, decide_action, decide_create,
-};
+use crate::app::App;
+use crate::app::commands::{ACTIONS, ActionInput, CommandMeta, ParsedCommand, parse_command};
+use crate::app::decide::{Decided, check_new_ticket, decide_action, decide_create};
 use crate::auth::{Actor, Role};
 use crate::domain::{Deadlines, Ticket};
 use crate::error::AppError;
-use crate::http::tickets::{ACTIONS, ParsedCommand, parse_command};
 use crate::org::Org;
 use crate::sla::{Calendar, SlaSettings};
 
@@ -177,7 +176,7 @@ pub async fn run(database_url: &str, args: ImportArgs) -> anyhow::Result<()> {
     };
     // Business time stands at each line's `at` while that line is applied.
     let clock = crate::clock::Clock::manual(Utc::now());
-    let app = crate::cli::build_app_with_clock(database_url, calendar, settings, clock).await?;
+    let app = crate::app::build_app_with_clock(database_url, calendar, settings, clock).await?;
     let name = args
         .file
         .file_name()
@@ -385,7 +384,7 @@ fn read_line(
     }
     // The user lands in every event's metadata: the API's rule for text.
     if let Err(AppError::Invalid { message, .. }) =
-        crate::http::text::check_text("actor.user", user, 100)
+        crate::app::text::check_text("actor.user", user, 100)
     {
         return Err(format!("actor.user: {message}"));
     }
@@ -458,7 +457,7 @@ fn command(line: &Line, ids: &HashMap<String, Option<Uuid>>) -> Result<ParsedCom
     }
     // Serializing a Value cannot fail.
     let raw = serde_json::to_vec(&body).expect("a JSON value serializes");
-    if raw.len() > crate::http::BODY_LIMIT {
+    if raw.len() > crate::app::commands::BODY_LIMIT {
         return Err("413: the body is over the API's 1 MiB limit".into());
     }
     parse_command(&line.action, &raw).map_err(|e| reason(&e))

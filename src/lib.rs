@@ -2,8 +2,9 @@
 //!
 //! Layout by concern: `store` (the event log), `domain` (the pure ticket aggregate),
 //! `sla` (calendar and deadlines), `org` (organisation and catalogue), `auth` (tokens
-//! and who may do what), `app` (commands: load, decide, append), `http` (the API),
-//! `backup` (export and restore), `cli` (the one binary's subcommands).
+//! and who may do what), `app` (commands: load, decide, append), `views` (the
+//! ticket's JSON and the masking of personal data), `http` (the API), `backup`
+//! (export and restore), `cli` (the one binary's subcommands).
 
 pub mod app;
 pub mod appraisal;
@@ -25,4 +26,5 @@ pub mod projections;
 pub mod sla;
 pub mod store;
 pub mod verify;
+pub mod views;
 pub mod web;

@@ -39,7 +39,7 @@ struct Served {
 impl Served {
     async fn spawn(engine: Engine, settings: Settings) -> Served {
         let db = TestDb::new(engine).await;
-        let app = yiwang::cli::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
+        let app = yiwang::app::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
             .await
             .expect("build app");
         yiwang::org::save(

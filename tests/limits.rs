@@ -66,7 +66,7 @@ impl Answer {
 impl Limited {
     async fn spawn(engine: Engine, settings: Settings) -> Limited {
         let db = TestDb::new(engine).await;
-        let app = yiwang::cli::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
+        let app = yiwang::app::build_app(&db.url, Calendar::embedded(), SlaSettings::default())
             .await
             .expect("build app");
         yiwang::org::save(

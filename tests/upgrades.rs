@@ -331,7 +331,7 @@ fn fold(rows: &[RecordedEvent]) -> Vec<(Ticket, String)> {
 /// The ticket view row the store writes with each append: `doc` is the folded
 /// ticket as JSON text (`doc` given: as an older release wrote it).
 async fn insert_view(pool: &Pool, t: &Ticket, head_hash: &str, doc: Option<String>) {
-    let v = yiwang::app::view_row(t);
+    let v = yiwang::app::decide::view_row(t);
     let doc = doc.unwrap_or(v.doc);
     let cols = "id, number, state, unit, centre, category, grid, version, created_at, updated_at, \
                 doc, head_hash, co_units";

@@ -23,11 +23,11 @@ use rand::rngs::StdRng;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use yiwang::app::{check_new_ticket, decide_action, decide_create};
+use yiwang::app::commands::{ParsedCommand, parse_command};
+use yiwang::app::decide::{check_new_ticket, decide_action, decide_create};
 use yiwang::auth::policy::holding_centre;
 use yiwang::auth::{Actor, Role};
 use yiwang::domain::{State, Ticket, TicketEvent, sla_events, sla_warn_at};
-use yiwang::http::tickets::{ParsedCommand, parse_command};
 use yiwang::org::{Org, UnitKind};
 use yiwang::sla::calendar::{business_date, start_of_day};
 use yiwang::sla::{OrgDeadlines, SlaPolicy};

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use yiwang::app::{new_events, view_row};
+use yiwang::app::decide::{new_events, view_row};
 use yiwang::sla::watcher::{ACTOR as WATCHER, ROLE as WATCHER_ROLE};
 use yiwang::sla::{Calendar, SlaPolicy, SlaSettings};
 use yiwang::store::hash::GENESIS;
@@ -216,7 +216,7 @@ async fn append_plan(store: &Store, plan: TicketPlan) -> Result<()> {
 /// fills evenly whatever the mean length of a history.
 pub async fn seed(a: SeedArgs) -> Result<()> {
     crate::ceiling::ensure_local(&a.database_url)?;
-    let app = yiwang::cli::build_app(
+    let app = yiwang::app::build_app(
         &a.database_url,
         Calendar::embedded(),
         SlaSettings::default(),

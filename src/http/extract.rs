@@ -8,7 +8,8 @@ use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::app::{CommandMeta, SharedApp};
+use crate::app::SharedApp;
+use crate::app::commands::{CommandMeta, parse_json};
 use crate::auth::Actor;
 use crate::error::AppError;
 
@@ -127,51 +128,6 @@ pub struct Path<T>(pub T);
 impl From<PathRejection> for AppError {
     fn from(e: PathRejection) -> AppError {
         AppError::BadRequest(format!("the path is not valid: {}", e.body_text()))
-    }
-}
-
-pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, AppError> {
-    if raw.is_empty() {
-        return Err(AppError::BadRequest("the request needs a JSON body".into()));
-    }
-    let de = &mut serde_json::Deserializer::from_slice(raw);
-    let value = parse_value(de)?;
-    // One JSON value and nothing after it (whitespace aside): `{...} {...}` is not a body.
-    de.end()
-        .map_err(|e| AppError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    Ok(value)
-}
-
-fn parse_value<'de, T: DeserializeOwned>(
-    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
-) -> Result<T, AppError> {
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let field = if path == "." {
-                    // A missing field is reported on the enclosing object.
-                    missing_field(&inner.to_string()).unwrap_or_else(|| "body".into())
-                } else {
-                    path
-                };
-                AppError::invalid(field, strip_position(&inner.to_string()))
-            }
-            _ => AppError::BadRequest(format!("the body is not valid JSON: {inner}")),
-        }
-    })
-}
-
-fn missing_field(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("missing field `")?;
-    Some(rest.split('`').next()?.to_string())
-}
-
-fn strip_position(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => msg[..i].to_string(),
-        None => msg.to_string(),
     }
 }
 

@@ -14,7 +14,6 @@ pub mod ops;
 pub mod org;
 pub mod server;
 pub mod stats;
-pub mod text;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -33,9 +32,6 @@ use tower_http::trace::TraceLayer;
 use crate::app::SharedApp;
 use crate::error::AppError;
 use crate::store::RecordedEvent;
-
-/// Requests over this are refused with 413.
-pub const BODY_LIMIT: usize = 1024 * 1024;
 
 /// Every list answers `{"items": [...], "next_cursor": ...}`.
 #[derive(Serialize)]
@@ -137,7 +133,7 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(crate::app::commands::BODY_LIMIT))
         // Inside the rate limits: a refused request costs no timer.
         .layer(middleware::from_fn_with_state(
             limited.clone(),

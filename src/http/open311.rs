@@ -34,8 +34,8 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::tickets::{ParsedCommand, parse_command};
-use crate::app::{CommandMeta, SharedApp};
+use crate::app::SharedApp;
+use crate::app::commands::{CommandMeta, ParsedCommand, parse_command};
 use crate::auth::{Actor, Role};
 use crate::domain::{State as TicketState, Ticket};
 use crate::error::AppError;

@@ -2,8 +2,8 @@
 //! UI at `GET /api/docs`. Neither needs a token.
 //!
 //! The document is generated with utoipa. The schemas are derived from the types the
-//! handlers serialize and parse (the ticket JSON of `app::render`, the request bodies
-//! of `tickets`, `StatsItem`, the appraisal types). The answers that the handlers
+//! handlers serialize and parse (the ticket JSON of `views::ticket::render`, the request bodies
+//! of `app::commands`, `StatsItem`, the appraisal types). The answers that the handlers
 //! build with `json!` (events, units, categories, profiles, problems) are described by
 //! the schema types in this module. The path items are the documentation stubs in
 //! [`paths`]: one per route, and one per action of `POST /api/v1/tickets/{id}/{action}`.
@@ -335,32 +335,11 @@ pub struct Problem {
     code: Option<String>,
 }
 
-/// A reporter's contact on a ticket: in full for hotline agents, admins and the
-/// handling unit, masked (`赵**`, `138****0000`) for everyone else.
-#[derive(serde::Serialize, ToSchema)]
-#[allow(dead_code)] // a schema only: `app::reporter_json` builds it
-pub struct Reporter {
-    name: Option<String>,
-    phone: Option<String>,
-    masked: bool,
-}
-
-/// A deadline's standing: `met` or `missed` once done, `running` while open and not
-/// past due (`missed` when past it).
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: `app::deadline_status` gives it as text
-pub enum DeadlineStatus {
-    Met,
-    Missed,
-    Running,
-}
-
 /// A page of the ticket queue.
 #[derive(serde::Serialize, ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct TicketList {
-    #[schema(value_type = Vec<crate::app::TicketJson>)]
+    #[schema(value_type = Vec<crate::views::ticket::TicketJson>)]
     items: Vec<()>,
     /// The `cursor` of the next page; null at the end.
     next_cursor: Option<String>,
@@ -618,13 +597,13 @@ pub struct PhotoBytes(String);
 #[allow(dead_code)]
 pub mod paths {
     use super::*;
-    use crate::app::TicketJson;
-    use crate::domain::State;
-    use crate::http::appraisal::AppraisalBody;
-    use crate::http::tickets::{
+    use crate::app::commands::{
         AssignBody, CloseBody, CommentBody, CreateBody, DecideBody, ExtensionBody, FeedbackBody,
         HandleBody, NoteBody, ReasonBody, SignBody, VerifyBody,
     };
+    use crate::domain::State;
+    use crate::http::appraisal::AppraisalBody;
+    use crate::views::ticket::TicketJson;
 
     #[utoipa::path(
         post, path = "/api/v1/tickets", tag = "tickets",

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::app::{App, view_row};
+use crate::app::App;
+use crate::app::decide::{new_events, view_row};
 use crate::domain::{DecodeError, Ticket, TicketEvent, sla_events};
 use crate::store::{AppendRequest, Metadata, StoreError, TicketQuery};
 
@@ -157,7 +158,7 @@ async fn watch_ticket(
             stream_id: ticket.id,
             expected_version: ticket.version,
             prev_hash: head.clone(),
-            events: crate::app::new_events(&events, now),
+            events: new_events(&events, now),
             metadata: Metadata {
                 actor: ACTOR.to_string(),
                 role: ROLE.to_string(),

@@ -403,13 +403,13 @@ async fn open311_xml_is_well_formed_with_a_ticket_stored_before_the_fix() {
             role: Role::HotlineAgent,
             unit: "etdz".into(),
         };
-        let input = match yiwang::http::tickets::parse_command(
+        let input = match yiwang::app::commands::parse_command(
             "create",
             ticket_body().to_string().as_bytes(),
         )
         .expect("a valid body")
         {
-            yiwang::http::tickets::ParsedCommand::Create(mut t) => {
+            yiwang::app::commands::ParsedCommand::Create(mut t) => {
                 t.title = "旧\u{FFFF}工单".into();
                 t.description = "U+FFFE \u{FFFE}, U+FFFF \u{FFFF}, a bell \u{7}, NUL-free".into();
                 t.location.address = Some("皇冠\u{FFFF}街道".into());
@@ -417,7 +417,7 @@ async fn open311_xml_is_well_formed_with_a_ticket_stored_before_the_fix() {
             }
             _ => unreachable!("a create body"),
         };
-        let meta = yiwang::app::CommandMeta {
+        let meta = yiwang::app::commands::CommandMeta {
             idempotency_key: Uuid::new_v4().to_string(),
             request_hash: "before-the-fix".into(),
             if_match: None,

@@ -162,7 +162,7 @@ fn routes() -> Vec<(String, String)> {
                     continue;
                 }
                 if route.contains("{action}") {
-                    for a in yiwang::http::tickets::ACTIONS {
+                    for a in yiwang::app::commands::ACTIONS {
                         out.push((m.to_string(), route.replace("{action}", a)));
                     }
                 } else {

@@ -293,7 +293,7 @@ async fn two_instances_append_each_warning_and_breach_exactly_once() {
         let clock_a = Clock::manual(t0);
         let clock_b = Clock::manual(t0 + skew);
         let app = TestApp::spawn_with_clock(engine, clock_a.clone()).await;
-        let b = yiwang::cli::build_app_with_clock(
+        let b = yiwang::app::build_app_with_clock(
             &app.db.url,
             Calendar::embedded(),
             SlaSettings::default(),

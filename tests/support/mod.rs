@@ -359,7 +359,7 @@ pub async fn another_instance(db: &TestDb) -> (String, Arc<App>) {
 
 /// The service on a loopback port over `db`; returns its base URL and the app.
 async fn serve(db: &TestDb, clock: yiwang::clock::Clock) -> (String, Arc<App>) {
-    let app = yiwang::cli::build_app_with_clock(
+    let app = yiwang::app::build_app_with_clock(
         &db.url,
         Calendar::embedded(),
         SlaSettings::default(),

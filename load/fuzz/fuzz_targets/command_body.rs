@@ -1,5 +1,5 @@
 //! Any bytes as the body of any command, through the parser the API and the import
-//! use (`http::tickets::parse_command`): it must never panic, and a refusal must be
+//! use (`app::commands::parse_command`): it must never panic, and a refusal must be
 //! a client error (4xx) whose message is plain text for a person (no Rust debug
 //! output, no SQL, no paths). The first byte picks the command: `create` or one of
 //! the actions (and, past them, a name that is no action at all).
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yiwang::http::tickets::{ACTIONS, parse_command};
+use yiwang::app::commands::{ACTIONS, parse_command};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
