@@ -381,7 +381,7 @@ fn compare<'a>(
     known: &[(&'static str, &'static str, &'static str)],
 ) -> (Vec<&'a Violation>, Vec<(&'static str, &'static str)>) {
     let is_known = |v: &Violation| known.iter().any(|&(a, b, _)| v.from == a && v.to == b);
-    let unexpected = violations.iter().filter(|v| !is_known(*v)).collect();
+    let unexpected = violations.iter().filter(|&v| !is_known(v)).collect();
     let mut stale = Vec::new();
     for &(a, b, _) in known {
         if !violations.iter().any(|v| v.from == a && v.to == b) && !stale.contains(&(a, b)) {
