@@ -321,9 +321,9 @@ pub struct Daily {
     pub overdue_now: Vec<(String, i64)>,
 }
 
-/// Whether [`fetch_daily`](super::fetch_daily) reads the turnaround seconds (the median and p90 need
-/// every value: the largest part of a long period's read). The appraisal does not
-/// use them.
+/// Whether [`fetch_daily`](super::fetch_daily) reads the turnaround seconds (the
+/// median and p90 need every value: the largest part of a long period's read). The
+/// appraisal does not use them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Turnarounds {
     Read,
