@@ -96,10 +96,10 @@ async fn rebuild(app: &TestApp) {
 }
 
 /// The daily counters give the same figures as counting the episode and occurrence
-/// rows (`query::compute`, the reference), for every unit, period and granularity.
+/// rows (`stats::compute`, the reference), for every unit, period and granularity.
 async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str) {
     use yiwang::projections::periods::{self, Granularity};
-    use yiwang::projections::query::{self, Request};
+    use yiwang::projections::stats::{self, Request};
     let org = app.app.org.get();
     let pool = app.app.store.pool();
     let d = |s: &str| periods::parse_date(s).unwrap();
@@ -114,9 +114,9 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
             // The report lists the area rules read equal the accepted rows.
             let mut seen = 0;
             for p in &ps {
-                let from_lists = query::area_reports(&pool, None, None, p).await.unwrap();
+                let from_lists = stats::area_reports(&pool, None, None, p).await.unwrap();
                 let accepted = [yiwang::projections::facts::Kind::Accepted];
-                let rows = query::occurrences(&pool, &accepted, None, None, p.start, p.end)
+                let rows = stats::occurrences(&pool, &accepted, None, None, p.start, p.end)
                     .await
                     .unwrap();
                 let month_start = |at: i64| {
@@ -140,7 +140,7 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
                         })
                     })
                     .collect();
-                let mut b: Vec<_> = query::AreaReport::from_rows(&rows)
+                let mut b: Vec<_> = stats::AreaReport::from_rows(&rows)
                     .into_iter()
                     .map(|r| (r.unit, r.source, r.category, r.items[0], month_start(r.at)))
                     .collect();
@@ -164,18 +164,18 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
                 periods: ps.clone(),
                 now,
             };
-            let (eps, occs) = query::fetch(&pool, None, ps[0].start, ps[ps.len() - 1].end)
+            let (eps, occs) = stats::fetch(&pool, None, ps[0].start, ps[ps.len() - 1].end)
                 .await
                 .unwrap();
-            let rows = query::compute(&req, &eps, &occs);
-            let daily = query::fetch_daily(&pool, None, &ps, now, query::Turnarounds::Read)
+            let rows = stats::compute(&req, &eps, &occs);
+            let daily = stats::fetch_daily(&pool, None, &ps, now, stats::Turnarounds::Read)
                 .await
                 .unwrap();
-            let counted = query::compute_daily(&req, &daily);
+            let counted = stats::compute_daily(&req, &daily);
             // With evidence (what the appraisal reads): every field equal, the
             // turnaround values compared as multisets.
             let with_evidence =
-                query::figures_with_evidence(&pool, None, &req, true, query::Turnarounds::Read)
+                stats::figures_with_evidence(&pool, None, &req, true, stats::Turnarounds::Read)
                     .await
                     .unwrap();
             for (i, (a, b)) in rows.cells.iter().zip(&with_evidence.cells).enumerate() {
@@ -199,9 +199,9 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
                     periods: vec![year.clone()],
                     ..req.clone()
                 };
-                let skip = query::Turnarounds::Skip;
+                let skip = stats::Turnarounds::Skip;
                 let all = yiwang::projections::daily::Lists::ALL;
-                let together = query::figures_with_evidence_of(
+                let together = stats::figures_with_evidence_of(
                     &pool,
                     None,
                     &[&quarters, &alone],
@@ -211,7 +211,7 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
                 )
                 .await
                 .unwrap();
-                let by_itself = query::figures_with_evidence(&pool, None, &alone, true, skip)
+                let by_itself = stats::figures_with_evidence(&pool, None, &alone, true, skip)
                     .await
                     .unwrap();
                 assert_eq!(together.len(), 2);
@@ -226,8 +226,8 @@ async fn counters_match_the_rows(app: &TestApp, now: DateTime<Utc>, label: &str)
             }
             for (ui, u) in units.iter().enumerate() {
                 for (pi, p) in ps.iter().enumerate() {
-                    let a = query::StatsItem::new(&org, u, p, rows.get(ui, pi), false);
-                    let b = query::StatsItem::new(&org, u, p, counted.get(ui, pi), false);
+                    let a = stats::StatsItem::new(&org, u, p, rows.get(ui, pi), false);
+                    let b = stats::StatsItem::new(&org, u, p, counted.get(ui, pi), false);
                     assert_eq!(
                         serde_json::to_value(&a).unwrap(),
                         serde_json::to_value(&b).unwrap(),

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::{Deduction, UnitAppraisal};
-use crate::projections::query::Evidence;
+use crate::projections::stats::model::Evidence;
 
 /// Writes `value` as `serde_json` does (strings escaped, numbers and `null` as
 /// the derived impls write them).

@@ -3,7 +3,7 @@
 //! deduction lists the tickets and event positions behind it.
 //!
 //! Nothing is stored: the score is computed at query time from the `unit_stats`
-//! projection (`projections::query`), so a changed profile applies to every period at
+//! projection (`projections::stats`), so a changed profile applies to every period at
 //! once and a score can always be reproduced from the log. [`appraise`] is pure
 //! (figures in, scores out); [`appraise_from_store`] reads what it needs.
 //!
@@ -33,7 +33,10 @@ use serde::Serialize;
 
 use crate::org::{Org, UnitKind};
 use crate::projections::periods::{Granularity, Period};
-use crate::projections::query::{self, AreaReport, Evidence, Figures, Request, Table, round};
+use crate::projections::stats;
+use crate::projections::stats::model::{
+    AreaReport, Evidence, Figures, Request, Table, Turnarounds, round,
+};
 use crate::store::{Pool, StoreError};
 pub use profile::{How, Profile, ProfileError, Profiles, Rule, Section};
 
@@ -108,7 +111,7 @@ pub fn appraised_units(org: &Org, root: &str) -> Vec<String> {
 /// `table` holds each unit's own figures (own_only) with a column for `period` and,
 /// when `period` is a year, one for each of its quarters that counts (the caller
 /// passes those that have started). `area_reports` are the reports accepted in the
-/// townships (see [`query::area_reports`]) covering the period.
+/// townships (see [`stats::area_reports`]) covering the period.
 pub fn appraise(
     profile: &Profile,
     org: &Org,
@@ -575,13 +578,13 @@ pub async fn appraise_from_store(
             reqs.insert(0, request(started));
         }
         let refs: Vec<&Request> = reqs.iter().collect();
-        let mut tables = query::figures_with_evidence_of(
+        let mut tables = stats::figures_with_evidence_of(
             pool,
             scope,
             &refs,
             overdue,
             profile.stored_lists(),
-            query::Turnarounds::Skip,
+            Turnarounds::Skip,
         )
         .await?
         .into_iter();
@@ -597,7 +600,7 @@ pub async fn appraise_from_store(
         if areas.is_empty() || categories.is_empty() {
             Ok(Vec::new())
         } else {
-            query::area_reports(pool, Some(&areas), Some(&categories), period).await
+            stats::area_reports(pool, Some(&areas), Some(&categories), period).await
         }
     };
     let started = std::time::Instant::now();

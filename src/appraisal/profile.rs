@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::org::UnitKind;
 use crate::org::model::AGENCY_TYPES;
 use crate::projections::daily::Lists;
-use crate::projections::query::{Evidence, Figures};
+use crate::projections::stats::model::{Evidence, Figures};
 
 /// The profile used when a request names none.
 pub const DEFAULT: &str = "weihai-etdz-2020";

@@ -3,7 +3,7 @@
 use super::profile::{DEFAULT, builtin, parse_profile};
 use super::*;
 use crate::org::model::demo;
-use crate::projections::query::OccurrenceRow;
+use crate::projections::stats::model::OccurrenceRow;
 
 /// A ticket id named by a short name, ordered as the names are (the name's bytes,
 /// padded with zeros).

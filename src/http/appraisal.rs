@@ -282,7 +282,7 @@ mod tests {
                 rule: "late_sign".into(),
                 count: 1,
                 points: -0.5,
-                evidence: vec![crate::projections::query::Evidence {
+                evidence: vec![crate::projections::stats::model::Evidence {
                     ticket: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_002a),
                     position: 42,
                 }],

@@ -486,7 +486,7 @@ pub struct CategoryList {
 #[derive(serde::Serialize, ToSchema)]
 #[allow(dead_code)] // a schema only: `http::stats` builds it
 pub struct StatsList {
-    items: Vec<crate::projections::query::StatsItem>,
+    items: Vec<crate::projections::stats::StatsItem>,
     /// Always null: one page.
     #[schema(value_type = Option<String>)]
     next_cursor: Option<()>,

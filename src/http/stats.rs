@@ -13,7 +13,7 @@ use crate::auth::{Actor, Role};
 use crate::error::AppError;
 use crate::org::Org;
 use crate::projections::periods::{self, Granularity, Period};
-use crate::projections::query::{self, Request, StatsItem};
+use crate::projections::stats::{self, Request, StatsItem};
 
 /// Periods one request may ask for (a year and a month of days).
 pub const MAX_PERIODS: usize = 400;
@@ -172,22 +172,22 @@ async fn figures(
     unit: &str,
     periods: Vec<Period>,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<query::Table, AppError> {
+) -> Result<stats::Table, AppError> {
     if periods.is_empty() {
         return Err(AppError::invalid("from", "no period in the range"));
     }
     let subtree: Vec<String> = org.subtree(unit).into_iter().map(str::to_string).collect();
     let scope = (org.root().code != unit).then_some(subtree.as_slice());
-    let daily = query::fetch_daily(
+    let daily = stats::fetch_daily(
         &app.store.pool(),
         scope,
         &periods,
         now,
-        query::Turnarounds::Read,
+        stats::Turnarounds::Read,
     )
     .await?;
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for u in query::units_with_figures(&daily) {
+    for u in stats::units_with_figures(&daily) {
         seen.insert(u);
         for a in org.ancestors(u) {
             seen.insert(a);
@@ -201,7 +201,7 @@ async fn figures(
                 .cloned(),
         )
         .collect();
-    Ok(query::compute_daily(
+    Ok(stats::compute_daily(
         &Request {
             org,
             units,

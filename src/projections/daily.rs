@@ -172,7 +172,7 @@ pub struct Delta {
     /// Evidence items (`ticket:position`) added or removed per (unit, month, list),
     /// the list named as the appraisal names it (`late_signs`, ...). Items are
     /// stored as if every deadline still open had passed; a query takes out the
-    /// ones whose deadline is still ahead of it (see `query::fetch_evidence`).
+    /// ones whose deadline is still ahead of it (see `stats::fetch_evidence`).
     pub evidence: HashMap<EvidenceKey, Vec<(String, i64)>>,
 }
 
@@ -264,7 +264,7 @@ impl Delta {
     }
 
     /// What one episode of `ticket` contributes, times `sign` (+1 to add, −1 to
-    /// take away). The same rules as `query::compute`, which counts episode rows.
+    /// take away). The same rules as `stats::compute`, which counts episode rows.
     pub fn episode(&mut self, ticket: &uuid::Uuid, e: &Episode, sign: i64) {
         let u = e.unit.as_str();
         self.add(u, day_of(e.assigned_at), Col::Received, sign);

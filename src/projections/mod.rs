@@ -15,8 +15,9 @@
 
 pub mod daily;
 pub mod facts;
+pub mod gauges;
 pub mod periods;
-pub mod query;
+pub mod stats;
 pub mod unit_stats;
 
 use std::sync::Arc;

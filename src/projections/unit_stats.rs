@@ -441,14 +441,14 @@ impl UnitStats {
                 q
             });
             // A new revision for every month whose lists changed (readers cache a
-            // month's parsed lists by it: `query::fetch_month_lists`).
+            // month's parsed lists by it: `stats::cache::fetch_month_lists`).
             let mut months: Vec<i64> = keys.iter().map(|(_, month, _)| *month).collect();
             months.sort_unstable();
             months.dedup();
             for chunk in months.chunks(CHUNK) {
                 let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_revs (month, rev) ");
                 q.push_values(chunk, |mut b, month| {
-                    b.push_bind(*month).push_bind(super::query::new_revision());
+                    b.push_bind(*month).push_bind(super::stats::new_revision());
                 });
                 q.push(" ON CONFLICT (month) DO UPDATE SET rev = excluded.rev");
                 q.build().execute(&mut *tx).await?;
