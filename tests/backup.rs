@@ -22,18 +22,8 @@ use yiwang::auth::Role;
 use yiwang::clock::Clock;
 use yiwang::store::Pool;
 
-use support::{Engine, Run, TestApp, TestDb, engines, upload_part, yiwang};
-
-fn bj(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&format!("2026-{s}:00+08:00"))
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-/// Where every history ends, and both services stand.
-fn the_end() -> DateTime<Utc> {
-    bj("11-20T12:00")
-}
+use support::scenario::{Scenario, bj, the_end};
+use support::{Engine, Run, TestApp, TestDb, engines, yiwang};
 
 async fn export(url: &str, file: &Path) -> Run {
     let r = yiwang(url, &["export", "--out", &file.display().to_string()]).await;
@@ -56,12 +46,6 @@ fn jpeg(tag: &[u8]) -> Vec<u8> {
     b
 }
 
-async fn upload(app: &TestApp, token: &str, bytes: &[u8]) -> String {
-    let (status, v) = upload_part(app, token, "file", "p.jpg", bytes).await;
-    assert_eq!(status, 201, "{v}");
-    v["hash"].as_str().expect("hash").to_string()
-}
-
 /// A command the original service answered, to be sent again after the restore.
 struct Retry {
     path: String,
@@ -82,320 +66,62 @@ struct History {
 /// Three months of tickets in the township hg and the district, each command at its
 /// own business time.
 async fn history(app: &TestApp) -> History {
-    let clock = &app.app.clock;
-    let gw = app.token(Role::GridWorker, "hg-01-g01").await;
-    let disp = app.token(Role::Dispatcher, "hg").await;
-    let district = app.token(Role::Dispatcher, "etdz").await;
-    let zf = app.token(Role::Handler, "hg-zfzd").await;
-    let sc = app.token(Role::Handler, "hg-scjgs").await;
-    let zhzf = app.token(Role::Handler, "zhzf").await;
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
+    let s = Scenario::new(app).await;
     let admin = app.token(Role::Admin, "etdz").await;
-
-    let report = |category: &str, related_to: Option<&str>| {
-        let mut b = json!({
-            "source": "grid", "category": category, "title": "网格上报", "description": "巡查发现",
-            "urgency": "normal",
-            "location": {"address": "皇冠街道", "lat": 37.5, "lon": 122.1, "grid": "hg-01-g01"},
-        });
-        if let Some(r) = related_to {
-            b["related_to"] = json!(r);
-        }
-        b
-    };
-    let create = |at: &str, tok: String, body: Value| {
-        clock.set(bj(at));
-        async move {
-            let r = app.post("/api/v1/tickets", &tok, body).await;
-            assert_eq!(r.status, 201, "create: {}", r.body);
-            r.body["id"].as_str().expect("id").to_string()
-        }
-    };
-    let act = |at: &str, tok: String, id: String, action: &str, body: Value| {
-        clock.set(bj(at));
-        let path = format!("/api/v1/tickets/{id}/{action}");
-        async move {
-            let r = app.post(&path, &tok, body).await;
-            assert_eq!(r.status, 200, "{path}: {}", r.body);
-        }
-    };
+    let (disp, zf, sc) = (&s.disp, &s.zf, &s.sc);
 
     // T1: signed late, handled with a photo, verified, satisfied, closed.
-    let t1 = create(
-        "09-29T10:00",
-        gw.clone(),
-        report("city.exposed_garbage", None),
-    )
-    .await;
-    act(
-        "09-29T11:00",
-        disp.clone(),
-        t1.clone(),
-        "assign",
-        json!({"unit": "hg-zfzd"}),
-    )
-    .await;
-    act(
-        "10-08T09:00",
-        zf.clone(),
-        t1.clone(),
-        "sign",
-        json!({"handler": "张"}),
-    )
-    .await;
-    clock.set(bj("10-09T14:00"));
-    let photo = upload(app, &zf, &jpeg(b"backup")).await;
-    act(
-        "10-09T15:00",
-        zf.clone(),
-        t1.clone(),
-        "handle",
-        json!({"result": "已清运", "photos": [photo]}),
-    )
-    .await;
-    act(
-        "10-09T16:00",
-        disp.clone(),
-        t1.clone(),
-        "verify",
-        json!({"passed": true, "note": "合格"}),
-    )
-    .await;
-    act(
-        "10-10T10:00",
-        hot.clone(),
-        t1.clone(),
-        "feedback",
-        json!({"satisfaction": "satisfied"}),
-    )
-    .await;
-    act(
-        "10-10T11:00",
-        disp.clone(),
-        t1.clone(),
-        "close",
-        json!({"code": "resolved"}),
-    )
-    .await;
+    let t1 = s.garbage_assigned().await;
+    s.garbage_closed(&t1, &jpeg(b"backup")).await;
 
     // T2: supervised twice, handled late, failed verification, handled again.
-    let t2 = create(
-        "09-30T09:00",
-        gw.clone(),
-        report("city.road_spillage", None),
-    )
-    .await;
-    act(
-        "09-30T09:30",
-        disp.clone(),
-        t2.clone(),
-        "assign",
-        json!({"unit": "hg-zfzd"}),
-    )
-    .await;
-    act(
-        "09-30T10:00",
-        zf.clone(),
-        t2.clone(),
-        "sign",
-        json!({"handler": "李"}),
-    )
-    .await;
-    act(
-        "10-12T10:00",
-        disp.clone(),
-        t2.clone(),
-        "supervise",
-        json!({"note": "请尽快处理"}),
-    )
-    .await;
-    act(
-        "10-13T09:00",
-        disp.clone(),
-        t2.clone(),
-        "supervise",
-        json!({"note": "再次督办"}),
-    )
-    .await;
-    act(
-        "10-14T10:00",
-        zf.clone(),
-        t2.clone(),
-        "handle",
-        json!({"result": "已清扫"}),
-    )
-    .await;
-    act(
-        "10-14T11:00",
-        disp.clone(),
-        t2.clone(),
-        "verify",
-        json!({"passed": false, "note": "仍有残留"}),
-    )
-    .await;
-    act(
-        "10-16T10:00",
-        zf.clone(),
-        t2.clone(),
-        "handle",
-        json!({"result": "已彻底清扫"}),
-    )
-    .await;
-    act(
-        "10-16T15:00",
-        disp.clone(),
-        t2.clone(),
-        "verify",
-        json!({"passed": true, "note": "合格"}),
-    )
-    .await;
-    act(
-        "10-17T09:00",
-        hot.clone(),
-        t2.clone(),
-        "feedback",
-        json!({"satisfaction": "unsatisfied"}),
-    )
-    .await;
+    let t2 = s.reported("09-30T09:00", "city.road_spillage").await;
+    s.assign("09-30T09:30", &t2, "hg-zfzd").await;
+    s.sign("09-30T10:00", zf, &t2, "李").await;
+    s.spillage_reworked(&t2).await;
 
     // T3: an approved extension, handled late anyway.
-    let t3 = create(
-        "09-28T09:00",
-        gw.clone(),
-        report("city.illegal_construction", None),
-    )
-    .await;
-    act(
-        "09-28T10:00",
-        disp.clone(),
-        t3.clone(),
-        "assign",
-        json!({"unit": "hg-zfzd"}),
-    )
-    .await;
-    act(
-        "09-28T15:00",
-        zf.clone(),
-        t3.clone(),
-        "sign",
-        json!({"handler": "王"}),
-    )
-    .await;
-    act(
-        "09-29T09:00",
-        zf.clone(),
-        t3.clone(),
-        "request-extension",
-        json!({"days": 2, "reason": "需协调拆除"}),
-    )
-    .await;
-    act(
-        "09-29T10:00",
-        disp.clone(),
-        t3.clone(),
-        "decide-extension",
-        json!({"approved": true}),
-    )
-    .await;
-    act(
+    let t3 = s.reported("09-28T09:00", "city.illegal_construction").await;
+    s.assign("09-28T10:00", &t3, "hg-zfzd").await;
+    s.sign("09-28T15:00", zf, &t3, "王").await;
+    s.extended("09-29T09:00", "09-29T10:00", &t3, "需协调拆除")
+        .await;
+    s.act(
         "10-12T09:00",
-        zf.clone(),
-        t3.clone(),
+        zf,
+        &t3,
         "handle",
         json!({"result": "已拆除"}),
     )
     .await;
-    act(
-        "10-12T10:00",
-        disp.clone(),
-        t3.clone(),
-        "verify",
-        json!({"passed": true, "note": "合格"}),
-    )
-    .await;
+    let passed = json!({"passed": true, "note": "合格"});
+    s.act("10-12T10:00", disp, &t3, "verify", passed).await;
 
     // T4: returned at once, dispatched again to the market office, signed.
-    let t4 = create(
-        "10-09T09:00",
-        gw.clone(),
-        report("city.exposed_garbage", None),
-    )
-    .await;
-    act(
-        "10-09T10:00",
-        disp.clone(),
-        t4.clone(),
-        "assign",
-        json!({"unit": "hg-zfzd"}),
-    )
-    .await;
-    act(
-        "10-09T11:00",
-        zf.clone(),
-        t4.clone(),
-        "return",
-        json!({"reason": "非本中队辖区"}),
-    )
-    .await;
-    act(
-        "10-09T14:00",
-        disp.clone(),
-        t4.clone(),
-        "assign",
-        json!({"unit": "hg-scjgs"}),
-    )
-    .await;
-    act(
-        "10-10T09:00",
-        sc.clone(),
-        t4.clone(),
-        "sign",
-        json!({"handler": "赵"}),
-    )
-    .await;
+    let t4 = s.reported("10-09T09:00", "city.exposed_garbage").await;
+    s.assign("10-09T10:00", &t4, "hg-zfzd").await;
+    s.returned("10-09T11:00", zf, &t4, "非本中队辖区").await;
+    s.assign("10-09T14:00", &t4, "hg-scjgs").await;
+    s.sign("10-10T09:00", sc, &t4, "赵").await;
 
     // T5: signed, never handled: overdue.
-    let t5 = create(
-        "09-30T14:00",
-        gw.clone(),
-        report("market.consumer_complaint", None),
-    )
-    .await;
-    act(
-        "09-30T15:00",
-        disp.clone(),
-        t5.clone(),
-        "assign",
-        json!({"unit": "hg-scjgs"}),
-    )
-    .await;
-    act(
-        "10-08T09:00",
-        sc.clone(),
-        t5.clone(),
-        "sign",
-        json!({"handler": "赵"}),
-    )
-    .await;
+    let t5 = s.reported("09-30T14:00", "market.consumer_complaint").await;
+    s.assign("09-30T15:00", &t5, "hg-scjgs").await;
+    s.sign("10-08T09:00", sc, &t5, "赵").await;
 
     // T6: T1's garbage again: a repeat complaint.
-    create(
-        "10-20T09:00",
-        gw.clone(),
-        report("city.exposed_garbage", Some(&t1)),
-    )
-    .await;
+    s.repeat_complaint(&t1).await;
 
     // T7: a citizen's call (a contact kept outside the log), at the district; its
     // creation is the command a client retries after the restore.
-    clock.set(bj("11-02T09:00"));
+    s.at("11-02T09:00");
     let key = Uuid::new_v4().to_string();
     let body = support::ticket_body();
     let r = app
         .send(
             reqwest::Method::POST,
             "/api/v1/tickets",
-            Some(&hot),
+            Some(&s.hot),
             Some(&body),
             &[("Idempotency-Key", key.clone())],
         )
@@ -409,46 +135,23 @@ async fn history(app: &TestApp) -> History {
         status: r.status,
         answer: r.body,
     };
-    act(
-        "11-02T10:00",
-        district.clone(),
-        t7.clone(),
-        "assign",
-        json!({"unit": "zhzf"}),
-    )
-    .await;
-    act(
-        "11-03T09:00",
-        zhzf.clone(),
-        t7.clone(),
-        "sign",
-        json!({"handler": "钱工"}),
-    )
-    .await;
-    act(
-        "11-03T10:00",
-        district.clone(),
-        t7.clone(),
-        "comment",
-        json!({"text": "请尽快处理"}),
-    )
-    .await;
+    s.call_signed(&t7, "钱工").await;
+    let comment = json!({"text": "请尽快处理"});
+    s.act("11-03T10:00", &s.district, &t7, "comment", comment)
+        .await;
 
     // T8: the same call again, closed as a duplicate from the queue.
-    let t8 = create("11-05T09:00", hot.clone(), support::ticket_body()).await;
-    act(
-        "11-05T10:00",
-        district.clone(),
-        t8,
-        "close",
-        json!({"code": "duplicate", "duplicate_of": t7}),
-    )
-    .await;
+    let t8 = s
+        .create("11-05T09:00", &s.hot, support::ticket_body())
+        .await;
+    let duplicate = json!({"code": "duplicate", "duplicate_of": t7});
+    s.act("11-05T10:00", &s.district, &t8, "close", duplicate)
+        .await;
 
-    clock.set(the_end());
+    app.app.clock.set(the_end());
     History {
         admin,
-        hotline: hot,
+        hotline: s.hot.clone(),
         retry,
     }
 }

@@ -31,18 +31,8 @@ use yiwang::sla::Calendar;
 use yiwang::store::hash::{GENESIS, event_hash, rfc3339};
 use yiwang::store::{Pool, RecordedEvent};
 
+use support::scenario::{Scenario, bj, the_end};
 use support::{Engine, TestApp, TestDb, engines, yiwang};
-
-fn bj(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&format!("2026-{s}:00+08:00"))
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-/// Where every history ends and every service stands.
-fn the_end() -> DateTime<Utc> {
-    bj("11-20T12:00")
-}
 
 const DEMO_ORG: &str = include_str!("../schema/reference/demo-org.json");
 
@@ -492,45 +482,10 @@ async fn dump(pool: &Pool, table: &str, order: &str) -> Vec<Vec<String>> {
 /// breaches, a citizen's contact). Returns its events and contacts.
 async fn history() -> Data {
     let app = TestApp::spawn_with_clock(Engine::Sqlite, Clock::manual(bj("09-28T08:00"))).await;
-    let clock = &app.app.clock;
-    let gw = app.token(Role::GridWorker, "hg-01-g01").await;
-    let disp = app.token(Role::Dispatcher, "hg").await;
-    let district = app.token(Role::Dispatcher, "etdz").await;
-    let zf = app.token(Role::Handler, "hg-zfzd").await;
-    let sc = app.token(Role::Handler, "hg-scjgs").await;
-    let zhzf = app.token(Role::Handler, "zhzf").await;
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
-    let report = |category: &str, related_to: Option<&str>| {
-        let mut b = json!({
-            "source": "grid", "category": category, "title": "网格上报", "description": "巡查发现",
-            "urgency": "normal",
-            "location": {"address": "皇冠街道", "lat": 37.5, "lon": 122.1, "grid": "hg-01-g01"},
-        });
-        if let Some(r) = related_to {
-            b["related_to"] = json!(r);
-        }
-        b
-    };
-    let create = |at: &str, tok: String, body: Value| {
-        clock.set(bj(at));
-        let app = &app;
-        async move {
-            let r = app.post("/api/v1/tickets", &tok, body).await;
-            assert_eq!(r.status, 201, "create: {}", r.body);
-            r.body["id"].as_str().expect("id").to_string()
-        }
-    };
-    let act = |at: &str, tok: String, id: String, action: &str, body: Value| {
-        clock.set(bj(at));
-        let path = format!("/api/v1/tickets/{id}/{action}");
-        let app = &app;
-        async move {
-            let r = app.post(&path, &tok, body).await;
-            assert_eq!(r.status, 200, "{path}: {}", r.body);
-        }
-    };
+    let s = Scenario::new(&app).await;
+    let (zf, sc) = (&s.zf, &s.sc);
     let watch = |at: &str| {
-        clock.set(bj(at));
+        s.at(at);
         let app = &app;
         async move {
             yiwang::sla::watcher::run_once(&app.app)
@@ -540,245 +495,44 @@ async fn history() -> Data {
     };
 
     // T1: signed late, handled with a photo, verified, satisfied, closed.
-    let t1 = create(
-        "09-29T10:00",
-        gw.clone(),
-        report("city.exposed_garbage", None),
-    )
-    .await;
-    act(
-        "09-29T11:00",
-        disp.clone(),
-        t1.clone(),
-        "assign",
-        json!({"unit": "hg-zfzd"}),
-    )
-    .await;
+    let t1 = s.garbage_assigned().await;
     watch("10-08T08:00").await;
-    act(
-        "10-08T09:00",
-        zf.clone(),
-        t1.clone(),
-        "sign",
-        json!({"handler": "张"}),
-    )
-    .await;
-    clock.set(bj("10-09T14:00"));
-    let (status, photo) = support::upload_part(
-        &app,
-        &zf,
-        "file",
-        "p.jpg",
-        // SOI, a comment segment, EOI: a JPEG whose end an upload can find.
-        b"\xFF\xD8\xFF\xFE\x00\x09upgrade\xFF\xD9",
-    )
-    .await;
-    assert_eq!(status, 201, "{photo}");
-    let photo = photo["hash"].as_str().expect("hash").to_string();
-    act(
-        "10-09T15:00",
-        zf.clone(),
-        t1.clone(),
-        "handle",
-        json!({"result": "已清运", "photos": [photo]}),
-    )
-    .await;
-    act(
-        "10-09T16:00",
-        disp.clone(),
-        t1.clone(),
-        "verify",
-        json!({"passed": true, "note": "合格"}),
-    )
-    .await;
-    act(
-        "10-10T10:00",
-        hot.clone(),
-        t1.clone(),
-        "feedback",
-        json!({"satisfaction": "satisfied"}),
-    )
-    .await;
-    act(
-        "10-10T11:00",
-        disp.clone(),
-        t1.clone(),
-        "close",
-        json!({"code": "resolved"}),
-    )
-    .await;
+    // SOI, a comment segment, EOI: a JPEG whose end an upload can find.
+    s.garbage_closed(&t1, b"\xFF\xD8\xFF\xFE\x00\x09upgrade\xFF\xD9")
+        .await;
 
     // T2: returned, dispatched again, an approved extension, supervised twice, a
     // failed verification, handled again.
-    let t2 = create(
-        "09-30T09:00",
-        gw.clone(),
-        report("city.road_spillage", None),
-    )
-    .await;
-    act(
-        "09-30T09:30",
-        disp.clone(),
-        t2.clone(),
-        "assign",
-        json!({"unit": "hg-scjgs"}),
-    )
-    .await;
-    act(
-        "09-30T10:00",
-        sc.clone(),
-        t2.clone(),
-        "return",
-        json!({"reason": "非本所职责"}),
-    )
-    .await;
-    act(
-        "09-30T11:00",
-        disp.clone(),
-        t2.clone(),
-        "assign",
-        json!({"unit": "hg-zfzd"}),
-    )
-    .await;
-    act(
-        "09-30T14:00",
-        zf.clone(),
-        t2.clone(),
-        "sign",
-        json!({"handler": "李"}),
-    )
-    .await;
-    act(
-        "10-08T09:00",
-        zf.clone(),
-        t2.clone(),
-        "request-extension",
-        json!({"days": 2, "reason": "需协调"}),
-    )
-    .await;
-    act(
-        "10-08T10:00",
-        disp.clone(),
-        t2.clone(),
-        "decide-extension",
-        json!({"approved": true}),
-    )
-    .await;
-    act(
-        "10-12T10:00",
-        disp.clone(),
-        t2.clone(),
-        "supervise",
-        json!({"note": "请尽快处理"}),
-    )
-    .await;
-    act(
-        "10-13T09:00",
-        disp.clone(),
-        t2.clone(),
-        "supervise",
-        json!({"note": "再次督办"}),
-    )
-    .await;
-    act(
-        "10-14T10:00",
-        zf.clone(),
-        t2.clone(),
-        "handle",
-        json!({"result": "已清扫"}),
-    )
-    .await;
-    act(
-        "10-14T11:00",
-        disp.clone(),
-        t2.clone(),
-        "verify",
-        json!({"passed": false, "note": "仍有残留"}),
-    )
-    .await;
-    act(
-        "10-16T10:00",
-        zf.clone(),
-        t2.clone(),
-        "handle",
-        json!({"result": "已彻底清扫"}),
-    )
-    .await;
-    act(
-        "10-16T15:00",
-        disp.clone(),
-        t2.clone(),
-        "verify",
-        json!({"passed": true, "note": "合格"}),
-    )
-    .await;
-    act(
-        "10-17T09:00",
-        hot.clone(),
-        t2.clone(),
-        "feedback",
-        json!({"satisfaction": "unsatisfied"}),
-    )
-    .await;
+    let t2 = s.reported("09-30T09:00", "city.road_spillage").await;
+    s.assign("09-30T09:30", &t2, "hg-scjgs").await;
+    s.returned("09-30T10:00", sc, &t2, "非本所职责").await;
+    s.assign("09-30T11:00", &t2, "hg-zfzd").await;
+    s.sign("09-30T14:00", zf, &t2, "李").await;
+    s.extended("10-08T09:00", "10-08T10:00", &t2, "需协调")
+        .await;
+    s.spillage_reworked(&t2).await;
 
     // T3: signed, never handled: overdue at the end.
-    let t3 = create(
-        "10-09T14:00",
-        gw.clone(),
-        report("market.consumer_complaint", None),
-    )
-    .await;
-    act(
-        "10-09T15:00",
-        disp.clone(),
-        t3.clone(),
-        "assign",
-        json!({"unit": "hg-scjgs"}),
-    )
-    .await;
-    act(
-        "10-12T09:00",
-        sc.clone(),
-        t3.clone(),
-        "sign",
-        json!({"handler": "赵"}),
-    )
-    .await;
-    act(
+    let t3 = s.reported("10-09T14:00", "market.consumer_complaint").await;
+    s.assign("10-09T15:00", &t3, "hg-scjgs").await;
+    s.sign("10-12T09:00", sc, &t3, "赵").await;
+    s.act(
         "10-13T09:00",
-        sc.clone(),
-        t3.clone(),
+        sc,
+        &t3,
         "comment",
         json!({"text": "已联系商户"}),
     )
     .await;
 
     // T4: T1's garbage again: a repeat complaint.
-    create(
-        "10-20T09:00",
-        gw.clone(),
-        report("city.exposed_garbage", Some(&t1)),
-    )
-    .await;
+    s.repeat_complaint(&t1).await;
 
     // T5: a citizen's call (a contact outside the log), at the district.
-    let t5 = create("11-02T09:00", hot.clone(), support::ticket_body()).await;
-    act(
-        "11-02T10:00",
-        district.clone(),
-        t5.clone(),
-        "assign",
-        json!({"unit": "zhzf"}),
-    )
-    .await;
-    act(
-        "11-03T09:00",
-        zhzf.clone(),
-        t5.clone(),
-        "sign",
-        json!({"handler": "钱"}),
-    )
-    .await;
+    let t5 = s
+        .create("11-02T09:00", &s.hot, support::ticket_body())
+        .await;
+    s.call_signed(&t5, "钱").await;
     watch("11-20T08:00").await;
 
     let events: Vec<Ev> = app.all_events().await.iter().map(Ev::of).collect();

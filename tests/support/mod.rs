@@ -17,6 +17,8 @@ use yiwang::app::App;
 use yiwang::auth::{self, Role};
 use yiwang::sla::{Calendar, SlaSettings};
 
+pub mod scenario;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     Sqlite,
