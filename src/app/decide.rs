@@ -70,17 +70,13 @@ fn check_source(actor: &Actor, source: Source) -> Result<(), AppError> {
     if source == required {
         return Ok(());
     }
-    let name = |s: Source| match s {
-        Source::Grid => "grid",
-        Source::Hotline => "hotline",
-    };
     Err(AppError::invalid(
         "source",
         format!(
             "a {}'s reports have the source \"{}\", not \"{}\"",
             actor.role.as_str(),
-            name(required),
-            name(source)
+            required.as_str(),
+            source.as_str()
         ),
     ))
 }

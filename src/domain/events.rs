@@ -17,6 +17,16 @@ pub enum Source {
     Grid,
 }
 
+impl Source {
+    /// The name of the source as the API and the statistics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Hotline => "hotline",
+            Source::Grid => "grid",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Urgency {

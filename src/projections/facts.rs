@@ -256,10 +256,7 @@ pub fn apply(
         let f = TicketFacts {
             ticket: stream,
             category: a.category.clone(),
-            source: match a.source {
-                crate::domain::Source::Hotline => "hotline".into(),
-                crate::domain::Source::Grid => "grid".into(),
-            },
+            source: a.source.as_str().into(),
             area,
             centre: a.centre.clone(),
             episodes: Vec::new(),
