@@ -171,13 +171,9 @@ impl TestApp {
         }
     }
 
-    /// Brings every projection up to the end of the feed, in this task (tests do
-    /// not start the background runners, so what they read is deterministic).
-    /// On PostgreSQL the feed holds back events while any older transaction of the
-    /// cluster is open (other tests run in parallel), so this waits until every
-    /// projection has applied the last committed event.
-    pub async fn catch_up(&self) {
-        let last: i64 = match self.app.store.pool() {
+    /// The position of the last committed event (0 for an empty log).
+    pub async fn max_position(&self) -> i64 {
+        match self.app.store.pool() {
             yiwang::store::Pool::Postgres(p) => {
                 sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
                     .fetch_one(&p)
@@ -190,7 +186,36 @@ impl TestApp {
                     .await
                     .expect("max position")
             }
-        };
+        }
+    }
+
+    /// Waits until the feed shows every event committed so far. On PostgreSQL the
+    /// feed holds back events while any older transaction of the cluster is open
+    /// (other tests, in this binary or another, run in parallel), so a loop that
+    /// steps a projection until the feed is empty could otherwise stop short.
+    pub async fn settle(&self) {
+        let last = self.max_position().await;
+        let started = std::time::Instant::now();
+        while yiwang::store::feed_horizon(&self.app.store.pool())
+            .await
+            .expect("feed horizon")
+            < last
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the feed did not reach position {last}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Brings every projection up to the end of the feed, in this task (tests do
+    /// not start the background runners, so what they read is deterministic).
+    /// On PostgreSQL the feed holds back events while any older transaction of the
+    /// cluster is open (other tests run in parallel), so this waits until every
+    /// projection has applied the last committed event.
+    pub async fn catch_up(&self) {
+        let last = self.max_position().await;
         let started = std::time::Instant::now();
         for p in yiwang::projections::all(&self.app) {
             loop {
@@ -299,20 +324,12 @@ impl TestApp {
     /// database: other tests run in parallel) has finished, so wait for it to settle
     /// up to the row count.
     pub async fn all_events(&self) -> Vec<yiwang::store::RecordedEvent> {
-        let rows = self.count_rows("events").await;
-        for _ in 0..100 {
-            let evs = self
-                .app
-                .store
-                .read_all(0, 1_000_000)
-                .await
-                .expect("read_all");
-            if evs.len() as i64 >= rows {
-                return evs;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("the feed did not settle to {rows} events within 5 s");
+        self.settle().await;
+        self.app
+            .store
+            .read_all(0, 1_000_000)
+            .await
+            .expect("read_all")
     }
 
     /// Raw row count of a table (a check that bypasses the store's API).

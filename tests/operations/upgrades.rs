@@ -15,8 +15,7 @@
 //! chains verify, and the tickets, their events, the projection's tables and the
 //! statistics and appraisal answers are the same.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 
@@ -34,7 +33,7 @@ use yiwang::store::{Pool, RecordedEvent};
 use support::scenario::{Scenario, bj, the_end};
 use support::{Engine, TestApp, TestDb, engines, yiwang};
 
-const DEMO_ORG: &str = include_str!("../schema/reference/demo-org.json");
+const DEMO_ORG: &str = include_str!("../../schema/reference/demo-org.json");
 
 // ---------------------------------------------------------------------------------
 // Migrations, from the files

@@ -2,8 +2,7 @@
 //! limits per token and per address, the request timeout, the SSE subscriber caps,
 //! and page sizes.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,7 +70,7 @@ impl Limited {
             .expect("build app");
         yiwang::org::save(
             &app.store.pool(),
-            include_str!("../schema/reference/demo-org.json"),
+            include_str!("../../schema/reference/demo-org.json"),
             "demo",
         )
         .await

@@ -8,8 +8,7 @@
 //! end of the next working day, handle within 5 working days (违法建设: 3), rework
 //! within 3; "the end of day D" is 24:00 of D and counts in D's period.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 

@@ -3,8 +3,7 @@
 //! working-day deadlines, a ticket with a bad line leaves nothing, a second run adds
 //! nothing, and an unreadable line is named by its number.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};

@@ -1,8 +1,7 @@
 //! The projection runner and the unit statistics (issue 4): incremental equals
 //! rebuild, exactly-once batches, leases, and the stats API's answers and refusals.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
@@ -378,6 +377,8 @@ async fn incremental_projection_equals_a_rebuild_from_zero() {
                 random_history(&app, &clock, &mut rng, &mut ids, 45).await;
                 // Incrementally, in small batches of random size, with one runner
                 // (and its in-memory cache) per round.
+                // Every event of the history in sight first (see `settle`).
+                app.settle().await;
                 let ps = projections::all(&app.app);
                 for p in &ps {
                     loop {

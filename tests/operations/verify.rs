@@ -5,8 +5,7 @@
 //! chain. The report names each with its stream and version, and `/metrics` shows the
 //! outcome of the last verification.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use serde_json::json;
 use uuid::Uuid;

@@ -17,8 +17,7 @@
 //! (each append is a `BEGIN IMMEDIATE` transaction, which serialises writers
 //! across processes; the busy timeout makes the other one wait).
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

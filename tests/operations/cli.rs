@@ -2,8 +2,7 @@
 //! against a fresh database on each engine: token requests that are wrong, listing and
 //! revoking tokens, organisation files with problems, and the purge of personal data.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use serde_json::{Value, json};
 use yiwang::auth::Role;
@@ -341,7 +340,8 @@ async fn a_bad_organisation_file_reports_every_problem_and_changes_nothing() {
         // Three problems at once: an unknown parent, a duplicate code, and a category
         // routed to a unit that does not exist.
         let mut org: Value =
-            serde_json::from_str(include_str!("../schema/reference/demo-org.json")).expect("demo");
+            serde_json::from_str(include_str!("../../schema/reference/demo-org.json"))
+                .expect("demo");
         let units = org["units"].as_array_mut().expect("units");
         let i = units
             .iter()

@@ -9,8 +9,7 @@
 //! the first answer, and appends after the restored log. Truncated or edited
 //! archives and targets that are not fresh are refused, leaving nothing written.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -5,8 +5,7 @@
 //! with SIGKILL; the other takes over within the lease's time and applies what
 //! came after, and every event is counted exactly once.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -150,7 +149,7 @@ async fn another_process_takes_over_a_projection_when_its_runner_dies() {
         let store = yiwang::store::open(&db.url, true).await.unwrap();
         yiwang::org::save(
             &store.pool(),
-            include_str!("../schema/reference/demo-org.json"),
+            include_str!("../../schema/reference/demo-org.json"),
             "demo",
         )
         .await

@@ -11,8 +11,7 @@
 //!   the 1 MiB limit, number overflow, duplicated keys), hostile query parameters and
 //!   hostile path parameters (non-UUID ids, path traversal at the attachment routes).
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};

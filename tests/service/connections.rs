@@ -7,8 +7,7 @@
 //! Timeouts are set short here (about a second) and every bound is generous (the
 //! timeout plus seconds), so a busy machine does not make them flaky.
 
-#[path = "support/mod.rs"]
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,7 +43,7 @@ impl Served {
             .expect("build app");
         yiwang::org::save(
             &app.store.pool(),
-            include_str!("../schema/reference/demo-org.json"),
+            include_str!("../../schema/reference/demo-org.json"),
             "demo",
         )
         .await

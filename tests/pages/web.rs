@@ -2,7 +2,7 @@
 //! and assets with their security headers, `GET /api/v1/me`, and the live feed for
 //! `EventSource` (`?access_token=` on that route only, `from=now`).
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! chromedriver the tests print why and pass, except under `CI=true`, where they fail.
 //! The tests take turns: two cores do not run several Chromiums well.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

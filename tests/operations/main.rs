@@ -1,0 +1,14 @@
+//! The operator's commands, run as an operator runs them (the real binary where it
+//! matters): export and restore, upgrades from every earlier schema, verify, the
+//! import of legacy history, the CLI, and the configuration check. One test binary
+//! (rather than one per file) so the crate is linked once for all of them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod backup;
+mod cli;
+mod config;
+mod import;
+mod upgrades;
+mod verify;
