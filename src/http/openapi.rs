@@ -217,8 +217,8 @@ document.";
         Problem,
         // Named by parameters only (not collected from bodies).
         crate::domain::State,
-        UnitKind,
-        Granularity,
+        crate::org::UnitKind,
+        crate::projections::periods::Granularity,
         SatisfactionMode,
     )),
     modifiers(&Common),
@@ -312,12 +312,12 @@ impl Modify for Common {
 }
 
 /// An RFC 9457 problem document: every error of `/api/v1`.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: the handlers build it with `json!`
 pub struct Problem {
     /// Always `about:blank`: `title` and `status` say what went wrong.
     #[schema(example = "about:blank")]
-    #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: String,
     title: String,
     status: u16,
@@ -336,7 +336,7 @@ pub struct Problem {
 }
 
 /// A page of the ticket queue.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct TicketList {
     #[schema(value_type = Vec<crate::views::ticket::TicketJson>)]
@@ -346,7 +346,7 @@ pub struct TicketList {
 }
 
 /// One event of the log (`http::event_json`).
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::event_json` builds it
 pub struct Event {
     /// The global position: increasing, gap-safe, possibly sparse (PostgreSQL).
@@ -359,7 +359,7 @@ pub struct Event {
     /// ExtensionRequested, ExtensionDecided, TicketSupervised, TicketHandled,
     /// VerificationPassed, VerificationFailed, CitizenFeedbackRecorded,
     /// TicketCommented, TicketClosed, SlaWarning, SlaBreached (more may come).
-    #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: String,
     schema_version: i32,
     /// Business time: when it happened (an import keeps the legacy system's time).
@@ -378,7 +378,7 @@ pub struct Event {
 }
 
 /// A page of events.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct EventList {
     items: Vec<Event>,
@@ -387,26 +387,13 @@ pub struct EventList {
     next_cursor: Option<i64>,
 }
 
-/// What a unit is.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: `org::UnitKind` is serialized
-pub enum UnitKind {
-    District,
-    Township,
-    Community,
-    Grid,
-    Department,
-    Agency,
-}
-
 /// A unit of the organisation.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct Unit {
     code: String,
     name: String,
-    kind: UnitKind,
+    kind: crate::org::UnitKind,
     parent: Option<String>,
     /// Agencies: judicial, enforcement, market, police, …
     agency_type: Option<String>,
@@ -415,7 +402,7 @@ pub struct Unit {
 }
 
 /// The organisation's units.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct UnitList {
     items: Vec<Unit>,
@@ -425,33 +412,24 @@ pub struct UnitList {
 }
 
 /// "In township `area`, this category goes to `unit`."
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct CategoryRoute {
     area: String,
     unit: String,
 }
 
-/// A handle deadline: working days, or clock hours for emergencies.
-#[derive(serde::Serialize, ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-#[serde(rename_all = "snake_case")]
-pub enum HandleDue {
-    Days(u32),
-    Hours(u32),
-}
-
 /// The deadlines of one urgency.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct CategorySla {
     /// Working days to sign for (签收) after dispatch.
     sign_days: u32,
-    handle: HandleDue,
+    handle: crate::org::model::HandleDue,
 }
 
 /// The deadlines of a category by urgency.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct CategorySlas {
     normal: CategorySla,
@@ -460,7 +438,7 @@ pub struct CategorySlas {
 }
 
 /// A category of the catalogue.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct Category {
     code: String,
@@ -473,7 +451,7 @@ pub struct Category {
 }
 
 /// The category catalogue.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct CategoryList {
     items: Vec<Category>,
@@ -483,7 +461,7 @@ pub struct CategoryList {
 }
 
 /// Unit statistics: one item per unit and period.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::stats` builds it
 pub struct StatsList {
     items: Vec<crate::projections::stats::StatsItem>,
@@ -493,7 +471,7 @@ pub struct StatsList {
 }
 
 /// An appraisal rule profile.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::appraisal` builds it
 pub struct Profile {
     /// The value of `profile=`.
@@ -508,7 +486,7 @@ pub struct Profile {
 }
 
 /// The appraisal profiles of this build.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct ProfileList {
     items: Vec<Profile>,
@@ -517,56 +495,32 @@ pub struct ProfileList {
     next_cursor: Option<()>,
 }
 
-/// `granularity=` of the statistics.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: parsed by `projections::periods`
-pub enum Granularity {
-    Day,
-    Month,
-    Quarter,
-    Year,
-}
-
 /// `satisfaction=`: `standard` counts satisfied and basically satisfied, `strict`
 /// satisfied only.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // a schema only: parsed by `http::stats`
 pub enum SatisfactionMode {
     Standard,
     Strict,
 }
 
-/// A role of a token.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: `auth::Role` is given as text
-pub enum Role {
-    GridWorker,
-    HotlineAgent,
-    Dispatcher,
-    Handler,
-    Analyst,
-    Admin,
-}
-
 /// Who the presented token is (`http::me`).
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::me` builds it
 pub struct Me {
     user: String,
-    role: Role,
+    role: crate::auth::Role,
     unit: String,
     /// Null when the unit is not in the organisation in force.
     unit_name: Option<String>,
-    unit_kind: Option<UnitKind>,
+    unit_kind: Option<crate::org::UnitKind>,
     /// True for a unit that dispatches (the district and the townships).
     centre: bool,
 }
 
 /// The upload form of a photo.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::attachments` reads the multipart body
 pub struct AttachmentUpload {
     /// The photo: JPEG, PNG, WebP or HEIC (checked by its bytes, not its name).
@@ -575,7 +529,7 @@ pub struct AttachmentUpload {
 }
 
 /// A stored photo (`http::attachments`).
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::attachments` builds it
 pub struct Attachment {
     /// SHA-256 of the bytes (hex): reference it in `photos` of a report or a result.
@@ -830,7 +784,7 @@ pub mod paths {
         get, path = "/api/v1/units", tag = "organisation",
         summary = "The organisation's units",
         params(
-            ("kind" = Option<UnitKind>, Query, description = "Only units of this kind"),
+            ("kind" = Option<crate::org::UnitKind>, Query, description = "Only units of this kind"),
             ("parent" = Option<String>, Query, description = "Only the children of this unit"),
         ),
         responses(
@@ -858,7 +812,7 @@ pub mod paths {
             ("unit" = Option<String>, Query, description = "A unit code (default: the token's unit)"),
             ("from" = Option<chrono::NaiveDate>, Query, description = "First day (default: the start of the period containing `to`)"),
             ("to" = Option<chrono::NaiveDate>, Query, description = "Last day (default: today, Asia/Shanghai)"),
-            ("granularity" = Option<Granularity>, Query, description = "Default `month`; at most 400 periods"),
+            ("granularity" = Option<crate::projections::periods::Granularity>, Query, description = "Default `month`; at most 400 periods"),
             ("satisfaction" = Option<SatisfactionMode>, Query, description = "Default `standard`"),
         ),
         responses(
