@@ -58,6 +58,26 @@ pub(crate) struct AppraisalBody<'a> {
 
 const PERIOD_FORMS: &str = "a quarter (2026-Q3), a month (2026-09) or a year (2026)";
 
+#[utoipa::path(
+    get, path = "/api/v1/appraisal", tag = "statistics",
+    summary = "Appraisal scores (考核)",
+    description = "Every department and agency within `unit` scored by a rule profile, \
+        with every deduction's evidence (ticket ids and event positions). \
+        `Accept: text/csv`: one row per unit and deduction.",
+    params(
+        ("period" = String, Query, description = "A quarter (`2026-Q3`), a month (`2026-09`) or a year (`2026`)"),
+        ("profile" = Option<String>, Query, description = "A profile name of `GET /api/v1/appraisal/profiles` (default `weihai-etdz-2020`)"),
+        ("unit" = Option<String>, Query, description = "A unit code (default: the token's unit)"),
+    ),
+    responses(
+        (status = 200, description = "The scores", content(
+            (AppraisalBody = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 403, description = "The role may not read appraisals, or the unit is outside the token's", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A missing or bad period, an unknown profile or unit", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_appraisal(
     State(app): State<SharedApp>,
     actor: Actor,
@@ -247,6 +267,11 @@ fn csv_response(
     Ok(r)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/appraisal/profiles", tag = "statistics",
+    summary = "The appraisal rule profiles",
+    responses((status = 200, description = "The profiles of this build", body = crate::http::openapi::ProfileList))
+)]
 async fn list_profiles(_actor: Actor) -> Result<axum::Json<ListPage>, AppError> {
     let items = profiles()?
         .all()

@@ -63,6 +63,23 @@ async fn drain(field: Option<Field<'_>>) {
     }
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/attachments", tag = "attachments",
+    summary = "Upload a photo",
+    description = "One photo per request, as the multipart part named `file`. Stored by \
+        its SHA-256; reference the hash in `photos` of a new report or of `handle`. \
+        Roles that report or handle tickets.",
+    request_body(content = crate::http::openapi::AttachmentUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored (or already stored: the same bytes, the same hash)", body = crate::http::openapi::Attachment,
+            headers(("Location" = String, description = "`/api/v1/attachments/{hash}`"))),
+        (status = 400, description = "An unreadable multipart body", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not upload", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The photo is over the size limit", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not multipart/form-data, or not a JPEG, PNG, WebP or HEIC image", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No part named `file`, or more than one", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str()))]
 async fn upload_attachment(
     State(app): State<SharedApp>,
@@ -159,6 +176,16 @@ fn no_attachment(hash: &str) -> AppError {
 }
 
 /// `GET /api/v1/attachments/{hash}`: the uploader's own photo.
+#[utoipa::path(
+    get, path = "/api/v1/attachments/{hash}", tag = "attachments",
+    summary = "A photo the token's user uploaded",
+    params(("hash" = String, Path, description = "The photo's SHA-256 (hex)")),
+    responses(
+        (status = 200, description = "The photo", content_type = "image/*", body = crate::http::openapi::PhotoBytes,
+            headers(("ETag" = String, description = "The hash, quoted"))),
+        (status = 404, description = "No such photo uploaded by this user (whether or not it exists)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_attachment(
     State(app): State<SharedApp>,
     actor: Actor,
@@ -175,6 +202,20 @@ async fn get_attachment(
 
 /// `GET /api/v1/tickets/{id}/attachments/{hash}`: a photo of a ticket the caller
 /// may see.
+#[utoipa::path(
+    get, path = "/api/v1/tickets/{id}/attachments/{hash}", tag = "attachments",
+    summary = "A photo of a ticket",
+    description = "For whoever may see the ticket, when the ticket references the photo.",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The ticket id"),
+        ("hash" = String, Path, description = "The photo's SHA-256 (hex)"),
+    ),
+    responses(
+        (status = 200, description = "The photo", content_type = "image/*", body = crate::http::openapi::PhotoBytes,
+            headers(("ETag" = String, description = "The hash, quoted"))),
+        (status = 404, description = "No such photo on a ticket this token may see (whether or not it exists)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_ticket_attachment(
     State(app): State<SharedApp>,
     actor: Actor,

@@ -71,6 +71,21 @@ async fn visible(
     Ok(out)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events",
+    summary = "The global feed by position",
+    description = "Events after `after` in position order, limited to the tickets the \
+        token may see. Gap-safe: an event is never skipped, even one whose transaction \
+        commits late.",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Events after this position (default 0)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Events read, default 100 (a page may hold fewer: only what the token may see)"),
+    ),
+    responses(
+        (status = 200, description = "A page of the feed", body = crate::http::openapi::EventList),
+        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_events(
     State(app): State<SharedApp>,
     actor: Actor,
@@ -135,6 +150,21 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
     Ok(crate::store::feed_horizon(&app.store.pool()).await?)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/events/stream", tag = "events",
+    summary = "The live feed (Server-Sent Events)",
+    description = "Every event the token may see, as it is appended: SSE `id` is the \
+        position, `event` the type, `data` the event JSON (the `Event` schema). Resumes \
+        after `Last-Event-ID` (or `after`).",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "The last position received (set by EventSource on reconnect); wins over `after`"),
+    ),
+    responses(
+        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
+        (status = 422, description = "A bad parameter or Last-Event-ID", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn stream_events(
     State(app): State<SharedApp>,
     Extension(limits): Extension<Arc<Limits>>,

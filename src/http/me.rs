@@ -15,6 +15,11 @@ pub fn router() -> Router<SharedApp> {
 /// `{user, role, unit, unit_name, unit_kind, centre}`: `centre` is true for a unit
 /// that dispatches (the district and the townships), whose `dispatch_targets` the
 /// desk offers.
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "session",
+    summary = "Who the token is",
+    responses((status = 200, description = "The token's user, role and unit", body = crate::http::openapi::Me))
+)]
 async fn me(State(app): State<SharedApp>, actor: Actor) -> axum::Json<Value> {
     let org = app.org.get();
     let unit = org.unit(&actor.unit);

@@ -1,12 +1,19 @@
 //! The OpenAPI 3.1 document of `/api/v1` at `GET /api/v1/openapi.json`, and Swagger
 //! UI at `GET /api/docs`. Neither needs a token.
 //!
-//! The document is generated with utoipa. The schemas are derived from the types the
-//! handlers serialize and parse (the ticket JSON of `views::ticket::render`, the request bodies
-//! of `app::commands`, `StatsItem`, the appraisal types). The answers that the handlers
-//! build with `json!` (events, units, categories, profiles, problems) are described by
-//! the schema types in this module. The path items are the documentation stubs in
-//! [`paths`]: one per route, and one per action of `POST /api/v1/tickets/{id}/{action}`.
+//! The document is generated with utoipa. Each route's operation is the
+//! `#[utoipa::path]` attribute on its handler in the resource module (`tickets`,
+//! `events`, `org`, `stats`, `appraisal`, `me`, `attachments`, and `openapi_json`
+//! here), except the actions of `POST /api/v1/tickets/{id}/{action}`: one handler
+//! (`tickets::act_on_ticket`) serves them all, and the document gives each action its
+//! own operation and body, declared in [`actions`]. The schemas are derived on the
+//! types the handlers serialize and parse (the ticket JSON of `views::ticket::render`,
+//! the request bodies of `app::commands`, `StatsItem`, the appraisal types, and the
+//! enums `domain::State`, `auth::Role`, `org::UnitKind`, `org::model::HandleDue`,
+//! `projections::periods::Granularity`). The answers that the handlers build with
+//! `json!` (problems, events, units, categories, profiles, `me`, attachments) and the
+//! list pages around them have no Rust type to derive from: the schema types of this
+//! module describe them.
 //! Nothing here can drift unseen: `tests/api/openapi.rs` checks that every route of
 //! the router is documented and keeps a snapshot (`schema/openapi.json`), and the
 //! test support validates every `/api/v1` response of the suite against the document,
@@ -67,6 +74,11 @@ pub fn document() -> &'static Value {
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "meta", operation_id = "openapi",
+    summary = "This document (no token needed)",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
 async fn openapi_json() -> Response {
     let mut r = document_text().into_response();
     r.headers_mut().insert(
@@ -176,8 +188,9 @@ field of a 422).
 Open311 GeoReport v2 is served at `/open311/v2/` (see the README); it is not part of this \
 document.";
 
-/// The document: paths from [`paths`], schemas derived or declared here, and the
-/// bearer scheme, the 401 and the catch-all error answer added by [`Common`].
+/// The document: the operations of the handlers and of [`actions`] (in this order:
+/// the paths keep it), the schemas they name (and a few named by parameters only),
+/// and the bearer scheme, the 401 and the catch-all error answer added by [`Common`].
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -185,40 +198,40 @@ document.";
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
     paths(
-        paths::create_ticket,
-        paths::list_tickets,
-        paths::get_ticket,
-        paths::ticket_events,
-        paths::assign,
-        paths::sign,
-        paths::return_ticket,
-        paths::request_extension,
-        paths::decide_extension,
-        paths::supervise,
-        paths::handle,
-        paths::verify,
-        paths::feedback,
-        paths::comment,
-        paths::close,
-        paths::list_events,
-        paths::stream_events,
-        paths::list_units,
-        paths::list_categories,
-        paths::unit_stats,
-        paths::get_appraisal,
-        paths::list_profiles,
-        paths::me,
-        paths::upload_attachment,
-        paths::get_attachment,
-        paths::get_ticket_attachment,
-        paths::openapi,
+        super::tickets::create_ticket,
+        super::tickets::list_tickets,
+        super::tickets::get_ticket,
+        super::tickets::ticket_events,
+        actions::assign,
+        actions::sign,
+        actions::return_ticket,
+        actions::request_extension,
+        actions::decide_extension,
+        actions::supervise,
+        actions::handle,
+        actions::verify,
+        actions::feedback,
+        actions::comment,
+        actions::close,
+        super::events::list_events,
+        super::events::stream_events,
+        super::org::list_units,
+        super::org::list_categories,
+        super::stats::unit_stats,
+        super::appraisal::get_appraisal,
+        super::appraisal::list_profiles,
+        super::me::me,
+        super::attachments::upload_attachment,
+        super::attachments::get_attachment,
+        super::attachments::get_ticket_attachment,
+        openapi_json,
     ),
     components(schemas(
         Problem,
         // Named by parameters only (not collected from bodies).
         crate::domain::State,
-        UnitKind,
-        Granularity,
+        crate::org::UnitKind,
+        crate::projections::periods::Granularity,
         SatisfactionMode,
     )),
     modifiers(&Common),
@@ -312,12 +325,12 @@ impl Modify for Common {
 }
 
 /// An RFC 9457 problem document: every error of `/api/v1`.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: the handlers build it with `json!`
 pub struct Problem {
     /// Always `about:blank`: `title` and `status` say what went wrong.
     #[schema(example = "about:blank")]
-    #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: String,
     title: String,
     status: u16,
@@ -336,7 +349,7 @@ pub struct Problem {
 }
 
 /// A page of the ticket queue.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct TicketList {
     #[schema(value_type = Vec<crate::views::ticket::TicketJson>)]
@@ -346,7 +359,7 @@ pub struct TicketList {
 }
 
 /// One event of the log (`http::event_json`).
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::event_json` builds it
 pub struct Event {
     /// The global position: increasing, gap-safe, possibly sparse (PostgreSQL).
@@ -359,7 +372,7 @@ pub struct Event {
     /// ExtensionRequested, ExtensionDecided, TicketSupervised, TicketHandled,
     /// VerificationPassed, VerificationFailed, CitizenFeedbackRecorded,
     /// TicketCommented, TicketClosed, SlaWarning, SlaBreached (more may come).
-    #[serde(rename = "type")]
+    #[schema(rename = "type")]
     kind: String,
     schema_version: i32,
     /// Business time: when it happened (an import keeps the legacy system's time).
@@ -378,7 +391,7 @@ pub struct Event {
 }
 
 /// A page of events.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct EventList {
     items: Vec<Event>,
@@ -387,26 +400,13 @@ pub struct EventList {
     next_cursor: Option<i64>,
 }
 
-/// What a unit is.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: `org::UnitKind` is serialized
-pub enum UnitKind {
-    District,
-    Township,
-    Community,
-    Grid,
-    Department,
-    Agency,
-}
-
 /// A unit of the organisation.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct Unit {
     code: String,
     name: String,
-    kind: UnitKind,
+    kind: crate::org::UnitKind,
     parent: Option<String>,
     /// Agencies: judicial, enforcement, market, police, …
     agency_type: Option<String>,
@@ -415,7 +415,7 @@ pub struct Unit {
 }
 
 /// The organisation's units.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct UnitList {
     items: Vec<Unit>,
@@ -425,33 +425,24 @@ pub struct UnitList {
 }
 
 /// "In township `area`, this category goes to `unit`."
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct CategoryRoute {
     area: String,
     unit: String,
 }
 
-/// A handle deadline: working days, or clock hours for emergencies.
-#[derive(serde::Serialize, ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-#[serde(rename_all = "snake_case")]
-pub enum HandleDue {
-    Days(u32),
-    Hours(u32),
-}
-
 /// The deadlines of one urgency.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct CategorySla {
     /// Working days to sign for (签收) after dispatch.
     sign_days: u32,
-    handle: HandleDue,
+    handle: crate::org::model::HandleDue,
 }
 
 /// The deadlines of a category by urgency.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct CategorySlas {
     normal: CategorySla,
@@ -460,7 +451,7 @@ pub struct CategorySlas {
 }
 
 /// A category of the catalogue.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::org` builds it
 pub struct Category {
     code: String,
@@ -473,7 +464,7 @@ pub struct Category {
 }
 
 /// The category catalogue.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct CategoryList {
     items: Vec<Category>,
@@ -483,7 +474,7 @@ pub struct CategoryList {
 }
 
 /// Unit statistics: one item per unit and period.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::stats` builds it
 pub struct StatsList {
     items: Vec<crate::projections::stats::StatsItem>,
@@ -493,7 +484,7 @@ pub struct StatsList {
 }
 
 /// An appraisal rule profile.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::appraisal` builds it
 pub struct Profile {
     /// The value of `profile=`.
@@ -508,7 +499,7 @@ pub struct Profile {
 }
 
 /// The appraisal profiles of this build.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::ListPage` carries it
 pub struct ProfileList {
     items: Vec<Profile>,
@@ -517,56 +508,32 @@ pub struct ProfileList {
     next_cursor: Option<()>,
 }
 
-/// `granularity=` of the statistics.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: parsed by `projections::periods`
-pub enum Granularity {
-    Day,
-    Month,
-    Quarter,
-    Year,
-}
-
 /// `satisfaction=`: `standard` counts satisfied and basically satisfied, `strict`
 /// satisfied only.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
 #[allow(dead_code)] // a schema only: parsed by `http::stats`
 pub enum SatisfactionMode {
     Standard,
     Strict,
 }
 
-/// A role of a token.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: `auth::Role` is given as text
-pub enum Role {
-    GridWorker,
-    HotlineAgent,
-    Dispatcher,
-    Handler,
-    Analyst,
-    Admin,
-}
-
 /// Who the presented token is (`http::me`).
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::me` builds it
 pub struct Me {
     user: String,
-    role: Role,
+    role: crate::auth::Role,
     unit: String,
     /// Null when the unit is not in the organisation in force.
     unit_name: Option<String>,
-    unit_kind: Option<UnitKind>,
+    unit_kind: Option<crate::org::UnitKind>,
     /// True for a unit that dispatches (the district and the townships).
     centre: bool,
 }
 
 /// The upload form of a photo.
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::attachments` reads the multipart body
 pub struct AttachmentUpload {
     /// The photo: JPEG, PNG, WebP or HEIC (checked by its bytes, not its name).
@@ -575,7 +542,7 @@ pub struct AttachmentUpload {
 }
 
 /// A stored photo (`http::attachments`).
-#[derive(serde::Serialize, ToSchema)]
+#[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: `http::attachments` builds it
 pub struct Attachment {
     /// SHA-256 of the bytes (hex): reference it in `photos` of a report or a result.
@@ -592,89 +559,19 @@ pub struct Attachment {
 #[allow(dead_code)] // a schema only: the photo's bytes
 pub struct PhotoBytes(String);
 
-/// The documentation stubs: one per route (and action). They are never called; the
-/// handlers live in the resource modules.
+/// The operations of `POST /api/v1/tickets/{id}/{action}`, one per action. The router
+/// has one route and one handler for them (`tickets::act_on_ticket`, which parses the
+/// body by `app::commands::parse_action`); the document lists each action with its
+/// own body, so these functions exist only to carry the attributes. They are never
+/// called.
 #[allow(dead_code)]
-pub mod paths {
+pub mod actions {
     use super::*;
     use crate::app::commands::{
-        AssignBody, CloseBody, CommentBody, CreateBody, DecideBody, ExtensionBody, FeedbackBody,
-        HandleBody, NoteBody, ReasonBody, SignBody, VerifyBody,
+        AssignBody, CloseBody, CommentBody, DecideBody, ExtensionBody, FeedbackBody, HandleBody,
+        NoteBody, ReasonBody, SignBody, VerifyBody,
     };
-    use crate::domain::State;
-    use crate::http::appraisal::AppraisalBody;
     use crate::views::ticket::TicketJson;
-
-    #[utoipa::path(
-        post, path = "/api/v1/tickets", tag = "tickets",
-        summary = "Accept a ticket (受理)",
-        description = "The hotline (source `hotline`) or a grid worker (source `grid`, inside \
-            their grid; `self_handled` when fixed on the spot) registers a ticket. It waits \
-            in the receiving centre's queue with the unit the catalogue suggests.",
-        params(
-            ("Idempotency-Key" = String, Header, description = "A fresh UUID per command, reused on retry (1 to 200 characters)"),
-        ),
-        request_body = CreateBody,
-        responses(
-            (status = 201, description = "The new ticket, with the reporter's contact", body = TicketJson,
-                headers(
-                    ("ETag" = String, description = "The ticket's version, quoted: `\"1\"`"),
-                    ("Idempotent-Replayed" = String, description = "`true` on a retry's replayed answer"),
-                )),
-            (status = 400, description = "Malformed JSON or no Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-            (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit", body = Problem, content_type = "application/problem+json"),
-            (status = 404, description = "`related_to` names no ticket this token may read (whether or not it exists)", body = Problem, content_type = "application/problem+json"),
-            (status = 413, description = "The body is over 1 MiB", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker and `hotline` for a hotline agent), or the Idempotency-Key was used for another request", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn create_ticket() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/tickets", tag = "tickets",
-        summary = "The queue",
-        description = "Tickets within the token's unit subtree, newest first. With \
-            `overdue=true`: open tickets past a deadline, oldest deadline first.",
-        params(
-            ("state" = Option<State>, Query, description = "Only tickets in this state"),
-            ("unit" = Option<String>, Query, description = "Only tickets whose lead unit is this one (with `overdue=true`: within this unit's subtree)"),
-            ("overdue" = Option<bool>, Query, description = "`true`: the overdue list"),
-            ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-            ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
-        ),
-        responses(
-            (status = 200, description = "A page of tickets (reporter not included)", body = TicketList),
-            (status = 422, description = "A bad parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn list_tickets() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/tickets/{id}", tag = "tickets",
-        summary = "One ticket",
-        description = "The reporter's contact is masked unless the reader is the hotline or an \
-            admin of a unit that owns the ticket, or the lead unit's handler.",
-        params(("id" = uuid::Uuid, Path, description = "The ticket id")),
-        responses(
-            (status = 200, description = "The ticket", body = TicketJson,
-                headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
-            (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn get_ticket() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/tickets/{id}/events", tag = "events",
-        summary = "A ticket's event stream",
-        params(("id" = uuid::Uuid, Path, description = "The ticket id")),
-        responses(
-            (status = 200, description = "Every event of the ticket, in version order", body = EventList),
-            (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = Problem, content_type = "application/problem+json"),
-            (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn ticket_events() {}
 
     /// One action of `POST /api/v1/tickets/{id}/{action}`: the same parameters and
     /// answers, its own body.
@@ -791,174 +688,4 @@ pub mod paths {
         "A centre closes a verified ticket (`resolved`), or an accepted one as a \
          duplicate (重复件, naming the ticket it repeats), invalid (无效件) or withdrawn (撤诉)."
     );
-
-    #[utoipa::path(
-        get, path = "/api/v1/events", tag = "events",
-        summary = "The global feed by position",
-        description = "Events after `after` in position order, limited to the tickets the \
-            token may see. Gap-safe: an event is never skipped, even one whose transaction \
-            commits late.",
-        params(
-            ("after" = Option<i64>, Query, minimum = 0, description = "Events after this position (default 0)"),
-            ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Events read, default 100 (a page may hold fewer: only what the token may see)"),
-        ),
-        responses(
-            (status = 200, description = "A page of the feed", body = EventList),
-            (status = 422, description = "A bad parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn list_events() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/events/stream", tag = "events",
-        summary = "The live feed (Server-Sent Events)",
-        description = "Every event the token may see, as it is appended: SSE `id` is the \
-            position, `event` the type, `data` the event JSON (the `Event` schema). Resumes \
-            after `Last-Event-ID` (or `after`).",
-        params(
-            ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position"),
-            ("Last-Event-ID" = Option<i64>, Header, description = "The last position received (set by EventSource on reconnect); wins over `after`"),
-        ),
-        responses(
-            (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
-            (status = 422, description = "A bad parameter or Last-Event-ID", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn stream_events() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/units", tag = "organisation",
-        summary = "The organisation's units",
-        params(
-            ("kind" = Option<UnitKind>, Query, description = "Only units of this kind"),
-            ("parent" = Option<String>, Query, description = "Only the children of this unit"),
-        ),
-        responses(
-            (status = 200, description = "The units in organisation order", body = UnitList),
-            (status = 422, description = "A bad parameter", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn list_units() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/categories", tag = "organisation",
-        summary = "The category catalogue",
-        responses((status = 200, description = "The categories with their routes and deadlines", body = CategoryList))
-    )]
-    pub fn list_categories() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/stats/units", tag = "statistics",
-        summary = "Unit SLA statistics per period",
-        description = "For `unit` (default: the token's) rolled up over its subtree, and for \
-            every unit beneath it with figures, one item per period from `from` to `to`. \
-            `Accept: text/csv` gives the same as CSV. Analysts, admins, dispatchers and \
-            handlers, for their own subtree.",
-        params(
-            ("unit" = Option<String>, Query, description = "A unit code (default: the token's unit)"),
-            ("from" = Option<chrono::NaiveDate>, Query, description = "First day (default: the start of the period containing `to`)"),
-            ("to" = Option<chrono::NaiveDate>, Query, description = "Last day (default: today, Asia/Shanghai)"),
-            ("granularity" = Option<Granularity>, Query, description = "Default `month`; at most 400 periods"),
-            ("satisfaction" = Option<SatisfactionMode>, Query, description = "Default `standard`"),
-        ),
-        responses(
-            (status = 200, description = "The figures", content(
-                (StatsList = "application/json"),
-                (String = "text/csv"),
-            )),
-            (status = 403, description = "The role may not read statistics, or the unit is outside the token's", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A bad parameter (`field` names it)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn unit_stats() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/appraisal", tag = "statistics",
-        summary = "Appraisal scores (考核)",
-        description = "Every department and agency within `unit` scored by a rule profile, \
-            with every deduction's evidence (ticket ids and event positions). \
-            `Accept: text/csv`: one row per unit and deduction.",
-        params(
-            ("period" = String, Query, description = "A quarter (`2026-Q3`), a month (`2026-09`) or a year (`2026`)"),
-            ("profile" = Option<String>, Query, description = "A profile name of `GET /api/v1/appraisal/profiles` (default `weihai-etdz-2020`)"),
-            ("unit" = Option<String>, Query, description = "A unit code (default: the token's unit)"),
-        ),
-        responses(
-            (status = 200, description = "The scores", content(
-                (AppraisalBody = "application/json"),
-                (String = "text/csv"),
-            )),
-            (status = 403, description = "The role may not read appraisals, or the unit is outside the token's", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "A missing or bad period, an unknown profile or unit", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn get_appraisal() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/appraisal/profiles", tag = "statistics",
-        summary = "The appraisal rule profiles",
-        responses((status = 200, description = "The profiles of this build", body = ProfileList))
-    )]
-    pub fn list_profiles() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/me", tag = "session",
-        summary = "Who the token is",
-        responses((status = 200, description = "The token's user, role and unit", body = Me))
-    )]
-    pub fn me() {}
-
-    #[utoipa::path(
-        post, path = "/api/v1/attachments", tag = "attachments",
-        summary = "Upload a photo",
-        description = "One photo per request, as the multipart part named `file`. Stored by \
-            its SHA-256; reference the hash in `photos` of a new report or of `handle`. \
-            Roles that report or handle tickets.",
-        request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
-        responses(
-            (status = 201, description = "Stored (or already stored: the same bytes, the same hash)", body = Attachment,
-                headers(("Location" = String, description = "`/api/v1/attachments/{hash}`"))),
-            (status = 400, description = "An unreadable multipart body", body = Problem, content_type = "application/problem+json"),
-            (status = 403, description = "The role may not upload", body = Problem, content_type = "application/problem+json"),
-            (status = 413, description = "The photo is over the size limit", body = Problem, content_type = "application/problem+json"),
-            (status = 415, description = "Not multipart/form-data, or not a JPEG, PNG, WebP or HEIC image", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "No part named `file`, or more than one", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn upload_attachment() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/attachments/{hash}", tag = "attachments",
-        summary = "A photo the token's user uploaded",
-        params(("hash" = String, Path, description = "The photo's SHA-256 (hex)")),
-        responses(
-            (status = 200, description = "The photo", content_type = "image/*", body = PhotoBytes,
-                headers(("ETag" = String, description = "The hash, quoted"))),
-            (status = 404, description = "No such photo uploaded by this user (whether or not it exists)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn get_attachment() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/tickets/{id}/attachments/{hash}", tag = "attachments",
-        summary = "A photo of a ticket",
-        description = "For whoever may see the ticket, when the ticket references the photo.",
-        params(
-            ("id" = uuid::Uuid, Path, description = "The ticket id"),
-            ("hash" = String, Path, description = "The photo's SHA-256 (hex)"),
-        ),
-        responses(
-            (status = 200, description = "The photo", content_type = "image/*", body = PhotoBytes,
-                headers(("ETag" = String, description = "The hash, quoted"))),
-            (status = 404, description = "No such photo on a ticket this token may see (whether or not it exists)", body = Problem, content_type = "application/problem+json"),
-        )
-    )]
-    pub fn get_ticket_attachment() {}
-
-    #[utoipa::path(
-        get, path = "/api/v1/openapi.json", tag = "meta",
-        summary = "This document (no token needed)",
-        responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
-    )]
-    pub fn openapi() {}
 }

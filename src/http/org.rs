@@ -23,6 +23,18 @@ struct UnitParams {
     parent: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/units", tag = "organisation",
+    summary = "The organisation's units",
+    params(
+        ("kind" = Option<crate::org::UnitKind>, Query, description = "Only units of this kind"),
+        ("parent" = Option<String>, Query, description = "Only the children of this unit"),
+    ),
+    responses(
+        (status = 200, description = "The units in organisation order", body = crate::http::openapi::UnitList),
+        (status = 422, description = "A bad parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_units(
     State(app): State<SharedApp>,
     _actor: Actor,
@@ -49,6 +61,11 @@ async fn list_units(
     }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/categories", tag = "organisation",
+    summary = "The category catalogue",
+    responses((status = 200, description = "The categories with their routes and deadlines", body = crate::http::openapi::CategoryList))
+)]
 async fn list_categories(
     State(app): State<SharedApp>,
     _actor: Actor,

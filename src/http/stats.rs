@@ -77,6 +77,29 @@ pub fn csv_response(body: Vec<u8>, filename: &str) -> Response {
     r
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/stats/units", tag = "statistics",
+    summary = "Unit SLA statistics per period",
+    description = "For `unit` (default: the token's) rolled up over its subtree, and for \
+        every unit beneath it with figures, one item per period from `from` to `to`. \
+        `Accept: text/csv` gives the same as CSV. Analysts, admins, dispatchers and \
+        handlers, for their own subtree.",
+    params(
+        ("unit" = Option<String>, Query, description = "A unit code (default: the token's unit)"),
+        ("from" = Option<chrono::NaiveDate>, Query, description = "First day (default: the start of the period containing `to`)"),
+        ("to" = Option<chrono::NaiveDate>, Query, description = "Last day (default: today, Asia/Shanghai)"),
+        ("granularity" = Option<crate::projections::periods::Granularity>, Query, description = "Default `month`; at most 400 periods"),
+        ("satisfaction" = Option<crate::http::openapi::SatisfactionMode>, Query, description = "Default `standard`"),
+    ),
+    responses(
+        (status = 200, description = "The figures", content(
+            (crate::http::openapi::StatsList = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 403, description = "The role may not read statistics, or the unit is outside the token's", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn unit_stats(
     State(app): State<SharedApp>,
     actor: Actor,

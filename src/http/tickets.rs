@@ -54,6 +54,29 @@ fn reply(r: Reply) -> Response {
     resp
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/tickets", tag = "tickets",
+    summary = "Accept a ticket (受理)",
+    description = "The hotline (source `hotline`) or a grid worker (source `grid`, inside \
+        their grid; `self_handled` when fixed on the spot) registers a ticket. It waits \
+        in the receiving centre's queue with the unit the catalogue suggests.",
+    params(
+        ("Idempotency-Key" = String, Header, description = "A fresh UUID per command, reused on retry (1 to 200 characters)"),
+    ),
+    request_body = crate::app::commands::CreateBody,
+    responses(
+        (status = 201, description = "The new ticket, with the reporter's contact", body = crate::views::ticket::TicketJson,
+            headers(
+                ("ETag" = String, description = "The ticket's version, quoted: `\"1\"`"),
+                ("Idempotent-Replayed" = String, description = "`true` on a retry's replayed answer"),
+            )),
+        (status = 400, description = "Malformed JSON or no Idempotency-Key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`related_to` names no ticket this token may read (whether or not it exists)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker and `hotline` for a hotline agent), or the Idempotency-Key was used for another request", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 #[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str()))]
 async fn create_ticket(
     State(app): State<SharedApp>,
@@ -90,6 +113,19 @@ async fn act_on_ticket(
     Ok(reply(app.act(&actor, id, input, meta).await?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tickets/{id}", tag = "tickets",
+    summary = "One ticket",
+    description = "The reporter's contact is masked unless the reader is the hotline or an \
+        admin of a unit that owns the ticket, or the lead unit's handler.",
+    params(("id" = uuid::Uuid, Path, description = "The ticket id")),
+    responses(
+        (status = 200, description = "The ticket", body = crate::views::ticket::TicketJson,
+            headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
+        (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn get_ticket(
     State(app): State<SharedApp>,
     actor: Actor,
@@ -105,6 +141,16 @@ async fn get_ticket(
     }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tickets/{id}/events", tag = "events",
+    summary = "A ticket's event stream",
+    params(("id" = uuid::Uuid, Path, description = "The ticket id")),
+    responses(
+        (status = 200, description = "Every event of the ticket, in version order", body = crate::http::openapi::EventList),
+        (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn ticket_events(
     State(app): State<SharedApp>,
     actor: Actor,
@@ -153,6 +199,23 @@ fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/tickets", tag = "tickets",
+    summary = "The queue",
+    description = "Tickets within the token's unit subtree, newest first. With \
+        `overdue=true`: open tickets past a deadline, oldest deadline first.",
+    params(
+        ("state" = Option<crate::domain::State>, Query, description = "Only tickets in this state"),
+        ("unit" = Option<String>, Query, description = "Only tickets whose lead unit is this one (with `overdue=true`: within this unit's subtree)"),
+        ("overdue" = Option<bool>, Query, description = "`true`: the overdue list"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
+    ),
+    responses(
+        (status = 200, description = "A page of tickets (reporter not included)", body = crate::http::openapi::TicketList),
+        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+    )
+)]
 async fn list_tickets(
     State(app): State<SharedApp>,
     actor: Actor,

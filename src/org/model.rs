@@ -34,8 +34,9 @@ pub struct OrgFile {
 }
 
 /// What a unit is; decides where it may sit in the tree and what it may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(description = "What a unit is.")]
 pub enum UnitKind {
     /// 区网格化治理中心 — the single root; dispatches and supervises.
     District,
@@ -180,11 +181,17 @@ pub struct SlaSpec {
 }
 
 /// How long the receiving unit has to handle (办结) a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(
+    rename_all = "snake_case",
+    description = "A handle deadline: working days, or clock hours for emergencies."
+)]
 pub enum HandleDue {
-    /// Working days (工作日), counted on the business calendar.
+    // Plain comments on the variants: doc comments would become descriptions in the
+    // OpenAPI document (the container's says it).
+    // Working days (工作日), counted on the business calendar.
     Days(u32),
-    /// Clock hours, for emergencies that cannot wait for the next working day.
+    // Clock hours, for emergencies that cannot wait for the next working day.
     Hours(u32),
 }
 

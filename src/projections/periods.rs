@@ -5,7 +5,11 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 use crate::sla::calendar::{business_date, start_of_day};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(
+    rename_all = "snake_case",
+    description = "`granularity=` of the statistics."
+)]
 pub enum Granularity {
     Day,
     Month,

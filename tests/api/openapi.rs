@@ -194,7 +194,7 @@ fn every_route_of_the_router_is_documented() {
         .collect();
     assert!(
         missing.is_empty(),
-        "routes missing from the OpenAPI document (src/http/openapi.rs): {missing:?}"
+        "routes missing from the OpenAPI document (a #[utoipa::path] on the handler, listed in src/http/openapi.rs): {missing:?}"
     );
     // And nothing documented that the router does not serve.
     for (path, item) in doc["paths"].as_object().expect("paths") {
