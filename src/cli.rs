@@ -576,7 +576,9 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     crate::projections::spawn(app.clone());
     if args.verify_interval_secs > 0 {
         crate::verify::spawn(
-            app.clone(),
+            app.store.pool(),
+            app.metrics.clone(),
+            app.integrity.clone(),
             Duration::from_secs(args.verify_interval_secs),
             args.anchor_file.clone(),
         );

@@ -23,6 +23,7 @@ pub mod import;
 pub mod metrics;
 pub mod org;
 pub mod projections;
+pub mod repo;
 pub mod sla;
 pub mod store;
 pub mod verify;

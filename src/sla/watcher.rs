@@ -208,19 +208,20 @@ async fn load_from_stream(
     id: Uuid,
 ) -> Result<Option<(Ticket, Option<String>)>, StoreError> {
     let events = app.store.read_stream(id).await?;
-    let mut state: Option<Ticket> = None;
-    for e in &events {
-        let ev =
-            TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data).map_err(|err| {
-                match err {
+    let decoded = events
+        .iter()
+        .map(|e| {
+            TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data)
+                .map(|ev| (ev, e.occurred_at))
+                .map_err(|err| match err {
                     DecodeError::TooNew { .. } => {
                         StoreError::Unreadable(format!("event {}: {err}", e.position))
                     }
                     _ => StoreError::Corrupt(format!("event {} unreadable: {err}", e.position)),
-                }
-            })?;
-        state = Some(Ticket::apply(state, id, &ev, e.occurred_at));
-    }
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let state = Ticket::fold(id, decoded.iter().map(|(ev, at)| (ev, *at)));
     Ok(state.map(|t| (t, events.last().map(|e| e.hash.clone()))))
 }
 

@@ -6,6 +6,8 @@
 //! stream. `read_all` is gap-safe: it never returns a position while an earlier one may
 //! still commit (see `postgres.rs` for how that is done without a global lock).
 
+pub mod audit;
+pub mod dump;
 pub mod hash;
 mod pg_append;
 pub mod postgres;

@@ -2,12 +2,15 @@
 //! the findings that freeze tampered tickets.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Report, run};
+use crate::metrics::Metrics;
+use crate::store::Pool;
 
 /// What the latest verification of this process found: each tampered stream is
 /// refused to commands and reads (409 `integrity.tampered`), and `/readyz` says
@@ -80,13 +83,15 @@ impl Integrity {
 /// keeps the `yiwang_verify_*` gauges and the app's findings, and appends each
 /// anchor to `anchor_file` when one is named.
 pub fn spawn(
-    app: std::sync::Arc<crate::app::App>,
+    pool: Pool,
+    metrics: Metrics,
+    integrity: Arc<Integrity>,
     interval: Duration,
     anchor_file: Option<std::path::PathBuf>,
 ) {
     tokio::spawn(async move {
         loop {
-            if let Some(report) = verify_and_record(&app).await {
+            if let Some(report) = verify_and_record(&pool, &metrics, &integrity).await {
                 if let (Some(path), Some(anchor)) = (&anchor_file, &report.anchor) {
                     let (path, anchor) = (path.clone(), anchor.clone());
                     let written =
@@ -105,17 +110,22 @@ pub fn spawn(
     });
 }
 
-/// One verification, its outcome logged, put in the gauges and kept in the app
-/// (`App::integrity`: tampered tickets are refused, `/readyz` says degraded).
-pub async fn verify_and_record(app: &crate::app::App) -> Option<Report> {
-    let m = &app.metrics;
-    match run(&app.store.pool()).await {
+/// One verification of the database behind `pool`, its outcome logged, put in the
+/// gauges and kept in `integrity` (the app's `App::integrity`: tampered tickets are
+/// refused, `/readyz` says degraded).
+pub async fn verify_and_record(
+    pool: &Pool,
+    metrics: &Metrics,
+    integrity: &Integrity,
+) -> Option<Report> {
+    let m = metrics;
+    match run(pool).await {
         Ok(report) => {
             m.verify_last_run.set(Utc::now().timestamp() as f64);
             m.verify_last_ok.set(i64::from(report.ok()));
             m.verify_problems
                 .set(i64::try_from(report.problems.len()).unwrap_or(i64::MAX));
-            app.integrity.record(&report);
+            integrity.record(&report);
             if let Some(a) = &report.anchor {
                 tracing::info!(
                     anchor = %serde_json::to_string(a).unwrap_or_default(),

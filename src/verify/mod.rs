@@ -51,8 +51,10 @@
 //! - `views.rs`: the fold check of each ticket view against its events
 //!   ([`view_differences`], [`StoredView`]);
 //! - `anchor.rs`: the [`Anchor`], its file, and its accumulation during the pass;
-//! - `read.rs`: the SQL, on either engine, in one read snapshot (the log's pages, the
-//!   views, the tally comparison);
+//! - `read.rs`: what is read made into what the checks take (links, views, the
+//!   tally comparison); the SQL itself, on either engine and in one read snapshot,
+//!   is in the storage layer: `store/audit.rs` (the log's pages, the tally, the
+//!   density of positions) and `repo/audit.rs` (the ticket views);
 //! - `background.rs`: the periodic verification of `serve` ([`spawn`],
 //!   [`verify_and_record`]) and its findings ([`Integrity`]);
 //! - this file: the problems, the [`Report`], and [`run`], the pass that reads and
@@ -77,9 +79,9 @@ pub use background::{Findings, Integrity, spawn, verify_and_record};
 pub use chain::{Link, StreamCheck, ViewHead};
 pub use views::{StoredView, view_differences};
 
+use crate::store::audit::{Snap, StoredRow};
 use anchor::{AnchorAcc, heads_digest};
 use chain::missing_tail;
-use read::{Snap, StoredRow};
 use views::check_view;
 
 /// Events read per page.
@@ -248,9 +250,7 @@ pub async fn run_against(pool: &Pool, kept: Option<&Anchor>) -> Result<Report, S
         after = last.position;
         // Hashing a page is CPU work: keep it off the async workers.
         let links = tokio::task::spawn_blocking(move || {
-            rows.into_iter()
-                .map(StoredRow::into_link)
-                .collect::<Vec<_>>()
+            rows.into_iter().map(read::into_link).collect::<Vec<_>>()
         })
         .await
         .map_err(|e| StoreError::Corrupt(format!("verification task failed: {e}")))?;
@@ -291,7 +291,7 @@ pub async fn run_against(pool: &Pool, kept: Option<&Anchor>) -> Result<Report, S
         }
     }
     let events: u64 = checks.values().map(|c| c.events).sum();
-    let heads = snap.view_heads().await?;
+    let heads = read::view_heads(&mut snap).await?;
     let streams =
         (checks.len() + heads.keys().filter(|id| !checks.contains_key(id)).count()) as u64;
     for (id, view) in &heads {
@@ -306,7 +306,7 @@ pub async fn run_against(pool: &Pool, kept: Option<&Anchor>) -> Result<Report, S
     drop(heads);
 
     // 2. The tally kept by the appends against the recount.
-    problems.extend(snap.tally_problems(&total).await?);
+    problems.extend(read::tally_problems(&mut snap, &total).await?);
     // 3. Stored first answers naming a stream that has no event.
     for id in snap.streams_without_events().await? {
         problems.push(Problem {
@@ -324,7 +324,7 @@ pub async fn run_against(pool: &Pool, kept: Option<&Anchor>) -> Result<Report, S
     let mut views = 0u64;
     let mut after_view: Option<String> = None;
     loop {
-        let page = snap.view_page(after_view.as_deref(), VIEW_PAGE).await?;
+        let page = read::view_page(&mut snap, after_view.as_deref(), VIEW_PAGE).await?;
         let Some(last) = page.last() else { break };
         after_view = Some(last.0.clone());
         let page: Vec<StoredView> = page

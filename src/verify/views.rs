@@ -4,9 +4,9 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::read::StoredRow;
 use super::{Problem, ProblemKind};
 use crate::domain::{Ticket, TicketEvent};
+use crate::store::audit::StoredRow;
 use crate::store::hash::GENESIS;
 
 /// A ticket view row as stored, for the fold check.

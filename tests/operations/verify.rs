@@ -83,9 +83,13 @@ async fn verify_names_each_edited_deleted_and_inserted_event() {
                 && r.stdout.contains("every hash chain is intact"),
             "{r:?}"
         );
-        let report = yiwang::verify::verify_and_record(&app.app)
-            .await
-            .expect("verification ran");
+        let report = yiwang::verify::verify_and_record(
+            &app.app.store.pool(),
+            &app.app.metrics,
+            &app.app.integrity,
+        )
+        .await
+        .expect("verification ran");
         assert!(report.ok());
         assert_eq!(metric(&app, "yiwang_verify_last_ok").await, 1.0);
         assert_eq!(metric(&app, "yiwang_verify_problems").await, 0.0);
@@ -190,9 +194,13 @@ async fn verify_names_each_edited_deleted_and_inserted_event() {
         assert!(r.stderr.contains("tampered"), "{r:?}");
 
         // The service's own verification says the same in /metrics.
-        let report = yiwang::verify::verify_and_record(&app.app)
-            .await
-            .expect("verification ran");
+        let report = yiwang::verify::verify_and_record(
+            &app.app.store.pool(),
+            &app.app.metrics,
+            &app.app.integrity,
+        )
+        .await
+        .expect("verification ran");
         let found: Vec<(Uuid, i64, &str)> = report
             .problems
             .iter()
@@ -580,7 +588,9 @@ async fn a_tampered_ticket_is_frozen_and_the_service_says_degraded() {
         let dir = tempfile::tempdir().expect("dir");
         let anchors = dir.path().join("anchors.ndjson");
         yiwang::verify::spawn(
-            app.app.clone(),
+            app.app.store.pool(),
+            app.app.metrics.clone(),
+            app.app.integrity.clone(),
             std::time::Duration::from_millis(200),
             Some(anchors.clone()),
         );
