@@ -38,8 +38,7 @@ fn req(stream: Uuid, expected: i64, events: Vec<NewEvent>) -> AppendRequest {
             ..Default::default()
         },
         idempotency: None,
-        view: None,
-        contact: None,
+        views: Vec::new(),
     }
 }
 
@@ -478,11 +477,17 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             .execute(&mut c)
             .await
             .unwrap();
-        sqlx::raw_sql(&format!("PREPARE app AS {}", store::APPEND_STATEMENT))
+        // The statement of a batch that writes a ticket view and a contact (the
+        // parts in the order of their names, as the store puts them).
+        let (statement, params) = store::append_statement(&[
+            &yiwang::repo::contacts::CONTACT_PART,
+            &yiwang::repo::tickets::VIEW_PART,
+        ]);
+        sqlx::raw_sql(&format!("PREPARE app AS {statement}"))
             .execute(&mut c)
             .await
             .unwrap();
-        let nulls = vec!["NULL"; 36].join(", ");
+        let nulls = vec!["NULL"; params].join(", ");
         let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN EXECUTE app({nulls})"))
             .fetch_all(&mut c)
             .await
@@ -492,7 +497,13 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             plan.iter().any(|l| l.contains("idempotency_keys")),
             "the plan was read: {plan:#?}"
         );
-        for table in ["idempotency_keys", "events", "log_tally"] {
+        for table in [
+            "idempotency_keys",
+            "events",
+            "log_tally",
+            "ticket_view",
+            "contacts",
+        ] {
             assert!(
                 !plan
                     .iter()
