@@ -12,6 +12,12 @@
 //! is then retried one request at a time so each gets its own answer. Every
 //! request is answered only after the transaction holding it has committed.
 //!
+//! The read models written with the events (the requests' view handlers: the
+//! ticket view, a new ticket's contact) are part of the same statement: each
+//! handler's [`PgPart`] adds a CTE that writes its rows, unnested from one array
+//! per column, for the requests that go through ([`append_statement`]). A batch
+//! is one statement whatever views it carries (see `store::view` for why).
+//!
 //! Positions: `(xid << 10) + n`, n counting the events of the statement, so a batch
 //! carries at most [`MAX_EVENTS_PER_APPEND`] events (see the module comment of
 //! `postgres.rs` for why positions come from the xid).

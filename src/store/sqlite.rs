@@ -6,6 +6,8 @@
 //! own SAVEPOINT, so one refused request (a version conflict, a reused idempotency
 //! key) rolls back alone; every request in the batch is answered only after the
 //! COMMIT that holds it is durable (WAL, `synchronous=FULL`).
+//! A request's view handlers (`store::view`) write in its SAVEPOINT, after its
+//! events.
 //!
 //! Readers use a separate pool; WAL gives them a consistent snapshot, and since
 //! positions are assigned under the write lock and commit in order, following
