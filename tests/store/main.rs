@@ -232,6 +232,70 @@ async fn a_stored_key_in_a_batch_refuses_only_its_own_request() {
     }
 }
 
+/// The view handlers an append carries write in its transaction: the ticket view
+/// gets the hash of the stream's new head, and a view that is refused (a ticket
+/// number already taken) takes the request's events with it, alone in its batch.
+#[tokio::test]
+async fn view_handlers_write_with_their_events_or_not_at_all() {
+    use yiwang::repo::contacts::{self, Contact};
+    use yiwang::repo::tickets::{self, NUMBER_TAKEN, TicketViewRow};
+    let row = |id: Uuid, number: &str, version: i64| TicketViewRow {
+        id,
+        number: number.into(),
+        state: "ACCEPTED".into(),
+        unit: Some("etdz".into()),
+        centre: "etdz".into(),
+        category: "roads".into(),
+        grid: None,
+        co_units: vec!["hg".into()],
+        version,
+        created_at: store::truncate_micros(Utc::now()),
+        updated_at: store::truncate_micros(Utc::now()),
+        doc: "{}".into(),
+        head_hash: String::new(),
+    };
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let contact = Contact {
+            id: Uuid::now_v7(),
+            name: Some("王".into()),
+            phone: None,
+        };
+        let mut first = req(a, 0, vec![ev(1), ev(2)]);
+        first.views = vec![Arc::new(contact.clone()), Arc::new(row(a, "N-1", 2))];
+        let mut other = req(c, 0, vec![ev(1)]);
+        other.views = vec![Arc::new(row(c, "N-2", 1))];
+        let (r1, r2) = tokio::join!(s.append(first), s.append(other));
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        let pool = s.pool();
+        let view = tickets::ticket_view(&pool, a).await.unwrap().expect("view");
+        assert_eq!(view.head_hash, r1.head_hash, "{engine:?}");
+        assert_eq!(
+            (view.version, view.co_units.clone()),
+            (2, vec!["hg".to_string()])
+        );
+        let view = tickets::ticket_view(&pool, c).await.unwrap().expect("view");
+        assert_eq!(view.head_hash, r2.head_hash, "{engine:?}");
+        assert_eq!(
+            contacts::contact(&pool, contact.id).await.unwrap(),
+            Some(contact),
+            "{engine:?}"
+        );
+        // Another stream's view with a number already taken: refused, and its
+        // events are not written either.
+        let mut clash = req(b, 0, vec![ev(3)]);
+        clash.views = vec![Arc::new(row(b, "N-1", 1))];
+        match s.append(clash).await {
+            Err(StoreError::Refused(why)) => assert_eq!(why, NUMBER_TAKEN, "{engine:?}"),
+            other => panic!("{engine:?}: {other:?}"),
+        }
+        assert!(s.read_stream(b).await.unwrap().is_empty(), "{engine:?}");
+        assert!(tickets::ticket_view(&pool, b).await.unwrap().is_none());
+        db.drop_db().await;
+    }
+}
+
 #[tokio::test]
 async fn events_cannot_be_updated_or_deleted() {
     for engine in engines().await {
