@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::AppError;
-use crate::store::{Pool, StoreError, hash::rfc3339};
+use crate::store::{Pool, StoreError};
 
 pub use crate::domain::is_attachment_hash as is_hash;
 
@@ -467,36 +467,7 @@ pub async fn record(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let size = i64::try_from(a.size).unwrap_or(i64::MAX);
-    match pool {
-        Pool::Postgres(p) => {
-            sqlx::query(
-                "INSERT INTO attachments (hash, content_type, size, uploaded_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash, uploaded_by) DO NOTHING",
-            )
-            .bind(&a.hash)
-            .bind(&a.content_type)
-            .bind(size)
-            .bind(user)
-            .bind(now)
-            .execute(p)
-            .await
-            .map_err(StoreError::classify)?;
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query(
-                "INSERT INTO attachments (hash, content_type, size, uploaded_by, created_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (hash, uploaded_by) DO NOTHING",
-            )
-            .bind(&a.hash)
-            .bind(&a.content_type)
-            .bind(size)
-            .bind(user)
-            .bind(rfc3339(now))
-            .execute(p)
-            .await
-            .map_err(StoreError::classify)?;
-        }
-    }
+    crate::repo::attachments::insert(pool, &a.hash, &a.content_type, size, user, now).await?;
     Ok(())
 }
 
@@ -506,26 +477,7 @@ pub async fn find(
     hash: &str,
     user: Option<&str>,
 ) -> Result<Option<Stored>, StoreError> {
-    let row: Option<(String, i64)> = match pool {
-        Pool::Postgres(p) => sqlx::query_as(
-            "SELECT content_type, size FROM attachments \
-             WHERE hash = $1 AND ($2::text IS NULL OR uploaded_by = $2) LIMIT 1",
-        )
-        .bind(hash)
-        .bind(user)
-        .fetch_optional(p)
-        .await
-        .map_err(StoreError::classify)?,
-        Pool::Sqlite(p) => sqlx::query_as(
-            "SELECT content_type, size FROM attachments \
-             WHERE hash = ?1 AND (?2 IS NULL OR uploaded_by = ?2) LIMIT 1",
-        )
-        .bind(hash)
-        .bind(user)
-        .fetch_optional(p)
-        .await
-        .map_err(StoreError::classify)?,
-    };
+    let row = crate::repo::attachments::find(pool, hash, user).await?;
     Ok(row.map(|(content_type, size)| Stored {
         hash: hash.to_string(),
         content_type,

@@ -439,7 +439,7 @@ async fn purge_contacts(url: &str, days: u32) -> anyhow::Result<()> {
         .checked_sub_signed(chrono::Duration::days(i64::from(days)))
         .context("--older-than reaches before the start of time")?;
     let s = store::open(url, true).await?;
-    let purged = crate::contacts::purge_created_before(&s.pool(), cutoff, now).await?;
+    let purged = crate::repo::contacts::purge_created_before(&s.pool(), cutoff, now).await?;
     println!(
         "purged {} contact(s) created before {}; deleted {} idempotency record(s) older than that",
         purged.contacts,

@@ -1,6 +1,7 @@
 //! yiwang (一网): event-sourced ticket dispatch for grid governance and the 12345 hotline.
 //!
-//! Layout by concern: `store` (the event log), `domain` (the pure ticket aggregate),
+//! Layout by concern: `store` (the event log), `repo` (read models and reference
+//! data: ticket views, contacts, tokens, the organisation), `domain` (the pure ticket aggregate),
 //! `sla` (calendar and deadlines), `org` (organisation and catalogue), `auth` (tokens
 //! and who may do what), `app` (commands: load, decide, append), `views` (the
 //! ticket's JSON and the masking of personal data), `http` (the API), `backup`
@@ -14,7 +15,6 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod contacts;
 pub mod cpu;
 pub mod domain;
 pub mod error;

@@ -15,6 +15,13 @@
 //! `KNOWN` entry that no longer occurs, so the list only shrinks. `KNOWN` is kept per
 //! module pair, not per line, so moving code inside a module does not disturb it.
 //!
+//! A second check keeps the SQL in the storage: no `sqlx::query…`, `query_as`,
+//! `query_scalar`, `sqlx::raw_sql` or `QueryBuilder` in code under `src/` outside
+//! `src/store/` (the log) and `src/repo/` (read models and reference data); the
+//! migrations are `.sql` files under `schema/`, aside. `KNOWN_SQL` lists the files
+//! (or folders, ending in `/`) still allowed for now; it too fails on an entry that
+//! no longer holds any SQL, so it only shrinks.
+//!
 //! Not checked: `super::super::…` paths (they stay inside a module unless a file
 //! climbs past its own top-level module, which no file does today) and `yiwang::…`
 //! paths (only the binary root `src/main.rs` uses them, and it is exempt).
@@ -43,8 +50,8 @@ const RULES: &[Rule] = &[
     },
     Rule {
         module: "store",
-        forbidden: &["domain", "app", "projections", "http", "web", "cli"],
-        why: "the store is the log alone: it knows no ticket, use case, projection or edge",
+        forbidden: &["domain", "repo", "app", "projections", "http", "web", "cli"],
+        why: "the store is the log alone: it knows no ticket, read model, use case, projection or edge",
     },
     Rule {
         module: "repo",
@@ -97,6 +104,33 @@ const RULES: &[Rule] = &[
 /// removed by issue 20; remove its line here when the last import goes, the test
 /// says when.
 const KNOWN: &[(&str, &str, &str)] = &[];
+
+/// Where SQL may be written: the storage.
+const SQL_HOMES: &[&str] = &["src/store/", "src/repo/"];
+
+/// What writes SQL through sqlx, as it appears in code (comments and strings are
+/// skipped; `query_as` also finds `build_query_as`).
+const SQL_MARKERS: &[&str] = &[
+    "sqlx::query",
+    "query_as",
+    "query_scalar",
+    "sqlx::raw_sql",
+    "QueryBuilder",
+];
+
+/// Files (or folders, ending in `/`) outside the storage that still hold SQL, each
+/// with the reason and the issue that moves it. Remove a line when its SQL has
+/// moved; the test says when.
+const KNOWN_SQL: &[(&str, &str)] = &[
+    (
+        "src/projections/stats/read.rs",
+        "the statistics' reads, on the projection's own row types: to repo/stats.rs once those sit below both (issue 20)",
+    ),
+    (
+        "src/projections/unit_stats.rs",
+        "the statistics projection's writes, on its own row types: to repo/ likewise (issue 20)",
+    ),
+];
 
 // ---------------------------------------------------------------------------
 // The checker: pure functions on text, unit-tested below on synthetic inputs.
@@ -415,6 +449,64 @@ fn verdict(
     Some(msg)
 }
 
+/// SQL written outside the storage: `(file, line, marker)` for each line of code
+/// (comments and strings skipped) under `src/` but not in `SQL_HOMES` that holds a
+/// marker (the first it holds).
+fn sql_sites(files: &[(String, String)]) -> Vec<(String, usize, &'static str)> {
+    let mut out = Vec::new();
+    for (path, text) in files {
+        if !path.starts_with("src/") || SQL_HOMES.iter().any(|h| path.starts_with(h)) {
+            continue;
+        }
+        let code = strip_comments_and_strings(text);
+        for (i, line) in code.lines().enumerate() {
+            if let Some(m) = SQL_MARKERS.iter().find(|m| line.contains(*m)) {
+                out.push((path.clone(), i + 1, *m));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `path` is covered by the `KNOWN_SQL` entry `entry` (a file, or a folder
+/// ending in `/`).
+fn covers(entry: &str, path: &str) -> bool {
+    if entry.ends_with('/') {
+        path.starts_with(entry)
+    } else {
+        path == entry
+    }
+}
+
+/// The report for SQL outside the storage, or `None` when all is well: the sites
+/// no known entry covers, and the known entries that cover no site.
+fn sql_verdict(
+    sites: &[(String, usize, &'static str)],
+    known: &[(&'static str, &'static str)],
+) -> Option<String> {
+    let mut msg = String::new();
+    let unexpected: Vec<_> = sites
+        .iter()
+        .filter(|(p, _, _)| !known.iter().any(|(k, _)| covers(k, p)))
+        .collect();
+    if !unexpected.is_empty() {
+        msg.push_str(
+            "SQL outside src/store/ and src/repo/ (see docs/ARCHITECTURE.md: put it in a repo/ or store/ function):\n",
+        );
+        for (p, line, m) in unexpected {
+            msg.push_str(&format!("  {p}:{line}: `{m}`\n"));
+        }
+    }
+    for (k, _) in known {
+        if !sites.iter().any(|(p, _, _)| covers(k, p)) {
+            msg.push_str(&format!(
+                "`{k}` holds no SQL any more: remove (\"{k}\", …) from KNOWN_SQL in tests/architecture.rs\n"
+            ));
+        }
+    }
+    (!msg.is_empty()).then_some(msg)
+}
+
 // ---------------------------------------------------------------------------
 // Reading the tree.
 // ---------------------------------------------------------------------------
@@ -471,6 +563,24 @@ fn layers_flow_one_way() {
     let violations = check(&files, RULES);
     if let Some(msg) = verdict(&violations, KNOWN) {
         panic!("{msg}");
+    }
+}
+
+#[test]
+fn sql_stays_in_the_storage() {
+    let files = source_tree(&crate_root());
+    if let Some(msg) = sql_verdict(&sql_sites(&files), KNOWN_SQL) {
+        panic!("{msg}");
+    }
+    for (k, why) in KNOWN_SQL {
+        assert!(
+            why.contains("issue 20"),
+            "KNOWN_SQL {k} should say which issue removes it"
+        );
+        assert!(
+            !SQL_HOMES.iter().any(|h| k.starts_with(h)),
+            "KNOWN_SQL {k} is in the storage already"
+        );
     }
 }
 
@@ -661,4 +771,70 @@ fn a_deliberate_violation_in_a_copy_of_the_real_tree_fails() {
         msg.contains(&format!("src/domain/mod.rs:{line}: `domain` imports `crate::http`; rule: domain must not import http")),
         "{msg}"
     );
+}
+
+#[test]
+fn sql_outside_the_storage_fails_and_known_sql_can_only_shrink() {
+    let tree = files(&[
+        (
+            "src/store/sqlite.rs",
+            "fn f() { sqlx::query(\"SELECT 1\"); }\n",
+        ),
+        (
+            "src/repo/tickets.rs",
+            "fn f() { sqlx::query_as(\"SELECT 1\"); }\n",
+        ),
+        (
+            "src/http/events.rs",
+            "// sqlx::query in a comment\nfn f() {\n    let s = \"sqlx::query\";\n    sqlx::query_scalar(s);\n}\n",
+        ),
+        (
+            "src/verify/read.rs",
+            "fn f(q: QueryBuilder<Db>) { q.build_query_as(); }\n",
+        ),
+        ("src/app/mod.rs", "fn f() { sqlx::raw_sql(\"x\"); }\n"),
+    ]);
+    let sites = sql_sites(&tree);
+    let got: Vec<(&str, usize)> = sites.iter().map(|(p, l, _)| (p.as_str(), *l)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("src/http/events.rs", 4),
+            ("src/verify/read.rs", 1),
+            ("src/app/mod.rs", 1)
+        ]
+    );
+    // Known by folder and by file: passes.
+    assert_eq!(
+        sql_verdict(
+            &sites,
+            &[
+                ("src/verify/", "issue 20"),
+                ("src/http/events.rs", "issue 20"),
+                ("src/app/mod.rs", "issue 20")
+            ]
+        ),
+        None
+    );
+    // Unknown: fails, naming file and line.
+    let msg = sql_verdict(&sites, &[("src/verify/", "issue 20")]).expect("fails");
+    assert!(msg.contains("src/http/events.rs:4: `sqlx::query`"), "{msg}");
+    assert!(msg.contains("src/app/mod.rs:1: `sqlx::raw_sql`"), "{msg}");
+    assert!(!msg.contains("src/verify/read.rs"), "{msg}");
+    // A known entry without SQL: fails, asking to remove it.
+    let msg = sql_verdict(
+        &sites,
+        &[
+            ("src/verify/", "issue 20"),
+            ("src/http/events.rs", "issue 20"),
+            ("src/app/mod.rs", "issue 20"),
+            ("src/backup.rs", "issue 20"),
+        ],
+    )
+    .expect("fails");
+    assert!(
+        msg.contains("remove (\"src/backup.rs\", …) from KNOWN_SQL"),
+        "{msg}"
+    );
+    assert!(!msg.contains("SQL outside"), "{msg}");
 }

@@ -249,7 +249,7 @@ pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Fin
             continue;
         }
         let Some(folded) = state else { continue };
-        match store.ticket_view(*id).await? {
+        match yiwang::repo::tickets::ticket_view(&store.pool(), *id).await? {
             None => f.problem(format!("ticket {id} has events but no ticket view")),
             Some(row) => {
                 let stored: Value = serde_json::from_str(&row.doc).unwrap_or(Value::Null);

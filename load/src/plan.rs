@@ -29,9 +29,9 @@ use yiwang::auth::policy::holding_centre;
 use yiwang::auth::{Actor, Role};
 use yiwang::domain::{State, Ticket, TicketEvent, sla_events, sla_warn_at};
 use yiwang::org::{Org, UnitKind};
+use yiwang::repo::contacts::Contact;
 use yiwang::sla::calendar::{business_date, start_of_day};
 use yiwang::sla::{OrgDeadlines, SlaPolicy};
-use yiwang::store::Contact;
 
 /// The SLA watcher's default warning point (`serve --sla-warn-fraction`).
 const WARN_FRACTION: f64 = 0.8;

@@ -21,7 +21,7 @@ use yiwang::app::decide::{new_events, view_row};
 use yiwang::sla::watcher::{ACTOR as WATCHER, ROLE as WATCHER_ROLE};
 use yiwang::sla::{Calendar, SlaPolicy, SlaSettings};
 use yiwang::store::hash::GENESIS;
-use yiwang::store::{AppendRequest, Metadata, Store};
+use yiwang::store::{AppendRequest, Metadata, Store, ViewHandler};
 
 use crate::plan::{History, TicketPlan, Traits, World, plan_ticket};
 
@@ -191,6 +191,14 @@ async fn append_plan(store: &Store, plan: TicketPlan) -> Result<()> {
                 request_id: None,
             },
         };
+        // The contact first, then the view (the order the service writes them in).
+        let mut views: Vec<Arc<dyn ViewHandler>> = Vec::new();
+        if let Some(c) = step.contact {
+            views.push(Arc::new(c));
+        }
+        if i == last {
+            views.push(Arc::new(view_row(&step.next)));
+        }
         let req = AppendRequest {
             stream_id: plan.id,
             expected_version: version,
@@ -198,8 +206,7 @@ async fn append_plan(store: &Store, plan: TicketPlan) -> Result<()> {
             events: new_events(&step.events, step.at),
             metadata,
             idempotency: None,
-            view: (i == last).then(|| view_row(&step.next)),
-            contact: step.contact,
+            views,
         };
         let appended = store
             .append(req)
@@ -239,8 +246,9 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for k in 0..a.clients {
-        let (store, world, planned, appended) = (
+        let (store, serials, world, planned, appended) = (
             store.clone(),
+            app.serials.clone(),
             world.clone(),
             planned.clone(),
             appended.clone(),
@@ -257,7 +265,7 @@ pub async fn seed(a: SeedArgs) -> Result<()> {
                     break;
                 }
                 let at = world.accept_time(so_far as f64 / target as f64, &mut rng);
-                let serial = store.next_ticket_serial().await?;
+                let serial = serials.next().await?;
                 let plan = plan_ticket(&world, &mut rng, at, number(at, serial), &mut history)?;
                 let n = plan.events();
                 planned.fetch_add(n as u64, Ordering::Relaxed);

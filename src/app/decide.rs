@@ -14,7 +14,8 @@ use crate::auth::{Actor, Role};
 use crate::domain::*;
 use crate::error::AppError;
 use crate::org::Org;
-use crate::store::{NewEvent, TicketViewRow};
+use crate::repo::tickets::TicketViewRow;
+use crate::store::NewEvent;
 
 /// What a command decided, before anything is written: the events to append and
 /// the ticket's state after them.
@@ -303,7 +304,7 @@ pub fn view_row(t: &Ticket) -> TicketViewRow {
         updated_at: t.updated_at,
         // Serializing the derived Ticket struct into a Value cannot fail.
         doc: serde_json::to_string(t).expect("ticket serializes"),
-        // The store fills in the hash of the last event it appends.
+        // The append fills in the hash of the last event it appends.
         head_hash: String::new(),
     }
 }

@@ -29,8 +29,12 @@ use crate::domain::*;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::org::{self, OrgHandle};
+use crate::repo::contacts::Contact;
+use crate::repo::tickets::{NUMBER_TAKEN as NUMBER_REFUSED, Serials};
 use crate::sla::{Calendar, SlaPolicy, SlaSettings};
-use crate::store::{self, AppendRequest, Contact, IdempotencyRecord, Metadata, Store, StoreError};
+use crate::store::{
+    self, AppendRequest, IdempotencyRecord, Metadata, Store, StoreError, ViewHandler,
+};
 use crate::views::ticket::{render_string, reporter_json};
 
 /// How often a command without If-Match is re-decided after losing a race. Each
@@ -44,6 +48,9 @@ const NUMBER_TAKEN: &str =
 
 pub struct App {
     pub store: Store,
+    /// The ticket serial numbers this process hands out (shared by its import
+    /// workers).
+    pub serials: Arc<Serials>,
     pub org: OrgHandle,
     pub sla: SlaPolicy,
     pub metrics: Metrics,
@@ -171,7 +178,7 @@ impl App {
             match self.create_inner(actor, input.clone(), &meta).await {
                 Ok(r) => return Ok(r),
                 // Another instance took the ticket number (SQLite with several
-                // processes): the store has moved its serial on; decide again.
+                // processes): `commit` has moved the serial on; decide again.
                 Err(AppError::Conflict(m)) if m == NUMBER_TAKEN && attempt < 5 => continue,
                 Err(e) => return self.replay_or(actor, &meta, e).await,
             }
@@ -236,7 +243,7 @@ impl App {
         self.check_photos(actor, "photos", &input.photos).await?;
         let now = self.now();
         let id = input.id.unwrap_or_else(Uuid::now_v7);
-        let serial = self.store.next_ticket_serial().await?;
+        let serial = self.serials.next().await?;
         let number = format!(
             "{}-{serial:06}",
             now.with_timezone(&Shanghai).format("%Y%m%d")
@@ -365,7 +372,7 @@ impl App {
         // first: a view read after it is never behind it, however many commands
         // land in between.)
         let head = self.store.read_stream(id).await?.last().map(|e| e.version);
-        if let Some(row) = self.store.ticket_view(id).await? {
+        if let Some(row) = crate::repo::tickets::ticket_view(&self.store.pool(), id).await? {
             if head.is_some_and(|v| v > row.version) {
                 return Err(AppError::Tampered(format!(
                     "ticket {id} cannot take commands: its event log runs past its ticket view \
@@ -397,6 +404,12 @@ impl App {
         contact: Option<Contact>,
     ) -> Result<Reply, AppError> {
         let new_events = new_events(events, now);
+        // The contact first, then the view: the order the store writes them in.
+        let mut views: Vec<Arc<dyn ViewHandler>> = Vec::with_capacity(2);
+        if let Some(c) = contact {
+            views.push(Arc::new(c));
+        }
+        views.push(Arc::new(view_row(ticket)));
         let req = AppendRequest {
             stream_id: id,
             expected_version,
@@ -419,8 +432,7 @@ impl App {
                 body: body.clone(),
                 stream_id: id,
             }),
-            view: Some(view_row(ticket)),
-            contact,
+            views,
         };
         match self.append_ticket(req, ticket, events).await {
             Ok(_) => Ok(Reply {
@@ -430,7 +442,12 @@ impl App {
                 replayed: false,
             }),
             // A concurrent request with the same key won: answer with its result.
-            Err(StoreError::DuplicateNumber) => Err(AppError::Conflict(NUMBER_TAKEN.into())),
+            Err(StoreError::Refused(why)) if why == NUMBER_REFUSED => {
+                // Another process on this SQLite file took the number: continue
+                // after the highest one in the log (`create` decides again).
+                self.serials.resync().await;
+                Err(AppError::Conflict(NUMBER_TAKEN.into()))
+            }
             Err(StoreError::DuplicateKey) => self.replay(actor, meta).await?.ok_or_else(|| {
                 AppError::Conflict("a request with this Idempotency-Key is in flight; retry".into())
             }),
@@ -500,8 +517,10 @@ pub async fn build_app_with(
 ) -> anyhow::Result<Arc<App>> {
     let store = store::open(url, true).await?;
     let org = org::current_or_demo(&store.pool()).await?;
+    let serials = Arc::new(Serials::open(&store.pool()).await);
     Ok(Arc::new(App {
         store,
+        serials,
         org: OrgHandle::new(org),
         sla: SlaPolicy::new(calendar, settings),
         metrics: Metrics::new(),

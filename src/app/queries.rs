@@ -12,7 +12,7 @@ use crate::auth::Actor;
 use crate::auth::policy::{self, Action};
 use crate::domain::*;
 use crate::error::AppError;
-use crate::store::TicketQuery;
+use crate::repo::{contacts, tickets, tickets::TicketQuery};
 use crate::views::ticket::{render, reporter_json};
 
 impl App {
@@ -66,7 +66,7 @@ impl App {
         &self,
         id: Uuid,
     ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
-        if let Some(row) = self.store.ticket_view(id).await? {
+        if let Some(row) = tickets::ticket_view(&self.store.pool(), id).await? {
             if let Ok(t) = serde_json::from_str::<Ticket>(&row.doc) {
                 return Ok(Some((t, Some(row.head_hash))));
             }
@@ -121,9 +121,7 @@ impl App {
         let org = self.org.get();
         policy::check(&org, actor, Action::Read, &t)?;
         let reporter = match t.reporter_ref {
-            Some(r) => self
-                .store
-                .contact(r)
+            Some(r) => contacts::contact(&self.store.pool(), r)
                 .await?
                 .map(|c| reporter_json(&c, policy::sees_contact(&org, actor, &t))),
             None => None,
@@ -135,7 +133,7 @@ impl App {
     pub async fn list(&self, actor: &Actor, mut q: TicketQuery) -> Result<Vec<Ticket>, AppError> {
         let org = self.org.get();
         q.within = policy::visible_units(&org, actor);
-        let rows = self.store.list_tickets(&q).await?;
+        let rows = tickets::list_tickets(&self.store.pool(), &q).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             // A frozen ticket's view decides nothing (a failed verification).

@@ -243,36 +243,17 @@ pub async fn create_token_expiring(
     let token = format!("yw_{id}_{}", hex::encode(secret));
     let now = rfc3339(Utc::now());
     let expires_at = expires_at.map(rfc3339);
-    let sql = "INSERT INTO tokens (id, token_hash, user_name, role, unit, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    match pool {
-        Pool::Postgres(p) => {
-            sqlx::query(
-                &sql.replace("$6", "$6::timestamptz")
-                    .replace("$7", "$7::timestamptz"),
-            )
-            .bind(&id)
-            .bind(hash_token(&token))
-            .bind(user)
-            .bind(role.as_str())
-            .bind(unit)
-            .bind(&now)
-            .bind(&expires_at)
-            .execute(p)
-            .await?;
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query(sql)
-                .bind(&id)
-                .bind(hash_token(&token))
-                .bind(user)
-                .bind(role.as_str())
-                .bind(unit)
-                .bind(&now)
-                .bind(&expires_at)
-                .execute(p)
-                .await?;
-        }
-    }
+    crate::repo::tokens::insert(
+        pool,
+        &id,
+        &hash_token(&token),
+        user,
+        role.as_str(),
+        unit,
+        &now,
+        expires_at.as_deref(),
+    )
+    .await?;
     Ok((id, token))
 }
 
@@ -282,35 +263,12 @@ pub async fn authenticate(pool: &Pool, token: &str) -> Result<Result<Actor, Refu
     Ok(judge(lookup(pool, token).await?))
 }
 
-/// A row of `lookup`: id, user, role, unit, and the expiry as the engine gives it.
-type TokenRow<T> = (String, String, String, String, Option<T>);
-
 /// A token that is not revoked, with when it expires.
 async fn lookup(
     pool: &Pool,
     token: &str,
 ) -> Result<Option<(Actor, Option<DateTime<Utc>>)>, StoreError> {
-    let h = hash_token(token);
-    let sql = "SELECT id, user_name, role, unit, expires_at FROM tokens \
-               WHERE token_hash = $1 AND revoked_at IS NULL";
-    let row = match pool {
-        Pool::Postgres(p) => {
-            let row: Option<TokenRow<DateTime<Utc>>> = sqlx::query_as(sql)
-                .bind(&h)
-                .fetch_optional(p)
-                .await
-                .map_err(StoreError::classify)?;
-            row
-        }
-        Pool::Sqlite(p) => {
-            let row: Option<TokenRow<String>> = sqlx::query_as(sql)
-                .bind(&h)
-                .fetch_optional(p)
-                .await
-                .map_err(StoreError::classify)?;
-            row.map(|(id, user, role, unit, exp)| (id, user, role, unit, parse_time(exp)))
-        }
-    };
+    let row = crate::repo::tokens::live_by_hash(pool, &hash_token(token)).await?;
     Ok(row.and_then(|(token_id, user, role, unit, expires_at)| {
         Role::parse(&role).map(|role| {
             (
@@ -326,35 +284,10 @@ async fn lookup(
     }))
 }
 
-/// A stored SQLite time (RFC 3339). One that does not parse counts as already
-/// past: a damaged expiry refuses the token rather than making it eternal.
-fn parse_time(stored: Option<String>) -> Option<DateTime<Utc>> {
-    stored.map(|s| {
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
-    })
-}
-
 /// Whether the token with this id still works (neither revoked nor expired), asked
 /// of the database: what a live SSE stream checks now and then.
 pub async fn still_valid(pool: &Pool, token_id: &str) -> Result<Result<(), Refused>, StoreError> {
-    let sql = "SELECT revoked_at IS NULL, expires_at FROM tokens WHERE id = $1";
-    let row: Option<(bool, Option<DateTime<Utc>>)> = match pool {
-        Pool::Postgres(p) => sqlx::query_as(sql)
-            .bind(token_id)
-            .fetch_optional(p)
-            .await
-            .map_err(StoreError::classify)?,
-        Pool::Sqlite(p) => {
-            let row: Option<(bool, Option<String>)> = sqlx::query_as(sql)
-                .bind(token_id)
-                .fetch_optional(p)
-                .await
-                .map_err(StoreError::classify)?;
-            row.map(|(live, exp)| (live, parse_time(exp)))
-        }
-    };
+    let row = crate::repo::tokens::state(pool, token_id).await?;
     Ok(match row {
         Some((true, Some(at))) if at <= Utc::now() => Err(Refused::Expired(at)),
         Some((true, _)) => Ok(()),
@@ -363,28 +296,7 @@ pub async fn still_valid(pool: &Pool, token_id: &str) -> Result<Result<(), Refus
 }
 
 pub async fn list_tokens(pool: &Pool) -> Result<Vec<TokenInfo>, StoreError> {
-    let sql = "SELECT id, user_name, role, unit, created_at::text AS created_at, revoked_at::text AS revoked_at, \
-               to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS expires_at \
-               FROM tokens ORDER BY created_at";
-    type Row7 = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row7> = match pool {
-        Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await?,
-        Pool::Sqlite(p) => {
-            let sql = sql.replace("::text", "").replace(
-                "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
-                "expires_at",
-            );
-            sqlx::query_as(&sql).fetch_all(p).await?
-        }
-    };
+    let rows = crate::repo::tokens::list(pool).await?;
     Ok(rows
         .into_iter()
         .map(
@@ -404,24 +316,7 @@ pub async fn list_tokens(pool: &Pool) -> Result<Vec<TokenInfo>, StoreError> {
 /// Revokes a token by id; false if no live token has that id.
 pub async fn revoke_token(pool: &Pool, id: &str) -> Result<bool, StoreError> {
     let now = rfc3339(Utc::now());
-    let n = match pool {
-        Pool::Postgres(p) => sqlx::query(
-            "UPDATE tokens SET revoked_at = $2::timestamptz WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(&now)
-        .execute(p)
-        .await?
-        .rows_affected(),
-        Pool::Sqlite(p) => {
-            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(&now)
-                .execute(p)
-                .await?
-                .rows_affected()
-        }
-    };
+    let n = crate::repo::tokens::revoke(pool, id, &now).await?;
     Ok(n == 1)
 }
 

@@ -147,7 +147,7 @@ async fn stream_actor(
 /// The position of the last event the gap-safe feed can already return: starting
 /// after it skips nothing that commits later.
 async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
-    Ok(crate::store::feed_horizon(&app.store.pool()).await?)
+    Ok(app.store.feed_horizon().await?)
 }
 
 #[utoipa::path(

@@ -40,7 +40,7 @@ use crate::auth::{Actor, Role};
 use crate::domain::{State as TicketState, Ticket};
 use crate::error::AppError;
 use crate::org::{Org, UnitKind};
-use crate::store::TicketQuery;
+use crate::repo::tickets::TicketQuery;
 
 pub fn router() -> Router<SharedApp> {
     Router::new()

@@ -19,7 +19,7 @@ use crate::auth::Actor;
 use crate::auth::policy::{self, Action};
 use crate::domain::State as TicketState;
 use crate::error::AppError;
-use crate::store::TicketQuery;
+use crate::repo::tickets::TicketQuery;
 use crate::views::ticket::{render, shows_contact};
 
 pub fn router() -> Router<SharedApp> {

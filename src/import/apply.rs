@@ -60,7 +60,10 @@ pub async fn import(
     let (waits_for, forward) = dependencies(&groups, &ids);
     let mut absent = HashSet::new();
     for id in forward {
-        if app.store.ticket_view(id).await?.is_none() {
+        if crate::repo::tickets::ticket_view(&app.store.pool(), id)
+            .await?
+            .is_none()
+        {
             absent.insert(id);
         }
     }
@@ -206,6 +209,7 @@ fn dependencies(
 fn worker_app(app: &App) -> App {
     App {
         store: app.store.clone(),
+        serials: app.serials.clone(),
         org: app.org.clone(),
         sla: app.sla.clone(),
         metrics: app.metrics.clone(),

@@ -42,37 +42,13 @@ pub async fn save(
         Ok(org) => org,
         Err(problems) => return Ok(Err(problems)),
     };
-    let now = rfc3339(Utc::now());
-    let sql = "INSERT INTO reference_data (kind, source, doc, loaded_at) VALUES ('org', $1, $2, $3) \
-               ON CONFLICT (kind) DO UPDATE SET source = EXCLUDED.source, doc = EXCLUDED.doc, loaded_at = EXCLUDED.loaded_at";
-    match pool {
-        Pool::Postgres(p) => {
-            sqlx::query(&sql.replace("$3", "$3::timestamptz"))
-                .bind(source)
-                .bind(text)
-                .bind(&now)
-                .execute(p)
-                .await?;
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query(sql)
-                .bind(source)
-                .bind(text)
-                .bind(&now)
-                .execute(p)
-                .await?;
-        }
-    }
+    crate::repo::org::save(pool, text, source, &rfc3339(Utc::now())).await?;
     Ok(Ok(org))
 }
 
 /// The stored organisation, or None when none was loaded yet.
 pub async fn current(pool: &Pool) -> Result<Option<Org>, StoreError> {
-    let sql = "SELECT source, doc FROM reference_data WHERE kind = 'org'";
-    let row: Option<(String, String)> = match pool {
-        Pool::Postgres(p) => sqlx::query_as(sql).fetch_optional(p).await?,
-        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_optional(p).await?,
-    };
+    let row = crate::repo::org::current(pool).await?;
     match row {
         None => Ok(None),
         Some((source, doc)) => parse_org(&doc, &source).map(Some).map_err(|problems| {

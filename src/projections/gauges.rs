@@ -4,22 +4,14 @@
 //! `crate::metrics`, so that the metrics stay a leaf: this reads the projection's
 //! rows and sets the registry's gauges, and only `http::ops` calls it.
 
-use super::unit_stats::on_pool;
-use crate::store::{Pool, StoreError};
+use crate::store::StoreError;
 
 /// Sets the open and overdue ticket gauges per unit from the open episodes.
 pub async fn refresh_ticket_gauges(app: &crate::app::App) -> Result<(), StoreError> {
     let now = app.now().timestamp_micros();
-    let rows: Vec<(String, i64, i64)> = on_pool!(&app.store.pool(), p, Db => {
-        sqlx::query_as(
-            "SELECT unit, COUNT(*), SUM(CASE WHEN handle_due < $1 OR (signed_at IS NULL AND sign_due < $1) THEN 1 ELSE 0 END) \
-             FROM stats_episodes WHERE span_end = $2 AND (signed_at IS NULL OR handled_at IS NULL) GROUP BY unit",
-        )
-        .bind(now)
-        .bind(super::facts::OPEN)
-        .fetch_all(p)
-        .await?
-    });
+    let rows =
+        crate::repo::projections::open_and_overdue(&app.store.pool(), now, super::facts::OPEN)
+            .await?;
     app.metrics.open_tickets.reset();
     app.metrics.overdue_tickets.reset();
     for (unit, open, overdue) in rows {

@@ -26,7 +26,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::store::{Pool, RecordedEvent, Store, StoreError};
-use unit_stats::on_pool;
 
 /// Events read from the feed per batch.
 pub const BATCH: i64 = 5000;
@@ -103,21 +102,15 @@ impl Lease {
         }
         let now = facts::micros(chrono::Utc::now());
         let expires = now + LEASE_TTL.as_micros() as i64;
-        let taken = on_pool!(&self.pool, p, Db => {
-            sqlx::query(
-                "INSERT INTO projection_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
-                 WHERE projection_leases.owner = excluded.owner OR projection_leases.expires_at < $4 OR $5",
-            )
-            .bind(&self.name)
-            .bind(&self.owner)
-            .bind(expires)
-            .bind(now)
-            .bind(force)
-            .execute(p)
-            .await?
-            .rows_affected()
-        });
+        let taken = crate::repo::projections::take_lease(
+            &self.pool,
+            &self.name,
+            &self.owner,
+            expires,
+            now,
+            force,
+        )
+        .await?;
         if taken == 1 {
             self.renewed = Some(Instant::now());
             Ok(true)
@@ -130,29 +123,14 @@ impl Lease {
     /// Gives the lease up at once (so another process need not wait for expiry).
     pub async fn release(&mut self) -> Result<(), StoreError> {
         self.renewed = None;
-        on_pool!(&self.pool, p, Db => {
-            sqlx::query("UPDATE projection_leases SET expires_at = 0 WHERE name = $1 AND owner = $2")
-                .bind(&self.name)
-                .bind(&self.owner)
-                .execute(p)
-                .await?;
-        });
+        crate::repo::projections::release_lease(&self.pool, &self.name, &self.owner).await?;
         Ok(())
     }
 
     /// Who holds a projection's lease now, if anyone does.
     pub async fn holder(pool: &Pool, name: &str) -> Result<Option<String>, StoreError> {
         let now = facts::micros(chrono::Utc::now());
-        on_pool!(pool, p, Db => {
-            let row: Option<(String,)> = sqlx::query_as(
-                "SELECT owner FROM projection_leases WHERE name = $1 AND expires_at >= $2",
-            )
-            .bind(name)
-            .bind(now)
-            .fetch_optional(p)
-            .await?;
-            Ok(row.map(|r| r.0))
-        })
+        crate::repo::projections::lease_holder(pool, name, now).await
     }
 }
 
@@ -280,7 +258,9 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
             // shorter than a batch (a new database's first commands) goes batch by
             // batch: a rebuild also vacuums the tables, which stalled every command
             // for a quarter of a second to fold a handful of events.
-            if p.checkpoint().await? == 0 && holds_at_least(&app.store.pool(), BATCH).await? {
+            if p.checkpoint().await? == 0
+                && crate::store::holds_at_least(&app.store.pool(), BATCH).await?
+            {
                 tracing::info!(
                     projection = name,
                     "rebuilding the projection from the whole feed"
@@ -346,22 +326,5 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
     }
 }
 
-/// Whether the log holds at least `n` events (counts no further than `n`).
-async fn holds_at_least(pool: &Pool, n: i64) -> Result<bool, StoreError> {
-    on_pool!(pool, p, Db => {
-        let (k,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT $1) AS head")
-                .bind(n)
-                .fetch_one(p)
-                .await?;
-        Ok(k >= n)
-    })
-}
-
 /// How many events the log holds (for progress bars).
-pub async fn count_events(pool: &Pool) -> Result<i64, StoreError> {
-    on_pool!(pool, p, Db => {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM events").fetch_one(p).await?;
-        Ok(n)
-    })
-}
+pub use crate::store::count_events;

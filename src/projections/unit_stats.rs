@@ -642,18 +642,7 @@ impl Projection for UnitStats {
 
     async fn reset(&self) -> Result<(), StoreError> {
         self.forget();
-        on_pool!(&self.pool, p, Db => {
-            let mut tx = p.begin().await?;
-            for t in TABLES {
-                sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
-            }
-            sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
-                .bind(NAME)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
-        Ok(())
+        crate::repo::projections::reset(&self.pool, &TABLES, NAME).await
     }
 
     fn forget(&self) {
@@ -776,21 +765,5 @@ impl Projection for UnitStats {
 
 /// A projection's checkpoint (creating its row at 0 the first time).
 pub async fn read_checkpoint(pool: &Pool, name: &str) -> Result<i64, StoreError> {
-    let now = facts::micros(chrono::Utc::now());
-    on_pool!(pool, p, Db => {
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, 0, $2) \
-             ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now)
-        .execute(p)
-        .await?;
-        let (pos,): (i64,) =
-            sqlx::query_as("SELECT position FROM projection_checkpoints WHERE name = $1")
-                .bind(name)
-                .fetch_one(p)
-                .await?;
-        Ok(pos)
-    })
+    crate::repo::projections::read_checkpoint(pool, name, facts::micros(chrono::Utc::now())).await
 }

@@ -26,7 +26,8 @@ use uuid::Uuid;
 use crate::app::App;
 use crate::app::decide::{new_events, view_row};
 use crate::domain::{DecodeError, Ticket, TicketEvent, sla_events};
-use crate::store::{AppendRequest, Metadata, StoreError, TicketQuery};
+use crate::repo::tickets::{self, TicketQuery};
+use crate::store::{AppendRequest, Metadata, StoreError};
 
 /// The actor named in the metadata of the watcher's events.
 pub const ACTOR: &str = "sla-watcher";
@@ -95,15 +96,16 @@ pub async fn run_once(app: &App) -> Result<usize, StoreError> {
     let mut appended = 0;
     let mut before = None;
     loop {
-        let rows = app
-            .store
-            .list_tickets(&TicketQuery {
+        let rows = tickets::list_tickets(
+            &app.store.pool(),
+            &TicketQuery {
                 state: Some(crate::domain::State::Assigned.as_str().to_string()),
                 before,
                 limit: PAGE,
                 ..TicketQuery::default()
-            })
-            .await?;
+            },
+        )
+        .await?;
         let Some(last) = rows.last() else { break };
         before = Some((last.created_at, last.id));
         let full_page = rows.len() as i64 == PAGE;
@@ -169,8 +171,7 @@ async fn watch_ticket(
                 request_id: None,
             },
             idempotency: None,
-            view: Some(view_row(&next)),
-            contact: None,
+            views: vec![std::sync::Arc::new(view_row(&next))],
         };
         match app.append_ticket(req, &next, &events).await {
             Ok(_) => {

@@ -148,7 +148,7 @@ pub const TALLY_MODULUS: i64 = 1 << 62;
 /// One event's term of the tally digest: the first 7 bytes (big-endian) of
 /// SHA-256 of `"{position}:{stream_id}:{version}"`, the stream id lowercase and
 /// hyphenated as PostgreSQL's `uuid::text` prints it. PostgreSQL computes the same
-/// in SQL (`schema/postgres/0008_integrity.sql`, `store::APPEND_STATEMENT`).
+/// in SQL (`schema/postgres/0008_integrity.sql`, `store::append_statement`).
 pub fn tally_term(position: i64, stream_id: &str, version: i64) -> i64 {
     let d = Sha256::digest(format!("{position}:{stream_id}:{version}").as_bytes());
     d[..7]

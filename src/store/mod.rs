@@ -1,9 +1,9 @@
 //! The event store seam: one trait, a PostgreSQL and a SQLite implementation.
 //!
 //! An append is optimistic (an expected stream version; a conflict is an error), carries
-//! the idempotency record and the inline projections (ticket view, contact details) in
-//! the same transaction, and chains each event's hash to the previous event of its
-//! stream. `read_all` is gap-safe: it never returns a position while an earlier one may
+//! the idempotency record and the read models to write in the same transaction (its
+//! [`ViewHandler`]s: the ticket view and the contact details, defined in `repo/`), and
+//! chains each event's hash to the previous event of its stream. `read_all` is gap-safe: it never returns a position while an earlier one may
 //! still commit (see `postgres.rs` for how that is done without a global lock).
 
 pub mod audit;
@@ -12,8 +12,10 @@ pub mod hash;
 mod pg_append;
 pub mod postgres;
 pub mod sqlite;
+pub mod view;
 
-pub use pg_append::{APPEND_STATEMENT, RETRIED_ONE_BY_ONE, statements_retried_one_by_one};
+pub use pg_append::{RETRIED_ONE_BY_ONE, append_statement, statements_retried_one_by_one};
+pub use view::{PgPart, PgValue, ViewHandler};
 
 use std::sync::Arc;
 
@@ -88,36 +90,7 @@ pub struct IdempotencyRecord {
     pub stream_id: Uuid,
 }
 
-/// The ticket-view row written in the same transaction as the events.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TicketViewRow {
-    pub id: Uuid,
-    pub number: String,
-    pub state: String,
-    pub unit: Option<String>,
-    pub centre: String,
-    pub category: String,
-    pub grid: Option<String>,
-    pub co_units: Vec<String>,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// The folded ticket as JSON text.
-    pub doc: String,
-    /// The hash of the stream's last event; the store fills it in on append. It
-    /// lets the next command chain its events without reading the stream's head.
-    pub head_hash: String,
-}
-
-/// A reporter's contact details: personal data, kept out of the event log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Contact {
-    pub id: Uuid,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct AppendRequest {
     pub stream_id: Uuid,
     /// The stream's version the events were decided against (0: a new stream).
@@ -129,8 +102,9 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
     pub metadata: Metadata,
     pub idempotency: Option<IdempotencyRecord>,
-    pub view: Option<TicketViewRow>,
-    pub contact: Option<Contact>,
+    /// The read models written in the same transaction, in this order, after the
+    /// events (see [`view`]).
+    pub views: Vec<Arc<dyn ViewHandler>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,8 +126,10 @@ pub enum StoreError {
     },
     #[error("idempotency key already used")]
     DuplicateKey,
-    #[error("a ticket with this number already exists")]
-    DuplicateNumber,
+    /// A view handler refused the request: a unique value of its read model is
+    /// taken (the handler names the refusal; see [`PgPart::refusals`]).
+    #[error("{0}")]
+    Refused(&'static str),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]
@@ -213,31 +189,12 @@ fn transient_code(code: &str) -> bool {
         .is_ok_and(|n| SQLITE.contains(&(n & 0xff)))
 }
 
-/// Filter for the ticket queue.
-#[derive(Clone, Debug, Default)]
-pub struct TicketQuery {
-    pub state: Option<String>,
-    pub unit: Option<String>,
-    /// Only tickets whose unit, centre, grid or a co-unit is one of these (the caller's
-    /// subtree); None: all. (Co-units are read from the document only when it has any.)
-    pub within: Option<Vec<String>>,
-    /// Keyset cursor: tickets created before this (created_at, id).
-    pub before: Option<(DateTime<Utc>, Uuid)>,
-    pub limit: i64,
-    /// Only tickets of this category.
-    pub category: Option<String>,
-    /// Only tickets in one of these states.
-    pub states: Option<Vec<String>>,
-    /// Only tickets created at or after this.
-    pub created_from: Option<DateTime<Utc>>,
-}
-
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
     /// "postgres" or "sqlite".
     fn engine(&self) -> &'static str;
 
-    /// Appends atomically with the idempotency record, view row and contact.
+    /// Appends atomically with the idempotency record and the request's views.
     async fn append(&self, req: AppendRequest) -> Result<Appended, StoreError>;
 
     async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError>;
@@ -256,13 +213,10 @@ pub trait EventStore: Send + Sync + 'static {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    async fn ticket_view(&self, id: Uuid) -> Result<Option<TicketViewRow>, StoreError>;
-    async fn list_tickets(&self, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError>;
-
-    async fn contact(&self, id: Uuid) -> Result<Option<Contact>, StoreError>;
-
-    /// The next ticket serial number (for `YYYYMMDD-NNNNNN`).
-    async fn next_ticket_serial(&self) -> Result<i64, StoreError>;
+    /// The feed's head: the gap-safe horizon ([`feed_horizon`]) on this store's pool.
+    async fn feed_horizon(&self) -> Result<i64, StoreError> {
+        feed_horizon(&self.pool()).await
+    }
 
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -271,11 +225,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// (Other instances' appends are found by polling the feed.)
     fn appended(&self) -> tokio::sync::watch::Receiver<i64>;
 
-    /// Access to the raw pools for modules with their own tables (org, tokens).
+    /// The engine's pool, for the read models and reference data of `repo/`.
     fn pool(&self) -> Pool;
 }
 
-/// The engine-specific pool, for modules that own tables next to the log.
+/// The engine-specific pool, for `repo/` (the tables next to the log).
 #[derive(Clone, Debug)]
 pub enum Pool {
     Postgres(sqlx::PgPool),
@@ -294,6 +248,26 @@ pub async fn feed_horizon(pool: &Pool) -> Result<i64, StoreError> {
         Pool::Sqlite(p) => sqlite::horizon(p).await,
     }
     .map_err(StoreError::classify)
+}
+
+/// Whether the log holds at least `n` events (counts no further than `n`).
+pub async fn holds_at_least(pool: &Pool, n: i64) -> Result<bool, StoreError> {
+    let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT $1) AS head";
+    let (k,): (i64,) = match pool {
+        Pool::Postgres(p) => sqlx::query_as(sql).bind(n).fetch_one(p).await?,
+        Pool::Sqlite(p) => sqlx::query_as(sql).bind(n).fetch_one(p).await?,
+    };
+    Ok(k >= n)
+}
+
+/// How many events the log holds (for progress bars).
+pub async fn count_events(pool: &Pool) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) FROM events";
+    let (n,): (i64,) = match pool {
+        Pool::Postgres(p) => sqlx::query_as(sql).fetch_one(p).await?,
+        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_one(p).await?,
+    };
+    Ok(n)
 }
 
 /// Opens (creating the SQLite file if needed) and migrates the store for `url`.

@@ -12,6 +12,12 @@
 //! is then retried one request at a time so each gets its own answer. Every
 //! request is answered only after the transaction holding it has committed.
 //!
+//! The read models written with the events (the requests' view handlers: the
+//! ticket view, a new ticket's contact) are part of the same statement: each
+//! handler's [`PgPart`] adds a CTE that writes its rows, unnested from one array
+//! per column, for the requests that go through ([`append_statement`]). A batch
+//! is one statement whatever views it carries (see `store::view` for why).
+//!
 //! Positions: `(xid << 10) + n`, n counting the events of the statement, so a batch
 //! carries at most [`MAX_EVENTS_PER_APPEND`] events (see the module comment of
 //! `postgres.rs` for why positions come from the xid).
@@ -26,7 +32,7 @@ use uuid::Uuid;
 
 use super::hash::{GENESIS, event_hash};
 use super::postgres::MAX_EVENTS_PER_APPEND;
-use super::{AppendRequest, Appended, StoreError, truncate_micros};
+use super::{AppendRequest, Appended, PgPart, PgValue, StoreError, truncate_micros};
 
 pub type Reply = oneshot::Sender<Result<Appended, StoreError>>;
 pub type Queue = mpsc::Sender<(AppendRequest, Reply)>;
@@ -179,22 +185,7 @@ struct Columns {
     k_hash: Vec<Option<String>>,
     k_status: Vec<Option<i32>>,
     k_body: Vec<Option<String>>,
-    c_id: Vec<Option<Uuid>>,
-    c_name: Vec<Option<String>>,
-    c_phone: Vec<Option<String>>,
-    v_id: Vec<Option<Uuid>>,
-    v_number: Vec<Option<String>>,
-    v_state: Vec<Option<String>>,
-    v_unit: Vec<Option<String>>,
-    v_centre: Vec<Option<String>>,
-    v_category: Vec<Option<String>>,
-    v_grid: Vec<Option<String>>,
-    /// Each request's co-units as a JSON array (arrays of arrays do not unnest).
-    v_co: Vec<Option<String>>,
-    v_version: Vec<Option<i64>>,
-    v_created: Vec<Option<DateTime<Utc>>>,
-    v_updated: Vec<Option<DateTime<Utc>>>,
-    v_doc: Vec<Option<String>>,
+    /// Each request's new head (the hash of its last event).
     head_hash: Vec<String>,
     // Per event.
     e_req: Vec<i32>,
@@ -209,8 +200,9 @@ struct Columns {
 
 /// The batched append. Each request's head is checked against what it was decided
 /// on (`ok`); its idempotency key is then inserted with `ON CONFLICT DO NOTHING`,
-/// and only the requests whose key went in (`go`) write events, contact and view.
-/// A key already stored (a replay) refuses its own request, not the batch.
+/// and only the requests whose key went in (`go`) write events and views (the
+/// parts of their [`ViewHandler`]s, see [`append_statement`]). A key already
+/// stored (a replay) refuses its own request, not the batch.
 ///
 /// No step reads a table by anything but an index lookup the plan cannot avoid
 /// (the key's own unique index, the stream's head by its index): the statement is
@@ -221,18 +213,14 @@ struct Columns {
 /// command (`a_generic_plan_of_the_append_scans_no_table` holds this).
 ///
 /// `tally` adds the events written to the log tally (`schema/postgres/0008`), in
-/// the writer's own row (`$36`, its slot), in the same statement as the events.
-pub const APPEND_STATEMENT: &str = "WITH req AS ( \
+/// the writer's own row (`$20`, its slot), in the same statement as the events.
+const APPEND_HEAD: &str = "WITH req AS ( \
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                                $7::text[], $8::int[], $9::text[], $10::uuid[], $11::text[], $12::text[], \
-                                $13::uuid[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], \
-                                $19::text[], $20::bigint[], $21::timestamptz[], $22::timestamptz[], $23::text[], \
-                                $24::text[], $35::text[]) \
+                                $7::text[], $8::int[], $9::text[]) \
              WITH ORDINALITY AS r(stream_id, expected, prev, metadata, k_scope, k_key, k_hash, k_status, k_body, \
-                                  c_id, c_name, c_phone, v_id, v_number, v_state, v_unit, v_centre, v_category, \
-                                  v_grid, v_version, v_created, v_updated, v_doc, head_hash, v_co, idx)), \
+                                  idx)), \
          head AS ( \
-           SELECT r.idx, COALESCE(h.version, 0) AS version, COALESCE(h.hash, $34) AS hash FROM req r \
+           SELECT r.idx, COALESCE(h.version, 0) AS version, COALESCE(h.hash, $19) AS hash FROM req r \
            LEFT JOIN LATERAL (SELECT version, hash FROM events e WHERE e.stream_id = r.stream_id \
                               ORDER BY version DESC LIMIT 1) h ON true), \
          ok AS (SELECT r.* FROM req r JOIN head h ON h.idx = r.idx WHERE h.version = r.expected AND h.hash = r.prev), \
@@ -244,43 +232,130 @@ pub const APPEND_STATEMENT: &str = "WITH req AS ( \
                 OR EXISTS (SELECT 1 FROM k WHERE k.scope = o.k_scope AND k.key = o.k_key)), \
          evs AS ( \
            SELECT t.*, row_number() OVER (ORDER BY t.ord) AS n \
-           FROM unnest($25::int[], $26::bigint[], $27::text[], $28::int[], $29::text[], $30::timestamptz[], \
-                       $31::text[], $32::text[]) \
+           FROM unnest($10::int[], $11::bigint[], $12::text[], $13::int[], $14::text[], $15::timestamptz[], \
+                       $16::text[], $17::text[]) \
              WITH ORDINALITY AS t(req_idx, version, event_type, schema_version, data, occurred_at, prev_hash, hash, ord) \
            WHERE t.req_idx IN (SELECT idx FROM go)), \
          ins AS ( \
            INSERT INTO events (position, stream_id, version, event_type, schema_version, data, metadata, \
                                occurred_at, recorded_at, prev_hash, hash) \
            SELECT (pg_current_xact_id()::text::bigint << 10) + (e.n - 1), o.stream_id, e.version, e.event_type, \
-                  e.schema_version, e.data::json, o.metadata::json, e.occurred_at, $33, e.prev_hash, e.hash \
+                  e.schema_version, e.data::json, o.metadata::json, e.occurred_at, $18, e.prev_hash, e.hash \
            FROM evs e JOIN go o ON o.idx = e.req_idx \
            RETURNING position, stream_id, version), \
          tally AS ( \
            INSERT INTO log_tally (slot, events, streams, digest) \
-           SELECT $36, COUNT(*), COUNT(*) FILTER (WHERE i.version = 1), \
+           SELECT $20, COUNT(*), COUNT(*) FILTER (WHERE i.version = 1), \
                   (SUM(('x' || left(encode(sha256(convert_to(i.position::text || ':' || i.stream_id::text \
                         || ':' || i.version::text, 'UTF8')), 'hex'), 14))::bit(56)::bigint::numeric) \
                    % 4611686018427387904)::bigint \
            FROM ins i HAVING COUNT(*) > 0 \
            ON CONFLICT (slot) DO UPDATE SET events = log_tally.events + EXCLUDED.events, \
              streams = log_tally.streams + EXCLUDED.streams, \
-             digest = ((log_tally.digest::numeric + EXCLUDED.digest) % 4611686018427387904)::bigint), \
-         c AS ( \
-           INSERT INTO contacts (id, name, phone) SELECT c_id, c_name, c_phone FROM go WHERE c_id IS NOT NULL), \
-         v AS ( \
-           INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-                                    updated_at, doc, head_hash, co_units) \
-           SELECT v_id, v_number, v_state, v_unit, v_centre, v_category, v_grid, v_version, v_created, \
-                  v_updated, v_doc, head_hash, ARRAY(SELECT json_array_elements_text(v_co::json)) \
-           FROM go WHERE v_id IS NOT NULL \
-           ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
-             centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-             doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash, co_units = EXCLUDED.co_units \
-           WHERE ticket_view.version < EXCLUDED.version) \
-         SELECT h.idx, h.version AS actual, MIN(i.position) AS first, MAX(i.position) AS last, \
+             digest = ((log_tally.digest::numeric + EXCLUDED.digest) % 4611686018427387904)::bigint)";
+
+/// The parameters of [`APPEND_HEAD`]; the parts' arrays follow.
+const HEAD_PARAMS: usize = 20;
+
+/// The answer of the statement: per request, its head, the positions written and
+/// whether its key was a replay.
+const APPEND_TAIL: &str = " SELECT h.idx, h.version AS actual, MIN(i.position) AS first, MAX(i.position) AS last, \
                 (h.idx IN (SELECT idx FROM ok) AND h.idx NOT IN (SELECT idx FROM go)) AS dup \
          FROM head h JOIN req r ON r.idx = h.idx LEFT JOIN ins i ON i.stream_id = r.stream_id \
          GROUP BY h.idx, h.version ORDER BY h.idx";
+
+/// The batched append statement for a batch whose view handlers have these parts
+/// (in the order of their `rows` names, each once), and its number of parameters.
+/// Each part's rows are one array per column (after the request index), kept only
+/// for the requests that write (`go`), and written by the part's own statement as a
+/// CTE of this one: the batch stays one statement and one round trip whatever its
+/// views.
+pub fn append_statement(parts: &[&PgPart]) -> (String, usize) {
+    let mut sql = String::from(APPEND_HEAD);
+    let mut n = HEAD_PARAMS;
+    for part in parts {
+        n += 1;
+        let mut arrays = format!("${n}::int[]");
+        let mut names = String::from("req_idx");
+        for (name, ty) in part.columns {
+            n += 1;
+            arrays.push_str(&format!(", ${n}::{ty}[]"));
+            names.push_str(", ");
+            names.push_str(name);
+        }
+        sql.push_str(&format!(
+            ", {rows} AS (SELECT p.* FROM unnest({arrays}) AS p({names}) \
+             WHERE p.req_idx IN (SELECT idx FROM go)), {rows}_w AS ({write})",
+            rows = part.rows,
+            write = part.write,
+        ));
+    }
+    sql.push_str(APPEND_TAIL);
+    (sql, n)
+}
+
+/// The rows of one part in a batch, transposed into one array per column.
+struct PartRows {
+    part: &'static PgPart,
+    req: Vec<i32>,
+    columns: Vec<Column>,
+}
+
+/// One column of a part: the values of its rows, typed for the bind.
+enum Column {
+    Uuid(Vec<Option<Uuid>>),
+    Text(Vec<Option<String>>),
+    BigInt(Vec<Option<i64>>),
+    Time(Vec<Option<DateTime<Utc>>>),
+}
+
+impl PartRows {
+    fn new(part: &'static PgPart) -> PartRows {
+        let columns = part
+            .columns
+            .iter()
+            .map(|(_, ty)| match *ty {
+                "uuid" => Column::Uuid(Vec::new()),
+                "bigint" => Column::BigInt(Vec::new()),
+                "timestamptz" => Column::Time(Vec::new()),
+                _ => Column::Text(Vec::new()),
+            })
+            .collect();
+        PartRows {
+            part,
+            req: Vec::new(),
+            columns,
+        }
+    }
+
+    /// Adds the row of request `idx` (from 1).
+    fn push(&mut self, idx: i32, row: Vec<PgValue>) -> Result<(), StoreError> {
+        if row.len() != self.columns.len() {
+            return Err(StoreError::Corrupt(format!(
+                "a row of {} has {} values, not {}",
+                self.part.rows,
+                row.len(),
+                self.columns.len()
+            )));
+        }
+        self.req.push(idx);
+        for (column, value) in self.columns.iter_mut().zip(row) {
+            match (column, value) {
+                (Column::Uuid(c), PgValue::Uuid(v)) => c.push(v),
+                (Column::Text(c), PgValue::Text(v)) => c.push(v),
+                (Column::BigInt(c), PgValue::BigInt(v)) => c.push(v),
+                (Column::Time(c), PgValue::Time(v)) => c.push(v),
+                (_, v) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "a row of {} has a value of the wrong type: {v:?}",
+                        self.part.rows
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Reads the head of a stream whose caller did not know it.
 async fn head_hash(pool: &PgPool, stream: Uuid, version: i64) -> Result<String, StoreError> {
@@ -301,6 +376,7 @@ async fn statement(
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
     let recorded_at = truncate_micros(Utc::now());
     let mut c = Columns::default();
+    let mut parts: Vec<PartRows> = Vec::new();
     for (i, req) in reqs.iter().enumerate() {
         if req.events.is_empty() || req.events.len() > MAX_EVENTS_PER_APPEND {
             return Err(StoreError::Corrupt(format!(
@@ -349,28 +425,23 @@ async fn statement(
         c.k_hash.push(k.map(|k| k.request_hash.clone()));
         c.k_status.push(k.map(|k| k.status as i32));
         c.k_body.push(k.map(|k| k.body.clone()));
-        let ct = req.contact.as_ref();
-        c.c_id.push(ct.map(|x| x.id));
-        c.c_name.push(ct.and_then(|x| x.name.clone()));
-        c.c_phone.push(ct.and_then(|x| x.phone.clone()));
-        let v = req.view.as_ref();
-        c.v_id.push(v.map(|v| v.id));
-        c.v_number.push(v.map(|v| v.number.clone()));
-        c.v_state.push(v.map(|v| v.state.clone()));
-        c.v_unit.push(v.and_then(|v| v.unit.clone()));
-        c.v_centre.push(v.map(|v| v.centre.clone()));
-        c.v_category.push(v.map(|v| v.category.clone()));
-        c.v_grid.push(v.and_then(|v| v.grid.clone()));
-        c.v_co
-            .push(v.map(|v| serde_json::Value::from(v.co_units.clone()).to_string()));
-        c.v_version.push(v.map(|v| v.version));
-        c.v_created.push(v.map(|v| v.created_at));
-        c.v_updated.push(v.map(|v| v.updated_at));
-        c.v_doc.push(v.map(|v| v.doc.clone()));
+        for view in &req.views {
+            let part = view.pg_part();
+            let rows = match parts.iter_mut().find(|p| std::ptr::eq(p.part, part)) {
+                Some(rows) => rows,
+                None => {
+                    parts.push(PartRows::new(part));
+                    parts.last_mut().expect("just pushed")
+                }
+            };
+            rows.push(i as i32 + 1, view.pg_row(&link))?;
+        }
         c.head_hash.push(link);
     }
 
-    let rows = sqlx::query(APPEND_STATEMENT)
+    parts.sort_by_key(|p| p.part.rows);
+    let (sql, _) = append_statement(&parts.iter().map(|p| p.part).collect::<Vec<_>>());
+    let mut query = sqlx::query(&sql)
         .bind(&c.stream)
         .bind(&c.expected)
         .bind(&c.prev)
@@ -380,44 +451,48 @@ async fn statement(
         .bind(&c.k_hash)
         .bind(&c.k_status)
         .bind(&c.k_body)
-        .bind(&c.c_id) // $10
-        .bind(&c.c_name)
-        .bind(&c.c_phone)
-        .bind(&c.v_id)
-        .bind(&c.v_number)
-        .bind(&c.v_state) // $15
-        .bind(&c.v_unit)
-        .bind(&c.v_centre)
-        .bind(&c.v_category)
-        .bind(&c.v_grid)
-        .bind(&c.v_version) // $20
-        .bind(&c.v_created)
-        .bind(&c.v_updated)
-        .bind(&c.v_doc)
-        .bind(&c.head_hash)
-        .bind(&c.e_req) // $25
+        .bind(&c.e_req) // $10
         .bind(&c.e_version)
         .bind(&c.e_type)
         .bind(&c.e_schema)
         .bind(&c.e_data)
-        .bind(&c.e_occurred) // $30
+        .bind(&c.e_occurred) // $15
         .bind(&c.e_prev)
         .bind(&c.e_hash)
         .bind(recorded_at)
         .bind(GENESIS)
-        .bind(&c.v_co) // $35
-        .bind(slot)
-        .fetch_all(pool)
-        .await
-        .map_err(|e| match constraint(&e) {
-            Some("events_stream_version_key") if reqs.len() == 1 => StoreError::Conflict {
+        .bind(slot); // $20
+    for p in &parts {
+        query = query.bind(&p.req);
+        for column in &p.columns {
+            query = match column {
+                Column::Uuid(v) => query.bind(v),
+                Column::Text(v) => query.bind(v),
+                Column::BigInt(v) => query.bind(v),
+                Column::Time(v) => query.bind(v),
+            };
+        }
+    }
+    let rows = query.fetch_all(pool).await.map_err(|e| {
+        let refused = constraint(&e).and_then(|name| {
+            parts.iter().find_map(|p| {
+                p.part
+                    .refusals
+                    .iter()
+                    .find(|(c, _)| *c == name)
+                    .map(|(_, why)| *why)
+            })
+        });
+        match (constraint(&e), refused) {
+            (_, Some(why)) => StoreError::Refused(why),
+            (Some("events_stream_version_key"), _) if reqs.len() == 1 => StoreError::Conflict {
                 stream: reqs[0].stream_id,
                 expected: reqs[0].expected_version,
                 actual: reqs[0].expected_version + 1,
             },
-            Some("ticket_view_number_key") => StoreError::DuplicateNumber,
             _ => StoreError::classify(e),
-        })?;
+        }
+    })?;
 
     let mut out = Vec::with_capacity(reqs.len());
     for (req, row) in reqs.iter().zip(&rows) {

@@ -45,12 +45,7 @@ pub struct PgStore {
     pool: PgPool,
     appended: watch::Sender<i64>,
     appender: super::pg_append::Queue,
-    /// The block of ticket serials this instance hands out: [next, end).
-    serials: tokio::sync::Mutex<(i64, i64)>,
 }
-
-/// Serials per block; must equal the sequence's INCREMENT BY.
-const SERIAL_BLOCK: i64 = 100;
 
 impl PgStore {
     pub async fn open(url: &str, migrate: bool) -> anyhow::Result<PgStore> {
@@ -86,7 +81,6 @@ impl PgStore {
             pool,
             appended,
             appender,
-            serials: tokio::sync::Mutex::new((0, 0)),
         })
     }
 
@@ -167,24 +161,6 @@ fn event_from_row(r: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
         recorded_at: r.try_get("recorded_at")?,
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
-    })
-}
-
-fn view_from_row(r: &PgRow) -> Result<TicketViewRow, sqlx::Error> {
-    Ok(TicketViewRow {
-        id: r.try_get("id")?,
-        number: r.try_get("number")?,
-        state: r.try_get("state")?,
-        unit: r.try_get("unit")?,
-        centre: r.try_get("centre")?,
-        category: r.try_get("category")?,
-        grid: r.try_get("grid")?,
-        co_units: r.try_get("co_units")?,
-        version: r.try_get("version")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        doc: r.try_get("doc")?,
-        head_hash: r.try_get("head_hash")?,
     })
 }
 
@@ -274,72 +250,6 @@ impl EventStore for PgStore {
             })
         })
         .transpose()
-    }
-
-    async fn ticket_view(&self, id: Uuid) -> Result<Option<TicketViewRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM ticket_view WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::classify)?;
-        Ok(row.as_ref().map(view_from_row).transpose()?)
-    }
-
-    async fn list_tickets(&self, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError> {
-        let (before_at, before_id): (Option<DateTime<Utc>>, Option<Uuid>) = q.before.unzip();
-        let rows = sqlx::query(
-            "SELECT * FROM ticket_view WHERE ($1::text IS NULL OR state = $1) \
-             AND ($2::text IS NULL OR unit = $2) \
-             AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3) \
-                  OR co_units && $3) \
-             AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
-             AND ($7::text IS NULL OR category = $7) \
-             AND ($8::text[] IS NULL OR state = ANY($8)) \
-             AND ($9::timestamptz IS NULL OR created_at >= $9) \
-             ORDER BY created_at DESC, id DESC LIMIT $6",
-        )
-        .bind(&q.state)
-        .bind(&q.unit)
-        .bind(&q.within)
-        .bind(before_at)
-        .bind(before_id)
-        .bind(q.limit)
-        .bind(&q.category)
-        .bind(&q.states)
-        .bind(q.created_from)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::classify)?;
-        Ok(rows.iter().map(view_from_row).collect::<Result<_, _>>()?)
-    }
-
-    async fn contact(&self, id: Uuid) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query("SELECT id, name, phone FROM contacts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::classify)?;
-        row.map(|r| {
-            Ok(Contact {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                phone: r.try_get("phone")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn next_ticket_serial(&self) -> Result<i64, StoreError> {
-        let mut block = self.serials.lock().await;
-        if block.0 >= block.1 {
-            let start: i64 = sqlx::query_scalar("SELECT nextval('ticket_serial_seq')")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(StoreError::classify)?;
-            *block = (start, start + SERIAL_BLOCK);
-        }
-        block.0 += 1;
-        Ok(block.0 - 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

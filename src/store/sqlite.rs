@@ -6,13 +6,14 @@
 //! own SAVEPOINT, so one refused request (a version conflict, a reused idempotency
 //! key) rolls back alone; every request in the batch is answered only after the
 //! COMMIT that holds it is durable (WAL, `synchronous=FULL`).
+//! A request's view handlers (`store::view`) write in its SAVEPOINT, after its
+//! events.
 //!
 //! Readers use a separate pool; WAL gives them a consistent snapshot, and since
 //! positions are assigned under the write lock and commit in order, following
 //! positions cannot skip an event.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -48,7 +49,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: mpsc::Sender<(AppendRequest, Reply)>,
     appended: watch::Sender<i64>,
-    serial: AtomicI64,
 }
 
 /// Connection options shared by the writer and the readers.
@@ -107,8 +107,6 @@ impl SqliteStore {
             MIGRATOR.run(&pool).await?;
         }
         seed_tally(&pool).await?;
-        // The serial continues from the highest ticket number in the log.
-        let max_serial = max_serial(&pool).await.unwrap_or(None);
         let conn = SqliteConnection::connect_with(&opts).await?;
         let (tx, rx) = mpsc::channel(4096);
         let (appended, _) = watch::channel(0);
@@ -117,7 +115,6 @@ impl SqliteStore {
             pool,
             writer: tx,
             appended,
-            serial: AtomicI64::new(max_serial.unwrap_or(0)),
         })
     }
 
@@ -222,7 +219,7 @@ async fn in_savepoint(
     r
 }
 
-fn unique_violation(e: &sqlx::Error, table_col: &str) -> bool {
+pub(crate) fn unique_violation(e: &sqlx::Error, table_col: &str) -> bool {
     // SQLite names no constraint; its message names the columns.
     e.as_database_error()
         .is_some_and(|d| d.is_unique_violation() && d.message().contains(table_col))
@@ -330,61 +327,26 @@ async fn append_one(
     .bind(TALLY_MODULUS)
     .execute(&mut *conn)
     .await?;
-    if let Some(c) = &req.contact {
-        sqlx::query("INSERT INTO contacts (id, name, phone) VALUES (?, ?, ?)")
-            .bind(c.id.to_string())
-            .bind(&c.name)
-            .bind(&c.phone)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if let Some(v) = &req.view {
-        sqlx::query(
-            "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-             updated_at, doc, head_hash, co_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET state = excluded.state, unit = excluded.unit, \
-             centre = excluded.centre, version = excluded.version, updated_at = excluded.updated_at, \
-             doc = excluded.doc, head_hash = excluded.head_hash, co_units = excluded.co_units \
-             WHERE ticket_view.version < excluded.version",
-        )
-        .bind(v.id.to_string())
-        .bind(&v.number)
-        .bind(&v.state)
-        .bind(&v.unit)
-        .bind(&v.centre)
-        .bind(&v.category)
-        .bind(&v.grid)
-        .bind(v.version)
-        .bind(rfc3339(v.created_at))
-        .bind(rfc3339(v.updated_at))
-        .bind(&v.doc)
-        .bind(&prev)
-        .bind(serde_json::Value::from(v.co_units.clone()).to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            if unique_violation(&e, "ticket_view.number") {
-                StoreError::DuplicateNumber
-            } else {
-                StoreError::Database(e)
-            }
-        })?;
-    }
-    Ok(Appended {
+    let appended = Appended {
         first_position: first,
         last_position: last,
         version,
         head_hash: prev,
-    })
+    };
+    // The request's read models, in its savepoint with its events.
+    for view in &req.views {
+        view.write_sqlite(conn, &appended).await?;
+    }
+    Ok(appended)
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("bad time {s:?}: {e}")))
 }
 
-fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
+pub(crate) fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("bad uuid {s:?}: {e}")))
 }
 
@@ -444,25 +406,6 @@ fn event_from_row(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-fn view_from_row(r: &SqliteRow) -> Result<TicketViewRow, StoreError> {
-    Ok(TicketViewRow {
-        id: parse_uuid(r.try_get("id")?)?,
-        number: r.try_get("number")?,
-        state: r.try_get("state")?,
-        unit: r.try_get("unit")?,
-        centre: r.try_get("centre")?,
-        category: r.try_get("category")?,
-        grid: r.try_get("grid")?,
-        co_units: serde_json::from_str(r.try_get("co_units")?)
-            .map_err(|e| StoreError::Corrupt(format!("co_units: {e}")))?,
-        version: r.try_get("version")?,
-        created_at: parse_time(r.try_get("created_at")?)?,
-        updated_at: parse_time(r.try_get("updated_at")?)?,
-        doc: r.try_get("doc")?,
-        head_hash: r.try_get("head_hash")?,
-    })
-}
-
 #[async_trait]
 impl EventStore for SqliteStore {
     fn engine(&self) -> &'static str {
@@ -475,17 +418,9 @@ impl EventStore for SqliteStore {
             .send((req, reply))
             .await
             .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        let result = answer
+        answer
             .await
-            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?;
-        if matches!(result, Err(StoreError::DuplicateNumber)) {
-            // Another process on this file took the number: continue after the
-            // highest one in the log (the caller decides the ticket again).
-            if let Ok(Some(max)) = max_serial(&self.pool).await {
-                self.serial.fetch_max(max, Ordering::Relaxed);
-            }
-        }
-        result
+            .map_err(|_| StoreError::Unavailable("the writer has stopped".into()))?
     }
 
     async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -585,75 +520,6 @@ impl EventStore for SqliteStore {
         .transpose()
     }
 
-    async fn ticket_view(&self, id: Uuid) -> Result<Option<TicketViewRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM ticket_view WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::classify)?;
-        row.as_ref().map(view_from_row).transpose()
-    }
-
-    async fn list_tickets(&self, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError> {
-        let within = q
-            .within
-            .as_ref()
-            .map(|w| serde_json::Value::from(w.clone()).to_string());
-        let (before_at, before_id) = q.before.unzip();
-        let rows = sqlx::query(
-            "SELECT * FROM ticket_view WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR unit = ?2) \
-             AND (?3 IS NULL OR unit IN (SELECT value FROM json_each(?3)) OR centre IN (SELECT value FROM json_each(?3)) \
-             OR grid IN (SELECT value FROM json_each(?3)) \
-             OR EXISTS (SELECT 1 FROM json_each(ticket_view.co_units) c WHERE c.value IN (SELECT value FROM json_each(?3)))) \
-             AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) \
-             AND (?7 IS NULL OR category = ?7) \
-             AND (?8 IS NULL OR state IN (SELECT value FROM json_each(?8))) \
-             AND (?9 IS NULL OR created_at >= ?9) \
-             ORDER BY created_at DESC, id DESC LIMIT ?6",
-        )
-        .bind(&q.state)
-        .bind(&q.unit)
-        .bind(within)
-        .bind(before_at.map(rfc3339))
-        .bind(before_id.map(|i| i.to_string()))
-        .bind(q.limit)
-        .bind(&q.category)
-        .bind(
-            q.states
-                .as_ref()
-                .map(|s| serde_json::Value::from(s.clone()).to_string()),
-        )
-        .bind(q.created_from.map(rfc3339))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::classify)?;
-        rows.iter().map(view_from_row).collect()
-    }
-
-    async fn contact(&self, id: Uuid) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query("SELECT name, phone FROM contacts WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(StoreError::classify)?;
-        row.map(|r| {
-            Ok(Contact {
-                id,
-                name: r.try_get("name")?,
-                phone: r.try_get("phone")?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn next_ticket_serial(&self) -> Result<i64, StoreError> {
-        // Several processes on one file each count from what they last saw; a
-        // clash is refused by the unique number and resynchronised in `append`.
-        // One process owns the SQLite file; the unique number in ticket_view
-        // refuses a clash should a second process write to it too.
-        Ok(self.serial.fetch_add(1, Ordering::Relaxed) + 1)
-    }
-
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
@@ -732,16 +598,6 @@ pub async fn horizon<'e, E: sqlx::SqliteExecutor<'e>>(e: E) -> Result<i64, sqlx:
     sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
         .fetch_one(e)
         .await
-}
-
-/// The highest ticket serial in the log.
-async fn max_serial(pool: &SqlitePool) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT MAX(CAST(substr(json_extract(data, '$.number'), 10) AS INTEGER)) \
-         FROM events WHERE event_type = 'TicketAccepted'",
-    )
-    .fetch_one(pool)
-    .await
 }
 
 #[cfg(test)]

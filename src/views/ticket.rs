@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::domain::*;
-use crate::store::Contact;
+use crate::repo::contacts::Contact;
 
 /// met / missed / running for one deadline.
 fn deadline_status(

@@ -367,7 +367,7 @@ async fn insert_view(pool: &Pool, t: &Ticket, head_hash: &str, doc: Option<Strin
     .expect("insert ticket view");
 }
 
-async fn insert_contact(pool: &Pool, c: &yiwang::store::Contact) {
+async fn insert_contact(pool: &Pool, c: &yiwang::repo::contacts::Contact) {
     match pool {
         Pool::Sqlite(p) => sqlx::query("INSERT INTO contacts (id, name, phone) VALUES (?, ?, ?)")
             .bind(c.id.to_string())
@@ -393,7 +393,7 @@ async fn insert_contact(pool: &Pool, c: &yiwang::store::Contact) {
 /// rows (docs as written at schema version `era`), the contacts.
 struct Data {
     events: Vec<Ev>,
-    contacts: Vec<yiwang::store::Contact>,
+    contacts: Vec<yiwang::repo::contacts::Contact>,
 }
 
 /// Writes `data` into `pool` as a release at schema version `era` held it;
@@ -540,9 +540,7 @@ async fn history() -> Data {
         if let Some(r) = e.data.get("reporter_ref").and_then(Value::as_str) {
             let id = Uuid::parse_str(r).expect("reporter uuid");
             contacts.push(
-                app.app
-                    .store
-                    .contact(id)
+                yiwang::repo::contacts::contact(&app.app.store.pool(), id)
                     .await
                     .expect("contact")
                     .expect("kept"),

@@ -604,8 +604,7 @@ async fn two_serve_processes_append_each_warning_and_breach_exactly_once() {
             for e in &evs {
                 assert_eq!(hash::recompute(e), e.hash, "{engine:?} {}: hash", t.id);
             }
-            let view = s
-                .ticket_view(t.id)
+            let view = yiwang::repo::tickets::ticket_view(&s.pool(), t.id)
                 .await
                 .expect("view")
                 .expect("a view row");

@@ -38,8 +38,7 @@ fn req(stream: Uuid, expected: i64, events: Vec<NewEvent>) -> AppendRequest {
             ..Default::default()
         },
         idempotency: None,
-        view: None,
-        contact: None,
+        views: Vec::new(),
     }
 }
 
@@ -229,6 +228,70 @@ async fn a_stored_key_in_a_batch_refuses_only_its_own_request() {
                 "no statement was written again one by one"
             );
         }
+        db.drop_db().await;
+    }
+}
+
+/// The view handlers an append carries write in its transaction: the ticket view
+/// gets the hash of the stream's new head, and a view that is refused (a ticket
+/// number already taken) takes the request's events with it, alone in its batch.
+#[tokio::test]
+async fn view_handlers_write_with_their_events_or_not_at_all() {
+    use yiwang::repo::contacts::{self, Contact};
+    use yiwang::repo::tickets::{self, NUMBER_TAKEN, TicketViewRow};
+    let row = |id: Uuid, number: &str, version: i64| TicketViewRow {
+        id,
+        number: number.into(),
+        state: "ACCEPTED".into(),
+        unit: Some("etdz".into()),
+        centre: "etdz".into(),
+        category: "roads".into(),
+        grid: None,
+        co_units: vec!["hg".into()],
+        version,
+        created_at: store::truncate_micros(Utc::now()),
+        updated_at: store::truncate_micros(Utc::now()),
+        doc: "{}".into(),
+        head_hash: String::new(),
+    };
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let contact = Contact {
+            id: Uuid::now_v7(),
+            name: Some("王".into()),
+            phone: None,
+        };
+        let mut first = req(a, 0, vec![ev(1), ev(2)]);
+        first.views = vec![Arc::new(contact.clone()), Arc::new(row(a, "N-1", 2))];
+        let mut other = req(c, 0, vec![ev(1)]);
+        other.views = vec![Arc::new(row(c, "N-2", 1))];
+        let (r1, r2) = tokio::join!(s.append(first), s.append(other));
+        let (r1, r2) = (r1.unwrap(), r2.unwrap());
+        let pool = s.pool();
+        let view = tickets::ticket_view(&pool, a).await.unwrap().expect("view");
+        assert_eq!(view.head_hash, r1.head_hash, "{engine:?}");
+        assert_eq!(
+            (view.version, view.co_units.clone()),
+            (2, vec!["hg".to_string()])
+        );
+        let view = tickets::ticket_view(&pool, c).await.unwrap().expect("view");
+        assert_eq!(view.head_hash, r2.head_hash, "{engine:?}");
+        assert_eq!(
+            contacts::contact(&pool, contact.id).await.unwrap(),
+            Some(contact),
+            "{engine:?}"
+        );
+        // Another stream's view with a number already taken: refused, and its
+        // events are not written either.
+        let mut clash = req(b, 0, vec![ev(3)]);
+        clash.views = vec![Arc::new(row(b, "N-1", 1))];
+        match s.append(clash).await {
+            Err(StoreError::Refused(why)) => assert_eq!(why, NUMBER_TAKEN, "{engine:?}"),
+            other => panic!("{engine:?}: {other:?}"),
+        }
+        assert!(s.read_stream(b).await.unwrap().is_empty(), "{engine:?}");
+        assert!(tickets::ticket_view(&pool, b).await.unwrap().is_none());
         db.drop_db().await;
     }
 }
@@ -478,11 +541,17 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             .execute(&mut c)
             .await
             .unwrap();
-        sqlx::raw_sql(&format!("PREPARE app AS {}", store::APPEND_STATEMENT))
+        // The statement of a batch that writes a ticket view and a contact (the
+        // parts in the order of their names, as the store puts them).
+        let (statement, params) = store::append_statement(&[
+            &yiwang::repo::contacts::CONTACT_PART,
+            &yiwang::repo::tickets::VIEW_PART,
+        ]);
+        sqlx::raw_sql(&format!("PREPARE app AS {statement}"))
             .execute(&mut c)
             .await
             .unwrap();
-        let nulls = vec!["NULL"; 36].join(", ");
+        let nulls = vec!["NULL"; params].join(", ");
         let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN EXECUTE app({nulls})"))
             .fetch_all(&mut c)
             .await
@@ -492,7 +561,13 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             plan.iter().any(|l| l.contains("idempotency_keys")),
             "the plan was read: {plan:#?}"
         );
-        for table in ["idempotency_keys", "events", "log_tally"] {
+        for table in [
+            "idempotency_keys",
+            "events",
+            "log_tally",
+            "ticket_view",
+            "contacts",
+        ] {
             assert!(
                 !plan
                     .iter()

@@ -10,9 +10,96 @@
 //! retry comes within minutes, never after a retention period, so the purge deletes
 //! idempotency records older than the same cutoff as well.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::{Row, SqliteConnection};
+use uuid::Uuid;
 
-use crate::store::{Pool, StoreError, hash::rfc3339};
+use crate::store::{Appended, PgPart, PgValue, Pool, StoreError, ViewHandler, hash::rfc3339};
+
+/// A reporter's contact details: personal data, kept out of the event log. Written
+/// with the event that names it (the append's [`ViewHandler`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The contact's part of the batched PostgreSQL append (see `store::view`).
+pub static CONTACT_PART: PgPart = PgPart {
+    rows: "contact_rows",
+    columns: &[("id", "uuid"), ("name", "text"), ("phone", "text")],
+    write: "INSERT INTO contacts (id, name, phone) SELECT id, name, phone FROM contact_rows",
+    refusals: &[],
+};
+
+#[async_trait]
+impl ViewHandler for Contact {
+    async fn write_sqlite(
+        &self,
+        conn: &mut SqliteConnection,
+        _appended: &Appended,
+    ) -> Result<(), StoreError> {
+        let c = self;
+        sqlx::query("INSERT INTO contacts (id, name, phone) VALUES (?, ?, ?)")
+            .bind(c.id.to_string())
+            .bind(&c.name)
+            .bind(&c.phone)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    fn pg_part(&self) -> &'static PgPart {
+        &CONTACT_PART
+    }
+
+    fn pg_row(&self, _head_hash: &str) -> Vec<PgValue> {
+        vec![
+            PgValue::Uuid(Some(self.id)),
+            PgValue::Text(self.name.clone()),
+            PgValue::Text(self.phone.clone()),
+        ]
+    }
+}
+
+/// A contact's details (None: no such contact).
+pub async fn contact(pool: &Pool, id: Uuid) -> Result<Option<Contact>, StoreError> {
+    match pool {
+        Pool::Postgres(p) => {
+            let row = sqlx::query("SELECT id, name, phone FROM contacts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::classify)?;
+            row.map(|r| {
+                Ok(Contact {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    phone: r.try_get("phone")?,
+                })
+            })
+            .transpose()
+        }
+        Pool::Sqlite(p) => {
+            let row = sqlx::query("SELECT name, phone FROM contacts WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(p)
+                .await
+                .map_err(StoreError::classify)?;
+            row.map(|r| {
+                Ok(Contact {
+                    id,
+                    name: r.try_get("name")?,
+                    phone: r.try_get("phone")?,
+                })
+            })
+            .transpose()
+        }
+    }
+}
 
 /// What one purge did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
