@@ -57,36 +57,29 @@ pub struct Col {
     pub added: bool,
 }
 
-pub const fn col(field: &'static str, column: &'static str, ty: Ty) -> Col {
-    Col {
-        field,
-        column,
-        ty,
-        nullable: false,
-        added: false,
-    }
+/// A table's columns in order, several to a line: `column: Ty` travels under its
+/// own name, `column as "field": Ty` under another; `null` after the type marks a
+/// nullable column, `added` a nullable one older archives lack ([`Col::added`]).
+macro_rules! cols {
+    ($($column:ident $(as $field:literal)? : $ty:ident $($flag:ident)?),* $(,)?) => {
+        &[$($crate::store::dump::Col {
+            field: cols!(@field $column $($field)?),
+            column: stringify!($column),
+            ty: $crate::store::dump::Ty::$ty,
+            nullable: cols!(@nullable $($flag)?),
+            added: cols!(@added $($flag)?),
+        }),*]
+    };
+    (@field $column:ident) => { stringify!($column) };
+    (@field $column:ident $field:literal) => { $field };
+    (@nullable) => { false };
+    (@nullable null) => { true };
+    (@nullable added) => { true };
+    (@added) => { false };
+    (@added null) => { false };
+    (@added added) => { true };
 }
-
-pub const fn opt(field: &'static str, column: &'static str, ty: Ty) -> Col {
-    Col {
-        field,
-        column,
-        ty,
-        nullable: true,
-        added: false,
-    }
-}
-
-/// A nullable column that older archives do not carry (see [`Col::added`]).
-pub const fn added(field: &'static str, column: &'static str, ty: Ty) -> Col {
-    Col {
-        field,
-        column,
-        ty,
-        nullable: true,
-        added: true,
-    }
-}
+pub(crate) use cols;
 
 /// One table and the record kind its rows travel as.
 #[derive(Debug)]
@@ -105,19 +98,11 @@ pub const EVENTS: Table = Table {
     kind: "event",
     table: "events",
     order_by: "position",
-    cols: &[
-        col("position", "position", Ty::Int),
-        col("stream_id", "stream_id", Ty::Uuid),
-        col("version", "version", Ty::Int),
-        col("type", "event_type", Ty::Text),
-        col("schema_version", "schema_version", Ty::Int),
-        col("data", "data", Ty::Json),
-        col("metadata", "metadata", Ty::Json),
-        col("occurred_at", "occurred_at", Ty::Time),
-        col("recorded_at", "recorded_at", Ty::Time),
-        col("prev_hash", "prev_hash", Ty::Text),
-        col("hash", "hash", Ty::Text),
-    ],
+    cols: cols! {
+        position: Int, stream_id: Uuid, version: Int, event_type as "type": Text,
+        schema_version: Int, data: Json, metadata: Json, occurred_at: Time, recorded_at: Time,
+        prev_hash: Text, hash: Text,
+    },
     on_conflict: "",
 };
 
@@ -126,15 +111,10 @@ pub const IDEMPOTENCY: Table = Table {
     kind: "idempotency",
     table: "idempotency_keys",
     order_by: "scope, key",
-    cols: &[
-        col("scope", "scope", Ty::Text),
-        col("key", "key", Ty::Text),
-        col("request_hash", "request_hash", Ty::Text),
-        col("status", "status", Ty::Int),
-        col("body", "body", Ty::Text),
-        col("stream_id", "stream_id", Ty::Uuid),
-        col("created_at", "created_at", Ty::Time),
-    ],
+    cols: cols! {
+        scope: Text, key: Text, request_hash: Text, status: Int, body: Text, stream_id: Uuid,
+        created_at: Time,
+    },
     on_conflict: "",
 };
 
