@@ -83,6 +83,13 @@ fn find<'a>(a: &'a UnitAppraisal, rule: &str) -> &'a Deduction {
         .unwrap_or_else(|| panic!("no deduction {rule} in {:?}", rules(a)))
 }
 
+/// One unit's appraisal for 2026-Q3 by `profile`, from its figures alone.
+fn appraise_q3(profile: &Profile, unit: &str, f: Figures) -> UnitAppraisal {
+    let q3 = period("2026-Q3");
+    let t = table(&q3, vec![(unit, f)]);
+    appraise(profile, &demo(), &q3, &t, &[]).remove(0)
+}
+
 #[test]
 fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
     let org = demo();
@@ -165,16 +172,13 @@ fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
 
 #[test]
 fn the_supervision_section_caps_at_20_and_keeps_the_evidence() {
-    let org = demo();
-    let q3 = period("2026-Q3");
     let f = Figures {
         late_completions: evs(15, "l"),
         verification_failed: evs(5, "v"),
         supervised_repeat: evs(3, "r"),
         ..Figures::default()
     };
-    let t = table(&q3, vec![("zhzf", f)]);
-    let a = &appraise(default_profile(), &org, &q3, &t, &[])[0];
+    let a = &appraise_q3(default_profile(), "zhzf", f);
     assert_eq!(
         rules(a),
         vec![
@@ -193,15 +197,12 @@ fn the_supervision_section_caps_at_20_and_keeps_the_evidence() {
 
 #[test]
 fn a_section_cap_can_cut_a_rule_partway() {
-    let org = demo();
-    let q3 = period("2026-Q3");
     let f = Figures {
         late_completions: evs(18, "l"),
         supervised_repeat: evs(2, "r"),
         ..Figures::default()
     };
-    let t = table(&q3, vec![("zhzf", f)]);
-    let a = &appraise(default_profile(), &org, &q3, &t, &[])[0];
+    let a = &appraise_q3(default_profile(), "zhzf", f);
     assert_eq!(
         rules(a),
         vec![
@@ -215,8 +216,6 @@ fn a_section_cap_can_cut_a_rule_partway() {
 
 #[test]
 fn rate_steps_count_full_steps_only() {
-    let org = demo();
-    let q3 = period("2026-Q3");
     let at = |on_time: u64, due: u64| {
         let f = Figures {
             due_to_finish: due,
@@ -224,9 +223,7 @@ fn rate_steps_count_full_steps_only() {
             not_on_time: evs((due - on_time) as usize, "n"),
             ..Figures::default()
         };
-        let t = table(&q3, vec![("zhzf", f)]);
-        appraise(default_profile(), &org, &q3, &t, &[])
-            .remove(0)
+        appraise_q3(default_profile(), "zhzf", f)
             .deductions
             .into_iter()
             .find(|d| d.rule == "on_time_rate")
@@ -242,10 +239,7 @@ fn rate_steps_count_full_steps_only() {
 
 #[test]
 fn a_unit_with_nothing_keeps_the_base() {
-    let org = demo();
-    let q3 = period("2026-Q3");
-    let t = table(&q3, vec![("hg-scjgs", Figures::default())]);
-    let a = &appraise(default_profile(), &org, &q3, &t, &[])[0];
+    let a = &appraise_q3(default_profile(), "hg-scjgs", Figures::default());
     assert_eq!(a.score, 100.0);
     assert!(a.deductions.is_empty());
     assert_eq!(a.quarters, None);
@@ -294,23 +288,20 @@ fn a_market_agency_loses_2_per_delayed_or_substandard_ticket_once() {
 
 #[test]
 fn satisfaction_counts_basic_as_satisfied_unless_strict() {
-    let org = demo();
-    let q3 = period("2026-Q3");
     let f = Figures {
         satisfied: 18,
         basically_satisfied: 2,
         feedback_basic: vec![ev("b1", 1), ev("b2", 2)],
         ..Figures::default()
     };
-    let t = table(&q3, vec![("zhzf", f)]);
     assert!(
-        appraise(default_profile(), &org, &q3, &t, &[])[0]
+        appraise_q3(default_profile(), "zhzf", f.clone())
             .deductions
             .is_empty()
     );
     let mut strict = default_profile().clone();
     strict.satisfaction_strict = true;
-    let a = &appraise(&strict, &org, &q3, &t, &[])[0];
+    let a = &appraise_q3(&strict, "zhzf", f);
     let d = find(a, "satisfaction");
     assert_eq!((d.count, d.points, d.rate), (2, -3.0, Some(0.9)));
     assert_eq!(d.evidence, vec![ev("b1", 1), ev("b2", 2)]);

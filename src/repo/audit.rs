@@ -8,22 +8,9 @@ use crate::store::StoreError;
 use crate::store::audit::Snap;
 
 /// A view row as read: id, number, state, unit, centre, category, grid, version,
-/// doc, head hash.
-pub type ViewTuple = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    String,
-    Option<String>,
-    i64,
-    String,
-    String,
-);
-
-/// A view row as read, its co-units as the engine stores them.
-type ViewRowOf<C> = (
+/// doc, head hash and its co-units (as the engine stores them, or as
+/// [`view_page`] hands them on).
+pub type ViewRowOf<C> = (
     String,
     String,
     String,
@@ -58,8 +45,8 @@ pub async fn view_page(
     snap: &mut Snap,
     after: Option<&str>,
     limit: i64,
-) -> Result<(Vec<ViewTuple>, Vec<Result<Vec<String>, String>>), StoreError> {
-    let (rows, co): (Vec<ViewTuple>, Vec<Result<Vec<String>, String>>) = match snap {
+) -> Result<Vec<ViewRowOf<Result<Vec<String>, String>>>, StoreError> {
+    Ok(match snap {
         Snap::Pg(t) => {
             let rows: Vec<ViewRowOf<Vec<String>>> = sqlx::query_as(
                 "SELECT id::text, number, state, unit, centre, category, grid, version, doc, \
@@ -72,8 +59,8 @@ pub async fn view_page(
             .await
             .map_err(StoreError::classify)?;
             rows.into_iter()
-                .map(|r| ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9), Ok(r.10)))
-                .unzip()
+                .map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, Ok(r.10)))
+                .collect()
         }
         Snap::Lite(t) => {
             let rows: Vec<ViewRowOf<String>> = sqlx::query_as(
@@ -90,10 +77,9 @@ pub async fn view_page(
                 .map(|r| {
                     let co = serde_json::from_str::<Vec<String>>(&r.10)
                         .map_err(|_| format!("{:?} (not a list of units)", r.10));
-                    ((r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9), co)
+                    (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, co)
                 })
-                .unzip()
+                .collect()
         }
-    };
-    Ok((rows, co))
+    })
 }

@@ -2,19 +2,14 @@
 //! own tables and the copy itself are in `store/dump.rs`): how their rows travel,
 //! and the ticket serials a restore sets past the highest number restored.
 
-use crate::store::dump::{Table, Tx, Ty, added, col, opt};
+use crate::store::dump::{Table, Tx, cols};
 
 /// The organisation and catalogue in force (`reference_data`).
 pub const REFERENCE: Table = Table {
     kind: "reference",
     table: "reference_data",
     order_by: "kind",
-    cols: &[
-        col("name", "kind", Ty::Text),
-        col("source", "source", Ty::Text),
-        col("doc", "doc", Ty::Text),
-        col("loaded_at", "loaded_at", Ty::Time),
-    ],
+    cols: cols! { kind as "name": Text, source: Text, doc: Text, loaded_at: Time },
     on_conflict: "ON CONFLICT (kind) DO UPDATE SET source = excluded.source, \
                   doc = excluded.doc, loaded_at = excluded.loaded_at",
 };
@@ -24,17 +19,12 @@ pub const TOKENS: Table = Table {
     kind: "token",
     table: "tokens",
     order_by: "id",
-    cols: &[
-        col("id", "id", Ty::Text),
-        col("token_hash", "token_hash", Ty::Text),
-        col("user", "user_name", Ty::Text),
-        col("role", "role", Ty::Text),
-        col("unit", "unit", Ty::Text),
-        col("created_at", "created_at", Ty::Time),
-        opt("revoked_at", "revoked_at", Ty::Time),
+    cols: cols! {
+        id: Text, token_hash: Text, user_name as "user": Text, role: Text, unit: Text,
+        created_at: Time, revoked_at: Time null,
         // Schema 9 (token expiry).
-        added("expires_at", "expires_at", Ty::Time),
-    ],
+        expires_at: Time added,
+    },
     on_conflict: "ON CONFLICT DO NOTHING",
 };
 
@@ -43,21 +33,11 @@ pub const TICKET_VIEW: Table = Table {
     kind: "ticket_view",
     table: "ticket_view",
     order_by: "id",
-    cols: &[
-        col("id", "id", Ty::Uuid),
-        col("number", "number", Ty::Text),
-        col("state", "state", Ty::Text),
-        opt("unit", "unit", Ty::Text),
-        col("centre", "centre", Ty::Text),
-        col("category", "category", Ty::Text),
-        opt("grid", "grid", Ty::Text),
-        col("co_units", "co_units", Ty::List),
-        col("version", "version", Ty::Int),
-        col("created_at", "created_at", Ty::Time),
-        col("updated_at", "updated_at", Ty::Time),
-        col("doc", "doc", Ty::Text),
-        col("head_hash", "head_hash", Ty::Text),
-    ],
+    cols: cols! {
+        id: Uuid, number: Text, state: Text, unit: Text null, centre: Text, category: Text,
+        grid: Text null, co_units: List, version: Int, created_at: Time, updated_at: Time,
+        doc: Text, head_hash: Text,
+    },
     on_conflict: "",
 };
 
@@ -66,13 +46,9 @@ pub const CONTACTS: Table = Table {
     kind: "contact",
     table: "contacts",
     order_by: "id",
-    cols: &[
-        col("id", "id", Ty::Uuid),
-        opt("name", "name", Ty::Text),
-        opt("phone", "phone", Ty::Text),
-        col("created_at", "created_at", Ty::Time),
-        opt("purged_at", "purged_at", Ty::Time),
-    ],
+    cols: cols! {
+        id: Uuid, name: Text null, phone: Text null, created_at: Time, purged_at: Time null,
+    },
     on_conflict: "",
 };
 
@@ -81,13 +57,7 @@ pub const ATTACHMENTS: Table = Table {
     kind: "attachment",
     table: "attachments",
     order_by: "hash, uploaded_by",
-    cols: &[
-        col("hash", "hash", Ty::Text),
-        col("content_type", "content_type", Ty::Text),
-        col("size", "size", Ty::Int),
-        col("uploaded_by", "uploaded_by", Ty::Text),
-        col("created_at", "created_at", Ty::Time),
-    ],
+    cols: cols! { hash: Text, content_type: Text, size: Int, uploaded_by: Text, created_at: Time },
     on_conflict: "ON CONFLICT DO NOTHING",
 };
 

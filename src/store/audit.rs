@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::store::dump::either;
 use crate::store::{Pool, StoreError};
 
 /// An event row as stored, before anything is parsed.
@@ -36,8 +37,18 @@ const PG_COLUMNS: &str = "position, stream_id::text AS stream_id, version, event
 const SQLITE_COLUMNS: &str = "position, stream_id, version, event_type, schema_version, data, metadata, \
      occurred_at, recorded_at, prev_hash, hash";
 
-fn pg_row(r: &sqlx::postgres::PgRow) -> Result<StoredRow, sqlx::Error> {
-    use sqlx::Row;
+/// An event row of either engine; `time` reads a time column (PostgreSQL's are
+/// typed, SQLite's text that may not parse).
+fn stored_row<R: sqlx::Row>(
+    r: &R,
+    time: impl Fn(&R, &str) -> Result<Result<DateTime<Utc>, String>, sqlx::Error>,
+) -> Result<StoredRow, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
     Ok(StoredRow {
         position: r.try_get("position")?,
         stream_id: r.try_get("stream_id")?,
@@ -46,28 +57,28 @@ fn pg_row(r: &sqlx::postgres::PgRow) -> Result<StoredRow, sqlx::Error> {
         schema_version: r.try_get("schema_version")?,
         data: r.try_get("data")?,
         metadata: r.try_get("metadata")?,
-        occurred_at: Ok(r.try_get("occurred_at")?),
-        recorded_at: Ok(r.try_get("recorded_at")?),
+        occurred_at: time(r, "occurred_at")?,
+        recorded_at: time(r, "recorded_at")?,
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
 }
 
+fn pg_row(r: &sqlx::postgres::PgRow) -> Result<StoredRow, sqlx::Error> {
+    stored_row(r, |r, c| Ok(Ok(sqlx::Row::try_get(r, c)?)))
+}
+
 fn sqlite_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredRow, sqlx::Error> {
-    use sqlx::Row;
-    Ok(StoredRow {
-        position: r.try_get("position")?,
-        stream_id: r.try_get("stream_id")?,
-        version: r.try_get("version")?,
-        event_type: r.try_get("event_type")?,
-        schema_version: r.try_get("schema_version")?,
-        data: r.try_get("data")?,
-        metadata: r.try_get("metadata")?,
-        occurred_at: parse_time(r.try_get("occurred_at")?),
-        recorded_at: parse_time(r.try_get("recorded_at")?),
-        prev_hash: r.try_get("prev_hash")?,
-        hash: r.try_get("hash")?,
-    })
+    stored_row(r, |r, c| Ok(parse_time(sqlx::Row::try_get(r, c)?)))
+}
+
+/// The rows a query fetched, each read by `row`.
+fn stored_rows<R>(
+    fetched: Result<Vec<R>, sqlx::Error>,
+    row: fn(&R) -> Result<StoredRow, sqlx::Error>,
+) -> Result<Vec<StoredRow>, StoreError> {
+    let rows = fetched.map_err(StoreError::classify)?;
+    Ok(rows.iter().map(row).collect::<Result<_, _>>()?)
 }
 
 /// One read snapshot of the database: every read of a verification sees the same
@@ -95,10 +106,7 @@ impl Snap {
     }
 
     pub async fn end(self) {
-        let _ = match self {
-            Snap::Pg(t) => t.rollback().await,
-            Snap::Lite(t) => t.rollback().await,
-        };
+        let _ = either!(self, Snap::Pg | Snap::Lite, t => t.rollback().await);
     }
 
     pub async fn horizon(&mut self) -> Result<i64, StoreError> {
@@ -115,30 +123,28 @@ impl Snap {
         after: i64,
         limit: i64,
     ) -> Result<Vec<StoredRow>, StoreError> {
-        Ok(match self {
-            Snap::Pg(t) => sqlx::query(&format!(
-                "SELECT {PG_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-            ))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut **t)
-            .await
-            .map_err(StoreError::classify)?
-            .iter()
-            .map(pg_row)
-            .collect::<Result<_, _>>()?,
-            Snap::Lite(t) => sqlx::query(&format!(
-                "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-            ))
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&mut **t)
-            .await
-            .map_err(StoreError::classify)?
-            .iter()
-            .map(sqlite_row)
-            .collect::<Result<_, _>>()?,
-        })
+        match self {
+            Snap::Pg(t) => stored_rows(
+                sqlx::query(&format!(
+                    "SELECT {PG_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+                ))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await,
+                pg_row,
+            ),
+            Snap::Lite(t) => stored_rows(
+                sqlx::query(&format!(
+                    "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+                ))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await,
+                sqlite_row,
+            ),
+        }
     }
 
     /// The events of `ids`, by stream and version.
@@ -146,49 +152,40 @@ impl Snap {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(match self {
-            Snap::Pg(t) => sqlx::query(&format!(
-                "SELECT {PG_COLUMNS} FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, version"
-            ))
-            .bind(ids)
-            .fetch_all(&mut **t)
-            .await
-            .map_err(StoreError::classify)?
-            .iter()
-            .map(pg_row)
-            .collect::<Result<_, _>>()?,
+        match self {
+            Snap::Pg(t) => stored_rows(
+                sqlx::query(&format!(
+                    "SELECT {PG_COLUMNS} FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, version"
+                ))
+                .bind(ids)
+                .fetch_all(&mut **t)
+                .await,
+                pg_row,
+            ),
             Snap::Lite(t) => {
                 let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-                sqlx::query(&format!(
-                    "SELECT {SQLITE_COLUMNS} FROM events \
-                     WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, version"
-                ))
-                .bind(Value::from(list).to_string())
-                .fetch_all(&mut **t)
-                .await
-                .map_err(StoreError::classify)?
-                .iter()
-                .map(sqlite_row)
-                .collect::<Result<_, _>>()?
+                stored_rows(
+                    sqlx::query(&format!(
+                        "SELECT {SQLITE_COLUMNS} FROM events \
+                         WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, version"
+                    ))
+                    .bind(Value::from(list).to_string())
+                    .fetch_all(&mut **t)
+                    .await,
+                    sqlite_row,
+                )
             }
-        })
+        }
     }
 
     /// The rows of the log tally (table `log_tally`): events, streams, digest and,
     /// on SQLite, where positions are dense from.
     pub async fn tally_rows(&mut self) -> Result<Vec<TallyRow>, StoreError> {
-        match self {
-            Snap::Pg(t) => {
-                sqlx::query_as("SELECT events, streams, digest, dense_after FROM log_tally")
-                    .fetch_all(&mut **t)
-                    .await
-            }
-            Snap::Lite(t) => {
-                sqlx::query_as("SELECT events, streams, digest, dense_after FROM log_tally")
-                    .fetch_all(&mut **t)
-                    .await
-            }
-        }
+        either!(self, Snap::Pg | Snap::Lite, t => {
+            sqlx::query_as("SELECT events, streams, digest, dense_after FROM log_tally")
+                .fetch_all(&mut **t)
+                .await
+        })
         .map_err(StoreError::classify)
     }
 

@@ -57,36 +57,42 @@ pub struct Col {
     pub added: bool,
 }
 
-pub const fn col(field: &'static str, column: &'static str, ty: Ty) -> Col {
-    Col {
-        field,
-        column,
-        ty,
-        nullable: false,
-        added: false,
-    }
+/// A table's columns in order, several to a line: `column: Ty` travels under its
+/// own name, `column as "field": Ty` under another; `null` after the type marks a
+/// nullable column, `added` a nullable one older archives lack ([`Col::added`]).
+macro_rules! cols {
+    ($($column:ident $(as $field:literal)? : $ty:ident $($flag:ident)?),* $(,)?) => {
+        &[$($crate::store::dump::Col {
+            field: cols!(@field $column $($field)?),
+            column: stringify!($column),
+            ty: $crate::store::dump::Ty::$ty,
+            nullable: cols!(@nullable $($flag)?),
+            added: cols!(@added $($flag)?),
+        }),*]
+    };
+    (@field $column:ident) => { stringify!($column) };
+    (@field $column:ident $field:literal) => { $field };
+    (@nullable) => { false };
+    (@nullable null) => { true };
+    (@nullable added) => { true };
+    (@added) => { false };
+    (@added null) => { false };
+    (@added added) => { true };
 }
+pub(crate) use cols;
 
-pub const fn opt(field: &'static str, column: &'static str, ty: Ty) -> Col {
-    Col {
-        field,
-        column,
-        ty,
-        nullable: true,
-        added: false,
-    }
+/// Runs the same expression on either variant of a two-engine enum, with `$t`
+/// bound to the variant's transaction (or pool): `either!(tx, Tx::Postgres |
+/// Tx::Sqlite, t => t.commit().await)`.
+macro_rules! either {
+    ($value:expr, $a:path | $b:path, $t:ident => $body:expr) => {
+        match $value {
+            $a($t) => $body,
+            $b($t) => $body,
+        }
+    };
 }
-
-/// A nullable column that older archives do not carry (see [`Col::added`]).
-pub const fn added(field: &'static str, column: &'static str, ty: Ty) -> Col {
-    Col {
-        field,
-        column,
-        ty,
-        nullable: true,
-        added: true,
-    }
-}
+pub(crate) use either;
 
 /// One table and the record kind its rows travel as.
 #[derive(Debug)]
@@ -105,19 +111,11 @@ pub const EVENTS: Table = Table {
     kind: "event",
     table: "events",
     order_by: "position",
-    cols: &[
-        col("position", "position", Ty::Int),
-        col("stream_id", "stream_id", Ty::Uuid),
-        col("version", "version", Ty::Int),
-        col("type", "event_type", Ty::Text),
-        col("schema_version", "schema_version", Ty::Int),
-        col("data", "data", Ty::Json),
-        col("metadata", "metadata", Ty::Json),
-        col("occurred_at", "occurred_at", Ty::Time),
-        col("recorded_at", "recorded_at", Ty::Time),
-        col("prev_hash", "prev_hash", Ty::Text),
-        col("hash", "hash", Ty::Text),
-    ],
+    cols: cols! {
+        position: Int, stream_id: Uuid, version: Int, event_type as "type": Text,
+        schema_version: Int, data: Json, metadata: Json, occurred_at: Time, recorded_at: Time,
+        prev_hash: Text, hash: Text,
+    },
     on_conflict: "",
 };
 
@@ -126,15 +124,10 @@ pub const IDEMPOTENCY: Table = Table {
     kind: "idempotency",
     table: "idempotency_keys",
     order_by: "scope, key",
-    cols: &[
-        col("scope", "scope", Ty::Text),
-        col("key", "key", Ty::Text),
-        col("request_hash", "request_hash", Ty::Text),
-        col("status", "status", Ty::Int),
-        col("body", "body", Ty::Text),
-        col("stream_id", "stream_id", Ty::Uuid),
-        col("created_at", "created_at", Ty::Time),
-    ],
+    cols: cols! {
+        scope: Text, key: Text, request_hash: Text, status: Int, body: Text, stream_id: Uuid,
+        created_at: Time,
+    },
     on_conflict: "",
 };
 
@@ -277,19 +270,17 @@ impl Snapshot {
     /// The last migration applied (None when the table is empty).
     pub async fn schema_version(&mut self) -> Result<Option<i64>, sqlx::Error> {
         let sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-        match self {
-            Snapshot::Postgres(tx) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await,
-            Snapshot::Sqlite(tx) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await,
-        }
+        either!(self, Snapshot::Postgres | Snapshot::Sqlite, tx => {
+            sqlx::query_scalar(sql).fetch_one(&mut **tx).await
+        })
     }
 
     /// The highest event position (0 without events).
     pub async fn max_position(&mut self) -> Result<i64, sqlx::Error> {
         let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
-        match self {
-            Snapshot::Postgres(tx) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await,
-            Snapshot::Sqlite(tx) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await,
-        }
+        either!(self, Snapshot::Postgres | Snapshot::Sqlite, tx => {
+            sqlx::query_scalar(sql).fetch_one(&mut **tx).await
+        })
     }
 
     /// Streams every row of `t` in its order to `each`; returns how many.
@@ -299,34 +290,26 @@ impl Snapshot {
         mut each: impl FnMut(&[Val]) -> anyhow::Result<()>,
     ) -> anyhow::Result<u64> {
         let mut n = 0u64;
-        match self {
-            Snapshot::Postgres(tx) => {
-                let sql = select_sql(t, Engine::Postgres);
-                let mut rows = sqlx::query(&sql).fetch(&mut **tx);
-                while let Some(row) = rows.try_next().await? {
-                    let vals = row_values(&row, t.cols)?;
-                    each(&vals)?;
-                    n += 1;
-                }
+        let sql = select_sql(
+            t,
+            match self {
+                Snapshot::Postgres(_) => Engine::Postgres,
+                Snapshot::Sqlite(_) => Engine::Sqlite,
+            },
+        );
+        either!(self, Snapshot::Postgres | Snapshot::Sqlite, tx => {
+            let mut rows = sqlx::query(&sql).fetch(&mut **tx);
+            while let Some(row) = rows.try_next().await? {
+                let vals = row_values(&row, t.cols)?;
+                each(&vals)?;
+                n += 1;
             }
-            Snapshot::Sqlite(tx) => {
-                let sql = select_sql(t, Engine::Sqlite);
-                let mut rows = sqlx::query(&sql).fetch(&mut **tx);
-                while let Some(row) = rows.try_next().await? {
-                    let vals = row_values(&row, t.cols)?;
-                    each(&vals)?;
-                    n += 1;
-                }
-            }
-        }
+        });
         Ok(n)
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            Snapshot::Postgres(tx) => tx.commit().await,
-            Snapshot::Sqlite(tx) => tx.commit().await,
-        }
+        either!(self, Snapshot::Postgres | Snapshot::Sqlite, tx => tx.commit().await)
     }
 }
 
@@ -386,17 +369,11 @@ impl Tx {
 
     /// Rolls back, ignoring a failure (the transaction goes either way).
     pub async fn rollback(self) {
-        match self {
-            Tx::Postgres(t) => t.rollback().await.ok(),
-            Tx::Sqlite(t) => t.rollback().await.ok(),
-        };
+        either!(self, Tx::Postgres | Tx::Sqlite, t => t.rollback().await.ok());
     }
 
     pub async fn commit(self) -> anyhow::Result<()> {
-        match self {
-            Tx::Postgres(t) => t.commit().await?,
-            Tx::Sqlite(t) => t.commit().await?,
-        }
+        either!(self, Tx::Postgres | Tx::Sqlite, t => t.commit().await?);
         Ok(())
     }
 
@@ -409,10 +386,9 @@ impl Tx {
         let mut out = Vec::new();
         for table in tables {
             let sql = format!("SELECT COUNT(*) FROM {table}");
-            let n: i64 = match self {
-                Tx::Postgres(t) => sqlx::query_scalar(&sql).fetch_one(&mut **t).await?,
-                Tx::Sqlite(t) => sqlx::query_scalar(&sql).fetch_one(&mut **t).await?,
-            };
+            let n: i64 = either!(self, Tx::Postgres | Tx::Sqlite, t => {
+                sqlx::query_scalar(&sql).fetch_one(&mut **t).await?
+            });
             if n > 0 {
                 out.push((*table, n));
             }
@@ -546,10 +522,9 @@ pub async fn occupied(
     let mut out = Vec::new();
     for table in tables {
         let sql = format!("SELECT COUNT(*) FROM {table}");
-        let n: i64 = match pool {
-            Pool::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await?,
-            Pool::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await?,
-        };
+        let n: i64 = either!(pool, Pool::Postgres | Pool::Sqlite, p => {
+            sqlx::query_scalar(&sql).fetch_one(p).await?
+        });
         if n > 0 {
             out.push((*table, n));
         }
@@ -637,31 +612,22 @@ pub async fn set_tally(tx: &mut Tx) -> anyhow::Result<()> {
     }
     let dense_after = (tally.events != max).then_some(max);
     let sql = "INSERT INTO log_tally (slot, events, streams, digest, dense_after) VALUES (0, $1, $2, $3, $4)";
-    match tx {
-        Tx::Postgres(t) => {
-            sqlx::query("DELETE FROM log_tally")
-                .execute(&mut **t)
-                .await?;
-            sqlx::query(sql)
-                .bind(tally.events)
-                .bind(tally.streams)
-                .bind(tally.digest)
-                .bind(None::<i64>)
-                .execute(&mut **t)
-                .await?;
-        }
-        Tx::Sqlite(t) => {
-            sqlx::query("DELETE FROM log_tally")
-                .execute(&mut **t)
-                .await?;
-            sqlx::query(&sql.replace('$', "?"))
-                .bind(tally.events)
-                .bind(tally.streams)
-                .bind(tally.digest)
-                .bind(dense_after.unwrap_or(0))
-                .execute(&mut **t)
-                .await?;
-        }
-    }
+    // PostgreSQL's positions are sparse: no dense_after there.
+    let (sql, dense_after) = match tx {
+        Tx::Postgres(_) => (sql.to_string(), None),
+        Tx::Sqlite(_) => (sql.replace('$', "?"), Some(dense_after.unwrap_or(0))),
+    };
+    either!(tx, Tx::Postgres | Tx::Sqlite, t => {
+        sqlx::query("DELETE FROM log_tally")
+            .execute(&mut **t)
+            .await?;
+        sqlx::query(&sql)
+            .bind(tally.events)
+            .bind(tally.streams)
+            .bind(tally.digest)
+            .bind(dense_after)
+            .execute(&mut **t)
+            .await?;
+    });
     Ok(())
 }

@@ -72,11 +72,10 @@ pub(super) async fn view_page(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<(String, Option<StoredView>)>, StoreError> {
-    let (rows, co) = repo::audit::view_page(snap, after, limit).await?;
+    let rows = repo::audit::view_page(snap, after, limit).await?;
     Ok(rows
         .into_iter()
-        .zip(co)
-        .map(|(r, co_units)| {
+        .map(|r| {
             let view = Uuid::parse_str(&r.0).ok().map(|id| StoredView {
                 id,
                 number: r.1,
@@ -85,7 +84,7 @@ pub(super) async fn view_page(
                 centre: r.4,
                 category: r.5,
                 grid: r.6,
-                co_units,
+                co_units: r.10,
                 version: r.7,
                 doc: r.8,
                 head_hash: r.9,

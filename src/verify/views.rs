@@ -73,26 +73,21 @@ pub fn view_differences(view: &StoredView, fold: &Ticket, head: &str) -> Vec<Str
                     ));
                 }
             };
-            cmp("id", show(&d.id), show(&fold.id));
-            cmp("state", show(&d.state), show(&fold.state));
-            cmp("unit", show(&d.unit), show(&fold.unit));
-            cmp("co_units", show(&d.co_units), show(&fold.co_units));
-            cmp("centre", show(&d.centre), show(&fold.centre));
-            cmp("at_centre", show(&d.at_centre), show(&fold.at_centre));
+            // The stored doc's fields against the fold's, in this order.
+            macro_rules! same {
+                ($($field:ident),*) => {
+                    $(cmp(stringify!($field), show(&d.$field), show(&fold.$field));)*
+                };
+            }
+            same!(id, state, unit, co_units, centre, at_centre);
             cmp("grid", show(&d.location.grid), show(&fold.location.grid));
-            cmp("handler", show(&d.handler), show(&fold.handler));
-            cmp("sign_due_at", show(&d.sign_due_at), show(&fold.sign_due_at));
-            cmp(
-                "handle_due_at",
-                show(&d.handle_due_at),
-                show(&fold.handle_due_at),
-            );
-            cmp("number", show(&d.number), show(&fold.number));
-            cmp("category", show(&d.category), show(&fold.category));
-            cmp(
-                "reporter_ref",
-                show(&d.reporter_ref),
-                show(&fold.reporter_ref),
+            same!(
+                handler,
+                sign_due_at,
+                handle_due_at,
+                number,
+                category,
+                reporter_ref
             );
             cmp("version", d.version.to_string(), fold.version.to_string());
         }

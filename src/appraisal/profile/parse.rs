@@ -178,15 +178,19 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, ProfileError> {
             "a profile needs at least one section".into(),
         ));
     }
+    // Each of a pair of shares lies between 0 and 1.
+    let shares = |pair: [(&str, f64); 2]| match pair
+        .iter()
+        .find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(v)))
+    {
+        Some((f, _)) => Err(err(f.to_string(), "must be between 0 and 1".into())),
+        None => Ok(()),
+    };
     if let Some(y) = p.yearly {
-        for (f, v) in [
+        shares([
             ("yearly.quarter_weight", y.quarter_weight),
             ("yearly.year_end_weight", y.year_end_weight),
-        ] {
-            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-                return Err(err(f.into(), "must be between 0 and 1".into()));
-            }
-        }
+        ])?;
         if (y.quarter_weight + y.year_end_weight - 1.0).abs() > 1e-9 {
             return Err(err(
                 "yearly".into(),
@@ -195,14 +199,10 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, ProfileError> {
         }
     }
     if let Some(w) = p.weights {
-        for (f, v) in [
+        shares([
             ("weights.department", w.department),
             ("weights.agency", w.agency),
-        ] {
-            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
-                return Err(err(f.into(), "must be between 0 and 1".into()));
-            }
-        }
+        ])?;
     }
     let mut section_names = HashSet::new();
     let mut rule_names = HashSet::new();

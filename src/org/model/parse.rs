@@ -114,39 +114,39 @@ fn read_shape(value: &Value, p: &mut Problems<'_>) -> Shape {
         }
     }
 
-    match top.get("units") {
-        None => p.add("units", None, "missing field `units`"),
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                match UnitDef::deserialize(item) {
-                    Ok(u) => shape.units.push((i, u)),
-                    Err(e) => {
-                        let code = item.get("code").and_then(Value::as_str);
-                        if let Some(code) = code {
-                            shape.broken.insert(code.to_string());
-                        }
-                        p.add(format!("units[{i}]"), code, serde_message(&e));
-                    }
-                }
-            }
+    shape.units = entries(top, "units", p, |i, item, e, p| {
+        let code = item.get("code").and_then(Value::as_str);
+        if let Some(code) = code {
+            shape.broken.insert(code.to_string());
         }
-        Some(_) => p.add("units", None, "expected an array of units"),
-    }
-
-    match top.get("categories") {
-        None => p.add("categories", None, "missing field `categories`"),
-        Some(Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                match CategoryDef::deserialize(item) {
-                    Ok(c) => shape.categories.push((i, c)),
-                    Err(e) => category_shape_problem(i, item, &e, p),
-                }
-            }
-        }
-        Some(_) => p.add("categories", None, "expected an array of categories"),
-    }
-
+        p.add(format!("units[{i}]"), code, serde_message(e));
+    });
+    shape.categories = entries(top, "categories", p, category_shape_problem);
     shape
+}
+
+/// The entries of the array `top[key]` that deserialize, with their index in it;
+/// `bad` reports each that does not.
+fn entries<'v, T: Deserialize<'v>>(
+    top: &'v serde_json::Map<String, Value>,
+    key: &str,
+    p: &mut Problems<'_>,
+    mut bad: impl FnMut(usize, &'v Value, &serde_json::Error, &mut Problems<'_>),
+) -> Vec<(usize, T)> {
+    let mut out = Vec::new();
+    match top.get(key) {
+        None => p.add(key, None, format!("missing field `{key}`")),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match T::deserialize(item) {
+                    Ok(t) => out.push((i, t)),
+                    Err(e) => bad(i, item, &e, p),
+                }
+            }
+        }
+        Some(_) => p.add(key, None, format!("expected an array of {key}")),
+    }
+    out
 }
 
 /// A category failed to deserialize: serde only says "unknown field `unti`", so look

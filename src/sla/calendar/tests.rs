@@ -170,31 +170,21 @@ fn every_holiday_period_of_2025_and_2026() {
 fn adjusted_weekends_before_a_holiday_count() {
     let cal = cal();
     // Friday before the 调休 Sunday/Saturday: the next working day is that weekend day.
-    assert_eq!(
-        cal.add_working_days(bj("2025-01-24T15:00"), 1),
-        end_of(2025, 1, 26)
-    ); // Sun, 春节调休
-    assert_eq!(
-        cal.add_working_days(bj("2025-04-25T15:00"), 1),
-        end_of(2025, 4, 27)
-    ); // Sun, 劳动节调休
-    assert_eq!(
-        cal.add_working_days(bj("2025-09-26T15:00"), 1),
-        end_of(2025, 9, 28)
-    ); // Sun, 国庆节调休
-    assert_eq!(
-        cal.add_working_days(bj("2026-02-13T15:00"), 1),
-        end_of(2026, 2, 14)
-    ); // Sat, 春节调休
-    assert_eq!(
-        cal.add_working_days(bj("2026-09-18T15:00"), 1),
-        end_of(2026, 9, 20)
-    ); // Sun, 国庆节调休
-    // ...and an ordinary weekend does not.
-    assert_eq!(
-        cal.add_working_days(bj("2026-03-06T15:00"), 1),
-        end_of(2026, 3, 9)
-    );
+    for (friday, due) in [
+        ("2025-01-24T15:00", (2025, 1, 26)), // Sun, 春节调休
+        ("2025-04-25T15:00", (2025, 4, 27)), // Sun, 劳动节调休
+        ("2025-09-26T15:00", (2025, 9, 28)), // Sun, 国庆节调休
+        ("2026-02-13T15:00", (2026, 2, 14)), // Sat, 春节调休
+        ("2026-09-18T15:00", (2026, 9, 20)), // Sun, 国庆节调休
+        // ...and an ordinary weekend does not.
+        ("2026-03-06T15:00", (2026, 3, 9)),
+    ] {
+        assert_eq!(
+            cal.add_working_days(bj(friday), 1),
+            end_of(due.0, due.1, due.2),
+            "{friday}"
+        );
+    }
 }
 
 #[test]
@@ -227,22 +217,18 @@ fn business_date_is_shanghai_not_utc() {
 #[test]
 fn zero_working_days_means_end_of_today_or_next_working_day() {
     let cal = cal();
-    assert_eq!(
-        cal.add_working_days(bj("2026-09-30T10:00"), 0),
-        end_of(2026, 9, 30)
-    );
-    assert_eq!(
-        cal.add_working_days(bj("2026-10-03T10:00"), 0),
-        end_of(2026, 10, 8)
-    );
-    assert_eq!(
-        cal.add_working_days(bj("2026-10-10T10:00"), 0),
-        end_of(2026, 10, 10)
-    ); // 调休 Saturday
-    assert_eq!(
-        cal.add_working_days(bj("2026-10-11T10:00"), 0),
-        end_of(2026, 10, 12)
-    ); // Sunday
+    for (from, due) in [
+        ("2026-09-30T10:00", (2026, 9, 30)),
+        ("2026-10-03T10:00", (2026, 10, 8)),
+        ("2026-10-10T10:00", (2026, 10, 10)), // 调休 Saturday
+        ("2026-10-11T10:00", (2026, 10, 12)), // Sunday
+    ] {
+        assert_eq!(
+            cal.add_working_days(bj(from), 0),
+            end_of(due.0, due.1, due.2),
+            "{from}"
+        );
+    }
 }
 
 #[test]
