@@ -1,6 +1,7 @@
 //! The stored organisation document (`reference_data`, kind `org`): the text as it
 //! was loaded and where from. Parsing and validating it is `crate::org`'s.
 
+use crate::store::on_pool;
 use crate::store::{Pool, StoreError};
 
 /// Stores `text` (loaded from `source`) as the current organisation document,
@@ -33,8 +34,7 @@ pub async fn save(pool: &Pool, text: &str, source: &str, now: &str) -> Result<()
 /// loaded yet.
 pub async fn current(pool: &Pool) -> Result<Option<(String, String)>, StoreError> {
     let sql = "SELECT source, doc FROM reference_data WHERE kind = 'org'";
-    Ok(match pool {
-        Pool::Postgres(p) => sqlx::query_as(sql).fetch_optional(p).await?,
-        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_optional(p).await?,
-    })
+    Ok(on_pool!(pool, |p| sqlx::query_as(sql)
+        .fetch_optional(p)
+        .await?))
 }

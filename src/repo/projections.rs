@@ -3,6 +3,7 @@
 //! read and reset here; a batch moves its checkpoint in its own transaction, in
 //! `crate::projections::unit_stats`), and the reads of the metric gauges.
 
+use crate::store::on_pool;
 use crate::store::{Pool, StoreError};
 
 /// Takes or renews `owner`'s lease on projection `name` until `expires` (µs since
@@ -19,61 +20,36 @@ pub async fn take_lease(
     let sql = "INSERT INTO projection_leases (name, owner, expires_at) VALUES ($1, $2, $3) \
                ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
                WHERE projection_leases.owner = excluded.owner OR projection_leases.expires_at < $4 OR $5";
-    Ok(match pool {
-        Pool::Postgres(p) => sqlx::query(sql)
-            .bind(name)
-            .bind(owner)
-            .bind(expires)
-            .bind(now)
-            .bind(force)
-            .execute(p)
-            .await?
-            .rows_affected(),
-        Pool::Sqlite(p) => sqlx::query(sql)
-            .bind(name)
-            .bind(owner)
-            .bind(expires)
-            .bind(now)
-            .bind(force)
-            .execute(p)
-            .await?
-            .rows_affected(),
-    })
+    Ok(on_pool!(pool, |p| sqlx::query(sql)
+        .bind(name)
+        .bind(owner)
+        .bind(expires)
+        .bind(now)
+        .bind(force)
+        .execute(p)
+        .await?
+        .rows_affected()))
 }
 
 /// Gives `owner`'s lease on `name` up at once.
 pub async fn release_lease(pool: &Pool, name: &str, owner: &str) -> Result<(), StoreError> {
     let sql = "UPDATE projection_leases SET expires_at = 0 WHERE name = $1 AND owner = $2";
-    match pool {
-        Pool::Postgres(p) => {
-            sqlx::query(sql).bind(name).bind(owner).execute(p).await?;
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query(sql).bind(name).bind(owner).execute(p).await?;
-        }
-    }
+    on_pool!(pool, |p| {
+        sqlx::query(sql).bind(name).bind(owner).execute(p).await?;
+    });
     Ok(())
 }
 
 /// Who holds the lease on `name` at `now` (µs since the epoch), if anyone does.
 pub async fn lease_holder(pool: &Pool, name: &str, now: i64) -> Result<Option<String>, StoreError> {
     let sql = "SELECT owner FROM projection_leases WHERE name = $1 AND expires_at >= $2";
-    let row: Option<(String,)> = match pool {
-        Pool::Postgres(p) => {
-            sqlx::query_as(sql)
-                .bind(name)
-                .bind(now)
-                .fetch_optional(p)
-                .await?
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query_as(sql)
-                .bind(name)
-                .bind(now)
-                .fetch_optional(p)
-                .await?
-        }
-    };
+    let row: Option<(String,)> = on_pool!(pool, |p| {
+        sqlx::query_as(sql)
+            .bind(name)
+            .bind(now)
+            .fetch_optional(p)
+            .await?
+    });
     Ok(row.map(|r| r.0))
 }
 
@@ -86,22 +62,13 @@ pub async fn open_and_overdue(
 ) -> Result<Vec<(String, i64, i64)>, StoreError> {
     let sql = "SELECT unit, COUNT(*), SUM(CASE WHEN handle_due < $1 OR (signed_at IS NULL AND sign_due < $1) THEN 1 ELSE 0 END) \
                FROM stats_episodes WHERE span_end = $2 AND (signed_at IS NULL OR handled_at IS NULL) GROUP BY unit";
-    Ok(match pool {
-        Pool::Postgres(p) => {
-            sqlx::query_as(sql)
-                .bind(now)
-                .bind(open)
-                .fetch_all(p)
-                .await?
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query_as(sql)
-                .bind(now)
-                .bind(open)
-                .fetch_all(p)
-                .await?
-        }
-    })
+    Ok(on_pool!(pool, |p| {
+        sqlx::query_as(sql)
+            .bind(now)
+            .bind(open)
+            .fetch_all(p)
+            .await?
+    }))
 }
 
 /// Projection `name`'s checkpoint, creating its row at 0 (stamped `now`, µs since
@@ -110,16 +77,10 @@ pub async fn read_checkpoint(pool: &Pool, name: &str, now: i64) -> Result<i64, S
     let insert = "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, 0, $2) \
                   ON CONFLICT (name) DO NOTHING";
     let select = "SELECT position FROM projection_checkpoints WHERE name = $1";
-    let (pos,): (i64,) = match pool {
-        Pool::Postgres(p) => {
-            sqlx::query(insert).bind(name).bind(now).execute(p).await?;
-            sqlx::query_as(select).bind(name).fetch_one(p).await?
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query(insert).bind(name).bind(now).execute(p).await?;
-            sqlx::query_as(select).bind(name).fetch_one(p).await?
-        }
-    };
+    let (pos,): (i64,) = on_pool!(pool, |p| {
+        sqlx::query(insert).bind(name).bind(now).execute(p).await?;
+        sqlx::query_as(select).bind(name).fetch_one(p).await?
+    });
     Ok(pos)
 }
 
@@ -127,27 +88,15 @@ pub async fn read_checkpoint(pool: &Pool, name: &str, now: i64) -> Result<i64, S
 /// transaction.
 pub async fn reset(pool: &Pool, tables: &[&str], name: &str) -> Result<(), StoreError> {
     let checkpoint = "UPDATE projection_checkpoints SET position = 0 WHERE name = $1";
-    match pool {
-        Pool::Postgres(p) => {
-            let mut tx = p.begin().await?;
-            for t in tables {
-                sqlx::query(&format!("DELETE FROM {t}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(checkpoint).bind(name).execute(&mut *tx).await?;
-            tx.commit().await?;
+    on_pool!(pool, |p| {
+        let mut tx = p.begin().await?;
+        for t in tables {
+            sqlx::query(&format!("DELETE FROM {t}"))
+                .execute(&mut *tx)
+                .await?;
         }
-        Pool::Sqlite(p) => {
-            let mut tx = p.begin().await?;
-            for t in tables {
-                sqlx::query(&format!("DELETE FROM {t}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(checkpoint).bind(name).execute(&mut *tx).await?;
-            tx.commit().await?;
-        }
-    }
+        sqlx::query(checkpoint).bind(name).execute(&mut *tx).await?;
+        tx.commit().await?;
+    });
     Ok(())
 }

@@ -236,6 +236,20 @@ pub enum Pool {
     Sqlite(sqlx::SqlitePool),
 }
 
+/// Runs the same code on either engine's pool: `on_pool!(pool, |p| sqlx::query(sql)
+/// .bind(x).execute(p).await?)` is a `match` on [`Pool`] with the same body in both
+/// arms (a query's executor type differs by engine, so a plain closure cannot take
+/// either). `?` and `return` act in the calling function, as in a written-out match.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Postgres($p) => $body,
+            $crate::store::Pool::Sqlite($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
 pub type Store = Arc<dyn EventStore>;
 
 /// The gap-safe feed's horizon: the highest position at or below which nothing can
@@ -253,20 +267,14 @@ pub async fn feed_horizon(pool: &Pool) -> Result<i64, StoreError> {
 /// Whether the log holds at least `n` events (counts no further than `n`).
 pub async fn holds_at_least(pool: &Pool, n: i64) -> Result<bool, StoreError> {
     let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT $1) AS head";
-    let (k,): (i64,) = match pool {
-        Pool::Postgres(p) => sqlx::query_as(sql).bind(n).fetch_one(p).await?,
-        Pool::Sqlite(p) => sqlx::query_as(sql).bind(n).fetch_one(p).await?,
-    };
+    let (k,): (i64,) = on_pool!(pool, |p| sqlx::query_as(sql).bind(n).fetch_one(p).await?);
     Ok(k >= n)
 }
 
 /// How many events the log holds (for progress bars).
 pub async fn count_events(pool: &Pool) -> Result<i64, StoreError> {
     let sql = "SELECT COUNT(*) FROM events";
-    let (n,): (i64,) = match pool {
-        Pool::Postgres(p) => sqlx::query_as(sql).fetch_one(p).await?,
-        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_one(p).await?,
-    };
+    let (n,): (i64,) = on_pool!(pool, |p| sqlx::query_as(sql).fetch_one(p).await?);
     Ok(n)
 }
 
