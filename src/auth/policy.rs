@@ -75,14 +75,7 @@ impl Action {
     pub fn roles(self) -> &'static [Role] {
         use Role::*;
         match self {
-            Action::Read => &[
-                GridWorker,
-                HotlineAgent,
-                Dispatcher,
-                Handler,
-                Analyst,
-                Admin,
-            ],
+            Action::Read => &Role::ALL,
             Action::Create => &[GridWorker, HotlineAgent, Dispatcher, Admin],
             Action::Assign => &[Dispatcher, Admin],
             Action::Sign | Action::Handle | Action::RequestExtension => &[Handler, Admin],

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::store::on_pool;
 use crate::store::{Pool, StoreError};
 
 /// A live token found by its hash: id, user, role, unit, and when it expires.
@@ -32,12 +33,15 @@ pub async fn insert(
     expires_at: Option<&str>,
 ) -> Result<(), StoreError> {
     let sql = "INSERT INTO tokens (id, token_hash, user_name, role, unit, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-    match pool {
-        Pool::Postgres(p) => {
-            sqlx::query(
-                &sql.replace("$6", "$6::timestamptz")
-                    .replace("$7", "$7::timestamptz"),
-            )
+    // PostgreSQL takes the two times as text cast to timestamptz; SQLite stores the text.
+    let sql = match pool {
+        Pool::Postgres(_) => sql
+            .replace("$6", "$6::timestamptz")
+            .replace("$7", "$7::timestamptz"),
+        Pool::Sqlite(_) => sql.to_string(),
+    };
+    on_pool!(pool, |p| {
+        sqlx::query(&sql)
             .bind(id)
             .bind(token_hash)
             .bind(user)
@@ -47,20 +51,7 @@ pub async fn insert(
             .bind(expires_at)
             .execute(p)
             .await?;
-        }
-        Pool::Sqlite(p) => {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(token_hash)
-                .bind(user)
-                .bind(role)
-                .bind(unit)
-                .bind(now)
-                .bind(expires_at)
-                .execute(p)
-                .await?;
-        }
-    }
+    });
     Ok(())
 }
 
