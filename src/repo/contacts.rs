@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
 
+use crate::store::on_pool;
 use crate::store::{Appended, PgPart, PgValue, Pool, StoreError, ViewHandler, hash::rfc3339};
 
 /// A reporter's contact details: personal data, kept out of the event log. Written
@@ -120,56 +121,39 @@ pub async fn purge_created_before(
 ) -> Result<Purged, StoreError> {
     let cutoff = rfc3339(cutoff);
     let now = rfc3339(now);
-    let out = match pool {
-        Pool::Postgres(p) => {
-            let mut tx = p.begin().await.map_err(StoreError::classify)?;
-            let contacts = sqlx::query(
-                "UPDATE contacts SET name = NULL, phone = NULL, purged_at = $2::timestamptz \
-                 WHERE created_at < $1::timestamptz AND purged_at IS NULL",
-            )
-            .bind(&cutoff)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let idempotency_records =
-                sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1::timestamptz")
-                    .bind(&cutoff)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            tx.commit().await?;
-            Purged {
-                contacts,
-                idempotency_records,
-            }
-        }
-        Pool::Sqlite(p) => {
-            // Times are RFC 3339 text written by two clocks (SQLite's own default with
-            // milliseconds, ours with microseconds): compare them as times, not text.
-            let mut tx = p.begin().await.map_err(StoreError::classify)?;
-            let contacts = sqlx::query(
-                "UPDATE contacts SET name = NULL, phone = NULL, purged_at = ?2 \
-                 WHERE julianday(created_at) < julianday(?1) AND purged_at IS NULL",
-            )
-            .bind(&cutoff)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let idempotency_records = sqlx::query(
-                "DELETE FROM idempotency_keys WHERE julianday(created_at) < julianday(?1)",
-            )
-            .bind(&cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
-            Purged {
-                contacts,
-                idempotency_records,
-            }
-        }
+    // PostgreSQL compares timestamptz; SQLite's times are RFC 3339 text written by
+    // two clocks (SQLite's own default with milliseconds, ours with microseconds), so
+    // they are compared as times, not text.
+    let (erase, forget) = match pool {
+        Pool::Postgres(_) => (
+            "UPDATE contacts SET name = NULL, phone = NULL, purged_at = $2::timestamptz \
+             WHERE created_at < $1::timestamptz AND purged_at IS NULL",
+            "DELETE FROM idempotency_keys WHERE created_at < $1::timestamptz",
+        ),
+        Pool::Sqlite(_) => (
+            "UPDATE contacts SET name = NULL, phone = NULL, purged_at = ?2 \
+             WHERE julianday(created_at) < julianday(?1) AND purged_at IS NULL",
+            "DELETE FROM idempotency_keys WHERE julianday(created_at) < julianday(?1)",
+        ),
     };
+    let out = on_pool!(pool, |p| {
+        let mut tx = p.begin().await.map_err(StoreError::classify)?;
+        let contacts = sqlx::query(erase)
+            .bind(&cutoff)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let idempotency_records = sqlx::query(forget)
+            .bind(&cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Purged {
+            contacts,
+            idempotency_records,
+        }
+    });
     Ok(out)
 }
