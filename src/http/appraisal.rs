@@ -7,9 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use super::ListPage;
+use super::sorted_json;
 use crate::app::SharedApp;
 use crate::appraisal::profile::{self, DEFAULT, Profiles};
 use crate::appraisal::{self, UnitAppraisal};
@@ -74,8 +73,8 @@ const PERIOD_FORMS: &str = "a quarter (2026-Q3), a month (2026-09) or a year (20
             (AppraisalBody = "application/json"),
             (String = "text/csv"),
         )),
-        (status = 403, description = "The role may not read appraisals, or the unit is outside the token's", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A missing or bad period, an unknown profile or unit", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not read appraisals, or the unit is outside the token's", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A missing or bad period, an unknown profile or unit", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_appraisal(
@@ -270,27 +269,49 @@ fn csv_response(
 #[utoipa::path(
     get, path = "/api/v1/appraisal/profiles", tag = "statistics",
     summary = "The appraisal rule profiles",
-    responses((status = 200, description = "The profiles of this build", body = crate::http::openapi::ProfileList))
+    responses((status = 200, description = "The profiles of this build", body = ProfileList))
 )]
-async fn list_profiles(_actor: Actor) -> Result<axum::Json<ListPage>, AppError> {
+async fn list_profiles(_actor: Actor) -> Result<axum::Json<serde_json::Value>, AppError> {
     let items = profiles()?
         .all()
         .iter()
-        .map(|p| {
-            json!({
-                "name": p.name,
-                "title": p.title,
-                "description": p.description,
-                "source": p.source,
-                "base": p.base,
-                "default": p.name == DEFAULT,
-            })
+        .map(|p| Profile {
+            name: &p.name,
+            title: &p.title,
+            description: &p.description,
+            source: p.source.as_deref(),
+            base: p.base,
+            default: p.name == DEFAULT,
         })
         .collect();
-    Ok(axum::Json(ListPage {
+    sorted_json(&ProfileList {
         items,
         next_cursor: None,
-    }))
+    })
+}
+
+/// An appraisal rule profile (written through `sorted_json`, keys in alphabetical
+/// order; the fields are in the order of the document's properties).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(description = "An appraisal rule profile.")]
+pub struct Profile<'a> {
+    /// The value of `profile=`.
+    name: &'a str,
+    title: &'a str,
+    description: &'a str,
+    /// The document the rules come from.
+    source: Option<&'a str>,
+    base: f64,
+    /// The profile used when `profile` is not given.
+    default: bool,
+}
+
+/// The appraisal profiles of this build.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProfileList<'a> {
+    items: Vec<Profile<'a>>,
+    /// Always null: one page.
+    next_cursor: Option<String>,
 }
 
 #[cfg(test)]

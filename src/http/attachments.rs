@@ -10,7 +10,8 @@ use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::Path;
@@ -69,15 +70,15 @@ async fn drain(field: Option<Field<'_>>) {
     description = "One photo per request, as the multipart part named `file`. Stored by \
         its SHA-256; reference the hash in `photos` of a new report or of `handle`. \
         Roles that report or handle tickets.",
-    request_body(content = crate::http::openapi::AttachmentUpload, content_type = "multipart/form-data"),
+    request_body(content = AttachmentUpload, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Stored (or already stored: the same bytes, the same hash)", body = crate::http::openapi::Attachment,
+        (status = 201, description = "Stored (or already stored: the same bytes, the same hash)", body = Attachment,
             headers(("Location" = String, description = "`/api/v1/attachments/{hash}`"))),
-        (status = 400, description = "An unreadable multipart body", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not upload", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The photo is over the size limit", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Not multipart/form-data, or not a JPEG, PNG, WebP or HEIC image", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "No part named `file`, or more than one", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "An unreadable multipart body", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not upload", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The photo is over the size limit", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not multipart/form-data, or not a JPEG, PNG, WebP or HEIC image", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No part named `file`, or more than one", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str()))]
@@ -157,18 +158,56 @@ async fn upload_attachment(
         .await?;
     attachments::record(&app.store.pool(), &stored, &actor.user, app.now()).await?;
     tracing::info!(hash = %stored.hash, size = stored.size, content_type = %stored.content_type, "attachment stored");
-    let body = json!({
-        "hash": stored.hash,
-        "content_type": stored.content_type,
-        "size": stored.size,
-        "url": format!("/api/v1/attachments/{}", stored.hash),
-    });
-    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    let body = super::sorted_json(&Attachment {
+        hash: &stored.hash,
+        content_type: &stored.content_type,
+        size: stored.size,
+        url: format!("/api/v1/attachments/{}", stored.hash),
+    })?;
+    let mut resp = (StatusCode::CREATED, body).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/attachments/{}", stored.hash)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
 }
+
+/// A stored photo (`http::attachments`). Written through `sorted_json`: keys in
+/// alphabetical order, fields in the order of the document's properties.
+#[derive(Serialize, ToSchema)]
+#[schema(description = "A stored photo (`http::attachments`).")]
+pub struct Attachment<'a> {
+    /// SHA-256 of the bytes (hex): reference it in `photos` of a report or a result.
+    hash: &'a str,
+    content_type: &'a str,
+    size: u64,
+    /// Where the uploader reads it back.
+    url: String,
+}
+
+/// The upload form of a photo.
+///
+/// A schema only: the handler streams the multipart body part by part to disk
+/// (`Incoming`), counting and checking the bytes as they come, and never holds the
+/// form as a value; the photo's type is decided by its bytes. A struct the handler
+/// could build would have to buffer the whole photo in memory.
+#[derive(ToSchema)]
+#[schema(description = "The upload form of a photo.")]
+#[allow(dead_code)] // a schema only: `upload_attachment` streams the multipart body
+pub struct AttachmentUpload {
+    /// The photo: JPEG, PNG, WebP or HEIC (checked by its bytes, not its name).
+    #[schema(value_type = String, format = Binary)]
+    file: (),
+}
+
+/// The bytes of a photo.
+///
+/// A schema only: `serve` answers the stored file's bytes as they are, with the
+/// content type recorded at upload; utoipa would describe a `Vec<u8>` as an array
+/// of integers, not as binary.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary, description = "The bytes of a photo.")]
+#[allow(dead_code)] // a schema only: `serve` answers the file's bytes
+pub struct PhotoBytes(Vec<u8>);
 
 fn no_attachment(hash: &str) -> AppError {
     let shown: String = hash.chars().take(80).collect();
@@ -181,9 +220,9 @@ fn no_attachment(hash: &str) -> AppError {
     summary = "A photo the token's user uploaded",
     params(("hash" = String, Path, description = "The photo's SHA-256 (hex)")),
     responses(
-        (status = 200, description = "The photo", content_type = "image/*", body = crate::http::openapi::PhotoBytes,
+        (status = 200, description = "The photo", content_type = "image/*", body = PhotoBytes,
             headers(("ETag" = String, description = "The hash, quoted"))),
-        (status = 404, description = "No such photo uploaded by this user (whether or not it exists)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo uploaded by this user (whether or not it exists)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_attachment(
@@ -211,9 +250,9 @@ async fn get_attachment(
         ("hash" = String, Path, description = "The photo's SHA-256 (hex)"),
     ),
     responses(
-        (status = 200, description = "The photo", content_type = "image/*", body = crate::http::openapi::PhotoBytes,
+        (status = 200, description = "The photo", content_type = "image/*", body = PhotoBytes,
             headers(("ETag" = String, description = "The hash, quoted"))),
-        (status = 404, description = "No such photo on a ticket this token may see (whether or not it exists)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such photo on a ticket this token may see (whether or not it exists)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_ticket_attachment(

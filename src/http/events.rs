@@ -13,11 +13,10 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::limits::Limits;
-use super::{ListPage, event_json};
+use super::{EventList, event_json, sorted_json};
 use crate::app::SharedApp;
 use crate::auth::Actor;
 use crate::auth::policy;
@@ -82,15 +81,15 @@ async fn visible(
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Events read, default 100 (a page may hold fewer: only what the token may see)"),
     ),
     responses(
-        (status = 200, description = "A page of the feed", body = crate::http::openapi::EventList),
-        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of the feed", body = EventList),
+        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_events(
     State(app): State<SharedApp>,
     actor: Actor,
     params: Result<Query<FeedParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<ListPage>, AppError> {
+) -> Result<axum::Json<serde_json::Value>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     let after = p.after.unwrap_or(0);
     if after < 0 {
@@ -103,12 +102,12 @@ async fn list_events(
     let events = app.store.read_all(after, limit).await?;
     let last = events.last().map(|e| e.position);
     let events = visible(&app, &actor, events).await?;
-    Ok(axum::Json(ListPage {
+    sorted_json(&EventList {
         items: events.iter().map(event_json).collect(),
         // The position to pass as `after` next; it moves past events the caller
         // may not see, so a filtered page may be short but never stalls.
-        next_cursor: last.map(|p| json!(p)),
-    }))
+        next_cursor: last,
+    })
 }
 
 /// How long the stream waits for a local wake-up before looking again; appends by
@@ -162,7 +161,7 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
     ),
     responses(
         (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
-        (status = 422, description = "A bad parameter or Last-Event-ID", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter or Last-Event-ID", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn stream_events(
@@ -231,7 +230,7 @@ async fn stream_events(
                             yield Ok(Event::default()
                                 .id(e.position.to_string())
                                 .event(e.event_type.clone())
-                                .data(event_json(e).to_string()));
+                                .data(event_json(e).to_json()));
                         }
                     }
                     // Not advancing: the same batch is tried again after the wait.

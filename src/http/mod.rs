@@ -25,19 +25,55 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
 
 use crate::app::SharedApp;
 use crate::error::AppError;
 use crate::store::RecordedEvent;
 
-/// Every list answers `{"items": [...], "next_cursor": ...}`.
-#[derive(Serialize)]
-pub struct ListPage {
-    pub items: Vec<Value>,
-    pub next_cursor: Option<Value>,
+/// `value` as a JSON answer whose objects have their keys in alphabetical order.
+/// The answers built with `json!` (whose maps sort their keys: serde_json without
+/// `preserve_order`) have always been written so; their types declare the fields in
+/// the order of the OpenAPI document's properties, and go through a `Value` to keep
+/// the bytes.
+pub fn sorted_json<T: Serialize>(value: &T) -> Result<axum::Json<Value>, AppError> {
+    serde_json::to_value(value)
+        .map(axum::Json)
+        .map_err(|e| AppError::Internal(e.into()))
+}
+
+/// One event of the log (`http::event_json`).
+#[derive(Serialize, ToSchema)]
+pub struct Event<'a> {
+    /// The global position: increasing, gap-safe, possibly sparse (PostgreSQL).
+    position: i64,
+    /// The ticket id.
+    stream_id: uuid::Uuid,
+    /// 1 for the stream's first event, then +1 per event.
+    version: i64,
+    /// TicketAccepted, TicketAssigned, TicketSigned, TicketReturned,
+    /// ExtensionRequested, ExtensionDecided, TicketSupervised, TicketHandled,
+    /// VerificationPassed, VerificationFailed, CitizenFeedbackRecorded,
+    /// TicketCommented, TicketClosed, SlaWarning, SlaBreached (more may come).
+    #[serde(rename = "type")]
+    kind: &'a str,
+    schema_version: i32,
+    /// Business time: when it happened (an import keeps the legacy system's time).
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    /// When the store appended it.
+    recorded_at: chrono::DateTime<chrono::Utc>,
+    /// The payload of the event type (schema_version says which shape).
+    #[schema(value_type = Object)]
+    data: &'a Value,
+    /// Who and why: `actor`, `role`, `unit`, `correlation_id`, `causation_id`,
+    /// `idempotency_key`, `request_id`.
+    #[schema(value_type = Object)]
+    metadata: &'a Value,
+    /// SHA-256 chaining this event to the previous one of its stream (hex).
+    hash: &'a str,
 }
 
 /// The event JSON of the public contract.
@@ -50,19 +86,39 @@ pub struct ListPage {
 /// payload has; and an upcast payload could carry fields that no stored event, and
 /// so no client, has ever seen. What the service derives from events (the ticket,
 /// the statistics) is read through the upcasters.
-pub fn event_json(e: &RecordedEvent) -> Value {
-    json!({
-        "position": e.position,
-        "stream_id": e.stream_id,
-        "version": e.version,
-        "type": e.event_type,
-        "schema_version": e.schema_version,
-        "occurred_at": e.occurred_at,
-        "recorded_at": e.recorded_at,
-        "data": e.data,
-        "metadata": e.metadata,
-        "hash": e.hash,
-    })
+pub fn event_json(e: &RecordedEvent) -> Event<'_> {
+    Event {
+        position: e.position,
+        stream_id: e.stream_id,
+        version: e.version,
+        kind: &e.event_type,
+        schema_version: e.schema_version,
+        occurred_at: e.occurred_at,
+        recorded_at: e.recorded_at,
+        data: &e.data,
+        metadata: &e.metadata,
+        hash: &e.hash,
+    }
+}
+
+impl Event<'_> {
+    /// The event's JSON text, keys in alphabetical order (see [`sorted_json`]): the
+    /// `data` of the live stream's messages.
+    pub fn to_json(&self) -> String {
+        // Numbers, strings, times and JSON values always serialize.
+        serde_json::to_value(self)
+            .expect("an event serializes")
+            .to_string()
+    }
+}
+
+/// A page of events.
+#[derive(Serialize, ToSchema)]
+pub struct EventList<'a> {
+    pub items: Vec<Event<'a>>,
+    /// The global feed: the position to pass as `after` next (it moves past events
+    /// the caller may not see; null when the page is empty). A ticket's stream: null.
+    pub next_cursor: Option<i64>,
 }
 
 /// A JSON response written into a buffer of about `size_hint` bytes. A large answer

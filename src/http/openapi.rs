@@ -7,13 +7,28 @@
 //! here), except the actions of `POST /api/v1/tickets/{id}/{action}`: one handler
 //! (`tickets::act_on_ticket`) serves them all, and the document gives each action its
 //! own operation and body, declared in [`actions`]. The schemas are derived on the
-//! types the handlers serialize and parse (the ticket JSON of `views::ticket::render`,
-//! the request bodies of `app::commands`, `StatsItem`, the appraisal types, and the
-//! enums `domain::State`, `auth::Role`, `org::UnitKind`, `org::model::HandleDue`,
-//! `projections::periods::Granularity`). The answers that the handlers build with
-//! `json!` (problems, events, units, categories, profiles, `me`, attachments) and the
-//! list pages around them have no Rust type to derive from: the schema types of this
-//! module describe them.
+//! types the handlers serialize and parse: the ticket JSON of `views::ticket::render`,
+//! the request bodies of `app::commands`, the problem document (`http::error::Problem`),
+//! the event JSON (`http::Event`), the answers and list pages of the resource modules
+//! (`tickets::TicketList`, `org::Unit`, `org::Category`, `appraisal::Profile`,
+//! `me::Me`, `attachments::Attachment`, `stats::StatsList`, …), `StatsItem`, the
+//! appraisal types, and the enums `domain::State`, `auth::Role`, `org::UnitKind`,
+//! `org::model::HandleDue`, `projections::periods::Granularity` and
+//! `stats::SatisfactionMode`. Two schemas describe what no value of the code holds,
+//! and sit by their handler: `attachments::AttachmentUpload` (the multipart form,
+//! streamed to disk part by part) and `attachments::PhotoBytes` (a stored file's
+//! bytes).
+//!
+//! Why the actions are functions of their own here, never called: utoipa gives one
+//! path to a function, and the router has one route for the eleven actions. Eleven
+//! real handlers would need eleven routes beside the `{action}` one (kept, so that
+//! an unknown action still answers its 404 naming the actions, after the ticket id
+//! and before the body are checked): the `route` label of the request latency metric
+//! (`http_requests`, by route template) would then change from
+//! `/api/v1/tickets/{id}/{action}` to eleven templates, and each handler would only
+//! pass its action's name on to the same code. The stubs carry the attributes and
+//! nothing else; `tests/api/openapi.rs` checks that each of `app::commands::ACTIONS`
+//! is documented.
 //! Nothing here can drift unseen: `tests/api/openapi.rs` checks that every route of
 //! the router is documented and keeps a snapshot (`schema/openapi.json`), and the
 //! test support validates every `/api/v1` response of the suite against the document,
@@ -33,8 +48,9 @@ use serde_json::Value;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use super::error::Problem;
 use crate::app::SharedApp;
 use crate::error::AppError;
 
@@ -232,7 +248,7 @@ document.";
         crate::domain::State,
         crate::org::UnitKind,
         crate::projections::periods::Granularity,
-        SatisfactionMode,
+        super::stats::SatisfactionMode,
     )),
     modifiers(&Common),
     tags(
@@ -323,241 +339,6 @@ impl Modify for Common {
         }
     }
 }
-
-/// An RFC 9457 problem document: every error of `/api/v1`.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: the handlers build it with `json!`
-pub struct Problem {
-    /// Always `about:blank`: `title` and `status` say what went wrong.
-    #[schema(example = "about:blank")]
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    /// What happened and what to do about it, in words a person can act on.
-    detail: String,
-    /// The offending field, on a 422 (a body path such as `location.lat`, a query
-    /// parameter or a header name).
-    #[schema(nullable = false)]
-    field: Option<String>,
-    /// What kind of refusal this is, where the status alone does not say:
-    /// `integrity.tampered` (409): the verification of the event log found the
-    /// ticket's records tampered with, and the ticket is frozen until an operator
-    /// has dealt with it.
-    #[schema(nullable = false)]
-    code: Option<String>,
-}
-
-/// A page of the ticket queue.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::ListPage` carries it
-pub struct TicketList {
-    #[schema(value_type = Vec<crate::views::ticket::TicketJson>)]
-    items: Vec<()>,
-    /// The `cursor` of the next page; null at the end.
-    next_cursor: Option<String>,
-}
-
-/// One event of the log (`http::event_json`).
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::event_json` builds it
-pub struct Event {
-    /// The global position: increasing, gap-safe, possibly sparse (PostgreSQL).
-    position: i64,
-    /// The ticket id.
-    stream_id: uuid::Uuid,
-    /// 1 for the stream's first event, then +1 per event.
-    version: i64,
-    /// TicketAccepted, TicketAssigned, TicketSigned, TicketReturned,
-    /// ExtensionRequested, ExtensionDecided, TicketSupervised, TicketHandled,
-    /// VerificationPassed, VerificationFailed, CitizenFeedbackRecorded,
-    /// TicketCommented, TicketClosed, SlaWarning, SlaBreached (more may come).
-    #[schema(rename = "type")]
-    kind: String,
-    schema_version: i32,
-    /// Business time: when it happened (an import keeps the legacy system's time).
-    occurred_at: chrono::DateTime<chrono::Utc>,
-    /// When the store appended it.
-    recorded_at: chrono::DateTime<chrono::Utc>,
-    /// The payload of the event type (schema_version says which shape).
-    #[schema(value_type = Object)]
-    data: (),
-    /// Who and why: `actor`, `role`, `unit`, `correlation_id`, `causation_id`,
-    /// `idempotency_key`, `request_id`.
-    #[schema(value_type = Object)]
-    metadata: (),
-    /// SHA-256 chaining this event to the previous one of its stream (hex).
-    hash: String,
-}
-
-/// A page of events.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::ListPage` carries it
-pub struct EventList {
-    items: Vec<Event>,
-    /// The global feed: the position to pass as `after` next (it moves past events
-    /// the caller may not see; null when the page is empty). A ticket's stream: null.
-    next_cursor: Option<i64>,
-}
-
-/// A unit of the organisation.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-pub struct Unit {
-    code: String,
-    name: String,
-    kind: crate::org::UnitKind,
-    parent: Option<String>,
-    /// Agencies: judicial, enforcement, market, police, …
-    agency_type: Option<String>,
-    /// Centres only: the units this centre may dispatch to.
-    dispatch_targets: Option<Vec<String>>,
-}
-
-/// The organisation's units.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::ListPage` carries it
-pub struct UnitList {
-    items: Vec<Unit>,
-    /// Always null: one page.
-    #[schema(value_type = Option<String>)]
-    next_cursor: Option<()>,
-}
-
-/// "In township `area`, this category goes to `unit`."
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-pub struct CategoryRoute {
-    area: String,
-    unit: String,
-}
-
-/// The deadlines of one urgency.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-pub struct CategorySla {
-    /// Working days to sign for (签收) after dispatch.
-    sign_days: u32,
-    handle: crate::org::model::HandleDue,
-}
-
-/// The deadlines of a category by urgency.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-pub struct CategorySlas {
-    normal: CategorySla,
-    urgent: CategorySla,
-    emergency: CategorySla,
-}
-
-/// A category of the catalogue.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::org` builds it
-pub struct Category {
-    code: String,
-    name: String,
-    group: Option<String>,
-    /// The district department that receives the category when no route applies.
-    default_unit: Option<String>,
-    routes: Vec<CategoryRoute>,
-    sla: CategorySlas,
-}
-
-/// The category catalogue.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::ListPage` carries it
-pub struct CategoryList {
-    items: Vec<Category>,
-    /// Always null: one page.
-    #[schema(value_type = Option<String>)]
-    next_cursor: Option<()>,
-}
-
-/// Unit statistics: one item per unit and period.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::stats` builds it
-pub struct StatsList {
-    items: Vec<crate::projections::stats::StatsItem>,
-    /// Always null: one page.
-    #[schema(value_type = Option<String>)]
-    next_cursor: Option<()>,
-}
-
-/// An appraisal rule profile.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::appraisal` builds it
-pub struct Profile {
-    /// The value of `profile=`.
-    name: String,
-    title: String,
-    description: String,
-    /// The document the rules come from.
-    source: Option<String>,
-    base: f64,
-    /// The profile used when `profile` is not given.
-    default: bool,
-}
-
-/// The appraisal profiles of this build.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::ListPage` carries it
-pub struct ProfileList {
-    items: Vec<Profile>,
-    /// Always null: one page.
-    #[schema(value_type = Option<String>)]
-    next_cursor: Option<()>,
-}
-
-/// `satisfaction=`: `standard` counts satisfied and basically satisfied, `strict`
-/// satisfied only.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)] // a schema only: parsed by `http::stats`
-pub enum SatisfactionMode {
-    Standard,
-    Strict,
-}
-
-/// Who the presented token is (`http::me`).
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::me` builds it
-pub struct Me {
-    user: String,
-    role: crate::auth::Role,
-    unit: String,
-    /// Null when the unit is not in the organisation in force.
-    unit_name: Option<String>,
-    unit_kind: Option<crate::org::UnitKind>,
-    /// True for a unit that dispatches (the district and the townships).
-    centre: bool,
-}
-
-/// The upload form of a photo.
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::attachments` reads the multipart body
-pub struct AttachmentUpload {
-    /// The photo: JPEG, PNG, WebP or HEIC (checked by its bytes, not its name).
-    #[schema(value_type = String, format = Binary)]
-    file: (),
-}
-
-/// A stored photo (`http::attachments`).
-#[derive(ToSchema)]
-#[allow(dead_code)] // a schema only: `http::attachments` builds it
-pub struct Attachment {
-    /// SHA-256 of the bytes (hex): reference it in `photos` of a report or a result.
-    hash: String,
-    content_type: String,
-    size: u64,
-    /// Where the uploader reads it back.
-    url: String,
-}
-
-/// The bytes of a photo.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-#[allow(dead_code)] // a schema only: the photo's bytes
-pub struct PhotoBytes(String);
 
 /// The operations of `POST /api/v1/tickets/{id}/{action}`, one per action. The router
 /// has one route and one handler for them (`tickets::act_on_ticket`, which parses the

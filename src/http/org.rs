@@ -3,13 +3,16 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::ListPage;
+use super::sorted_json;
 use crate::app::SharedApp;
 use crate::auth::Actor;
 use crate::error::AppError;
+use crate::org::UnitKind;
+use crate::org::model::HandleDue;
 
 pub fn router() -> Router<SharedApp> {
     Router::new()
@@ -31,15 +34,15 @@ struct UnitParams {
         ("parent" = Option<String>, Query, description = "Only the children of this unit"),
     ),
     responses(
-        (status = 200, description = "The units in organisation order", body = crate::http::openapi::UnitList),
-        (status = 422, description = "A bad parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The units in organisation order", body = UnitList),
+        (status = 422, description = "A bad parameter", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_units(
     State(app): State<SharedApp>,
     _actor: Actor,
     params: Result<Query<UnitParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<ListPage>, AppError> {
+) -> Result<axum::Json<Value>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     let org = app.org.get();
     let items = org
@@ -47,29 +50,32 @@ async fn list_units(
         .iter()
         .filter(|u| p.kind.as_deref().is_none_or(|k| u.kind.as_str() == k))
         .filter(|u| p.parent.is_none() || u.parent == p.parent)
-        .map(|u| {
-            json!({
-                "code": u.code, "name": u.name, "kind": u.kind.as_str(), "parent": u.parent,
-                "agency_type": u.agency_type,
-                "dispatch_targets": if org.is_centre(&u.code) { json!(org.dispatch_targets(&u.code)) } else { json!(null) },
-            })
+        .map(|u| Unit {
+            code: &u.code,
+            name: &u.name,
+            kind: u.kind,
+            parent: u.parent.as_deref(),
+            agency_type: u.agency_type.as_deref(),
+            dispatch_targets: org
+                .is_centre(&u.code)
+                .then(|| org.dispatch_targets(&u.code)),
         })
         .collect();
-    Ok(axum::Json(ListPage {
+    sorted_json(&UnitList {
         items,
         next_cursor: None,
-    }))
+    })
 }
 
 #[utoipa::path(
     get, path = "/api/v1/categories", tag = "organisation",
     summary = "The category catalogue",
-    responses((status = 200, description = "The categories with their routes and deadlines", body = crate::http::openapi::CategoryList))
+    responses((status = 200, description = "The categories with their routes and deadlines", body = CategoryList))
 )]
 async fn list_categories(
     State(app): State<SharedApp>,
     _actor: Actor,
-) -> Result<axum::Json<ListPage>, AppError> {
+) -> Result<axum::Json<Value>, AppError> {
     let org = app.org.get();
     let items = org
         .categories()
@@ -77,20 +83,101 @@ async fn list_categories(
         .map(|c| {
             let sla = |u: &str| {
                 let s = org.sla_for(&c.code, u);
-                json!({ "sign_days": s.sign_days, "handle": match s.handle {
-                    crate::org::model::HandleDue::Days(d) => json!({"days": d}),
-                    crate::org::model::HandleDue::Hours(h) => json!({"hours": h}),
-                }})
+                CategorySla {
+                    sign_days: s.sign_days,
+                    handle: s.handle,
+                }
             };
-            json!({
-                "code": c.code, "name": c.name, "group": c.group, "default_unit": c.default_unit,
-                "routes": c.routes.iter().map(|r| json!({"area": r.area, "unit": r.unit})).collect::<Vec<_>>(),
-                "sla": { "normal": sla("normal"), "urgent": sla("urgent"), "emergency": sla("emergency") },
-            })
+            Category {
+                code: &c.code,
+                name: &c.name,
+                group: c.group.as_deref(),
+                default_unit: c.default_unit.as_deref(),
+                routes: c
+                    .routes
+                    .iter()
+                    .map(|r| CategoryRoute {
+                        area: &r.area,
+                        unit: &r.unit,
+                    })
+                    .collect(),
+                sla: CategorySlas {
+                    normal: sla("normal"),
+                    urgent: sla("urgent"),
+                    emergency: sla("emergency"),
+                },
+            }
         })
         .collect();
-    Ok(axum::Json(ListPage {
+    sorted_json(&CategoryList {
         items,
         next_cursor: None,
-    }))
+    })
+}
+
+// The answers. Their fields are in the order of the OpenAPI document's properties;
+// they are written through `sorted_json`, keys in alphabetical order.
+
+/// A unit of the organisation.
+#[derive(Serialize, ToSchema)]
+pub struct Unit<'a> {
+    code: &'a str,
+    name: &'a str,
+    kind: UnitKind,
+    parent: Option<&'a str>,
+    /// Agencies: judicial, enforcement, market, police, …
+    agency_type: Option<&'a str>,
+    /// Centres only: the units this centre may dispatch to.
+    dispatch_targets: Option<Vec<&'a str>>,
+}
+
+/// The organisation's units.
+#[derive(Serialize, ToSchema)]
+pub struct UnitList<'a> {
+    items: Vec<Unit<'a>>,
+    /// Always null: one page.
+    next_cursor: Option<String>,
+}
+
+/// "In township `area`, this category goes to `unit`."
+#[derive(Serialize, ToSchema)]
+pub struct CategoryRoute<'a> {
+    area: &'a str,
+    unit: &'a str,
+}
+
+/// The deadlines of one urgency.
+#[derive(Serialize, ToSchema)]
+pub struct CategorySla {
+    /// Working days to sign for (签收) after dispatch.
+    sign_days: u32,
+    handle: HandleDue,
+}
+
+/// The deadlines of a category by urgency.
+#[derive(Serialize, ToSchema)]
+pub struct CategorySlas {
+    normal: CategorySla,
+    urgent: CategorySla,
+    emergency: CategorySla,
+}
+
+/// A category of the catalogue.
+#[derive(Serialize, ToSchema)]
+pub struct Category<'a> {
+    code: &'a str,
+    name: &'a str,
+    group: Option<&'a str>,
+    /// The district department that receives the category when no route applies.
+    default_unit: Option<&'a str>,
+    routes: Vec<CategoryRoute<'a>>,
+    sla: CategorySlas,
+}
+
+/// The category catalogue.
+#[derive(Serialize, ToSchema)]
+pub struct CategoryList<'a> {
+    items: Vec<Category<'a>>,
+    /// Always null: one page.
+    next_cursor: Option<String>,
 }

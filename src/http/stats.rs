@@ -89,15 +89,15 @@ pub fn csv_response(body: Vec<u8>, filename: &str) -> Response {
         ("from" = Option<chrono::NaiveDate>, Query, description = "First day (default: the start of the period containing `to`)"),
         ("to" = Option<chrono::NaiveDate>, Query, description = "Last day (default: today, Asia/Shanghai)"),
         ("granularity" = Option<crate::projections::periods::Granularity>, Query, description = "Default `month`; at most 400 periods"),
-        ("satisfaction" = Option<crate::http::openapi::SatisfactionMode>, Query, description = "Default `standard`"),
+        ("satisfaction" = Option<SatisfactionMode>, Query, description = "Default `standard`"),
     ),
     responses(
         (status = 200, description = "The figures", content(
-            (crate::http::openapi::StatsList = "application/json"),
+            (StatsList = "application/json"),
             (String = "text/csv"),
         )),
-        (status = 403, description = "The role may not read statistics, or the unit is outside the token's", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not read statistics, or the unit is outside the token's", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn unit_stats(
@@ -116,16 +116,16 @@ async fn unit_stats(
             AppError::invalid("granularity", "must be one of day, month, quarter, year")
         })?,
     };
-    let strict = match p.satisfaction.as_deref() {
-        None | Some("standard") => false,
-        Some("strict") => true,
-        Some(_) => {
-            return Err(AppError::invalid(
+    let satisfaction = match p.satisfaction.as_deref() {
+        None => SatisfactionMode::Standard,
+        Some(s) => SatisfactionMode::parse(s).ok_or_else(|| {
+            AppError::invalid(
                 "satisfaction",
                 "must be standard (satisfied + basically satisfied) or strict (satisfied only)",
-            ));
-        }
+            )
+        })?,
     };
+    let strict = satisfaction == SatisfactionMode::Strict;
     let now = app.now();
     let today = periods::today(now);
     let date =
@@ -170,21 +170,48 @@ async fn unit_stats(
     if wants_csv(&headers) {
         return Ok(csv_response(to_csv(&items)?, "unit-stats.csv"));
     }
-    // Serialized straight from the items (a `json!` tree of a month of days for a
-    // district would be tens of thousands of small maps built only to be written).
-    #[derive(serde::Serialize)]
-    struct Page<'a> {
-        items: &'a [StatsItem],
-        next_cursor: Option<&'a str>,
-    }
     // An item is about 1 KB of JSON.
     super::json_sized(
-        &Page {
+        &StatsList {
             items: &items,
             next_cursor: None,
         },
         items.len() * 1100 + 64,
     )
+}
+
+/// `satisfaction=`: `standard` counts satisfied and basically satisfied, `strict`
+/// satisfied only.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SatisfactionMode {
+    Standard,
+    Strict,
+}
+
+impl SatisfactionMode {
+    pub fn parse(s: &str) -> Option<SatisfactionMode> {
+        match s {
+            "standard" => Some(SatisfactionMode::Standard),
+            "strict" => Some(SatisfactionMode::Strict),
+            _ => None,
+        }
+    }
+}
+
+/// Unit statistics: one item per unit and period.
+///
+/// Serialized straight from the items, in the order of its fields (a `json!` tree of
+/// a month of days for a district would be tens of thousands of small maps built
+/// only to be written).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(description = "Unit statistics: one item per unit and period.")]
+pub struct StatsList<'a> {
+    #[schema(value_type = Vec<StatsItem>)]
+    items: &'a [StatsItem],
+    /// Always null: one page.
+    #[schema(value_type = Option<String>)]
+    next_cursor: Option<&'a str>,
 }
 
 /// The figures of `unit` (rolled up over its subtree) and of every unit beneath

@@ -7,12 +7,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Datelike, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::extract::{Body, Path, RawBody, command_meta};
-use super::{ListPage, event_json};
+use super::{EventList, event_json, sorted_json};
 use crate::app::commands::{CreateBody, new_ticket, parse_action};
 use crate::app::{Reply, SharedApp};
 use crate::auth::Actor;
@@ -70,11 +70,11 @@ fn reply(r: Reply) -> Response {
                 ("ETag" = String, description = "The ticket's version, quoted: `\"1\"`"),
                 ("Idempotent-Replayed" = String, description = "`true` on a retry's replayed answer"),
             )),
-        (status = 400, description = "Malformed JSON or no Idempotency-Key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`related_to` names no ticket this token may read (whether or not it exists)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is over 1 MiB", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker and `hotline` for a hotline agent), or the Idempotency-Key was used for another request", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or no Idempotency-Key", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`related_to` names no ticket this token may read (whether or not it exists)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is over 1 MiB", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker and `hotline` for a hotline agent), or the Idempotency-Key was used for another request", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str()))]
@@ -122,8 +122,8 @@ async fn act_on_ticket(
     responses(
         (status = 200, description = "The ticket", body = crate::views::ticket::TicketJson,
             headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
-        (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn get_ticket(
@@ -146,16 +146,16 @@ async fn get_ticket(
     summary = "A ticket's event stream",
     params(("id" = uuid::Uuid, Path, description = "The ticket id")),
     responses(
-        (status = 200, description = "Every event of the ticket, in version order", body = crate::http::openapi::EventList),
-        (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Every event of the ticket, in version order", body = EventList),
+        (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn ticket_events(
     State(app): State<SharedApp>,
     actor: Actor,
     Path(id): Path<String>,
-) -> Result<axum::Json<ListPage>, AppError> {
+) -> Result<axum::Json<Value>, AppError> {
     let id = parse_id(&id)?;
     app.check_frozen(&actor, id).await?;
     let t = app
@@ -165,10 +165,21 @@ async fn ticket_events(
     policy::check(&app.org.get(), &actor, Action::Read, &t)?;
     // The events as stored, not upcast (see `event_json`).
     let events = app.store.read_stream(id).await?;
-    Ok(axum::Json(ListPage {
+    sorted_json(&EventList {
         items: events.iter().map(event_json).collect(),
         next_cursor: None,
-    }))
+    })
+}
+
+/// A page of the ticket queue.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TicketList {
+    // The ticket JSON of `views::ticket::render`, already a `Value` (its keys in
+    // alphabetical order): the page is written as it is.
+    #[schema(value_type = Vec<crate::views::ticket::TicketJson>)]
+    items: Vec<Value>,
+    /// The `cursor` of the next page; null at the end.
+    next_cursor: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -212,15 +223,15 @@ fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
     ),
     responses(
-        (status = 200, description = "A page of tickets (reporter not included)", body = crate::http::openapi::TicketList),
-        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of tickets (reporter not included)", body = TicketList),
+        (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 async fn list_tickets(
     State(app): State<SharedApp>,
     actor: Actor,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<axum::Json<ListPage>, AppError> {
+) -> Result<axum::Json<TicketList>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     if let Some(s) = &p.state {
         if TicketState::parse(s).is_none() {
@@ -260,9 +271,9 @@ async fn list_tickets(
     let next_cursor = (tickets.len() as i64 == limit)
         .then(|| tickets.last())
         .flatten()
-        .map(|t| json!(format!("{}_{}", t.created_at.timestamp_micros(), t.id)));
+        .map(|t| format!("{}_{}", t.created_at.timestamp_micros(), t.id));
     let items: Vec<Value> = tickets.iter().map(|t| render(t, now, None)).collect();
-    Ok(axum::Json(ListPage { items, next_cursor }))
+    Ok(axum::Json(TicketList { items, next_cursor }))
 }
 
 /// Tickets of an overdue page read at once.
@@ -277,7 +288,7 @@ async fn overdue_list(
     unit: Option<&str>,
     cursor: Option<&str>,
     limit: i64,
-) -> Result<axum::Json<ListPage>, AppError> {
+) -> Result<axum::Json<TicketList>, AppError> {
     let org = app.org.get();
     let offset = match cursor {
         None => 0,
@@ -305,7 +316,7 @@ async fn overdue_list(
     } else if org.is_within(&actor.unit, base) {
         actor.unit.as_str()
     } else {
-        return Ok(axum::Json(ListPage {
+        return Ok(axum::Json(TicketList {
             items: Vec::new(),
             next_cursor: None,
         }));
@@ -339,6 +350,6 @@ async fn overdue_list(
             Err(e) => return Err(e),
         }
     }
-    let next_cursor = full_page.then(|| json!(format!("o{}", offset + limit)));
-    Ok(axum::Json(ListPage { items, next_cursor }))
+    let next_cursor = full_page.then(|| format!("o{}", offset + limit));
+    Ok(axum::Json(TicketList { items, next_cursor }))
 }

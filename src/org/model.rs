@@ -185,12 +185,11 @@ pub struct SlaSpec {
     pub handle: HandleDue,
 }
 
-/// How long the receiving unit has to handle (办结) a ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(
-    rename_all = "snake_case",
-    description = "A handle deadline: working days, or clock hours for emergencies."
-)]
+/// How long the receiving unit has to handle (办结) a ticket. Serialized as
+/// `{"days": n}` or `{"hours": n}` (`GET /api/v1/categories`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(description = "A handle deadline: working days, or clock hours for emergencies.")]
 pub enum HandleDue {
     // Plain comments on the variants: doc comments would become descriptions in the
     // OpenAPI document (the container's says it).
