@@ -21,7 +21,7 @@ use chrono_tz::Asia::Shanghai;
 use serde_json::Value;
 use uuid::Uuid;
 
-use self::commands::{ActionInput, CommandMeta, NewTicket};
+use self::commands::{ActionInput, CloseBody, CommandMeta, HandleBody, NewTicket};
 use self::decide::{Decided, check_new_ticket, decide_action, decide_create, new_events, view_row};
 use crate::auth::Actor;
 use crate::auth::policy;
@@ -332,10 +332,10 @@ impl App {
             };
             if !photos_checked {
                 match &input {
-                    ActionInput::Handle { photos, .. } => {
+                    ActionInput::Handle(HandleBody { photos, .. }) => {
                         self.check_photos(actor, "photos", photos).await?;
                     }
-                    ActionInput::Close { duplicate_of, .. } => {
+                    ActionInput::Close(CloseBody { duplicate_of, .. }) => {
                         self.check_linked(actor, "duplicate_of", *duplicate_of)
                             .await?;
                     }
