@@ -59,7 +59,7 @@ pub struct App {
     /// Tickets this process wrote last, so the next command on them needs no read.
     pub recent: RecentTickets,
     /// How this process's projection runners are doing (for /readyz).
-    pub projections: crate::projections::Statuses,
+    pub projections: Arc<crate::projections::Statuses>,
     /// Where photos are stored and how large one may be.
     pub attachments: crate::attachments::Settings,
     /// What the latest verification of the log found: tampered tickets are frozen.
@@ -113,6 +113,19 @@ pub struct Reply {
 impl App {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The handles the projections and their runners take (`projections::all`,
+    /// `projections::spawn`): the log, the organisation, the calendar, the metrics
+    /// and this process's projection statuses.
+    pub fn projection_handles(&self) -> crate::projections::Handles {
+        crate::projections::Handles {
+            store: self.store.clone(),
+            org: self.org.clone(),
+            calendar: self.sla.calendar.clone(),
+            metrics: self.metrics.clone(),
+            statuses: self.projections.clone(),
+        }
     }
 
     /// The stored answer to an earlier request with this key, if any.
