@@ -358,7 +358,7 @@ async fn replay(
         None => Calendar::embedded(),
     };
     let app = crate::app::build_app(url, calendar, SlaSettings::default()).await?;
-    let all = crate::projections::all(&app);
+    let all = crate::projections::all(&app.projection_handles());
     let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
     if let Some(n) = only {
         if !names.contains(&n) {
@@ -573,7 +573,7 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     crate::sla::watcher::spawn(app.clone(), Duration::from_secs(args.sla_interval_secs));
-    crate::projections::spawn(app.clone());
+    crate::projections::spawn(app.projection_handles());
     if args.verify_interval_secs > 0 {
         crate::verify::spawn(
             app.store.pool(),

@@ -5,6 +5,12 @@
 //! through here, so a body means the same whichever way it comes. The request
 //! bodies keep their `utoipa::ToSchema` derives: the OpenAPI document
 //! (`http::openapi`) describes them from here.
+//!
+//! An action has one shape from its body to the domain: the request body
+//! (`AssignBody`, …) is read by serde, held as it is by its [`ActionInput`]
+//! variant and checked there (lengths, counts, hashes); `app::decide::to_command`
+//! checks it against the organisation and makes the domain's `Command`, which the
+//! aggregate's `decide` judges against the ticket's state.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -45,66 +51,74 @@ pub struct NewTicket {
     pub photos: Vec<String>,
 }
 
-/// An action on an existing ticket as the API takes it.
+/// An action on an existing ticket as the API takes it: the action's request body
+/// (the same struct the OpenAPI document describes), its shape read and its text
+/// checked by [`parse_action`]. `decide::to_command` turns it into the domain's
+/// `Command` after the organisation's checks.
 #[derive(Clone, Debug)]
 pub enum ActionInput {
-    Assign {
-        unit: String,
-        co_units: Vec<String>,
-        note: Option<String>,
-    },
-    Sign {
-        handler: String,
-    },
-    Return {
-        reason: String,
-    },
-    RequestExtension {
-        days: u32,
-        reason: String,
-    },
-    DecideExtension {
-        approved: bool,
-        days: Option<u32>,
-    },
-    Supervise {
-        note: String,
-    },
-    Handle {
-        result: String,
-        photos: Vec<String>,
-    },
-    Verify {
-        passed: bool,
-        note: String,
-    },
-    Feedback {
-        satisfaction: Satisfaction,
-    },
-    Comment {
-        text: String,
-    },
-    Close {
-        code: CloseCode,
-        duplicate_of: Option<Uuid>,
-    },
+    Assign(AssignBody),
+    Sign(SignBody),
+    Return(ReasonBody),
+    RequestExtension(ExtensionBody),
+    DecideExtension(DecideBody),
+    Supervise(NoteBody),
+    Handle(HandleBody),
+    Verify(VerifyBody),
+    Feedback(FeedbackBody),
+    Comment(CommentBody),
+    Close(CloseBody),
 }
 
 impl ActionInput {
     pub(super) fn action(&self) -> Action {
         match self {
-            ActionInput::Assign { .. } => Action::Assign,
-            ActionInput::Sign { .. } => Action::Sign,
-            ActionInput::Return { .. } => Action::Return,
-            ActionInput::RequestExtension { .. } => Action::RequestExtension,
-            ActionInput::DecideExtension { .. } => Action::DecideExtension,
-            ActionInput::Supervise { .. } => Action::Supervise,
-            ActionInput::Handle { .. } => Action::Handle,
-            ActionInput::Verify { .. } => Action::Verify,
-            ActionInput::Feedback { .. } => Action::Feedback,
-            ActionInput::Comment { .. } => Action::Comment,
-            ActionInput::Close { .. } => Action::Close,
+            ActionInput::Assign(_) => Action::Assign,
+            ActionInput::Sign(_) => Action::Sign,
+            ActionInput::Return(_) => Action::Return,
+            ActionInput::RequestExtension(_) => Action::RequestExtension,
+            ActionInput::DecideExtension(_) => Action::DecideExtension,
+            ActionInput::Supervise(_) => Action::Supervise,
+            ActionInput::Handle(_) => Action::Handle,
+            ActionInput::Verify(_) => Action::Verify,
+            ActionInput::Feedback(_) => Action::Feedback,
+            ActionInput::Comment(_) => Action::Comment,
+            ActionInput::Close(_) => Action::Close,
         }
+    }
+
+    /// The text checks of the body beyond its shape (lengths, counts, attachment
+    /// hashes): a 422 naming the field. The checks against the organisation and
+    /// the ticket's state come later (`decide`).
+    fn check(&self) -> Result<(), AppError> {
+        match self {
+            ActionInput::Assign(b) => {
+                if b.co_units.len() > 20 {
+                    return Err(AppError::invalid("co_units", "at most 20 co-units"));
+                }
+                check_text("unit", &b.unit, MAX_CODE)?;
+                for (i, c) in b.co_units.iter().enumerate() {
+                    check_text(&format!("co_units[{i}]"), c, MAX_CODE)?;
+                }
+                if let Some(n) = &b.note {
+                    check_text("note", n, MAX_TEXT)?;
+                }
+            }
+            ActionInput::Sign(b) => check_text("handler", &b.handler, MAX_CODE)?,
+            ActionInput::Return(b) => check_text("reason", &b.reason, MAX_TEXT)?,
+            ActionInput::RequestExtension(b) => check_text("reason", &b.reason, MAX_TEXT)?,
+            ActionInput::DecideExtension(_) => {}
+            ActionInput::Supervise(b) => check_text("note", &b.note, MAX_TEXT)?,
+            ActionInput::Handle(b) => {
+                check_text("result", &b.result, MAX_TEXT)?;
+                crate::attachments::check_hashes("photos", &b.photos)?;
+            }
+            ActionInput::Verify(b) => check_text("note", &b.note, MAX_TEXT)?,
+            ActionInput::Feedback(_) => {}
+            ActionInput::Comment(b) => check_text("text", &b.text, MAX_TEXT)?,
+            ActionInput::Close(_) => {}
+        }
+        Ok(())
     }
 }
 
@@ -136,7 +150,10 @@ pub const ACTIONS: [&str; 11] = [
 /// A command's body parsed and checked exactly as the API does it: `create` is
 /// the body of `POST /api/v1/tickets`, any other name one of [`ACTIONS`]. Errors
 /// are the API's (400 / 422 naming the field within the body, 404 for an unknown
-/// action). The import of legacy history reads its lines' bodies through here.
+/// action). The import of legacy history, the load generator and Open311 read
+/// their bodies through here; `http::tickets` calls its two halves itself
+/// ([`parse_action`] for an action; for a creation the body's shape, then its
+/// Idempotency-Key, then [`new_ticket`]'s checks, the API's order of refusals).
 pub fn parse_command(action: &str, raw: &[u8]) -> Result<ParsedCommand, AppError> {
     if action == "create" {
         Ok(ParsedCommand::Create(new_ticket(parse_json(raw)?)?))
@@ -270,184 +287,115 @@ pub(crate) struct SelfHandledBody {
 }
 
 /// 派单: send the ticket to a lead unit (主办) and optional co-units (协办).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AssignBody {
-    unit: String,
+pub struct AssignBody {
+    pub unit: String,
     #[serde(default)]
-    co_units: Vec<String>,
+    pub co_units: Vec<String>,
     #[serde(default)]
-    note: Option<String>,
+    pub note: Option<String>,
 }
 /// 签收: the unit acknowledges the ticket and names its handler.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SignBody {
-    handler: String,
+pub struct SignBody {
+    pub handler: String,
 }
 /// 退回: the unit says the ticket is not theirs.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ReturnBody)]
-pub(crate) struct ReasonBody {
-    reason: String,
+pub struct ReasonBody {
+    pub reason: String,
 }
 /// 延期申请: ask for more working days.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = RequestExtensionBody)]
-pub(crate) struct ExtensionBody {
+pub struct ExtensionBody {
     /// Working days.
-    days: u32,
-    reason: String,
+    pub days: u32,
+    pub reason: String,
 }
 /// 延期审批: approve (optionally with fewer days) or refuse the pending request.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = DecideExtensionBody)]
-pub(crate) struct DecideBody {
-    approved: bool,
+pub struct DecideBody {
+    pub approved: bool,
     /// Working days granted (1 to 30); default: those asked for.
     #[serde(default)]
-    days: Option<u32>,
+    pub days: Option<u32>,
 }
 /// 督办: a centre presses the unit.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SuperviseBody)]
-pub(crate) struct NoteBody {
-    note: String,
+pub struct NoteBody {
+    pub note: String,
 }
 /// 办结: the unit reports the result (photos: attachment references).
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HandleBody {
-    result: String,
+pub struct HandleBody {
+    pub result: String,
     #[serde(default)]
-    photos: Vec<String>,
+    pub photos: Vec<String>,
 }
 /// 核查: pass or fail the result; a failure reopens the ticket with a new deadline.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct VerifyBody {
-    passed: bool,
+pub struct VerifyBody {
+    pub passed: bool,
     #[serde(default)]
-    note: String,
+    pub note: String,
 }
 /// 回访: the citizen's satisfaction.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FeedbackBody {
-    satisfaction: Satisfaction,
+pub struct FeedbackBody {
+    pub satisfaction: Satisfaction,
 }
 /// A comment on the ticket.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CommentBody {
-    text: String,
+pub struct CommentBody {
+    pub text: String,
 }
 /// 结案: close with a code; `duplicate_of` names the ticket a duplicate repeats.
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CloseBody {
-    code: CloseCode,
+pub struct CloseBody {
+    pub code: CloseCode,
     #[serde(default)]
-    duplicate_of: Option<Uuid>,
+    pub duplicate_of: Option<Uuid>,
 }
 
-/// Parses the body of `action`; an unknown action is a 404.
+/// Parses the body of `action` and checks its text ([`ActionInput::check`]); an
+/// unknown action is a 404.
 pub fn parse_action(action: &str, raw: &[u8]) -> Result<ActionInput, AppError> {
-    Ok(match action {
-        "assign" => {
-            let b: AssignBody = parse_json(raw)?;
-            if b.co_units.len() > 20 {
-                return Err(AppError::invalid("co_units", "at most 20 co-units"));
-            }
-            check_text("unit", &b.unit, MAX_CODE)?;
-            for (i, c) in b.co_units.iter().enumerate() {
-                check_text(&format!("co_units[{i}]"), c, MAX_CODE)?;
-            }
-            if let Some(n) = &b.note {
-                check_text("note", n, MAX_TEXT)?;
-            }
-            ActionInput::Assign {
-                unit: b.unit,
-                co_units: b.co_units,
-                note: b.note,
-            }
-        }
-        "sign" => {
-            let b: SignBody = parse_json(raw)?;
-            check_text("handler", &b.handler, MAX_CODE)?;
-            ActionInput::Sign { handler: b.handler }
-        }
-        "return" => {
-            let b: ReasonBody = parse_json(raw)?;
-            check_text("reason", &b.reason, MAX_TEXT)?;
-            ActionInput::Return { reason: b.reason }
-        }
-        "request-extension" => {
-            let b: ExtensionBody = parse_json(raw)?;
-            check_text("reason", &b.reason, MAX_TEXT)?;
-            ActionInput::RequestExtension {
-                days: b.days,
-                reason: b.reason,
-            }
-        }
-        "decide-extension" => {
-            let b: DecideBody = parse_json(raw)?;
-            ActionInput::DecideExtension {
-                approved: b.approved,
-                days: b.days,
-            }
-        }
-        "supervise" => {
-            let b: NoteBody = parse_json(raw)?;
-            check_text("note", &b.note, MAX_TEXT)?;
-            ActionInput::Supervise { note: b.note }
-        }
-        "handle" => {
-            let b: HandleBody = parse_json(raw)?;
-            check_text("result", &b.result, MAX_TEXT)?;
-            crate::attachments::check_hashes("photos", &b.photos)?;
-            ActionInput::Handle {
-                result: b.result,
-                photos: b.photos,
-            }
-        }
-        "verify" => {
-            let b: VerifyBody = parse_json(raw)?;
-            check_text("note", &b.note, MAX_TEXT)?;
-            ActionInput::Verify {
-                passed: b.passed,
-                note: b.note,
-            }
-        }
-        "feedback" => {
-            let b: FeedbackBody = parse_json(raw)?;
-            ActionInput::Feedback {
-                satisfaction: b.satisfaction,
-            }
-        }
-        "comment" => {
-            let b: CommentBody = parse_json(raw)?;
-            check_text("text", &b.text, MAX_TEXT)?;
-            ActionInput::Comment { text: b.text }
-        }
-        "close" => {
-            let b: CloseBody = parse_json(raw)?;
-            ActionInput::Close {
-                code: b.code,
-                duplicate_of: b.duplicate_of,
-            }
-        }
+    let input = match action {
+        "assign" => ActionInput::Assign(parse_json(raw)?),
+        "sign" => ActionInput::Sign(parse_json(raw)?),
+        "return" => ActionInput::Return(parse_json(raw)?),
+        "request-extension" => ActionInput::RequestExtension(parse_json(raw)?),
+        "decide-extension" => ActionInput::DecideExtension(parse_json(raw)?),
+        "supervise" => ActionInput::Supervise(parse_json(raw)?),
+        "handle" => ActionInput::Handle(parse_json(raw)?),
+        "verify" => ActionInput::Verify(parse_json(raw)?),
+        "feedback" => ActionInput::Feedback(parse_json(raw)?),
+        "comment" => ActionInput::Comment(parse_json(raw)?),
+        "close" => ActionInput::Close(parse_json(raw)?),
         other => {
             return Err(AppError::NotFound(format!(
                 "no action {other:?}; actions are assign, sign, return, request-extension, decide-extension, \
                  supervise, handle, verify, feedback, comment, close"
             )));
         }
-    })
+    };
+    input.check()?;
+    Ok(input)
 }
 
 /// A command's body as JSON into `T`: malformed JSON (or anything after the value) is

@@ -8,7 +8,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::commands::{ActionInput, NewTicket};
+use super::commands::{
+    ActionInput, AssignBody, CloseBody, CommentBody, DecideBody, ExtensionBody, FeedbackBody,
+    HandleBody, NewTicket, NoteBody, ReasonBody, SignBody, VerifyBody,
+};
 use crate::auth::policy;
 use crate::auth::{Actor, Role};
 use crate::domain::*;
@@ -174,11 +177,11 @@ fn to_command(
     input: ActionInput,
 ) -> Result<Command, AppError> {
     Ok(match input {
-        ActionInput::Assign {
+        ActionInput::Assign(AssignBody {
             unit,
             co_units,
             note,
-        } => {
+        }) => {
             let from = policy::holding_centre(t).to_string();
             if org.unit(&unit).is_none() {
                 return Err(AppError::invalid(
@@ -235,26 +238,28 @@ fn to_command(
                 note,
             }
         }
-        ActionInput::Sign { handler } => Command::Sign {
+        ActionInput::Sign(SignBody { handler }) => Command::Sign {
             unit: t.unit.clone().unwrap_or_else(|| actor.unit.clone()),
             handler,
         },
-        ActionInput::Return { reason } => Command::Return {
+        ActionInput::Return(ReasonBody { reason }) => Command::Return {
             unit: t.unit.clone().unwrap_or_else(|| actor.unit.clone()),
             reason,
         },
-        ActionInput::RequestExtension { days, reason } => {
+        ActionInput::RequestExtension(ExtensionBody { days, reason }) => {
             Command::RequestExtension { days, reason }
         }
-        ActionInput::DecideExtension { approved, days } => {
+        ActionInput::DecideExtension(DecideBody { approved, days }) => {
             Command::DecideExtension { approved, days }
         }
-        ActionInput::Supervise { note } => Command::Supervise { note },
-        ActionInput::Handle { result, photos } => Command::Handle { result, photos },
-        ActionInput::Verify { passed, note } => Command::Verify { passed, note },
-        ActionInput::Feedback { satisfaction } => Command::Feedback { satisfaction },
-        ActionInput::Comment { text } => Command::Comment { text },
-        ActionInput::Close { code, duplicate_of } => Command::Close { code, duplicate_of },
+        ActionInput::Supervise(NoteBody { note }) => Command::Supervise { note },
+        ActionInput::Handle(HandleBody { result, photos }) => Command::Handle { result, photos },
+        ActionInput::Verify(VerifyBody { passed, note }) => Command::Verify { passed, note },
+        ActionInput::Feedback(FeedbackBody { satisfaction }) => Command::Feedback { satisfaction },
+        ActionInput::Comment(CommentBody { text }) => Command::Comment { text },
+        ActionInput::Close(CloseBody { code, duplicate_of }) => {
+            Command::Close { code, duplicate_of }
+        }
     })
 }
 

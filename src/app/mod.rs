@@ -21,7 +21,7 @@ use chrono_tz::Asia::Shanghai;
 use serde_json::Value;
 use uuid::Uuid;
 
-use self::commands::{ActionInput, CommandMeta, NewTicket};
+use self::commands::{ActionInput, CloseBody, CommandMeta, HandleBody, NewTicket};
 use self::decide::{Decided, check_new_ticket, decide_action, decide_create, new_events, view_row};
 use crate::auth::Actor;
 use crate::auth::policy;
@@ -59,7 +59,7 @@ pub struct App {
     /// Tickets this process wrote last, so the next command on them needs no read.
     pub recent: RecentTickets,
     /// How this process's projection runners are doing (for /readyz).
-    pub projections: crate::projections::Statuses,
+    pub projections: Arc<crate::projections::Statuses>,
     /// Where photos are stored and how large one may be.
     pub attachments: crate::attachments::Settings,
     /// What the latest verification of the log found: tampered tickets are frozen.
@@ -113,6 +113,19 @@ pub struct Reply {
 impl App {
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// The handles the projections and their runners take (`projections::all`,
+    /// `projections::spawn`): the log, the organisation, the calendar, the metrics
+    /// and this process's projection statuses.
+    pub fn projection_handles(&self) -> crate::projections::Handles {
+        crate::projections::Handles {
+            store: self.store.clone(),
+            org: self.org.clone(),
+            calendar: self.sla.calendar.clone(),
+            metrics: self.metrics.clone(),
+            statuses: self.projections.clone(),
+        }
     }
 
     /// The stored answer to an earlier request with this key, if any.
@@ -332,10 +345,10 @@ impl App {
             };
             if !photos_checked {
                 match &input {
-                    ActionInput::Handle { photos, .. } => {
+                    ActionInput::Handle(HandleBody { photos, .. }) => {
                         self.check_photos(actor, "photos", photos).await?;
                     }
-                    ActionInput::Close { duplicate_of, .. } => {
+                    ActionInput::Close(CloseBody { duplicate_of, .. }) => {
                         self.check_linked(actor, "duplicate_of", *duplicate_of)
                             .await?;
                     }

@@ -82,13 +82,21 @@ impl App {
         id: Uuid,
     ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
         let events = self.store.read_stream(id).await?;
-        let mut state: Option<Ticket> = None;
-        for e in &events {
-            let ev = TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data).map_err(
-                |err| AppError::Internal(anyhow::anyhow!("event {} unreadable: {err}", e.position)),
-            )?;
-            state = Some(Ticket::apply(state, id, &ev, e.occurred_at));
-        }
+        // Decoded in order, so the first unreadable event is the one named.
+        let decoded = events
+            .iter()
+            .map(|e| {
+                TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data)
+                    .map(|ev| (ev, e.occurred_at))
+                    .map_err(|err| {
+                        AppError::Internal(anyhow::anyhow!(
+                            "event {} unreadable: {err}",
+                            e.position
+                        ))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = Ticket::fold(id, decoded.iter().map(|(ev, at)| (ev, *at)));
         Ok(state.map(|t| (t, events.last().map(|e| e.hash.clone()))))
     }
 

@@ -85,6 +85,8 @@ async fn create_ticket(
     body: Body<CreateBody>,
 ) -> Result<Response, AppError> {
     let meta = command_meta(&headers, "POST", "/api/v1/tickets", &body.raw)?;
+    // `parse_command("create", …)` in the API's order: the body's shape (the
+    // extractor), the Idempotency-Key, then the text checks.
     let input = new_ticket(body.value)?;
     Ok(reply(app.create(&actor, input, meta).await?))
 }

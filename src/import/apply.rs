@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::app::App;
-use crate::app::commands::{ActionInput, CommandMeta, ParsedCommand};
+use crate::app::commands::{ActionInput, CloseBody, CommandMeta, HandleBody, ParsedCommand};
 use crate::app::decide::{Decided, check_new_ticket, decide_action, decide_create};
 use crate::domain::{Deadlines, Ticket};
 use crate::error::AppError;
@@ -522,10 +522,10 @@ impl Importer<'_> {
                     None,
                 )?;
                 match input {
-                    ActionInput::Handle { photos, .. } => {
+                    ActionInput::Handle(HandleBody { photos, .. }) => {
                         self.app.check_photos(&l.actor, "photos", photos).await?;
                     }
-                    ActionInput::Close { duplicate_of, .. } => {
+                    ActionInput::Close(CloseBody { duplicate_of, .. }) => {
                         self.app
                             .check_linked(&l.actor, "duplicate_of", *duplicate_of)
                             .await?;

@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use crate::metrics::Metrics;
+use crate::org::OrgHandle;
+use crate::sla::calendar::Calendar;
 use crate::store::{Pool, RecordedEvent, Store, StoreError};
 
 /// Events read from the feed per batch.
@@ -65,12 +68,25 @@ pub trait Projection: Send + Sync + 'static {
     fn forget(&self);
 }
 
+/// What the projections and their runners need of the service, and no more: the
+/// log, the organisation and the working-day calendar (to build the projections),
+/// the metrics and this process's statuses (for the runners). `App::projection_handles`
+/// hands them out.
+#[derive(Clone)]
+pub struct Handles {
+    pub store: Store,
+    pub org: OrgHandle,
+    pub calendar: Calendar,
+    pub metrics: Metrics,
+    pub statuses: Arc<Statuses>,
+}
+
 /// The projections this build has, by name.
-pub fn all(app: &crate::app::App) -> Vec<Arc<dyn Projection>> {
+pub fn all(h: &Handles) -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(unit_stats::UnitStats::new(
-        app.store.pool(),
-        app.org.clone(),
-        app.sla.calendar.clone(),
+        h.store.pool(),
+        h.org.clone(),
+        h.calendar.clone(),
     ))]
 }
 
@@ -213,17 +229,17 @@ pub async fn step(
 }
 
 /// Starts one runner per projection in this process.
-pub fn spawn(app: Arc<crate::app::App>) {
+pub fn spawn(h: Handles) {
     let owner = format!(
         "{}:{}:{}",
         hostname(),
         std::process::id(),
         uuid::Uuid::now_v7().simple()
     );
-    for p in all(&app) {
-        let app = app.clone();
+    for p in all(&h) {
+        let h = h.clone();
         let owner = owner.clone();
-        tokio::spawn(async move { run(app, p, owner).await });
+        tokio::spawn(async move { run(h, p, owner).await });
     }
 }
 
@@ -233,20 +249,20 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "host".into())
 }
 
-async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
+async fn run(h: Handles, p: Arc<dyn Projection>, owner: String) {
     let name = p.name();
-    let mut lease = Lease::new(app.store.pool(), name, &owner);
-    let mut appended = app.store.appended();
-    let lag = app.metrics.projection_lag.with_label_values(&[name]);
-    let leader_gauge = app.metrics.projection_leader.with_label_values(&[name]);
-    let applied = app.metrics.projection_events.with_label_values(&[name]);
+    let mut lease = Lease::new(h.store.pool(), name, &owner);
+    let mut appended = h.store.appended();
+    let lag = h.metrics.projection_lag.with_label_values(&[name]);
+    let leader_gauge = h.metrics.projection_leader.with_label_values(&[name]);
+    let applied = h.metrics.projection_events.with_label_values(&[name]);
     tracing::info!(projection = name, %owner, "projection runner started");
     loop {
         let round: Result<bool, StoreError> = async {
             if !lease.acquire(false).await? {
                 p.forget();
                 leader_gauge.set(0);
-                app.projections.update(name, |s| {
+                h.statuses.update(name, |s| {
                     s.leader = false;
                     s.last_ok = Some(Instant::now());
                 });
@@ -259,15 +275,14 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
             // batch: a rebuild also vacuums the tables, which stalled every command
             // for a quarter of a second to fold a handful of events.
             if p.checkpoint().await? == 0
-                && crate::store::holds_at_least(&app.store.pool(), BATCH).await?
+                && crate::store::holds_at_least(&h.store.pool(), BATCH).await?
             {
                 tracing::info!(
                     projection = name,
                     "rebuilding the projection from the whole feed"
                 );
                 let started = Instant::now();
-                let n =
-                    rebuild_holding_lease(&app.store, p.as_ref(), &owner, false, &|_| {}).await?;
+                let n = rebuild_holding_lease(&h.store, p.as_ref(), &owner, false, &|_| {}).await?;
                 applied.inc_by(n);
                 tracing::info!(
                     projection = name,
@@ -277,13 +292,13 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
                 );
                 return Ok(true);
             }
-            match step(&app.store, p.as_ref(), BATCH).await? {
+            match step(&h.store, p.as_ref(), BATCH).await? {
                 None => {
                     lag.set(0.0);
                     // Caught up: report where (after a start, a rebuild or another
                     // instance's batches, no batch of ours has said so).
                     let at = p.checkpoint().await?;
-                    app.projections.update(name, |s| {
+                    h.statuses.update(name, |s| {
                         s.leader = true;
                         s.last_ok = Some(Instant::now());
                         s.last_error = None;
@@ -297,7 +312,7 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
                         .map(|t| (chrono::Utc::now() - t).num_milliseconds() as f64 / 1000.0)
                         .unwrap_or(0.0);
                     lag.set(secs.max(0.0));
-                    app.projections.update(name, |s| {
+                    h.statuses.update(name, |s| {
                         s.leader = true;
                         s.last_ok = Some(Instant::now());
                         s.last_error = None;
@@ -318,7 +333,7 @@ async fn run(app: Arc<crate::app::App>, p: Arc<dyn Projection>, owner: String) {
             Err(e) => {
                 p.forget();
                 tracing::warn!(projection = name, error = %e, "projection round failed; retrying");
-                app.projections
+                h.statuses
                     .update(name, |s| s.last_error = Some(e.to_string()));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -52,7 +52,7 @@ async fn ok(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> 
 /// Brings the projections up to the end of the log (the test app runs no runners).
 async fn catch_up(app: &TestApp) {
     app.all_events().await;
-    for p in yiwang::projections::all(&app.app) {
+    for p in yiwang::projections::all(&app.app.projection_handles()) {
         while yiwang::projections::step(&app.app.store, p.as_ref(), 5000)
             .await
             .expect("projection step")

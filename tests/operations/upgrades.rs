@@ -684,7 +684,7 @@ async fn projection_as_left_at(engine: Engine, db: &TestDb, pool: &Pool, k: i64,
 /// non-empty log is rebuilt in one pass; then it follows the feed to the end.
 async fn open_as_serve(db: TestDb) -> TestApp {
     let app = TestApp::attach(db, Clock::manual(the_end())).await;
-    for p in yiwang::projections::all(&app.app) {
+    for p in yiwang::projections::all(&app.app.projection_handles()) {
         if p.checkpoint().await.expect("checkpoint") == 0 {
             yiwang::projections::rebuild_holding_lease(
                 &app.app.store,
@@ -1059,7 +1059,7 @@ async fn an_event_of_an_old_shape_is_read_through_its_upcaster() {
             by_batches.body
         );
         // ... and the rebuild (the text route) count the same.
-        for p in yiwang::projections::all(&app.app) {
+        for p in yiwang::projections::all(&app.app.projection_handles()) {
             p.reset().await.expect("reset");
             yiwang::projections::rebuild_holding_lease(
                 &app.app.store,
@@ -1159,7 +1159,7 @@ async fn an_event_of_a_newer_schema_version_is_an_error_not_a_misread() {
             "{what}: {err}"
         );
 
-        let p = yiwang::projections::all(&app.app)
+        let p = yiwang::projections::all(&app.app.projection_handles())
             .pop()
             .expect("unit_stats");
         let before = p.checkpoint().await.expect("checkpoint");

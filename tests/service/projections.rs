@@ -60,7 +60,7 @@ async fn snapshot(app: &TestApp, tok: &str) -> String {
 /// Rebuilds every projection from zero and drives it to the end of the feed, batch
 /// by batch from an empty read model, as a new runner would.
 async fn rebuild_in_batches(app: &TestApp) {
-    for p in projections::all(&app.app) {
+    for p in projections::all(&app.app.projection_handles()) {
         p.reset().await.unwrap();
         while projections::step(&app.app.store, p.as_ref(), projections::BATCH)
             .await
@@ -81,7 +81,7 @@ async fn rebuild(app: &TestApp) {
         .unwrap()
         .last()
         .map_or(0, |e| e.position);
-    for p in projections::all(&app.app) {
+    for p in projections::all(&app.app.projection_handles()) {
         let seen = std::sync::atomic::AtomicU64::new(0);
         let n = p
             .rebuild(&app.app.store, &|n| {
@@ -379,7 +379,7 @@ async fn incremental_projection_equals_a_rebuild_from_zero() {
                 // (and its in-memory cache) per round.
                 // Every event of the history in sight first (see `settle`).
                 app.settle().await;
-                let ps = projections::all(&app.app);
+                let ps = projections::all(&app.app.projection_handles());
                 for p in &ps {
                     loop {
                         let n = rng.random_range(1..12);

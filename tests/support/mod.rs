@@ -217,7 +217,7 @@ impl TestApp {
     pub async fn catch_up(&self) {
         let last = self.max_position().await;
         let started = std::time::Instant::now();
-        for p in yiwang::projections::all(&self.app) {
+        for p in yiwang::projections::all(&self.app.projection_handles()) {
             loop {
                 while yiwang::projections::step(&self.app.store, p.as_ref(), 1000)
                     .await
