@@ -32,6 +32,9 @@ use std::path::{Path, PathBuf};
 /// The edges: they may import anything; nothing else may import them.
 const EDGES: &[&str] = &["http", "web", "cli"];
 
+/// The use cases and the edges: what the modules that serve them must not import.
+const USE_CASES_AND_EDGES: &[&str] = &["app", "http", "web", "cli"];
+
 /// `*` in a forbidden list means every other module of the crate.
 const ANY: &str = "*";
 
@@ -70,8 +73,8 @@ const RULES: &[Rule] = &[
     },
     Rule {
         module: "projections",
-        forbidden: EDGES,
-        why: "below the edges (http, web, cli)",
+        forbidden: USE_CASES_AND_EDGES,
+        why: "below the use cases (app) and the edges (http, web, cli): it gets narrow handles, not the App",
     },
     Rule {
         module: "sla",
@@ -80,13 +83,13 @@ const RULES: &[Rule] = &[
     },
     Rule {
         module: "appraisal",
-        forbidden: EDGES,
-        why: "below the edges (http, web, cli)",
+        forbidden: USE_CASES_AND_EDGES,
+        why: "below the use cases (app) and the edges (http, web, cli): it gets narrow handles, not the App",
     },
     Rule {
         module: "verify",
-        forbidden: EDGES,
-        why: "below the edges (http, web, cli)",
+        forbidden: USE_CASES_AND_EDGES,
+        why: "below the use cases (app) and the edges (http, web, cli): it gets narrow handles, not the App",
     },
     Rule {
         module: "import",
@@ -95,8 +98,8 @@ const RULES: &[Rule] = &[
     },
     Rule {
         module: "backup",
-        forbidden: EDGES,
-        why: "below the edges (http, web, cli)",
+        forbidden: USE_CASES_AND_EDGES,
+        why: "below the use cases (app) and the edges (http, web, cli): it gets narrow handles, not the App",
     },
 ];
 

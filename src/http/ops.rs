@@ -109,7 +109,13 @@ fn projection_states(app: &crate::app::App) -> (serde_json::Map<String, serde_js
 }
 
 async fn metrics(State(app): State<SharedApp>) -> Response {
-    if let Err(e) = crate::projections::gauges::refresh_ticket_gauges(&app).await {
+    if let Err(e) = crate::projections::gauges::refresh_ticket_gauges(
+        &app.store.pool(),
+        &app.metrics,
+        app.now(),
+    )
+    .await
+    {
         tracing::warn!(error = %e, "could not refresh the open/overdue ticket gauges");
     }
     for y in app.sla.calendar.missing_years_used() {

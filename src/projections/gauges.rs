@@ -4,22 +4,29 @@
 //! `crate::metrics`, so that the metrics stay a leaf: this reads the projection's
 //! rows and sets the registry's gauges, and only `http::ops` calls it.
 
-use crate::store::StoreError;
+use chrono::{DateTime, Utc};
 
-/// Sets the open and overdue ticket gauges per unit from the open episodes.
-pub async fn refresh_ticket_gauges(app: &crate::app::App) -> Result<(), StoreError> {
-    let now = app.now().timestamp_micros();
-    let rows =
-        crate::repo::projections::open_and_overdue(&app.store.pool(), now, super::facts::OPEN)
-            .await?;
-    app.metrics.open_tickets.reset();
-    app.metrics.overdue_tickets.reset();
+use crate::metrics::Metrics;
+use crate::store::{Pool, StoreError};
+
+/// Sets the open and overdue ticket gauges per unit from the open episodes, overdue
+/// as of `now`.
+pub async fn refresh_ticket_gauges(
+    pool: &Pool,
+    metrics: &Metrics,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rows = crate::repo::projections::open_and_overdue(
+        pool,
+        now.timestamp_micros(),
+        super::facts::OPEN,
+    )
+    .await?;
+    metrics.open_tickets.reset();
+    metrics.overdue_tickets.reset();
     for (unit, open, overdue) in rows {
-        app.metrics
-            .open_tickets
-            .with_label_values(&[&unit])
-            .set(open);
-        app.metrics
+        metrics.open_tickets.with_label_values(&[&unit]).set(open);
+        metrics
             .overdue_tickets
             .with_label_values(&[&unit])
             .set(overdue);
