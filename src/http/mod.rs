@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use serde::Serialize;
 use serde_json::Value;
+use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::ToSchema;
@@ -200,6 +201,11 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
             limits::rate_limit,
         ))
         .layer(Extension(limited.limits))
+        // Answers in gzip, br or zstd when the client accepts one. tower-http's
+        // default predicate leaves out the live stream (`text/event-stream`), images
+        // (the photos; not SVG) and bodies under 32 bytes. The body is compressed
+        // as it is sent, after `observe` has timed the answer's making.
+        .layer(CompressionLayer::new())
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request| {

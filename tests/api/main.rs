@@ -6,6 +6,7 @@ mod support;
 mod appraisal;
 mod attachments;
 mod authz;
+mod compression;
 mod concurrency;
 mod dispatch;
 mod errors;
