@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::store::dump::either;
+use crate::store::either;
 use crate::store::{Pool, StoreError};
 
 /// An event row as stored, before anything is parsed.

@@ -13,7 +13,7 @@ use futures::TryStreamExt;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::store::{self, Pool};
+use crate::store::{self, Pool, either};
 
 /// Rows per insert statement on PostgreSQL.
 pub const BATCH: usize = 1000;
@@ -80,19 +80,6 @@ macro_rules! cols {
     (@added added) => { true };
 }
 pub(crate) use cols;
-
-/// Runs the same expression on either variant of a two-engine enum, with `$t`
-/// bound to the variant's transaction (or pool): `either!(tx, Tx::Postgres |
-/// Tx::Sqlite, t => t.commit().await)`.
-macro_rules! either {
-    ($value:expr, $a:path | $b:path, $t:ident => $body:expr) => {
-        match $value {
-            $a($t) => $body,
-            $b($t) => $body,
-        }
-    };
-}
-pub(crate) use either;
 
 /// One table and the record kind its rows travel as.
 #[derive(Debug)]

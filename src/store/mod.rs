@@ -236,16 +236,30 @@ pub enum Pool {
     Sqlite(sqlx::SqlitePool),
 }
 
-/// Runs the same code on either engine's pool: `on_pool!(pool, |p| sqlx::query(sql)
-/// .bind(x).execute(p).await?)` is a `match` on [`Pool`] with the same body in both
-/// arms (a query's executor type differs by engine, so a plain closure cannot take
-/// either). `?` and `return` act in the calling function, as in a written-out match.
+/// Runs the same expression on either variant of a two-engine enum, with `$t`
+/// bound to the variant's transaction (or pool): `either!(tx, Tx::Postgres |
+/// Tx::Sqlite, t => t.commit().await)`.
+macro_rules! either {
+    ($value:expr, $a:path | $b:path, $t:ident => $body:expr) => {
+        match $value {
+            $a($t) => $body,
+            $b($t) => $body,
+        }
+    };
+}
+pub(crate) use either;
+
+/// [`either!`] on a [`Pool`]: `on_pool!(pool, |p| sqlx::query(sql).bind(x).execute(p)
+/// .await?)` runs the same body on either engine's pool (a query's executor type
+/// differs by engine, so a plain closure cannot take either). `?` and `return` act in
+/// the calling function, as in a written-out match.
 macro_rules! on_pool {
     ($pool:expr, |$p:ident| $body:expr) => {
-        match $pool {
-            $crate::store::Pool::Postgres($p) => $body,
-            $crate::store::Pool::Sqlite($p) => $body,
-        }
+        $crate::store::either!(
+            $pool,
+            $crate::store::Pool::Postgres | $crate::store::Pool::Sqlite,
+            $p => $body
+        )
     };
 }
 pub(crate) use on_pool;
