@@ -24,6 +24,7 @@
 //!   (the profile's `weights` by unit kind; the rest is entered by people).
 
 pub mod json;
+pub mod ledger;
 pub mod profile;
 
 use std::collections::HashMap;
