@@ -33,7 +33,7 @@ fn profiles() -> Result<&'static Profiles, AppError> {
 }
 
 /// Roles that read appraisals (scores of units are for their managers and the units).
-const READERS: [Role; 4] = [Role::Dispatcher, Role::Handler, Role::Analyst, Role::Admin];
+const READERS: [Role; 5] = crate::auth::appraisal::READERS;
 
 #[derive(Deserialize)]
 struct Params {
@@ -86,7 +86,7 @@ async fn get_appraisal(
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     if !READERS.contains(&actor.role) {
         return Err(AppError::Forbidden(format!(
-            "the {} role may not read appraisals (dispatchers, handlers, analysts and admins may)",
+            "the {} role may not read appraisals (dispatchers, handlers, analysts, appraisers and admins may)",
             actor.role.as_str()
         )));
     }
