@@ -143,9 +143,8 @@ async fn get_appraisal(
     let units = appraisal::appraised_units(&org, &root);
     let scope_all = root == org.root().code;
     let now = app.now();
-    // H2: the ledger is read here (repo::appraisal, the log's appraisal events
-    // folded); until then nobody has entered anything.
-    let ledger = appraisal::Ledger::default();
+    // What people entered (the log's appraisal events, folded).
+    let ledger = crate::repo::appraisal::ledger(&app.store.pool(), None).await?;
     let scores = appraisal::appraise_from_store(
         &app.store.pool(),
         &org,

@@ -33,15 +33,12 @@ pub fn default_profile() -> Result<&'static Profile, AppError> {
 
 /// The sheet a unit was scored by (None: no sheet).
 fn sheet_of(u: &UnitAppraisal) -> Option<&str> {
-    match u.kind {
-        "department" => Some("department"),
-        _ => u.agency_type.as_deref().filter(|t| RANK_KINDS.contains(t)),
-    }
+    u.sheet.as_deref()
 }
 
 /// A unit's score (None: none for this period).
 fn score_of(u: &UnitAppraisal) -> Option<f64> {
-    Some(u.score)
+    u.score
 }
 
 /// Checks a ranking's `kind`.
@@ -161,7 +158,6 @@ impl App {
         let org = self.org.get();
         let units = appraisal::appraised_units(&org, root);
         let scope_all = root == org.root().code;
-        let _ = ledger;
         Ok(appraisal::appraise_from_store(
             &self.store.pool(),
             &org,
@@ -170,6 +166,7 @@ impl App {
             units,
             scope_all,
             self.now(),
+            ledger,
         )
         .await?)
     }
