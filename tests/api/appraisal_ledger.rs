@@ -789,7 +789,10 @@ async fn two_evaluations_at_once_leave_one() {
         assert_eq!(w.status, 200, "{}", w.body);
         let again = app.post(ENTRIES, &hg, eval(23.0, None)).await;
         assert_eq!(again.status, 201, "{}", again.body);
-        assert_eq!(score(&app, &district, "2026", "etdz", "jsj").await, json!(23.0));
+        assert_eq!(
+            score(&app, &district, "2026", "etdz", "jsj").await,
+            json!(23.0)
+        );
         app.finish().await;
     }
 }
