@@ -658,8 +658,8 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
                 "PostgreSQL at {} unreachable: {e}",
                 yiwang::cli::redact(&a.postgres_url)
             );
-            if std::env::var("CI").as_deref() == Ok("true") {
-                bail!("{why} (CI=true)");
+            if in_ci() {
+                bail!("{why} (CI is set)");
             }
             eprintln!("skipping PostgreSQL: {why}");
             skipped.push(why);
@@ -1056,6 +1056,12 @@ async fn outage(a: &FaultArgs) -> Result<Outcome> {
     Ok(out)
 }
 
+/// Whether this is a CI run (`CI` is `true` or `1`, the one rule of the suite and of
+/// `.ci/run`): then a scenario that cannot run fails instead of being skipped.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
 fn sh(cmd: &str, args: &[&str]) -> Result<()> {
     let out = std::process::Command::new(cmd)
         .args(args)
@@ -1081,8 +1087,11 @@ async fn disk(a: &FaultArgs) -> Result<Option<Outcome>> {
     std::fs::create_dir_all(&mnt)?;
     let m = mnt.display().to_string();
     if let Err(e) = sh("mount", &["-t", "tmpfs", "-o", "size=8m", "tmpfs", &m]) {
-        println!("skipped: disk scenario (cannot mount a tmpfs here: {e:#})");
         db.drop_it().await;
+        if in_ci() {
+            bail!("disk scenario: cannot mount a tmpfs here ({e:#}) and CI is set");
+        }
+        println!("skipped: disk scenario (cannot mount a tmpfs here: {e:#})");
         return Ok(None);
     }
     db.url = format!("sqlite://{m}/yiwang.db?mode=rwc");

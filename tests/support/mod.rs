@@ -27,8 +27,19 @@ pub enum Engine {
 
 pub const PG_ENV: &str = "YIWANG_TEST_DATABASE_URL";
 
-fn in_ci() -> bool {
+/// Whether this is a CI run: `CI` is `true` or `1` (one rule for the whole suite;
+/// `.ci/run` sets it). Then a test that cannot reach its engine or browser fails.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Leaves the mark `target/test-ran/{what}` (`sqlite`, `postgres`, `chromium`):
+/// `.ci/run` fails when a mark is missing after `cargo test`, so a suite that
+/// skipped an engine or the browser cannot pass as a whole.
+pub fn ran(what: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-ran");
+    // A mark that cannot be written shows as a missing mark in .ci/run.
+    let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(what), b""));
 }
 
 /// The engines this run covers.
@@ -63,6 +74,10 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(engine: Engine) -> TestDb {
+        ran(match engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        });
         match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
