@@ -188,20 +188,7 @@ impl TestApp {
 
     /// The position of the last committed event (0 for an empty log).
     pub async fn max_position(&self) -> i64 {
-        match self.app.store.pool() {
-            yiwang::store::Pool::Postgres(p) => {
-                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                    .fetch_one(&p)
-                    .await
-                    .expect("max position")
-            }
-            yiwang::store::Pool::Sqlite(p) => {
-                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                    .fetch_one(&p)
-                    .await
-                    .expect("max position")
-            }
-        }
+        max_position(&self.app.store.pool()).await
     }
 
     /// Waits until the feed shows every event committed so far. On PostgreSQL the
@@ -383,6 +370,17 @@ pub fn ticket_body() -> Value {
         "location": {"address": "皇冠街道某小区", "lat": 37.5, "lon": 122.1, "grid": "hg-01-g01"},
         "reporter": {"name": "赵先生", "phone": "13800000000"}
     })
+}
+
+/// The position of the last committed event in the database of `pool` (0 for an
+/// empty log).
+pub async fn max_position(pool: &yiwang::store::Pool) -> i64 {
+    let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+    match pool {
+        yiwang::store::Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        yiwang::store::Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+    }
+    .expect("max position")
 }
 
 /// A second service instance on the same database (as several `serve` processes
