@@ -13,6 +13,7 @@ mod errors;
 mod feed;
 mod hardening;
 mod lifecycle;
+mod masking;
 mod open311;
 mod openapi;
 mod sla;
