@@ -154,7 +154,8 @@ async function loadStats() {
 
 function evidenceLinks(evidence) {
   const seen = new Map();
-  for (const e of evidence) if (!seen.has(e.ticket)) seen.set(e.ticket, e.position);
+  // Tickets link to their pages; entries people made (`{entry}`) are counted by the appraisal page.
+  for (const e of evidence) if (e.ticket && !seen.has(e.ticket)) seen.set(e.ticket, e.position);
   return el('span', { class: 'evidence' }, [...seen.keys()].map((id, i) => el('a', {
     href: `/tickets/${id}`, class: 'evidence-link', title: id, text: `${t('dash.ticket_n', { n: i + 1 })}`,
   })));
@@ -165,21 +166,25 @@ async function loadAppraisal() {
   const q = new URLSearchParams({ period: $('a-period').value.trim(), unit: $('d-unit').value });
   if ($('a-profile').value) q.set('profile', $('a-profile').value);
   const a = await api(`/api/v1/appraisal?${q}`);
-  const units = a.units.filter((u) => u.deductions.length).sort((x, y) => x.score - y.score);
-  const clean = a.units.filter((u) => !u.deductions.length);
+  // A department's ticket figures are reference only (`reference`): shown, marked, not counted.
+  const items = (u) => u.deductions.concat((u.reference || []).map((d) => ({ ...d, reference: true })));
+  const score = (u) => (u.score == null ? '—' : u.score.toFixed(2));
+  const units = a.units.filter((u) => items(u).length).sort((x, y) => (x.score ?? Infinity) - (y.score ?? Infinity));
+  const clean = a.units.filter((u) => !items(u).length);
   const list = el('div', { class: 'appraisal-list' });
   if (!units.length) list.append(el('p', { class: 'muted', text: t('dash.no_deductions_at_all') }));
   for (const u of units) {
-    const rows = u.deductions.map((d) => el('tr', { dataset: { rule: d.rule } },
+    const rows = items(u).map((d) => el('tr', { dataset: { rule: d.rule }, class: d.reference ? 'reference' : null },
       el('td', {}, lang() === 'en' ? el('span', {}, el('code', { text: d.rule }), ' ', el('span', { class: 'muted', text: d.title || '' })) : (d.title || d.rule)),
       el('td', { class: 'num', text: String(d.count) }),
-      el('td', { class: 'num points', text: d.points.toFixed(2) }, d.capped ? el('span', { class: 'badge', text: t('dash.capped') }) : null),
+      el('td', { class: 'num points', text: d.points.toFixed(2) }, d.capped ? el('span', { class: 'badge', text: t('dash.capped') }) : null,
+        d.reference ? el('span', { class: 'badge', text: t('dash.reference') }) : null),
       el('td', {}, evidenceLinks(d.evidence))));
-    const details = el('details', { class: 'appraisal-unit', open: u.deductions.length > 0, dataset: { unit: u.unit } },
-      el('summary', {}, el('span', { class: 'score', text: u.score.toFixed(2) }), ' ', u.unit_name || unitName(u.unit),
-        el('span', { class: 'muted', text: ` · ${t('dash.base')} ${u.base}` }),
-        u.deductions.length ? null : el('span', { class: 'muted', text: ` · ${t('dash.no_deductions')}` })),
-      u.deductions.length
+    const details = el('details', { class: 'appraisal-unit', open: items(u).length > 0, dataset: { unit: u.unit } },
+      el('summary', {}, el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit),
+        u.base == null ? null : el('span', { class: 'muted', text: ` · ${t('dash.base')} ${u.base}` }),
+        items(u).length ? null : el('span', { class: 'muted', text: ` · ${t('dash.no_deductions')}` })),
+      items(u).length
         ? el('div', { class: 'table-wrap' }, el('table', { class: 'figures deductions' },
           el('thead', {}, el('tr', {}, ['dash.rule', 'dash.count', 'dash.points', 'dash.evidence'].map((k) => el('th', { text: t(k) })))),
           el('tbody', {}, rows)))
@@ -190,7 +195,7 @@ async function loadAppraisal() {
     list.append(el('details', { class: 'appraisal-unit clean' },
       el('summary', {}, t('dash.clean_units', { n: clean.length })),
       el('ul', { class: 'clean-list' }, clean.map((u) => el('li', { dataset: { unit: u.unit } },
-        el('span', { class: 'score', text: u.score.toFixed(2) }), ' ', u.unit_name || unitName(u.unit))))));
+        el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit))))));
   }
   box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list);
 }
