@@ -106,11 +106,7 @@ pub fn apply(doc: Option<Doc>, ev: &TicketEvent, at: DateTime<Utc>, by: Person) 
     }
     let mut d = doc?;
     match ev {
-        TicketEvent::TicketAssigned(a) => {
-            if !a.to_centre {
-                d.due = a.handle_due_at.map(micros);
-            }
-        }
+        TicketEvent::TicketAssigned(a) if !a.to_centre => d.due = a.handle_due_at.map(micros),
         TicketEvent::TicketReturned(_) => d.due = None,
         TicketEvent::ExtensionDecided(x) => {
             if let (true, Some(due)) = (x.approved, x.handle_due_at) {
@@ -390,6 +386,19 @@ mod tests {
             self_handled,
             legacy_photo_names: vec![],
         })
+    }
+
+    /// Appraisal events share the feed; they are not a ticket's and pass unread.
+    #[test]
+    fn appraisal_events_are_skipped_silently() {
+        let data = serde_json::json!({"unit": "hg-zfzd"});
+        for ty in ["AppraisalEntryRecorded", "AppraisalBulletinPublished"] {
+            let decoded = TicketEvent::from_parts(ty, 1, &data);
+            assert!(decoded.is_err());
+            assert!(matches!(decode(7, ty, decoded), Ok(None)), "{ty}");
+        }
+        let newer = TicketEvent::from_parts("TicketAccepted", 99, &data);
+        assert!(decode(8, "TicketAccepted", newer).is_err(), "too new stops");
     }
 
     /// A grid report fixed on the spot whose fix fails verification, then is done
