@@ -1624,7 +1624,7 @@ fn arb_ticket_ref() -> impl Strategy<Value = Option<Uuid>> {
 /// `bug_self_handled_report_without_grid_fails_verification_into_assigned_with_no_unit`).
 fn arb_accept(grid_always: bool) -> impl Strategy<Value = AcceptTicket> {
     (
-        prop::sample::select(vec![Source::Hotline, Source::Grid]),
+        prop::sample::select(Source::ALL.to_vec()),
         prop::sample::select(vec![Urgency::Normal, Urgency::Urgent, Urgency::Emergency]),
         prop::option::of(arb_text()),
         any::<bool>(),

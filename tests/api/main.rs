@@ -10,6 +10,7 @@ mod compression;
 mod concurrency;
 mod dispatch;
 mod errors;
+mod facts;
 mod feed;
 mod hardening;
 mod lifecycle;

@@ -243,10 +243,17 @@ pub struct AreaReport {
 }
 
 impl AreaReport {
-    /// One report per `accepted` occurrence row (others are left out).
+    /// One report per `accepted` occurrence row, less those a `report_voided` row
+    /// takes back (closed as a duplicate, invalid or withdrawn; others are left out).
     pub fn from_rows(rows: &[OccurrenceRow]) -> Vec<AreaReport> {
+        let voided: std::collections::HashSet<(&str, i64)> = rows
+            .iter()
+            .filter(|o| o.kind == Kind::ReportVoided.as_str())
+            .map(|o| (o.ticket.as_str(), o.position))
+            .collect();
         rows.iter()
             .filter(|o| o.kind == Kind::Accepted.as_str())
+            .filter(|o| !voided.contains(&(o.ticket.as_str(), o.position)))
             .map(|o| AreaReport {
                 unit: o.unit.clone(),
                 at: o.at,
