@@ -405,6 +405,12 @@ impl Run {
         for (k, v) in more.counts {
             *findings.counts.entry(k).or_default() += v;
         }
+        findings.problems.extend(minimum_activity(
+            label,
+            &findings.counts,
+            &fault,
+            u64::from(self.mix.settings.sse),
+        ));
         let engine = self.db.engine_name();
         if findings.ok() && tally.1 == 0 {
             self.db.drop_it().await;
@@ -485,18 +491,70 @@ impl Run {
             if attempt > 0 {
                 f.counts.insert("projection comparisons retaken", attempt);
             }
-            for ((route, a), (_, b)) in before.iter().zip(&after) {
-                if a != b {
-                    f.problems.push(format!(
-                        "{route}: the live projection differs from a rebuild from the log: {}",
-                        first_difference("", a, b)
-                    ));
-                }
-            }
+            f.problems.extend(compare_projections(&before, &after));
             return Ok(f);
         }
         bail!("the log kept moving (SLA watcher) during four comparisons")
     }
+}
+
+/// The least a scenario must have done for its "0 lost, 0 duplicated" to mean
+/// something (issue 25): commands acknowledged, every SSE subscriber fed, the
+/// projections compared; and where the fault interrupts commands, some
+/// acknowledged only after a retry; answers dropped where the proxy drops them;
+/// probes sent during the outage; SLA events, some appended after the kill, in
+/// `cluster`. Each shortfall is a problem: the scenario fails.
+fn minimum_activity(
+    scenario: &str,
+    counts: &std::collections::BTreeMap<&'static str, u64>,
+    fault: &Value,
+    sse_subscribers: u64,
+) -> Vec<String> {
+    let count = |k: &str| counts.get(k).copied().unwrap_or(0);
+    let field = |k: &str| fault.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut need: Vec<(&str, u64)> = vec![
+        ("acknowledged commands", count("acknowledged commands")),
+        ("SSE events received", count("SSE events received")),
+        (
+            "projection answers compared",
+            count("projection answers compared"),
+        ),
+    ];
+    match scenario {
+        "kill" | "drop" | "outage" | "disk" => {
+            need.push((
+                "acknowledged after a retry",
+                count("acknowledged after a retry"),
+            ));
+        }
+        _ => {}
+    }
+    match scenario {
+        "drop" => need.push(("answers dropped", field("answers_dropped"))),
+        "outage" => need.push(("probe commands during the outage", field("probe_commands"))),
+        "cluster" => {
+            need.push(("SLA events", count("SLA events")));
+            need.push((
+                "SLA events appended after the kill",
+                field("sla_events_after_the_kill"),
+            ));
+        }
+        _ => {}
+    }
+    let mut problems: Vec<String> = need
+        .into_iter()
+        .filter(|(_, n)| *n == 0)
+        .map(|(what, _)| {
+            format!("{scenario}: {what}: 0, so the scenario tested nothing there (minimum 1)")
+        })
+        .collect();
+    if count("SSE subscribers") != sse_subscribers {
+        problems.push(format!(
+            "{scenario}: {} SSE subscribers reported what they saw, of {sse_subscribers}",
+            count("SSE subscribers")
+        ));
+    }
+    problems
 }
 
 /// The last position in the log (nothing is writing when this is asked).
@@ -605,6 +663,30 @@ async fn snapshot(http: &reqwest::Client, base: &str, token: &str) -> Result<Vec
         out.push((r.to_string(), v));
     }
     Ok(out)
+}
+
+/// What differs between the projection answers read live and the same read after a
+/// rebuild: one problem per route whose answers differ, and one if the two reads
+/// did not cover the same routes (nothing compared is not "equal").
+fn compare_projections(before: &[(String, Value)], after: &[(String, Value)]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let routes = |s: &[(String, Value)]| s.iter().map(|(r, _)| r.clone()).collect::<Vec<_>>();
+    if before.is_empty() || routes(before) != routes(after) {
+        problems.push(format!(
+            "the projection answers compared are not the same routes: live {:?}, rebuilt {:?}",
+            routes(before),
+            routes(after)
+        ));
+    }
+    for ((route, a), (_, b)) in before.iter().zip(after) {
+        if a != b {
+            problems.push(format!(
+                "{route}: the live projection differs from a rebuild from the log: {}",
+                first_difference("", a, b)
+            ));
+        }
+    }
+    problems
 }
 
 /// Where two JSON documents first differ: the path and both values.
@@ -1261,3 +1343,7 @@ pub fn print_latency(tally: &Value) {
     table("by_command", "command");
     table("by_read", "read");
 }
+
+#[cfg(test)]
+#[path = "faults_tests.rs"]
+mod tests;
