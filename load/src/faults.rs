@@ -732,6 +732,9 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
     };
     let mut outcomes = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
+    let started_at = chrono::Utc::now();
+    let started = Instant::now();
+    let mut postgres_version = None;
     for &engine in &a.engine {
         if engine == EngineArg::Postgres
             && let Err(e) = sqlx::PgPool::connect(&a.postgres_url).await
@@ -746,6 +749,15 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
             eprintln!("skipping PostgreSQL: {why}");
             skipped.push(why);
             continue;
+        }
+        if engine == EngineArg::Postgres
+            && let Ok(pool) = sqlx::PgPool::connect(&a.postgres_url).await
+        {
+            postgres_version = sqlx::query_scalar::<_, String>("SHOW server_version")
+                .fetch_one(&pool)
+                .await
+                .ok();
+            pool.close().await;
         }
         for &s in scenarios.iter().filter(|s| s.runs_on(engine)) {
             eprintln!("== {} on {engine:?}", s.name());
@@ -777,6 +789,7 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
         let v = json!({
             "args": {"clients": a.clients, "kills": a.kills, "outage_secs": a.outage_secs,
                      "drop_percent": a.drop_percent, "seconds": a.seconds, "seed": a.seed},
+            "run": run_facts(&a, started_at, started.elapsed(), postgres_version),
             "skipped": skipped,
             "runs": outcomes.iter().map(|o| json!({
                 "scenario": o.scenario, "engine": o.engine, "ok": o.ok(),
@@ -788,6 +801,46 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
         println!("wrote {}", path.display());
     }
     Ok(outcomes.iter().all(Outcome::ok))
+}
+
+/// Where and how the run was made, for the documents generated from its JSON
+/// (`yiwang-load report-reliability`): when, the commit, the build, the command.
+fn run_facts(
+    a: &FaultArgs,
+    started_at: chrono::DateTime<chrono::Utc>,
+    elapsed: Duration,
+    postgres_version: Option<String>,
+) -> Value {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    // `load/faults.sh` says how it was called; run directly, the arguments are it.
+    let command = std::env::var("YIWANG_FAULTS_COMMAND").unwrap_or_else(|_| {
+        std::env::args()
+            .map(|a| yiwang::cli::redact(&a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let profile = a
+        .bin
+        .parent()
+        .and_then(Path::file_name)
+        .map(|p| p.to_string_lossy().into_owned());
+    json!({
+        "started_at": started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "elapsed_s": elapsed.as_secs(),
+        "commit": git(&["rev-parse", "--short", "HEAD"]),
+        "dirty": git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty()),
+        "command": command,
+        "profile": profile,
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "postgres_version": postgres_version,
+    })
 }
 
 fn report(outcomes: &[Outcome], skipped: &[String]) {
