@@ -734,6 +734,10 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
     let mut skipped: Vec<String> = Vec::new();
     let started_at = chrono::Utc::now();
     let started = Instant::now();
+    // The machine is shared: how busy it was when the run began.
+    let load_average = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string));
     let mut postgres_version = None;
     for &engine in &a.engine {
         if engine == EngineArg::Postgres
@@ -789,7 +793,7 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
         let v = json!({
             "args": {"clients": a.clients, "kills": a.kills, "outage_secs": a.outage_secs,
                      "drop_percent": a.drop_percent, "seconds": a.seconds, "seed": a.seed},
-            "run": run_facts(&a, started_at, started.elapsed(), postgres_version),
+            "run": run_facts(&a, started_at, started.elapsed(), postgres_version, load_average),
             "skipped": skipped,
             "runs": outcomes.iter().map(|o| json!({
                 "scenario": o.scenario, "engine": o.engine, "ok": o.ok(),
@@ -810,6 +814,7 @@ fn run_facts(
     started_at: chrono::DateTime<chrono::Utc>,
     elapsed: Duration,
     postgres_version: Option<String>,
+    load_average: Option<String>,
 ) -> Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -840,6 +845,7 @@ fn run_facts(
         "profile": profile,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
         "postgres_version": postgres_version,
+        "load_average_at_start": load_average,
     })
 }
 

@@ -6,6 +6,8 @@
 
 mod ceiling;
 mod check;
+#[cfg(test)]
+mod doc_refs;
 mod faults;
 mod lifecycle;
 mod mix;

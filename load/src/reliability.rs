@@ -139,6 +139,7 @@ fn figures(v: &Value) -> Result<BTreeMap<String, String>> {
             .and_then(Value::as_u64)
             .map_or("unknown".into(), |n| n.to_string()),
     );
+    m.insert("run.load_average".into(), s("load_average_at_start").into());
     let el = u(run, "elapsed_s");
     m.insert(
         "run.elapsed".into(),
@@ -380,7 +381,7 @@ mod tests {
             "args": {"clients": 8, "kills": 5, "outage_secs": 10, "drop_percent": 20, "seconds": 8, "seed": 1},
             "run": {"started_at": "2026-12-07T10:00:00Z", "elapsed_s": 151, "commit": "abc1234",
                     "dirty": false, "command": "load/faults.sh --quick", "profile": "debug", "cpus": 2,
-                    "postgres_version": "15.8"},
+                    "postgres_version": "15.8", "load_average_at_start": "3.10"},
             "skipped": [],
             "runs": [
                 {"scenario": "kill", "engine": "sqlite", "ok": true,
