@@ -36,7 +36,7 @@ async fn fixture(name: &str) -> Fixture {
     let url = format!("sqlite://{}/yiwang.db?mode=rwc", dir.display());
     seed(SeedArgs {
         database_url: url.clone(),
-        events: 600,
+        events: 1000,
         clients: 2,
         seed: 25,
     })
