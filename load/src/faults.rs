@@ -1330,6 +1330,9 @@ async fn cluster(a: &FaultArgs) -> Result<Outcome> {
         ("YIWANG_SLA_INTERVAL_SECS".to_string(), "1".to_string()),
         ("YIWANG_CLOCK_OFFSET_SECS".to_string(), TWO_DAYS.to_string()),
     ];
+    // Tickets left waiting to be signed for: with the clock shifted, their
+    // deadlines pass whatever the mix and the import left open.
+    let left_open = run.mix.leave_open(6).await;
     // One instance dies first; then the other two are restarted, one after the
     // other, with the clock shifted: the SLA events fall due while it is dead.
     let victim = rng.random_range(0..run.servers.len());
@@ -1366,6 +1369,7 @@ async fn cluster(a: &FaultArgs) -> Result<Outcome> {
         "instances": 3,
         "killed": victim,
         "sla_events_after_the_kill": sla_after_kill,
+        "tickets_left_open": left_open,
         "summary": format!(
             "3 instances, instance {} killed, clock +2 days for the others; {sla_after_kill} SLA events appended after the kill",
             victim + 1

@@ -367,6 +367,7 @@ fn figures(v: &Value) -> Result<BTreeMap<String, String>> {
                     u(fault, "sla_events_after_the_kill").to_string(),
                 );
                 put("killed_instance", (u(fault, "killed") + 1).to_string());
+                put("left_open", u(fault, "tickets_left_open").to_string());
             }
             _ => {}
         }
