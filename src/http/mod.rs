@@ -12,6 +12,7 @@ pub mod open311;
 pub mod openapi;
 pub mod ops;
 pub mod org;
+pub mod people;
 pub mod server;
 pub mod stats;
 pub mod tickets;
@@ -183,6 +184,7 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         .merge(org::router())
         .merge(appraisal::router())
         .merge(stats::router())
+        .merge(people::router())
         .merge(ops::router())
         .merge(openapi::router())
         .merge(open311::router())
