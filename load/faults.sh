@@ -10,6 +10,7 @@
 # (each scenario creates and drops its own database there). Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+typed="$*"
 args=(--kills 20 --outage-secs 20 --seconds 20 --clients 16)
 if [ "${1:-}" = "--quick" ]; then
   shift
@@ -26,5 +27,7 @@ if [ "$profile" = "debug" ]; then
 else
   cargo build --release -p yiwang -p yiwang-load
 fi
+# The command as typed, recorded in the JSON (RELIABILITY.md names the run it shows).
+export YIWANG_FAULTS_COMMAND="${FAULTS_PROFILE:+FAULTS_PROFILE=$FAULTS_PROFILE }load/faults.sh${typed:+ $typed}"
 "target/$profile/yiwang-load" faults --bin "target/$profile/yiwang" "${args[@]}" \
   --json "$out/faults.json" "$@"

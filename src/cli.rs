@@ -80,7 +80,7 @@ pub enum Command {
     /// Rebuild projections from the event log, from position 0 (takes over the
     /// projection's lease from any running `serve` until it is done).
     Replay {
-        /// Only this projection (default: all). Known: unit_stats.
+        /// Only this projection (default: all). Known: unit_stats, people_stats.
         #[arg(long)]
         projection: Option<String>,
         /// Directory of calendar year files; default: the calendar built into the binary.

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     /// Connections the server closed on its own, by reason.
     pub connections_closed: IntCounterVec,
+    /// Rounds of the SLA watcher (`crate::sla::watcher`), by outcome.
+    pub sla_rounds: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -148,6 +150,14 @@ impl Metrics {
             &["reason"],
         )
         .expect("static metric definition is valid");
+        let sla_rounds = IntCounterVec::new(
+            Opts::new(
+                "yiwang_sla_watcher_rounds_total",
+                "Rounds of this instance's SLA watcher: done, failed (the tickets could not be listed) or panicked",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition is valid");
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -173,6 +183,7 @@ impl Metrics {
             Box::new(limited.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_closed.clone()),
+            Box::new(sla_rounds.clone()),
             Box::new(crate::store::RETRIED_ONE_BY_ONE.clone()),
         ] {
             registry.register(c).expect("fresh registry");
@@ -194,6 +205,7 @@ impl Metrics {
             limited,
             connections_open,
             connections_closed,
+            sla_rounds,
         }
     }
 

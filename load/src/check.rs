@@ -12,9 +12,12 @@
 //! 5. `yiwang verify`'s hash-chain walk finds nothing;
 //! 6. every SSE subscriber saw positions in increasing order, each of them in the
 //!    log, with none of the log's positions between its first and its last missing
-//!    (it starts at the end of the feed, so its first is wherever that was).
+//!    (it starts at the end of the feed, so its first is wherever that was); a
+//!    subscriber that received nothing is a problem, not a pass.
 //!
 //! "The projections equal a rebuild" needs the service: see `faults::projections_match`.
+//! [`Log::read`] reads the database once; [`judge`] is pure, and `check_tests.rs`
+//! seeds each violation into a real log to show it is reported (issue 25).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -81,26 +84,89 @@ struct Batch {
     correlations: HashSet<String>,
 }
 
-pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Findings> {
-    let store = yiwang::store::open(url, false)
-        .await
-        .context("opening the database for the check")?;
-    let mut f = Findings::default();
+/// A ticket view as stored: what invariant 3 compares the fold with.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub state: String,
+    pub version: i64,
+    /// The stored document (`Value::Null` when it is not JSON).
+    pub doc: Value,
+    pub head_hash: String,
+}
 
-    // The whole log, in position order.
-    let mut events: Vec<RecordedEvent> = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store.read_all(after, 5000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        events.extend(page);
+/// Everything the check reads from the database, read once with nothing writing:
+/// the whole log in position order, the view of each of its streams, and what
+/// `yiwang verify` found. [`judge`] holds it against the ledger.
+pub struct Log {
+    pub events: Vec<RecordedEvent>,
+    pub views: HashMap<Uuid, View>,
+    /// `yiwang verify`'s summary when it found something; None when it did not.
+    pub verify_problem: Option<String>,
+}
+
+impl Log {
+    pub async fn read(url: &str) -> Result<Log> {
+        let store = yiwang::store::open(url, false)
+            .await
+            .context("opening the database for the check")?;
+        let mut events: Vec<RecordedEvent> = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.read_all(after, 5000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            events.extend(page);
+        }
+        let streams: HashSet<Uuid> = events.iter().map(|e| e.stream_id).collect();
+        let mut views = HashMap::new();
+        for id in streams {
+            if let Some(row) = yiwang::repo::tickets::ticket_view(&store.pool(), id).await? {
+                views.insert(
+                    id,
+                    View {
+                        state: row.state,
+                        version: row.version,
+                        doc: serde_json::from_str(&row.doc).unwrap_or(Value::Null),
+                        head_hash: row.head_hash,
+                    },
+                );
+            }
+        }
+        let report = yiwang::verify::run(&store.pool()).await?;
+        let verify_problem = (!report.ok()).then(|| report.summary());
+        Ok(Log {
+            events,
+            views,
+            verify_problem,
+        })
     }
-    f.add("events in the log", events.len() as u64);
+}
 
-    // 1, 2: the ledger against the keys in the log.
+/// Reads the log and holds it against the ledger and what the SSE subscribers saw.
+pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Findings> {
+    let log = Log::read(url).await?;
+    Ok(judge(&log, ledger, sse))
+}
+
+/// The invariants of this module's head, held against a log already read. Pure, so
+/// that the tests can seed each violation into a real log and see it reported.
+pub fn judge(log: &Log, ledger: &[Record], sse: &[Vec<i64>]) -> Findings {
+    let mut f = Findings::default();
+    f.add("events in the log", log.events.len() as u64);
+    judge_ledger(&mut f, &log.events, ledger);
+    judge_streams(&mut f, log);
+    // 5: the hash chains.
+    if let Some(p) = &log.verify_problem {
+        f.problem(format!("yiwang verify: {p}"));
+    }
+    judge_sse(&mut f, &log.events, sse);
+    f
+}
+
+/// 1, 2: the ledger against the keys in the log.
+fn judge_ledger(f: &mut Findings, events: &[RecordedEvent], ledger: &[Record]) {
     let mut by_key: HashMap<&str, Batch> = HashMap::new();
-    for e in &events {
+    for e in events {
         let Some(key) = e.metadata.get("idempotency_key").and_then(Value::as_str) else {
             continue;
         };
@@ -194,10 +260,12 @@ pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Fin
             ));
         }
     }
+}
 
-    // 3, 4: every stream folded against its view; SLA events once.
+/// 3, 4: every stream folded against its view; SLA events once.
+fn judge_streams(f: &mut Findings, log: &Log) {
     let mut streams: BTreeMap<Uuid, Vec<&RecordedEvent>> = BTreeMap::new();
-    for e in &events {
+    for e in &log.events {
         streams.entry(e.stream_id).or_default().push(e);
     }
     f.add("tickets", streams.len() as u64);
@@ -249,38 +317,35 @@ pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Fin
             continue;
         }
         let Some(folded) = state else { continue };
-        match yiwang::repo::tickets::ticket_view(&store.pool(), *id).await? {
-            None => f.problem(format!("ticket {id} has events but no ticket view")),
-            Some(row) => {
-                let stored: Value = serde_json::from_str(&row.doc).unwrap_or(Value::Null);
-                let want = serde_json::to_value(&folded)?;
-                if stored != want {
-                    f.problem(format!(
-                        "ticket {id}: the stored view ({} v{}) is not what its {} events give ({:?} v{})",
-                        row.state,
-                        row.version,
-                        evs.len(),
-                        folded.state,
-                        folded.version
-                    ));
-                }
-                if evs.last().map(|e| e.hash.as_str()) != Some(row.head_hash.as_str()) {
-                    f.problem(format!(
-                        "ticket {id}: the view's head hash is not the last event's"
-                    ));
-                }
-            }
+        let Some(view) = log.views.get(id) else {
+            f.problem(format!("ticket {id} has events but no ticket view"));
+            continue;
+        };
+        match serde_json::to_value(&folded) {
+            Ok(want) if want == view.doc => {}
+            Ok(_) => f.problem(format!(
+                "ticket {id}: the stored view ({} v{}) is not what its {} events give ({:?} v{})",
+                view.state,
+                view.version,
+                evs.len(),
+                folded.state,
+                folded.version
+            )),
+            Err(e) => f.problem(format!("ticket {id}: the fold does not serialise: {e}")),
+        }
+        if evs.last().map(|e| e.hash.as_str()) != Some(view.head_hash.as_str()) {
+            f.problem(format!(
+                "ticket {id}: the view's head hash is not the last event's"
+            ));
         }
     }
+}
 
-    // 5: the hash chains.
-    let report = yiwang::verify::run(&store.pool()).await?;
-    if !report.ok() {
-        f.problem(format!("yiwang verify: {}", report.summary()));
-    }
-
-    // 6: what the SSE subscribers saw.
+/// 6: what the SSE subscribers saw. A subscriber that received nothing fails the
+/// check: "no gap" over no events would prove nothing.
+fn judge_sse(f: &mut Findings, events: &[RecordedEvent], sse: &[Vec<i64>]) {
     let positions: Vec<i64> = events.iter().map(|e| e.position).collect();
+    f.add("SSE subscribers", sse.len() as u64);
     for (i, seen) in sse.iter().enumerate() {
         f.add("SSE events received", seen.len() as u64);
         if let Some(w) = seen.windows(2).find(|w| w[1] <= w[0]) {
@@ -291,6 +356,9 @@ pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Fin
             continue;
         }
         let (Some(first), Some(last)) = (seen.first(), seen.last()) else {
+            f.problem(format!(
+                "SSE subscriber {i} received nothing: its order and gaps went unchecked"
+            ));
             continue;
         };
         let expected: Vec<i64> = positions
@@ -312,5 +380,8 @@ pub async fn check(url: &str, ledger: &[Record], sse: &[Vec<i64>]) -> Result<Fin
             ));
         }
     }
-    Ok(f)
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

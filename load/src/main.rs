@@ -6,12 +6,15 @@
 
 mod ceiling;
 mod check;
+#[cfg(test)]
+mod doc_refs;
 mod faults;
 mod lifecycle;
 mod mix;
 mod plan;
 mod proxy;
 mod query;
+mod reliability;
 mod seed;
 mod service;
 mod slow;
@@ -65,6 +68,10 @@ enum Cmd {
     /// requesting: when the service closed each, and the normal latency before
     /// and during. See README.md.
     SlowHeaders(slow::SlowArgs),
+    /// RELIABILITY.md from the fault suite's JSON (target/faults/faults.json), on
+    /// stdout: the prose of load/RELIABILITY.template.md with every figure filled in
+    /// from that one run.
+    ReportReliability(reliability::ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -113,6 +120,7 @@ async fn main() -> ExitCode {
         Cmd::Query(a) => query::query(a).await,
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::SlowHeaders(a) => slow::run(a).await,
+        Cmd::ReportReliability(a) => reliability::run(a),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

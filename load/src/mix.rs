@@ -663,7 +663,7 @@ impl Mix {
                     }
                 };
             if let Err(e) = self
-                .drive(&mut rng, &plan, &mut ids, interval, &mut due)
+                .drive(&mut rng, &plan, &mut ids, interval, &mut due, false)
                 .await
             {
                 self.complain(&format!("{e:#}"));
@@ -672,8 +672,47 @@ impl Mix {
         }
     }
 
+    /// Tickets driven until one of their units has a deadline to sign by, and left
+    /// there, `n` of them (or as many as `4 n` plans give): their deadlines are in
+    /// the log, so business time shifted past them makes them fall due. The
+    /// `cluster` scenario leaves them open before its kill, so that its SLA watchers
+    /// always have warnings and breaches to race for (the tickets the mix and the
+    /// import happen to leave open gave 1 to 13 of them). Returns how many were left.
+    pub async fn leave_open(&self, n: usize) -> usize {
+        let mut rng = StdRng::seed_from_u64(self.settings.seed ^ 0x0be1);
+        let mut history = History::default();
+        let mut ids: HashMap<Uuid, Uuid> = HashMap::new();
+        let mut due = Instant::now();
+        let mut left = 0;
+        for i in 0..4 * n {
+            if left == n || self.stopping() {
+                break;
+            }
+            let at = self.world.accept_time(rng.random(), &mut rng);
+            let plan =
+                match plan_ticket(&self.world, &mut rng, at, format!("open-{i}"), &mut history) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.complain(&format!("planning a ticket: {e:#}"));
+                        break;
+                    }
+                };
+            match self
+                .drive(&mut rng, &plan, &mut ids, None, &mut due, true)
+                .await
+            {
+                Ok(true) => left += 1,
+                Ok(false) => {}
+                Err(e) => self.complain(&format!("{e:#}")),
+            }
+            self.count(|t| t.tickets += 1);
+        }
+        left
+    }
+
     /// Sends one planned ticket's commands. Stops at the first command that is not
-    /// acknowledged (or when the mix stops).
+    /// acknowledged (or when the mix stops); with `leave_at_sign`, also after the
+    /// first command that leaves a deadline to sign by, and then answers true.
     async fn drive(
         &self,
         rng: &mut StdRng,
@@ -681,7 +720,8 @@ impl Mix {
         ids: &mut HashMap<Uuid, Uuid>,
         interval: Option<Duration>,
         due: &mut Instant,
-    ) -> Result<()> {
+        leave_at_sign: bool,
+    ) -> Result<bool> {
         let mut id: Option<Uuid> = None;
         let mut refuse_once = rng.random_range(0..100) < self.settings.refuse_percent;
         for step in &plan.steps {
@@ -689,7 +729,7 @@ impl Mix {
                 continue;
             };
             if self.stopping() {
-                return Ok(());
+                return Ok(false);
             }
             let mut body = body.clone();
             // Earlier tickets the plan names by its own ids.
@@ -706,7 +746,7 @@ impl Mix {
                                 o.remove(field);
                             }
                         }
-                        None => return Ok(()),
+                        None => return Ok(false),
                     }
                 }
             }
@@ -758,7 +798,7 @@ impl Mix {
                     self.count(|t| t.unexpected_refusals += 1);
                     anyhow::bail!("{action} {path} refused: {status} {text}");
                 }
-                return Ok(());
+                return Ok(false);
             };
             if *action == "create" {
                 id = Some(ticket);
@@ -787,8 +827,13 @@ impl Mix {
                 refuse_once = false;
                 self.forbidden(rng, ticket).await?;
             }
+            if leave_at_sign
+                && matches!(&reply, Reply::Ok(v) if v.pointer("/deadlines/sign_due_at").is_some_and(|d| !d.is_null()))
+            {
+                return Ok(true);
+            }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// A command the rules forbid: a hotline agent marking a ticket handled.

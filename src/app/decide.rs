@@ -59,27 +59,36 @@ pub fn check_new_ticket(org: &Org, actor: &Actor, input: &NewTicket) -> Result<(
     Ok(())
 }
 
-/// A ticket's `source` follows the role of whoever reports it: a grid worker's
-/// reports are `grid`, a hotline agent's `hotline`; dispatchers and admins (a
-/// centre that takes a report by other means) choose. The area rules of the
-/// appraisal (容貌管理) count reports by their recorded source, so a client must not
-/// be able to claim another one (issue 19: a hotline ticket posted as `grid`
-/// deducted from the squad; a grid worker's report posted as `hotline` escaped).
+/// A ticket's `source` follows the role of whoever reports it. The area rules of the
+/// appraisal (容貌管理, illegal construction found by the city) count reports by their
+/// recorded source, so a client must not be able to claim another one (issue 19: a
+/// hotline ticket posted as `grid` deducted from the squad; a grid worker's report
+/// posted as `hotline` escaped):
+/// - a grid worker reports `grid`;
+/// - a hotline agent records `hotline`, or `city_supervision` (a finding the city's
+///   supervision passes down reaches the district through the hotline desk);
+/// - a handler records only what its own unit's patrol found, `patrol`;
+/// - dispatchers and admins (a centre that takes a report by other means) choose.
 fn check_source(actor: &Actor, source: Source) -> Result<(), AppError> {
-    let required = match actor.role {
-        Role::GridWorker => Source::Grid,
-        Role::HotlineAgent => Source::Hotline,
+    let allowed: &[Source] = match actor.role {
+        Role::GridWorker => &[Source::Grid],
+        Role::HotlineAgent => &[Source::Hotline, Source::CitySupervision],
+        Role::Handler => &[Source::Patrol],
         _ => return Ok(()),
     };
-    if source == required {
+    if allowed.contains(&source) {
         return Ok(());
     }
+    let names: Vec<String> = allowed
+        .iter()
+        .map(|s| format!("\"{}\"", s.as_str()))
+        .collect();
     Err(AppError::invalid(
         "source",
         format!(
-            "a {}'s reports have the source \"{}\", not \"{}\"",
+            "a {}'s reports have the source {}, not \"{}\"",
             actor.role.as_str(),
-            required.as_str(),
+            names.join(" or "),
             source.as_str()
         ),
     ))
@@ -160,12 +169,18 @@ pub fn decide_action(
 }
 
 /// Where a new ticket waits for dispatch: the caller's centre for the hotline and
-/// dispatchers; the township centre of the grid for a grid worker's report.
+/// dispatchers; the township centre of the grid for a grid worker's report; for a
+/// handler's patrol report, the township centre of the grid, else of the handler's
+/// unit (a district department's: the district's).
 fn receiving_centre(org: &Org, actor: &Actor, grid: Option<&str>) -> String {
     if actor.role != Role::GridWorker && org.is_centre(&actor.unit) {
         return actor.unit.clone();
     }
     grid.and_then(|g| org.township_of(g))
+        .or_else(|| match actor.role {
+            Role::Handler => org.township_of(&actor.unit),
+            _ => None,
+        })
         .unwrap_or(&org.root().code)
         .to_string()
 }

@@ -76,7 +76,9 @@ impl Action {
         use Role::*;
         match self {
             Action::Read => &Role::ALL,
-            Action::Create => &[GridWorker, HotlineAgent, Dispatcher, Admin],
+            // A handler reports only what its unit's own patrol found (`patrol`, checked
+            // with the source).
+            Action::Create => &[GridWorker, HotlineAgent, Dispatcher, Handler, Admin],
             Action::Assign => &[Dispatcher, Admin],
             Action::Sign | Action::Handle | Action::RequestExtension => &[Handler, Admin],
             Action::Return => &[Handler, Dispatcher, Admin],
@@ -193,18 +195,28 @@ fn describe(action: Action) -> &'static str {
     }
 }
 
-/// Checks a new report: grid workers only inside their own grid(s); everyone else
-/// only located inside their unit subtree (a report without a grid lands in the
-/// caller's own centre, so it is in scope).
+/// Checks a new report: grid workers only inside their own grid(s); a handler's
+/// patrol report inside the township its unit is stationed in (a district
+/// department's: anywhere in the district); everyone else only located inside their
+/// unit subtree (a report without a grid lands in the caller's own centre, so it is
+/// in scope).
 pub fn check_create(org: &Org, actor: &Actor, grid: Option<&str>) -> Result<(), Forbidden> {
     role_allowed(actor, Action::Create)?;
+    let scope = match actor.role {
+        Role::Handler => org.township_of(&actor.unit).unwrap_or(&org.root().code),
+        _ => actor.unit.as_str(),
+    };
     match grid {
-        Some(g) if org.is_within(g, &actor.unit) => Ok(()),
+        Some(g) if org.is_within(g, scope) => Ok(()),
         // An unknown grid is not a scope question: the command answers 422 for it.
         Some(g) if org.unit(g).is_none() => Ok(()),
         Some(g) if actor.role == Role::GridWorker => Err(Forbidden(format!(
             "grid worker {} reports only inside {}; grid {g} is outside it",
             actor.user, actor.unit
+        ))),
+        Some(g) if actor.role == Role::Handler => Err(Forbidden(format!(
+            "a patrol of {} reports inside {scope}; grid {g} is outside it",
+            actor.unit
         ))),
         Some(g) => Err(Forbidden(format!(
             "grid {g} is outside {}, the unit of this token",

@@ -64,10 +64,14 @@
 //! the trailer's counts and checksum match: a truncated, damaged or edited archive
 //! leaves nothing behind. Positions, hashes and times are kept as they are, so the
 //! hash chains verify and clients' positions (SSE `Last-Event-ID`, the catch-up feed)
-//! stay valid. After the commit the chains are verified as `yiwang verify` does; a
-//! log that was tampered with before the export is restored as it is and reported
-//! (the ticket views travel with it, so a cut tail stays visible), and `yiwang
-//! restore` then exits non-zero. (To load a damaged log as it is, SQLite's trigger
+//! stay valid. While loading, every event's hash chain is checked (content against
+//! hash, links, versions, and a ticket's last event against its view's recorded
+//! head): the trailer is a plain SHA-256 anyone can recompute after editing an
+//! event, the chain is not. A log that does not verify (edited in the archive, or
+//! tampered with before the export) is refused before the commit, naming each
+//! stream and version, unless `--keep-damaged` asks to load it as it is, for
+//! inspection; after the commit the whole log is verified as `yiwang verify` does,
+//! and `yiwang restore` exits non-zero if it does not. (To load a damaged log as it is, SQLite's trigger
 //! that wants each new event at its stream's head + 1 is dropped for the length of
 //! the transaction and created again before it commits.) The log tally
 //! (`log_tally`, which verification compares the log with) is not in the archive:
@@ -132,6 +136,11 @@ pub struct RestoreArgs {
     /// calendar built into the binary. Use the same as `serve`.
     #[arg(long, env = "YIWANG_CALENDAR_DIR")]
     pub calendar_dir: Option<PathBuf>,
+    /// Load an archive whose log does not verify (an event edited, cut or put in)
+    /// as it is, for inspection, instead of refusing it; the restore then reports
+    /// the problems and exits non-zero.
+    #[arg(long)]
+    pub keep_damaged: bool,
 }
 
 /// The first line of an archive.

@@ -249,7 +249,9 @@ pub async fn restore(url: &str, args: &RestoreArgs) -> anyhow::Result<Restored> 
     }
     let mut tx = Tx::begin(&pool).await?;
     let result = match tx.occupied(MUST_BE_EMPTY).await {
-        Ok(found) if found.is_empty() => load_counted(&mut reader, &mut tx, &header).await,
+        Ok(found) if found.is_empty() => {
+            load_counted(&mut reader, &mut tx, &header, args.keep_damaged).await
+        }
         Ok(found) => refuse_occupied(url, &found).map(|_| Default::default()),
         Err(e) => Err(e),
     };
@@ -295,9 +297,14 @@ type Counts = (u64, u64, BTreeMap<&'static str, u64>);
 /// dropped meanwhile (an archive is restored as it is, a damaged log included; the
 /// verification after the restore reports what is wrong with it), and the log
 /// tally then set from the events restored.
-async fn load_counted(r: &mut LineReader, tx: &mut Tx, header: &Header) -> anyhow::Result<Counts> {
+async fn load_counted(
+    r: &mut LineReader,
+    tx: &mut Tx,
+    header: &Header,
+    keep_damaged: bool,
+) -> anyhow::Result<Counts> {
     tx.drop_version_trigger().await?;
-    let counts = load(r, tx, header).await?;
+    let counts = load(r, tx, header, keep_damaged).await?;
     tx.create_version_trigger().await?;
     dump::set_tally(tx).await?;
     Ok(counts)
@@ -305,8 +312,14 @@ async fn load_counted(r: &mut LineReader, tx: &mut Tx, header: &Header) -> anyho
 
 /// Inserts every record, then checks the trailer; Err leaves the transaction to be
 /// rolled back.
-async fn load(r: &mut LineReader, tx: &mut Tx, header: &Header) -> anyhow::Result<Counts> {
+async fn load(
+    r: &mut LineReader,
+    tx: &mut Tx,
+    header: &Header,
+    keep_damaged: bool,
+) -> anyhow::Result<Counts> {
     let mut pending = Pending::default();
+    let mut chains = Chains::default();
     let mut by_kind: BTreeMap<&'static str, u64> = TABLES.iter().map(|t| (t.kind, 0)).collect();
     let (mut events, mut records, mut max_position) = (0u64, 0u64, 0i64);
     let mut buf = Vec::with_capacity(4096);
@@ -337,6 +350,9 @@ async fn load(r: &mut LineReader, tx: &mut Tx, header: &Header) -> anyhow::Resul
                     if let Some(Val::Int(p)) = vals.first() {
                         max_position = max_position.max(*p);
                     }
+                    chains.push(line, &vals)?;
+                } else if table.kind == "ticket_view" {
+                    chains.view(&vals);
                 }
                 records += 1;
                 *by_kind.entry(table.kind).or_default() += 1;
@@ -372,6 +388,114 @@ async fn load(r: &mut LineReader, tx: &mut Tx, header: &Header) -> anyhow::Resul
         "an event at position {max_position} is past the header's max_position {}",
         header.max_position
     );
+    let problems = chains.finish();
+    if !problems.is_empty() && !keep_damaged {
+        let shown: Vec<String> = problems.iter().take(10).map(|p| format!("  {p}")).collect();
+        bail!(
+            "the archive's log does not verify ({} problem{}; the checksum matches, so the archive was \
+             edited and its trailer recomputed, or the log was damaged before the export):\n{}{}\n\
+             restore --keep-damaged loads such a log as it is, for inspection",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            shown.join("\n"),
+            if problems.len() > 10 { "\n  …" } else { "" },
+        );
+    }
     tx.flush(&mut pending).await?;
     Ok((events, records, by_kind))
+}
+
+/// The hash chains of the archive's events, checked as they stream past (every
+/// event's content against its hash, its link to the one before, versions without
+/// gaps), so that a log that does not verify is refused before the restore
+/// commits. (The full `yiwang verify` runs after the commit, with the views.)
+#[derive(Default)]
+struct Chains {
+    streams: std::collections::HashMap<Uuid, crate::verify::StreamCheck>,
+    /// The heads the ticket views recorded (a cut tail shows only against them).
+    views: std::collections::HashMap<Uuid, crate::verify::ViewHead>,
+}
+
+impl Chains {
+    /// One event record's values, in the column order of `store::dump::EVENTS`.
+    fn push(&mut self, line: usize, vals: &[Val]) -> anyhow::Result<()> {
+        let e = recorded(vals).with_context(|| format!("line {line}: an event record"))?;
+        self.streams
+            .entry(e.stream_id)
+            .or_insert_with(|| crate::verify::StreamCheck::new(e.stream_id))
+            .push(crate::verify::Link::of(&e));
+        Ok(())
+    }
+
+    /// A ticket view record's head (`id`, …, `version`, …, `head_hash`, in the
+    /// column order of `repo::dump::TICKET_VIEW`).
+    fn view(&mut self, vals: &[Val]) {
+        if let (Some(Val::Text(Some(id))), Some(Val::Int(version)), Some(Val::Text(Some(head)))) =
+            (vals.first(), vals.get(8), vals.get(12))
+            && let Ok(id) = Uuid::parse_str(id)
+        {
+            let head = crate::verify::ViewHead {
+                version: *version,
+                head_hash: head.clone(),
+            };
+            self.views.insert(id, head);
+        }
+    }
+
+    fn finish(self) -> Vec<crate::verify::Problem> {
+        let views = self.views;
+        let mut all: Vec<crate::verify::Problem> = self
+            .streams
+            .into_iter()
+            .flat_map(|(id, c)| c.finish(views.get(&id)))
+            // A stream without a view row (not every stream is a ticket's) is for
+            // `yiwang verify` after the commit to judge; here the chains and the
+            // heads the views recorded.
+            .filter(|p| p.kind != crate::verify::ProblemKind::View || views.contains_key(&p.stream))
+            .collect();
+        all.sort_by_key(|p| (p.position, p.version));
+        all
+    }
+}
+
+/// An event record as the store would read it (its JSON parsed, its times read).
+fn recorded(vals: &[Val]) -> anyhow::Result<store::RecordedEvent> {
+    let [
+        Val::Int(position),
+        Val::Text(Some(stream)),
+        Val::Int(version),
+        Val::Text(Some(event_type)),
+        Val::Int(schema_version),
+        Val::Text(Some(data)),
+        Val::Text(Some(metadata)),
+        Val::Text(Some(occurred_at)),
+        Val::Text(Some(recorded_at)),
+        Val::Text(Some(prev_hash)),
+        Val::Text(Some(hash)),
+    ] = vals
+    else {
+        bail!("the values do not fit the events table");
+    };
+    let time = |t: &str| {
+        DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .with_context(|| format!("{t:?} is not an RFC 3339 time"))
+    };
+    // A stored text that is not JSON is hashed as the string it is.
+    let json = |t: &str| {
+        serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.to_string()))
+    };
+    Ok(store::RecordedEvent {
+        position: *position,
+        stream_id: Uuid::parse_str(stream)?,
+        version: *version,
+        event_type: event_type.clone(),
+        schema_version: i32::try_from(*schema_version)?,
+        data: json(data),
+        metadata: json(metadata),
+        occurred_at: time(occurred_at)?,
+        recorded_at: time(recorded_at)?,
+        prev_hash: prev_hash.clone(),
+        hash: hash.clone(),
+    })
 }

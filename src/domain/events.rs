@@ -13,17 +13,38 @@ pub use super::upcast::{DecodeError, current_version};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
+    /// 12345热线: a call or message to the hotline.
     Hotline,
+    /// 网格上报: a grid worker's report.
     Grid,
+    /// 市级督查: found by the city's supervision (市级发现督办), passed down to the
+    /// district; the illegal-construction rule of the squad's sheet counts these.
+    CitySupervision,
+    /// 自查巡查: found by a unit's own patrol (a squad, a market office).
+    Patrol,
 }
 
 impl Source {
+    pub const ALL: [Source; 4] = [
+        Source::Hotline,
+        Source::Grid,
+        Source::CitySupervision,
+        Source::Patrol,
+    ];
+
     /// The name of the source as the API and the statistics spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Hotline => "hotline",
             Source::Grid => "grid",
+            Source::CitySupervision => "city_supervision",
+            Source::Patrol => "patrol",
         }
+    }
+
+    /// The source named `s` (as [`Source::as_str`] spells it), if there is one.
+    pub fn parse(s: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 

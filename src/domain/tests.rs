@@ -1624,7 +1624,7 @@ fn arb_ticket_ref() -> impl Strategy<Value = Option<Uuid>> {
 /// `bug_self_handled_report_without_grid_fails_verification_into_assigned_with_no_unit`).
 fn arb_accept(grid_always: bool) -> impl Strategy<Value = AcceptTicket> {
     (
-        prop::sample::select(vec![Source::Hotline, Source::Grid]),
+        prop::sample::select(Source::ALL.to_vec()),
         prop::sample::select(vec![Urgency::Normal, Urgency::Urgent, Urgency::Emergency]),
         prop::option::of(arb_text()),
         any::<bool>(),
@@ -1773,14 +1773,15 @@ fn check_invariants(
 /// folds to the same ticket.
 fn run_sequence(
     opening: AcceptTicket,
-    cmds: Vec<Command>,
+    cmds: Vec<(Command, i64)>,
     all_invariants: bool,
 ) -> Result<(), TestCaseError> {
     let mut t: Option<Ticket> = None;
     let mut log: Vec<(TicketEvent, DateTime<Utc>)> = vec![];
-    let steps = std::iter::once(Command::Accept(Box::new(opening))).chain(cmds);
-    for (i, cmd) in steps.enumerate() {
-        let now = t0() + Duration::minutes(i as i64 * 37);
+    let steps = std::iter::once((Command::Accept(Box::new(opening)), 0)).chain(cmds);
+    let mut now = t0();
+    for (i, (cmd, gap)) in steps.enumerate() {
+        now += Duration::minutes(gap);
         let before = t.clone();
         let shown = format!("{cmd:?}");
         match decide(t.as_ref(), cmd, &ctx_at(now)) {
@@ -1827,13 +1828,30 @@ fn run_sequence(
     Ok(())
 }
 
+/// The time between two commands: minutes, hours or days up to three weeks, so that
+/// a sequence crosses the sign deadline (a day), the handle deadline (five days) and
+/// an extension's, or stays well inside them.
+fn arb_gap() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        3 => 0i64..90,
+        3 => 90i64..(24 * 60),
+        2 => (24 * 60i64)..(7 * 24 * 60),
+        1 => (7 * 24 * 60i64)..(21 * 24 * 60),
+    ]
+}
+
+/// A command and the minutes since the one before it.
+fn arb_timed_command() -> impl Strategy<Value = (Command, i64)> {
+    (arb_command(), arb_gap())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
     fn prop_random_command_sequences_keep_the_ticket_consistent(
         opening in arb_accept(true),
-        cmds in prop::collection::vec(arb_command(), 0..40),
+        cmds in prop::collection::vec(arb_timed_command(), 0..40),
     ) {
         run_sequence(opening, cmds, false)?;
     }
@@ -1947,7 +1965,7 @@ proptest! {
     #[test]
     fn prop_every_invariant_holds_from_any_opening(
         opening in arb_accept(false),
-        cmds in prop::collection::vec(arb_command(), 0..40),
+        cmds in prop::collection::vec(arb_timed_command(), 0..40),
     ) {
         run_sequence(opening, cmds, true)?;
     }

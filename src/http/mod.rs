@@ -13,6 +13,7 @@ pub mod open311;
 pub mod openapi;
 pub mod ops;
 pub mod org;
+pub mod people;
 pub mod server;
 pub mod stats;
 pub mod tickets;
@@ -185,6 +186,7 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         .merge(appraisal::router())
         .merge(appraisal_entries::router())
         .merge(stats::router())
+        .merge(people::router())
         .merge(ops::router())
         .merge(openapi::router())
         .merge(open311::router())

@@ -234,6 +234,7 @@ document.";
         super::org::list_units,
         super::org::list_categories,
         super::stats::unit_stats,
+        super::people::people_stats,
         super::appraisal::get_appraisal,
         super::appraisal::list_profiles,
         super::appraisal_entries::record_entry,

@@ -57,9 +57,12 @@ fn reply(r: Reply) -> Response {
 #[utoipa::path(
     post, path = "/api/v1/tickets", tag = "tickets",
     summary = "Accept a ticket (受理)",
-    description = "The hotline (source `hotline`) or a grid worker (source `grid`, inside \
-        their grid; `self_handled` when fixed on the spot) registers a ticket. It waits \
-        in the receiving centre's queue with the unit the catalogue suggests.",
+    description = "The hotline (source `hotline`, or `city_supervision` for a finding the \
+        city's supervision passes down), a grid worker (source `grid`, inside their grid; \
+        `self_handled` when fixed on the spot), a handler (source `patrol`: what its \
+        unit's own patrol found, inside its township) or a dispatcher (any source) \
+        registers a ticket. It waits in the receiving centre's queue with the unit the \
+        catalogue suggests.",
     params(
         ("Idempotency-Key" = String, Header, description = "A fresh UUID per command, reused on retry (1 to 200 characters)"),
     ),
@@ -71,10 +74,10 @@ fn reply(r: Reply) -> Response {
                 ("Idempotent-Replayed" = String, description = "`true` on a retry's replayed answer"),
             )),
         (status = 400, description = "Malformed JSON or no Idempotency-Key", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The role may not accept tickets, or the grid is outside the token's unit (a handler's: its township)", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "`related_to` names no ticket this token may read (whether or not it exists)", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is over 1 MiB", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker and `hotline` for a hotline agent), or the Idempotency-Key was used for another request", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing or invalid (`field` names it; `source` must be `grid` for a grid worker, `hotline` or `city_supervision` for a hotline agent, `patrol` for a handler), or the Idempotency-Key was used for another request", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user = %actor.user, role = actor.role.as_str()))]

@@ -371,11 +371,14 @@ impl Delta {
     /// What an occurrence adds.
     pub fn occurrence(&mut self, o: &Occurrence) {
         let col = match o.kind {
-            Kind::Accepted => {
-                // Listed for the area rules: by township, source and category.
+            Kind::Accepted | Kind::ReportVoided => {
+                // Listed for the area rules: by township, source and category; a
+                // report closed as a duplicate, invalid or withdrawn leaves its list
+                // again (its `ReportVoided` mirrors the `Accepted`).
                 let list = report_list(&o.source, &o.category);
                 let it = item(&o.ticket, o.position);
-                self.evidence_in(&o.unit, day_of(o.at), Cow::Owned(list), it, 1);
+                let sign = if o.kind == Kind::Accepted { 1 } else { -1 };
+                self.evidence_in(&o.unit, day_of(o.at), Cow::Owned(list), it, sign);
                 return;
             }
             Kind::RepeatComplaint => Col::RepeatComplaints,

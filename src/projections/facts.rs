@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::domain::TicketEvent;
+use crate::domain::{CloseCode, TicketEvent};
 use crate::sla::calendar::Calendar;
 
 /// The far future: the `span_end` of an episode still open.
@@ -154,10 +154,16 @@ pub enum Kind {
     FeedbackSatisfied,
     FeedbackBasic,
     FeedbackUnsatisfied,
+    /// A report taken back: the ticket was closed as a duplicate, invalid or
+    /// withdrawn, so it no longer counts as a place found (容貌管理 "每发现一处").
+    /// It mirrors the report's `Accepted` occurrence (the same unit, time and
+    /// position, that of the `TicketAccepted`), so the two cancel in the monthly
+    /// report lists and in a day's rows alike.
+    ReportVoided,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Accepted,
         Kind::RepeatComplaint,
         Kind::Returned,
@@ -169,6 +175,7 @@ impl Kind {
         Kind::FeedbackSatisfied,
         Kind::FeedbackBasic,
         Kind::FeedbackUnsatisfied,
+        Kind::ReportVoided,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -184,6 +191,7 @@ impl Kind {
             Kind::FeedbackSatisfied => "feedback_satisfied",
             Kind::FeedbackBasic => "feedback_basic",
             Kind::FeedbackUnsatisfied => "feedback_unsatisfied",
+            Kind::ReportVoided => "report_voided",
         }
     }
 
@@ -204,6 +212,14 @@ pub struct TicketFacts {
     pub episodes: Vec<Episode>,
     /// The unit it was last with (for feedback after close), if any.
     pub last_unit: Option<String>,
+    /// When and at which position it was accepted: its report's item in the area
+    /// lists, taken back when it closes as a duplicate, invalid or withdrawn
+    /// (`serde(default)`: facts stored before these fields read 0; migration 0011
+    /// has the projection rebuilt, so none is left).
+    #[serde(default)]
+    pub accepted_at: i64,
+    #[serde(default)]
+    pub accepted_pos: i64,
 }
 
 impl TicketFacts {
@@ -261,6 +277,8 @@ pub fn apply(
             centre: a.centre.clone(),
             episodes: Vec::new(),
             last_unit: None,
+            accepted_at: at,
+            accepted_pos: pos,
         };
         out.push(occ(&f, pos, Kind::Accepted, f.area.clone(), at));
         if let Some(earlier) = a.related_to {
@@ -366,12 +384,16 @@ pub fn apply(
             };
             out.push(occ(&f, pos, kind, f.charged_unit(), at));
         }
-        TicketEvent::TicketClosed(_) => {
+        TicketEvent::TicketClosed(c) => {
             if let Some(e) = f.current() {
                 if e.is_open() {
                     e.closed_at = Some(at);
                     e.close_pos = Some(pos);
                 }
+            }
+            if voids_report(c.code) && f.accepted_pos > 0 {
+                let (area, accepted) = (f.area.clone(), f.accepted_at);
+                out.push(occ(&f, f.accepted_pos, Kind::ReportVoided, area, accepted));
             }
         }
         TicketEvent::VerificationPassed(_)
@@ -380,6 +402,16 @@ pub fn apply(
         | TicketEvent::SlaBreached(_) => {}
     }
     Some(f)
+}
+
+/// True for the close codes that take a report back: it found no place of its own
+/// (a duplicate of another report, invalid, or withdrawn). A ticket closes once
+/// (closed is final), so a report is taken back at most once.
+pub fn voids_report(code: CloseCode) -> bool {
+    matches!(
+        code,
+        CloseCode::Duplicate | CloseCode::Invalid | CloseCode::Withdrawn
+    )
 }
 
 fn occ(f: &TicketFacts, position: i64, kind: Kind, unit: String, at: i64) -> Occurrence {

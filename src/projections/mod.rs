@@ -9,13 +9,15 @@
 //! rebuilds it from position 0.
 //!
 //! The ticket view is not here: it is written inline with each append (the queue
-//! must never lag a command). `unit_stats` is the one projection that follows the
-//! feed; the appraisal is computed from it at query time, so a changed rule profile
-//! applies to every period at once and a score is always reproducible from the log.
+//! must never lag a command). `unit_stats` and `people_stats` (the per-person
+//! figures, `people.rs`) follow the feed; the appraisal is computed from
+//! `unit_stats` at query time, so a changed rule profile applies to every period at
+//! once and a score is always reproducible from the log.
 
 pub mod daily;
 pub mod facts;
 pub mod gauges;
+pub mod people;
 pub mod periods;
 pub mod stats;
 pub mod unit_stats;
@@ -83,11 +85,14 @@ pub struct Handles {
 
 /// The projections this build has, by name.
 pub fn all(h: &Handles) -> Vec<Arc<dyn Projection>> {
-    vec![Arc::new(unit_stats::UnitStats::new(
-        h.store.pool(),
-        h.org.clone(),
-        h.calendar.clone(),
-    ))]
+    vec![
+        Arc::new(unit_stats::UnitStats::new(
+            h.store.pool(),
+            h.org.clone(),
+            h.calendar.clone(),
+        )),
+        Arc::new(people::PeopleStats::new(h.store.pool())),
+    ]
 }
 
 /// One process's claim on running a projection.

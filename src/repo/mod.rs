@@ -10,7 +10,8 @@
 //!   purge;
 //! - `tokens`: bearer tokens; `org`: the stored organisation document;
 //!   `attachments`: the photos' records;
-//! - `projections`: the projections' leases and the gauges' reads;
+//! - `projections`: the projections' leases and the gauges' reads; `people`: the
+//!   tables of the per-person figures (`projections::people`);
 //! - `dump`: the export and restore of these tables (the log's own in
 //!   `store::dump`); `audit`: verify's reads of the ticket view.
 
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod contacts;
 pub mod dump;
 pub mod org;
+pub mod people;
 pub mod projections;
 pub mod tickets;
 pub mod tokens;

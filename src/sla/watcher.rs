@@ -71,19 +71,25 @@ pub fn spawn(app: Arc<App>, interval: Duration) -> tokio::task::JoinHandle<()> {
                 let app = app.clone();
                 async move { run_once(&app).await }
             });
-            match round.await {
-                Ok(Ok(n)) => tracing::debug!(
-                    appended = n,
-                    secs = started.elapsed().as_secs_f64(),
-                    "SLA watcher round done"
-                ),
+            let outcome = match round.await {
+                Ok(Ok(n)) => {
+                    tracing::debug!(
+                        appended = n,
+                        secs = started.elapsed().as_secs_f64(),
+                        "SLA watcher round done"
+                    );
+                    "done"
+                }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "SLA watcher round failed; retrying next round")
+                    tracing::warn!(error = %e, "SLA watcher round failed; retrying next round");
+                    "failed"
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "SLA watcher round panicked; retrying next round")
+                    tracing::warn!(error = %e, "SLA watcher round panicked; retrying next round");
+                    "panicked"
                 }
-            }
+            };
+            app.metrics.sla_rounds.with_label_values(&[outcome]).inc();
         }
     })
 }

@@ -98,7 +98,7 @@ type Row = (&'static str, Setup, [Want; 6], [Want; 6]);
 #[rustfmt::skip]
 const MATRIX: [Row; 17] = [
     //  action               setup                    grid hot disp hand anal admin   outside
-    ("create",            Setup::Nothing,        [Y, Y, Y, N, N, Y], [N, N, N, N, N, N]),
+    ("create",            Setup::Nothing,        [Y, Y, Y, Y, N, Y], [N, N, N, N, N, N]),
     ("assign",            Setup::Accepted,       [N, N, Y, H, N, Y], [H, H, H, H, H, H]),
     ("assign on (转派)",  Setup::AtCentre,       [N, N, Y, H, N, Y], [H, H, H, H, H, H]),
     ("sign",              Setup::Assigned,       [N, N, N, Y, N, Y], [H, H, H, H, H, H]),
@@ -150,6 +150,10 @@ fn request(action: &str, township: &str, role: Role) -> (reqwest::Method, String
             b["location"]["grid"] = json!(format!("{township}-01-g01"));
             if role == Role::GridWorker {
                 b["source"] = json!("grid");
+            }
+            // A handler records its own unit's patrol (issue 21).
+            if role == Role::Handler {
+                b["source"] = json!("patrol");
             }
             (reqwest::Method::POST, "/api/v1/tickets".into(), Some(b))
         }

@@ -306,3 +306,76 @@ async fn a_refusal_is_never_decided_on_a_stale_copy() {
         app.finish().await;
     }
 }
+
+/// Idempotency keys are per user: two agents who happen to send the same key with
+/// the same body get a ticket each (a key space shared by all would hand the
+/// second agent the first one's ticket); and a retry that lands on another instance
+/// of the service gets the first answer, with nothing appended twice.
+#[tokio::test]
+async fn a_key_belongs_to_its_user_and_a_retry_through_another_instance_replays_it() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let pool = app.app.store.pool();
+        let mut agents = Vec::new();
+        for user in ["agent-a@etdz", "agent-b@etdz"] {
+            let (_, t) = yiwang::auth::create_token(&pool, user, Role::HotlineAgent, "etdz")
+                .await
+                .unwrap();
+            agents.push(t);
+        }
+        let key = [("Idempotency-Key", "shift-start-1".to_string())];
+        let create = |base: String, token: String| {
+            let client = reqwest::Client::new();
+            async move {
+                let r = client
+                    .post(format!("{base}/api/v1/tickets"))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "shift-start-1")
+                    .json(&ticket_body())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let replayed = r.headers().get("idempotent-replayed").is_some();
+                let body: serde_json::Value = r.json().await.unwrap();
+                (status, replayed, body)
+            }
+        };
+        let mut ids = Vec::new();
+        for t in &agents {
+            let r = app
+                .send(
+                    reqwest::Method::POST,
+                    "/api/v1/tickets",
+                    Some(t),
+                    Some(&ticket_body()),
+                    &key,
+                )
+                .await;
+            assert_eq!(r.status, 201, "{engine:?}: {}", r.body);
+            assert_eq!(r.header("idempotent-replayed"), None, "{engine:?}");
+            ids.push(r.body["id"].as_str().unwrap().to_string());
+        }
+        assert_ne!(
+            ids[0], ids[1],
+            "{engine:?}: one key, two users, two tickets"
+        );
+        let accepted = |events: &[yiwang::store::RecordedEvent]| {
+            events
+                .iter()
+                .filter(|e| e.event_type == "TicketAccepted")
+                .count()
+        };
+        assert_eq!(accepted(&app.all_events().await), 2, "{engine:?}");
+
+        // The first agent's retry reaches a second instance on the same database.
+        let (other, _other_app) = crate::support::another_instance(&app.db).await;
+        let (status, replayed, body) = create(other, agents[0].clone()).await;
+        assert_eq!(status, 201, "{engine:?}: {body}");
+        assert!(replayed, "{engine:?}: the answer is the stored first one");
+        assert_eq!(body["id"], ids[0].as_str(), "{engine:?}");
+        let events = app.all_events().await;
+        assert_eq!(accepted(&events), 2, "{engine:?}: nothing appended again");
+        app.finish().await;
+    }
+}

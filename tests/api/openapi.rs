@@ -446,6 +446,7 @@ async fn real_answers_conform_to_the_document() {
             "/api/v1/stats/units?granularity=year&satisfaction=strict".to_string(),
             format!("/api/v1/appraisal?period={month}"),
             format!("/api/v1/appraisal?period={}", now.format("%Y")),
+            format!("/api/v1/stats/people?from={today}&to={today}"),
         ] {
             let r = app.get(&path, &admin).await;
             checked(&r, "get", &path, 200);
@@ -463,6 +464,13 @@ async fn real_answers_conform_to_the_document() {
             "{}",
             r.body
         );
+        let r = app
+            .get(
+                &format!("/api/v1/stats/people?from={today}&to={today}"),
+                &admin,
+            )
+            .await;
+        assert_eq!(r.body["handlers"][0]["handled"], 2, "{}", r.body);
 
         // Errors.
         let path = format!("/api/v1/tickets/{}", Uuid::new_v4());
@@ -500,6 +508,18 @@ async fn real_answers_conform_to_the_document() {
             "get",
             "/api/v1/stats/units",
             403,
+        );
+        checked(
+            &app.get("/api/v1/stats/people", &hot).await,
+            "get",
+            "/api/v1/stats/people",
+            403,
+        );
+        checked(
+            &app.get("/api/v1/stats/people?to=nope", &admin).await,
+            "get",
+            "/api/v1/stats/people?to=nope",
+            422,
         );
         let r = app
             .send(reqwest::Method::GET, "/api/v1/units", None, None, &[])

@@ -397,8 +397,23 @@ async fn the_spawned_watcher_appends_on_its_own() {
             }
             tokio::time::sleep(StdDuration::from_millis(50)).await;
         }
-        // The warning window was missed: the breach alone, once.
-        tokio::time::sleep(StdDuration::from_millis(200)).await;
+        // The warning window was missed: the breach alone, once, also after three
+        // more rounds of the watcher (counted, not waited for by the clock).
+        let rounds = || {
+            app.app
+                .metrics
+                .sla_rounds
+                .with_label_values(&["done"])
+                .get()
+        };
+        let seen = rounds();
+        for _ in 0..200 {
+            if rounds() >= seen + 3 {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(25)).await;
+        }
+        assert!(rounds() >= seen + 3, "{engine:?}: the watcher stopped");
         task.abort();
         assert_eq!(
             sla_of(&app.app, id).await,

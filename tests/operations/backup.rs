@@ -599,6 +599,59 @@ async fn truncated_edited_and_foreign_archives_are_refused_leaving_nothing() {
     src.finish().await;
 }
 
+/// An archive whose event was edited and whose trailer was then recomputed (a plain
+/// SHA-256 anyone can redo) passes the checksum, but not the hash chain: the restore
+/// is refused before it commits, naming the stream and version, and leaves nothing.
+#[tokio::test]
+async fn an_edited_event_with_a_recomputed_checksum_is_refused_leaving_nothing() {
+    let (src, file, dir) = small_archive().await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("{\"kind\":\"event\"") && l.contains("\"version\":2"))
+        .expect("the assignment's event");
+    let mut event: Value = serde_json::from_str(&lines[at]).unwrap();
+    let stream = event["stream_id"].as_str().unwrap().to_string();
+    assert_eq!(event["data"]["unit"], "zhzf", "{event}");
+    event["data"]["unit"] = json!("scjg");
+    // The record keeps its key order (`kind` first), as the archive writes it.
+    lines[at] = serde_json::to_string(&event).unwrap();
+    let body: String = lines[..lines.len() - 1]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let mut trailer: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    trailer["sha256"] = json!(hex::encode(Sha256::digest(body.as_bytes())));
+    let edited = dir.path().join("edited-resummed.ndjson");
+    std::fs::write(&edited, format!("{body}{trailer}\n")).unwrap();
+    for engine in engines().await {
+        let db = TestDb::new(engine).await;
+        let r = restore(&db.url, &edited, &[]).await;
+        assert!(!r.ok, "{engine:?}: {r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("edited stream {stream} version 2"))
+                && r.stderr.contains("its content does not match its hash")
+                && r.stderr.contains("without anything from the archive"),
+            "{engine:?}: {r:?}"
+        );
+        let counts = table_counts(&db.url).await;
+        assert!(nothing_written(&counts), "{engine:?}: {counts:?}");
+        // --keep-damaged loads it as it is, and says it does not verify.
+        let r = restore(&db.url, &edited, &["--keep-damaged"]).await;
+        assert!(!r.ok, "{engine:?}: {r:?}");
+        assert!(r.stdout.contains("restored 2 events"), "{r:?}");
+        assert!(
+            r.stdout
+                .contains(&format!("edited stream {stream} version 2")),
+            "{r:?}"
+        );
+        db.drop_db().await;
+    }
+    src.finish().await;
+}
+
 #[tokio::test]
 async fn restore_into_a_database_with_events_is_refused() {
     let (src, file, _dir) = small_archive().await;
@@ -625,9 +678,10 @@ async fn restore_into_a_database_with_events_is_refused() {
     src.finish().await;
 }
 
-/// A log someone tampered with (the last event of a stream deleted, the guard
-/// dropped) is restored as it is, and stays visibly tampered: the restore reports the
-/// same problem as `yiwang verify` on the original and exits non-zero.
+/// A log someone tampered with before the export (the last event of a stream
+/// deleted, the guard dropped) is refused by default; with `--keep-damaged` it is
+/// restored as it is and stays visibly tampered: the restore reports the same
+/// problem as `yiwang verify` on the original and exits non-zero.
 #[tokio::test]
 async fn a_tampered_log_is_restored_as_it_is_and_reported() {
     let (src, _, dir) = small_archive().await;
@@ -658,7 +712,13 @@ async fn a_tampered_log_is_restored_as_it_is_and_reported() {
     export(&src.db.url, &file).await;
     for engine in engines().await {
         let db = TestDb::new(engine).await;
+        // Refused by default, naming the problem, and nothing loaded ...
         let r = restore(&db.url, &file, &[]).await;
+        assert!(!r.ok, "{engine:?}: {r:?}");
+        assert!(r.stderr.contains("version 2: missing"), "{r:?}");
+        assert!(nothing_written(&table_counts(&db.url).await), "{r:?}");
+        // ... and loaded as it is, for inspection, with --keep-damaged.
+        let r = restore(&db.url, &file, &["--keep-damaged"]).await;
         assert!(!r.ok, "{engine:?}: {r:?}");
         assert!(r.stdout.contains("restored 1 events"), "{r:?}");
         assert_eq!(problems(&r), problems(&original), "{engine:?}: {r:?}");

@@ -701,7 +701,7 @@ async fn open_as_serve(db: TestDb) -> TestApp {
     app
 }
 
-const PROJECTION_TABLES: [(&str, &str); 8] = [
+const PROJECTION_TABLES: [(&str, &str); 10] = [
     ("stats_tickets", "ticket"),
     ("stats_episodes", "ticket, seq"),
     ("stats_occurrences", "position, kind"),
@@ -710,14 +710,17 @@ const PROJECTION_TABLES: [(&str, &str); 8] = [
     ("stats_monthly", "month, unit"),
     ("stats_turnaround_monthly", "month, unit"),
     ("stats_evidence_monthly", "month, unit, list"),
+    ("people_tickets", "ticket"),
+    ("stats_people", "day, unit, person"),
 ];
 
-const READS: [&str; 5] = [
+const READS: [&str; 6] = [
     "/api/v1/stats/units?unit=etdz&granularity=month&from=2026-09-01&to=2026-11-30",
     "/api/v1/stats/units?unit=hg&granularity=day&from=2026-09-28&to=2026-10-20",
     "/api/v1/appraisal?period=2026-10&unit=hg",
     "/api/v1/appraisal?period=2026-Q4",
     "/api/v1/tickets?limit=100",
+    "/api/v1/stats/people?unit=etdz&from=2026-09-01&to=2026-11-30",
 ];
 
 /// Asserts that `a` (upgraded) answers and holds what `b` (fresh) does.

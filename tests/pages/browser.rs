@@ -26,10 +26,6 @@ const WAIT: Duration = Duration::from_secs(15);
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot folder");
@@ -147,7 +143,7 @@ async fn browser(app: &TestApp, name: &'static str, screen: Screen) -> Option<Br
             let why = format!(
                 "{bin} is missing: apt-get install -y chromium chromium-driver (.ci/run does)"
             );
-            assert!(!in_ci(), "CI=true and {why}");
+            assert!(!support::in_ci(), "CI=true and {why}");
             eprintln!("skipping browser test {name}: {why}");
             return None;
         }
@@ -194,6 +190,7 @@ async fn browser(app: &TestApp, name: &'static str, screen: Screen) -> Option<Br
             Err(e) => panic!("chromedriver on port {port} did not start a session: {e}"),
         }
     };
+    support::ran("chromium");
     Some(Browser {
         client,
         driver,

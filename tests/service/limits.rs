@@ -413,8 +413,11 @@ async fn a_request_slower_than_the_timeout_gets_503_but_the_live_stream_does_not
             detail.contains("within 1 s") && detail.contains("same Idempotency-Key"),
             "{engine:?}: {detail}"
         );
+        // Not before the timeout; and the timeout (not the lock's release, which
+        // comes only after the answer) is what ended it: the 503 above and the
+        // counter below say so, with no upper bound on a busy machine's clock.
         assert!(
-            took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+            took >= Duration::from_millis(900),
             "{engine:?}: answered after {took:?}"
         );
         assert!(app.limited("timeout").await >= 1, "{engine:?}: counted");

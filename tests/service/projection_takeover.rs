@@ -227,11 +227,24 @@ async fn another_process_takes_over_a_projection_when_its_runner_dies() {
             },
         )
         .await;
-        // Counted once each: no event applied twice across the take-over.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Counted once each: no event applied twice across the take-over. Not a
+        // pause and a look: one more ticket goes in, and once the projection's
+        // checkpoint has passed it (so every batch since the take-over has been
+        // applied), the count is exactly one more.
+        assigned_ticket(&c, &survivor.base, &hot, &disp).await;
+        let head = support::max_position(&pool).await;
+        wait_for("the survivor applied the last ticket", TAKEOVER, || {
+            let pool = pool.clone();
+            async move {
+                yiwang::repo::projections::read_checkpoint(&pool, "unit_stats", 0)
+                    .await
+                    .is_ok_and(|p| p >= head)
+            }
+        })
+        .await;
         assert_eq!(
             received(&c, &survivor.base, &analyst).await,
-            3,
+            4,
             "{}",
             survivor.log_text()
         );

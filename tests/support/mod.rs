@@ -27,8 +27,19 @@ pub enum Engine {
 
 pub const PG_ENV: &str = "YIWANG_TEST_DATABASE_URL";
 
-fn in_ci() -> bool {
+/// Whether this is a CI run: `CI` is `true` or `1` (one rule for the whole suite;
+/// `.ci/run` sets it). Then a test that cannot reach its engine or browser fails.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Leaves the mark `target/test-ran/{what}` (`sqlite`, `postgres`, `chromium`):
+/// `.ci/run` fails when a mark is missing after `cargo test`, so a suite that
+/// skipped an engine or the browser cannot pass as a whole.
+pub fn ran(what: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-ran");
+    // A mark that cannot be written shows as a missing mark in .ci/run.
+    let _ = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(dir.join(what), b""));
 }
 
 /// The engines this run covers.
@@ -63,6 +74,10 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new(engine: Engine) -> TestDb {
+        ran(match engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        });
         match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -173,20 +188,7 @@ impl TestApp {
 
     /// The position of the last committed event (0 for an empty log).
     pub async fn max_position(&self) -> i64 {
-        match self.app.store.pool() {
-            yiwang::store::Pool::Postgres(p) => {
-                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                    .fetch_one(&p)
-                    .await
-                    .expect("max position")
-            }
-            yiwang::store::Pool::Sqlite(p) => {
-                sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                    .fetch_one(&p)
-                    .await
-                    .expect("max position")
-            }
-        }
+        max_position(&self.app.store.pool()).await
     }
 
     /// Waits until the feed shows every event committed so far. On PostgreSQL the
@@ -368,6 +370,17 @@ pub fn ticket_body() -> Value {
         "location": {"address": "皇冠街道某小区", "lat": 37.5, "lon": 122.1, "grid": "hg-01-g01"},
         "reporter": {"name": "赵先生", "phone": "13800000000"}
     })
+}
+
+/// The position of the last committed event in the database of `pool` (0 for an
+/// empty log).
+pub async fn max_position(pool: &yiwang::store::Pool) -> i64 {
+    let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+    match pool {
+        yiwang::store::Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        yiwang::store::Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+    }
+    .expect("max position")
 }
 
 /// A second service instance on the same database (as several `serve` processes

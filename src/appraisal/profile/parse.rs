@@ -8,8 +8,7 @@ mod rule;
 
 use rule::{RuleFile, check_rule};
 
-/// The ticket sources an `area_reports` rule may count (`domain::Source`).
-const SOURCES: [&str; 4] = ["grid", "hotline", "city_supervision", "patrol"];
+use crate::domain::events::Source;
 
 // ---------------------------------------------------------------------------
 // The file format

@@ -375,3 +375,87 @@ fn a_case_entered_as_bad_impact_leaves_the_city_found_list() {
     assert_eq!(entries(find(a, "bonus.city_found_bad_impact")), [bad]);
     assert_eq!((a.score, a.bonus), (Some(100.0), Some(-0.3)));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Entries of the squad's manual items in 2026's months, quarters and year.
+    fn entries() -> impl Strategy<Value = Vec<(usize, usize, u32)>> {
+        prop::collection::vec((0usize..64, 0usize..17, 1u32..6), 0..24)
+    }
+
+    fn periods() -> Vec<String> {
+        let mut p: Vec<String> = (1..=12).map(|m| format!("2026-{m:02}")).collect();
+        p.extend((1..=4).map(|q| format!("2026-Q{q}")));
+        p.push("2026".into());
+        p
+    }
+
+    proptest! {
+        /// Whatever is entered: each counted section deducts at most its full
+        /// points, the score is the base plus the counted items, the bonus the sum
+        /// of the bonus items, every entry of the period is evidence, and
+        /// withdrawing everything gives back the score of the tickets alone.
+        #[test]
+        fn caps_hold_and_withdrawals_restore(picks in entries(), late in 0usize..30) {
+            let sheet = default_profile().sheet("enforcement").expect("the squad's sheet");
+            let manual: Vec<&str> = sheet
+                .sections
+                .iter()
+                .flat_map(|s| &s.items)
+                .filter(|i| matches!(i.how, ItemHow::Counted { .. }))
+                .map(|i| i.code.as_str())
+                .collect();
+            let ps = periods();
+            let mut log = Log::default();
+            let mut ids = Vec::new();
+            for (item, p, count) in &picks {
+                let code = manual[item % manual.len()];
+                ids.push(log.entry("hg-zfzd", &ps[*p], code, *count));
+            }
+            let f = Figures {
+                late_completions: evs(late, "l"),
+                ..Figures::default()
+            };
+            for label in ["2026-03", "2026-Q1", "2026-Q3", "2026"] {
+                let a = one("hg-zfzd", label, f.clone(), &log.ledger());
+                let p = period(label);
+                let mut counted = 0.0;
+                for s in &sheet.sections {
+                    let sum: f64 = a.deductions.iter().filter(|d| d.section == s.name).map(|d| d.points).sum();
+                    if let (Some(full), false) = (s.points, s.bonus) {
+                        prop_assert!(sum >= -full - 1e-9, "{label} {}: {sum}", s.name);
+                        counted += sum;
+                    }
+                }
+                let bonus: f64 = a.deductions.iter()
+                    .filter(|d| d.section == "bonus").map(|d| d.points).sum();
+                prop_assert_eq!(a.bonus, Some(round(bonus, 2)));
+                if label != "2026" {
+                    prop_assert_eq!(a.score, Some(round((100.0 + counted).max(0.0), 2)));
+                }
+                // Every entry whose period lies in this one is evidence, once.
+                let mut want: Vec<Uuid> = picks
+                    .iter()
+                    .zip(&ids)
+                    .filter(|((_, p_i, _), _)| {
+                        let ep = period(&ps[*p_i]);
+                        p.first_day <= ep.first_day && ep.end_day <= p.end_day
+                    })
+                    .map(|(_, id)| *id)
+                    .collect();
+                want.sort();
+                let mut got: Vec<Uuid> = a.deductions.iter().flat_map(|d| d.evidence.entries.iter().copied()).collect();
+                got.sort();
+                prop_assert_eq!(got, want);
+            }
+            let before = one("hg-zfzd", "2026", f.clone(), &Ledger::default());
+            for id in ids {
+                log.withdraw(id);
+            }
+            let after = one("hg-zfzd", "2026", f, &log.ledger());
+            prop_assert_eq!(after, before);
+        }
+    }
+}

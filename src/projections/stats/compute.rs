@@ -170,7 +170,7 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
         for &t in ts {
             let c = &mut cells[t * np + p];
             match kind {
-                Kind::Accepted => {}
+                Kind::Accepted | Kind::ReportVoided => {}
                 Kind::RepeatComplaint => c.repeat_complaints += 1,
                 Kind::Returned => {
                     c.returns += 1;

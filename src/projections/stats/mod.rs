@@ -66,7 +66,8 @@ pub async fn area_reports(
     period: &Period,
 ) -> Result<Vec<AreaReport>, StoreError> {
     if period.granularity == Granularity::Day {
-        let kinds = [Kind::Accepted];
+        // A voided report mirrors its acceptance (same time, unit and category).
+        let kinds = [Kind::Accepted, Kind::ReportVoided];
         let rows = occurrences(pool, &kinds, areas, categories, period.start, period.end).await?;
         return Ok(AreaReport::from_rows(&rows));
     }

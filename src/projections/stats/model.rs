@@ -243,10 +243,17 @@ pub struct AreaReport {
 }
 
 impl AreaReport {
-    /// One report per `accepted` occurrence row (others are left out).
+    /// One report per `accepted` occurrence row, less those a `report_voided` row
+    /// takes back (closed as a duplicate, invalid or withdrawn; others are left out).
     pub fn from_rows(rows: &[OccurrenceRow]) -> Vec<AreaReport> {
+        let voided: std::collections::HashSet<(&str, i64)> = rows
+            .iter()
+            .filter(|o| o.kind == Kind::ReportVoided.as_str())
+            .map(|o| (o.ticket.as_str(), o.position))
+            .collect();
         rows.iter()
             .filter(|o| o.kind == Kind::Accepted.as_str())
+            .filter(|o| !voided.contains(&(o.ticket.as_str(), o.position)))
             .map(|o| AreaReport {
                 unit: o.unit.clone(),
                 at: o.at,
@@ -391,13 +398,16 @@ mod tests {
 
     proptest! {
         /// Evidence orders as its stored text ("ticket@position" by ticket, then
-        /// position), whatever bytes the tickets differ in.
+        /// position), whatever bytes the tickets differ in: the first, the last,
+        /// or none (`shared` leading bytes of `b` are `a`'s, as UUIDv7 ids made in
+        /// the same millisecond share their first six).
         #[test]
         fn evidence_orders_as_its_ticket_text_then_position(
-            a in any::<[u8; 16]>(), b in any::<[u8; 16]>(), same in any::<bool>(),
+            a in any::<[u8; 16]>(), mut b in any::<[u8; 16]>(), shared in 0usize..=16,
             pa in 0i64..1000, pb in 0i64..1000,
         ) {
-            let (ta, tb) = (Uuid::from_bytes(a), if same { Uuid::from_bytes(a) } else { Uuid::from_bytes(b) });
+            b[..shared].copy_from_slice(&a[..shared]);
+            let (ta, tb) = (Uuid::from_bytes(a), Uuid::from_bytes(b));
             let (x, y) = (Evidence { ticket: ta, position: pa }, Evidence { ticket: tb, position: pb });
             let by_text = ta.hyphenated().to_string().cmp(&tb.hyphenated().to_string()).then(pa.cmp(&pb));
             prop_assert_eq!(x.cmp(&y), by_text);

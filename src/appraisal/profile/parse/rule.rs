@@ -235,12 +235,12 @@ pub(super) fn check_rule(
                 ));
             }
             if let Some(s) = r.source.as_deref() {
-                if !SOURCES.contains(&s) {
+                if Source::parse(s).is_none() {
                     return Err((
                         at("source"),
                         format!(
                             "{s:?} is not a source; use one of {}, or leave it out for all",
-                            SOURCES.join(", ")
+                            Source::ALL.map(Source::as_str).join(", ")
                         ),
                     ));
                 }
