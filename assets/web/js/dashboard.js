@@ -6,6 +6,7 @@ import uPlot from '/web/vendor/uplot/uPlot.esm.js';
 import {
   api, clear, el, errorText, lang, run, startPage, subtree, t, today, unit, unitName,
 } from './common.js';
+import { fmtScore, ticketLink } from './appraisal-common.js';
 
 const $ = (id) => document.getElementById(id);
 let me;
@@ -152,12 +153,18 @@ async function loadStats() {
   table($('by-period'), t('dash.period'), own.map((r) => [r.period, r, unit]));
 }
 
+// The tickets behind a deduction, by their numbers (entries people made are on the
+// appraisal page).
 function evidenceLinks(evidence) {
-  const seen = new Map();
-  for (const e of evidence) if (!seen.has(e.ticket)) seen.set(e.ticket, e.position);
-  return el('span', { class: 'evidence' }, [...seen.keys()].map((id, i) => el('a', {
-    href: `/tickets/${id}`, class: 'evidence-link', title: id, text: `${t('dash.ticket_n', { n: i + 1 })}`,
-  })));
+  const ids = [...new Set(evidence.filter((e) => e.ticket).map((e) => e.ticket))];
+  return el('span', { class: 'evidence' }, ids.map((id) => ticketLink(id)));
+}
+
+// Units without a score (no sheet, or a department outside a year) sort last.
+function byScore(x, y) {
+  const a = x.score === null || x.score === undefined ? Infinity : x.score;
+  const b = y.score === null || y.score === undefined ? Infinity : y.score;
+  return a === b ? 0 : a - b;
 }
 
 async function loadAppraisal() {
@@ -165,7 +172,7 @@ async function loadAppraisal() {
   const q = new URLSearchParams({ period: $('a-period').value.trim(), unit: $('d-unit').value });
   if ($('a-profile').value) q.set('profile', $('a-profile').value);
   const a = await api(`/api/v1/appraisal?${q}`);
-  const units = a.units.filter((u) => u.deductions.length).sort((x, y) => x.score - y.score);
+  const units = a.units.filter((u) => u.deductions.length).sort(byScore);
   const clean = a.units.filter((u) => !u.deductions.length);
   const list = el('div', { class: 'appraisal-list' });
   if (!units.length) list.append(el('p', { class: 'muted', text: t('dash.no_deductions_at_all') }));
@@ -176,7 +183,7 @@ async function loadAppraisal() {
       el('td', { class: 'num points', text: d.points.toFixed(2) }, d.capped ? el('span', { class: 'badge', text: t('dash.capped') }) : null),
       el('td', {}, evidenceLinks(d.evidence))));
     const details = el('details', { class: 'appraisal-unit', open: u.deductions.length > 0, dataset: { unit: u.unit } },
-      el('summary', {}, el('span', { class: 'score', text: u.score.toFixed(2) }), ' ', u.unit_name || unitName(u.unit),
+      el('summary', {}, el('span', { class: 'score', text: fmtScore(u.score) }), ' ', u.unit_name || unitName(u.unit),
         el('span', { class: 'muted', text: ` · ${t('dash.base')} ${u.base}` }),
         u.deductions.length ? null : el('span', { class: 'muted', text: ` · ${t('dash.no_deductions')}` })),
       u.deductions.length
@@ -190,9 +197,10 @@ async function loadAppraisal() {
     list.append(el('details', { class: 'appraisal-unit clean' },
       el('summary', {}, t('dash.clean_units', { n: clean.length })),
       el('ul', { class: 'clean-list' }, clean.map((u) => el('li', { dataset: { unit: u.unit } },
-        el('span', { class: 'score', text: u.score.toFixed(2) }), ' ', u.unit_name || unitName(u.unit))))));
+        el('span', { class: 'score', text: fmtScore(u.score) }), ' ', u.unit_name || unitName(u.unit))))));
   }
-  box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list);
+  box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list,
+    el('p', {}, el('a', { href: `/appraisal?${new URLSearchParams({ period: a.period })}`, id: 'to-appraisal', text: t('dash.to_appraisal') })));
 }
 
 // A CSV download: the same endpoint with Accept: text/csv, saved from a blob.
