@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{Deduction, UnitAppraisal};
+use super::{Deduction, EvidenceList, UnitAppraisal};
 use crate::projections::stats::model::Evidence;
 
 /// Writes `value` as `serde_json` does (strings escaped, numbers and `null` as
@@ -52,6 +52,27 @@ pub fn evidence(out: &mut Vec<u8>, items: &[Evidence]) -> serde_json::Result<()>
     Ok(())
 }
 
+/// `[{"ticket":"…","position":…},…,{"entry":"…"},…]`
+fn evidence_list(out: &mut Vec<u8>, list: &EvidenceList) -> serde_json::Result<()> {
+    evidence(out, &list.tickets)?;
+    if list.entries.is_empty() {
+        return Ok(());
+    }
+    // Reopen the list to add the entries after the tickets.
+    out.pop();
+    let mut uuid = uuid::Uuid::encode_buffer();
+    for (i, e) in list.entries.iter().enumerate() {
+        if i > 0 || !list.tickets.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"entry\":\"");
+        out.extend_from_slice(e.hyphenated().encode_lower(&mut uuid).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    out.push(b']');
+    Ok(())
+}
+
 fn deduction(out: &mut Vec<u8>, d: &Deduction) -> serde_json::Result<()> {
     out.push(b'{');
     key_only(out, "rule");
@@ -60,14 +81,13 @@ fn deduction(out: &mut Vec<u8>, d: &Deduction) -> serde_json::Result<()> {
     field(out, "points", &d.points)?;
     out.push(b',');
     key_only(out, "evidence");
-    evidence(out, &d.evidence)?;
+    evidence_list(out, &d.evidence)?;
     field(out, "section", &d.section)?;
-    if let Some(t) = &d.title {
-        field(out, "title", t)?;
-    }
+    field(out, "title", &d.title)?;
     if let Some(r) = &d.rate {
         field(out, "rate", r)?;
     }
+    field(out, "manual", &d.manual)?;
     field(out, "capped", &d.capped)?;
     if let Some(u) = &d.uncapped_points {
         field(out, "uncapped_points", u)?;
@@ -81,6 +101,7 @@ pub fn unit(out: &mut Vec<u8>, u: &UnitAppraisal) -> serde_json::Result<()> {
     out.push(b'{');
     key_only(out, "unit");
     value(out, &u.unit)?;
+    field(out, "sheet", &u.sheet)?;
     field(out, "base", &u.base)?;
     field(out, "score", &u.score)?;
     out.push(b',');
@@ -91,7 +112,9 @@ pub fn unit(out: &mut Vec<u8>, u: &UnitAppraisal) -> serde_json::Result<()> {
     if let Some(a) = &u.agency_type {
         field(out, "agency_type", a)?;
     }
-    field(out, "weight", &u.weight)?;
+    if let Some(w) = &u.weight {
+        field(out, "weight", w)?;
+    }
     if let Some(q) = &u.quarters {
         field(out, "quarters", q)?;
     }
@@ -100,6 +123,14 @@ pub fn unit(out: &mut Vec<u8>, u: &UnitAppraisal) -> serde_json::Result<()> {
     }
     if let Some(b) = &u.bonus {
         field(out, "bonus", b)?;
+    }
+    if let Some(e) = &u.evaluations {
+        field(out, "evaluations", e)?;
+    }
+    if let Some(r) = &u.reference {
+        out.push(b',');
+        key_only(out, "reference");
+        list(out, r, deduction)?;
     }
     out.push(b'}');
     Ok(())
@@ -130,7 +161,7 @@ fn list<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::appraisal::PeriodScore;
+    use crate::appraisal::{Evaluation, PeriodScore};
     use proptest::prelude::*;
 
     fn by_serde(u: &UnitAppraisal) -> String {
@@ -156,24 +187,36 @@ mod tests {
             rule: format!("rule {text}"),
             count: n as u64,
             points: -x,
-            evidence: items,
+            evidence: EvidenceList {
+                tickets: items,
+                entries: (0..n % 3)
+                    .map(|i| uuid::Uuid::from_u128(i as u128 * 0x1234_5678_9abc))
+                    .collect(),
+            },
             section: text.to_string(),
-            title: some.then(|| format!("title \"{text}\"")),
+            title: format!("title \"{text}\""),
             rate: some.then_some(x / 7.0),
+            manual: !some,
             capped: some,
             uncapped_points: some.then_some(-x * 3.0),
         };
+        let bare = Deduction {
+            evidence: EvidenceList::default(),
+            ..d.clone()
+        };
+        let only_entries = Deduction {
+            evidence: EvidenceList {
+                tickets: Vec::new(),
+                entries: vec![uuid::Uuid::from_u128(n as u128)],
+            },
+            ..d.clone()
+        };
         UnitAppraisal {
             unit: text.to_string(),
-            base: 100.0,
-            score: 100.0 - x,
-            deductions: vec![
-                d.clone(),
-                Deduction {
-                    evidence: Vec::new(),
-                    ..d
-                },
-            ],
+            sheet: some.then(|| "enforcement".to_string()),
+            base: some.then_some(100.0),
+            score: some.then_some(100.0 - x),
+            deductions: vec![d.clone(), bare.clone(), only_entries],
             unit_name: format!("{text}\u{7}\n综合执法中队"),
             kind: "agency",
             agency_type: some.then(|| "enforcement".to_string()),
@@ -186,6 +229,17 @@ mod tests {
             }),
             year_end_score: some.then_some(x * 0.6),
             bonus: some.then_some(0.0),
+            evaluations: some.then(|| {
+                vec![Evaluation {
+                    township: "hg".into(),
+                    township_name: format!("{text}街道"),
+                    points: x,
+                    grade_word: some.then(|| "好".to_string()),
+                    note: text.to_string(),
+                    entry: uuid::Uuid::from_u128(9),
+                }]
+            }),
+            reference: some.then(|| vec![bare, d]),
         }
     }
 

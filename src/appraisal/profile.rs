@@ -2,19 +2,22 @@
 //! into the binary and checked when the service starts. Pure: text in, a validated
 //! [`Profile`] or a [`ProfileError`] naming the file and the field out.
 //!
-//! A profile is a base score and sections of rules. A section applies to units by
-//! kind (and, for agencies, agency type) and may cap its total deduction; a rule
-//! turns one statistic of a unit in a period into a deduction (points ≤ 0), with the
-//! events behind it. The rule kinds:
+//! A profile is a list of sheets (考核评价表), one per kind of unit: a sheet applies
+//! to units by kind (and, for agencies, agency type), has a base (full) score, a
+//! weight, sections with their full points (each section's cap) and items. An item
+//! is either a rule computed from a unit's tickets in a period (with the events
+//! behind it) or manual: entered by people as a count (`points_each` each) or as
+//! free points in a range. A section may be `bonus` (加减分: added after the
+//! weighting) or `reference` (computed and shown, never counted). The rule kinds:
 //!
 //! | kind | fields | deduction |
 //! |---|---|---|
-//! | `each` (default) | `metric` (evidence), `points_each`, `cap`? | `points_each` × events |
-//! | `tickets` | `metrics` (evidence), `points_each`, `cap`? | `points_each` × distinct tickets among the events |
-//! | `rate_steps` | `metric` (rate), `step`, `points_per_step`, `cap`? | `points_per_step` × ⌊(1 − rate) / step⌋ |
+//! | `each` (default) | `metric` (evidence), `points_each` | `points_each` × events |
+//! | `tickets` | `metrics` (evidence), `points_each` | `points_each` × distinct tickets among the events |
+//! | `rate_steps` | `metric` (rate), `step`, `points_per_step` | `points_per_step` × ⌊(1 − rate) / step⌋ |
 //! | `rate_below` | `metric` (rate), `threshold`, `points` | `points` when rate < threshold |
 //! | `rate_weight` | `metric` (rate), `weight` | −`weight` × (1 − rate) |
-//! | `area_reports` | `categories`, `source`?, `points_each`, `cap`? | `points_each` × tickets accepted in the unit's township |
+//! | `area_reports` | `categories`, `source`?, `points_each` | `points_each` × tickets accepted in the unit's township |
 //!
 //! Evidence metrics: `late_signs`, `late_completions`, `not_on_time`, `overdue`,
 //! `verification_failed`, `supervised_repeat`, `feedback_unsatisfied`,
@@ -27,8 +30,8 @@ use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::org::UnitKind;
 use crate::org::model::AGENCY_TYPES;
+use crate::org::{Org, UnitKind};
 use crate::projections::daily::Lists;
 use crate::projections::stats::model::{Evidence, Figures};
 
@@ -145,75 +148,90 @@ pub struct Profile {
     pub title: String,
     pub description: String,
     pub source: Option<String>,
-    pub base: f64,
     /// 满意率 counts only "satisfied" (not "basically satisfied") when true.
     pub satisfaction_strict: bool,
-    pub sections: Vec<Section>,
-    /// How a year is scored; None: by the rules over the whole year.
-    pub yearly: Option<Yearly>,
-    /// The share of this (ticket-derived) evaluation in a unit's appraisal, by kind.
-    pub weights: Option<Weights>,
+    /// The sheets, in file order: a unit is scored by the first that applies to it.
+    pub sheets: Vec<Sheet>,
 }
 
 impl Profile {
+    /// The sheet that scores `unit` (the first whose `applies_to` matches its kind
+    /// and agency type), or None: the unit is not appraised under this profile.
+    pub fn sheet_for(&self, org: &Org, unit: &str) -> Option<&Sheet> {
+        let u = org.unit(unit)?;
+        self.sheet_for_kind(u.kind, u.agency_type.as_deref())
+    }
+
+    /// The sheet for a unit of this kind and agency type.
+    pub fn sheet_for_kind(&self, kind: UnitKind, agency_type: Option<&str>) -> Option<&Sheet> {
+        self.sheets.iter().find(|s| s.applies(kind, agency_type))
+    }
+
+    /// The sheet of this name.
+    pub fn sheet(&self, name: &str) -> Option<&Sheet> {
+        self.sheets.iter().find(|s| s.name == name)
+    }
+
+    /// Every rule item of every sheet (reference sections included).
+    pub fn rules(&self) -> impl Iterator<Item = &How> {
+        self.sheets
+            .iter()
+            .flat_map(|s| &s.sections)
+            .flat_map(|s| &s.items)
+            .filter_map(|i| match &i.how {
+                ItemHow::Rule(h) => Some(h),
+                _ => None,
+            })
+    }
+
     /// The stored evidence lists some rule counts or lists: the others need not
     /// be read into the figures.
     pub fn stored_lists(&self) -> Lists {
         let strict = self.satisfaction_strict;
-        let metrics = self
-            .sections
-            .iter()
-            .flat_map(|s| &s.rules)
-            .flat_map(|r| match &r.how {
-                How::Each { metric, .. } => std::slice::from_ref(metric),
-                How::Tickets { metrics, .. } => metrics.as_slice(),
-                How::RateSteps { metric, .. }
-                | How::RateBelow { metric, .. }
-                | How::RateWeight { metric, .. } => metric.shortfall_lists(strict),
-                How::AreaReports { .. } => &[],
-            });
+        let metrics = self.rules().flat_map(|h| match h {
+            How::Each { metric, .. } => std::slice::from_ref(metric),
+            How::Tickets { metrics, .. } => metrics.as_slice(),
+            How::RateSteps { metric, .. }
+            | How::RateBelow { metric, .. }
+            | How::RateWeight { metric, .. } => metric.shortfall_lists(strict),
+            How::AreaReports { .. } => &[],
+        });
         metrics.fold(Lists::NONE, |l, m| l.with(m.as_str()))
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Yearly {
     pub quarter_weight: f64,
     pub year_end_weight: f64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Weights {
-    pub department: f64,
-    pub agency: f64,
-}
-
-impl Weights {
-    pub fn of(&self, kind: UnitKind) -> Option<f64> {
-        match kind {
-            UnitKind::Department => Some(self.department),
-            UnitKind::Agency => Some(self.agency),
-            _ => None,
-        }
-    }
-}
-
+/// One kind of unit's appraisal sheet (考核评价表): its sections of items.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Section {
+pub struct Sheet {
+    /// `department`, `judicial`, `enforcement`, `market` (the ranking's `kind`).
     pub name: String,
-    pub title: Option<String>,
+    pub title: String,
+    /// The document section, e.g. "经技区发〔2020〕49号 三(三)".
+    pub source: Option<String>,
     pub kinds: Vec<UnitKind>,
     /// Agencies only of these types (None: any agency).
     pub agency_types: Option<Vec<String>>,
-    /// The most this section deducts in total (a positive number of points).
-    pub cap: Option<f64>,
-    pub rules: Vec<Rule>,
+    /// The full score (100; 30 for the departments' evaluation).
+    pub base: f64,
+    /// The share of this evaluation in the unit's yearly performance appraisal.
+    pub weight: Option<f64>,
+    /// How a year is scored; None: as any period, by the sheet over the whole year.
+    pub yearly: Option<Yearly>,
+    /// The score is the mean of this free item's entries for a year (the townships'
+    /// evaluations of a department), not the base less deductions.
+    pub mean_of: Option<String>,
+    pub sections: Vec<Section>,
 }
 
-impl Section {
-    /// Whether the section scores a unit of this kind and agency type.
+impl Sheet {
+    /// Whether the sheet scores a unit of this kind and agency type.
     pub fn applies(&self, kind: UnitKind, agency_type: Option<&str>) -> bool {
         if !self.kinds.contains(&kind) {
             return false;
@@ -225,15 +243,86 @@ impl Section {
             _ => true,
         }
     }
+
+    /// The item of this code, with its section.
+    pub fn item(&self, code: &str) -> Option<(&Section, &Item)> {
+        self.sections
+            .iter()
+            .find_map(|s| s.items.iter().find(|i| i.code == code).map(|i| (s, i)))
+    }
 }
 
+/// A section of a sheet (e.g. 督查督办 (20分)).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Rule {
-    pub rule: String,
+pub struct Section {
+    pub name: String,
+    /// The document's wording.
+    pub title: String,
+    /// Where in the document, e.g. "49号 三(三) 2.督查督办".
+    pub source: Option<String>,
+    /// The section's full points: the most its items deduct together (None for a
+    /// bonus or reference section).
+    pub points: Option<f64>,
+    /// 加减分: its items are added after the weighting, never capped by the base.
+    pub bonus: bool,
+    /// Computed and shown, never counted (a department's ticket figures).
+    pub reference: bool,
+    /// Items sharing a cap (one numbered point of the document with several ways
+    /// to lose its points).
+    pub groups: Vec<Group>,
+    pub items: Vec<Item>,
+}
+
+impl Section {
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+/// Items of a section that share a cap.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub name: String,
     pub title: Option<String>,
-    /// The most this rule deducts (a positive number of points).
+    /// The most the group's items deduct together (a positive number of points).
+    pub cap: f64,
+}
+
+/// One item of a sheet: computed from tickets or entered by people.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Item {
+    /// Stable, unique within the sheet, e.g. `supervision.late_completion`.
+    pub code: String,
+    /// The document's wording.
+    pub title: String,
+    /// The most the item deducts (or adds) in a period's sheet.
     pub cap: Option<f64>,
-    pub how: How,
+    /// The group of its section whose cap it shares.
+    pub group: Option<String>,
+    pub how: ItemHow,
+    /// A manual item entered for a year only (`YYYY`).
+    pub year_only: bool,
+    /// A rule item: the tickets named by the active entries of this manual item of
+    /// the same unit do not count here (they are counted there, e.g. 恶劣影响).
+    pub except_tickets_of: Option<String>,
+}
+
+impl Item {
+    /// Entered by people (counted or free), not computed.
+    pub fn is_manual(&self) -> bool {
+        !matches!(self.how, ItemHow::Rule(_))
+    }
+}
+
+/// How an item is scored.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ItemHow {
+    /// Computed from tickets.
+    Rule(How),
+    /// Entered as a count: points = count × `points_each`.
+    Counted { points_each: f64 },
+    /// Entered as points in [min, max].
+    Free { min: f64, max: f64 },
 }
 
 /// What a rule counts and how it turns that into points.
@@ -267,6 +356,20 @@ pub enum How {
         source: Option<String>,
         points_each: f64,
     },
+}
+
+impl How {
+    /// The rule's kind as profiles name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            How::Each { .. } => "each",
+            How::Tickets { .. } => "tickets",
+            How::RateSteps { .. } => "rate_steps",
+            How::RateBelow { .. } => "rate_below",
+            How::RateWeight { .. } => "rate_weight",
+            How::AreaReports { .. } => "area_reports",
+        }
+    }
 }
 
 /// A figure that is a list of (ticket, event position).

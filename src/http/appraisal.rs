@@ -143,6 +143,9 @@ async fn get_appraisal(
     let units = appraisal::appraised_units(&org, &root);
     let scope_all = root == org.root().code;
     let now = app.now();
+    // H2: the ledger is read here (repo::appraisal, the log's appraisal events
+    // folded); until then nobody has entered anything.
+    let ledger = appraisal::Ledger::default();
     let scores = appraisal::appraise_from_store(
         &app.store.pool(),
         &org,
@@ -151,6 +154,7 @@ async fn get_appraisal(
         units,
         scope_all,
         now,
+        &ledger,
     )
     .await?;
     if wants_csv(&headers) {
@@ -159,7 +163,7 @@ async fn get_appraisal(
     // About 70 bytes an evidence item and 600 a unit and deduction otherwise.
     let items: usize = scores
         .iter()
-        .flat_map(|u| &u.deductions)
+        .flat_map(|u| u.deductions.iter().chain(u.reference.iter().flatten()))
         .map(|d| d.evidence.len() * 70 + 300)
         .sum();
     let body = AppraisalBody {
@@ -201,8 +205,11 @@ fn wants_csv(headers: &HeaderMap) -> bool {
         })
 }
 
-/// One row per unit and deduction (a unit without deductions: one row with the
-/// deduction columns empty); evidence as `ticket@position;…`.
+/// One row per unit and item (a unit without items: one row with the item
+/// columns empty); evidence as `ticket@position;…` then `entry:id;…`. A
+/// department's reference items are rows with `reference` true; its evaluations
+/// are not repeated here (the JSON lists them). An empty score: none (no sheet, or
+/// a department without evaluations for the period).
 pub fn csv_text(
     period: &str,
     profile: &str,
@@ -214,33 +221,61 @@ pub fn csv_text(
         "profile",
         "unit",
         "unit_name",
+        "sheet",
         "base",
         "score",
+        "bonus",
+        "section",
         "rule",
+        "manual",
+        "reference",
         "count",
         "points",
         "evidence",
     ])?;
+    let text = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     for u in scores {
-        let (base, score) = (u.base.to_string(), u.score.to_string());
-        let head = [period, profile, &u.unit, &u.unit_name, &base, &score];
-        if u.deductions.is_empty() {
-            w.write_record(head.iter().copied().chain(["", "", "", ""]))?;
-        }
-        for d in &u.deductions {
+        let (base, score, bonus) = (text(u.base), text(u.score), text(u.bonus));
+        let sheet = u.sheet.as_deref().unwrap_or_default();
+        let head = [
+            period,
+            profile,
+            &u.unit,
+            &u.unit_name,
+            sheet,
+            &base,
+            &score,
+            &bonus,
+        ];
+        let items = u
+            .deductions
+            .iter()
+            .map(|d| (d, false))
+            .chain(u.reference.iter().flatten().map(|d| (d, true)));
+        let mut any = false;
+        for (d, reference) in items {
+            any = true;
             let evidence = d
                 .evidence
+                .tickets
                 .iter()
                 .map(|e| format!("{}@{}", e.ticket, e.position))
+                .chain(d.evidence.entries.iter().map(|e| format!("entry:{e}")))
                 .collect::<Vec<_>>()
                 .join(";");
             let (count, points) = (d.count.to_string(), d.points.to_string());
             w.write_record(head.iter().copied().chain([
+                d.section.as_str(),
                 d.rule.as_str(),
+                if d.manual { "true" } else { "false" },
+                if reference { "true" } else { "false" },
                 &count,
                 &points,
                 &evidence,
             ]))?;
+        }
+        if !any {
+            w.write_record(head.iter().copied().chain(["", "", "", "", "", "", ""]))?;
         }
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
@@ -280,8 +315,8 @@ async fn list_profiles(_actor: Actor) -> Result<axum::Json<serde_json::Value>, A
             title: &p.title,
             description: &p.description,
             source: p.source.as_deref(),
-            base: p.base,
             default: p.name == DEFAULT,
+            sheets: p.sheets.iter().map(sheet_view).collect(),
         })
         .collect();
     sorted_json(&ProfileList {
@@ -301,9 +336,139 @@ pub struct Profile<'a> {
     description: &'a str,
     /// The document the rules come from.
     source: Option<&'a str>,
-    base: f64,
     /// The profile used when `profile` is not given.
     default: bool,
+    /// One sheet per kind of unit: what is computed and what people enter.
+    sheets: Vec<SheetView<'a>>,
+}
+
+/// A sheet (考核评价表) of a profile.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SheetView<'a> {
+    /// `department`, `judicial`, `enforcement`, `market`: the ranking's `kind`.
+    name: &'a str,
+    title: &'a str,
+    source: Option<&'a str>,
+    /// The kinds of unit it scores: `department`, `agency`.
+    kinds: Vec<&'static str>,
+    /// Agencies only of these types (null: any agency).
+    agency_types: Option<&'a [String]>,
+    /// The full score.
+    base: f64,
+    /// The share in the unit's yearly appraisal.
+    weight: Option<f64>,
+    /// A year = mean(quarters) × quarter_weight + year-end × year_end_weight + bonus.
+    yearly: Option<appraisal::profile::Yearly>,
+    /// The score is the mean of this item's entries for a year.
+    mean_of: Option<&'a str>,
+    sections: Vec<SectionView<'a>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SectionView<'a> {
+    name: &'a str,
+    title: &'a str,
+    source: Option<&'a str>,
+    /// Full points: the most the section deducts (null: bonus or reference).
+    points: Option<f64>,
+    /// 加减分: added after the weighting.
+    bonus: bool,
+    /// Shown, not counted.
+    reference: bool,
+    groups: Vec<GroupView<'a>>,
+    items: Vec<ItemView<'a>>,
+}
+
+/// Items sharing a cap.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GroupView<'a> {
+    name: &'a str,
+    title: Option<&'a str>,
+    cap: f64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ItemView<'a> {
+    /// The item's code (`item` of an entry, `rule` of a deduction).
+    code: &'a str,
+    title: &'a str,
+    cap: Option<f64>,
+    group: Option<&'a str>,
+    /// Entered by people; otherwise computed from tickets by `rule`.
+    manual: bool,
+    /// A computed item: the rule's kind (`tickets`, `rate_steps`, …).
+    rule: Option<&'static str>,
+    /// A counted manual item: the points of each case (`count` of an entry).
+    points_each: Option<f64>,
+    /// A free manual item: the range of its `points`.
+    min: Option<f64>,
+    max: Option<f64>,
+    /// Entered for a year (`YYYY`) only.
+    year_only: bool,
+    /// The tickets named by this item's entries leave the computed item.
+    except_tickets_of: Option<&'a str>,
+}
+
+fn sheet_view(s: &appraisal::Sheet) -> SheetView<'_> {
+    use appraisal::ItemHow;
+    SheetView {
+        name: &s.name,
+        title: &s.title,
+        source: s.source.as_deref(),
+        kinds: s.kinds.iter().map(|k| k.as_str()).collect(),
+        agency_types: s.agency_types.as_deref(),
+        base: s.base,
+        weight: s.weight,
+        yearly: s.yearly,
+        mean_of: s.mean_of.as_deref(),
+        sections: s
+            .sections
+            .iter()
+            .map(|sec| SectionView {
+                name: &sec.name,
+                title: &sec.title,
+                source: sec.source.as_deref(),
+                points: sec.points,
+                bonus: sec.bonus,
+                reference: sec.reference,
+                groups: sec
+                    .groups
+                    .iter()
+                    .map(|g| GroupView {
+                        name: &g.name,
+                        title: g.title.as_deref(),
+                        cap: g.cap,
+                    })
+                    .collect(),
+                items: sec
+                    .items
+                    .iter()
+                    .map(|i| {
+                        let (rule, points_each, min, max) = match &i.how {
+                            ItemHow::Rule(h) => (Some(h.kind()), None, None, None),
+                            ItemHow::Counted { points_each } => {
+                                (None, Some(*points_each), None, None)
+                            }
+                            ItemHow::Free { min, max } => (None, None, Some(*min), Some(*max)),
+                        };
+                        ItemView {
+                            code: &i.code,
+                            title: &i.title,
+                            cap: i.cap,
+                            group: i.group.as_deref(),
+                            manual: i.is_manual(),
+                            rule,
+                            points_each,
+                            min,
+                            max,
+                            year_only: i.year_only,
+                            except_tickets_of: i.except_tickets_of.as_deref(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
 }
 
 /// The appraisal profiles of this build.
@@ -322,29 +487,36 @@ mod tests {
     fn the_body_by_hand_is_the_derived_serialization() {
         let unit = UnitAppraisal {
             unit: "hg".into(),
-            base: 100.0,
-            score: 97.5,
+            sheet: Some("enforcement".into()),
+            base: Some(100.0),
+            score: Some(97.5),
             deductions: vec![appraisal::Deduction {
-                rule: "late_sign".into(),
+                rule: "regulation.late_registration".into(),
                 count: 1,
                 points: -0.5,
-                evidence: vec![crate::projections::stats::model::Evidence {
-                    ticket: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_002a),
-                    position: 42,
-                }],
-                section: "registration".into(),
-                title: Some("按时签收".into()),
+                evidence: appraisal::EvidenceList {
+                    tickets: vec![crate::projections::stats::model::Evidence {
+                        ticket: uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_002a),
+                        position: 42,
+                    }],
+                    entries: vec![uuid::Uuid::from_u128(7)],
+                },
+                section: "regulation".into(),
+                title: "按时签收".into(),
                 rate: None,
+                manual: false,
                 capped: false,
                 uncapped_points: None,
             }],
             unit_name: "海港\"路\"".into(),
-            kind: "department",
-            agency_type: None,
-            weight: Some(0.3),
+            kind: "agency",
+            agency_type: Some("enforcement".into()),
+            weight: Some(0.6),
             quarters: None,
             year_end_score: None,
-            bonus: None,
+            bonus: Some(0.0),
+            evaluations: None,
+            reference: None,
         };
         let units = [unit.clone(), unit];
         let body = AppraisalBody {

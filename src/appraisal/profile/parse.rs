@@ -1,7 +1,11 @@
 //! The file format of a profile and its parsing: every field checked, each
-//! problem named by its place in the file ([`parse_profile`]).
+//! problem named by its place in the file ([`parse_profile`]), e.g.
+//! `sheets[2].sections[1].items[0].manual.points_each`.
 
 use super::*;
+
+/// The ticket sources an `area_reports` rule may count (`domain::Source`).
+const SOURCES: [&str; 4] = ["grid", "hotline", "city_supervision", "patrol"];
 
 // ---------------------------------------------------------------------------
 // The file format
@@ -16,26 +20,27 @@ struct ProfileFile {
     description: String,
     #[serde(default)]
     source: Option<String>,
-    base: f64,
     #[serde(default)]
     satisfaction_strict: bool,
-    sections: Vec<SectionFile>,
-    #[serde(default)]
-    yearly: Option<Yearly>,
-    #[serde(default)]
-    weights: Option<Weights>,
+    sheets: Vec<SheetFile>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SectionFile {
+struct SheetFile {
     name: String,
+    title: String,
     #[serde(default)]
-    title: Option<String>,
+    source: Option<String>,
     applies_to: AppliesTo,
+    base: f64,
     #[serde(default)]
-    cap: Option<f64>,
-    rules: Vec<RuleFile>,
+    weight: Option<f64>,
+    #[serde(default)]
+    yearly: Option<Yearly>,
+    #[serde(default)]
+    mean_of: Option<String>,
+    sections: Vec<SectionFile>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +49,63 @@ struct AppliesTo {
     kinds: Vec<String>,
     #[serde(default)]
     agency_types: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectionFile {
+    name: String,
+    title: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    points: Option<f64>,
+    #[serde(default)]
+    bonus: bool,
+    #[serde(default)]
+    reference: bool,
+    #[serde(default)]
+    groups: Vec<GroupFile>,
+    items: Vec<ItemFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupFile {
+    name: String,
+    #[serde(default)]
+    title: Option<String>,
+    cap: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemFile {
+    code: String,
+    title: String,
+    #[serde(default)]
+    cap: Option<f64>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    rule: Option<RuleFile>,
+    #[serde(default)]
+    manual: Option<ManualFile>,
+    #[serde(default)]
+    except_tickets_of: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualFile {
+    #[serde(default)]
+    points_each: Option<f64>,
+    #[serde(default)]
+    min: Option<f64>,
+    #[serde(default)]
+    max: Option<f64>,
+    #[serde(default)]
+    year_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -70,15 +132,15 @@ impl RuleKind {
         }
     }
 
-    /// The optional fields this kind uses (besides rule, title, kind).
+    /// The optional fields this kind uses (besides kind).
     fn fields(self) -> &'static [&'static str] {
         match self {
-            RuleKind::Each => &["metric", "points_each", "cap"],
-            RuleKind::Tickets => &["metrics", "points_each", "cap"],
-            RuleKind::RateSteps => &["metric", "step", "points_per_step", "cap"],
+            RuleKind::Each => &["metric", "points_each"],
+            RuleKind::Tickets => &["metrics", "points_each"],
+            RuleKind::RateSteps => &["metric", "step", "points_per_step"],
             RuleKind::RateBelow => &["metric", "threshold", "points"],
-            RuleKind::RateWeight => &["metric", "weight", "cap"],
-            RuleKind::AreaReports => &["categories", "source", "points_each", "cap"],
+            RuleKind::RateWeight => &["metric", "weight"],
+            RuleKind::AreaReports => &["categories", "source", "points_each"],
         }
     }
 }
@@ -86,9 +148,6 @@ impl RuleKind {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
-    rule: String,
-    #[serde(default)]
-    title: Option<String>,
     #[serde(default)]
     kind: RuleKind,
     #[serde(default)]
@@ -97,8 +156,6 @@ struct RuleFile {
     metrics: Option<Vec<String>>,
     #[serde(default)]
     points_each: Option<f64>,
-    #[serde(default)]
-    cap: Option<f64>,
     #[serde(default)]
     step: Option<f64>,
     #[serde(default)]
@@ -127,7 +184,6 @@ impl RuleFile {
         add("metric", self.metric.is_some());
         add("metrics", self.metrics.is_some());
         add("points_each", self.points_each.is_some());
-        add("cap", self.cap.is_some());
         add("step", self.step.is_some());
         add("points_per_step", self.points_per_step.is_some());
         add("threshold", self.threshold.is_some());
@@ -138,6 +194,8 @@ impl RuleFile {
         out
     }
 }
+
+type Fail = (String, String);
 
 /// Parses and checks one profile; `file` names it in errors.
 pub fn parse_profile(text: &str, file: &str) -> Result<Profile, ProfileError> {
@@ -153,154 +211,417 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, ProfileError> {
         };
         ProfileError::new(file, field, msg)
     })?;
-    let err = |field: String, msg: String| ProfileError::new(file, field, msg);
-    let p = raw;
+    check_profile(raw).map_err(|(f, m)| ProfileError::new(file, f, m))
+}
+
+fn identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn check_profile(p: ProfileFile) -> Result<Profile, Fail> {
+    let fail = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
     if p.name.is_empty()
         || !p
             .name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        return Err(err(
-            "name".into(),
-            "must be lowercase letters, digits and '-' (it is the profile= of the API)".into(),
-        ));
+        return fail(
+            "name",
+            "must be lowercase letters, digits and '-' (it is the profile= of the API)",
+        );
     }
     if p.title.trim().is_empty() {
-        return Err(err("title".into(), "must not be empty".into()));
+        return fail("title", "must not be empty");
     }
-    if !(p.base.is_finite() && p.base > 0.0) {
-        return Err(err("base".into(), "must be a positive number".into()));
+    if p.sheets.is_empty() {
+        return fail("sheets", "a profile needs at least one sheet");
     }
-    if p.sections.is_empty() {
-        return Err(err(
-            "sections".into(),
-            "a profile needs at least one section".into(),
-        ));
-    }
-    // Each of a pair of shares lies between 0 and 1.
-    let shares = |pair: [(&str, f64); 2]| match pair
-        .iter()
-        .find(|(_, v)| !(v.is_finite() && (0.0..=1.0).contains(v)))
-    {
-        Some((f, _)) => Err(err(f.to_string(), "must be between 0 and 1".into())),
-        None => Ok(()),
-    };
-    if let Some(y) = p.yearly {
-        shares([
-            ("yearly.quarter_weight", y.quarter_weight),
-            ("yearly.year_end_weight", y.year_end_weight),
-        ])?;
-        if (y.quarter_weight + y.year_end_weight - 1.0).abs() > 1e-9 {
-            return Err(err(
-                "yearly".into(),
-                "quarter_weight and year_end_weight must add up to 1".into(),
-            ));
+    let mut sheets: Vec<Sheet> = Vec::with_capacity(p.sheets.len());
+    for (i, s) in p.sheets.into_iter().enumerate() {
+        let at = |f: &str| format!("sheets[{i}].{f}");
+        let sheet = check_sheet(s, &at)?;
+        if sheets.iter().any(|o| o.name == sheet.name) {
+            return Err((at("name"), format!("{:?} names two sheets", sheet.name)));
         }
-    }
-    if let Some(w) = p.weights {
-        shares([
-            ("weights.department", w.department),
-            ("weights.agency", w.agency),
-        ])?;
-    }
-    let mut section_names = HashSet::new();
-    let mut rule_names = HashSet::new();
-    let mut sections = Vec::with_capacity(p.sections.len());
-    for (si, s) in p.sections.into_iter().enumerate() {
-        let at = |f: &str| format!("sections[{si}].{f}");
-        if s.name.trim().is_empty() {
-            return Err(err(at("name"), "must not be empty".into()));
-        }
-        if !section_names.insert(s.name.clone()) {
-            return Err(err(at("name"), format!("{:?} names two sections", s.name)));
-        }
-        if s.applies_to.kinds.is_empty() {
-            return Err(err(
-                at("applies_to.kinds"),
-                "name at least one kind: department, agency".into(),
-            ));
-        }
-        let mut kinds = Vec::new();
-        for (ki, k) in s.applies_to.kinds.iter().enumerate() {
-            let kind = match k.as_str() {
-                "department" => UnitKind::Department,
-                "agency" => UnitKind::Agency,
-                _ => {
-                    return Err(err(
-                        at(&format!("applies_to.kinds[{ki}]")),
-                        format!(
-                            "{k:?} is not a kind of unit that receives tickets; use department or agency"
-                        ),
-                    ));
-                }
-            };
-            kinds.push(kind);
-        }
-        if let Some(types) = &s.applies_to.agency_types {
-            if !kinds.contains(&UnitKind::Agency) {
-                return Err(err(
-                    at("applies_to.agency_types"),
-                    "only agencies have a type: add \"agency\" to kinds or drop agency_types"
-                        .into(),
+        // Two sheets for the same units: the second would never be used.
+        let mut kinds: Vec<(UnitKind, Option<&str>)> = vec![(UnitKind::Department, None)];
+        kinds.push((UnitKind::Agency, None));
+        kinds.extend(AGENCY_TYPES.iter().map(|t| (UnitKind::Agency, Some(*t))));
+        for (k, t) in kinds {
+            if let Some(o) = sheets
+                .iter()
+                .find(|o| o.applies(k, t) && sheet.applies(k, t))
+            {
+                return Err((
+                    at("applies_to"),
+                    format!(
+                        "{} units{} are already scored by sheet {:?}",
+                        k.as_str(),
+                        t.map(|t| format!(" of type {t}")).unwrap_or_default(),
+                        o.name
+                    ),
                 ));
             }
-            if types.is_empty() {
-                return Err(err(
-                    at("applies_to.agency_types"),
-                    "an empty list would match no agency; drop it to match every agency".into(),
-                ));
-            }
-            for (ti, t) in types.iter().enumerate() {
-                if !AGENCY_TYPES.contains(&t.as_str()) {
-                    return Err(err(
-                        at(&format!("applies_to.agency_types[{ti}]")),
-                        format!(
-                            "{t:?} is not an agency type; the types are {}",
-                            AGENCY_TYPES.join(", ")
-                        ),
-                    ));
-                }
-            }
         }
-        check_cap(s.cap).map_err(|m| err(at("cap"), m))?;
-        if s.rules.is_empty() {
-            return Err(err(at("rules"), "a section needs at least one rule".into()));
-        }
-        let mut rules = Vec::with_capacity(s.rules.len());
-        for (ri, r) in s.rules.into_iter().enumerate() {
-            let at = |f: &str| format!("sections[{si}].rules[{ri}].{f}");
-            if r.rule.trim().is_empty() {
-                return Err(err(at("rule"), "must not be empty".into()));
-            }
-            if !rule_names.insert(r.rule.clone()) {
-                return Err(err(
-                    at("rule"),
-                    format!("{:?} names two rules of the profile", r.rule),
-                ));
-            }
-            rules.push(check_rule(r, &at).map_err(|(f, m)| err(f, m))?);
-        }
-        sections.push(Section {
-            name: s.name,
-            title: s.title,
-            kinds,
-            agency_types: s.applies_to.agency_types,
-            cap: s.cap,
-            rules,
-        });
+        sheets.push(sheet);
     }
     Ok(Profile {
         name: p.name,
         title: p.title,
         description: p.description,
         source: p.source,
-        base: p.base,
         satisfaction_strict: p.satisfaction_strict,
-        sections,
-        yearly: p.yearly,
-        weights: p.weights,
+        sheets,
     })
+}
+
+fn check_sheet(s: SheetFile, at: &dyn Fn(&str) -> String) -> Result<Sheet, Fail> {
+    let fail = |f: &str, m: String| Err((at(f), m));
+    if !identifier(&s.name) {
+        return fail(
+            "name",
+            "must be lowercase letters, digits, '-' and '_' (it is the ranking's kind=)".into(),
+        );
+    }
+    if s.title.trim().is_empty() {
+        return fail("title", "must not be empty".into());
+    }
+    let (kinds, agency_types) =
+        check_applies_to(s.applies_to, &|f| at(&format!("applies_to.{f}")))?;
+    if !(s.base.is_finite() && s.base > 0.0) {
+        return fail("base", "must be a positive number".into());
+    }
+    let share = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
+    if let Some(w) = s.weight {
+        if !share(w) {
+            return fail("weight", "must be between 0 and 1".into());
+        }
+    }
+    if let Some(y) = s.yearly {
+        if !share(y.quarter_weight) {
+            return fail("yearly.quarter_weight", "must be between 0 and 1".into());
+        }
+        if !share(y.year_end_weight) {
+            return fail("yearly.year_end_weight", "must be between 0 and 1".into());
+        }
+        if (y.quarter_weight + y.year_end_weight - 1.0).abs() > 1e-9 {
+            return fail(
+                "yearly",
+                "quarter_weight and year_end_weight must add up to 1".into(),
+            );
+        }
+    }
+    if s.sections.is_empty() {
+        return fail("sections", "a sheet needs at least one section".into());
+    }
+    let mut sections: Vec<Section> = Vec::with_capacity(s.sections.len());
+    let mut codes: HashSet<String> = HashSet::new();
+    let mut excepts: Vec<(String, String)> = Vec::new();
+    for (si, sec) in s.sections.into_iter().enumerate() {
+        let at = |f: &str| at(&format!("sections[{si}].{f}"));
+        if sec.name.trim().is_empty() {
+            return Err((at("name"), "must not be empty".into()));
+        }
+        if sections.iter().any(|o| o.name == sec.name) {
+            return Err((at("name"), format!("{:?} names two sections", sec.name)));
+        }
+        let section = check_section(sec, &at, &mut codes, &mut excepts)?;
+        sections.push(section);
+    }
+    let sheet = Sheet {
+        name: s.name,
+        title: s.title,
+        source: s.source,
+        kinds,
+        agency_types,
+        base: s.base,
+        weight: s.weight,
+        yearly: s.yearly,
+        mean_of: s.mean_of,
+        sections,
+    };
+    for (si, sec) in sheet.sections.iter().enumerate() {
+        for (ii, i) in sec.items.iter().enumerate() {
+            let evaluation = sheet.mean_of.as_deref() == Some(i.code.as_str());
+            if let ItemHow::Free { max, .. } = i.how {
+                if !sec.bonus && !evaluation && max > 0.0 {
+                    return fail(
+                        &format!("sections[{si}].items[{ii}].manual.max"),
+                        "must be 0 or less: only a bonus section's items add points".into(),
+                    );
+                }
+            }
+        }
+    }
+    for (field, code) in excepts {
+        match sheet.item(&code) {
+            Some((_, i)) if matches!(i.how, ItemHow::Counted { .. }) => {}
+            _ => {
+                return Err((
+                    field,
+                    format!("{code:?} is not a counted manual item of this sheet"),
+                ));
+            }
+        }
+    }
+    if let Some(code) = &sheet.mean_of {
+        match sheet.item(code) {
+            Some((sec, i)) if !sec.bonus && !sec.reference => match i.how {
+                ItemHow::Free { min, max } if min >= 0.0 && max <= sheet.base => {}
+                _ => {
+                    return fail(
+                        "mean_of",
+                        format!(
+                            "{code:?} must be a free item scored between 0 and the base ({})",
+                            sheet.base
+                        ),
+                    );
+                }
+            },
+            _ => {
+                return fail(
+                    "mean_of",
+                    format!("{code:?} is not an item of a counted section of this sheet"),
+                );
+            }
+        }
+        if sheet.yearly.is_some() {
+            return fail(
+                "yearly",
+                "a sheet scored by the mean of evaluations is scored for a year only: drop yearly"
+                    .into(),
+            );
+        }
+    }
+    Ok(sheet)
+}
+
+fn check_applies_to(
+    a: AppliesTo,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(Vec<UnitKind>, Option<Vec<String>>), Fail> {
+    if a.kinds.is_empty() {
+        return Err((
+            at("kinds"),
+            "name at least one kind: department, agency".into(),
+        ));
+    }
+    let mut kinds = Vec::new();
+    for (ki, k) in a.kinds.iter().enumerate() {
+        let kind = match k.as_str() {
+            "department" => UnitKind::Department,
+            "agency" => UnitKind::Agency,
+            _ => {
+                return Err((
+                    at(&format!("kinds[{ki}]")),
+                    format!(
+                        "{k:?} is not a kind of unit that receives tickets; use department or agency"
+                    ),
+                ));
+            }
+        };
+        kinds.push(kind);
+    }
+    if let Some(types) = &a.agency_types {
+        if !kinds.contains(&UnitKind::Agency) {
+            return Err((
+                at("agency_types"),
+                "only agencies have a type: add \"agency\" to kinds or drop agency_types".into(),
+            ));
+        }
+        if types.is_empty() {
+            return Err((
+                at("agency_types"),
+                "an empty list would match no agency; drop it to match every agency".into(),
+            ));
+        }
+        for (ti, t) in types.iter().enumerate() {
+            if !AGENCY_TYPES.contains(&t.as_str()) {
+                return Err((
+                    at(&format!("agency_types[{ti}]")),
+                    format!(
+                        "{t:?} is not an agency type; the types are {}",
+                        AGENCY_TYPES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok((kinds, a.agency_types))
+}
+
+fn check_section(
+    s: SectionFile,
+    at: &dyn Fn(&str) -> String,
+    codes: &mut HashSet<String>,
+    excepts: &mut Vec<(String, String)>,
+) -> Result<Section, Fail> {
+    if s.title.trim().is_empty() {
+        return Err((at("title"), "must not be empty".into()));
+    }
+    if s.bonus && s.reference {
+        return Err((
+            at("reference"),
+            "a section is either bonus (added) or reference (not counted), not both".into(),
+        ));
+    }
+    match s.points {
+        None if !s.bonus && !s.reference => {
+            return Err((
+                at("points"),
+                "a section needs its full points (its cap); only bonus and reference sections have none"
+                    .into(),
+            ));
+        }
+        Some(p) if !(p.is_finite() && p > 0.0) => {
+            return Err((at("points"), "must be a positive number of points".into()));
+        }
+        _ => {}
+    }
+    let mut groups: Vec<Group> = Vec::new();
+    for (gi, g) in s.groups.into_iter().enumerate() {
+        let at = |f: &str| at(&format!("groups[{gi}].{f}"));
+        if g.name.trim().is_empty() {
+            return Err((at("name"), "must not be empty".into()));
+        }
+        if groups.iter().any(|o| o.name == g.name) {
+            return Err((at("name"), format!("{:?} names two groups", g.name)));
+        }
+        if !(g.cap.is_finite() && g.cap > 0.0) {
+            return Err((at("cap"), "must be a positive number of points".into()));
+        }
+        groups.push(Group {
+            name: g.name,
+            title: g.title,
+            cap: g.cap,
+        });
+    }
+    if s.items.is_empty() {
+        return Err((at("items"), "a section needs at least one item".into()));
+    }
+    let mut items = Vec::with_capacity(s.items.len());
+    for (ii, i) in s.items.into_iter().enumerate() {
+        let at = |f: &str| at(&format!("items[{ii}].{f}"));
+        if !identifier(&i.code.replace('.', "_")) {
+            return Err((
+                at("code"),
+                "must be lowercase letters, digits, '_', '-' and '.'".into(),
+            ));
+        }
+        if !codes.insert(i.code.clone()) {
+            return Err((
+                at("code"),
+                format!("{:?} names two items of the sheet", i.code),
+            ));
+        }
+        if i.title.trim().is_empty() {
+            return Err((at("title"), "must not be empty".into()));
+        }
+        check_cap(i.cap).map_err(|m| (at("cap"), m))?;
+        if let Some(g) = &i.group {
+            if !groups.iter().any(|o| &o.name == g) {
+                return Err((at("group"), format!("{g:?} is not a group of this section")));
+            }
+        }
+        let (how, year_only) = match (i.rule, i.manual) {
+            (Some(r), None) => (
+                ItemHow::Rule(check_rule(r, &|f| at(&format!("rule.{f}")))?),
+                false,
+            ),
+            (None, Some(m)) => {
+                if s.reference {
+                    return Err((
+                        at("manual"),
+                        "a reference section is computed from tickets: rule items only".into(),
+                    ));
+                }
+                (
+                    check_manual(&m, s.bonus, &|f| at(&format!("manual.{f}")))?,
+                    m.year_only,
+                )
+            }
+            _ => {
+                return Err((
+                    at("rule"),
+                    "an item has either a rule (computed) or manual (entered), exactly one".into(),
+                ));
+            }
+        };
+        if let Some(e) = &i.except_tickets_of {
+            if !matches!(
+                how,
+                ItemHow::Rule(How::AreaReports { .. } | How::Tickets { .. })
+            ) {
+                return Err((
+                    at("except_tickets_of"),
+                    "only an area_reports or tickets rule leaves out the tickets of an entered item"
+                        .into(),
+                ));
+            }
+            excepts.push((at("except_tickets_of"), e.clone()));
+        }
+        items.push(Item {
+            code: i.code,
+            title: i.title,
+            cap: i.cap,
+            group: i.group,
+            how,
+            year_only,
+            except_tickets_of: i.except_tickets_of,
+        });
+    }
+    Ok(Section {
+        name: s.name,
+        title: s.title,
+        source: s.source,
+        points: s.points,
+        bonus: s.bonus,
+        reference: s.reference,
+        groups,
+        items,
+    })
+}
+
+/// A manual item: `points_each` (counted) or `min` and `max` (free). Outside a
+/// bonus section it deducts (≤ 0); the free item a sheet's `mean_of` names is
+/// checked by the sheet.
+fn check_manual(m: &ManualFile, bonus: bool, at: &dyn Fn(&str) -> String) -> Result<ItemHow, Fail> {
+    let number = |v: f64| v.is_finite();
+    match (m.points_each, m.min, m.max) {
+        (Some(p), None, None) => {
+            if !number(p) || p == 0.0 {
+                return Err((at("points_each"), "must be a number other than 0".into()));
+            }
+            if !bonus && p > 0.0 {
+                return Err((
+                    at("points_each"),
+                    "must be negative: only a bonus section's items add points".into(),
+                ));
+            }
+            Ok(ItemHow::Counted { points_each: p })
+        }
+        (None, Some(min), Some(max)) => {
+            if !number(min) {
+                return Err((at("min"), "must be a number".into()));
+            }
+            if !(number(max) && max >= min) {
+                return Err((at("max"), "must be a number not below min".into()));
+            }
+            Ok(ItemHow::Free { min, max })
+        }
+        (Some(_), _, _) => Err((
+            at("min"),
+            "give points_each (counted) or min and max (free), not both".into(),
+        )),
+        (None, None, _) => Err((
+            at("points_each"),
+            "give points_each (counted) or min and max (free)".into(),
+        )),
+        (None, Some(_), None) => Err((at("max"), "a free item needs max".into())),
+    }
 }
 
 fn check_cap(cap: Option<f64>) -> Result<(), String> {
@@ -312,7 +633,7 @@ fn check_cap(cap: Option<f64>) -> Result<(), String> {
     }
 }
 
-fn check_rule(r: RuleFile, at: &dyn Fn(&str) -> String) -> Result<Rule, (String, String)> {
+fn check_rule(r: RuleFile, at: &dyn Fn(&str) -> String) -> Result<How, (String, String)> {
     let kind = r.kind;
     for f in r.present() {
         if !kind.fields().contains(&f) {
@@ -377,7 +698,6 @@ fn check_rule(r: RuleFile, at: &dyn Fn(&str) -> String) -> Result<Rule, (String,
             )
         })
     };
-    check_cap(r.cap).map_err(|m| (at("cap"), m))?;
     let how = match kind {
         RuleKind::Each => {
             let m = r
@@ -456,11 +776,12 @@ fn check_rule(r: RuleFile, at: &dyn Fn(&str) -> String) -> Result<Rule, (String,
                 ));
             }
             if let Some(s) = r.source.as_deref() {
-                if s != "grid" && s != "hotline" {
+                if !SOURCES.contains(&s) {
                     return Err((
                         at("source"),
                         format!(
-                            "{s:?} is not a source; use grid or hotline, or leave it out for both"
+                            "{s:?} is not a source; use one of {}, or leave it out for all",
+                            SOURCES.join(", ")
                         ),
                     ));
                 }
@@ -472,12 +793,7 @@ fn check_rule(r: RuleFile, at: &dyn Fn(&str) -> String) -> Result<Rule, (String,
             }
         }
     };
-    Ok(Rule {
-        rule: r.rule,
-        title: r.title,
-        cap: r.cap,
-        how,
-    })
+    Ok(how)
 }
 
 fn missing_field(msg: &str) -> Option<String> {
