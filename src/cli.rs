@@ -238,7 +238,7 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         user: String,
-        /// grid_worker, hotline_agent, dispatcher, handler, analyst or admin.
+        /// grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin.
         #[arg(long)]
         role: String,
         /// The user's unit code (admin defaults to the root unit).
@@ -460,7 +460,7 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
             expires_in,
         } => {
             let role = Role::parse(&role).with_context(|| {
-                format!("unknown role {role:?}: use grid_worker, hotline_agent, dispatcher, handler, analyst or admin")
+                format!("unknown role {role:?}: use grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin")
             })?;
             let user = user.trim();
             anyhow::ensure!(

@@ -8,6 +8,7 @@
 //! organisation and aggregate: the pure decision) and `queries` (ticket reads). The
 //! ticket's JSON is `crate::views::ticket`.
 
+pub mod appraisal;
 pub mod commands;
 pub mod decide;
 mod queries;

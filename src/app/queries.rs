@@ -82,6 +82,14 @@ impl App {
         id: Uuid,
     ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
         let events = self.store.read_stream(id).await?;
+        // An appraisal entry's, grade's or bulletin's stream is no ticket: a ticket
+        // id that happens to name one is not found (404), not unreadable.
+        if events
+            .first()
+            .is_some_and(|e| crate::appraisal::ledger::is_appraisal_event(&e.event_type))
+        {
+            return Ok(None);
+        }
         // Decoded in order, so the first unreadable event is the one named.
         let decoded = events
             .iter()

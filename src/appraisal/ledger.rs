@@ -99,6 +99,24 @@ pub struct GradeRecorded {
     pub note: String,
 }
 
+/// A frozen appraisal answer (通报): what `GET /api/v1/appraisal` answered for the
+/// period (and unit) when it was published, with the log position it was computed
+/// at and that event's hash, so that anyone can say which log it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BulletinPublished {
+    pub period: String,
+    /// The unit whose subtree the answer covers; None: the whole organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub profile: String,
+    /// The last event at or below the feed's gap-safe horizon when it was frozen.
+    pub position: i64,
+    /// That event's hash.
+    pub position_hash: String,
+    /// The appraisal answer as it was (the body of `GET /api/v1/appraisal`).
+    pub answer: serde_json::Value,
+}
+
 /// An appraisal event, decoded by its type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AppraisalEvent {

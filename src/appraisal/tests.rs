@@ -83,11 +83,15 @@ fn find<'a>(a: &'a UnitAppraisal, rule: &str) -> &'a Deduction {
         .unwrap_or_else(|| panic!("no deduction {rule} in {:?}", rules(a)))
 }
 
+fn tickets(d: &Deduction) -> &[Evidence] {
+    &d.evidence.tickets
+}
+
 /// One unit's appraisal for 2026-Q3 by `profile`, from its figures alone.
 fn appraise_q3(profile: &Profile, unit: &str, f: Figures) -> UnitAppraisal {
     let q3 = period("2026-Q3");
     let t = table(&q3, vec![(unit, f)]);
-    appraise(profile, &demo(), &q3, &t, &[]).remove(0)
+    appraise(profile, &demo(), &q3, &t, &[], &Ledger::default()).remove(0)
 }
 
 #[test]
@@ -115,9 +119,17 @@ fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
         report(101, "g2", "hg", &q3, "city.exposed_garbage", "hotline"),
         report(102, "g3", "fl", &q3, "city.exposed_garbage", "grid"),
         report(103, "g4", "hg", &q3, "city.road_spillage", "grid"),
-        report(104, "g5", "hg", &q3, "city.illegal_construction", "hotline"),
+        report(
+            104,
+            "g5",
+            "hg",
+            &q3,
+            "city.illegal_construction",
+            "city_supervision",
+        ),
         report(105, "g6", "hg", &q2, "city.exposed_garbage", "grid"),
         report(106, "g7", "hg", &q3, "city.kitchen_waste", "grid"),
+        report(107, "g8", "hg", &q3, "city.illegal_construction", "grid"),
     ];
     let t = table(&q3, vec![("hg-zfzd", f)]);
     let out = appraise(
@@ -126,29 +138,33 @@ fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
         &q3,
         &t,
         &AreaReport::from_rows(&reports),
+        &Ledger::default(),
     );
     assert_eq!(out.len(), 1);
     let a = &out[0];
     assert_eq!(a.unit, "hg-zfzd");
     assert_eq!(a.kind, "agency");
+    assert_eq!(a.sheet.as_deref(), Some("enforcement"));
     assert_eq!(a.agency_type.as_deref(), Some("enforcement"));
     assert_eq!(a.weight, Some(0.6));
     assert_eq!(
         rules(a),
         vec![
-            ("late_sign", 12, -5.0),
-            ("on_time_rate", 2, -4.0),
-            ("late_completion", 1, -1.0),
-            ("quality_failure", 1, -1.0),
-            ("repeated_supervision", 1, -2.0),
-            ("satisfaction", 2, -3.0),
-            ("appearance_street", 1, -0.5),
-            ("appearance_road", 1, -0.5),
-            ("illegal_construction_found_by_city", 1, -0.1),
+            ("team.satisfaction", 2, -3.0),
+            ("supervision.late_completion", 1, -1.0),
+            ("supervision.quality_failure", 1, -1.0),
+            ("supervision.repeated", 1, -2.0),
+            ("regulation.late_registration", 12, -5.0),
+            ("regulation.on_time_rate", 2, -4.0),
+            ("appearance.street", 1, -0.5),
+            ("appearance.road", 1, -0.5),
+            ("bonus.city_found", 1, -0.1),
         ]
     );
-    assert_eq!(a.score, 82.9);
-    let sign = find(a, "late_sign");
+    assert_eq!(a.score, Some(83.0), "the bonus is not added to a quarter");
+    assert_eq!(a.bonus, Some(-0.1));
+    assert!(a.deductions.iter().all(|d| !d.manual));
+    let sign = find(a, "regulation.late_registration");
     assert!(sign.capped);
     assert_eq!(sign.uncapped_points, Some(-6.0));
     assert_eq!(
@@ -156,18 +172,20 @@ fn an_enforcement_squad_loses_points_rule_by_rule_with_evidence() {
         12,
         "a cap keeps every piece of evidence"
     );
-    let rate = find(a, "on_time_rate");
+    let rate = find(a, "regulation.on_time_rate");
     assert_eq!(rate.rate, Some(0.8));
-    assert_eq!(rate.evidence, vec![ev("n1", 40), ev("n2", 41)]);
+    assert_eq!(tickets(rate), [ev("n1", 40), ev("n2", 41)]);
     assert!(!rate.capped);
-    assert_eq!(find(a, "satisfaction").rate, Some(0.9));
-    assert_eq!(find(a, "appearance_street").evidence, vec![ev("g1", 100)]);
-    assert_eq!(find(a, "appearance_road").evidence, vec![ev("g4", 103)]);
+    assert_eq!(find(a, "team.satisfaction").rate, Some(0.9));
+    assert_eq!(tickets(find(a, "appearance.street")), [ev("g1", 100)]);
+    assert_eq!(tickets(find(a, "appearance.road")), [ev("g4", 103)]);
     assert_eq!(
-        find(a, "illegal_construction_found_by_city").evidence,
-        vec![ev("g5", 104)]
+        tickets(find(a, "bonus.city_found")),
+        [ev("g5", 104)],
+        "only what the city found counts"
     );
-    assert_eq!(find(a, "repeated_supervision").section, "supervision");
+    assert_eq!(find(a, "supervision.repeated").section, "supervision");
+    assert_eq!(find(a, "bonus.city_found").section, "bonus");
 }
 
 #[test]
@@ -178,21 +196,20 @@ fn the_supervision_section_caps_at_20_and_keeps_the_evidence() {
         supervised_repeat: evs(3, "r"),
         ..Figures::default()
     };
-    let a = &appraise_q3(default_profile(), "zhzf", f);
+    let a = &appraise_q3(default_profile(), "hg-zfzd", f);
     assert_eq!(
         rules(a),
         vec![
-            ("late_completion", 15, -15.0),
-            ("quality_failure", 5, -5.0),
-            ("repeated_supervision", 3, 0.0),
+            ("supervision.late_completion", 15, -15.0),
+            ("supervision.quality_failure", 5, -5.0),
+            ("supervision.repeated", 3, 0.0),
         ]
     );
     assert!(a.deductions.iter().all(|d| d.capped));
-    assert_eq!(find(a, "late_completion").uncapped_points, None);
-    assert_eq!(find(a, "repeated_supervision").uncapped_points, Some(-6.0));
-    assert_eq!(find(a, "repeated_supervision").evidence.len(), 3);
-    assert_eq!(a.score, 80.0);
-    assert_eq!(a.weight, Some(0.3), "a department's share is 30%");
+    assert_eq!(find(a, "supervision.late_completion").uncapped_points, None);
+    assert_eq!(find(a, "supervision.repeated").uncapped_points, Some(-6.0));
+    assert_eq!(find(a, "supervision.repeated").evidence.len(), 3);
+    assert_eq!(a.score, Some(80.0));
 }
 
 #[test]
@@ -202,16 +219,33 @@ fn a_section_cap_can_cut_a_rule_partway() {
         supervised_repeat: evs(2, "r"),
         ..Figures::default()
     };
-    let a = &appraise_q3(default_profile(), "zhzf", f);
+    let a = &appraise_q3(default_profile(), "hg-zfzd", f);
     assert_eq!(
         rules(a),
         vec![
-            ("late_completion", 18, -18.0),
-            ("repeated_supervision", 2, -2.0)
+            ("supervision.late_completion", 18, -18.0),
+            ("supervision.repeated", 2, -2.0)
         ]
     );
-    assert_eq!(find(a, "repeated_supervision").uncapped_points, Some(-4.0));
-    assert_eq!(a.score, 80.0);
+    assert_eq!(find(a, "supervision.repeated").uncapped_points, Some(-4.0));
+    assert_eq!(a.score, Some(80.0));
+}
+
+#[test]
+fn a_ticket_supervised_three_times_is_one_case_of_repeated_supervision() {
+    // The second and third supervision of t1 are both repeats: one case, −2.
+    let f = Figures {
+        supervised_repeat: vec![ev("t1", 20), ev("t1", 30)],
+        ..Figures::default()
+    };
+    let a = &appraise_q3(default_profile(), "hg-zfzd", f);
+    assert_eq!(rules(a), vec![("supervision.repeated", 1, -2.0)]);
+    assert_eq!(
+        tickets(find(a, "supervision.repeated")),
+        [ev("t1", 20), ev("t1", 30)],
+        "both events are evidence"
+    );
+    assert_eq!(a.score, Some(98.0));
 }
 
 #[test]
@@ -223,10 +257,10 @@ fn rate_steps_count_full_steps_only() {
             not_on_time: evs((due - on_time) as usize, "n"),
             ..Figures::default()
         };
-        appraise_q3(default_profile(), "zhzf", f)
+        appraise_q3(default_profile(), "hg-zfzd", f)
             .deductions
             .into_iter()
-            .find(|d| d.rule == "on_time_rate")
+            .find(|d| d.rule == "regulation.on_time_rate")
             .map(|d| d.points)
     };
     assert_eq!(at(20, 20), None, "100%: nothing");
@@ -240,10 +274,34 @@ fn rate_steps_count_full_steps_only() {
 #[test]
 fn a_unit_with_nothing_keeps_the_base() {
     let a = &appraise_q3(default_profile(), "hg-scjgs", Figures::default());
-    assert_eq!(a.score, 100.0);
+    assert_eq!(a.score, Some(100.0));
+    assert_eq!(a.base, Some(100.0));
+    assert_eq!(a.bonus, Some(0.0));
     assert!(a.deductions.is_empty());
     assert_eq!(a.quarters, None);
     assert_eq!(a.year_end_score, None);
+    assert_eq!(a.reference, None);
+}
+
+#[test]
+fn a_market_office_with_one_late_ticket_loses_exactly_2_points() {
+    // Signed late, finished late: the on-time rate is 0 and the sign rate too,
+    // but the market office's sheet has only 业务工作's −2 per case.
+    let f = Figures {
+        due_to_sign: 1,
+        late_signs: vec![ev("t1", 10)],
+        due_to_finish: 1,
+        not_on_time: vec![ev("t1", 30)],
+        late_completions: vec![ev("t1", 30)],
+        satisfied: 0,
+        unsatisfied: 1,
+        feedback_unsatisfied: vec![ev("t1", 40)],
+        ..Figures::default()
+    };
+    let a = &appraise_q3(default_profile(), "hg-scjgs", f);
+    assert_eq!(a.sheet.as_deref(), Some("market"));
+    assert_eq!(rules(a), vec![("business.delayed_or_substandard", 1, -2.0)]);
+    assert_eq!(a.score, Some(98.0));
 }
 
 #[test]
@@ -263,27 +321,30 @@ fn a_market_agency_loses_2_per_delayed_or_substandard_ticket_once() {
         &q3,
         &t,
         &AreaReport::from_rows(&reports),
+        &Ledger::default(),
     );
     let market = &out[0];
-    let d = find(market, "delayed_or_substandard");
+    let d = find(market, "business.delayed_or_substandard");
     assert_eq!((d.count, d.points), (3, -6.0));
     assert_eq!(d.section, "business");
     assert_eq!(
-        d.evidence,
-        vec![ev("t1", 10), ev("t1", 12), ev("t2", 20), ev("t3", 30)]
+        tickets(d),
+        [ev("t1", 10), ev("t1", 12), ev("t2", 20), ev("t3", 30)]
     );
-    assert!(
-        !market.deductions.iter().any(|d| d.section == "appearance"),
+    assert_eq!(
+        market.deductions.len(),
+        1,
         "容貌管理 is the enforcement squad's"
     );
-    // A police station gets the common rules only.
+    assert_eq!(market.score, Some(94.0));
+    // A police station has no sheet under 49号: statistics only.
     let police = &out[1];
+    assert_eq!(police.sheet, None);
     assert_eq!(
-        rules(police),
-        vec![("late_completion", 2, -2.0), ("quality_failure", 2, -2.0)]
+        (police.score, police.base, police.weight),
+        (None, None, None)
     );
-    assert_eq!(police.score, 96.0);
-    assert_eq!(market.score, 90.0);
+    assert!(police.deductions.is_empty());
 }
 
 #[test]
@@ -295,16 +356,16 @@ fn satisfaction_counts_basic_as_satisfied_unless_strict() {
         ..Figures::default()
     };
     assert!(
-        appraise_q3(default_profile(), "zhzf", f.clone())
+        appraise_q3(default_profile(), "hg-zfzd", f.clone())
             .deductions
             .is_empty()
     );
     let mut strict = default_profile().clone();
     strict.satisfaction_strict = true;
-    let a = &appraise_q3(&strict, "zhzf", f);
-    let d = find(a, "satisfaction");
+    let a = &appraise_q3(&strict, "hg-zfzd", f);
+    let d = find(a, "team.satisfaction");
     assert_eq!((d.count, d.points, d.rate), (2, -3.0, Some(0.9)));
-    assert_eq!(d.evidence, vec![ev("b1", 1), ev("b2", 2)]);
+    assert_eq!(tickets(d), [ev("b1", 1), ev("b2", 2)]);
 }
 
 #[test]
@@ -332,7 +393,7 @@ fn beijing_three_rates_weigh_30_35_35() {
         ..Figures::default()
     };
     let t = table(&q3, vec![("zhzf", f), ("scjg", perfect)]);
-    let out = appraise(beijing(), &org, &q3, &t, &[]);
+    let out = appraise(beijing(), &org, &q3, &t, &[], &Ledger::default());
     assert_eq!(
         rules(&out[0]),
         vec![
@@ -342,12 +403,12 @@ fn beijing_three_rates_weigh_30_35_35() {
         ]
     );
     assert_eq!(
-        find(&out[0], "three_rates_response").evidence,
-        vec![ev("s1", 5)]
+        tickets(find(&out[0], "three_rates_response")),
+        [ev("s1", 5)]
     );
-    assert_eq!(out[0].score, 79.5);
+    assert_eq!(out[0].score, Some(79.5));
     assert_eq!(out[0].weight, None, "the Beijing profile gives no weights");
-    assert_eq!(out[1].score, 100.0);
+    assert_eq!(out[1].score, Some(100.0));
     assert!(out[1].deductions.is_empty());
 }
 
@@ -367,7 +428,7 @@ fn a_year_is_the_quarter_mean_times_40_plus_the_year_end_times_60() {
     let mut periods = quarters.clone();
     periods.push(year.clone());
     let t = Table {
-        units: vec!["zhzf".into()],
+        units: vec!["hg-zfzd".into()],
         periods,
         cells: vec![
             Figures::default(),
@@ -379,7 +440,7 @@ fn a_year_is_the_quarter_mean_times_40_plus_the_year_end_times_60() {
             year_figures,
         ],
     };
-    let a = &appraise(default_profile(), &org, &year, &t, &[])[0];
+    let a = &appraise(default_profile(), &org, &year, &t, &[], &Ledger::default())[0];
     let qs: Vec<(&str, f64)> = a
         .quarters
         .as_ref()
@@ -394,8 +455,8 @@ fn a_year_is_the_quarter_mean_times_40_plus_the_year_end_times_60() {
     assert_eq!(a.year_end_score, Some(94.0));
     assert_eq!(a.bonus, Some(0.0));
     // (100 + 99 + 95) / 3 × 0.4 + 94 × 0.6 = 39.2 + 56.4
-    assert_eq!(a.score, 95.6);
-    assert_eq!(rules(a), vec![("late_completion", 6, -6.0)]);
+    assert_eq!(a.score, Some(95.6));
+    assert_eq!(rules(a), vec![("supervision.late_completion", 6, -6.0)]);
 }
 
 #[test]
@@ -409,8 +470,8 @@ fn a_year_without_a_yearly_rule_is_its_year_end_score() {
         ..Figures::default()
     };
     let t = table(&year, vec![("zhzf", f)]);
-    let a = &appraise(beijing(), &org, &year, &t, &[])[0];
-    assert_eq!(a.score, 96.5);
+    let a = &appraise(beijing(), &org, &year, &t, &[], &Ledger::default())[0];
+    assert_eq!(a.score, Some(96.5));
     assert_eq!(a.quarters, None);
 }
 
@@ -419,9 +480,11 @@ fn a_score_never_falls_below_zero() {
     let org = demo();
     let q3 = period("2026-Q3");
     let p = parse_profile(
-        r#"{"name": "harsh", "title": "Harsh", "base": 10, "sections": [{"name": "s",
-            "applies_to": {"kinds": ["department"]},
-            "rules": [{"rule": "late", "metric": "late_completions", "points_each": -4}]}]}"#,
+        r#"{"name": "harsh", "title": "Harsh", "sheets": [{"name": "d", "title": "D",
+            "applies_to": {"kinds": ["department"]}, "base": 10,
+            "sections": [{"name": "s", "title": "S", "points": 100, "items": [
+                {"code": "late", "title": "late",
+                 "rule": {"metric": "late_completions", "points_each": -4}}]}]}]}"#,
         "harsh.json",
     )
     .expect("valid");
@@ -430,13 +493,10 @@ fn a_score_never_falls_below_zero() {
         ..Figures::default()
     };
     let t = table(&q3, vec![("zhzf", f.clone()), ("hg-zfzd", f)]);
-    let out = appraise(&p, &org, &q3, &t, &[]);
-    assert_eq!(out[0].score, 0.0);
+    let out = appraise(&p, &org, &q3, &t, &[], &Ledger::default());
+    assert_eq!(out[0].score, Some(0.0));
     assert_eq!(rules(&out[0]), vec![("late", 3, -12.0)]);
-    assert_eq!(
-        out[1].score, 10.0,
-        "the section applies to departments only"
-    );
+    assert_eq!(out[1].score, None, "the sheet applies to departments only");
 }
 
 #[test]
@@ -483,7 +543,7 @@ fn appraised_units_are_departments_and_agencies_in_org_order() {
 }
 
 mod merging {
-    use super::super::{area_runs, union_len};
+    use super::super::score::{area_runs, union_len};
     use super::*;
     use proptest::prelude::*;
 
@@ -551,3 +611,5 @@ mod merging {
         }
     }
 }
+
+mod sheets;

@@ -1,6 +1,7 @@
 //! Users, bearer tokens and roles. Tokens are random, shown once, stored as SHA-256.
 //! What each role may do lives in [`policy`].
 
+pub mod appraisal;
 pub mod policy;
 
 use crate::store::{Pool, StoreError, hash::rfc3339};
@@ -18,16 +19,20 @@ pub enum Role {
     Dispatcher,
     Handler,
     Analyst,
+    /// 考核员: records the appraisal's entries, closes a township's year, publishes
+    /// bulletins; a district appraiser also reopens years and records grades.
+    Appraiser,
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::GridWorker,
         Role::HotlineAgent,
         Role::Dispatcher,
         Role::Handler,
         Role::Analyst,
+        Role::Appraiser,
         Role::Admin,
     ];
 
@@ -38,6 +43,7 @@ impl Role {
             Role::Dispatcher => "dispatcher",
             Role::Handler => "handler",
             Role::Analyst => "analyst",
+            Role::Appraiser => "appraiser",
             Role::Admin => "admin",
         }
     }

@@ -33,7 +33,7 @@ fn profiles() -> Result<&'static Profiles, AppError> {
 }
 
 /// Roles that read appraisals (scores of units are for their managers and the units).
-const READERS: [Role; 4] = [Role::Dispatcher, Role::Handler, Role::Analyst, Role::Admin];
+const READERS: [Role; 5] = crate::auth::appraisal::READERS;
 
 #[derive(Deserialize)]
 struct Params {
@@ -86,7 +86,7 @@ async fn get_appraisal(
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     if !READERS.contains(&actor.role) {
         return Err(AppError::Forbidden(format!(
-            "the {} role may not read appraisals (dispatchers, handlers, analysts and admins may)",
+            "the {} role may not read appraisals (dispatchers, handlers, analysts, appraisers and admins may)",
             actor.role.as_str()
         )));
     }
@@ -143,9 +143,8 @@ async fn get_appraisal(
     let units = appraisal::appraised_units(&org, &root);
     let scope_all = root == org.root().code;
     let now = app.now();
-    // H2: the ledger is read here (repo::appraisal, the log's appraisal events
-    // folded); until then nobody has entered anything.
-    let ledger = appraisal::Ledger::default();
+    // What people entered (the log's appraisal events, folded).
+    let ledger = crate::repo::appraisal::ledger(&app.store.pool(), None).await?;
     let scores = appraisal::appraise_from_store(
         &app.store.pool(),
         &org,

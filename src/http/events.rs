@@ -18,8 +18,9 @@ use uuid::Uuid;
 use super::limits::Limits;
 use super::{EventList, event_json, sorted_json};
 use crate::app::SharedApp;
-use crate::auth::Actor;
+use crate::appraisal::ledger::is_appraisal_event;
 use crate::auth::policy;
+use crate::auth::{Actor, Role};
 use crate::error::AppError;
 use crate::store::RecordedEvent;
 
@@ -35,15 +36,17 @@ struct FeedParams {
     limit: Option<i64>,
 }
 
-/// Keeps only the events of tickets the actor may see.
+/// Keeps only the events of tickets the actor may see, and the appraisal's events
+/// of the units it appraises or analyses ([`appraisal_visible`]).
 async fn visible(
     app: &SharedApp,
     actor: &Actor,
     events: Vec<RecordedEvent>,
 ) -> Result<Vec<RecordedEvent>, AppError> {
     let org = app.org.get();
-    // Only an actor of the root unit (admin or not) sees every stream.
-    if policy::visible_units(&org, actor).is_none() {
+    // Only an actor of the root unit (admin or not) sees every ticket's stream.
+    let everything = policy::visible_units(&org, actor).is_none();
+    if everything && !events.iter().any(|e| is_appraisal_event(&e.event_type)) {
         return Ok(events);
     }
     let mut seen: HashMap<Uuid, bool> = HashMap::new();
@@ -51,6 +54,12 @@ async fn visible(
     for e in events {
         let ok = match seen.get(&e.stream_id) {
             Some(ok) => *ok,
+            None if is_appraisal_event(&e.event_type) => {
+                let ok = appraisal_visible(app, &org, actor, &e).await?;
+                seen.insert(e.stream_id, ok);
+                ok
+            }
+            None if everything => true,
             None => {
                 // A ticket frozen by a failed verification: its view, which
                 // decides who sees it, cannot be trusted.
@@ -68,6 +77,38 @@ async fn visible(
         }
     }
     Ok(out)
+}
+
+/// Who sees the appraisal's events in the feed: appraisers, analysts and admins,
+/// those of the root unit all of them, the others those about a unit or township
+/// within theirs (a withdrawal is judged by the entry it withdraws; a bulletin of
+/// the whole organisation, or a grade of a department, only at the root). The
+/// other roles never see them: a handler does not follow its own appraisal live.
+async fn appraisal_visible(
+    app: &SharedApp,
+    org: &crate::org::Org,
+    actor: &Actor,
+    e: &RecordedEvent,
+) -> Result<bool, AppError> {
+    if !matches!(actor.role, Role::Appraiser | Role::Analyst | Role::Admin) {
+        return Ok(false);
+    }
+    if actor.unit == org.root().code {
+        return Ok(true);
+    }
+    let first;
+    let about = if e.version > 1 {
+        first = app.store.read_stream(e.stream_id).await?;
+        first.first().map_or(&e.data, |f| &f.data)
+    } else {
+        &e.data
+    };
+    Ok(["unit", "township"].iter().any(|k| {
+        about
+            .get(*k)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|u| org.is_within(u, &actor.unit))
+    }))
 }
 
 #[utoipa::path(

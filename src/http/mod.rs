@@ -2,6 +2,7 @@
 //! merges them and adds what every request gets (request id, limits, metrics, logs).
 
 pub mod appraisal;
+pub mod appraisal_entries;
 pub mod attachments;
 pub mod error;
 pub mod events;
@@ -182,6 +183,7 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         .merge(events::router())
         .merge(org::router())
         .merge(appraisal::router())
+        .merge(appraisal_entries::router())
         .merge(stats::router())
         .merge(ops::router())
         .merge(openapi::router())

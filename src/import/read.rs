@@ -168,7 +168,7 @@ fn read_line(
     }
     let role = Role::parse(raw.actor.role.trim()).ok_or_else(|| {
         format!(
-            "actor.role: unknown role {:?}; use grid_worker, hotline_agent, dispatcher, handler, analyst or admin",
+            "actor.role: unknown role {:?}; use grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin",
             raw.actor.role
         )
     })?;

@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::daily::{self, Delta};
 use super::facts::{self, Context, Input, Occurrence, TicketFacts};
 use super::{Batch, Projection};
+use crate::appraisal::ledger::is_appraisal_event;
 use crate::domain::{DecodeError, TicketEvent};
 use crate::org::OrgHandle;
 use crate::sla::calendar::Calendar;
@@ -511,6 +512,11 @@ impl UnitStats {
             let batch = batch?;
             for e in &batch {
                 last = e.position;
+                // The appraisal's own events (entries, grades, bulletins): not a
+                // ticket's, nothing to count, nothing to warn about.
+                if is_appraisal_event(&e.event_type) {
+                    continue;
+                }
                 let ev = match TicketEvent::from_json_parts(
                     &e.event_type,
                     e.schema_version,
@@ -665,6 +671,9 @@ impl Projection for UnitStats {
         let mut decoded = Vec::with_capacity(events.len());
         let mut ids = HashSet::new();
         for mut e in events {
+            if is_appraisal_event(&e.event_type) {
+                continue;
+            }
             let data = e.data.take();
             let ev = match TicketEvent::from_parts(&e.event_type, e.schema_version, &data) {
                 Ok(ev) => ev,

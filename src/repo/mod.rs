@@ -14,6 +14,7 @@
 //! - `dump`: the export and restore of these tables (the log's own in
 //!   `store::dump`); `audit`: verify's reads of the ticket view.
 
+pub mod appraisal;
 pub mod attachments;
 pub mod audit;
 pub mod contacts;

@@ -209,6 +209,13 @@ async fn load_from_stream(
     id: Uuid,
 ) -> Result<Option<(Ticket, Option<String>)>, StoreError> {
     let events = app.store.read_stream(id).await?;
+    // Not a ticket's stream (an appraisal entry's): nothing to watch.
+    if events
+        .first()
+        .is_some_and(|e| crate::appraisal::ledger::is_appraisal_event(&e.event_type))
+    {
+        return Ok(None);
+    }
     let decoded = events
         .iter()
         .map(|e| {

@@ -204,10 +204,11 @@ pub fn parse_profile(text: &str, file: &str) -> Result<Profile, ProfileError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
-        let field = if path == "." {
-            missing_field(&msg).unwrap_or_else(|| "(the file)".into())
-        } else {
-            path
+        let field = match (path.as_str(), missing_field(&msg)) {
+            (".", Some(f)) => f,
+            (".", None) => "(the file)".into(),
+            (_, Some(f)) => format!("{path}.{f}"),
+            (_, None) => path,
         };
         ProfileError::new(file, field, msg)
     })?;
