@@ -67,12 +67,21 @@ function form(u, period, ctx) {
 
 export function evaluationCard(u, period, entries, ctx) {
   const evals = u.evaluations || [];
-  const rows = evals.map((v) => el('tr', { dataset: { township: v.township } },
+  const writable = (tw) => ctx.scope.district || tw === ctx.scope.township;
+  const rows = evals.map((v) => el('tr', { dataset: { township: v.township, entry: v.entry } },
     el('th', { scope: 'row', text: v.township_name || unitName(v.township) }),
     el('td', { class: 'num', dataset: { field: 'points' }, text: fmtNumber(v.points) }),
-    el('td', { text: v.grade_word ? t(`ap.word.${GRADE_WORDS.indexOf(v.grade_word) + 1}`) : '—' }),
-    el('td', { class: 'note-cell', text: v.note || '' })));
-  const mine = entries.filter((e) => e.item === 'township_evaluation' && e.period === period);
+    el('td', { class: 'left', text: v.grade_word ? t(`ap.word.${GRADE_WORDS.indexOf(v.grade_word) + 1}`) : '—' }),
+    el('td', { class: 'note-cell', text: v.note || '' }),
+    el('td', { class: 'left' }, ctx.scope.write && writable(v.township)
+      ? ctx.reasonButton(t('ap.withdraw'), 'withdraw', async (reason) => {
+        await ctx.post(`/api/v1/appraisal/entries/${v.entry}/withdraw`, { reason });
+        notify(t('ap.withdrawn_ok'), 'ok');
+        await ctx.reload();
+      })
+      : null)));
+  // Withdrawn evaluations stay in sight, struck through.
+  const mine = entries.filter((e) => e.item === 'township_evaluation' && e.period === period && e.withdrawn);
   const card = el('section', { class: 'card ap-section', id: 'evaluations', dataset: { section: 'township_evaluation' } },
     el('div', { class: 'section-head' },
       el('h3', { text: t('ap.evaluations') }),
@@ -81,7 +90,7 @@ export function evaluationCard(u, period, entries, ctx) {
     el('p', { class: 'muted small', text: t('ap.eval_source') }));
   if (rows.length) {
     card.append(el('div', { class: 'table-wrap' }, el('table', { class: 'figures evals' },
-      el('thead', {}, el('tr', {}, ['ap.township', 'ap.points', 'ap.grade_word', 'ap.note'].map((k) => el('th', { text: t(k) })))),
+      el('thead', {}, el('tr', {}, ['ap.township', 'ap.points', 'ap.grade_word', 'ap.note'].map((k) => el('th', { text: t(k) })), el('th'))),
       el('tbody', {}, rows))));
   } else {
     card.append(el('p', { class: 'muted', text: periodKind(period) === 'year' ? t('ap.no_evaluations') : t('ap.eval_year_only') }));

@@ -47,7 +47,8 @@ async function loadYear(year) {
       el('span', { class: 'sub-name', text: unitName(tw) }),
       el('span', { class: `badge ${s ? 'state-verified' : 'state-accepted'}`, text: s ? t('ap.submitted') : t('ap.not_submitted') }),
       s ? el('span', { class: 'muted small', text: ` ${fmtTime(s.submitted_at || s.at)} ${s.actor || ''}` }) : null);
-    if (!s && scope.write && (scope.district || tw === scope.township)) {
+    // A township closes its own year (49号 四(三)); the district reopens it.
+    if (!s && tw === scope.township) {
       li.append(el('button', {
         type: 'button', class: 'btn small primary', dataset: { submit: tw }, text: t('ap.submit_year', { year }),
         onclick: async (ev) => {
@@ -178,7 +179,8 @@ function headCard(u, period) {
   if (u.sheet) {
     fact('ap.base', fmtNumber(u.base), 'base');
     if (u.weight !== undefined && u.weight !== null) fact('ap.weight', `${Math.round(u.weight * 100)}%`, 'weight');
-    fact('ap.col.bonus', fmtPoints(u.bonus || 0), 'bonus');
+    const sheet = sheets.get(u.sheet);
+    if (sheet && sheet.sections.some((s) => s.bonus)) fact('ap.col.bonus', fmtPoints(u.bonus || 0), 'bonus');
   }
   if (periodKind(period) === 'year' && u.quarters) {
     const qs = u.quarters.map((q, i) => (typeof q === 'object' && q !== null ? `${q.period || `Q${i + 1}`} ${fmtScore(q.score)}` : `Q${i + 1} ${fmtScore(q)}`));
@@ -252,7 +254,7 @@ function sectionCards(u, entries, period, onChange) {
         el('h3', {}, titled(sec.name, sec.title)),
         el('span', { class: 'section-points' },
           sec.bonus || sec.points === undefined ? t('ap.bonus_section') : t('ap.full_points', { n: fmtNumber(sec.points) }),
-          ' · ', el('b', { class: total < 0 ? 'points' : 'plus', dataset: { field: 'section_total' }, text: fmtPoints(total) }))),
+          ' · ', el('b', { class: signClass(total), dataset: { field: 'section_total' }, text: fmtPoints(total) }))),
       sec.source ? el('p', { class: 'muted small', text: sec.source }) : null,
       el('ul', { class: 'items' }, rows)));
   }
@@ -263,6 +265,11 @@ function sectionCards(u, entries, period, onChange) {
       el('ul', { class: 'items' }, extra.map((d) => itemRow({ code: d.rule, title: d.title, manual: d.manual ? {} : null }, d, [], u, onChange)))));
   }
   return out;
+}
+
+function signClass(x) {
+  if (x < 0) return 'points';
+  return x > 0 ? 'plus' : 'muted';
 }
 
 function itemRow(item, d, entries, u, onChange) {
@@ -277,7 +284,7 @@ function itemRow(item, d, entries, u, onChange) {
         item.cap ? el('span', { class: 'badge', text: t('ap.cap', { n: fmtNumber(item.cap) }) }) : null,
         d && d.capped ? el('span', { class: 'badge warn', title: t('ap.uncapped', { p: fmtPoints(d.uncapped_points) }), text: t('dash.capped') }) : null),
       el('span', { class: 'item-count muted small', text: d && d.count ? `×${d.count}` : '' }),
-      el('span', { class: `item-points ${d && d.points < 0 ? 'points' : 'plus'}`, dataset: { field: 'points' }, text: d ? fmtPoints(d.points) : '—' })),
+      el('span', { class: `item-points ${signClass(d ? d.points : 0)}`, dataset: { field: 'points' }, text: d ? fmtPoints(d.points) : '—' })),
     d && d.rate !== undefined && d.rate !== null ? el('p', { class: 'muted small', text: t('ap.rate', { r: `${(d.rate * 100).toFixed(1)}%` }) }) : null,
     tickets.length ? el('div', { class: 'evidence' }, el('span', { class: 'muted small', text: t('dash.evidence') }), tickets.map((id) => ticketLink(id))) : null,
     entries.length ? el('ul', { class: 'entries' }, entries.map((e) => entryLine(e, u, onChange))) : null);
@@ -375,9 +382,9 @@ async function showUnit(code, period) {
   if (u.kind === 'department' || u.sheet === 'department') {
     body.append(evaluationCard(u, period, entries, { me, scope, post, reasonButton, reload, entryLine }));
   }
-  body.append(...sectionCards(u, entries, period, reload));
   const form = entryForm(u, period, reload);
   if (form) body.append(form);
+  body.append(...sectionCards(u, entries, period, reload));
 }
 
 async function showAll(period) {

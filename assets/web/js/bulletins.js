@@ -30,7 +30,7 @@ async function list() {
   const r = await api(`/api/v1/appraisal/bulletins?${new URLSearchParams({ period })}`);
   const items = r.items || [];
   const rows = items.map((b) => el('li', { class: 'bulletin', dataset: { id: b.id } },
-    el('a', { href: `?${new URLSearchParams({ period, id: b.id })}`, dataset: { open: b.id }, text: t('ap.bulletin_of', { period: periodName(b.period), unit: unitName(b.unit) }) }),
+    el('a', { href: `?${new URLSearchParams({ period, id: b.id })}`, dataset: { open: b.id }, text: t('ap.bulletin_of', { period: periodName(b.period), unit: b.unit ? unitName(b.unit) : t('ap.whole') }) }),
     el('span', { class: 'muted small', text: ` ${fmtTime(b.published_at)} · ${t('ap.position', { n: b.position })}` })));
   clear($('b-list')).append(
     el('h2', { text: t('ap.bulletins_of', { period: periodName(period) }) }),
@@ -52,13 +52,13 @@ async function open(id) {
       el('th', { scope: 'row', text: u.unit_name || unitName(u.unit) }),
       el('td', { text: sheetName(u.sheet) }),
       el('td', { class: 'num', dataset: { field: 'frozen' }, text: fmtScore(u.score) }),
-      el('td', { class: 'num', dataset: { field: 'now' }, text: d ? fmtScore(d.now) : '' }));
+      el('td', { class: d ? 'num' : 'num muted', dataset: { field: 'now' }, text: d ? fmtScore(d.now) : t('ap.unchanged') }));
   });
   const driftList = (b.drift || []).map((d) => el('li', { dataset: { unit: d.unit } },
     el('b', { text: unitName(d.unit) }), ' ',
     t('ap.drift_line', { frozen: fmtScore(d.frozen), now: fmtScore(d.now), diff: d.frozen !== null && d.now !== null ? fmtPoints(d.now - d.frozen) : '—' })));
   clear(box).append(
-    el('h2', { text: t('ap.bulletin_of', { period: periodName(b.period), unit: unitName(b.unit) }) }),
+    el('h2', { text: t('ap.bulletin_of', { period: periodName(b.period), unit: b.unit ? unitName(b.unit) : t('ap.whole') }) }),
     el('p', { class: 'muted small' }, t('ap.published', { at: fmtTime(b.published_at), actor: b.actor || '' }), ' · ',
       t('ap.position', { n: b.position }), ' · ', el('code', { class: 'hash', title: b.position_hash, text: (b.position_hash || '').slice(0, 16) })),
     el('section', { class: 'drift', id: 'drift' },
