@@ -94,8 +94,9 @@ impl Serialize for EvidenceList {
     }
 }
 
-/// One evidence item (the OpenAPI schema of [`EvidenceList`]'s elements).
-#[derive(utoipa::ToSchema)]
+/// One evidence item of a deduction: a ticket's event or an entry people made.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 pub enum EvidenceItem {
     /// A ticket's event: `{ticket, position}`.
@@ -105,7 +106,7 @@ pub enum EvidenceItem {
 }
 
 /// An entry behind a manual item's points.
-#[derive(utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct EntryEvidence {
     /// The entry's id (`GET /api/v1/appraisal/entries`).

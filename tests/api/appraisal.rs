@@ -235,38 +235,94 @@ async fn the_appraisal_deducts_rule_by_rule_with_the_events_behind_each_point() 
         assert_eq!(units.len(), 13 + 30, "every department and agency");
         assert_eq!(units[0]["unit"], "zhzf", "in organisation order");
         let squad = unit(&r.body, "hg-zfzd");
+        // The enforcement squad's sheet (49号 三(三)), its items from tickets in
+        // sheet order; 督查督办 and late registration per case.
         assert_eq!(
             deductions(squad),
             vec![
-                d("late_sign", 1, -0.5, std::slice::from_ref(&late_sign)),
-                // 2 of 3 on time: 66.67%, six full 5-point steps, capped at 5.
-                d("on_time_rate", 1, -5.0, std::slice::from_ref(&late_done)),
-                d("late_completion", 1, -1.0, std::slice::from_ref(&late_done)),
-                d("quality_failure", 1, -1.0, std::slice::from_ref(&failed)),
+                d("team.satisfaction", 1, -3.0, std::slice::from_ref(&unhappy)),
                 d(
-                    "repeated_supervision",
+                    "supervision.late_completion",
+                    1,
+                    -1.0,
+                    std::slice::from_ref(&late_done)
+                ),
+                d(
+                    "supervision.quality_failure",
+                    1,
+                    -1.0,
+                    std::slice::from_ref(&failed)
+                ),
+                d(
+                    "supervision.repeated",
                     1,
                     -2.0,
                     std::slice::from_ref(&repeat)
                 ),
-                d("satisfaction", 1, -3.0, std::slice::from_ref(&unhappy)),
-                d("appearance_street", 1, -0.5, std::slice::from_ref(&report)),
+                d(
+                    "regulation.late_registration",
+                    1,
+                    -0.5,
+                    std::slice::from_ref(&late_sign)
+                ),
+                // 2 of 3 on time: 66.67%, six full 5-point steps, capped at 5.
+                d(
+                    "regulation.on_time_rate",
+                    1,
+                    -5.0,
+                    std::slice::from_ref(&late_done)
+                ),
+                d("appearance.street", 1, -0.5, std::slice::from_ref(&report)),
             ]
         );
+        assert_eq!(squad["sheet"], "enforcement");
         assert_eq!(squad["base"], json!(100.0));
         assert_eq!(squad["score"], json!(87.0));
+        assert_eq!(squad["bonus"], json!(0.0));
         assert_eq!(squad["weight"], json!(0.6));
         assert_eq!(squad["unit_name"], "皇冠综合执法中队");
-        let rate = &squad["deductions"][1];
+        let rate = &squad["deductions"][5];
         assert_eq!(rate["capped"], json!(true));
+        assert_eq!(rate["manual"], json!(false));
+        assert_eq!(rate["section"], "regulation");
         assert_eq!(rate["uncapped_points"], json!(-6.0));
         assert_eq!(rate["rate"], json!(0.6667));
-        for quiet in ["hg-scjgs", "zhzf", "fl-zfzd"] {
+        assert!(
+            rate["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("按期办结率")),
+            "the document's wording: {rate}"
+        );
+        for quiet in ["hg-scjgs", "hg-sfs", "fl-zfzd"] {
             let u = unit(&r.body, quiet);
             assert_eq!(u["score"], json!(100.0), "{quiet}: {u}");
             assert_eq!(u["deductions"], json!([]), "{quiet}");
         }
-        assert_eq!(unit(&r.body, "zhzf")["weight"], json!(0.3));
+        // A department: scored by the townships' evaluations for a year only.
+        let dept = unit(&r.body, "zhzf");
+        assert_eq!(
+            (
+                &dept["sheet"],
+                &dept["score"],
+                &dept["base"],
+                &dept["weight"]
+            ),
+            (
+                &json!("department"),
+                &json!(null),
+                &json!(30.0),
+                &json!(0.3)
+            )
+        );
+        assert_eq!(dept["evaluations"], json!([]));
+        assert_eq!(dept["reference"], json!([]));
+        // A police station has no sheet under 49号.
+        let police = unit(&r.body, "hg-pcs");
+        assert_eq!(
+            (&police["sheet"], &police["score"], &police["base"]),
+            (&json!(null), &json!(null), &json!(null))
+        );
+        assert!(police.get("weight").is_none(), "{police}");
 
         // The month gives the same, and the squad's handler sees only his unit.
         let r = app.get("/api/v1/appraisal?period=2026-07", &hand).await;
@@ -290,6 +346,7 @@ async fn the_appraisal_deducts_rule_by_rule_with_the_events_behind_each_point() 
         );
         assert_eq!(y["year_end_score"], json!(87.0));
         assert_eq!(y["score"], json!(90.47));
+        assert_eq!(y["bonus"], json!(0.0));
         assert_eq!(deductions(y).len(), 7, "the year-end deductions");
 
         // A township dispatcher sees the township's agencies.
@@ -359,22 +416,31 @@ async fn the_appraisal_deducts_rule_by_rule_with_the_events_behind_each_point() 
         );
         let text = r.body.as_str().expect("CSV text");
         let lines: Vec<&str> = text.lines().collect();
-        let head = "2026-Q3,weihai-etdz-2020,hg-zfzd,皇冠综合执法中队,100,87";
+        let head = "2026-Q3,weihai-etdz-2020,hg-zfzd,皇冠综合执法中队,enforcement,100,87,0";
+        let none = ",,,,,,,";
         assert_eq!(
             lines,
             vec![
-                "period,profile,unit,unit_name,base,score,rule,count,points,evidence",
-                "2026-Q3,weihai-etdz-2020,hg-sfs,皇冠司法所,100,100,,,,",
-                &format!("{head},late_sign,1,-0.5,{late_sign}"),
-                &format!("{head},on_time_rate,1,-5,{late_done}"),
-                &format!("{head},late_completion,1,-1,{late_done}"),
-                &format!("{head},quality_failure,1,-1,{failed}"),
-                &format!("{head},repeated_supervision,1,-2,{repeat}"),
-                &format!("{head},satisfaction,1,-3,{unhappy}"),
-                &format!("{head},appearance_street,1,-0.5,{report}"),
-                "2026-Q3,weihai-etdz-2020,hg-scjgs,皇冠市场监管所,100,100,,,,",
-                "2026-Q3,weihai-etdz-2020,hg-pcs,皇冠派出所,100,100,,,,",
-                "2026-Q3,weihai-etdz-2020,hg-ajb,皇冠街道安全生产监督管理办公室,100,100,,,,",
+                "period,profile,unit,unit_name,sheet,base,score,bonus,section,rule,manual,reference,count,points,evidence",
+                &format!("2026-Q3,weihai-etdz-2020,hg-sfs,皇冠司法所,judicial,100,100,0{none}"),
+                &format!("{head},team,team.satisfaction,false,false,1,-3,{unhappy}"),
+                &format!(
+                    "{head},supervision,supervision.late_completion,false,false,1,-1,{late_done}"
+                ),
+                &format!(
+                    "{head},supervision,supervision.quality_failure,false,false,1,-1,{failed}"
+                ),
+                &format!("{head},supervision,supervision.repeated,false,false,1,-2,{repeat}"),
+                &format!(
+                    "{head},regulation,regulation.late_registration,false,false,1,-0.5,{late_sign}"
+                ),
+                &format!("{head},regulation,regulation.on_time_rate,false,false,1,-5,{late_done}"),
+                &format!("{head},appearance,appearance.street,false,false,1,-0.5,{report}"),
+                &format!("2026-Q3,weihai-etdz-2020,hg-scjgs,皇冠市场监管所,market,100,100,0{none}"),
+                &format!("2026-Q3,weihai-etdz-2020,hg-pcs,皇冠派出所,,,,{none}"),
+                &format!(
+                    "2026-Q3,weihai-etdz-2020,hg-ajb,皇冠街道安全生产监督管理办公室,,,,{none}"
+                ),
             ]
         );
 
@@ -428,6 +494,29 @@ async fn the_appraisal_deducts_rule_by_rule_with_the_events_behind_each_point() 
         assert_eq!(
             names,
             vec![("weihai-etdz-2020", true), ("beijing-three-rates", false)]
+        );
+        // Each profile lists its sheets, sections and items: what is computed and
+        // what people enter.
+        let sheets: Vec<&str> = r.body["items"][0]["sheets"]
+            .as_array()
+            .expect("sheets")
+            .iter()
+            .map(|s| s["name"].as_str().expect("name"))
+            .collect();
+        assert_eq!(sheets, ["department", "judicial", "enforcement", "market"]);
+        let market = &r.body["items"][0]["sheets"][3];
+        assert_eq!(market["weight"], json!(0.6));
+        let business = &market["sections"][3];
+        assert_eq!(
+            (&business["name"], &business["points"]),
+            (&json!("business"), &json!(30.0))
+        );
+        assert_eq!(business["items"][0]["rule"], "tickets");
+        assert_eq!(business["items"][0]["manual"], json!(false));
+        let dress = &market["sections"][2]["items"][1];
+        assert_eq!(
+            (&dress["code"], &dress["manual"], &dress["points_each"]),
+            (&json!("standards.dress"), &json!(true), &json!(-2.0))
         );
 
         app.finish().await;

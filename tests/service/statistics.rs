@@ -428,35 +428,36 @@ async fn national_day_history_gives_the_hand_worked_figures() {
         };
         // On-time completion 66.67%: 33.33 points below 100 = 6 full steps of 5,
         // capped at 5.
-        assert_eq!(rule("on_time_rate")["points"], json!(-5.0));
-        assert_eq!(rule("late_completion")["count"], 1);
-        assert_eq!(rule("late_completion")["points"], json!(-1.0));
+        assert_eq!(rule("regulation.on_time_rate")["points"], json!(-5.0));
+        assert_eq!(rule("supervision.late_completion")["count"], 1);
+        assert_eq!(rule("supervision.late_completion")["points"], json!(-1.0));
         assert_eq!(
-            rule("late_completion")["evidence"],
+            rule("supervision.late_completion")["evidence"],
             json!([pos(&p, "T3", "TicketHandled", 0)])
         );
-        assert_eq!(rule("quality_failure")["points"], json!(-1.0));
+        assert_eq!(rule("supervision.quality_failure")["points"], json!(-1.0));
         assert_eq!(
-            rule("quality_failure")["evidence"],
+            rule("supervision.quality_failure")["evidence"],
             json!([pos(&p, "T2", "VerificationFailed", 0)])
         );
-        assert_eq!(rule("repeated_supervision")["points"], json!(-2.0));
+        assert_eq!(rule("supervision.repeated")["points"], json!(-2.0));
         assert_eq!(
-            rule("repeated_supervision")["evidence"],
+            rule("supervision.repeated")["evidence"],
             json!([pos(&p, "T2", "TicketSupervised", 1)])
         );
-        assert_eq!(rule("satisfaction")["points"], json!(-3.0));
+        assert_eq!(rule("team.satisfaction")["points"], json!(-3.0));
         // Grid reports of the first appearance list in township hg in October: T4, T6.
-        assert_eq!(rule("appearance_street")["count"], 2);
-        assert_eq!(rule("appearance_street")["points"], json!(-1.0));
+        assert_eq!(rule("appearance.street")["count"], 2);
+        assert_eq!(rule("appearance.street")["points"], json!(-1.0));
         let mut ev = vec![
             pos(&p, "T4", "TicketAccepted", 0),
             pos(&p, "T6", "TicketAccepted", 0),
         ];
         ev.sort_by_key(|e| e["position"].as_i64());
-        assert_eq!(rule("appearance_street")["evidence"], json!(ev));
+        assert_eq!(rule("appearance.street")["evidence"], json!(ev));
         assert!(
-            d.get("late_sign").is_none_or(|r| r["count"] == 0),
+            d.get("regulation.late_registration")
+                .is_none_or(|r| r["count"] == 0),
             "T1's late sign is September's"
         );
         assert_eq!(u["score"], json!(87.0), "100 − 5 − 1 − 1 − 2 − 3 − 1: {u}");
@@ -478,21 +479,20 @@ async fn national_day_history_gives_the_hand_worked_figures() {
             .map(|d| (d["rule"].as_str().unwrap().to_string(), d))
             .collect();
         assert_eq!(
-            d["late_sign"]["evidence"],
+            d["regulation.late_registration"]["evidence"],
             json!([pos(&p, "T1", "TicketSigned", 0)])
         );
-        assert_eq!(d["late_sign"]["points"], json!(-0.5));
-        assert_eq!(d["appearance_street"]["points"], json!(-0.5));
-        assert_eq!(d["appearance_road"]["points"], json!(-0.5));
+        assert_eq!(d["regulation.late_registration"]["points"], json!(-0.5));
+        assert_eq!(d["appearance.street"]["points"], json!(-0.5));
+        assert_eq!(d["appearance.road"]["points"], json!(-0.5));
         assert_eq!(
-            d["appearance_road"]["evidence"],
+            d["appearance.road"]["evidence"],
             json!([pos(&p, "T2", "TicketAccepted", 0)])
         );
-        assert_eq!(
-            d["illegal_construction_found_by_city"]["points"],
-            json!(-0.1)
-        );
-        assert_eq!(u["score"], json!(98.4), "{u}");
+        // The 违法建设 report came from a grid worker, not the city's supervision
+        // (加减分(2) counts only those): nothing.
+        assert!(d.get("bonus.city_found").is_none(), "{u}");
+        assert_eq!(u["score"], json!(98.5), "{u}");
 
         // A second import of the same file adds nothing, and the figures stand.
         let before = app.count_rows("events").await;

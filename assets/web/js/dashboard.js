@@ -6,7 +6,7 @@ import uPlot from '/web/vendor/uplot/uPlot.esm.js';
 import {
   api, clear, el, errorText, lang, run, startPage, subtree, t, today, unit, unitName,
 } from './common.js';
-import { fmtScore, ticketLink } from './appraisal-common.js';
+import { ticketLink } from './appraisal-common.js';
 
 const $ = (id) => document.getElementById(id);
 let me;
@@ -160,33 +160,30 @@ function evidenceLinks(evidence) {
   return el('span', { class: 'evidence' }, ids.map((id) => ticketLink(id)));
 }
 
-// Units without a score (no sheet, or a department outside a year) sort last.
-function byScore(x, y) {
-  const a = x.score === null || x.score === undefined ? Infinity : x.score;
-  const b = y.score === null || y.score === undefined ? Infinity : y.score;
-  return a === b ? 0 : a - b;
-}
-
 async function loadAppraisal() {
   const box = clear($('appraisal'));
   const q = new URLSearchParams({ period: $('a-period').value.trim(), unit: $('d-unit').value });
   if ($('a-profile').value) q.set('profile', $('a-profile').value);
   const a = await api(`/api/v1/appraisal?${q}`);
-  const units = a.units.filter((u) => u.deductions.length).sort(byScore);
-  const clean = a.units.filter((u) => !u.deductions.length);
+  // A department's ticket figures are reference only (`reference`): shown, marked, not counted.
+  const items = (u) => u.deductions.concat((u.reference || []).map((d) => ({ ...d, reference: true })));
+  const score = (u) => (u.score == null ? '—' : u.score.toFixed(2));
+  const units = a.units.filter((u) => items(u).length).sort((x, y) => (x.score ?? Infinity) - (y.score ?? Infinity));
+  const clean = a.units.filter((u) => !items(u).length);
   const list = el('div', { class: 'appraisal-list' });
   if (!units.length) list.append(el('p', { class: 'muted', text: t('dash.no_deductions_at_all') }));
   for (const u of units) {
-    const rows = u.deductions.map((d) => el('tr', { dataset: { rule: d.rule } },
+    const rows = items(u).map((d) => el('tr', { dataset: { rule: d.rule }, class: d.reference ? 'reference' : null },
       el('td', {}, lang() === 'en' ? el('span', {}, el('code', { text: d.rule }), ' ', el('span', { class: 'muted', text: d.title || '' })) : (d.title || d.rule)),
       el('td', { class: 'num', text: String(d.count) }),
-      el('td', { class: 'num points', text: d.points.toFixed(2) }, d.capped ? el('span', { class: 'badge', text: t('dash.capped') }) : null),
+      el('td', { class: 'num points', text: d.points.toFixed(2) }, d.capped ? el('span', { class: 'badge', text: t('dash.capped') }) : null,
+        d.reference ? el('span', { class: 'badge', text: t('dash.reference') }) : null),
       el('td', {}, evidenceLinks(d.evidence))));
-    const details = el('details', { class: 'appraisal-unit', open: u.deductions.length > 0, dataset: { unit: u.unit } },
-      el('summary', {}, el('span', { class: 'score', text: fmtScore(u.score) }), ' ', u.unit_name || unitName(u.unit),
-        el('span', { class: 'muted', text: ` · ${t('dash.base')} ${u.base}` }),
-        u.deductions.length ? null : el('span', { class: 'muted', text: ` · ${t('dash.no_deductions')}` })),
-      u.deductions.length
+    const details = el('details', { class: 'appraisal-unit', open: items(u).length > 0, dataset: { unit: u.unit } },
+      el('summary', {}, el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit),
+        u.base == null ? null : el('span', { class: 'muted', text: ` · ${t('dash.base')} ${u.base}` }),
+        items(u).length ? null : el('span', { class: 'muted', text: ` · ${t('dash.no_deductions')}` })),
+      items(u).length
         ? el('div', { class: 'table-wrap' }, el('table', { class: 'figures deductions' },
           el('thead', {}, el('tr', {}, ['dash.rule', 'dash.count', 'dash.points', 'dash.evidence'].map((k) => el('th', { text: t(k) })))),
           el('tbody', {}, rows)))
@@ -197,7 +194,7 @@ async function loadAppraisal() {
     list.append(el('details', { class: 'appraisal-unit clean' },
       el('summary', {}, t('dash.clean_units', { n: clean.length })),
       el('ul', { class: 'clean-list' }, clean.map((u) => el('li', { dataset: { unit: u.unit } },
-        el('span', { class: 'score', text: fmtScore(u.score) }), ' ', u.unit_name || unitName(u.unit))))));
+        el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit))))));
   }
   box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list,
     el('p', {}, el('a', { href: `/appraisal?${new URLSearchParams({ period: a.period })}`, id: 'to-appraisal', text: t('dash.to_appraisal') })));
