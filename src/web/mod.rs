@@ -71,13 +71,6 @@ static ASSETS: &[Asset] = &[
     asset!("js/appraisal-department.js", "web/js/appraisal-department.js", JS),
     asset!("js/ranking.js", "web/js/ranking.js", JS),
     asset!("js/bulletins.js", "web/js/bulletins.js", JS),
-    // The sheets the appraisal page lays a unit's results out by: the default
-    // profile exactly as the service compiles it in.
-    asset!(
-        "appraisal/profile.json",
-        "../schema/appraisal/weihai-etdz-2020.json",
-        JSON
-    ),
     asset!("i18n/zh.json", "web/i18n/zh.json", JSON),
     asset!("i18n/en.json", "web/i18n/en.json", JSON),
     asset!("vendor/uplot/uPlot.esm.js", "vendor/uplot/uPlot.esm.js", JS),

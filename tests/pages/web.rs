@@ -26,7 +26,6 @@ async fn pages_and_assets_are_served_with_a_strict_content_security_policy() {
         ("/appraisal/ranking", "text/html"),
         ("/appraisal/bulletins", "text/html"),
         ("/web/js/appraisal.js", "text/javascript"),
-        ("/web/appraisal/profile.json", "application/json"),
         ("/web/app.css", "text/css"),
         ("/web/js/common.js", "text/javascript"),
         ("/web/i18n/en.json", "application/json"),

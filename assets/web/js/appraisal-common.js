@@ -167,25 +167,28 @@ export function townshipOf(code) {
   return null;
 }
 
-// ---- the sheets of the default profile, as the service ships them
+// ---- the sheets of the default profile
 
 let sheets = null;
 
-function manualOf(item) {
-  const m = item.manual;
-  if (!m) return null;
-  const yearOnly = !!m.year_only;
-  if (m.points_each !== undefined && m.points_each !== null) return { points_each: Number(m.points_each), yearOnly };
-  if (m.min !== undefined && m.max !== undefined) return { min: Number(m.min), max: Number(m.max), yearOnly };
+function manualOf(it) {
+  if (!it.manual) return null;
+  const yearOnly = !!it.year_only;
+  if (it.points_each !== undefined && it.points_each !== null) return { points_each: Number(it.points_each), yearOnly };
+  if (it.min !== undefined && it.min !== null && it.max !== undefined && it.max !== null) {
+    return { min: Number(it.min), max: Number(it.max), yearOnly };
+  }
   return null;
 }
 
-// name → {name, title, base, weight, sections: [{name, title, points, source, bonus,
+// The default profile's sheets (GET /api/v1/appraisal/profiles), by name:
+// {name, title, base, weight, sections: [{name, title, points, source, bonus,
 // reference, groups: [{name, title, cap}], items: [{code, title, cap, group,
 // manual: null | {points_each, yearOnly} | {min, max, yearOnly}}]}]}.
 export async function loadSheets() {
   if (sheets) return sheets;
-  const profile = await api('/web/appraisal/profile.json');
+  const r = await api('/api/v1/appraisal/profiles');
+  const profile = (r.items || []).find((p) => p.default) || (r.items || [])[0] || {};
   sheets = new Map();
   for (const s of profile.sheets || []) {
     sheets.set(s.name, {
@@ -196,7 +199,7 @@ export async function loadSheets() {
       sections: (s.sections || []).map((sec) => ({
         name: sec.name,
         title: sec.title || sec.name,
-        points: sec.points,
+        points: sec.points === null ? undefined : sec.points,
         source: sec.source || '',
         bonus: !!sec.bonus,
         reference: !!sec.reference,
