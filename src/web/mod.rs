@@ -68,7 +68,11 @@ static ASSETS: &[Asset] = &[
     asset!("js/grid.js", "web/js/grid.js", JS),
     asset!("js/appraisal-common.js", "web/js/appraisal-common.js", JS),
     asset!("js/appraisal.js", "web/js/appraisal.js", JS),
-    asset!("js/appraisal-department.js", "web/js/appraisal-department.js", JS),
+    asset!(
+        "js/appraisal-department.js",
+        "web/js/appraisal-department.js",
+        JS
+    ),
     asset!("js/ranking.js", "web/js/ranking.js", JS),
     asset!("js/bulletins.js", "web/js/bulletins.js", JS),
     asset!("i18n/zh.json", "web/i18n/zh.json", JSON),
@@ -96,7 +100,10 @@ pub fn router() -> Router<SharedApp> {
         .route("/grid", get(|h: HeaderMap| page(h, "grid")))
         .route("/appraisal", get(|h: HeaderMap| page(h, "appraisal")))
         .route("/appraisal/ranking", get(|h: HeaderMap| page(h, "ranking")))
-        .route("/appraisal/bulletins", get(|h: HeaderMap| page(h, "bulletins")))
+        .route(
+            "/appraisal/bulletins",
+            get(|h: HeaderMap| page(h, "bulletins")),
+        )
         .route("/favicon.ico", get(|h: HeaderMap| page(h, "icon.svg")))
         .route("/web/{*path}", get(file))
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use yiwang::auth::Role;
 
 use crate::browser::{Browser, ONE_AT_A_TIME, Screen, browser};
-use crate::support::{Engine, TestApp};
+use crate::support::{Engine, TestApp, engines};
 
 /// Today's month, quarter and year in Asia/Shanghai: `2026-12`, `2026-Q4`, `2026`.
 fn periods() -> (String, String, String) {
@@ -55,12 +55,17 @@ async fn on_screen(b: &Browser, selector: &str) {
         )
         .await
         .expect("a rectangle");
-    assert_eq!(inside, json!(true), "{}: {selector} is off the screen", b.name);
+    assert_eq!(
+        inside,
+        json!(true),
+        "{}: {selector} is off the screen",
+        b.name
+    );
 }
 
-async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool) {
+async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool, engine: Engine) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn(Engine::Sqlite).await;
+    let app = TestApp::spawn(engine).await;
     let Some(mut b) = browser(&app, name, screen).await else {
         return;
     };
@@ -77,7 +82,10 @@ async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool) {
         assert_eq!(b.text("h1").await, "考核");
     }
     let row = b.text("#ap-scores tr[data-unit='hg-sfs']").await;
-    assert!(row.contains("皇冠司法所") && row.contains("100.00"), "{row}");
+    assert!(
+        row.contains("皇冠司法所") && row.contains("100.00"),
+        "{row}"
+    );
     b.keep_shot(&format!("overview-{lang}")).await;
 
     // The judicial office's sheet: every section, nothing deducted yet.
@@ -124,10 +132,7 @@ async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool) {
     assert_eq!(section, "−10.00");
     on_screen(&b, &format!("{item} .item-points")).await;
     let entries = app
-        .get(
-            "/api/v1/appraisal/entries?unit=hg-sfs",
-            &appraiser,
-        )
+        .get("/api/v1/appraisal/entries?unit=hg-sfs", &appraiser)
         .await;
     assert_eq!(entries.status, 200, "{}", entries.body);
     let items = entries.body["items"].as_array().expect("items");
@@ -137,10 +142,15 @@ async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool) {
     b.keep_shot(&format!("entered-{lang}")).await;
 
     // Withdrawn with a reason: the score is back, the entry stays, struck through.
-    b.click(&format!("{item} button[data-ask='withdraw']")).await;
+    b.click(&format!("{item} button[data-ask='withdraw']"))
+        .await;
     b.fill(
         &format!("{item} form.reason-form input[name='reason']"),
-        if english { "Entered twice" } else { "重复录入" },
+        if english {
+            "Entered twice"
+        } else {
+            "重复录入"
+        },
     )
     .await;
     b.click(&format!("{item} button[data-confirm='withdraw']"))
@@ -153,7 +163,11 @@ async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool) {
     .await;
     let line = b.text(&format!("{item} li.entry.withdrawn")).await;
     assert!(
-        line.contains(if english { "Entered twice" } else { "重复录入" }),
+        line.contains(if english {
+            "Entered twice"
+        } else {
+            "重复录入"
+        }),
         "{line}"
     );
     let entries = app
@@ -171,12 +185,19 @@ async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool) {
 
 #[tokio::test]
 async fn an_appraiser_enters_an_item_sees_the_score_move_and_withdraws_it() {
-    enter_and_withdraw("appraisal-entry", Screen::Wide, false).await;
+    // On both engines: the entry and its withdrawal are events in either log.
+    for engine in engines().await {
+        let name = match engine {
+            Engine::Sqlite => "appraisal-entry",
+            Engine::Postgres => "appraisal-entry-pg",
+        };
+        enter_and_withdraw(name, Screen::Wide, false, engine).await;
+    }
 }
 
 #[tokio::test]
 async fn an_appraiser_enters_and_withdraws_an_item_on_a_phone_in_english() {
-    enter_and_withdraw("appraisal-entry-phone", Screen::Phone, true).await;
+    enter_and_withdraw("appraisal-entry-phone", Screen::Phone, true, Engine::Sqlite).await;
 }
 
 /// A township's evaluation of a department for `year`, through the API.
@@ -220,10 +241,8 @@ async fn ranking_with_grades(name: &'static str, screen: Screen, english: bool) 
     if english {
         b.use_english().await;
     }
-    b.goto(&format!(
-        "/appraisal/ranking?period={year}&kind=department"
-    ))
-    .await;
+    b.goto(&format!("/appraisal/ranking?period={year}&kind=department"))
+        .await;
     loaded(&b, "the ranking").await;
     let zhzf = "#ranking tr[data-unit='zhzf']";
     let scjg = "#ranking tr[data-unit='scjg']";
@@ -241,9 +260,7 @@ async fn ranking_with_grades(name: &'static str, screen: Screen, english: bool) 
         b.text(&format!("{zhzf} [data-field='coefficient']")).await,
         "0.9"
     );
-    let card = b
-        .text(&format!("{zhzf} [data-field='yellow_card']"))
-        .await;
+    let card = b.text(&format!("{zhzf} [data-field='yellow_card']")).await;
     assert_eq!(card, if english { "Yellow card" } else { "黄牌" });
     b.keep_shot(&format!("ranking-{lang}")).await;
 
@@ -359,6 +376,62 @@ async fn a_bulletin_is_published_and_shows_its_drift() {
         "98.00"
     );
     b.keep_shot("drift-zh").await;
+    b.finish().await;
+    app.finish().await;
+}
+
+/// A ticket of the township's enforcement squad, supervised twice this month: the
+/// squad's sheet shows 被重复督查督办 −2 with the ticket linked by its number.
+#[tokio::test]
+async fn a_computed_item_links_its_ticket_by_number() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let Some(mut b) = browser(&app, "appraisal-evidence", Screen::Wide).await else {
+        return;
+    };
+    let (month, _, _) = periods();
+    let hot = app.token(Role::HotlineAgent, "etdz").await;
+    let district = app.token(Role::Dispatcher, "etdz").await;
+    let township = app.token(Role::Dispatcher, "hg").await;
+    let r = app
+        .post("/api/v1/tickets", &hot, crate::support::ticket_body())
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let number = r.body["number"].as_str().expect("number").to_string();
+    for (token, action, body) in [
+        (&district, "assign", json!({"unit": "hg"})),
+        (&township, "assign", json!({"unit": "hg-zfzd"})),
+        (&township, "supervise", json!({"note": "请加快办理"})),
+        (&township, "supervise", json!({"note": "再次督办"})),
+    ] {
+        let r = app
+            .post(&format!("/api/v1/tickets/{id}/{action}"), token, body)
+            .await;
+        assert_eq!(r.status, 200, "{action}: {}", r.body);
+    }
+    app.catch_up().await;
+    let appraiser = app.token(Role::Appraiser, "hg").await;
+    b.sign_in(&appraiser, "/appraisal").await;
+    b.goto(&format!("/appraisal?period={month}&unit=hg-zfzd"))
+        .await;
+    let item = "li.item[data-item='supervision.repeated']";
+    b.until(
+        "the ticket's number as the evidence",
+        &format!(
+            "return document.querySelector(\"{item} a.evidence-link\")?.textContent === '{number}'"
+        ),
+    )
+    .await;
+    assert_eq!(b.text(&format!("{item} .item-points")).await, "−2.00");
+    let href = b
+        .css(&format!("{item} a.evidence-link"))
+        .await
+        .attr("href")
+        .await
+        .expect("href");
+    assert_eq!(href, Some(format!("/tickets/{id}")));
+    b.keep_shot("squad-zh").await;
     b.finish().await;
     app.finish().await;
 }
