@@ -295,10 +295,15 @@ async fn ranking_with_grades(name: &'static str, screen: Screen, english: bool) 
     let first = &r.body["items"][0];
     assert_eq!(first["unit"], "scjg", "{}", r.body);
     assert_eq!(first["grade"], 1, "{}", r.body);
-    assert_eq!(
-        b.text(&format!("{scjg} [data-field='yellow_card']")).await,
-        "—"
-    );
+    let no_card = b
+        .client
+        .execute(
+            &format!("return document.querySelector(\"{scjg} .yellow-card\") === null"),
+            vec![],
+        )
+        .await
+        .expect("a look");
+    assert_eq!(no_card, json!(true), "grade 1 has no yellow card");
     b.keep_shot(&format!("graded-{lang}")).await;
 
     // The department's own page: the two townships' evaluations and their mean.

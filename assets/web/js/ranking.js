@@ -66,12 +66,12 @@ async function load() {
     el('td', { class: 'num rank', text: String(x.rank) }),
     el('th', { scope: 'row', text: x.unit_name || unitName(x.unit) }),
     el('td', { class: 'num score-cell', dataset: { field: 'score' }, text: fmtScore(x.score) }),
-    el('td', { dataset: { field: 'grade' }, text: x.grade ? t(`ap.grade.${x.grade}`) : '—' }),
-    el('td', { class: 'num', dataset: { field: 'coefficient' }, text: x.coefficient ? fmtNumber(x.coefficient) : '—' }),
-    el('td', { dataset: { field: 'yellow_card' } },
+    el('td', { dataset: { field: 'grade', label: t('ap.col.grade') }, text: x.grade ? t(`ap.grade.${x.grade}`) : '—' }),
+    el('td', { class: 'num', dataset: { field: 'coefficient', label: t('ap.col.coefficient') }, text: x.coefficient ? fmtNumber(x.coefficient) : '—' }),
+    el('td', { class: x.yellow_card ? null : 'none', dataset: { field: 'yellow_card' } },
       x.yellow_card ? el('span', { class: 'badge yellow-card', text: t('ap.yellow_card') }) : '—',
       x.yellow_cards_in_a_row && x.yellow_cards_in_a_row > 1 ? el('span', { class: 'badge overdue', text: t('ap.in_a_row', { n: x.yellow_cards_in_a_row }) }) : null),
-    grading ? el('td', {}, gradeForm(x, period)) : null));
+    grading ? el('td', { class: 'grade-cell' }, gradeForm(x, period)) : null));
   const heads = ['ap.col.rank', 'ap.col.unit', 'ap.col.score', 'ap.col.grade', 'ap.col.coefficient', 'ap.col.yellow_card'];
   clear($('r-body')).append(
     el('h2', { text: t('ap.ranking_of', { period: periodName(period), kind: t(`ap.sheet.${kind}`) }) }),
