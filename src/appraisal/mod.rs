@@ -462,6 +462,9 @@ pub fn join(a: Table, b: Table) -> Table {
 /// on its own rows) with what people entered (`ledger`, folded by the caller).
 /// `scope_all`: the units are every appraised unit, so the rows are read
 /// unfiltered.
+// The signature the entry routes and bulletins share (design21.md): what is read,
+// for whom, and what people entered.
+#[allow(clippy::too_many_arguments)]
 pub async fn appraise_from_store(
     pool: &Pool,
     org: &Org,

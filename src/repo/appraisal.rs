@@ -232,6 +232,17 @@ pub async fn last_event_at_or_below(
         .map_err(StoreError::classify)?))
 }
 
+/// The highest position committed and visible now (0 for an empty log). On
+/// PostgreSQL a lower position may still commit after it: compare the feed's
+/// horizon before trusting everything below it.
+pub async fn max_position(pool: &Pool) -> Result<i64, StoreError> {
+    let sql = "SELECT COALESCE(MAX(position), 0) FROM events";
+    Ok(crate::store::on_pool!(pool, |p| sqlx::query_scalar(sql)
+        .fetch_one(p)
+        .await
+        .map_err(StoreError::classify)?))
+}
+
 /// The query plan of `sql` (one text per row), for the tests that check the
 /// partial indexes are used: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` on
 /// PostgreSQL (sequential scans off, so a table too small to bother still shows

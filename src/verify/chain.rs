@@ -20,6 +20,8 @@ pub struct Link {
     pub hash: String,
     /// None when the content gives the recorded hash; else what is wrong with it.
     pub content: Option<String>,
+    /// An appraisal event (`appraisal::ledger`): its stream keeps no ticket view.
+    pub viewless: bool,
 }
 
 impl Link {
@@ -32,6 +34,7 @@ impl Link {
             prev_hash: e.prev_hash.clone(),
             hash: e.hash.clone(),
             content: (!ok).then(|| "its content does not match its hash".to_string()),
+            viewless: crate::appraisal::ledger::is_appraisal_event(&e.event_type),
         }
     }
 }
@@ -62,6 +65,9 @@ pub struct StreamCheck {
     pub(super) events: u64,
     /// The event of the highest version pushed so far: (version, hash).
     pub(super) top: Option<(i64, String)>,
+    /// The stream's first event is an appraisal event: the stream has no ticket
+    /// view to hold its head (the appraisal is folded from the log).
+    viewless: bool,
 }
 
 impl StreamCheck {
@@ -75,6 +81,7 @@ impl StreamCheck {
             problems: Vec::new(),
             events: 0,
             top: None,
+            viewless: false,
         }
     }
 
@@ -99,6 +106,9 @@ impl StreamCheck {
 
     pub fn push(&mut self, link: Link) {
         self.events += 1;
+        if link.version == 1 {
+            self.viewless = link.viewless;
+        }
         if self.top.as_ref().is_none_or(|(v, _)| link.version > *v) {
             self.top = Some((link.version, link.hash.clone()));
         }
@@ -228,7 +238,7 @@ impl StreamCheck {
                         .into(),
                 );
             }
-        } else if last > 0 {
+        } else if last > 0 && !self.viewless {
             let position = self.positions.last().copied();
             self.problem(
                 ProblemKind::View,
@@ -280,6 +290,7 @@ mod tests {
                 prev_hash: h(v - 1),
                 hash: h(v),
                 content: None,
+                viewless: false,
             })
             .collect()
     }
@@ -297,6 +308,18 @@ mod tests {
             .into_iter()
             .map(|p| (p.kind, p.version))
             .collect()
+    }
+
+    #[test]
+    fn an_appraisal_stream_needs_no_ticket_view() {
+        let mut links = chain(2);
+        assert_eq!(check(&links, None), [(ProblemKind::View, 2)]);
+        links[0].viewless = true;
+        assert!(check(&links, None).is_empty());
+        // Only the first event says what the stream is.
+        let mut links = chain(2);
+        links[1].viewless = true;
+        assert_eq!(check(&links, None), [(ProblemKind::View, 2)]);
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub(super) fn into_link(row: StoredRow) -> (Result<Uuid, String>, Link) {
         prev_hash: row.prev_hash.clone(),
         hash: row.hash.clone(),
         content: None,
+        viewless: crate::appraisal::ledger::is_appraisal_event(&row.event_type),
     };
     let parsed = (|| -> Result<RecordedEvent, String> {
         let data: Value = serde_json::from_str(&row.data)

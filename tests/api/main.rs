@@ -4,6 +4,7 @@
 mod support;
 
 mod appraisal;
+mod appraisal_ledger;
 mod attachments;
 mod authz;
 mod compression;

@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod appraisal;
 mod backup;
 mod cli;
 mod config;

@@ -491,7 +491,7 @@ async fn national_day_history_gives_the_hand_worked_figures() {
         );
         // The 违法建设 report came from a grid worker, not the city's supervision
         // (加减分(2) counts only those): nothing.
-        assert!(d.get("bonus.city_found").is_none(), "{u}");
+        assert!(!d.contains_key("bonus.city_found"), "{u}");
         assert_eq!(u["score"], json!(98.5), "{u}");
 
         // A second import of the same file adds nothing, and the figures stand.

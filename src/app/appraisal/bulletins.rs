@@ -20,6 +20,9 @@ use crate::auth::appraisal::{self as scope, Reach};
 use crate::error::AppError;
 use crate::projections::periods::Period;
 
+/// How long a bulletin waits for the feed's horizon to reach what is committed.
+const HORIZON_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The sheets a ranking is of.
 pub const RANK_KINDS: [&str; 4] = ["department", "judicial", "enforcement", "market"];
 
@@ -266,7 +269,16 @@ impl App {
         let pool = self.store.pool();
         // Pinned to the gap-safe horizon: every event at or below it is final, so
         // the position and its hash name exactly the log the answer was read from.
-        let horizon = crate::store::feed_horizon(&pool).await?;
+        // The horizon is waited for up to what is committed now (PostgreSQL holds it
+        // below a transaction still running anywhere in the cluster, for moments),
+        // so that the bulletin includes the entries made just before it.
+        let committed = crate::repo::appraisal::max_position(&pool).await?;
+        let waited = std::time::Instant::now();
+        let mut horizon = crate::store::feed_horizon(&pool).await?;
+        while horizon < committed && waited.elapsed() < HORIZON_WAIT {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            horizon = crate::store::feed_horizon(&pool).await?;
+        }
         let (position, position_hash) =
             crate::repo::appraisal::last_event_at_or_below(&pool, horizon)
                 .await?

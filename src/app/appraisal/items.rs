@@ -81,13 +81,18 @@ pub(super) fn check(org: &Org, b: &EntryBody, period: &Period) -> Result<Checked
             let n = b.count.ok_or_else(|| {
                 AppError::invalid(
                     "count",
-                    format!("is required: {} is counted (how many cases or places)", item.code),
+                    format!(
+                        "is required: {} is counted (how many cases or places)",
+                        item.code
+                    ),
                 )
             })?;
             let n = u32::try_from(n)
                 .ok()
                 .filter(|n| (1..=10_000).contains(n))
-                .ok_or_else(|| AppError::invalid("count", "must be a whole number from 1 to 10000"))?;
+                .ok_or_else(|| {
+                    AppError::invalid("count", "must be a whole number from 1 to 10000")
+                })?;
             (Some(n), None)
         }
         ItemHow::Free { min, max } => {
@@ -100,7 +105,10 @@ pub(super) fn check(org: &Org, b: &EntryBody, period: &Period) -> Result<Checked
             let p = b.points.ok_or_else(|| {
                 AppError::invalid(
                     "points",
-                    format!("is required: {} takes points from {min} to {max}", item.code),
+                    format!(
+                        "is required: {} takes points from {min} to {max}",
+                        item.code
+                    ),
                 )
             })?;
             if !p.is_finite() || p < *min || p > *max {
@@ -116,8 +124,8 @@ pub(super) fn check(org: &Org, b: &EntryBody, period: &Period) -> Result<Checked
             (None, Some(p))
         }
     };
-    let one_per_year = (sheet.mean_of.as_deref() == Some(item.code.as_str()))
-        .then(|| item.code.clone());
+    let one_per_year =
+        (sheet.mean_of.as_deref() == Some(item.code.as_str())).then(|| item.code.clone());
     Ok(Checked {
         count,
         points,
