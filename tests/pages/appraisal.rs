@@ -440,3 +440,78 @@ async fn a_computed_item_links_its_ticket_by_number() {
     b.finish().await;
     app.finish().await;
 }
+
+/// A department's yearly evaluation given on the page (by the district appraiser,
+/// for 皇冠街道), then 皇冠街道 closes its year (报送): a further entry of its is
+/// refused with the reason shown.
+#[tokio::test]
+async fn a_department_is_evaluated_and_a_township_closes_its_year() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let Some(mut b) = browser(&app, "appraisal-evaluation", Screen::Wide).await else {
+        return;
+    };
+    let (_, _, year) = periods();
+    let district = app.token(Role::Appraiser, "etdz").await;
+    let appraiser = app.token(Role::Appraiser, "hg").await;
+    b.sign_in(&district, "/appraisal").await;
+    b.goto(&format!("/appraisal?period={year}&unit=sthj")).await;
+    loaded(&b, "the department").await;
+    assert_eq!(b.text("#ap-score").await, "—", "no evaluation yet");
+    b.css("#v-township")
+        .await
+        .select_by_value("hg")
+        .await
+        .expect("the township");
+    b.fill("#v-points", "27.5").await;
+    b.css("#v-word")
+        .await
+        .select_by_value("较好")
+        .await
+        .expect("a level");
+    b.fill("#v-note", "配合街道工作积极，响应及时").await;
+    b.keep_shot("form-zh").await;
+    b.click("#v-submit").await;
+    score_is(&b, "the department's score", "27.50").await;
+    let row = b.text("#evaluations tr[data-township='hg']").await;
+    assert!(row.contains("27.5") && row.contains("较好"), "{row}");
+    b.keep_shot("evaluated-zh").await;
+
+    // The township closes its year; the page says so and its entries are refused.
+    b.sign_in(&appraiser, "/appraisal").await;
+    loaded(&b, "the township's overview").await;
+    b.click("#ap-year button[data-submit='hg']").await;
+    b.until(
+        "the year submitted",
+        "return document.querySelector(\"#ap-year li[data-township='hg']\")?.dataset.state === 'submitted'",
+    )
+    .await;
+    let r = app
+        .get(
+            &format!("/api/v1/appraisal/submissions?year={year}"),
+            &appraiser,
+        )
+        .await;
+    assert_eq!(r.body["items"][0]["submitted"], true, "{}", r.body);
+    b.goto(&format!("/appraisal?period={year}&unit=hg-scjgs"))
+        .await;
+    loaded(&b, "the market office").await;
+    b.fill("#e-count", "1").await;
+    b.fill("#e-note", "未按规定着装").await;
+    b.css("#e-item")
+        .await
+        .select_by_value("standards.dress")
+        .await
+        .expect("the item");
+    b.click("#e-submit").await;
+    b.until(
+        "the refusal",
+        "return document.querySelector('#entry-form .form-status.error') !== null",
+    )
+    .await;
+    b.keep_shot("closed-zh").await;
+    // The refused command is a 409 in the console; nothing else may be there.
+    b.no_console_errors_except("409").await;
+    b.finish().await;
+    app.finish().await;
+}
