@@ -1,10 +1,12 @@
 //! The appraisal pages (issue 21, point 8) in headless Chromium, against the real
-//! service on SQLite: a township appraiser enters an item of a judicial office's sheet
-//! and sees the score move, withdraws it and sees the score restore; the ranking
-//! shows a department's grade with its coefficient and yellow card, and a district
-//! appraiser records one on the page; a bulletin is published, opened, and shows its
-//! drift. Chinese at 1366 px, English on a 360 px phone; screenshots kept under
-//! target/screenshots/, no console errors.
+//! service (SQLite; the entry test on PostgreSQL too): a township appraiser enters an
+//! item of a judicial office's sheet and sees the score move, withdraws it and sees
+//! the score restore; the ranking shows a department's grade with its coefficient and
+//! yellow card, and a district appraiser records one on the page; a department's
+//! evaluation is given, a township closes its year and the district reopens it; a
+//! bulletin is published, opened, and shows its drift; a computed item links its
+//! ticket by number. Chinese at 1366 px, English on a 360 px phone; screenshots kept
+//! under target/screenshots/, no console errors.
 
 use serde_json::json;
 use yiwang::auth::Role;
@@ -442,8 +444,8 @@ async fn a_computed_item_links_its_ticket_by_number() {
 }
 
 /// A department's yearly evaluation given on the page (by the district appraiser,
-/// for 皇冠街道), then 皇冠街道 closes its year (报送): a further entry of its is
-/// refused with the reason shown.
+/// for 皇冠街道), then 皇冠街道 closes its year (报送): its entry form gives way to a
+/// notice (and the API refuses an entry, 409) until the district reopens the year.
 #[tokio::test]
 async fn a_department_is_evaluated_and_a_township_closes_its_year() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -496,22 +498,40 @@ async fn a_department_is_evaluated_and_a_township_closes_its_year() {
     b.goto(&format!("/appraisal?period={year}&unit=hg-scjgs"))
         .await;
     loaded(&b, "the market office").await;
-    b.fill("#e-count", "1").await;
-    b.fill("#e-note", "未按规定着装").await;
-    b.css("#e-item")
-        .await
-        .select_by_value("standards.dress")
-        .await
-        .expect("the item");
-    b.click("#e-submit").await;
-    b.until(
-        "the refusal",
-        "return document.querySelector('#entry-form .form-status.error') !== null",
+    let closed = b.text("#entry-closed").await;
+    assert!(closed.contains("已报送"), "{closed}");
+    let r = app
+        .post(
+            "/api/v1/appraisal/entries",
+            &appraiser,
+            json!({"unit": "hg-scjgs", "period": year, "item": "standards.dress",
+                   "count": 1, "note": "未按规定着装"}),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    b.keep_shot("closed-zh").await;
+
+    // Reopened by the district: the form is back.
+    b.sign_in(&district, "/appraisal").await;
+    b.goto(&format!("/appraisal?period={year}&unit=hg-scjgs"))
+        .await;
+    loaded(&b, "the district's view").await;
+    b.click("#ap-year li[data-township='hg'] button[data-ask='reopen']")
+        .await;
+    b.fill(
+        "#ap-year li[data-township='hg'] form.reason-form input[name='reason']",
+        "补录年终检查结果",
     )
     .await;
-    b.keep_shot("closed-zh").await;
-    // The refused command is a 409 in the console; nothing else may be there.
-    b.no_console_errors_except("409").await;
+    b.click("#ap-year li[data-township='hg'] button[data-confirm='reopen']")
+        .await;
+    b.until(
+        "the form back",
+        "return document.body.dataset.loaded === 'true' && document.querySelector('#entry-form') !== null \
+         && document.querySelector(\"#ap-year li[data-township='hg']\")?.dataset.state === 'open'",
+    )
+    .await;
+    b.keep_shot("reopened-zh").await;
     b.finish().await;
     app.finish().await;
 }

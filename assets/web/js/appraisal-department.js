@@ -27,6 +27,7 @@ function form(u, period, ctx) {
   if (periodKind(period) !== 'year') {
     return el('p', { class: 'muted small', id: 'eval-hint', text: t('ap.eval_year_only') });
   }
+  if (ctx.closed) return el('p', { class: 'muted small', id: 'eval-closed', text: t('ap.year_closed_form', { year: period }) });
   const townships = scope.district ? unitList().filter((x) => x.kind === 'township').map((x) => x.code) : [scope.township];
   const township = el('select', { id: 'v-township', name: 'township' },
     townships.map((c) => el('option', { value: c, text: unitName(c) })));

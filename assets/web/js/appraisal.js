@@ -26,14 +26,19 @@ function showError(e) {
 
 // ---- the year's closing (报送)
 
+// The townships whose year (of the period shown) is submitted: their entries are closed.
+let closed = new Set();
+
 async function loadYear(year) {
   const box = $('ap-year');
+  closed = new Set();
   if (!['appraiser', 'admin'].includes(me.role)) {
     box.hidden = true;
     return;
   }
   const r = await api(`/api/v1/appraisal/submissions?${new URLSearchParams({ year })}`);
   const items = r.items || [];
+  for (const x of items) if (isSubmitted(x)) closed.add(x.township);
   const open = (tw) => {
     const s = items.filter((x) => x.township === tw);
     return !s.length || !s.some((x) => isSubmitted(x));
@@ -56,7 +61,7 @@ async function loadYear(year) {
           try {
             await post('/api/v1/appraisal/submissions', { township: tw, year: Number(year) });
             notify(t('ap.submitted_ok', { township: unitName(tw), year }), 'ok');
-            await loadYear(year);
+            await load();
           } catch (e) {
             ev.target.disabled = false;
             notify(errorText(e), 'error');
@@ -68,7 +73,7 @@ async function loadYear(year) {
       li.append(reasonButton(t('ap.reopen'), 'reopen', async (reason) => {
         await post('/api/v1/appraisal/submissions/reopen', { township: tw, year: Number(year), reason });
         notify(t('ap.reopened_ok', { township: unitName(tw), year }), 'ok');
-        await loadYear(year);
+        await load();
       }));
     }
     list.append(li);
@@ -295,6 +300,9 @@ function itemRow(item, d, entries, u, onChange) {
 function entryForm(u, period, onChange) {
   const sheet = sheets.get(u.sheet);
   if (!sheet || !canWrite(u)) return null;
+  if (closed.has(townshipOf(u.unit))) {
+    return el('p', { class: 'card muted', id: 'entry-closed', text: t('ap.year_closed_form', { year: period.slice(0, 4) }) });
+  }
   const year = periodKind(period) === 'year';
   const groups = sheet.sections
     .map((s) => [s, s.items.filter((i) => i.manual && i.code !== 'township_evaluation' && (year || !i.manual.yearOnly))])
@@ -380,7 +388,8 @@ async function showUnit(code, period) {
     return;
   }
   if (u.kind === 'department' || u.sheet === 'department') {
-    body.append(evaluationCard(u, period, entries, { me, scope, post, reasonButton, reload, entryLine }));
+    const shut = !!scope.township && closed.has(scope.township);
+    body.append(evaluationCard(u, period, entries, { me, scope, post, reasonButton, reload, entryLine, closed: shut }));
   }
   const form = entryForm(u, period, reload);
   if (form) body.append(form);
@@ -397,10 +406,8 @@ async function load() {
   const period = picker.label();
   const code = $('ap-unit').value;
   document.body.dataset.loaded = 'false';
-  await Promise.all([
-    loadYear(period.slice(0, 4)),
-    code ? showUnit(code, period) : showAll(period),
-  ]);
+  await loadYear(period.slice(0, 4));
+  await (code ? showUnit(code, period) : showAll(period));
   document.body.dataset.loaded = 'true';
 }
 
