@@ -483,6 +483,8 @@ async fn a_department_is_evaluated_and_a_township_closes_its_year() {
     b.sign_in(&appraiser, "/appraisal").await;
     loaded(&b, "the township's overview").await;
     b.click("#ap-year button[data-submit='hg']").await;
+    b.click("#ap-year li[data-township='hg'] button[data-confirm='submit']")
+        .await;
     b.until(
         "the year submitted",
         "return document.querySelector(\"#ap-year li[data-township='hg']\")?.dataset.state === 'submitted'",

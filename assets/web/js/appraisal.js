@@ -54,20 +54,27 @@ async function loadYear(year) {
       s ? el('span', { class: 'muted small', text: ` ${fmtTime(s.submitted_at || s.at)} ${s.actor || ''}` }) : null);
     // A township closes its own year (49号 四(三)); the district reopens it.
     if (!s && tw === scope.township) {
-      li.append(el('button', {
-        type: 'button', class: 'btn small primary', dataset: { submit: tw }, text: t('ap.submit_year', { year }),
-        onclick: async (ev) => {
-          ev.target.disabled = true;
-          try {
-            await post('/api/v1/appraisal/submissions', { township: tw, year: Number(year) });
-            notify(t('ap.submitted_ok', { township: unitName(tw), year }), 'ok');
-            await load();
-          } catch (e) {
-            ev.target.disabled = false;
-            notify(errorText(e), 'error');
-          }
-        },
-      }));
+      // Closing is final for the township (only the district reopens it): asked twice.
+      const ask = el('button', { type: 'button', class: 'btn small primary', dataset: { submit: tw }, text: t('ap.submit_year', { year }) });
+      const confirm = el('span', { class: 'reason-form', hidden: true },
+        el('span', { class: 'small warn-text', text: t('ap.submit_confirm', { year }) }),
+        el('button', {
+          type: 'button', class: 'btn small primary', dataset: { confirm: 'submit' }, text: t('ap.submit_year', { year }),
+          onclick: async (ev) => {
+            ev.target.disabled = true;
+            try {
+              await post('/api/v1/appraisal/submissions', { township: tw, year: Number(year) });
+              notify(t('ap.submitted_ok', { township: unitName(tw), year }), 'ok');
+              await load();
+            } catch (e) {
+              ev.target.disabled = false;
+              notify(errorText(e), 'error');
+            }
+          },
+        }),
+        el('button', { type: 'button', class: 'btn small ghost', text: t('act.cancel'), onclick: () => { confirm.hidden = true; ask.hidden = false; } }));
+      ask.addEventListener('click', () => { ask.hidden = true; confirm.hidden = false; });
+      li.append(ask, confirm);
     }
     if (s && scope.district) {
       li.append(reasonButton(t('ap.reopen'), 'reopen', async (reason) => {
