@@ -73,14 +73,15 @@ async function load() {
       x.yellow_cards_in_a_row && x.yellow_cards_in_a_row > 1 ? el('span', { class: 'badge overdue', text: t('ap.in_a_row', { n: x.yellow_cards_in_a_row }) }) : null),
     grading ? el('td', { class: 'grade-cell' }, gradeForm(x, period)) : null));
   const heads = ['ap.col.rank', 'ap.col.unit', 'ap.col.score', 'ap.col.grade', 'ap.col.coefficient', 'ap.col.yellow_card'];
-  clear($('r-body')).append(
+  const box = clear($('r-body'));
+  box.append(
     el('h2', { text: t('ap.ranking_of', { period: periodName(period), kind: t(`ap.sheet.${kind}`) }) }),
     rows.length
       ? el('div', { class: 'table-wrap' }, el('table', { class: 'figures ranking', id: 'ranking' },
         el('thead', {}, el('tr', {}, heads.map((k) => el('th', { text: t(k) })), grading ? el('th', { text: '' }) : null)),
         el('tbody', {}, rows)))
-      : el('p', { class: 'muted', text: t('ap.no_ranking') }),
-    year ? el('p', { class: 'muted small', text: t('ap.grade_hint') }) : null);
+      : el('p', { class: 'muted', text: t('ap.no_ranking') }));
+  if (year) box.append(el('p', { class: 'muted small', text: t('ap.grade_hint') }));
   document.body.dataset.loaded = 'true';
 }
 
