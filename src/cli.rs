@@ -477,6 +477,14 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
                 o.unit(&unit).is_some(),
                 "no unit {unit:?} in the organisation (yiwang org load …)"
             );
+            // A district appraiser (the root) or a township's (auth::appraisal).
+            anyhow::ensure!(
+                role != Role::Appraiser
+                    || unit == o.root().code
+                    || o.unit(&unit)
+                        .is_some_and(|u| u.kind == crate::org::UnitKind::Township),
+                "an appraiser's unit is the district or a township, not {unit:?}"
+            );
             let expires_at = expires_in
                 .map(|d| {
                     chrono::Utc::now()

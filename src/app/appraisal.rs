@@ -29,7 +29,8 @@ use super::text::check_text;
 use super::{App, Reply};
 use crate::app::commands::CommandMeta;
 use crate::appraisal::ledger::{
-    AppraisalEvent, EntryRecorded, EntryWithdrawn, Ledger, coefficient, yellow_card,
+    AppraisalEvent, EntryRecorded, EntryWithdrawn, Ledger, coefficient, one_per_year_stream,
+    yellow_card,
 };
 use crate::auth::Actor;
 use crate::auth::appraisal::{self as scope, Reach};
@@ -180,7 +181,7 @@ impl App {
             }),
             Err(StoreError::Conflict { .. }) => Err(AppError::Conflict(
                 "the appraisal record changed while this command ran (another appraiser \
-                 recorded the same year or grade); reload and retry"
+                 recorded the same year, grade or evaluation at once); reload and retry"
                     .into(),
             )),
             Err(e) => Err(e.into()),
@@ -260,13 +261,22 @@ impl App {
                  are closed until a district appraiser reopens it"
             )));
         }
+        let mut id = Uuid::now_v7();
         if let Some(item) = &checked.one_per_year {
-            if let Some(e) = ledger.active().find(|e| {
+            let same = |e: &&crate::appraisal::ledger::Entry| {
                 e.body.unit == b.unit
                     && e.body.township == township
                     && &e.body.item == item
                     && Period::parse(&e.body.period).is_some_and(|p| p.first_day.year() == year)
-            }) {
+            };
+            id = one_per_year_stream(
+                &b.unit,
+                &township,
+                item,
+                year,
+                ledger.entries.iter().filter(same).count(),
+            );
+            if let Some(e) = ledger.active().find(same) {
                 return Err(AppError::Conflict(format!(
                     "{township} has already given {} its {item} for {year} (entry {}): withdraw it \
                      first to give another",
@@ -286,7 +296,6 @@ impl App {
             tickets: tickets_checked,
             photos: b.photos.clone(),
         };
-        let id = Uuid::now_v7();
         let event = AppraisalEvent::EntryRecorded(body.clone());
         let now = self.now();
         let shown = crate::appraisal::ledger::Entry {

@@ -357,6 +357,17 @@ pub fn submission_stream(township: &str, year: i32) -> Uuid {
     )
 }
 
+/// The stream of the `n`th entry (0-based, withdrawn ones counted) of an item that
+/// takes one active entry per unit, township and year (the townships' evaluation of
+/// a department): two appraisers entering it at once meet on the same new stream,
+/// and the second append fails its expected version instead of adding a second one.
+pub fn one_per_year_stream(unit: &str, township: &str, item: &str, year: i32, n: usize) -> Uuid {
+    Uuid::new_v5(
+        &NAMESPACE,
+        format!("appraisal-entry/{unit}/{township}/{item}/{year}/{n}").as_bytes(),
+    )
+}
+
 /// The stream of a unit's grades for a year.
 pub fn grade_stream(unit: &str, year: i32) -> Uuid {
     Uuid::new_v5(

@@ -750,3 +750,49 @@ async fn the_reads_use_the_partial_indexes() {
         app.finish().await;
     }
 }
+
+#[tokio::test]
+async fn two_evaluations_at_once_leave_one() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let hg = app.token(Role::Appraiser, "hg").await;
+        let district = app.token(Role::Appraiser, "etdz").await;
+        let eval = |points: f64, township: Option<&str>| {
+            let mut b = json!({"unit": "jsj", "period": "2026", "item": "township_evaluation",
+                               "points": points, "note": "年度评价"});
+            if let Some(t) = township {
+                b["township"] = json!(t);
+            }
+            b
+        };
+        let (a, b) = tokio::join!(
+            app.post(ENTRIES, &hg, eval(20.0, None)),
+            app.post(ENTRIES, &district, eval(21.0, Some("hg"))),
+        );
+        let mut statuses = [a.status, b.status];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "{engine:?}: {} / {}", a.body, b.body);
+        let list = app
+            .get(&format!("{ENTRIES}?unit=jsj&township=hg"), &hg)
+            .await;
+        assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
+        // Withdrawn, the next one takes its place.
+        let first = if a.status == 201 { &a } else { &b };
+        let id = first.body["id"].as_str().expect("id");
+        let w = app
+            .post(
+                &format!("{ENTRIES}/{id}/withdraw"),
+                &hg,
+                json!({"reason": "重评"}),
+            )
+            .await;
+        assert_eq!(w.status, 200, "{}", w.body);
+        let again = app.post(ENTRIES, &hg, eval(23.0, None)).await;
+        assert_eq!(again.status, 201, "{}", again.body);
+        assert_eq!(
+            score(&app, &district, "2026", "etdz", "jsj").await,
+            json!(23.0)
+        );
+        app.finish().await;
+    }
+}

@@ -28,13 +28,17 @@ async fn a_wrong_token_request_fails_clearly_and_creates_no_token() {
         let db = TestDb::new(engine).await;
         let r = yiwang(&db.url, &["migrate"]).await;
         assert!(r.ok, "{r:?}");
-        let cases: [(&[&str], &[&str]); 5] = [
+        let cases: [(&[&str], &[&str]); 6] = [
             (
                 &["--role", "boss", "--unit", "hg"],
                 &[
                     "unknown role \"boss\"",
-                    "grid_worker, hotline_agent, dispatcher, handler, analyst or admin",
+                    "grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin",
                 ],
+            ),
+            (
+                &["--role", "appraiser", "--unit", "hg-zfzd"],
+                &["an appraiser's unit is the district or a township"],
             ),
             (
                 &["--role", "dispatcher"],

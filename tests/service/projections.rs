@@ -263,7 +263,37 @@ async fn random_history(
         "market.consumer_complaint",
         "city.illegal_construction",
     ];
-    for _ in 0..n {
+    // The appraisal's entries and withdrawals land between the tickets' events: the
+    // projections skip them, in batches of any size (drawn without the random
+    // generator, so the tickets' history stays the seed's).
+    let appraiser = app.token(Role::Appraiser, "hg").await;
+    let mut entries: Vec<String> = Vec::new();
+    for i in 0..n {
+        if i % 9 == 4 {
+            let mut body = json!({"unit": "hg-zfzd", "item": "archives.finding", "count": 1,
+                                  "period": clock.now().format("%Y-%m").to_string(),
+                                  "note": "档案检查"});
+            if let Some(t) = ids.last() {
+                body["tickets"] = json!([t]);
+            }
+            let r = app
+                .post("/api/v1/appraisal/entries", &appraiser, body)
+                .await;
+            assert_eq!(r.status, 201, "{}", r.body);
+            entries.push(r.body["id"].as_str().unwrap().to_string());
+        }
+        if i % 18 == 13 {
+            if let Some(e) = entries.pop() {
+                let r = app
+                    .post(
+                        &format!("/api/v1/appraisal/entries/{e}/withdraw"),
+                        &appraiser,
+                        json!({"reason": "复核"}),
+                    )
+                    .await;
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+        }
         // Time moves by minutes to days, across weekends and the National Day holiday.
         let step = match rng.random_range(0..10) {
             0..=5 => Duration::minutes(rng.random_range(1..240)),
