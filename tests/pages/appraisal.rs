@@ -481,7 +481,16 @@ async fn a_department_is_evaluated_and_a_township_closes_its_year() {
 
     // The township closes its year; the page says so and its entries are refused.
     b.sign_in(&appraiser, "/appraisal").await;
-    loaded(&b, "the township's overview").await;
+    b.goto(&format!("/appraisal?period={year}")).await;
+    loaded(&b, "the township's year").await;
+    assert_eq!(
+        b.text("#to-evaluate tr[data-unit='sthj'] [data-field='points']")
+            .await,
+        "27.5"
+    );
+    let other = b.text("#to-evaluate tr[data-unit='zhzf']").await;
+    assert!(other.contains("未评价"), "{other}");
+    b.keep_shot("year-zh").await;
     b.click("#ap-year button[data-submit='hg']").await;
     b.click("#ap-year li[data-township='hg'] button[data-confirm='submit']")
         .await;

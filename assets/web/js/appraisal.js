@@ -403,9 +403,34 @@ async function showUnit(code, period) {
   body.append(...sectionCards(u, entries, period, reload));
 }
 
+// A township appraiser's year: its evaluation of each district department (三(一)),
+// given or still to give, each a link to the department.
+async function evaluationsToGive(period) {
+  const q = new URLSearchParams({ township: scope.township, period });
+  const r = await api(`/api/v1/appraisal/entries?${q}`);
+  const given = new Map((r.items || [])
+    .filter((e) => e.item === 'township_evaluation' && !e.withdrawn && e.period === period)
+    .map((e) => [e.unit, e]));
+  const departments = unitList().filter((u) => u.kind === 'department');
+  const rows = departments.map((u) => {
+    const e = given.get(u.code);
+    return el('tr', { dataset: { unit: u.code } },
+      el('th', { scope: 'row' }, el('a', { href: `?${new URLSearchParams({ period, unit: u.code })}`, dataset: { open: u.code }, text: u.name })),
+      el('td', { class: 'num', dataset: { field: 'points' }, text: e ? fmtNumber(e.points) : '' }),
+      el('td', { class: 'left' }, e ? (e.grade_word || '') : el('span', { class: 'badge warn', text: t('ap.not_given') })));
+  });
+  return el('section', { class: 'card', id: 'to-evaluate' },
+    el('h2', { text: t('ap.our_evaluations', { year: period, n: given.size, total: departments.length }) }),
+    el('div', { class: 'table-wrap' }, el('table', { class: 'figures evals' },
+      el('thead', {}, el('tr', {}, ['ap.col.unit', 'ap.points', 'ap.grade_word'].map((k) => el('th', { text: t(k) })))),
+      el('tbody', {}, rows))));
+}
+
 async function showAll(period) {
   const a = await api(`/api/v1/appraisal?${new URLSearchParams({ period })}`);
-  clear($('ap-body')).append(overview(a));
+  const body = clear($('ap-body'));
+  body.append(overview(a));
+  if (scope.township && periodKind(period) === 'year') body.append(await evaluationsToGive(period));
 }
 
 async function load() {
