@@ -546,3 +546,32 @@ async fn a_department_is_evaluated_and_a_township_closes_its_year() {
     b.finish().await;
     app.finish().await;
 }
+
+/// A township appraiser opens a district department and gives its own evaluation
+/// (design21: a township appraiser reads all departments). Ignored while
+/// `GET /api/v1/appraisal?unit=<department>` answers a township's token 403 ("outside
+/// hg"): get_appraisal checks `org.is_within` where `auth::appraisal::sees` lets a
+/// township read departments.
+#[tokio::test]
+#[ignore = "GET /api/v1/appraisal refuses a township appraiser a department (i21-ledger: use auth::appraisal::sees)"]
+async fn a_township_appraiser_evaluates_a_department_on_its_page() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let Some(mut b) = browser(&app, "appraisal-township-evaluation", Screen::Phone).await else {
+        return;
+    };
+    let (_, _, year) = periods();
+    let appraiser = app.token(Role::Appraiser, "hg").await;
+    b.sign_in(&appraiser, "/appraisal").await;
+    b.goto(&format!("/appraisal?period={year}")).await;
+    loaded(&b, "the township's year").await;
+    b.click("#to-evaluate a[data-open='sthj']").await;
+    loaded(&b, "the department").await;
+    b.fill("#v-points", "26").await;
+    b.fill("#v-note", "支持街道工作有力").await;
+    b.click("#v-submit").await;
+    score_is(&b, "the department's score", "26.00").await;
+    b.keep_shot("evaluated-zh").await;
+    b.finish().await;
+    app.finish().await;
+}
