@@ -571,6 +571,8 @@ async fn a_township_appraiser_evaluates_a_department_on_its_page() {
     b.fill("#v-note", "支持街道工作有力").await;
     b.click("#v-submit").await;
     score_is(&b, "the department's score", "26.00").await;
+    // One evaluation per township and year: no second form.
+    b.css("#eval-given").await;
     b.keep_shot("evaluated-zh").await;
     b.finish().await;
     app.finish().await;

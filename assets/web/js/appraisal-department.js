@@ -28,7 +28,11 @@ function form(u, period, ctx) {
     return el('p', { class: 'muted small', id: 'eval-hint', text: t('ap.eval_year_only') });
   }
   if (ctx.closed) return el('p', { class: 'muted small', id: 'eval-closed', text: t('ap.year_closed_form', { year: period }) });
-  const townships = scope.district ? unitList().filter((x) => x.kind === 'township').map((x) => x.code) : [scope.township];
+  // One active evaluation per township and year: a township that gave one withdraws it first.
+  const given = new Set((u.evaluations || []).map((v) => v.township));
+  const townships = (scope.district ? unitList().filter((x) => x.kind === 'township').map((x) => x.code) : [scope.township])
+    .filter((c) => !given.has(c));
+  if (!townships.length) return el('p', { class: 'muted small', id: 'eval-given', text: t('ap.eval_given') });
   const township = el('select', { id: 'v-township', name: 'township' },
     townships.map((c) => el('option', { value: c, text: unitName(c) })));
   const points = el('input', { id: 'v-points', name: 'points', type: 'number', min: 0, max: 30, step: '0.01', required: true });
