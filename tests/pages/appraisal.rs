@@ -383,6 +383,14 @@ async fn a_bulletin_is_published_and_shows_its_drift() {
         "98.00"
     );
     b.keep_shot("drift-zh").await;
+    b.use_english().await;
+    b.until(
+        "the drift in English",
+        "return document.body.dataset.loaded === 'true' && \
+         (document.querySelector('#drift h3')?.textContent ?? '') === 'Changed since'",
+    )
+    .await;
+    b.keep_shot("drift-en").await;
     b.finish().await;
     app.finish().await;
 }
