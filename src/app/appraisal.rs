@@ -29,8 +29,7 @@ use super::text::check_text;
 use super::{App, Reply};
 use crate::app::commands::CommandMeta;
 use crate::appraisal::ledger::{
-    AppraisalEvent, EntryRecorded, EntryWithdrawn, Ledger, coefficient, one_per_year_stream,
-    yellow_card,
+    AppraisalEvent, EntryRecorded, EntryWithdrawn, Ledger, one_per_year_stream,
 };
 use crate::auth::Actor;
 use crate::auth::appraisal::{self as scope, Reach};
@@ -413,24 +412,6 @@ impl App {
             .filter(|e| scope::sees(&org, actor, &e.body.unit, Some(&e.body.township)))
             .map(EntryJson::of)
             .collect())
-    }
-
-    /// The grade JSON of a unit's year, if graded.
-    pub fn grade_json(ledger: &Ledger, unit: &str, year: i32) -> Option<GradeJson> {
-        ledger
-            .grades
-            .get(&(unit.to_string(), year))
-            .map(|g| GradeJson {
-                actor: g.actor.clone(),
-                at: g.at,
-                coefficient: coefficient(g.grade),
-                grade: g.grade,
-                note: g.note.clone(),
-                unit: unit.to_string(),
-                version: g.version,
-                year,
-                yellow_card: yellow_card(g.grade),
-            })
     }
 }
 
