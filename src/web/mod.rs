@@ -1,5 +1,6 @@
 //! The web pages (issue 6): sign-in, dispatch desk, ticket page, department
-//! dashboard and the grid worker's mobile page. Plain HTML, CSS and JS modules,
+//! dashboard, the grid worker's mobile page, and the appraisal pages (issue 21:
+//! sheets and entries, ranking, bulletins). Plain HTML, CSS and JS modules,
 //! embedded in the binary from `assets/`, calling the JSON API with the token the
 //! person pasted at sign-in. Nothing is fetched from elsewhere at build or run time.
 //!
@@ -53,6 +54,9 @@ static ASSETS: &[Asset] = &[
     asset!("ticket", "web/ticket.html", HTML),
     asset!("dashboard", "web/dashboard.html", HTML),
     asset!("grid", "web/grid.html", HTML),
+    asset!("appraisal", "web/appraisal.html", HTML),
+    asset!("ranking", "web/ranking.html", HTML),
+    asset!("bulletins", "web/bulletins.html", HTML),
     asset!("app.css", "web/app.css", CSS),
     asset!("icon.svg", "web/icon.svg", "image/svg+xml"),
     asset!("js/common.js", "web/js/common.js", JS),
@@ -62,6 +66,15 @@ static ASSETS: &[Asset] = &[
     asset!("js/ticket.js", "web/js/ticket.js", JS),
     asset!("js/dashboard.js", "web/js/dashboard.js", JS),
     asset!("js/grid.js", "web/js/grid.js", JS),
+    asset!("js/appraisal-common.js", "web/js/appraisal-common.js", JS),
+    asset!("js/appraisal.js", "web/js/appraisal.js", JS),
+    asset!(
+        "js/appraisal-department.js",
+        "web/js/appraisal-department.js",
+        JS
+    ),
+    asset!("js/ranking.js", "web/js/ranking.js", JS),
+    asset!("js/bulletins.js", "web/js/bulletins.js", JS),
     asset!("i18n/zh.json", "web/i18n/zh.json", JSON),
     asset!("i18n/en.json", "web/i18n/en.json", JSON),
     asset!("vendor/uplot/uPlot.esm.js", "vendor/uplot/uPlot.esm.js", JS),
@@ -85,6 +98,12 @@ pub fn router() -> Router<SharedApp> {
         .route("/tickets/{id}", get(|h: HeaderMap| page(h, "ticket")))
         .route("/dashboard", get(|h: HeaderMap| page(h, "dashboard")))
         .route("/grid", get(|h: HeaderMap| page(h, "grid")))
+        .route("/appraisal", get(|h: HeaderMap| page(h, "appraisal")))
+        .route("/appraisal/ranking", get(|h: HeaderMap| page(h, "ranking")))
+        .route(
+            "/appraisal/bulletins",
+            get(|h: HeaderMap| page(h, "bulletins")),
+        )
         .route("/favicon.ico", get(|h: HeaderMap| page(h, "icon.svg")))
         .route("/web/{*path}", get(file))
 }

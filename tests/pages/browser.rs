@@ -24,7 +24,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const WAIT: Duration = Duration::from_secs(15);
 
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
@@ -114,17 +114,19 @@ impl WebDriverCompatibleCommand for Cdp {
     }
 }
 
-enum Screen {
+pub(crate) enum Screen {
     Desktop,
+    /// A 1366 px wide laptop screen.
+    Wide,
     /// A 360 px wide phone.
     Phone,
 }
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     base: String,
-    name: &'static str,
+    pub(crate) name: &'static str,
     shots: Vec<PathBuf>,
 }
 
@@ -137,7 +139,7 @@ impl Drop for Browser {
 
 /// Chromium under chromedriver on a free port, or None (with the reason printed)
 /// when they are not installed and this is not CI.
-async fn browser(app: &TestApp, name: &'static str, screen: Screen) -> Option<Browser> {
+pub(crate) async fn browser(app: &TestApp, name: &'static str, screen: Screen) -> Option<Browser> {
     for bin in [CHROMEDRIVER, CHROMIUM] {
         if !Path::new(bin).exists() {
             let why = format!(
@@ -158,10 +160,14 @@ async fn browser(app: &TestApp, name: &'static str, screen: Screen) -> Option<Br
         .stderr(Stdio::null())
         .spawn()
         .expect("start chromedriver");
+    let size = match screen {
+        Screen::Wide => "--window-size=1366,900",
+        _ => "--window-size=1280,1000",
+    };
     let mut options = json!({
         "binary": CHROMIUM,
         "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-extensions", "--window-size=1280,1000",
+                 "--no-first-run", "--disable-extensions", size,
                  "--lang=zh-CN", "--font-render-hinting=none"],
     });
     if let Screen::Phone = screen {
@@ -201,7 +207,7 @@ async fn browser(app: &TestApp, name: &'static str, screen: Screen) -> Option<Br
 }
 
 impl Browser {
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
             .await
@@ -209,13 +215,13 @@ impl Browser {
     }
 
     /// Fails on any error the browser logged since the last look.
-    async fn no_console_errors(&self) {
+    pub(crate) async fn no_console_errors(&self) {
         self.no_console_errors_except("\u{0}").await;
     }
 
     /// Fails on any error the browser logged since the last look, but those whose
     /// message contains `expected`.
-    async fn no_console_errors_except(&self, expected: &str) {
+    pub(crate) async fn no_console_errors_except(&self, expected: &str) {
         let log = self
             .client
             .issue_cmd(BrowserLog)
@@ -238,7 +244,7 @@ impl Browser {
     }
 
     /// Waits until the script returns true.
-    async fn until(&self, what: &str, script: &str) {
+    pub(crate) async fn until(&self, what: &str, script: &str) {
         let started = Instant::now();
         loop {
             // A script error (an element not there yet) counts as "not yet".
@@ -265,7 +271,7 @@ impl Browser {
         }
     }
 
-    async fn css(&self, selector: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn css(&self, selector: &str) -> fantoccini::elements::Element {
         match self
             .client
             .wait()
@@ -286,22 +292,22 @@ impl Browser {
         }
     }
 
-    async fn text(&self, selector: &str) -> String {
+    pub(crate) async fn text(&self, selector: &str) -> String {
         self.css(selector).await.text().await.expect("text")
     }
 
-    async fn click(&self, selector: &str) {
+    pub(crate) async fn click(&self, selector: &str) {
         self.css(selector).await.click().await.expect("click");
     }
 
-    async fn fill(&self, selector: &str, text: &str) {
+    pub(crate) async fn fill(&self, selector: &str, text: &str) {
         let e = self.css(selector).await;
         e.clear().await.expect("clear");
         e.send_keys(text).await.expect("type");
     }
 
     /// Saves a screenshot as target/screenshots/<test>-<label>.png.
-    async fn shot(&self, label: &str) -> PathBuf {
+    pub(crate) async fn shot(&self, label: &str) -> PathBuf {
         // Passing messages would float over the middle of a full-page picture.
         let _ = self
             .client
@@ -320,7 +326,7 @@ impl Browser {
     }
 
     /// The whole page, not only the viewport (at most 6000 CSS pixels tall).
-    async fn full_page(&self) -> Option<Vec<u8>> {
+    pub(crate) async fn full_page(&self) -> Option<Vec<u8>> {
         use base64::Engine as _;
         let size = self
             .client
@@ -345,7 +351,7 @@ impl Browser {
             .ok()
     }
 
-    async fn keep_shot(&mut self, label: &str) {
+    pub(crate) async fn keep_shot(&mut self, label: &str) {
         // Usable means no sideways scrolling, on a phone as on a desktop.
         let overflow = self
             .client
@@ -369,7 +375,7 @@ impl Browser {
     }
 
     /// Signs in through the sign-in page and waits for the role's home page.
-    async fn sign_in(&self, token: &str, home: &str) {
+    pub(crate) async fn sign_in(&self, token: &str, home: &str) {
         self.goto("/login").await;
         self.fill("#token", token).await;
         self.click("#signin-submit").await;
@@ -382,7 +388,7 @@ impl Browser {
         .await;
     }
 
-    async fn use_english(&self) {
+    pub(crate) async fn use_english(&self) {
         self.click("#lang-switch").await;
         self.until(
             "the English page",
@@ -391,7 +397,7 @@ impl Browser {
         .await;
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.no_console_errors().await;
         for s in &self.shots {
             eprintln!("screenshot: {}", s.display());

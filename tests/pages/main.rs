@@ -1,8 +1,10 @@
 //! The web pages: served with their headers (`web`), and driven in Debian's headless
-//! Chromium (`browser`). One test binary so the crate is linked once for both.
+//! Chromium (`browser`; the appraisal pages in `appraisal`). One test binary so the
+//! crate is linked once for both.
 
 #[path = "../support/mod.rs"]
 mod support;
 
+mod appraisal;
 mod browser;
 mod web;

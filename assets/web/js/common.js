@@ -256,10 +256,11 @@ export function deadlineBadge(kind, status, due) {
 // ---- the page frame
 
 const NAV = {
-  dispatcher: ['desk', 'dashboard'],
-  handler: ['desk', 'dashboard'],
-  admin: ['desk', 'dashboard', 'grid'],
-  analyst: ['dashboard'],
+  dispatcher: ['desk', 'dashboard', 'appraisal'],
+  handler: ['desk', 'dashboard', 'appraisal'],
+  admin: ['desk', 'dashboard', 'appraisal', 'grid'],
+  analyst: ['dashboard', 'appraisal'],
+  appraiser: ['appraisal'],
   hotline_agent: ['desk'],
   grid_worker: ['grid'],
 };

@@ -6,6 +6,7 @@ import uPlot from '/web/vendor/uplot/uPlot.esm.js';
 import {
   api, clear, el, errorText, lang, run, startPage, subtree, t, today, unit, unitName,
 } from './common.js';
+import { ticketLink } from './appraisal-common.js';
 
 const $ = (id) => document.getElementById(id);
 let me;
@@ -152,13 +153,11 @@ async function loadStats() {
   table($('by-period'), t('dash.period'), own.map((r) => [r.period, r, unit]));
 }
 
+// The tickets behind a deduction, by their numbers (entries people made are on the
+// appraisal page).
 function evidenceLinks(evidence) {
-  const seen = new Map();
-  // Tickets link to their pages; entries people made (`{entry}`) are counted by the appraisal page.
-  for (const e of evidence) if (e.ticket && !seen.has(e.ticket)) seen.set(e.ticket, e.position);
-  return el('span', { class: 'evidence' }, [...seen.keys()].map((id, i) => el('a', {
-    href: `/tickets/${id}`, class: 'evidence-link', title: id, text: `${t('dash.ticket_n', { n: i + 1 })}`,
-  })));
+  const ids = [...new Set(evidence.filter((e) => e.ticket).map((e) => e.ticket))];
+  return el('span', { class: 'evidence' }, ids.map((id) => ticketLink(id)));
 }
 
 async function loadAppraisal() {
@@ -197,7 +196,8 @@ async function loadAppraisal() {
       el('ul', { class: 'clean-list' }, clean.map((u) => el('li', { dataset: { unit: u.unit } },
         el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit))))));
   }
-  box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list);
+  box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list,
+    el('p', {}, el('a', { href: `/appraisal?${new URLSearchParams({ period: a.period })}`, id: 'to-appraisal', text: t('dash.to_appraisal') })));
 }
 
 // A CSV download: the same endpoint with Accept: text/csv, saved from a blob.
