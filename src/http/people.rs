@@ -28,9 +28,13 @@ struct Params {
 }
 
 /// The roles that read people's figures: the centres that run the grid workers'
-/// appraisal and dispatch the handlers, analysts and admins.
-// H2: add Role::Appraiser once it exists.
-const READERS: [Role; 3] = [Role::Dispatcher, Role::Analyst, Role::Admin];
+/// appraisal and dispatch the handlers, their appraisers, analysts and admins.
+const READERS: [Role; 4] = [
+    Role::Dispatcher,
+    Role::Appraiser,
+    Role::Analyst,
+    Role::Admin,
+];
 
 /// The figures of the people of a unit's subtree over a range of days.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -111,7 +115,7 @@ async fn people_stats(
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     if !READERS.contains(&actor.role) {
         return Err(AppError::Forbidden(format!(
-            "the {} role may not read people's figures",
+            "the {} role may not read people's figures (dispatchers, appraisers, analysts and admins may)",
             actor.role.as_str()
         )));
     }

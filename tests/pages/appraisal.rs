@@ -561,7 +561,6 @@ async fn a_department_is_evaluated_and_a_township_closes_its_year() {
 /// hg"): get_appraisal checks `org.is_within` where `auth::appraisal::sees` lets a
 /// township read departments.
 #[tokio::test]
-#[ignore = "GET /api/v1/appraisal refuses a township appraiser a department (i21-ledger: use auth::appraisal::sees)"]
 async fn a_township_appraiser_evaluates_a_department_on_its_page() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let app = TestApp::spawn(Engine::Sqlite).await;
