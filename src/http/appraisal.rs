@@ -131,9 +131,11 @@ async fn get_appraisal(
                     format!("no unit {u:?} in the organisation; GET /api/v1/units lists them"),
                 ));
             }
-            // Within the token's unit; and a district department for every
-            // township, which evaluates it (49号 三(一)).
-            if !crate::auth::appraisal::sees(&org, &actor, u, None) {
+            // Within the token's unit; and a district department for a township's
+            // appraiser, who gives the township's evaluation of it (49号 三(一)).
+            let evaluates = actor.role == Role::Appraiser
+                && crate::auth::appraisal::sees(&org, &actor, u, None);
+            if !org.is_within(u, &actor.unit) && !evaluates {
                 return Err(AppError::Forbidden(format!(
                     "unit {u} is outside {}, the unit of this token",
                     actor.unit
