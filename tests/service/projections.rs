@@ -336,7 +336,9 @@ async fn random_history(
                 }
                 _ => &hot,
             };
-            if !ids.is_empty() && rng.random_bool(0.2) {
+            // A repeat complaint names an earlier ticket; a handler's patrol report
+            // could only name one its unit may read, so it names none.
+            if !ids.is_empty() && body["source"] != "patrol" && rng.random_bool(0.2) {
                 body["related_to"] = json!(ids[rng.random_range(0..ids.len())]);
             }
             let r = app.post("/api/v1/tickets", tok, body).await;

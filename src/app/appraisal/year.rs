@@ -54,28 +54,46 @@ impl App {
                 b.township, b.year, before.last_actor
             )));
         }
-        let now = self.now();
-        let after = Submission {
-            submitted: true,
-            version: before.version + 1,
-            last_actor: actor.user.clone(),
-            last_at: Some(crate::store::truncate_micros(now)),
-            reopened_reason: before.reopened_reason.clone(),
-        };
         let event = AppraisalEvent::YearSubmitted(YearSubmitted {
             township: b.township.clone(),
             year: b.year,
         });
+        let reason = before.reopened_reason.clone();
+        let year = (b.township.as_str(), name.as_str(), b.year);
+        self.append_year(actor, meta, year, &before, (true, reason), event, 201)
+            .await
+    }
+
+    /// Appends a submission or reopening of `(township, its name, year)` after
+    /// `before`, leaving it `submitted` with `reason` (the last reopening's), and
+    /// answers `status` with the year as it then stands.
+    #[allow(clippy::too_many_arguments)]
+    async fn append_year(
+        &self,
+        actor: &Actor,
+        meta: &CommandMeta,
+        (township, name, year): (&str, &str, i32),
+        before: &Submission,
+        (submitted, reopened_reason): (bool, Option<String>),
+        event: AppraisalEvent,
+        status: u16,
+    ) -> Result<Reply, AppError> {
+        let now = self.now();
+        let after = Submission {
+            submitted,
+            version: before.version + 1,
+            last_actor: actor.user.clone(),
+            last_at: Some(crate::store::truncate_micros(now)),
+            reopened_reason,
+        };
+        let answer = sorted_text(&SubmissionJson::of(township, name, year, &after));
         self.append_appraisal(
             actor,
             meta,
-            submission_stream(&b.township, b.year),
+            submission_stream(township, year),
             before.version,
             (event.event_type(), event.data()),
-            (
-                201,
-                sorted_text(&SubmissionJson::of(&b.township, &name, b.year, &after)),
-            ),
+            (status, answer),
             now,
         )
         .await
@@ -116,32 +134,15 @@ impl App {
                 b.township, b.year
             )));
         }
-        let now = self.now();
-        let after = Submission {
-            submitted: false,
-            version: before.version + 1,
-            last_actor: actor.user.clone(),
-            last_at: Some(crate::store::truncate_micros(now)),
-            reopened_reason: Some(b.reason.clone()),
-        };
         let event = AppraisalEvent::YearReopened(YearReopened {
             township: b.township.clone(),
             year: b.year,
             reason: b.reason.clone(),
         });
-        self.append_appraisal(
-            actor,
-            meta,
-            submission_stream(&b.township, b.year),
-            before.version,
-            (event.event_type(), event.data()),
-            (
-                200,
-                sorted_text(&SubmissionJson::of(&b.township, &name, b.year, &after)),
-            ),
-            now,
-        )
-        .await
+        let reason = Some(b.reason.clone());
+        let year = (b.township.as_str(), name.as_str(), b.year);
+        self.append_year(actor, meta, year, &before, (false, reason), event, 200)
+            .await
     }
 
     /// The townships' years a reader may see (of `year` when given): each township
