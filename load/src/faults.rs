@@ -602,6 +602,11 @@ async fn wait_verified(http: &reqwest::Client, base: &str) -> Result<()> {
 async fn wait_caught_up(http: &reqwest::Client, bases: &[String], head: i64) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
+        // Every projection any instance names must be running somewhere, caught up:
+        // with several projections, one may be running and caught up on one
+        // instance while another's lease waits to be taken over (its runner was on
+        // the instance killed) and nobody runs it.
+        let mut names: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         let mut running: Vec<(String, i64)> = Vec::new();
         for b in bases {
             let Ok(r) = http.get(format!("{b}/readyz")).send().await else {
@@ -612,13 +617,15 @@ async fn wait_caught_up(http: &reqwest::Client, bases: &[String], head: i64) -> 
             };
             if let Some(ps) = v.get("projections").and_then(Value::as_object) {
                 for (name, p) in ps {
+                    names.insert(name.clone());
                     if p.get("state").and_then(Value::as_str) == Some("running") {
                         running.push((name.clone(), p["checkpoint"].as_i64().unwrap_or(0)));
                     }
                 }
             }
         }
-        if !running.is_empty() && running.iter().all(|(_, c)| *c >= head) {
+        let caught_up = |name: &String| running.iter().any(|(n, c)| n == name && *c >= head);
+        if !names.is_empty() && names.iter().all(caught_up) {
             return Ok(());
         }
         if Instant::now() > deadline {
