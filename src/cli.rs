@@ -16,6 +16,15 @@ use crate::store;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./yiwang-data/yiwang.db";
 
+/// How the service writes its log lines (standard error): one JSON object a line
+/// (for a collector) or readable text. A value outside these is refused when the
+/// command line is read, naming both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "yiwang",
@@ -28,8 +37,8 @@ pub struct Cli {
     pub database_url: String,
 
     /// Log format: json (default) or pretty.
-    #[arg(long, global = true, env = "YIWANG_LOG_FORMAT", default_value = "json")]
-    pub log_format: String,
+    #[arg(long, global = true, env = "YIWANG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
 
     /// A TOML file of settings (README: "Configuration"): each key is an
     /// environment variable's name without `YIWANG_`, in lower case. A flag or an

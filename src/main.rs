@@ -33,7 +33,7 @@ async fn run(cli: yiwang::cli::Cli) -> std::process::ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if cli.log_format == "pretty" {
+    if cli.log_format == yiwang::cli::LogFormat::Pretty {
         builder.init();
     } else {
         builder

@@ -580,3 +580,52 @@ async fn contacts_purge_erases_old_personal_data_and_leaves_the_log_as_it_was() 
         app.finish().await;
     }
 }
+
+/// `--log-format` (and `YIWANG_LOG_FORMAT`, and the config file's `log_format`) is
+/// json or pretty: anything else is refused when the command line is read, naming
+/// the values it takes, before anything runs; a good one is taken.
+#[tokio::test]
+async fn a_log_format_outside_json_and_pretty_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/yiwang.db", dir.path().display());
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang"));
+        c.args(["--database-url", &url])
+            .args(args)
+            .env_remove("YIWANG_LOG_FORMAT")
+            .env_remove("YIWANG_DATABASE_URL");
+        if let Some(v) = env {
+            c.env("YIWANG_LOG_FORMAT", v);
+        }
+        c.output().expect("run yiwang")
+    };
+    for (args, env) in [
+        (&["--log-format", "bogus", "migrate"][..], None),
+        (&["migrate"][..], Some("JSON lines")),
+        (&["config", "check"][..], Some("text")),
+    ] {
+        let out = run(args, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        assert!(
+            err.contains("invalid value") && err.contains("[possible values: json, pretty]"),
+            "{args:?} {env:?}: {err}"
+        );
+        assert!(
+            !dir.path().join("yiwang.db").exists(),
+            "{args:?} {env:?}: nothing ran"
+        );
+    }
+    let out = run(&["--log-format", "pretty", "migrate"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["migrate"], Some("json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
