@@ -36,7 +36,7 @@ use crate::auth::appraisal::{self as scope, Reach};
 use crate::error::AppError;
 use crate::org::{Org, UnitKind};
 use crate::projections::periods::{Granularity, Period};
-use crate::store::{AppendRequest, IdempotencyRecord, Metadata, NewEvent, StoreError};
+use crate::store::{AppendRequest, NewEvent, StoreError};
 
 /// A note, reason or other text of an appraisal command.
 pub const MAX_TEXT: usize = 10_000;
@@ -137,23 +137,8 @@ impl App {
                 data,
                 occurred_at: now,
             }],
-            metadata: Metadata {
-                actor: actor.user.clone(),
-                role: actor.role.as_str().to_string(),
-                unit: Some(actor.unit.clone()),
-                correlation_id: Uuid::now_v7(),
-                causation_id: None,
-                idempotency_key: Some(meta.idempotency_key.clone()),
-                request_id: Some(meta.request_id.clone()),
-            },
-            idempotency: Some(IdempotencyRecord {
-                scope: actor.user.clone(),
-                key: meta.idempotency_key.clone(),
-                request_hash: meta.request_hash.clone(),
-                status,
-                body: body.clone(),
-                stream_id: stream,
-            }),
+            metadata: meta.metadata(actor),
+            idempotency: Some(meta.idempotency_record(actor, status, body.clone(), stream)),
             views: Vec::new(),
         };
         let started = std::time::Instant::now();

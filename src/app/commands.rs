@@ -132,6 +132,40 @@ pub struct CommandMeta {
     pub request_id: String,
 }
 
+impl CommandMeta {
+    /// Who did it and why, as stored with every event the command appends.
+    pub fn metadata(&self, actor: &crate::auth::Actor) -> crate::store::Metadata {
+        crate::store::Metadata {
+            actor: actor.user.clone(),
+            role: actor.role.as_str().to_string(),
+            unit: Some(actor.unit.clone()),
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            idempotency_key: Some(self.idempotency_key.clone()),
+            request_id: Some(self.request_id.clone()),
+        }
+    }
+
+    /// The first answer (`status`, `body`) of the command on `stream`, kept under
+    /// the actor's key for its retries.
+    pub fn idempotency_record(
+        &self,
+        actor: &crate::auth::Actor,
+        status: u16,
+        body: String,
+        stream: Uuid,
+    ) -> crate::store::IdempotencyRecord {
+        crate::store::IdempotencyRecord {
+            scope: actor.user.clone(),
+            key: self.idempotency_key.clone(),
+            request_hash: self.request_hash.clone(),
+            status,
+            body,
+            stream_id: stream,
+        }
+    }
+}
+
 /// The action names of `POST /api/v1/tickets/{id}/{action}`.
 pub const ACTIONS: [&str; 11] = [
     "assign",

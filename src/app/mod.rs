@@ -33,9 +33,7 @@ use crate::org::{self, OrgHandle};
 use crate::repo::contacts::Contact;
 use crate::repo::tickets::{NUMBER_TAKEN as NUMBER_REFUSED, Serials};
 use crate::sla::{Calendar, SlaPolicy, SlaSettings};
-use crate::store::{
-    self, AppendRequest, IdempotencyRecord, Metadata, Store, StoreError, ViewHandler,
-};
+use crate::store::{self, AppendRequest, Store, StoreError, ViewHandler};
 use crate::views::ticket::{render_string, reporter_json};
 
 /// How often a command without If-Match is re-decided after losing a race. Each
@@ -429,23 +427,8 @@ impl App {
             expected_version,
             prev_hash,
             events: new_events,
-            metadata: Metadata {
-                actor: actor.user.clone(),
-                role: actor.role.as_str().to_string(),
-                unit: Some(actor.unit.clone()),
-                correlation_id: Uuid::now_v7(),
-                causation_id: None,
-                idempotency_key: Some(meta.idempotency_key.clone()),
-                request_id: Some(meta.request_id.clone()),
-            },
-            idempotency: Some(IdempotencyRecord {
-                scope: actor.user.clone(),
-                key: meta.idempotency_key.clone(),
-                request_hash: meta.request_hash.clone(),
-                status,
-                body: body.clone(),
-                stream_id: id,
-            }),
+            metadata: meta.metadata(actor),
+            idempotency: Some(meta.idempotency_record(actor, status, body.clone(), id)),
             views,
         };
         match self.append_ticket(req, ticket, events).await {
