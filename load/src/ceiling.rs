@@ -174,8 +174,14 @@ impl Pool {
 
     async fn exec(&self, sql: &str) -> Result<()> {
         match self {
-            Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop)?,
-            Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(drop)?,
+            Pool::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(p)
+                .await
+                .map(drop)?,
+            Pool::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(p)
+                .await
+                .map(drop)?,
         }
         Ok(())
     }

@@ -157,10 +157,12 @@ impl Db {
                 let conn = sqlx::PgPool::connect(pg)
                     .await
                     .with_context(|| format!("connecting to {}", yiwang::cli::redact(pg)))?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&conn)
-                    .await?;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&conn)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&conn)
                     .await?;
                 conn.close().await;
@@ -181,10 +183,10 @@ impl Db {
         if let Some(admin) = &self.admin
             && let Ok(conn) = sqlx::PgPool::connect(admin).await
         {
-            let _ = sqlx::query(&format!(
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 self.name
-            ))
+            )))
             .execute(&conn)
             .await;
             conn.close().await;

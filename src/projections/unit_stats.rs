@@ -110,7 +110,7 @@ pub(crate) use on_pool;
 /// statement borrowing from that chunk out.
 fn chunk_builder<'a, T, DB: sqlx::Database, F>(_items: &'a [T], build: F) -> F
 where
-    F: Fn(&'a [T]) -> QueryBuilder<'a, DB>,
+    F: Fn(&'a [T]) -> QueryBuilder<DB>,
 {
     build
 }
@@ -235,10 +235,10 @@ impl UnitStats {
                 }
                 Mode::Replace => {
                     for t in TABLES {
-                        sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {t}"))).execute(&mut *tx).await?;
                     }
                     for (name, _) in INDEXES {
-                        sqlx::query(&format!("DROP INDEX IF EXISTS {name}")).execute(&mut *tx).await?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
                     }
                     sqlx::query(
                         "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, $2, $3) \
@@ -593,7 +593,10 @@ impl UnitStats {
         let timer = std::time::Instant::now();
         // VACUUM runs outside a transaction block: the simple protocol, on its own.
         let sql = format!("VACUUM (ANALYZE) {}", TABLES.join(", "));
-        match sqlx::raw_sql(&sql).execute(p).await {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
+            .execute(p)
+            .await
+        {
             Ok(_) => tracing::debug!(
                 ms = timer.elapsed().as_millis() as u64,
                 "unit_stats vacuumed its tables"

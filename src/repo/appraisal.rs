@@ -54,7 +54,7 @@ type LedgerRow = (i64, String, String, String, String, String);
 pub async fn ledger_events(pool: &Pool, upto: Option<i64>) -> Result<Vec<Recorded>, StoreError> {
     let sql = ledger_sql(pool, upto.is_some());
     let rows: Vec<LedgerRow> = crate::store::on_pool!(pool, |p| {
-        let q = sqlx::query_as(&sql);
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
         let q = match upto {
             Some(u) => q.bind(u),
             None => q,
@@ -162,7 +162,7 @@ fn head_from_row(r: HeadRow) -> Result<BulletinHead, StoreError> {
 pub async fn bulletins(pool: &Pool, period: Option<&str>) -> Result<Vec<BulletinHead>, StoreError> {
     let sql = bulletins_sql(pool, period.is_some());
     let rows: Vec<HeadRow> = crate::store::on_pool!(pool, |p| {
-        let q = sqlx::query_as(&sql);
+        let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
         let q = match period {
             Some(v) => q.bind(v),
             None => q,
@@ -197,11 +197,12 @@ pub async fn bulletin(pool: &Pool, id: Uuid) -> Result<Option<(BulletinHead, Val
         String,
     );
     let id_text = id.to_string();
-    let found: Option<Row> = crate::store::on_pool!(pool, |p| sqlx::query_as(&sql)
-        .bind(&id_text)
-        .fetch_optional(p)
-        .await
-        .map_err(StoreError::classify)?);
+    let found: Option<Row> =
+        crate::store::on_pool!(pool, |p| sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&id_text)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::classify)?);
     let Some((data, sid, period, unit, profile, position, hash, at, actor)) = found else {
         return Ok(None);
     };
@@ -255,15 +256,16 @@ pub async fn explain(pool: &Pool, sql: &str) -> Result<Vec<String>, StoreError> 
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::classify)?;
-            let rows: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN {sql}"))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StoreError::classify)?;
+            let rows: Vec<(String,)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(StoreError::classify)?;
             Ok(rows.into_iter().map(|r| r.0).collect())
         }
         Pool::Sqlite(p) => {
             let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
                     .fetch_all(p)
                     .await
                     .map_err(StoreError::classify)?;

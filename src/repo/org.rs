@@ -11,7 +11,7 @@ pub async fn save(pool: &Pool, text: &str, source: &str, now: &str) -> Result<()
                ON CONFLICT (kind) DO UPDATE SET source = EXCLUDED.source, doc = EXCLUDED.doc, loaded_at = EXCLUDED.loaded_at";
     match pool {
         Pool::Postgres(p) => {
-            sqlx::query(&sql.replace("$3", "$3::timestamptz"))
+            sqlx::query(sqlx::AssertSqlSafe(sql.replace("$3", "$3::timestamptz")))
                 .bind(source)
                 .bind(text)
                 .bind(now)

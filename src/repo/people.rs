@@ -112,7 +112,7 @@ pub async fn write(
             }
             Mode::Replace => {
                 for t in TABLES {
-                    sqlx::query(&format!("DELETE FROM {t}")).execute(&mut *tx).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {t}"))).execute(&mut *tx).await?;
                 }
                 sqlx::query(
                     "INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, $2, $3) \

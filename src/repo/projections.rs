@@ -91,7 +91,7 @@ pub async fn reset(pool: &Pool, tables: &[&str], name: &str) -> Result<(), Store
     on_pool!(pool, |p| {
         let mut tx = p.begin().await?;
         for t in tables {
-            sqlx::query(&format!("DELETE FROM {t}"))
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {t}")))
                 .execute(&mut *tx)
                 .await?;
         }

@@ -41,7 +41,7 @@ pub async fn insert(
         Pool::Sqlite(_) => sql.to_string(),
     };
     on_pool!(pool, |p| {
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(id)
             .bind(token_hash)
             .bind(user)
@@ -125,7 +125,9 @@ pub async fn list(pool: &Pool) -> Result<Vec<ListedToken>, StoreError> {
                 "to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
                 "expires_at",
             );
-            sqlx::query_as(&sql).fetch_all(p).await?
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_all(p)
+                .await?
         }
     })
 }

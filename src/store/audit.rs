@@ -125,9 +125,9 @@ impl Snap {
     ) -> Result<Vec<StoredRow>, StoreError> {
         match self {
             Snap::Pg(t) => stored_rows(
-                sqlx::query(&format!(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {PG_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-                ))
+                )))
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&mut **t)
@@ -135,9 +135,9 @@ impl Snap {
                 pg_row,
             ),
             Snap::Lite(t) => stored_rows(
-                sqlx::query(&format!(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {SQLITE_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-                ))
+                )))
                 .bind(after)
                 .bind(limit)
                 .fetch_all(&mut **t)
@@ -154,9 +154,9 @@ impl Snap {
         }
         match self {
             Snap::Pg(t) => stored_rows(
-                sqlx::query(&format!(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {PG_COLUMNS} FROM events WHERE stream_id = ANY($1) ORDER BY stream_id, version"
-                ))
+                )))
                 .bind(ids)
                 .fetch_all(&mut **t)
                 .await,
@@ -165,10 +165,10 @@ impl Snap {
             Snap::Lite(t) => {
                 let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
                 stored_rows(
-                    sqlx::query(&format!(
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
                         "SELECT {SQLITE_COLUMNS} FROM events \
                          WHERE stream_id IN (SELECT value FROM json_each(?)) ORDER BY stream_id, version"
-                    ))
+                    )))
                     .bind(Value::from(list).to_string())
                     .fetch_all(&mut **t)
                     .await,

@@ -209,9 +209,7 @@ pub async fn connect_existing(url: &str) -> anyhow::Result<Pool> {
         std::time::Duration::from_secs(1),
     );
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let opts: sqlx::postgres::PgConnectOptions = url
-            .parse()
-            .with_context(|| format!("bad database URL {}", crate::config::redact_url(url)))?;
+        let opts = store::postgres::connect_options(url)?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(std::time::Duration::from_secs(10))
@@ -285,7 +283,7 @@ impl Snapshot {
             },
         );
         either!(self, Snapshot::Postgres | Snapshot::Sqlite, tx => {
-            let mut rows = sqlx::query(&sql).fetch(&mut **tx);
+            let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).fetch(&mut **tx);
             while let Some(row) = rows.try_next().await? {
                 let vals = row_values(&row, t.cols)?;
                 each(&vals)?;
@@ -374,7 +372,7 @@ impl Tx {
         for table in tables {
             let sql = format!("SELECT COUNT(*) FROM {table}");
             let n: i64 = either!(self, Tx::Postgres | Tx::Sqlite, t => {
-                sqlx::query_scalar(&sql).fetch_one(&mut **t).await?
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())).fetch_one(&mut **t).await?
             });
             if n > 0 {
                 out.push((*table, n));
@@ -427,7 +425,7 @@ impl Tx {
                     vec![one.as_str(); rows.len()].join(", "),
                     t.on_conflict
                 );
-                let mut q = sqlx::query(&sql);
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
                 for v in rows.into_iter().flatten() {
                     q = match v {
                         Val::Int(n) => q.bind(n),
@@ -486,7 +484,7 @@ impl Tx {
             aliases.join(", "),
             t.on_conflict
         );
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for (i, c) in t.cols.iter().enumerate() {
             q = if c.ty == Ty::Int {
                 q.bind(std::mem::take(&mut ints[i]))
@@ -510,7 +508,7 @@ pub async fn occupied(
     for table in tables {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         let n: i64 = either!(pool, Pool::Postgres | Pool::Sqlite, p => {
-            sqlx::query_scalar(&sql).fetch_one(p).await?
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())).fetch_one(p).await?
         });
         if n > 0 {
             out.push((*table, n));
@@ -554,9 +552,9 @@ pub async fn advance_xids(pool: &sqlx::PgPool, max_position: i64) -> anyhow::Res
     while left > 0 {
         let n = left.min(1_000_000);
         // Each iteration takes a transaction id and commits: nothing is written.
-        sqlx::raw_sql(&format!(
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DO $$ BEGIN FOR i IN 1..{n} LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$"
-        ))
+        )))
         .execute(&mut *conn)
         .await
         .context("cannot advance the transaction counter")?;
@@ -608,7 +606,7 @@ pub async fn set_tally(tx: &mut Tx) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM log_tally")
             .execute(&mut **t)
             .await?;
-        sqlx::query(&sql)
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
             .bind(tally.events)
             .bind(tally.streams)
             .bind(tally.digest)

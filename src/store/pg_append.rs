@@ -441,7 +441,8 @@ async fn statement(
 
     parts.sort_by_key(|p| p.part.rows);
     let (sql, _) = append_statement(&parts.iter().map(|p| p.part).collect::<Vec<_>>());
-    let mut query = sqlx::query(&sql)
+    // Built from this module's constants and parameter numbers, never from input.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&c.stream)
         .bind(&c.expected)
         .bind(&c.prev)

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{ConnectOptions, PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -49,7 +49,7 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn open(url: &str, migrate: bool) -> anyhow::Result<PgStore> {
-        let opts: PgConnectOptions = url.parse()?;
+        let opts = connect_options(url)?;
         let opts = opts.log_statements(tracing::log::LevelFilter::Trace);
         let max = std::env::var("YIWANG_PG_POOL")
             .ok()
@@ -87,6 +87,92 @@ impl PgStore {
     pub fn pg_pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// The connection options of a PostgreSQL URL: sqlx's parsing, which reads libpq's
+/// `sslmode`, `sslrootcert`, `sslcert` and `sslkey` from the URL (and the `PG…`
+/// variables), kept whole. sqlx is built with rustls and the system's certificate
+/// store; when a verifying mode (`verify-ca`, `verify-full`) names no CA of its own,
+/// Mozilla's roots, compiled in, are trusted as well, so that a managed service with
+/// a public CA verifies from an image without a certificate store too. A URL's
+/// `sslrootcert` means that CA (with the system's store), as a private CA needs.
+pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let opts: PgConnectOptions = url.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read the PostgreSQL URL {}: {e}",
+            crate::config::redact_url(url)
+        )
+    })?;
+    let root = url_param(url, &["sslrootcert", "ssl-root-cert", "ssl-ca"]);
+    if root.as_deref() == Some("system") {
+        anyhow::bail!(
+            "sslrootcert=system is not understood here: leave sslrootcert out to trust the \
+             system's certificate store and Mozilla's roots, or name a CA file"
+        );
+    }
+    let verifies = matches!(
+        opts.get_ssl_mode(),
+        PgSslMode::VerifyCa | PgSslMode::VerifyFull
+    );
+    if verifies && root.is_none() && std::env::var_os("PGSSLROOTCERT").is_none() {
+        return Ok(opts.ssl_root_cert_from_pem(MOZILLA_ROOTS.clone()));
+    }
+    Ok(opts)
+}
+
+/// Mozilla's root certificates (`webpki-root-certs`) as one PEM bundle.
+static MOZILLA_ROOTS: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    use base64::Engine;
+    let mut pem = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            // Base64 is ASCII, so any slice of it is UTF-8.
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem.into_bytes()
+});
+
+/// The value of the first of `names` in a URL's query string, percent-decoded.
+fn url_param(url: &str, names: &[&str]) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        names.contains(&k).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether a migration of this build is not yet recorded as applied (or the
@@ -182,9 +268,9 @@ impl EventStore for PgStore {
     }
 
     async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 ORDER BY version"
-        ))
+        )))
         .bind(stream)
         .fetch_all(&self.pool)
         .await
@@ -193,7 +279,7 @@ impl EventStore for PgStore {
     }
 
     async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&feed_query(EVENT_COLUMNS))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(feed_query(EVENT_COLUMNS)))
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
@@ -203,14 +289,15 @@ impl EventStore for PgStore {
     }
 
     async fn read_all_raw(&self, after: i64, limit: i64) -> Result<Vec<RawEvent>, StoreError> {
-        let rows: Vec<(i64, Uuid, String, i32, DateTime<Utc>, String)> = sqlx::query_as(
-            &feed_query("position, stream_id, event_type, schema_version, occurred_at, data::text"),
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::classify)?;
+        let rows: Vec<(i64, Uuid, String, i32, DateTime<Utc>, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(feed_query(
+                "position, stream_id, event_type, schema_version, occurred_at, data::text",
+            )))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StoreError::classify)?;
         Ok(rows
             .into_iter()
             .map(

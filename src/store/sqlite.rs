@@ -94,11 +94,11 @@ impl SqliteStore {
                     // good. The ping lets a queued rollback run first; a connection
                     // still in a transaction after it is closed, which ends it.
                     conn.ping().await?;
-                    let depth = <<sqlx::Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
-                    if depth > 0 {
-                        tracing::warn!(depth, "closing a database connection left inside a transaction");
+                    let in_transaction = conn.is_in_transaction();
+                    if in_transaction {
+                        tracing::warn!("closing a database connection left inside a transaction");
                     }
-                    Ok(depth == 0)
+                    Ok(!in_transaction)
                 })
             })
             .connect_with(opts.clone())
@@ -424,9 +424,9 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_stream(&self, stream: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? ORDER BY version"
-        ))
+        )))
         .bind(stream.to_string())
         .fetch_all(&self.pool)
         .await
@@ -435,9 +435,9 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all(&self, after: i64, limit: i64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-        ))
+        )))
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)

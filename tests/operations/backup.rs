@@ -194,8 +194,14 @@ async fn event_rows(pool: &Pool) -> Vec<EventRow> {
 async fn count(pool: &Pool, table: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table}");
     match pool {
-        Pool::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await.expect("count"),
-        Pool::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await.expect("count"),
+        Pool::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .fetch_one(p)
+            .await
+            .expect("count"),
+        Pool::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .fetch_one(p)
+            .await
+            .expect("count"),
     }
 }
 

@@ -17,8 +17,14 @@ async fn pool(url: &str) -> Pool {
 async fn count(url: &str, table: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table}");
     match pool(url).await {
-        Pool::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(&p).await.expect("count"),
-        Pool::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(&p).await.expect("count"),
+        Pool::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .fetch_one(&p)
+            .await
+            .expect("count"),
+        Pool::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+            .fetch_one(&p)
+            .await
+            .expect("count"),
     }
 }
 
@@ -404,16 +410,16 @@ async fn backdate(app: &TestApp, ticket: &str, contact: &str, days: i64) {
     match app.app.store.pool() {
         Pool::Postgres(p) => {
             let back = format!("now() - interval '{days} days'");
-            sqlx::query(&format!(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE contacts SET created_at = {back} WHERE id = $1::uuid"
-            ))
+            )))
             .bind(contact)
             .execute(&p)
             .await
             .expect("backdate contact");
-            sqlx::query(&format!(
+            sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE idempotency_keys SET created_at = {back} WHERE stream_id = $1::uuid"
-            ))
+            )))
             .bind(ticket)
             .execute(&p)
             .await

@@ -119,8 +119,14 @@ async fn applied(pool: &Pool) -> Vec<(i64, bool)> {
 
 async fn exec(pool: &Pool, sql: &str) {
     match pool {
-        Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
-        Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        Pool::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(|_| ()),
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
@@ -223,9 +229,9 @@ async fn insert_event(pool: &Pool, e: &RecordedEvent) {
     let cols = "position, stream_id, version, event_type, schema_version, data, metadata, \
                 occurred_at, recorded_at, prev_hash, hash";
     match pool {
-        Pool::Sqlite(p) => sqlx::query(&format!(
+        Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO events ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
+        )))
         .bind(e.position)
         .bind(e.stream_id.to_string())
         .bind(e.version)
@@ -240,9 +246,9 @@ async fn insert_event(pool: &Pool, e: &RecordedEvent) {
         .execute(p)
         .await
         .map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(&format!(
+        Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO events ({cols}) VALUES ($1, $2, $3, $4, $5, $6::json, $7::json, $8, $9, $10, $11)"
-        ))
+        )))
         .bind(e.position)
         .bind(e.stream_id)
         .bind(e.version)
@@ -325,9 +331,9 @@ async fn insert_view(pool: &Pool, t: &Ticket, head_hash: &str, doc: Option<Strin
     let cols = "id, number, state, unit, centre, category, grid, version, created_at, updated_at, \
                 doc, head_hash, co_units";
     match pool {
-        Pool::Sqlite(p) => sqlx::query(&format!(
+        Pool::Sqlite(p) => sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO ticket_view ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
+        )))
         .bind(v.id.to_string())
         .bind(&v.number)
         .bind(&v.state)
@@ -344,9 +350,9 @@ async fn insert_view(pool: &Pool, t: &Ticket, head_hash: &str, doc: Option<Strin
         .execute(p)
         .await
         .map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(&format!(
+        Pool::Postgres(p) => sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO ticket_view ({cols}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
+        )))
         .bind(v.id)
         .bind(&v.number)
         .bind(&v.state)
@@ -435,9 +441,9 @@ async fn dump_events(pool: &Pool) -> Vec<Vec<String>> {
 /// Every row of `table`, each column as text (NULL as `∅`), in `order`.
 async fn dump(pool: &Pool, table: &str, order: &str) -> Vec<Vec<String>> {
     let cols: Vec<String> = match pool {
-        Pool::Sqlite(p) => sqlx::query_scalar(&format!(
+        Pool::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-        ))
+        )))
         .fetch_all(p)
         .await
         .expect("columns"),
@@ -463,8 +469,16 @@ async fn dump(pool: &Pool, table: &str, order: &str) -> Vec<Vec<String>> {
         .join(sep);
     let sql = format!("SELECT {expr} FROM {table} ORDER BY {order}");
     let rows: Vec<String> = match pool {
-        Pool::Sqlite(p) => sqlx::query_scalar(&sql).fetch_all(p).await,
-        Pool::Postgres(p) => sqlx::query_scalar(&sql).fetch_all(p).await,
+        Pool::Sqlite(p) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_all(p)
+                .await
+        }
+        Pool::Postgres(p) => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_all(p)
+                .await
+        }
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.into_iter()

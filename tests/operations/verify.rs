@@ -20,8 +20,14 @@ async fn verify(url: &str) -> Run {
 
 async fn exec(pool: &Pool, sql: &str) {
     match pool {
-        Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
-        Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
+        Pool::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(p)
+            .await
+            .map(|_| ()),
     }
     .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }

@@ -547,15 +547,16 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
             &yiwang::repo::contacts::CONTACT_PART,
             &yiwang::repo::tickets::VIEW_PART,
         ]);
-        sqlx::raw_sql(&format!("PREPARE app AS {statement}"))
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE app AS {statement}")))
             .execute(&mut c)
             .await
             .unwrap();
         let nulls = vec!["NULL"; params].join(", ");
-        let plan: Vec<(String,)> = sqlx::query_as(&format!("EXPLAIN EXECUTE app({nulls})"))
-            .fetch_all(&mut c)
-            .await
-            .unwrap();
+        let plan: Vec<(String,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE app({nulls})")))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
         let plan: Vec<String> = plan.into_iter().map(|(l,)| l).collect();
         assert!(
             plan.iter().any(|l| l.contains("idempotency_keys")),
@@ -610,13 +611,19 @@ async fn sqlite_refuses_a_replaced_event_and_an_event_off_the_head() {
         insert("REPLACE", None, 1),
         insert("INSERT OR REPLACE", Some(first.position), 3),
     ] {
-        let e = sqlx::query(&sql).execute(&mut c).await.expect_err(&sql);
+        let e = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .execute(&mut c)
+            .await
+            .expect_err(&sql);
         assert!(e.to_string().contains("append-only"), "{sql}: {e}");
     }
     // Below the head, past a gap, and at a new stream's version 2.
     for (stream, version) in [(a, 2), (a, 4), (Uuid::now_v7(), 2)] {
         let sql = insert("INSERT", None, version).replace(&a.to_string(), &stream.to_string());
-        let e = sqlx::query(&sql).execute(&mut c).await.expect_err(&sql);
+        let e = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .execute(&mut c)
+            .await
+            .expect_err(&sql);
         assert!(
             e.to_string().contains("head") || e.to_string().contains("last version"),
             "{sql}: {e}"
@@ -626,7 +633,7 @@ async fn sqlite_refuses_a_replaced_event_and_an_event_off_the_head() {
     assert_eq!(evs.len(), 2);
     assert_eq!(evs[0], first, "the first event is as it was");
     // The head + 1 still goes in (what the store does).
-    sqlx::query(&insert("INSERT", None, 3))
+    sqlx::query(sqlx::AssertSqlSafe(insert("INSERT", None, 3)))
         .execute(&mut c)
         .await
         .unwrap();
@@ -653,10 +660,12 @@ async fn the_service_role_appends_but_cannot_rewrite_the_log() {
             unreachable!()
         };
         let grants = include_str!("../../deploy/postgres/roles.sql").replace("yiwang_app", &role);
-        sqlx::raw_sql(&format!("CREATE ROLE {role} LOGIN; {grants}"))
-            .execute(&op)
-            .await
-            .expect("roles.sql runs as the owner");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE ROLE {role} LOGIN; {grants}"
+        )))
+        .execute(&op)
+        .await
+        .expect("roles.sql runs as the owner");
         let (_, rest) = db.url.split_once('@').expect("user@host in the URL");
         let url = format!("postgres://{role}@{rest}");
 
@@ -696,7 +705,7 @@ async fn the_service_role_appends_but_cannot_rewrite_the_log() {
         db.drop_db().await;
         if let Ok(admin) = std::env::var(support::PG_ENV) {
             if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::raw_sql(&format!("DROP ROLE IF EXISTS {role}"))
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
                     .execute(&mut c)
                     .await;
             }

@@ -95,7 +95,7 @@ impl TestDb {
                 let mut c = sqlx::PgConnection::connect(&admin)
                     .await
                     .expect("connect admin");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut c)
                     .await
                     .expect("create test database");
@@ -117,9 +117,11 @@ impl TestDb {
     pub async fn drop_db(&self) {
         if let Some((admin, name)) = &self.admin {
             if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut c)
-                    .await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut c)
+                .await;
             }
         }
     }
@@ -339,11 +341,15 @@ impl TestApp {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         match self.app.store.pool() {
             yiwang::store::Pool::Postgres(p) => {
-                sqlx::query_scalar(&sql).fetch_one(&p).await.expect("count")
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                    .fetch_one(&p)
+                    .await
+                    .expect("count")
             }
-            yiwang::store::Pool::Sqlite(p) => {
-                sqlx::query_scalar(&sql).fetch_one(&p).await.expect("count")
-            }
+            yiwang::store::Pool::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
+                .fetch_one(&p)
+                .await
+                .expect("count"),
         }
     }
 

@@ -464,7 +464,7 @@ fn pending_query<'a, DB: sqlx::Database>(
     select: &str,
     scope: Option<&'a [String]>,
     now: i64,
-) -> QueryBuilder<'a, DB>
+) -> QueryBuilder<DB>
 where
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
