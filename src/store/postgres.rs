@@ -61,7 +61,11 @@ impl PgStore {
             // Fail fast when the database is down: commands answer 503 instead of hanging.
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(opts);
-        if migrate && pending_migrations(&pool).await? {
+        if migrate
+            && pending_migrations(&pool)
+                .await
+                .map_err(|e| connect_error(url, e))?
+        {
             MIGRATOR.run(&pool).await.map_err(|e| {
                 anyhow::anyhow!(
                     "cannot apply the pending migrations ({e}); the service's role may not change \
@@ -110,6 +114,12 @@ pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
              system's certificate store and Mozilla's roots, or name a CA file"
         );
     }
+    // sqlx reads the file at the first connection, with an error that names no file.
+    if let Some(path) = &root
+        && let Err(e) = std::fs::metadata(path)
+    {
+        anyhow::bail!("sslrootcert={path} in the PostgreSQL URL: cannot read it ({e})");
+    }
     let verifies = matches!(
         opts.get_ssl_mode(),
         PgSslMode::VerifyCa | PgSslMode::VerifyFull
@@ -118,6 +128,23 @@ pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
         return Ok(opts.ssl_root_cert_from_pem(MOZILLA_ROOTS.clone()));
     }
     Ok(opts)
+}
+
+/// The first connection's failure, for an operator: which server, and for a TLS
+/// failure what to check. sqlx's message only (its source repeats it).
+fn connect_error(url: &str, e: sqlx::Error) -> anyhow::Error {
+    let tls = matches!(e, sqlx::Error::Tls(_)) || e.to_string().contains("certificate");
+    let hint = if tls {
+        " (TLS: verify-full needs the host name the server's certificate names, and a \
+         private CA needs its certificate as sslrootcert=/path/ca.pem in the URL; README: \
+         Configuration)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!(
+        "cannot connect to PostgreSQL at {}: {e}{hint}",
+        crate::config::redact_url(url)
+    )
 }
 
 /// Mozilla's root certificates (`webpki-root-certs`) as one PEM bundle.
@@ -182,7 +209,7 @@ fn percent_decode(s: &str) -> String {
 /// run even when the table exists. A recorded migration whose checksum differs, or
 /// one this build does not know, counts as pending too, so that the migrator
 /// refuses the database with its own message.
-async fn pending_migrations(pool: &PgPool) -> anyhow::Result<bool> {
+async fn pending_migrations(pool: &PgPool) -> Result<bool, sqlx::Error> {
     let applied: Vec<(i64, Vec<u8>)> =
         match sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
@@ -193,7 +220,7 @@ async fn pending_migrations(pool: &PgPool) -> anyhow::Result<bool> {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
                 return Ok(true);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
     // A recorded migration this build does not know (a later release's) is left to
     // the migrator too, which refuses the database with its own message.

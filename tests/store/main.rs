@@ -2,6 +2,7 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+mod tls;
 
 use std::sync::Arc;
 
