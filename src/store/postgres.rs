@@ -115,7 +115,8 @@ pub fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
         );
     }
     // sqlx reads the file at the first connection, with an error that names no file.
-    if let Some(path) = &root
+    // (sqlx also takes the PEM text itself in place of a path.)
+    if let Some(path) = root.as_ref().filter(|r| !r.contains("-----BEGIN"))
         && let Err(e) = std::fs::metadata(path)
     {
         anyhow::bail!("sslrootcert={path} in the PostgreSQL URL: cannot read it ({e})");
