@@ -279,6 +279,31 @@ impl Server {
             .unwrap_or_default()
     }
 
+    /// SIGTERM, as an orchestrator stops an instance; [`Server::wait_exit`] then
+    /// waits for it to finish draining.
+    pub fn sigterm(&self) -> Result<()> {
+        let pid = self.child.id().context("the server is not running")?;
+        let pid = i32::try_from(pid).context("server pid out of range")?;
+        kill(Pid::from_raw(pid), Signal::SIGTERM).context("sending SIGTERM to the server")?;
+        Ok(())
+    }
+
+    /// Waits for the server to exit, at most [`STOP_TIMEOUT`] (then it is killed
+    /// and this fails); the server can be started again with [`Server::restart`].
+    pub async fn wait_exit(&mut self) -> Result<ExitStatus> {
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                self.child.kill().await?;
+                bail!(
+                    "`yiwang serve` did not exit {STOP_TIMEOUT:?} after SIGTERM; log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail()
+                )
+            }
+        }
+    }
+
     /// SIGTERM, then wait; SIGKILL if it has not exited within [`STOP_TIMEOUT`].
     pub async fn stop(mut self) -> Result<ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
