@@ -648,7 +648,9 @@ fn closed_sets_and_connection_counts_are_refused_with_the_choices_before_anythin
         c.envs(env.iter().copied());
         c.output().expect("run yiwang")
     };
-    let cases: [(&[&str], &[(&str, &str)], &str); 7] = [
+    /// Arguments, environment, what the refusal names.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 7] = [
         (
             &["token", "create", "--user", "u", "--role", "Admin"],
             &[],
