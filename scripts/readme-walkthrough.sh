@@ -40,7 +40,13 @@ grep -q '127\.0\.0\.1:8080' <<<"$block" || fail "the walk-through no longer name
 WORK="$(mktemp -d)"
 SERVER=""
 cleanup() {
-  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  # A second SIGTERM cuts the shutdown's drain short (README: Operations, Stopping).
+  if [ -n "$SERVER" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    sleep 0.2
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

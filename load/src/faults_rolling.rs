@@ -104,6 +104,15 @@ pub(super) async fn rolling(a: &FaultArgs) -> Result<Outcome> {
         db,
         Plan {
             instances: 2,
+            // The service's default drain (the harness's servers otherwise run
+            // without one), or the environment's: YIWANG_SHUTDOWN_DRAIN_SECS=0 is
+            // the negative control, which must fail.
+            server_env: vec![(
+                "YIWANG_SHUTDOWN_DRAIN_SECS".into(),
+                std::env::var("YIWANG_SHUTDOWN_DRAIN_SECS").unwrap_or_else(|_| {
+                    yiwang::http::server::DEFAULT_SHUTDOWN_DRAIN_SECS.to_string()
+                }),
+            )],
             ..Plan::default()
         },
     )

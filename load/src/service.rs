@@ -127,6 +127,9 @@ fn spawn_serve(
         .arg(addr.to_string())
         .arg("--database-url")
         .arg(&cli.database_url)
+        // No load balancer watches these servers' /readyz: a stop need not wait
+        // for one (the `rolling` scenario, which has one, sets the drain back).
+        .env("YIWANG_SHUTDOWN_DRAIN_SECS", "0")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(out)
