@@ -343,7 +343,7 @@ def check_compose():
     if not migrations:
         problem(f"{COMPOSE}: no one-shot service runs `yiwang migrate`")
     for n, s in services.items():
-        if s.get("command") == ["serve"]:
+        if (s.get("command") or [None])[0] == "serve":
             deps = s.get("depends_on") or {}
             if not any(isinstance(deps, dict) and (deps.get(m) or {}).get("condition")
                        == "service_completed_successfully" for m in migrations):
@@ -440,8 +440,45 @@ def check_k8s():
     for probe in ("/healthz", "/readyz"):
         if not any(f'"{probe}"' in t for t in src_text().values()):
             problem(f"{SRC}/ serves no {probe} any more")
-    finish(f"{len(objs)} objects: selectors, ConfigMap, Secret, PVC, probes and "
-           f"securityContext agree")
+    for n, d in deps:
+        check_k8s_shutdown(n, d, objs)
+    finish(f"{len(objs)} objects: selectors, ConfigMap, Secret, PVC, probes, "
+           f"securityContext and the shutdown's timing agree")
+
+
+def check_k8s_shutdown(n, d, objs):
+    """A stop fits the pod's grace period: the preStop sleep, yiwang's drain and its
+    grace (from the ConfigMap, else the defaults of src/http/server.rs) end before
+    the kubelet's SIGKILL; and the sleep exists (the drain of a rolling update)."""
+    spec = d["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    sleep = (c.get("lifecycle", {}).get("preStop", {}).get("sleep") or {}).get("seconds")
+    if not isinstance(sleep, int) or sleep < 1:
+        problem(f"Deployment/{n}: no preStop sleep: a rolling update sends requests "
+                f"to a pod after it stopped listening")
+        sleep = 0
+    env = {}
+    for e in c.get("envFrom", []):
+        ref = e.get("configMapRef", {}).get("name")
+        env.update((objs.get(("ConfigMap", ref)) or {}).get("data") or {})
+    server = open(os.path.join(SRC, "http", "server.rs"), encoding="utf-8").read()
+
+    def setting(var, const):
+        if var in env:
+            return int(env[var])
+        m = re.search(rf"pub const {const}: u64 = (\d+);", server)
+        if not m:
+            problem(f"{SRC}/http/server.rs: no {const}")
+            return 0
+        return int(m.group(1))
+
+    drain = setting("YIWANG_SHUTDOWN_DRAIN_SECS", "DEFAULT_SHUTDOWN_DRAIN_SECS")
+    grace = setting("YIWANG_SHUTDOWN_GRACE_SECS", "DEFAULT_SHUTDOWN_GRACE_SECS")
+    period = spec.get("terminationGracePeriodSeconds", 30)
+    if sleep + drain + grace >= period:
+        problem(f"Deployment/{n}: preStop sleep {sleep} s + drain {drain} s + grace "
+                f"{grace} s reach terminationGracePeriodSeconds {period}: the kubelet "
+                f"kills requests in flight")
 
 
 def check_compose_schema(schema_path):

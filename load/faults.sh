@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The fault suite (issue 5; RELIABILITY.md records its last run): the realistic mix
-# under kill -9, a database outage, dropped answers, a full disk and a three-instance
-# cluster, on SQLite and PostgreSQL, each followed by the invariant check.
+# under kill -9, a database outage, dropped answers, a full disk, a three-instance
+# cluster and a rolling restart of two instances behind a /readyz-checking balancer,
+# on SQLite and PostgreSQL, each followed by the invariant check.
 #   load/faults.sh            the full suite (20 kills, a 20 s outage; ~5 minutes after the build)
-#   load/faults.sh --quick    the short one CI runs (5 kills, a 10 s outage; ~2 minutes)
+#   load/faults.sh --quick    the short one CI runs (5 kills, a 10 s outage; ~2 minutes;
+#                             `rolling` adds 47 s, measured on the debug build)
 #   load/faults.sh ... ARGS   more yiwang-load faults options (see load/README.md)
 #   FAULTS_PROFILE=debug load/faults.sh --quick   the same on the debug build (CI)
 # PostgreSQL: YIWANG_TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres

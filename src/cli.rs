@@ -46,8 +46,57 @@ pub struct Cli {
     #[arg(long, global = true, env = "YIWANG_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// PostgreSQL connections per instance [default: 32].
+    #[arg(long, global = true, env = "YIWANG_PG_POOL", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pg_pool: Option<u32>,
+
+    /// PostgreSQL connections that append (each writes whatever commands are
+    /// waiting in one statement) [default: 4].
+    #[arg(long, global = true, env = "YIWANG_PG_WRITERS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pg_writers: Option<u32>,
+
+    /// SQLite reader connections (there is one writer) [default: 8].
+    #[arg(long, global = true, env = "YIWANG_SQLITE_READERS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub sqlite_readers: Option<u32>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The store reads its connection counts from the environment when it opens
+    /// (`store::sqlite`, `store::postgres`): a count given as a flag is put there.
+    ///
+    /// Call it from `main` before the runtime or any other thread is started (as
+    /// `config::load`), since it sets environment variables.
+    pub fn export_connection_settings(&self) {
+        for (var, value) in [
+            ("YIWANG_PG_POOL", self.pg_pool),
+            ("YIWANG_PG_WRITERS", self.pg_writers),
+            ("YIWANG_SQLITE_READERS", self.sqlite_readers),
+        ] {
+            if let Some(n) = value {
+                // SAFETY: called from `main` before any other thread exists, so
+                // nothing reads the environment concurrently.
+                unsafe { std::env::set_var(var, n.to_string()) };
+            }
+        }
+    }
+}
+
+/// A role on the command line: the names `Role::as_str` gives, and no other (clap
+/// refuses anything else with exit code 2, listing them).
+impl clap::ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Role::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -86,16 +135,37 @@ pub enum Command {
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Exit 0 when the service answers its readiness probe (`GET /readyz`) with
+    /// 200, 1 otherwise (no answer, 503 while it drains or cannot reach its
+    /// database): a container's HEALTHCHECK, with no curl in the image.
+    Healthcheck(HealthcheckArgs),
     /// Rebuild projections from the event log, from position 0 (takes over the
     /// projection's lease from any running `serve` until it is done).
     Replay {
-        /// Only this projection (default: all). Known: unit_stats, people_stats.
-        #[arg(long)]
+        /// Only this projection (default: all).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new([
+            crate::projections::unit_stats::NAME,
+            crate::projections::people::NAME,
+        ]))]
         projection: Option<String>,
         /// Directory of calendar year files; default: the calendar built into the binary.
         #[arg(long, env = "YIWANG_CALENDAR_DIR")]
         calendar_dir: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct HealthcheckArgs {
+    /// The URL to ask (http only); default: /readyz on the address `serve`
+    /// listens on (YIWANG_ADDR), 127.0.0.1 or ::1 for an unspecified one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The address `serve` listens on, when no --url is given.
+    #[arg(long, env = "YIWANG_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Seconds to wait for the whole answer.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -203,6 +273,19 @@ pub struct ServeArgs {
     /// beyond it is closed as soon as it is accepted.
     #[arg(long, env = "YIWANG_MAX_CONNECTIONS_PER_IP", default_value_t = crate::http::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
+    /// Seconds between SIGTERM (or SIGINT) and closing the listener: /readyz
+    /// answers 503 at once while every request is still served, so that load
+    /// balancers take the instance out first (0: close at once, as behind
+    /// Kubernetes with a preStop sleep).
+    #[arg(long, env = "YIWANG_SHUTDOWN_DRAIN_SECS", default_value_t = crate::http::server::DEFAULT_SHUTDOWN_DRAIN_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_drain_secs: u64,
+    /// Seconds the requests in flight get to finish once the listener is closed
+    /// (live SSE streams get a `close` event and end at its start); then the
+    /// process exits whatever is left.
+    #[arg(long, env = "YIWANG_SHUTDOWN_GRACE_SECS", default_value_t = crate::http::server::DEFAULT_SHUTDOWN_GRACE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_grace_secs: u64,
 }
 
 impl ServeArgs {
@@ -247,9 +330,9 @@ pub enum TokenCommand {
     Create {
         #[arg(long)]
         user: String,
-        /// grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin.
-        #[arg(long)]
-        role: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: Role,
         /// The user's unit code (admin defaults to the root unit).
         #[arg(long)]
         unit: Option<String>,
@@ -327,6 +410,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(args) => crate::import::run(&cli.database_url, args).await,
         Command::Verify(args) => verify(&cli.database_url, args.anchor.as_deref()).await,
         Command::Config(ConfigCommand::Check) => crate::config::check(Cli::command()),
+        Command::Healthcheck(args) => healthcheck(&args).await,
         Command::Export(args) => crate::backup::export(&cli.database_url, &args).await,
         Command::Restore(args) => restore(&cli.database_url, args).await,
         Command::Replay {
@@ -468,9 +552,6 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
             unit,
             expires_in,
         } => {
-            let role = Role::parse(&role).with_context(|| {
-                format!("unknown role {role:?}: use grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin")
-            })?;
             let user = user.trim();
             anyhow::ensure!(
                 !user.is_empty() && user.len() <= 100,
@@ -605,23 +686,121 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
     let metrics = app.metrics.clone();
-    let router = crate::http::app_with(app, args.limits());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let drain = Duration::from_secs(args.shutdown_drain_secs);
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let shutdown =
+        crate::http::server::Shutdown::new(args.shutdown_drain_secs + args.shutdown_grace_secs);
+    let router = crate::http::app_with(app, args.limits()).layer(axum::Extension(shutdown.clone()));
+    let closing = shutdown.clone();
     let server =
         crate::http::server::serve(listener, router, args.connections(), metrics, async move {
-            let mut rx = stop_rx;
-            let _ = rx.wait_for(|s| *s).await;
+            closing.closing().await
         });
-    let server = tokio::spawn(server);
+    let mut server = tokio::spawn(server);
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing requests in flight");
-    let _ = stop_tx.send(true);
-    // Live SSE streams never end by themselves: give requests a moment, then go.
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(r) => r?,
-        Err(_) => tracing::info!("open streams closed at shutdown"),
+    shutdown.drain();
+    tracing::info!(
+        drain_secs = args.shutdown_drain_secs,
+        "shutting down: /readyz answers 503; still serving while load balancers notice"
+    );
+    // A second signal cuts the drain short (Ctrl-C twice by hand).
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {}
+        () = shutdown_signal() => tracing::info!("second signal: closing now"),
     }
+    shutdown.close();
+    tracing::info!(
+        grace_secs = args.shutdown_grace_secs,
+        "listener closed, live event streams ended; finishing requests in flight"
+    );
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(r) => r?,
+        Err(_) => {
+            server.abort();
+            tracing::warn!(
+                grace_secs = args.shutdown_grace_secs,
+                "requests still in flight after the grace period were cut off"
+            );
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// `yiwang healthcheck`: one `GET` over plain HTTP/1.1 (a container's HEALTHCHECK
+/// has no curl); Ok on a 2xx, an error (exit code 1) on anything else.
+async fn healthcheck(args: &HealthcheckArgs) -> anyhow::Result<()> {
+    let url = match &args.url {
+        Some(u) => u.clone(),
+        None => {
+            let mut addr = args.addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{addr}/readyz")
+        }
+    };
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let (status, detail) = tokio::time::timeout(timeout, http_get_status(&url))
+        .await
+        .map_err(|_| anyhow::anyhow!("not ready: no answer from {url} within {timeout:?}"))?
+        .with_context(|| format!("not ready: {url}"))?;
+    anyhow::ensure!(
+        (200..300).contains(&status),
+        "not ready: {url} answered {status}{}",
+        detail.map(|d| format!(": {d}")).unwrap_or_default()
+    );
+    println!("ready: {url} answered {status}");
+    Ok(())
+}
+
+/// The status of `GET url` (`http://host[:port][/path]`), and the `detail` of a
+/// problem+json answer when there is one.
+async fn http_get_status(url: &str) -> anyhow::Result<(u16, Option<String>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").with_context(|| {
+        format!("{url:?}: only http:// URLs (the probe runs beside the service)")
+    })?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    anyhow::ensure!(!authority.is_empty(), "{url:?}: no host");
+    // host:port, [v6]:port, or a host alone (port 80).
+    let target = if authority.ends_with(']') || !authority.contains(':') {
+        format!("{authority}:80")
+    } else {
+        authority.to_string()
+    };
+    let mut stream = tokio::net::TcpStream::connect(&target)
+        .await
+        .with_context(|| format!("cannot connect to {target}"))?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: yiwang-healthcheck\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    // `Connection: close`: the answer ends with the connection. A readiness answer
+    // is a few hundred bytes; more than 64 KiB is not one.
+    let mut answer = Vec::new();
+    (&mut stream)
+        .take(64 * 1024)
+        .read_to_end(&mut answer)
+        .await
+        .context("reading the answer")?;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .strip_prefix("HTTP/1.")
+        .and_then(|r| r.get(2..5))
+        .and_then(|code| code.parse::<u16>().ok())
+        .with_context(|| format!("not an HTTP answer from {target}"))?;
+    let detail = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string));
+    Ok((status, detail))
 }
 
 /// Another process (`yiwang org load`) may replace the organisation: look for it.

@@ -27,27 +27,10 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, bail};
 
-/// Settings read from the environment by the code rather than by a flag.
-pub const ENV_ONLY: [(&str, &str); 3] = [
-    (
-        "YIWANG_SQLITE_READERS",
-        "SQLite reader connections (default 8)",
-    ),
-    (
-        "YIWANG_PG_POOL",
-        "PostgreSQL connections per instance (default 32)",
-    ),
-    (
-        "YIWANG_PG_WRITERS",
-        "PostgreSQL connections that append (default 4)",
-    ),
-];
-
-/// The environment variables a file may set (every flag's and [`ENV_ONLY`]).
+/// The environment variables a file may set (every flag's).
 pub fn known_vars(cmd: &clap::Command) -> Vec<String> {
     let mut vars: Vec<String> = Vec::new();
     collect(cmd, &mut vars);
-    vars.extend(ENV_ONLY.iter().map(|(v, _)| v.to_string()));
     vars.retain(|v| v != "YIWANG_CONFIG");
     vars.sort();
     vars.dedup();
@@ -232,18 +215,6 @@ pub fn check(mut cmd: clap::Command) -> anyhow::Result<()> {
             let name = var.clone().unwrap_or_else(|| format!("--{id}"));
             rows.push((name, value, source(var.as_deref(), m.value_source(id))));
         }
-    }
-    for (var, what) in ENV_ONLY {
-        let value = std::env::var(var).unwrap_or_default();
-        if !value.is_empty() && value.parse::<u32>().map_or(true, |n| n == 0) {
-            bail!("{var}={value:?}: must be a whole number of connections, 1 or more ({what})");
-        }
-        let src = if value.is_empty() {
-            "default".to_string()
-        } else {
-            source(Some(var), Some(ValueSource::EnvVariable))
-        };
-        rows.push((var.to_string(), value, src));
     }
     let text = |id: &str| matches.get_one::<String>(id).cloned().unwrap_or_default();
     // YIWANG_LOG_FORMAT is a closed set: clap refused a bad one when it read it.

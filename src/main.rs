@@ -15,6 +15,9 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     }
     let cli = yiwang::cli::Cli::parse();
+    // Still the only thread: the connection counts given as flags become the
+    // environment variables the store reads.
+    cli.export_connection_settings();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// Rounds of the SLA watcher (`crate::sla::watcher`), by outcome.
     pub sla_rounds: IntCounterVec,
+    /// Live SSE streams of this instance (`crate::http::events`).
+    pub sse_subscribers: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -158,6 +160,11 @@ impl Metrics {
             &["outcome"],
         )
         .expect("static metric definition is valid");
+        let sse_subscribers = IntGauge::new(
+            "yiwang_sse_subscribers",
+            "Live event streams (SSE) this instance is serving",
+        )
+        .expect("static metric definition is valid");
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -184,6 +191,7 @@ impl Metrics {
             Box::new(connections_open.clone()),
             Box::new(connections_closed.clone()),
             Box::new(sla_rounds.clone()),
+            Box::new(sse_subscribers.clone()),
             Box::new(crate::store::RETRIED_ONE_BY_ONE.clone()),
         ] {
             registry.register(c).expect("fresh registry");
@@ -206,6 +214,7 @@ impl Metrics {
             connections_open,
             connections_closed,
             sla_rounds,
+            sse_subscribers,
         }
     }
 

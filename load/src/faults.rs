@@ -8,6 +8,7 @@
 //! | `drop` | both | a proxy in front of the server drops `--drop-percent` of the answers after the server committed; the clients retry with the same key |
 //! | `disk` | SQLite | the database on a small tmpfs that fills up, then grows (needs the right to mount: root here) |
 //! | `cluster` | PostgreSQL | three instances, a year's import behind them, one killed at random |
+//! | `rolling` | PostgreSQL | two instances behind a balancer that checks `/readyz`, restarted one at a time with SIGTERM (`faults_rolling.rs`): no connection refused, no 5xx |
 //!
 //! After each, the mix stops, `projections_match` rebuilds the projections with
 //! `yiwang replay` and compares the statistics and appraisal answers before and
@@ -43,6 +44,7 @@ pub enum Scenario {
     Drop,
     Disk,
     Cluster,
+    Rolling,
 }
 
 impl Scenario {
@@ -54,12 +56,14 @@ impl Scenario {
             Scenario::Drop => "drop",
             Scenario::Disk => "disk",
             Scenario::Cluster => "cluster",
+            Scenario::Rolling => "rolling",
         }
     }
 
     fn runs_on(self, e: EngineArg) -> bool {
         match self {
-            Scenario::Outage | Scenario::Cluster => e == EngineArg::Postgres,
+            // Several instances need a database they can share.
+            Scenario::Outage | Scenario::Cluster | Scenario::Rolling => e == EngineArg::Postgres,
             Scenario::Disk => e == EngineArg::Sqlite,
             _ => true,
         }
@@ -786,6 +790,7 @@ pub async fn run(a: FaultArgs) -> Result<bool> {
                     Err(e) => Err(e),
                 },
                 Scenario::Cluster => cluster(&a).await,
+                Scenario::Rolling => rolling::rolling(&a).await,
             }
             .with_context(|| format!("scenario {} on {engine:?}", s.name()))?;
             eprintln!(
@@ -1415,6 +1420,9 @@ pub fn print_latency(tally: &Value) {
     table("by_command", "command");
     table("by_read", "read");
 }
+
+#[path = "faults_rolling.rs"]
+mod rolling;
 
 #[cfg(test)]
 #[path = "faults_tests.rs"]

@@ -67,7 +67,9 @@ fn busy_fault() -> Value {
 
 #[test]
 fn a_busy_scenario_meets_its_minimum() {
-    for s in ["steady", "kill", "drop", "outage", "disk", "cluster"] {
+    for s in [
+        "steady", "kill", "drop", "outage", "disk", "cluster", "rolling",
+    ] {
         assert_eq!(
             minimum_activity(s, &busy(), &busy_fault(), 2),
             Vec::<String>::new(),

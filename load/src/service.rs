@@ -127,6 +127,9 @@ fn spawn_serve(
         .arg(addr.to_string())
         .arg("--database-url")
         .arg(&cli.database_url)
+        // No load balancer watches these servers' /readyz: a stop need not wait
+        // for one (the `rolling` scenario, which has one, sets the drain back).
+        .env("YIWANG_SHUTDOWN_DRAIN_SECS", "0")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(out)
@@ -277,6 +280,31 @@ impl Server {
         std::fs::read_to_string(&self.log)
             .map(|s| tail(&s, 2000).to_string())
             .unwrap_or_default()
+    }
+
+    /// SIGTERM, as an orchestrator stops an instance; [`Server::wait_exit`] then
+    /// waits for it to finish draining.
+    pub fn sigterm(&self) -> Result<()> {
+        let pid = self.child.id().context("the server is not running")?;
+        let pid = i32::try_from(pid).context("server pid out of range")?;
+        kill(Pid::from_raw(pid), Signal::SIGTERM).context("sending SIGTERM to the server")?;
+        Ok(())
+    }
+
+    /// Waits for the server to exit, at most [`STOP_TIMEOUT`] (then it is killed
+    /// and this fails); the server can be started again with [`Server::restart`].
+    pub async fn wait_exit(&mut self) -> Result<ExitStatus> {
+        match tokio::time::timeout(STOP_TIMEOUT, self.child.wait()).await {
+            Ok(status) => Ok(status?),
+            Err(_) => {
+                self.child.kill().await?;
+                bail!(
+                    "`yiwang serve` did not exit {STOP_TIMEOUT:?} after SIGTERM; log {}:\n{}",
+                    self.log.display(),
+                    self.log_tail()
+                )
+            }
+        }
     }
 
     /// SIGTERM, then wait; SIGKILL if it has not exited within [`STOP_TIMEOUT`].

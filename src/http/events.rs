@@ -1,8 +1,9 @@
 //! The global feed by position and the live SSE stream, both gap-safe (they read
 //! through `EventStore::read_all`) and both limited to what the caller may see.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,9 +14,12 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use futures::Stream;
 use serde::Deserialize;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{IntervalStream, WatchStream};
 use uuid::Uuid;
 
-use super::limits::Limits;
+use super::limits::{Limits, SseSlot};
+use super::server::Shutdown;
 use super::{EventList, event_json, sorted_json};
 use crate::app::SharedApp;
 use crate::appraisal::ledger::is_appraisal_event;
@@ -208,6 +212,7 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
 async fn stream_events(
     State(app): State<SharedApp>,
     Extension(limits): Extension<Arc<Limits>>,
+    shutdown: Option<Extension<Shutdown>>,
     actor: Result<Actor, AppError>,
     headers: HeaderMap,
     params: Result<Query<StreamParams>, axum::extract::rejection::QueryRejection>,
@@ -228,62 +233,175 @@ async fn stream_events(
                 .map_err(|_| AppError::invalid("Last-Event-ID", "must be an event position"))
         })
         .transpose()?;
-    let mut after = from_header.or(start).or(p.after).unwrap_or(0).max(0);
+    let after = from_header.or(start).or(p.after).unwrap_or(0).max(0);
     // Held by the stream: the place is freed when the stream is dropped, which is
     // when the client goes away.
     let slot = limits.sse_slot(&actor.token_id, &app.metrics)?;
-    let mut wake = app.store.appended();
-    let stream = async_stream::stream! {
-        let _slot = slot;
+    let shutdown = shutdown.map(|Extension(s)| s).unwrap_or_default();
+    let mut poll = tokio::time::interval(POLL.min(app.tokens.ttl()));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Wake-ups: every append of this instance (the store's watch channel), and a
+    // look every POLL for the appends of other instances (the first at once).
+    let ticks = WatchStream::from_changes(app.store.appended())
+        .map(|_| ())
+        .merge(IntervalStream::new(poll).map(|_| ()));
+    let feed = Feed {
+        _subscribed: Subscribed::new(app.metrics.sse_subscribers.clone()),
+        app,
+        actor,
+        after,
+        checked: std::time::Instant::now(),
+        behind: false,
+        pending: VecDeque::new(),
+        ticks: Box::pin(ticks),
+        shutdown,
+        closed: false,
+        _slot: slot,
+    };
+    let stream = futures::stream::unfold(feed, Feed::next).map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Events read at once by one subscriber: a full page means it is behind, and the
+/// next page is read without waiting.
+const PAGE: i64 = 500;
+
+/// How soon an `EventSource` whose stream ended at shutdown reconnects (the SSE
+/// `retry` field): by then the load balancer sends it to another instance.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// One subscriber's live feed: where it is, what it may see, and what wakes it.
+struct Feed {
+    app: SharedApp,
+    actor: Actor,
+    /// The last position read (seen or filtered out).
+    after: i64,
+    /// When the token was last asked of the database.
+    checked: std::time::Instant,
+    /// The last page was full: read the next one at once.
+    behind: bool,
+    /// Read and visible, not yet sent.
+    pending: VecDeque<Event>,
+    ticks: Pin<Box<dyn Stream<Item = ()> + Send>>,
+    shutdown: Shutdown,
+    /// The `close` event was sent: the stream ends.
+    closed: bool,
+    _subscribed: Subscribed,
+    _slot: SseSlot,
+}
+
+impl Feed {
+    /// The next event to send, or None when the stream ends: its token no longer
+    /// works, or the instance is shutting down (after a last `close` event, so
+    /// that the client reconnects elsewhere with its Last-Event-ID).
+    async fn next(mut self) -> Option<(Event, Feed)> {
+        loop {
+            if self.closed {
+                return None;
+            }
+            if let Some(e) = self.pending.pop_front() {
+                return Some((e, self));
+            }
+            let shutdown = self.shutdown.clone();
+            tokio::select! {
+                biased;
+                () = shutdown.closing() => {
+                    self.closed = true;
+                    return Some((close_event(), self));
+                }
+                more = self.read() => {
+                    if !more {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for a wake-up unless behind, then reads the next page into
+    /// `pending`; false when the stream must end (its token no longer works).
+    async fn read(&mut self) -> bool {
+        if !self.behind && self.ticks.next().await.is_none() {
+            return false;
+        }
+        let app = &self.app;
         // The token was valid when the stream opened; it is asked again of the
         // database at least once per the token cache's time to live, and the stream
         // ends once it is revoked or expired (the client's reconnection then gets
         // the 401).
-        let mut checked = std::time::Instant::now();
-        loop {
-            if checked.elapsed() >= app.tokens.ttl() {
-                match crate::auth::still_valid(&app.store.pool(), &actor.token_id).await {
-                    Ok(Ok(())) => checked = std::time::Instant::now(),
-                    Ok(Err(refused)) => {
-                        tracing::info!(token = %actor.token_id, reason = %refused.message(), "live event stream closed: its token no longer works");
-                        break;
-                    }
-                    // The database is unreachable: the read below fails as well;
-                    // look again on the next round.
-                    Err(e) => tracing::warn!(error = %e, "event stream token check failed; retrying"),
+        if self.checked.elapsed() >= app.tokens.ttl() {
+            match crate::auth::still_valid(&app.store.pool(), &self.actor.token_id).await {
+                Ok(Ok(())) => self.checked = std::time::Instant::now(),
+                Ok(Err(refused)) => {
+                    tracing::info!(token = %self.actor.token_id, reason = %refused.message(), "live event stream closed: its token no longer works");
+                    return false;
                 }
+                // The database is unreachable: the read below fails as well;
+                // look again on the next round.
+                Err(e) => tracing::warn!(error = %e, "event stream token check failed; retrying"),
             }
-            let batch = match app.store.read_all(after, 500).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(error = %e, "event stream read failed; retrying");
-                    tokio::time::sleep(POLL).await;
-                    continue;
-                }
-            };
-            if let Some(last) = batch.last() {
-                let last_position = last.position;
-                let full = batch.len() == 500;
-                match visible(&app, &actor, batch).await {
-                    Ok(events) => {
-                        after = last_position;
-                        for e in &events {
-                            yield Ok(Event::default()
-                                .id(e.position.to_string())
-                                .event(e.event_type.clone())
-                                .data(event_json(e).to_json()));
-                        }
-                    }
-                    // Not advancing: the same batch is tried again after the wait.
-                    Err(e) => tracing::warn!(error = %e, "event stream filter failed"),
-                }
-                if full {
-                    continue;
-                }
-            }
-            let wait = POLL.min(app.tokens.ttl());
-            let _ = tokio::time::timeout(wait, wake.changed()).await;
         }
-    };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+        let batch = match app.store.read_all(self.after, PAGE).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream read failed; retrying");
+                self.behind = false;
+                return true;
+            }
+        };
+        let Some(last) = batch.last().map(|e| e.position) else {
+            self.behind = false;
+            return true;
+        };
+        let full = batch.len() as i64 == PAGE;
+        match visible(app, &self.actor, batch).await {
+            Ok(events) => {
+                self.after = last;
+                self.behind = full;
+                self.pending.extend(events.iter().map(|e| {
+                    Event::default()
+                        .id(e.position.to_string())
+                        .event(e.event_type.clone())
+                        .data(event_json(e).to_json())
+                }));
+            }
+            // Not advancing: the same page is read again after the next wake-up.
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream filter failed");
+                self.behind = false;
+            }
+        }
+        true
+    }
+}
+
+/// The last event of a stream ended by the instance's shutdown. It has no `id`,
+/// so the client's Last-Event-ID stays that of the last event it received.
+fn close_event() -> Event {
+    Event::default()
+        .event("close")
+        .retry(RECONNECT_AFTER)
+        .data(
+            serde_json::json!({
+                "reason": "shutdown",
+                "detail": "this instance is shutting down: reconnect (with Last-Event-ID) to continue where you were",
+            })
+            .to_string(),
+        )
+}
+
+/// One open stream in `yiwang_sse_subscribers`, for as long as it lives.
+struct Subscribed(prometheus::IntGauge);
+
+impl Subscribed {
+    fn new(gauge: prometheus::IntGauge) -> Subscribed {
+        gauge.inc();
+        Subscribed(gauge)
+    }
+}
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

@@ -33,7 +33,21 @@ const READY_PING: std::time::Duration = std::time::Duration::from_millis(900);
 /// ticket. Instead each tampered ticket is frozen (409 `integrity.tampered`), the
 /// others keep working, and the alert on `yiwang_verify_problems` calls an
 /// operator.
-async fn readyz(State(app): State<SharedApp>) -> Response {
+///
+/// From SIGTERM on (`server::Shutdown`), 503 at once with `Retry-After`, without
+/// asking the database: the instance is going away, and load balancers should
+/// send its traffic elsewhere while it finishes what it has.
+async fn readyz(
+    State(app): State<SharedApp>,
+    shutdown: Option<axum::Extension<super::server::Shutdown>>,
+) -> Response {
+    if let Some(axum::Extension(s)) = shutdown.filter(|s| s.is_stopping()) {
+        return not_ready(
+            "the instance is shutting down: send requests to another one",
+            json!({ "shutting_down": true }),
+            s.retry_after_secs(),
+        );
+    }
     // A readiness probe must answer within its own timeout (a second, as
     // Kubernetes' default): a database that does not answer by then is down.
     let ping = tokio::time::timeout(READY_PING, app.store.ping())
@@ -61,22 +75,35 @@ async fn readyz(State(app): State<SharedApp>) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            let mut r = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({
-                    "type": "about:blank", "title": "Not ready", "status": 503,
-                    "detail": "the database is not reachable", "database": "unreachable"
-                })
-                .to_string(),
+            not_ready(
+                "the database is not reachable",
+                json!({ "database": "unreachable" }),
+                READY_RETRY_AFTER_SECS,
             )
-                .into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(super::error::PROBLEM_JSON),
-            );
-            r
         }
     }
+}
+
+/// When to ask `/readyz` again after the database did not answer.
+const READY_RETRY_AFTER_SECS: u64 = 5;
+
+/// A 503 problem+json from `/readyz`, with `Retry-After` and the members of
+/// `extra` beside the standard ones.
+fn not_ready(detail: &str, extra: serde_json::Value, retry_after_secs: u64) -> Response {
+    let mut body = json!({
+        "type": "about:blank", "title": "Not ready", "status": 503, "detail": detail,
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, body.to_string()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::error::PROBLEM_JSON),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
 }
 
 /// Each projection runner of this process: `running` (this instance holds the

@@ -24,6 +24,13 @@
 //! be short for slow heads and longer for idle keep-alive. So both are measured
 //! here, by a watchdog per connection that ticks a few times per timeout.
 //!
+//! **Shutdown** ([`Shutdown`], driven by `yiwang serve` on SIGTERM or SIGINT): first
+//! a drain (`--shutdown-drain-secs`), in which `/readyz` answers 503 while
+//! everything is still accepted and served, so load balancers take the instance out
+//! before any connection is refused; then the listener closes, live SSE streams
+//! send a `close` event and end, and each connection finishes its request in flight
+//! and closes, for at most `--shutdown-grace-secs`; then the process exits.
+//!
 //! Closed connections are counted in `yiwang_http_connections_closed_total{reason}`
 //! (`header_timeout`, `idle_timeout`, `per_address_cap`); open ones in
 //! `yiwang_http_connections_open`.
@@ -62,6 +69,98 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
 /// 127.0.0.1); a reverse proxy in front of yiwang is one address too, so keep it
 /// above the proxy's connection pool.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 2048;
+
+/// Seconds between SIGTERM and the moment `serve` stops accepting connections: in
+/// them `/readyz` answers 503 while every request is still served, so that a load
+/// balancer probing it takes the instance out before a connection can be refused.
+/// Five seconds covers a probe every 2 s failing twice (HAProxy's `fall 2`, a
+/// Kubernetes readiness probe every 5 s with the endpoint removal that the pod's
+/// deletion starts at once), with the next probe's own time.
+pub const DEFAULT_SHUTDOWN_DRAIN_SECS: u64 = 5;
+/// Seconds the requests in flight get to finish once `serve` stops accepting (live
+/// SSE streams are ended at its start, with a `close` event). Ten seconds is
+/// dozens of times the slowest p99 that BENCHMARKS.md measured (commands at
+/// saturation about 0.1 s, the appraisal and the overdue list 0.16 s at most) and
+/// keeps drain and grace (15 s) inside the stop timeouts that deploy/ sets (compose
+/// 20 s, systemd 20 s, Kubernetes 30 s). A request still running after it is cut
+/// off (a large photo upload on a slow link, whose own timeout is ten times the
+/// request timeout).
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+
+/// The steps of `serve`'s graceful shutdown, which `/readyz`, the SSE stream and
+/// the connection loop follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Serving.
+    Serving,
+    /// Asked to stop (SIGTERM): `/readyz` answers 503, everything else is served
+    /// as before, new connections included, while load balancers notice.
+    Draining,
+    /// No longer accepting: each connection finishes its request in flight and
+    /// closes, and live SSE streams send a last `close` event and end.
+    Closing,
+}
+
+/// The shared state of a graceful shutdown: `serve` moves it forward, the routes
+/// read it (an axum `Extension`; a router without one never shuts down).
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    phase: Arc<tokio::sync::watch::Sender<Phase>>,
+    retry_after_secs: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown::new(DEFAULT_SHUTDOWN_DRAIN_SECS + DEFAULT_SHUTDOWN_GRACE_SECS)
+    }
+}
+
+impl Shutdown {
+    /// `retry_after_secs`: what `/readyz` puts in `Retry-After` while stopping
+    /// (the instance is gone by then; its replacement should be up).
+    pub fn new(retry_after_secs: u64) -> Shutdown {
+        Shutdown {
+            phase: Arc::new(tokio::sync::watch::Sender::new(Phase::Serving)),
+            retry_after_secs: retry_after_secs.max(1),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// Draining or closing: `/readyz` says 503.
+    pub fn is_stopping(&self) -> bool {
+        self.phase() != Phase::Serving
+    }
+
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after_secs
+    }
+
+    /// SIGTERM: start draining (once; a later call changes nothing).
+    pub fn drain(&self) {
+        self.phase.send_if_modified(|p| {
+            let first = *p == Phase::Serving;
+            if first {
+                *p = Phase::Draining;
+            }
+            first
+        });
+    }
+
+    /// Stop accepting and end live streams.
+    pub fn close(&self) {
+        self.phase.send_replace(Phase::Closing);
+    }
+
+    /// Completes once [`Shutdown::close`] has been called.
+    pub async fn closing(&self) {
+        let mut rx = self.phase.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = rx.wait_for(|p| *p == Phase::Closing).await;
+    }
+}
 
 /// The connection limits of [`serve`].
 #[derive(Clone, Copy, Debug)]

@@ -38,8 +38,8 @@ async fn a_wrong_token_request_fails_clearly_and_creates_no_token() {
             (
                 &["--role", "boss", "--unit", "hg"],
                 &[
-                    "unknown role \"boss\"",
-                    "grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser or admin",
+                    "invalid value 'boss' for '--role <ROLE>'",
+                    "[possible values: grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser, admin]",
                 ],
             ),
             (
@@ -629,6 +629,108 @@ async fn a_log_format_outside_json_and_pretty_is_refused_before_anything_runs() 
         String::from_utf8_lossy(&out.stderr)
     );
     let out = run(&["migrate"], Some("json"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every closed set of the command line is refused outside its values with exit
+/// code 2 and the list of them, before anything runs; the connection counts that
+/// used to be environment variables only are flags too, checked the same way.
+#[test]
+fn closed_sets_and_connection_counts_are_refused_with_the_choices_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/yiwang.db", dir.path().display());
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_yiwang"));
+        c.args(["--database-url", &url]).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("YIWANG_") {
+                c.env_remove(k);
+            }
+        }
+        c.envs(env.iter().copied());
+        c.output().expect("run yiwang")
+    };
+    /// Arguments, environment, what the refusal names.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 7] = [
+        (
+            &["token", "create", "--user", "u", "--role", "Admin"],
+            &[],
+            "[possible values: grid_worker, hotline_agent, dispatcher, handler, analyst, appraiser, admin]",
+        ),
+        (
+            &["replay", "--projection", "stats"],
+            &[],
+            "[possible values: unit_stats, people_stats]",
+        ),
+        (&["--pg-pool", "0", "migrate"], &[], "'--pg-pool <N>'"),
+        (&["migrate", "--pg-writers", "x"], &[], "'--pg-writers <N>'"),
+        (
+            &["migrate"],
+            &[("YIWANG_SQLITE_READERS", "0")],
+            "'--sqlite-readers <N>'",
+        ),
+        (
+            &["serve", "--shutdown-grace-secs", "0"],
+            &[],
+            "'--shutdown-grace-secs <SHUTDOWN_GRACE_SECS>'",
+        ),
+        (
+            &["serve"],
+            &[("YIWANG_SHUTDOWN_DRAIN_SECS", "-1")],
+            "--shutdown-drain-secs",
+        ),
+    ];
+    for (args, env, says) in cases {
+        let out = run(args, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {env:?}: {err}");
+        assert!(
+            err.contains("invalid value") && err.contains(says),
+            "{args:?} {env:?}: says {says:?}: {err}"
+        );
+        assert!(
+            !dir.path().join("yiwang.db").exists(),
+            "{args:?} {env:?}: nothing ran"
+        );
+    }
+    // The counts are shown with the serve settings, and given as flags they work.
+    let help = String::from_utf8_lossy(&run(&["serve", "--help"], &[]).stdout).into_owned();
+    for flag in [
+        "--pg-pool <N>",
+        "[env: YIWANG_PG_POOL=]",
+        "--pg-writers <N>",
+        "--sqlite-readers <N>",
+        "[env: YIWANG_SQLITE_READERS=]",
+        "--shutdown-drain-secs",
+        "[env: YIWANG_SHUTDOWN_DRAIN_SECS=]",
+        "--shutdown-grace-secs",
+    ] {
+        assert!(help.contains(flag), "serve --help lacks {flag}:\n{help}");
+    }
+    let out = run(&["--sqlite-readers", "2", "--pg-pool", "3", "migrate"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &[
+            "token",
+            "create",
+            "--user",
+            "u",
+            "--role",
+            "hotline_agent",
+            "--unit",
+            "etdz",
+        ],
+        &[("YIWANG_PG_WRITERS", "2")],
+    );
     assert!(
         out.status.success(),
         "{}",

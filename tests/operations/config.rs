@@ -99,7 +99,7 @@ fn bad_values_and_unknown_settings_exit_non_zero_with_the_reason() {
             "database_url = \"mysql://x\"\n",
             "must start with sqlite:// or postgres://",
         ),
-        ("sqlite_readers = 0\n", "YIWANG_SQLITE_READERS"),
+        ("sqlite_readers = 0\n", "--sqlite-readers"),
         (
             "addr = [1, 2]\n",
             "must be a string, a number or true/false",

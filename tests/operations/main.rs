@@ -11,5 +11,6 @@ mod backup;
 mod cli;
 mod config;
 mod import;
+mod shutdown;
 mod upgrades;
 mod verify;
