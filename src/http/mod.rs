@@ -280,37 +280,72 @@ async fn refuse_unacceptable_encoding(req: Request, next: Next) -> Response {
 }
 
 /// Whether some coding the service sends (identity, gzip, br, zstd) is acceptable
-/// under `Accept-Encoding` (RFC 9110 §12.5.3; no header: any). A `q` that does not
-/// parse counts as 0, as tower-http drops such an entry.
+/// under `Accept-Encoding`, decided as tower-http 0.7's compression layer decides it
+/// (`content_encoding::preferred_encoding_with_wildcard`, RFC 9110 §12.5.3): an
+/// entry of another coding, or whose parameter is not a valid `q=`, is ignored;
+/// without `*`, some listed coding with q > 0, or identity not listed with q = 0;
+/// with `*` (the first valid one), each coding's first listed q, else the
+/// wildcard's, and one of them > 0.
 fn accepts_some_encoding(headers: &axum::http::HeaderMap) -> bool {
-    const SENT: [&str; 3] = ["gzip", "br", "zstd"];
-    let (mut identity, mut star) = (None, None);
-    let mut listed: Vec<(String, bool)> = Vec::new();
+    const SENT: [&str; 4] = ["identity", "gzip", "br", "zstd"];
+    let mut explicit: Vec<(&str, u16)> = Vec::new();
+    let mut star: Option<u16> = None;
     for value in headers.get_all(axum::http::header::ACCEPT_ENCODING) {
         let Ok(value) = value.to_str() else { continue };
         for item in value.split(',') {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            if coding.is_empty() {
-                continue;
-            }
-            let q = parts
-                .map(str::trim)
-                .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-                .map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q > 0.0);
-            match coding.as_str() {
-                "identity" => identity = Some(q),
-                "*" => star = Some(q),
-                "x-gzip" => listed.push(("gzip".into(), q)),
-                _ => listed.push((coding, q)),
+            let mut parts = item.splitn(2, ';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = match parts.next() {
+                Some(q) => match qvalue(q.trim()) {
+                    Some(q) => q,
+                    None => continue,
+                },
+                None => 1000,
+            };
+            if coding == "*" {
+                star = star.or(Some(q));
+            } else if coding.eq_ignore_ascii_case("x-gzip") {
+                explicit.push(("gzip", q));
+            } else if let Some(c) = SENT.iter().find(|c| coding.eq_ignore_ascii_case(c)) {
+                explicit.push((c, q));
             }
         }
     }
-    let identity_ok = identity.unwrap_or_else(|| star.unwrap_or(true));
-    let named_ok = listed.iter().any(|(c, q)| *q && SENT.contains(&c.as_str()));
-    let star_ok = star == Some(true) && SENT.iter().any(|s| !listed.iter().any(|(c, _)| c == s));
-    identity_ok || named_ok || star_ok
+    match star {
+        None => {
+            explicit.iter().any(|(_, q)| *q > 0)
+                || !explicit.iter().any(|(c, q)| *c == "identity" && *q == 0)
+        }
+        Some(star) => SENT.iter().any(|c| {
+            explicit
+                .iter()
+                .find(|(e, _)| e == c)
+                .map_or(star, |(_, q)| *q)
+                > 0
+        }),
+    }
+}
+
+/// A q-value (`q=0` to `q=1`, at most three decimals, `q` in either case) in
+/// thousandths, as tower-http parses it; None if it is not one.
+fn qvalue(s: &str) -> Option<u16> {
+    let v = s.strip_prefix("q=").or_else(|| s.strip_prefix("Q="))?;
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let whole: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac = frac
+        .bytes()
+        .zip([100u16, 10, 1])
+        .map(|(b, f)| u16::from(b - b'0') * f)
+        .sum::<u16>();
+    let q = whole + frac;
+    (q <= 1000).then_some(q)
 }
 
 /// `/metrics` alone, for the listener of `serve --metrics-addr`: no other route, no
@@ -510,6 +545,9 @@ mod tests {
             Some("identity;q=0, *"),
             Some("br;q=0, gzip;q=0"),
             Some("*;q=0.001"),
+            Some("identity;q=nonsense"),
+            Some("identity;q=0.0001, gzip;level=1"),
+            Some("identity;q=0, gzip;q=0, gzip;q=1"),
         ] {
             assert!(accepts(ok), "{ok:?} leaves an acceptable coding");
         }
@@ -521,6 +559,9 @@ mod tests {
             "identity;q=0, gzip;q=nonsense",
             "*;q=0, gzip;q=0",
             "identity;q=0, *;q=0, compress",
+            "identity;q=0, gzip;level=1;q=1",
+            "identity;q=0, gzip;q=1.5",
+            "identity;q=0, *;q=1.0001",
         ] {
             assert!(!accepts(Some(refused)), "{refused:?} accepts nothing sent");
         }
