@@ -190,6 +190,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "YIWANG_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Serve /metrics on this address only (e.g. 0.0.0.0:9090, a port the public
+    /// does not reach), and no longer on --addr; unset: /metrics on --addr.
+    #[arg(long, env = "YIWANG_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Directory of calendar year files; default: the calendar built into the binary.
     #[arg(long, env = "YIWANG_CALENDAR_DIR")]
     pub calendar_dir: Option<PathBuf>,
@@ -684,13 +688,18 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr, app.clone(), stop_rx.clone()).await?;
+    }
     tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
     let metrics = app.metrics.clone();
     let drain = Duration::from_secs(args.shutdown_drain_secs);
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let shutdown =
         crate::http::server::Shutdown::new(args.shutdown_drain_secs + args.shutdown_grace_secs);
-    let router = crate::http::app_with(app, args.limits()).layer(axum::Extension(shutdown.clone()));
+    let router = crate::http::app_served(app, args.limits(), args.metrics_addr.is_none())
+        .layer(axum::Extension(shutdown.clone()));
     let closing = shutdown.clone();
     let server =
         crate::http::server::serve(listener, router, args.connections(), metrics, async move {
@@ -723,6 +732,8 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    // The metrics listener serves to the end: the drain is worth watching.
+    let _ = stop_tx.send(true);
     tracing::info!("stopped");
     Ok(())
 }
@@ -801,6 +812,31 @@ async fn http_get_status(url: &str) -> anyhow::Result<(u16, Option<String>)> {
         .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
         .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string));
     Ok((status, detail))
+}
+
+/// `serve --metrics-addr`: /metrics alone on its own listener, until `stop`.
+async fn serve_metrics(
+    addr: SocketAddr,
+    app: Arc<App>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--metrics-addr)"))?;
+    tracing::info!(addr = %addr, "serving /metrics");
+    let router = crate::http::metrics_app(app);
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// Another process (`yiwang org load`) may replace the organisation: look for it.

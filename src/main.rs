@@ -42,7 +42,10 @@ async fn run(cli: yiwang::cli::Cli) -> std::process::ExitCode {
         builder
             .json()
             .flatten_event(true)
+            // The request's span (method, path, request_id) once, under `span`; the
+            // list of every enclosing span (`spans`) would repeat it.
             .with_current_span(true)
+            .with_span_list(false)
             .init();
     }
     match yiwang::cli::run(cli).await {

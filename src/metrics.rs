@@ -33,7 +33,37 @@ pub struct Metrics {
     pub sla_rounds: IntCounterVec,
     /// Live SSE streams of this instance (`crate::http::events`).
     pub sse_subscribers: IntGauge,
+    /// Database connections by pool and state (`in_use`, `idle`), set when
+    /// `/metrics` is read from the pool's own counts (no query).
+    pub db_connections: IntGaugeVec,
+    /// The most connections each pool may open.
+    pub db_max_connections: IntGaugeVec,
+    /// When the open and overdue ticket gauges were last read from the database
+    /// (`projections::gauges`): a scrape reads them again only when they are older
+    /// than a few seconds, so scrapes cost the database at most one query per
+    /// interval whoever sends them.
+    pub ticket_gauges_read: std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// The `method` label of a request: the methods the API and the pages use, or
+/// `_OTHER`, so that a client inventing methods cannot add series.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "_OTHER",
+    }
+}
+
+/// The revision this binary was built from (`build.rs`: `git rev-parse HEAD`, or
+/// `unknown` outside a git checkout).
+pub const REVISION: &str = env!("YIWANG_REVISION");
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -45,10 +75,10 @@ impl Metrics {
         let http_requests = HistogramVec::new(
             HistogramOpts::new(
                 "yiwang_http_request_duration_seconds",
-                "HTTP request latency by route and status",
+                "HTTP request latency (until the response head) by method, route template and status code",
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
-            &["method", "route", "status"],
+            &["method", "route", "code"],
         )
         .expect("static metric definition is valid");
         let append_seconds = HistogramVec::new(
@@ -165,6 +195,33 @@ impl Metrics {
             "Live event streams (SSE) this instance is serving",
         )
         .expect("static metric definition is valid");
+        let db_connections = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_db_pool_connections",
+                "Database connections of this instance's pools by state: in_use (lent to a query or transaction) or idle; pool: sqlite_readers or postgres (SQLite's single writer connection is outside any pool)",
+            ),
+            &["pool", "state"],
+        )
+        .expect("static metric definition is valid");
+        let db_max_connections = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_db_pool_max_connections",
+                "The most connections a pool of this instance may open (YIWANG_SQLITE_READERS, YIWANG_PG_POOL)",
+            ),
+            &["pool"],
+        )
+        .expect("static metric definition is valid");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "yiwang_build_info",
+                "1, labelled with the version of this binary and the git revision it was built from",
+            ),
+            &["version", "revision"],
+        )
+        .expect("static metric definition is valid");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), REVISION])
+            .set(1);
         // Registering distinct names in a fresh registry cannot fail.
         registry
             .register(Box::new(http_requests.clone()))
@@ -193,9 +250,21 @@ impl Metrics {
             Box::new(sla_rounds.clone()),
             Box::new(sse_subscribers.clone()),
             Box::new(crate::store::RETRIED_ONE_BY_ONE.clone()),
+            Box::new(db_connections.clone()),
+            Box::new(db_max_connections.clone()),
+            Box::new(build_info),
         ] {
             registry.register(c).expect("fresh registry");
         }
+        // process_cpu_seconds_total, process_resident_memory_bytes,
+        // process_open_fds, process_start_time_seconds… read from /proc at each
+        // scrape.
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
+            .expect("fresh registry");
         Metrics {
             registry,
             http_requests,
@@ -215,6 +284,9 @@ impl Metrics {
             connections_closed,
             sla_rounds,
             sse_subscribers,
+            db_connections,
+            db_max_connections,
+            ticket_gauges_read: Default::default(),
         }
     }
 

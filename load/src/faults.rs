@@ -421,7 +421,7 @@ impl Run {
         if findings.ok() && tally.1 == 0 {
             self.db.drop_it().await;
             // YIWANG_LOAD_KEEP_LOGS=1 keeps the server logs of a passing run too
-            // (with RUST_LOG=tower_http=debug they time every request server-side).
+            // (their `yiwang::access` lines time every request server-side).
             let keep = std::env::var_os("YIWANG_LOAD_KEEP_LOGS").is_some_and(|v| v == "1");
             for log in &self.logs {
                 if keep {

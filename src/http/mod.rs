@@ -173,6 +173,17 @@ pub fn app(state: SharedApp) -> Router {
 /// `into_make_service_with_connect_info::<SocketAddr>()`, so that the per-address
 /// limit tells clients apart.
 pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
+    app_served(state, settings, true)
+}
+
+/// [`app_with`], with `/metrics` only if `public_metrics`: `serve --metrics-addr`
+/// serves it on a listener of its own ([`metrics_app`]) and not on the public port.
+pub fn app_served(state: SharedApp, settings: limits::Settings, public_metrics: bool) -> Router {
+    let ops = if public_metrics {
+        ops::router().merge(ops::metrics_router())
+    } else {
+        ops::router()
+    };
     let request_id = HeaderName::from_static("x-request-id");
     let limited = limits::LimitState {
         app: state.clone(),
@@ -187,7 +198,7 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         .merge(appraisal_entries::router())
         .merge(stats::router())
         .merge(people::router())
-        .merge(ops::router())
+        .merge(ops)
         .merge(openapi::router())
         .merge(open311::router())
         .merge(me::router())
@@ -210,21 +221,140 @@ pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
         // (the photos; not SVG) and bodies under 32 bytes. The body is compressed
         // as it is sent, after `observe` has timed the answer's making.
         .layer(CompressionLayer::new())
+        // Before the handler runs: tower-http (0.7) answers a request that accepts no
+        // coding with a 406 only after the handler has run (a command recorded).
+        .layer(middleware::from_fn(refuse_unacceptable_encoding))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        // The span only, so that what a request logs names it; the one line per
+        // request is `observe`'s access line (tower-http's own events would repeat
+        // it at debug, with the latency as text).
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let id = req
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_request(())
+                .on_response(())
+                .on_body_chunk(())
+                .on_eos(())
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         // Outermost: a client's id that may not be kept is gone before one is set.
         .layer(middleware::from_fn(screen_request_id))
+        .with_state(state)
+}
+
+/// A 406 problem, before anything runs, for a request whose `Accept-Encoding`
+/// excludes the identity (`identity;q=0`, or `*;q=0` without naming identity) and
+/// accepts none of gzip, br and zstd: the compression layer would otherwise run the
+/// handler and then turn its answer's status into a 406.
+async fn refuse_unacceptable_encoding(req: Request, next: Next) -> Response {
+    if accepts_some_encoding(req.headers()) {
+        return next.run(req).await;
+    }
+    let detail = "Accept-Encoding excludes the identity and names none of the codings this service sends: gzip, br, zstd; accept one of them, or drop identity;q=0 (and *;q=0)";
+    let mut r = (
+        axum::http::StatusCode::NOT_ACCEPTABLE,
+        serde_json::json!({
+            "type": "about:blank", "title": "Not Acceptable", "status": 406, "detail": detail,
+        })
+        .to_string(),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(error::PROBLEM_JSON),
+    );
+    r.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("accept-encoding"),
+    );
+    r
+}
+
+/// Whether some coding the service sends (identity, gzip, br, zstd) is acceptable
+/// under `Accept-Encoding`, decided as tower-http 0.7's compression layer decides it
+/// (`content_encoding::preferred_encoding_with_wildcard`, RFC 9110 §12.5.3): an
+/// entry of another coding, or whose parameter is not a valid `q=`, is ignored;
+/// without `*`, some listed coding with q > 0, or identity not listed with q = 0;
+/// with `*` (the first valid one), each coding's first listed q, else the
+/// wildcard's, and one of them > 0.
+fn accepts_some_encoding(headers: &axum::http::HeaderMap) -> bool {
+    const SENT: [&str; 4] = ["identity", "gzip", "br", "zstd"];
+    let mut explicit: Vec<(&str, u16)> = Vec::new();
+    let mut star: Option<u16> = None;
+    for value in headers.get_all(axum::http::header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.splitn(2, ';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = match parts.next() {
+                Some(q) => match qvalue(q.trim()) {
+                    Some(q) => q,
+                    None => continue,
+                },
+                None => 1000,
+            };
+            if coding == "*" {
+                star = star.or(Some(q));
+            } else if coding.eq_ignore_ascii_case("x-gzip") {
+                explicit.push(("gzip", q));
+            } else if let Some(c) = SENT.iter().find(|c| coding.eq_ignore_ascii_case(c)) {
+                explicit.push((c, q));
+            }
+        }
+    }
+    match star {
+        None => {
+            explicit.iter().any(|(_, q)| *q > 0)
+                || !explicit.iter().any(|(c, q)| *c == "identity" && *q == 0)
+        }
+        Some(star) => SENT.iter().any(|c| {
+            explicit
+                .iter()
+                .find(|(e, _)| e == c)
+                .map_or(star, |(_, q)| *q)
+                > 0
+        }),
+    }
+}
+
+/// A q-value (`q=0` to `q=1`, at most three decimals, `q` in either case) in
+/// thousandths, as tower-http parses it; None if it is not one.
+fn qvalue(s: &str) -> Option<u16> {
+    let v = s.strip_prefix("q=").or_else(|| s.strip_prefix("Q="))?;
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let whole: u16 = match int {
+        "0" => 0,
+        "1" => 1000,
+        _ => return None,
+    };
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac = frac
+        .bytes()
+        .zip([100u16, 10, 1])
+        .map(|(b, f)| u16::from(b - b'0') * f)
+        .sum::<u16>();
+    let q = whole + frac;
+    (q <= 1000).then_some(q)
+}
+
+/// `/metrics` alone, for the listener of `serve --metrics-addr`: no other route, no
+/// limits, no access lines (a scraper every few seconds would fill the log);
+/// compressed for a scraper that accepts it.
+pub fn metrics_app(state: SharedApp) -> Router {
+    ops::metrics_router()
+        .fallback(not_found)
+        .layer(CompressionLayer::new())
         .with_state(state)
 }
 
@@ -257,20 +387,183 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
     r
 }
 
-/// Request latency by route template and status.
+/// Request latency by method, route template and status code, and the request's
+/// access line (written when its body is finished, see [`Access`]).
 async fn observe(State(app): State<SharedApp>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
+    let access = Access {
+        started,
+        head: Duration::ZERO,
+        method: method.clone(),
+        route: route.clone(),
+        // The path alone: a query may carry `access_token` or `api_key`.
+        path: req.uri().path().to_string(),
+        request_id: req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        status: 0,
+        bytes: 0,
+    };
     let resp = next.run(req).await;
     let elapsed: Duration = started.elapsed();
     app.metrics
         .http_requests
-        .with_label_values(&[method.as_str(), route.as_str(), resp.status().as_str()])
+        .with_label_values(&[
+            crate::metrics::method_label(&method),
+            route.as_str(),
+            resp.status().as_str(),
+        ])
         .observe(elapsed.as_secs_f64());
-    resp
+    let access = Access {
+        head: elapsed,
+        status: resp.status().as_u16(),
+        ..access
+    };
+    resp.map(|inner| {
+        axum::body::Body::new(Counted {
+            inner,
+            access: Some(access),
+        })
+    })
+}
+
+/// One request's access line, at `info` on the target `yiwang::access`: `method`,
+/// `route` (the matched template, `unmatched` for none), `path` (never the query),
+/// `status`, `latency_ms` (until the response head was ready: what
+/// `yiwang_http_request_duration_seconds` measures), `duration_ms` (until the body's
+/// last byte was handed to the connection, or the client went away; the whole
+/// life of a live stream), `bytes` (the body as sent, compressed if it was) and
+/// `request_id`. Silence it with `RUST_LOG=info,yiwang::access=off`.
+struct Access {
+    started: Instant,
+    head: Duration,
+    method: Method,
+    route: String,
+    path: String,
+    request_id: String,
+    status: u16,
+    bytes: u64,
+}
+
+impl Access {
+    fn log(&self) {
+        let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+        tracing::info!(
+            target: "yiwang::access",
+            method = self.method.as_str(),
+            route = self.route.as_str(),
+            path = self.path.as_str(),
+            status = self.status,
+            latency_ms = ms(self.head),
+            duration_ms = ms(self.started.elapsed()),
+            bytes = self.bytes,
+            request_id = self.request_id.as_str(),
+            "request"
+        );
+    }
+}
+
+/// A response body that counts its bytes and writes the access line once it is
+/// done with: when it is dropped, which hyper does after the last frame (it may not
+/// poll past a body that says it has ended) or when the client goes away.
+struct Counted {
+    inner: axum::body::Body,
+    access: Option<Access>,
+}
+
+impl http_body::Body for Counted {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
+            if let (Some(data), Some(a)) = (frame.data_ref(), self.access.as_mut()) {
+                a.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(a) = self.access.take() {
+            a.log();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_some_encoding;
+
+    fn accepts(value: Option<&str>) -> bool {
+        let mut h = axum::http::HeaderMap::new();
+        if let Some(v) = value {
+            h.insert(
+                axum::http::header::ACCEPT_ENCODING,
+                v.parse().expect("a header value"),
+            );
+        }
+        accepts_some_encoding(&h)
+    }
+
+    #[test]
+    fn a_request_is_refused_only_when_no_coding_the_service_sends_is_acceptable() {
+        for ok in [
+            None,
+            Some(""),
+            Some("gzip"),
+            Some("identity"),
+            Some("deflate"),
+            Some("identity;q=0, gzip"),
+            Some("identity;q=0, x-gzip"),
+            Some("*;q=0, zstd;q=0.5"),
+            Some("*;q=0, identity"),
+            Some("*"),
+            Some("identity;q=0, *"),
+            Some("br;q=0, gzip;q=0"),
+            Some("*;q=0.001"),
+            Some("identity;q=nonsense"),
+            Some("identity;q=0.0001, gzip;level=1"),
+            Some("identity;q=0, gzip;q=0, gzip;q=1"),
+        ] {
+            assert!(accepts(ok), "{ok:?} leaves an acceptable coding");
+        }
+        for refused in [
+            "identity;q=0",
+            "*;q=0",
+            "identity;q=0, deflate",
+            "identity;Q=0.000, gzip;q=0, br;q=0, zstd;q=0",
+            "identity;q=0, gzip;q=nonsense",
+            "*;q=0, gzip;q=0",
+            "identity;q=0, *;q=0, compress",
+            "identity;q=0, gzip;level=1;q=1",
+            "identity;q=0, gzip;q=1.5",
+            "identity;q=0, *;q=1.0001",
+        ] {
+            assert!(!accepts(Some(refused)), "{refused:?} accepts nothing sent");
+        }
+    }
 }

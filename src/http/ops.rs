@@ -13,7 +13,12 @@ pub fn router() -> Router<SharedApp> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+}
+
+/// `/metrics`: on the public port (`http::app_with`), or alone on the listener of
+/// `serve --metrics-addr` (`http::metrics_app`).
+pub fn metrics_router() -> Router<SharedApp> {
+    Router::new().route("/metrics", get(metrics))
 }
 
 /// The process is up.
@@ -135,16 +140,18 @@ fn projection_states(app: &crate::app::App) -> (serde_json::Map<String, serde_js
     (out, stopped)
 }
 
+/// The metrics in Prometheus' text format. Nothing here waits on the database but
+/// the open and overdue ticket gauges, read again at most every
+/// `projections::gauges::MAX_AGE` (and never for longer than two seconds); the pool
+/// gauges are the pools' own counts.
 async fn metrics(State(app): State<SharedApp>) -> Response {
-    if let Err(e) = crate::projections::gauges::refresh_ticket_gauges(
-        &app.store.pool(),
-        &app.metrics,
-        app.now(),
-    )
-    .await
+    let pool = app.store.pool();
+    if let Err(e) =
+        crate::projections::gauges::refresh_if_stale(&pool, &app.metrics, app.now()).await
     {
         tracing::warn!(error = %e, "could not refresh the open/overdue ticket gauges");
     }
+    set_pool_gauges(&pool, &app.metrics);
     for y in app.sla.calendar.missing_years_used() {
         app.metrics
             .calendar_missing_year
@@ -157,4 +164,39 @@ async fn metrics(State(app): State<SharedApp>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// `yiwang_db_pool_connections{pool, state}` and `yiwang_db_pool_max_connections`
+/// from the pool's counters (no query).
+fn set_pool_gauges(pool: &crate::store::Pool, metrics: &crate::metrics::Metrics) {
+    let (name, open, idle, max) = match pool {
+        crate::store::Pool::Sqlite(p) => (
+            "sqlite_readers",
+            p.size(),
+            p.num_idle(),
+            p.options().get_max_connections(),
+        ),
+        crate::store::Pool::Postgres(p) => (
+            "postgres",
+            p.size(),
+            p.num_idle(),
+            p.options().get_max_connections(),
+        ),
+    };
+    let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+    let open = i64::from(open);
+    let gauge = |state: &str, v: i64| {
+        metrics
+            .db_connections
+            .with_label_values(&[name, state])
+            .set(v);
+    };
+    // `size` and `num_idle` are read one after the other: a connection taken in
+    // between could make idle exceed open for an instant.
+    gauge("in_use", (open - idle).max(0));
+    gauge("idle", idle.min(open));
+    metrics
+        .db_max_connections
+        .with_label_values(&[name])
+        .set(i64::from(max));
 }

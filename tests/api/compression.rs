@@ -40,11 +40,22 @@ async fn get(
     (status, ce, vary, body)
 }
 
-fn gunzip(b: &[u8]) -> Vec<u8> {
+/// `b` decompressed from `encoding` (gzip, br or zstd).
+fn decompress(encoding: &str, b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(b)
-        .read_to_end(&mut out)
-        .expect("a gzip body");
+    match encoding {
+        "gzip" => flate2::read::GzDecoder::new(b)
+            .read_to_end(&mut out)
+            .expect("a gzip body"),
+        "br" => brotli_decompressor::Decompressor::new(b, 4096)
+            .read_to_end(&mut out)
+            .expect("a brotli body"),
+        "zstd" => zstd::stream::read::Decoder::new(b)
+            .expect("a zstd decoder")
+            .read_to_end(&mut out)
+            .expect("a zstd body"),
+        other => panic!("no decoder for {other}"),
+    };
     out
 }
 
@@ -71,43 +82,58 @@ async fn answers_are_compressed_for_clients_that_accept_it_and_decompress_to_the
             let (status, ce, _, plain) = get(&app, &admin, path, "identity", accept).await;
             assert_eq!(status, 200, "{what}");
             assert_eq!(ce, None, "{what}: identity asked, identity sent");
-            let (status, ce, vary, gz) = get(&app, &admin, path, "gzip", accept).await;
-            assert_eq!(status, 200, "{what}");
-            assert_eq!(ce.as_deref(), Some("gzip"), "{what}");
-            assert!(
-                vary.to_ascii_lowercase().contains("accept-encoding"),
-                "{what}: Vary names Accept-Encoding for caches: {vary:?}"
-            );
-            assert!(
-                gz.len() < plain.len(),
-                "{what}: {} >= {}",
-                gz.len(),
-                plain.len()
-            );
-            let unzipped = gunzip(&gz);
-            if exact {
-                assert_eq!(unzipped, plain, "{what}: gzip decompresses to the answer");
-            } else {
-                // The same answer but for the time it was made.
-                let made = |b: &[u8]| match serde_json::from_slice::<serde_json::Value>(b) {
-                    Ok(mut v) => {
-                        v["as_of"] = serde_json::Value::Null;
-                        v.to_string()
-                    }
-                    Err(_) => String::from_utf8_lossy(b)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                };
-                assert_eq!(made(&unzipped), made(&plain), "{what}: the same answer");
-            }
-            for enc in ["br", "zstd"] {
-                let (status, ce, _, body) = get(&app, &admin, path, enc, accept).await;
+            // The same answer but for the time it was made (the appraisal's
+            // `as_of`; its CSV compared by its header line).
+            let made = |b: &[u8]| match serde_json::from_slice::<serde_json::Value>(b) {
+                Ok(mut v) => {
+                    v["as_of"] = serde_json::Value::Null;
+                    v.to_string()
+                }
+                Err(_) => String::from_utf8_lossy(b)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            };
+            for enc in ["gzip", "br", "zstd"] {
+                let (status, ce, vary, body) = get(&app, &admin, path, enc, accept).await;
                 assert_eq!(status, 200, "{what} {enc}");
                 assert_eq!(ce.as_deref(), Some(enc), "{what}");
-                assert!(body.len() < plain.len(), "{what} {enc}");
+                assert!(
+                    vary.to_ascii_lowercase().contains("accept-encoding"),
+                    "{what} {enc}: Vary names Accept-Encoding for caches: {vary:?}"
+                );
+                assert!(
+                    body.len() < plain.len(),
+                    "{what} {enc}: {} >= {}",
+                    body.len(),
+                    plain.len()
+                );
+                let unpacked = decompress(enc, &body);
+                if exact {
+                    assert_eq!(unpacked, plain, "{what}: {enc} decompresses to the answer");
+                } else {
+                    assert_eq!(
+                        made(&unpacked),
+                        made(&plain),
+                        "{what} {enc}: the same answer"
+                    );
+                }
             }
+            // A client that prefers one by quality gets that one.
+            let (_, ce, _, _) = get(
+                &app,
+                &admin,
+                path,
+                "gzip;q=0.5, zstd;q=1.0, br;q=0.1",
+                accept,
+            )
+            .await;
+            assert_eq!(
+                ce.as_deref(),
+                Some("zstd"),
+                "{what}: the preferred encoding"
+            );
         }
         app.finish().await;
     }
@@ -138,6 +164,56 @@ async fn the_live_stream_is_never_compressed() {
             "{engine:?}: an SSE stream must reach the client event by event"
         );
         drop(r);
+        app.finish().await;
+    }
+}
+
+/// tower-http answers a request that accepts no coding it can send with a 406, but
+/// only after the handler has run: a command would be recorded and its client told
+/// it was not. The service refuses such a request before anything runs.
+#[tokio::test]
+async fn a_request_accepting_no_coding_is_refused_before_it_runs() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let hot = app.token(Role::HotlineAgent, "etdz").await;
+        let before = app.max_position().await;
+        let post = |encoding: &'static str| {
+            app.client
+                .post(format!("{}/api/v1/tickets", app.base))
+                .bearer_auth(&hot)
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+                .header("accept-encoding", encoding)
+                .json(&crate::support::ticket_body())
+                .send()
+        };
+        for refused in ["identity;q=0", "*;q=0", "identity;q=0, deflate"] {
+            let r = post(refused).await.expect("post");
+            assert_eq!(r.status().as_u16(), 406, "{engine:?} {refused}");
+            assert_eq!(
+                r.headers()["content-type"].to_str().expect("type"),
+                "application/problem+json"
+            );
+            let body: serde_json::Value = r.json().await.expect("problem");
+            assert_eq!(body["status"], 406);
+            assert!(
+                body["detail"].as_str().is_some_and(|d| d.contains("gzip")),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            app.max_position().await,
+            before,
+            "{engine:?}: nothing recorded"
+        );
+        let r = post("identity;q=0, gzip").await.expect("post");
+        assert_eq!(r.status().as_u16(), 201, "{engine:?}");
+        assert_eq!(
+            r.headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().expect("text")),
+            Some("gzip")
+        );
+        assert!(app.max_position().await > before);
         app.finish().await;
     }
 }

@@ -16,6 +16,7 @@ mod feed;
 mod hardening;
 mod lifecycle;
 mod masking;
+mod metrics;
 mod open311;
 mod openapi;
 mod sla;

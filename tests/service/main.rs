@@ -9,6 +9,7 @@ mod support;
 mod connections;
 mod hostile;
 mod limits;
+mod observability;
 mod projection_takeover;
 mod projections;
 mod sla_processes;
