@@ -202,7 +202,14 @@ field of a 422).
 * **Times** are RFC 3339 in UTC. Deadlines fall at 24:00 Asia/Shanghai of a working day.
 
 Open311 GeoReport v2 is served at `/open311/v2/` (see the README); it is not part of this \
-document.";
+document.
+
+* **Problem types**: each problem's `type` is `/problems/{kind}`, a page of the service that \
+says what it means (`GET /problems` lists them); `title` is the kind's, `detail` this \
+occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
+* **Conditional reads**: `GET /api/v1/tickets/{id}` with `If-None-Match: \"<version>\"` is a \
+304 without a body while the answer is unchanged. `If-Match` compares strongly: a weak tag \
+(`W/\"3\"`) never matches (412).";
 
 /// The document: the operations of the handlers and of [`actions`] (in this order:
 /// the paths keep it), the schemas they name (and a few named by parameters only),
@@ -253,6 +260,9 @@ document.";
         super::attachments::get_attachment,
         super::attachments::get_ticket_attachment,
         openapi_json,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
     ),
     components(schemas(
         Problem,
@@ -272,9 +282,13 @@ document.";
         (name = "attachments", description = "Photos: upload, and read back with the ticket that references them"),
         (name = "session", description = "Who the token is"),
         (name = "meta", description = "This document"),
+        (name = "operations", description = "Liveness, readiness and metrics for probes and scrapers (no token; outside /api/v1)"),
     )
 )]
 pub struct ApiDoc;
+
+/// The operations that need no token: this document and the operations endpoints.
+pub const PUBLIC: &[&str] = &["/api/v1/openapi.json", "/healthz", "/readyz", "/metrics"];
 
 /// What every operation shares: the bearer scheme (the default for all but the
 /// public ones), the 401 of an authenticated route and the catch-all error answer.
@@ -324,7 +338,7 @@ impl Modify for Common {
             Vec::<String>::new(),
         )]);
         for (path, item) in doc.paths.paths.iter_mut() {
-            let public = path == "/api/v1/openapi.json";
+            let public = PUBLIC.contains(&path.as_str());
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -482,4 +496,107 @@ pub mod actions {
         "A centre closes a verified ticket (`resolved`), or an accepted one as a \
          duplicate (重复件, naming the ticket it repeats), invalid (无效件) or withdrawn (撤诉)."
     );
+}
+
+/// The operations endpoints (`http::ops`: `/healthz`, `/readyz`, `/metrics`), for
+/// probes and scrapers, outside `/api/v1` and without a token. Their handlers are
+/// in `ops.rs`; the operations are declared here with the shapes of their answers
+/// (built there with `json!`), so these functions and types are never used.
+#[allow(dead_code)]
+pub mod ops {
+    use std::collections::BTreeMap;
+
+    use utoipa::ToSchema;
+
+    /// `GET /healthz`.
+    #[derive(ToSchema)]
+    #[schema(as = Health)]
+    pub struct Health {
+        /// Always `ok`: the process is up.
+        #[schema(pattern = "^ok$")]
+        status: String,
+    }
+
+    /// `GET /readyz` when the database answers.
+    #[derive(ToSchema)]
+    #[schema(as = Readiness)]
+    pub struct Readiness {
+        /// `ready`, or `degraded` (still serving) when a projection of this
+        /// instance has stopped or the latest verification found tampering.
+        status: ReadyStatus,
+        /// `ok`.
+        database: String,
+        /// `sqlite` or `postgres`.
+        engine: String,
+        /// Each projection runner of this instance by name.
+        projections: BTreeMap<String, ProjectionState>,
+        integrity: Integrity,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum ReadyStatus {
+        Ready,
+        Degraded,
+    }
+
+    #[derive(ToSchema)]
+    pub struct ProjectionState {
+        /// `running` (this instance holds the lease), `standby` (another does) or
+        /// `stopped`.
+        state: String,
+        /// The feed position it has applied.
+        checkpoint: Option<i64>,
+        /// Its last error, if its last round failed.
+        error: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct Integrity {
+        /// Problems the latest verification of the log found.
+        #[schema(minimum = 0)]
+        findings: u64,
+    }
+
+    /// `GET /readyz` when the instance cannot serve: a problem document with the
+    /// state of the database.
+    #[derive(ToSchema)]
+    #[schema(as = NotReady)]
+    pub struct NotReady {
+        #[schema(rename = "type")]
+        kind: String,
+        title: String,
+        status: u16,
+        detail: String,
+        /// `unreachable` when the database did not answer.
+        database: Option<String>,
+    }
+
+    #[utoipa::path(
+        get, path = "/healthz", tag = "operations", operation_id = "healthz",
+        summary = "Liveness: the process is up (no token)",
+        responses((status = 200, description = "Up", body = Health))
+    )]
+    pub fn healthz() {}
+
+    #[utoipa::path(
+        get, path = "/readyz", tag = "operations", operation_id = "readyz",
+        summary = "Readiness: the instance can serve (no token)",
+        description = "200 while the database answers (within 900 ms); `degraded` is still \
+            ready. 503 when the database does not answer or the instance is shutting down, \
+            with Retry-After.",
+        responses(
+            (status = 200, description = "Ready (or degraded)", body = Readiness),
+            (status = 503, description = "Not ready", body = NotReady, content_type = "application/problem+json",
+                headers(("Retry-After" = String, description = "Seconds before asking again"))),
+        )
+    )]
+    pub fn readyz() {}
+
+    #[utoipa::path(
+        get, path = "/metrics", tag = "operations", operation_id = "metrics",
+        summary = "Prometheus metrics (no token)",
+        responses((status = 200, description = "The metrics in the Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+    )]
+    pub fn metrics() {}
 }
