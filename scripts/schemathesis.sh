@@ -51,7 +51,11 @@ sys.exit("the server did not become healthy")
 PY
 
 status=0
-"$ST" --config-file scripts/schemathesis.toml run "$base/api/v1/openapi.json" \
+# From the temporary folder: schemathesis keeps a cache of its own in the working
+# directory.
+config="$PWD/scripts/schemathesis.toml"
+cd "$dir"
+"$ST" --config-file "$config" run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks all \
   --max-examples "$MAX_EXAMPLES" \

@@ -46,6 +46,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -272,7 +273,7 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
         crate::projections::periods::Granularity,
         super::stats::SatisfactionMode,
     )),
-    modifiers(&Common),
+    modifiers(&Common, &Constraints),
     tags(
         (name = "tickets", description = "工单: accept, act on, read and list tickets"),
         (name = "events", description = "The event log: a ticket's stream, the global feed and its live stream"),
@@ -362,6 +363,111 @@ impl Modify for Common {
                     .responses
                     .entry("default".to_string())
                     .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Error")));
+            }
+        }
+    }
+}
+
+/// What a text field of a command may hold (`app::text::check_text`), as a JSON
+/// Schema pattern: no control characters but tab, line feed and carriage return,
+/// no bidirectional overrides or isolates, no noncharacters of the Basic
+/// Multilingual Plane. (The noncharacters of the other planes, U+xxFFFE and
+/// U+xxFFFF, are refused too; a pattern of UTF-16 code units cannot name them.)
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\uFDD0-\\uFDEF\\uFFFE\\uFFFF]*$";
+
+/// An `Idempotency-Key` as `extract::command_meta` takes it: 1 to 200 printable
+/// ASCII characters (spaces inside, none at either end, which HTTP trims).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([ -~]*[!-~])?$";
+
+/// A period as `projections::periods::Period::parse` reads it for the appraisal: a
+/// year (1900 to 9999), a month (`2026-09`) or a quarter (`2026-Q3`).
+pub const PERIOD_PATTERN: &str = "^(19[0-9]{2}|[2-9][0-9]{3})(-(0[1-9]|1[0-2])|-[Qq][1-4])?$";
+
+/// The text fields of the request bodies that `check_text` checks, by schema and
+/// property, with their longest length in characters (`app::commands`,
+/// `app::appraisal`). [`Constraints`] writes them into the document.
+const TEXT_FIELDS: &[(&str, &str, usize)] = &[
+    ("CreateTicket", "title", 200),
+    ("CreateTicket", "description", 10_000),
+    ("CreateTicket", "category", 200),
+    ("Location", "address", 200),
+    ("Location", "grid", 100),
+    ("ReporterInput", "name", 100),
+    ("SelfHandled", "result", 10_000),
+    ("AssignBody", "unit", 100),
+    ("AssignBody", "note", 10_000),
+    ("SignBody", "handler", 100),
+    ("ReturnBody", "reason", 10_000),
+    ("RequestExtensionBody", "reason", 10_000),
+    ("SuperviseBody", "note", 10_000),
+    ("HandleBody", "result", 10_000),
+    ("VerifyBody", "note", 10_000),
+    ("CommentBody", "text", 10_000),
+];
+
+/// The constraints the service enforces on what comes in, beyond the types, where
+/// the derives do not state them: the text fields' character set and length
+/// ([`TEXT_FIELDS`], [`TEXT_PATTERN`]), every `Idempotency-Key` header
+/// ([`IDEMPOTENCY_KEY_PATTERN`]) and every appraisal `period` ([`PERIOD_PATTERN`]).
+/// So that a request built from the document (schemathesis' generated ones) is
+/// refused exactly when the document says it will be.
+struct Constraints;
+
+impl Modify for Constraints {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{Object, Schema};
+        let string = |min: Option<usize>, max: Option<usize>, pattern: &str| {
+            let mut o = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern));
+            if let Some(n) = min {
+                o = o.min_length(Some(n));
+            }
+            if let Some(n) = max {
+                o = o.max_length(Some(n));
+            }
+            o.build()
+        };
+        if let Some(components) = doc.components.as_mut() {
+            for (schema, property, max) in TEXT_FIELDS {
+                let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(*schema) else {
+                    continue;
+                };
+                let Some(RefOr::T(Schema::Object(p))) = o.properties.get_mut(*property) else {
+                    continue;
+                };
+                let p: &mut Object = p;
+                p.pattern = Some(TEXT_PATTERN.to_string());
+                p.max_length = Some(*max);
+            }
+        }
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    match param.name.as_str() {
+                        "Idempotency-Key" => {
+                            param.schema = Some(RefOr::T(Schema::Object(string(
+                                Some(1),
+                                Some(200),
+                                IDEMPOTENCY_KEY_PATTERN,
+                            ))));
+                            param.description = Some(
+                                "A fresh UUID per command, reused on retry: 1 to 200 printable \
+                                 ASCII characters, not starting with `import:` (the legacy \
+                                 import's)"
+                                    .into(),
+                            );
+                        }
+                        "period" => {
+                            param.schema = Some(RefOr::T(Schema::Object(string(
+                                None,
+                                None,
+                                PERIOD_PATTERN,
+                            ))));
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
     }
