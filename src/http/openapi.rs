@@ -379,6 +379,10 @@ pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\
 /// ASCII characters (spaces inside, none at either end, which HTTP trims).
 pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([ -~]*[!-~])?$";
 
+/// `If-Match` as `extract::if_match` reads it: `*`, or a list of entity tags
+/// (`"3"`, `W/"3"`; RFC 9110 §8.8.3).
+pub const IF_MATCH_PATTERN: &str = "^ *(\\*|(W/)?\"[!#-~]*\"( *, *(W/)?\"[!#-~]*\")*) *$";
+
 /// A period as `projections::periods::Period::parse` reads it for the appraisal: a
 /// year (1900 to 9999), a month (`2026-09`) or a quarter (`2026-Q3`).
 pub const PERIOD_PATTERN: &str = "^(19[0-9]{2}|[2-9][0-9]{3})(-(0[1-9]|1[0-2])|-[Qq][1-4])?$";
@@ -415,7 +419,8 @@ struct Constraints;
 
 impl Modify for Constraints {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{Object, Schema};
+        use utoipa::openapi::Required;
+        use utoipa::openapi::schema::{Object, Schema, SchemaType};
         let string = |min: Option<usize>, max: Option<usize>, pattern: &str| {
             let mut o = ObjectBuilder::new()
                 .schema_type(Type::String)
@@ -444,6 +449,21 @@ impl Modify for Constraints {
         for item in doc.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
                 for param in op.parameters.iter_mut().flatten() {
+                    // A parameter is absent or has a value: `null` is not one (the
+                    // derives write an `Option` as nullable).
+                    if let Some(RefOr::T(Schema::Object(o))) = param.schema.as_mut() {
+                        if let SchemaType::Array(types) = &o.schema_type {
+                            let kept: Vec<Type> = types
+                                .iter()
+                                .filter(|t| **t != Type::Null)
+                                .cloned()
+                                .collect();
+                            if let [one] = kept.as_slice() {
+                                o.schema_type = SchemaType::Type(one.clone());
+                            }
+                        }
+                    }
+                    let required = matches!(param.required, Required::True);
                     match param.name.as_str() {
                         "Idempotency-Key" => {
                             param.schema = Some(RefOr::T(Schema::Object(string(
@@ -458,11 +478,21 @@ impl Modify for Constraints {
                                     .into(),
                             );
                         }
+                        // An optional period may also be empty (as if absent).
                         "period" => {
+                            let pattern = if required {
+                                PERIOD_PATTERN.to_string()
+                            } else {
+                                format!("^({})?$", PERIOD_PATTERN.trim_matches(['^', '$']))
+                            };
+                            param.schema =
+                                Some(RefOr::T(Schema::Object(string(None, None, &pattern))));
+                        }
+                        "If-Match" => {
                             param.schema = Some(RefOr::T(Schema::Object(string(
+                                Some(1),
                                 None,
-                                None,
-                                PERIOD_PATTERN,
+                                IF_MATCH_PATTERN,
                             ))));
                         }
                         _ => {}
@@ -705,4 +735,18 @@ pub mod ops {
         responses((status = 200, description = "The metrics in the Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
     )]
     pub fn metrics() {}
+}
+
+/// One message of the live stream (`GET /api/v1/events/stream`), as Server-Sent
+/// Events fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StreamMessage {
+    /// The event's position.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// The event's type.
+    event: String,
+    /// The event JSON (the `Event` schema), as text.
+    data: String,
 }

@@ -97,10 +97,15 @@ async fn problems_have_documented_types_with_fixed_titles() {
             .text()
             .await
             .unwrap();
-        let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROBLEMS.md"))
-            .expect("docs/PROBLEMS.md");
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROBLEMS.md"))
+                .expect("docs/PROBLEMS.md");
         for t in TYPES {
-            assert!(index.contains(&format!("/problems/{}\"", t.slug)), "index lists {}", t.slug);
+            assert!(
+                index.contains(&format!("/problems/{}\"", t.slug)),
+                "index lists {}",
+                t.slug
+            );
             let r = app
                 .client
                 .get(format!("{}/problems/{}", app.base, t.slug))
@@ -116,12 +121,19 @@ async fn problems_have_documented_types_with_fixed_titles() {
             );
         }
         let r = app
-            .send(reqwest::Method::GET, "/problems/no-such-kind", None, None, &[])
+            .send(
+                reqwest::Method::GET,
+                "/problems/no-such-kind",
+                None,
+                None,
+                &[],
+            )
             .await;
         assert_type(&r, 404, "not-found");
 
         // The document allows only these types: a problem of another is caught.
-        let other = json!({"type": "about:blank", "title": "Not found", "status": 404, "detail": "x"});
+        let other =
+            json!({"type": "about:blank", "title": "Not found", "status": 404, "detail": "x"});
         assert!(
             conforms(
                 "get",
@@ -278,7 +290,11 @@ async fn if_match_compares_strongly() {
         let r = comment("*").await;
         assert_eq!(r.status, 200, "{}", r.body);
         let r = comment("W/\"3\", \"9\", \"3\"").await;
-        assert_eq!(r.status, 200, "a list matches by its strong tag: {}", r.body);
+        assert_eq!(
+            r.status, 200,
+            "a list matches by its strong tag: {}",
+            r.body
+        );
         assert_eq!(r.header("etag"), Some("\"4\""));
         let r = comment("\"3\", W/\"4\"").await;
         assert_type(&r, 412, "precondition-failed");
@@ -323,7 +339,10 @@ async fn ticket_reads_answer_304_while_unchanged() {
         assert_eq!(r.status, 200);
         assert_eq!(r.header("etag"), Some("\"2\""));
         assert_eq!(r.body["deadlines"]["sign"], "running", "{}", r.body);
-        assert!(r.header("vary").is_some_and(|v| v.contains("Authorization")));
+        assert!(
+            r.header("vary")
+                .is_some_and(|v| v.contains("Authorization"))
+        );
 
         for inm in ["\"2\"", "W/\"2\"", "\"1\", \"2\"", "*"] {
             clock.set(t0 + Duration::minutes(5));
