@@ -49,119 +49,148 @@ impl ProblemType {
     }
 }
 
+/// The problem types, one constant each; [`TYPES`] lists them.
+pub const BAD_REQUEST: ProblemType = ProblemType {
+    slug: "bad-request",
+    status: 400,
+    title: "Malformed request",
+    about: "The request could not be read: the body is not valid JSON, the Idempotency-Key \
+            header of a command is missing, or the path is not valid. Fix the request as \
+            `detail` says; nothing was recorded.",
+};
+
+pub const UNAUTHORIZED: ProblemType = ProblemType {
+    slug: "unauthorized",
+    status: 401,
+    title: "Authentication required",
+    about: "No bearer token, or one that is unknown, expired or revoked. Send \
+            `Authorization: Bearer <token>` with a token from `yiwang token create`.",
+};
+
+pub const FORBIDDEN: ProblemType = ProblemType {
+    slug: "forbidden",
+    status: 403,
+    title: "Not allowed",
+    about: "The token is valid but its role or unit may not do this (for example, a grid \
+            worker reporting outside its grid, or a handler dispatching). `detail` says \
+            which rule refused it; ask someone whose role may.",
+};
+
+pub const NOT_FOUND: ProblemType = ProblemType {
+    slug: "not-found",
+    status: 404,
+    title: "Not found",
+    about: "No such route, or no such resource that this token may see: a ticket outside \
+            the token's unit is answered as if it did not exist, so that its existence does \
+            not leak.",
+};
+
+pub const METHOD_NOT_ALLOWED: ProblemType = ProblemType {
+    slug: "method-not-allowed",
+    status: 405,
+    title: "Method not allowed",
+    about: "The route exists but not with this HTTP method. The `Allow` header lists the \
+            methods it has.",
+};
+
+pub const CONFLICT: ProblemType = ProblemType {
+    slug: "conflict",
+    status: 409,
+    title: "Conflicts with the current state",
+    about: "The command is not allowed in the current state of what it acts on (a ticket \
+            that is not in a state the action applies to, an appraisal year already \
+            submitted, a request with the same Idempotency-Key still in flight). Reload \
+            and decide again; nothing was recorded.",
+};
+
+pub const TAMPERED: ProblemType = ProblemType {
+    slug: "tampered",
+    status: 409,
+    title: "Frozen after a failed verification",
+    about: "The latest verification of the event log found this ticket's records tampered \
+            with (`code`: `integrity.tampered`). The ticket takes no commands and is not \
+            shown until an operator has run `yiwang verify` and restored its records from \
+            a backup; the other tickets are not affected.",
+};
+
+pub const PRECONDITION_FAILED: ProblemType = ProblemType {
+    slug: "precondition-failed",
+    status: 412,
+    title: "Precondition failed",
+    about: "The If-Match header does not match the ticket's current ETag (strong \
+            comparison, RFC 9110 §13.1.1: a weak tag `W/\"…\"` never matches), or the \
+            ticket changed while the command ran. Reload the ticket and decide again.",
+};
+
+pub const PAYLOAD_TOO_LARGE: ProblemType = ProblemType {
+    slug: "payload-too-large",
+    status: 413,
+    title: "Request body too large",
+    about: "The body is over the limit (1 MiB for a JSON command; the attachment limit for \
+            a photo). Send less.",
+};
+
+pub const UNSUPPORTED_MEDIA_TYPE: ProblemType = ProblemType {
+    slug: "unsupported-media-type",
+    status: 415,
+    title: "Unsupported media type",
+    about: "Commands take `Content-Type: application/json` (photos: \
+            `multipart/form-data`). Send the body in the media type `detail` names.",
+};
+
+pub const VALIDATION: ProblemType = ProblemType {
+    slug: "validation",
+    status: 422,
+    title: "Invalid field",
+    about: "A field, query parameter or header is missing or invalid; `field` names it \
+            (a body path such as `location.lat`, a parameter or a header name) and \
+            `detail` says what it must be. Also: an Idempotency-Key reused with another \
+            request.",
+};
+
+pub const RATE_LIMITED: ProblemType = ProblemType {
+    slug: "rate-limited",
+    status: 429,
+    title: "Too many requests",
+    about: "Over a rate limit (per token, or per address without a valid token) or over \
+            the cap of live event streams. Wait the seconds of the `Retry-After` header; \
+            the request was not carried out.",
+};
+
+pub const INTERNAL: ProblemType = ProblemType {
+    slug: "internal",
+    status: 500,
+    title: "Internal error",
+    about: "A fault of the service; it has been logged with the request id (the \
+            `X-Request-Id` header). Nothing was recorded. Report it with the request id.",
+};
+
+pub const UNAVAILABLE: ProblemType = ProblemType {
+    slug: "unavailable",
+    status: 503,
+    title: "Service temporarily unavailable",
+    about: "The database cannot serve just now, the request took longer than the \
+            request timeout, or the instance is not ready (starting, or shutting down). \
+            Retry after the seconds of the `Retry-After` header; a command retried with the \
+            same Idempotency-Key is never applied twice.",
+};
+
 /// Every kind of problem the service answers, in status order.
 pub const TYPES: &[ProblemType] = &[
-    ProblemType {
-        slug: "bad-request",
-        status: 400,
-        title: "Malformed request",
-        about: "The request could not be read: the body is not valid JSON, the Idempotency-Key \
-                header of a command is missing, or the path is not valid. Fix the request as \
-                `detail` says; nothing was recorded.",
-    },
-    ProblemType {
-        slug: "unauthorized",
-        status: 401,
-        title: "Authentication required",
-        about: "No bearer token, or one that is unknown, expired or revoked. Send \
-                `Authorization: Bearer <token>` with a token from `yiwang token create`.",
-    },
-    ProblemType {
-        slug: "forbidden",
-        status: 403,
-        title: "Not allowed",
-        about: "The token is valid but its role or unit may not do this (for example, a grid \
-                worker reporting outside its grid, or a handler dispatching). `detail` says \
-                which rule refused it; ask someone whose role may.",
-    },
-    ProblemType {
-        slug: "not-found",
-        status: 404,
-        title: "Not found",
-        about: "No such route, or no such resource that this token may see: a ticket outside \
-                the token's unit is answered as if it did not exist, so that its existence does \
-                not leak.",
-    },
-    ProblemType {
-        slug: "method-not-allowed",
-        status: 405,
-        title: "Method not allowed",
-        about: "The route exists but not with this HTTP method. The `Allow` header lists the \
-                methods it has.",
-    },
-    ProblemType {
-        slug: "conflict",
-        status: 409,
-        title: "Conflicts with the current state",
-        about: "The command is not allowed in the current state of what it acts on (a ticket \
-                that is not in a state the action applies to, an appraisal year already \
-                submitted, a request with the same Idempotency-Key still in flight). Reload \
-                and decide again; nothing was recorded.",
-    },
-    ProblemType {
-        slug: "tampered",
-        status: 409,
-        title: "Frozen after a failed verification",
-        about: "The latest verification of the event log found this ticket's records tampered \
-                with (`code`: `integrity.tampered`). The ticket takes no commands and is not \
-                shown until an operator has run `yiwang verify` and restored its records from \
-                a backup; the other tickets are not affected.",
-    },
-    ProblemType {
-        slug: "precondition-failed",
-        status: 412,
-        title: "Precondition failed",
-        about: "The If-Match header does not match the ticket's current ETag (strong \
-                comparison, RFC 9110 §13.1.1: a weak tag `W/\"…\"` never matches), or the \
-                ticket changed while the command ran. Reload the ticket and decide again.",
-    },
-    ProblemType {
-        slug: "payload-too-large",
-        status: 413,
-        title: "Request body too large",
-        about: "The body is over the limit (1 MiB for a JSON command; the attachment limit for \
-                a photo). Send less.",
-    },
-    ProblemType {
-        slug: "unsupported-media-type",
-        status: 415,
-        title: "Unsupported media type",
-        about: "Commands take `Content-Type: application/json` (photos: \
-                `multipart/form-data`). Send the body in the media type `detail` names.",
-    },
-    ProblemType {
-        slug: "validation",
-        status: 422,
-        title: "Invalid field",
-        about: "A field, query parameter or header is missing or invalid; `field` names it \
-                (a body path such as `location.lat`, a parameter or a header name) and \
-                `detail` says what it must be. Also: an Idempotency-Key reused with another \
-                request.",
-    },
-    ProblemType {
-        slug: "rate-limited",
-        status: 429,
-        title: "Too many requests",
-        about: "Over a rate limit (per token, or per address without a valid token) or over \
-                the cap of live event streams. Wait the seconds of the `Retry-After` header; \
-                the request was not carried out.",
-    },
-    ProblemType {
-        slug: "internal",
-        status: 500,
-        title: "Internal error",
-        about: "A fault of the service; it has been logged with the request id (the \
-                `X-Request-Id` header). Nothing was recorded. Report it with the request id.",
-    },
-    ProblemType {
-        slug: "unavailable",
-        status: 503,
-        title: "Service temporarily unavailable",
-        about: "The database cannot serve just now, the request took longer than the \
-                request timeout, or the instance is not ready (starting, or shutting down). \
-                Retry after the seconds of the `Retry-After` header; a command retried with the \
-                same Idempotency-Key is never applied twice.",
-    },
+    BAD_REQUEST,
+    UNAUTHORIZED,
+    FORBIDDEN,
+    NOT_FOUND,
+    METHOD_NOT_ALLOWED,
+    CONFLICT,
+    TAMPERED,
+    PRECONDITION_FAILED,
+    PAYLOAD_TOO_LARGE,
+    UNSUPPORTED_MEDIA_TYPE,
+    VALIDATION,
+    RATE_LIMITED,
+    INTERNAL,
+    UNAVAILABLE,
 ];
 
 /// The type of `slug` (one of [`TYPES`]).
@@ -170,24 +199,22 @@ pub fn problem_type(slug: &str) -> Option<&'static ProblemType> {
 }
 
 fn type_of(e: &AppError) -> &'static ProblemType {
-    let slug = match e {
-        AppError::BadRequest(_) => "bad-request",
-        AppError::Unauthorized(_) => "unauthorized",
-        AppError::Forbidden(_) => "forbidden",
-        AppError::NotFound(_) => "not-found",
-        AppError::MethodNotAllowed(_) => "method-not-allowed",
-        AppError::Conflict(_) => "conflict",
-        AppError::Tampered(_) => "tampered",
-        AppError::PreconditionFailed(_) => "precondition-failed",
-        AppError::PayloadTooLarge(_) => "payload-too-large",
-        AppError::UnsupportedMediaType(_) => "unsupported-media-type",
-        AppError::Invalid { .. } => "validation",
-        AppError::TooManyRequests(_) | AppError::RateLimited { .. } => "rate-limited",
-        AppError::Unavailable(_) => "unavailable",
-        AppError::Internal(_) => "internal",
-    };
-    // Every slug above is one of TYPES (the test `every_error_has_its_type` holds it).
-    problem_type(slug).unwrap_or(&TYPES[TYPES.len() - 2])
+    match e {
+        AppError::BadRequest(_) => &BAD_REQUEST,
+        AppError::Unauthorized(_) => &UNAUTHORIZED,
+        AppError::Forbidden(_) => &FORBIDDEN,
+        AppError::NotFound(_) => &NOT_FOUND,
+        AppError::MethodNotAllowed(_) => &METHOD_NOT_ALLOWED,
+        AppError::Conflict(_) => &CONFLICT,
+        AppError::Tampered(_) => &TAMPERED,
+        AppError::PreconditionFailed(_) => &PRECONDITION_FAILED,
+        AppError::PayloadTooLarge(_) => &PAYLOAD_TOO_LARGE,
+        AppError::UnsupportedMediaType(_) => &UNSUPPORTED_MEDIA_TYPE,
+        AppError::Invalid { .. } => &VALIDATION,
+        AppError::TooManyRequests(_) | AppError::RateLimited { .. } => &RATE_LIMITED,
+        AppError::Unavailable(_) => &UNAVAILABLE,
+        AppError::Internal(_) => &INTERNAL,
+    }
 }
 
 impl AppError {
@@ -424,6 +451,7 @@ mod tests {
             assert_eq!(t.status, e.status(), "{}", t.slug);
         }
         let mut slugs: Vec<&str> = TYPES.iter().map(|t| t.slug).collect();
+        slugs.sort_unstable();
         slugs.dedup();
         assert_eq!(slugs.len(), TYPES.len(), "each slug once");
         // Every type is reachable from some error (none is documented for nothing).

@@ -29,6 +29,13 @@
 //! pass its action's name on to the same code. The stubs carry the attributes and
 //! nothing else; `tests/api/openapi.rs` checks that each of `app::commands::ACTIONS`
 //! is documented.
+//! The operations endpoints (`/healthz`, `/readyz`, `/metrics`, served by `ops.rs`)
+//! are declared the same way, in [`ops`], with the shapes of their answers. The
+//! constraints the service enforces beyond the types (the text fields' characters
+//! and lengths, the `Idempotency-Key`, `If-Match` and appraisal `period` forms) are
+//! written into the document by [`Constraints`], so that a request built from the
+//! document is refused exactly when the document says it will be;
+//! `scripts/schemathesis.sh` holds the service to it.
 //! Nothing here can drift unseen: `tests/api/openapi.rs` checks that every route of
 //! the router is documented and keeps a snapshot (`schema/openapi.json`), and the
 //! test support validates every `/api/v1` response of the suite against the document,
