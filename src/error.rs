@@ -16,7 +16,11 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
-    /// The ticket's state forbids the command.
+    /// The route exists but not with this method: a 405 whose `Allow` header (set by
+    /// the router) lists the methods it has.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The ticket's (or the appraisal year's) state forbids the command.
     #[error("{0}")]
     Conflict(String),
     /// The latest verification of the log found this ticket's records tampered
@@ -61,6 +65,7 @@ impl AppError {
             AppError::Unauthorized(_) => 401,
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
+            AppError::MethodNotAllowed(_) => 405,
             AppError::Conflict(_) | AppError::Tampered(_) => 409,
             AppError::PreconditionFailed(_) => 412,
             AppError::PayloadTooLarge(_) => 413,
@@ -69,24 +74,6 @@ impl AppError {
             AppError::TooManyRequests(_) | AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) => 500,
-        }
-    }
-
-    pub fn title(&self) -> &'static str {
-        match self {
-            AppError::BadRequest(_) => "Malformed request",
-            AppError::Unauthorized(_) => "Authentication required",
-            AppError::Forbidden(_) => "Not allowed",
-            AppError::NotFound(_) => "Not found",
-            AppError::Conflict(_) => "Not allowed in the ticket's current state",
-            AppError::Tampered(_) => "The ticket's records failed verification",
-            AppError::PreconditionFailed(_) => "The ticket has changed",
-            AppError::PayloadTooLarge(_) => "Request body too large",
-            AppError::UnsupportedMediaType(_) => "Unsupported media type",
-            AppError::Invalid { .. } => "Invalid field",
-            AppError::TooManyRequests(_) | AppError::RateLimited { .. } => "Too many requests",
-            AppError::Unavailable(_) => "Service temporarily unavailable",
-            AppError::Internal(_) => "Internal error",
         }
     }
 }

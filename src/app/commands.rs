@@ -128,8 +128,21 @@ pub struct CommandMeta {
     pub idempotency_key: String,
     /// Hash of method, path and body.
     pub request_hash: String,
-    pub if_match: Option<i64>,
+    pub if_match: Option<IfMatch>,
     pub request_id: String,
+}
+
+/// An `If-Match` precondition on the ticket's version, compared strongly (RFC 9110
+/// §13.1.1): the versions of the strong entity tags the header lists. A weak tag
+/// (`W/"3"`) never matches, so a header of weak tags only fails on any ticket. (`*`
+/// sets no condition: a command acts on a ticket that exists.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IfMatch(pub Vec<i64>);
+
+impl IfMatch {
+    pub fn matches(&self, version: i64) -> bool {
+        self.0.contains(&version)
+    }
 }
 
 impl CommandMeta {

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::commands::{
     ActionInput, AssignBody, CloseBody, CommentBody, DecideBody, ExtensionBody, FeedbackBody,
-    HandleBody, NewTicket, NoteBody, ReasonBody, SignBody, VerifyBody,
+    HandleBody, IfMatch, NewTicket, NoteBody, ReasonBody, SignBody, VerifyBody,
 };
 use crate::auth::policy;
 use crate::auth::{Actor, Role};
@@ -150,16 +150,24 @@ pub fn decide_action(
     ticket: &Ticket,
     input: ActionInput,
     now: DateTime<Utc>,
-    if_match: Option<i64>,
+    if_match: Option<&IfMatch>,
 ) -> Result<Decided, AppError> {
     policy::check(org, actor, input.action(), ticket)?;
-    if let Some(v) = if_match {
-        if v != ticket.version {
-            return Err(AppError::PreconditionFailed(format!(
-                "If-Match names version {v} but the ticket is at version {}; reload it and decide again",
-                ticket.version
-            )));
-        }
+    if let Some(m) = if_match.filter(|m| !m.matches(ticket.version)) {
+        let at = ticket.version;
+        return Err(AppError::PreconditionFailed(match m.0.as_slice() {
+            [] => format!(
+                "If-Match names no version of this ticket (a weak tag, W/\"…\", never matches: \
+                 strong comparison, RFC 9110 §13.1.1); the ticket is at version {at}, ETag \
+                 \"{at}\": reload it and decide again"
+            ),
+            [v] => format!(
+                "If-Match names version {v} but the ticket is at version {at}; reload it and decide again"
+            ),
+            vs => format!(
+                "If-Match names versions {vs:?} but the ticket is at version {at}; reload it and decide again"
+            ),
+        }));
     }
     let cmd = to_command(org, actor, ticket, input)?;
     let ctx = Ctx { now, deadlines };

@@ -312,7 +312,12 @@ impl App {
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             }
             let (mut ticket, mut head_hash, mut cached) = self.load_for_command(id).await?;
-            if cached && meta.if_match.is_some_and(|v| v != ticket.version) {
+            if cached
+                && meta
+                    .if_match
+                    .as_ref()
+                    .is_some_and(|m| !m.matches(ticket.version))
+            {
                 // Judge a precondition on the stored state, never on a cached copy.
                 self.recent.forget(id);
                 (ticket, head_hash, cached) = self.load_for_command(id).await?;
@@ -326,7 +331,7 @@ impl App {
                     t,
                     input.clone(),
                     now,
-                    meta.if_match,
+                    meta.if_match.as_ref(),
                 )
             };
             let Decided { events, next } = match decide(&ticket) {

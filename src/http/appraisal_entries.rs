@@ -318,7 +318,7 @@ struct RankingParams {
         units of its own subtree, with their district-wide ranks.",
     params(
         ("period" = String, Query, description = "A month, quarter or year"),
-        ("kind" = String, Query, description = "`department`, `judicial`, `enforcement` or `market`"),
+        ("kind" = String, Query, pattern = "^(department|judicial|enforcement|market)$", description = "`department`, `judicial`, `enforcement` or `market`"),
     ),
     responses(
         (status = 200, description = "The ranking", body = Ranking),

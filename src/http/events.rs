@@ -202,10 +202,10 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
         after `Last-Event-ID` (or `after`).",
     params(
         ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position"),
-        ("Last-Event-ID" = Option<i64>, Header, description = "The last position received (set by EventSource on reconnect); wins over `after`"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "The last position received (set by EventSource on reconnect); wins over `after`"),
     ),
     responses(
-        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = crate::http::openapi::StreamMessage),
         (status = 422, description = "A bad parameter or Last-Event-ID", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -219,6 +219,10 @@ async fn stream_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     let actor = stream_actor(&app, actor, p.access_token.as_deref()).await?;
+    // As the feed: a position is 0 or more.
+    if p.after.is_some_and(|a| a < 0) {
+        return Err(AppError::invalid("after", "must be a position (0 or more)"));
+    }
     let start = match p.from.as_deref() {
         None => None,
         Some("now") => Some(feed_head(&app).await?),
@@ -230,7 +234,9 @@ async fn stream_events(
         .map(|s| {
             s.trim()
                 .parse::<i64>()
-                .map_err(|_| AppError::invalid("Last-Event-ID", "must be an event position"))
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| AppError::invalid("Last-Event-ID", "must be an event position"))
         })
         .transpose()?;
     let after = from_header.or(start).or(p.after).unwrap_or(0).max(0);

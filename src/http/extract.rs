@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::app::SharedApp;
-use crate::app::commands::{CommandMeta, parse_json};
+use crate::app::commands::{CommandMeta, IfMatch, parse_json};
 use crate::auth::Actor;
 use crate::error::AppError;
 
@@ -140,23 +140,27 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = SharedApp::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                AppError::Unauthorized(
-                    "send a bearer token: Authorization: Bearer <token> (yiwang token create …)"
-                        .into(),
-                )
-            })?;
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            AppError::Unauthorized(
+                "send a bearer token: Authorization: Bearer <token> (yiwang token create …)".into(),
+            )
+        })?;
         app.tokens
             .authenticate(&app.store.pool(), token)
             .await?
             .map_err(|refused| AppError::Unauthorized(refused.message()))
     }
+}
+
+/// The token of `Authorization: Bearer <token>`. The scheme's name is
+/// case-insensitive (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme), and
+/// one or more spaces may follow it. None without the header, with another scheme
+/// or with no token.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The facts of a command request besides its body.
@@ -174,7 +178,7 @@ pub fn command_meta(
                 "every command needs an Idempotency-Key header (a fresh UUID per command, reused on retry)".into(),
             )
         })?;
-    if key.is_empty() || key.len() > 200 {
+    if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         return Err(AppError::invalid(
             "Idempotency-Key",
             "must be 1 to 200 visible ASCII characters",
@@ -192,19 +196,7 @@ pub fn command_meta(
             "keys starting with \"import:\" belong to the legacy import (yiwang import); use a fresh UUID",
         ));
     }
-    let if_match = match headers.get(header::IF_MATCH) {
-        None => None,
-        Some(v) => {
-            let s = v.to_str().unwrap_or("").trim();
-            let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
-            Some(s.parse::<i64>().map_err(|_| {
-                AppError::invalid(
-                    "If-Match",
-                    "must be the ticket's ETag, a quoted version such as \"3\"",
-                )
-            })?)
-        }
-    };
+    let if_match = if_match(headers)?;
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update(b" ");
@@ -218,4 +210,131 @@ pub fn command_meta(
         if_match,
         request_id,
     })
+}
+
+/// The `If-Match` precondition of a command: None without the header or with `*` (a
+/// command acts on a ticket that exists, so `*` always holds); else the versions of
+/// its strong entity tags (`"3"`; a list `"3", "4"` matches either). A weak tag
+/// (`W/"3"`) is kept out: strong comparison (RFC 9110 §13.1.1) never matches it, so
+/// `If-Match: W/"3"` is a 412 whatever the version. A value that is no entity tag
+/// (`3` unquoted) is a 422. Several header lines are one list.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, AppError> {
+    let bad = || {
+        AppError::invalid(
+            "If-Match",
+            "must be the ticket's ETag as it came, a quoted version such as \"3\" (or *)",
+        )
+    };
+    let mut lines = Vec::new();
+    for v in headers.get_all(header::IF_MATCH) {
+        lines.push(v.to_str().map_err(|_| bad())?);
+    }
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let value = lines.join(", ");
+    let value = value.trim_matches([' ', '\t']);
+    if value == "*" {
+        return Ok(None);
+    }
+    let tags = entity_tags(value).ok_or_else(bad)?;
+    Ok(Some(IfMatch(
+        tags.into_iter()
+            .filter(|(weak, _)| !weak)
+            .filter_map(|(_, tag)| version_tag(tag))
+            .collect(),
+    )))
+}
+
+/// The entity tags of a list (`"3", W/"4"`), each with whether it is weak; None if
+/// the text is not such a list (RFC 9110 §8.8.3: `[W/]"<etagc>*"`, comma-separated).
+pub fn entity_tags(value: &str) -> Option<Vec<(bool, &str)>> {
+    let ows = |s: &str| s.trim_start_matches([' ', '\t']).len();
+    let mut rest = value;
+    let mut out = Vec::new();
+    loop {
+        rest = &rest[rest.len() - ows(rest)..];
+        let weak = rest.starts_with("W/");
+        if weak {
+            rest = &rest[2..];
+        }
+        let inner = rest.strip_prefix('"')?;
+        let end = inner.find('"')?;
+        let tag = &inner[..end];
+        if !tag.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
+            return None;
+        }
+        out.push((weak, tag));
+        rest = &inner[end + 1..];
+        rest = &rest[rest.len() - ows(rest)..];
+        if rest.is_empty() {
+            return Some(out);
+        }
+        rest = rest.strip_prefix(',')?;
+    }
+}
+
+/// The ticket version an entity tag's text names (the service's ETags are the
+/// version in decimal), or None for a tag the service never gave.
+pub fn version_tag(tag: &str) -> Option<i64> {
+    if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    tag.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn parse(values: &[&str]) -> Result<Option<Vec<i64>>, String> {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::IF_MATCH, HeaderValue::from_str(v).unwrap());
+        }
+        if_match(&h)
+            .map(|m| m.map(|m| m.0))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn if_match_compares_strongly() {
+        assert_eq!(parse(&[]), Ok(None));
+        assert_eq!(parse(&["*"]), Ok(None));
+        assert_eq!(parse(&["\"3\""]), Ok(Some(vec![3])));
+        // Weak tags never match: none of their versions is kept.
+        assert_eq!(parse(&["W/\"3\""]), Ok(Some(vec![])));
+        assert_eq!(parse(&["W/\"3\", \"4\""]), Ok(Some(vec![4])));
+        assert_eq!(parse(&["\"3\"", "\"5\""]), Ok(Some(vec![3, 5])));
+        // A tag the service never gives matches nothing.
+        assert_eq!(parse(&["\"abc\""]), Ok(Some(vec![])));
+        assert_eq!(parse(&["\"+3\""]), Ok(Some(vec![])));
+        for bad in [
+            "3",
+            "\"3",
+            "w/\"3\"",
+            "\"3\" \"4\"",
+            "\"3\",",
+            "*, \"3\"",
+            "",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            bearer_token(&h).map(str::to_string)
+        };
+        for v in ["Bearer yw_x", "bearer yw_x", "BEARER  yw_x", "bEaReR yw_x "] {
+            assert_eq!(token(v).as_deref(), Some("yw_x"), "{v:?}");
+        }
+        for v in ["Basic yw_x", "Bearer", "Bearer ", "Beareryw_x", "yw_x"] {
+            assert_eq!(token(v), None, "{v:?}");
+        }
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
@@ -256,13 +256,7 @@ fn client_ip(req: &Request) -> IpAddr {
 
 /// A 128-bit digest of the presented bearer token: the key of its rate limit.
 fn bearer_key(req: &Request) -> Option<[u8; 16]> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?
-        .trim();
+    let token = super::extract::bearer_token(req.headers())?;
     let digest = Sha256::digest(token.as_bytes());
     let mut key = [0u8; 16];
     key.copy_from_slice(&digest[..16]);

@@ -202,6 +202,7 @@ pub fn app_served(state: SharedApp, settings: limits::Settings, public_metrics: 
         .merge(openapi::router())
         .merge(open311::router())
         .merge(me::router())
+        .merge(error::router())
         .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -380,11 +381,12 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> AppError {
     AppError::NotFound(format!("no route {method} {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    let mut r =
-        AppError::BadRequest(format!("{method} is not allowed on {}", uri.path())).into_response();
-    *r.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    r
+/// A 405 problem; the router adds the `Allow` header listing the route's methods.
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> AppError {
+    AppError::MethodNotAllowed(format!(
+        "{method} is not allowed on {}; the Allow header lists the methods it has",
+        uri.path()
+    ))
 }
 
 /// Request latency by method, route template and status code, and the request's

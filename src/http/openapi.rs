@@ -29,6 +29,13 @@
 //! pass its action's name on to the same code. The stubs carry the attributes and
 //! nothing else; `tests/api/openapi.rs` checks that each of `app::commands::ACTIONS`
 //! is documented.
+//! The operations endpoints (`/healthz`, `/readyz`, `/metrics`, served by `ops.rs`)
+//! are declared the same way, in [`ops`], with the shapes of their answers. The
+//! constraints the service enforces beyond the types (the text fields' characters
+//! and lengths, the `Idempotency-Key`, `If-Match` and appraisal `period` forms) are
+//! written into the document by [`Constraints`], so that a request built from the
+//! document is refused exactly when the document says it will be;
+//! `scripts/schemathesis.sh` holds the service to it.
 //! Nothing here can drift unseen: `tests/api/openapi.rs` checks that every route of
 //! the router is documented and keeps a snapshot (`schema/openapi.json`), and the
 //! test support validates every `/api/v1` response of the suite against the document,
@@ -46,6 +53,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
@@ -202,7 +210,14 @@ field of a 422).
 * **Times** are RFC 3339 in UTC. Deadlines fall at 24:00 Asia/Shanghai of a working day.
 
 Open311 GeoReport v2 is served at `/open311/v2/` (see the README); it is not part of this \
-document.";
+document.
+
+* **Problem types**: each problem's `type` is `/problems/{kind}`, a page of the service that \
+says what it means (`GET /problems` lists them); `title` is the kind's, `detail` this \
+occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
+* **Conditional reads**: `GET /api/v1/tickets/{id}` with `If-None-Match: \"<version>\"` is a \
+304 without a body while the answer is unchanged. `If-Match` compares strongly: a weak tag \
+(`W/\"3\"`) never matches (412).";
 
 /// The document: the operations of the handlers and of [`actions`] (in this order:
 /// the paths keep it), the schemas they name (and a few named by parameters only),
@@ -253,6 +268,9 @@ document.";
         super::attachments::get_attachment,
         super::attachments::get_ticket_attachment,
         openapi_json,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
     ),
     components(schemas(
         Problem,
@@ -262,7 +280,7 @@ document.";
         crate::projections::periods::Granularity,
         super::stats::SatisfactionMode,
     )),
-    modifiers(&Common),
+    modifiers(&Common, &Constraints),
     tags(
         (name = "tickets", description = "工单: accept, act on, read and list tickets"),
         (name = "events", description = "The event log: a ticket's stream, the global feed and its live stream"),
@@ -272,9 +290,13 @@ document.";
         (name = "attachments", description = "Photos: upload, and read back with the ticket that references them"),
         (name = "session", description = "Who the token is"),
         (name = "meta", description = "This document"),
+        (name = "operations", description = "Liveness, readiness and metrics for probes and scrapers (no token; outside /api/v1)"),
     )
 )]
 pub struct ApiDoc;
+
+/// The operations that need no token: this document and the operations endpoints.
+pub const PUBLIC: &[&str] = &["/api/v1/openapi.json", "/healthz", "/readyz", "/metrics"];
 
 /// What every operation shares: the bearer scheme (the default for all but the
 /// public ones), the 401 of an authenticated route and the catch-all error answer.
@@ -324,7 +346,7 @@ impl Modify for Common {
             Vec::<String>::new(),
         )]);
         for (path, item) in doc.paths.paths.iter_mut() {
-            let public = path == "/api/v1/openapi.json";
+            let public = PUBLIC.contains(&path.as_str());
             for op in [
                 &mut item.get,
                 &mut item.post,
@@ -348,6 +370,141 @@ impl Modify for Common {
                     .responses
                     .entry("default".to_string())
                     .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Error")));
+            }
+        }
+    }
+}
+
+/// What a text field of a command may hold (`app::text::check_text`), as a JSON
+/// Schema pattern: no control characters but tab, line feed and carriage return,
+/// no bidirectional overrides or isolates, no noncharacters of the Basic
+/// Multilingual Plane. (The noncharacters of the other planes, U+xxFFFE and
+/// U+xxFFFF, are refused too; a pattern of UTF-16 code units cannot name them.)
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069\\uFDD0-\\uFDEF\\uFFFE\\uFFFF]*$";
+
+/// An `Idempotency-Key` as `extract::command_meta` takes it: 1 to 200 printable
+/// ASCII characters (spaces inside, none at either end, which HTTP trims).
+pub const IDEMPOTENCY_KEY_PATTERN: &str = "^[!-~]([ -~]*[!-~])?$";
+
+/// `If-Match` as `extract::if_match` reads it: `*`, or a list of entity tags
+/// (`"3"`, `W/"3"`; RFC 9110 §8.8.3).
+pub const IF_MATCH_PATTERN: &str = "^ *(\\*|(W/)?\"[!#-~]*\"( *, *(W/)?\"[!#-~]*\")*) *$";
+
+/// A period as `projections::periods::Period::parse` reads it for the appraisal: a
+/// year (1900 to 9999), a month (`2026-09`) or a quarter (`2026-Q3`).
+pub const PERIOD_PATTERN: &str = "^(19[0-9]{2}|[2-9][0-9]{3})(-(0[1-9]|1[0-2])|-[Qq][1-4])?$";
+
+/// The text fields of the request bodies that `check_text` checks, by schema and
+/// property, with their longest length in characters (`app::commands`,
+/// `app::appraisal`). [`Constraints`] writes them into the document.
+const TEXT_FIELDS: &[(&str, &str, usize)] = &[
+    ("CreateTicket", "title", 200),
+    ("CreateTicket", "description", 10_000),
+    ("CreateTicket", "category", 200),
+    ("Location", "address", 200),
+    ("Location", "grid", 100),
+    ("ReporterInput", "name", 100),
+    ("SelfHandled", "result", 10_000),
+    ("AssignBody", "unit", 100),
+    ("AssignBody", "note", 10_000),
+    ("SignBody", "handler", 100),
+    ("ReturnBody", "reason", 10_000),
+    ("RequestExtensionBody", "reason", 10_000),
+    ("SuperviseBody", "note", 10_000),
+    ("HandleBody", "result", 10_000),
+    ("VerifyBody", "note", 10_000),
+    ("CommentBody", "text", 10_000),
+];
+
+/// The constraints the service enforces on what comes in, beyond the types, where
+/// the derives do not state them: the text fields' character set and length
+/// ([`TEXT_FIELDS`], [`TEXT_PATTERN`]), every `Idempotency-Key` header
+/// ([`IDEMPOTENCY_KEY_PATTERN`]) and every appraisal `period` ([`PERIOD_PATTERN`]).
+/// So that a request built from the document (schemathesis' generated ones) is
+/// refused exactly when the document says it will be.
+struct Constraints;
+
+impl Modify for Constraints {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::Required;
+        use utoipa::openapi::schema::{Object, Schema, SchemaType};
+        let string = |min: Option<usize>, max: Option<usize>, pattern: &str| {
+            let mut o = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern));
+            if let Some(n) = min {
+                o = o.min_length(Some(n));
+            }
+            if let Some(n) = max {
+                o = o.max_length(Some(n));
+            }
+            o.build()
+        };
+        if let Some(components) = doc.components.as_mut() {
+            for (schema, property, max) in TEXT_FIELDS {
+                let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut(*schema) else {
+                    continue;
+                };
+                let Some(RefOr::T(Schema::Object(p))) = o.properties.get_mut(*property) else {
+                    continue;
+                };
+                let p: &mut Object = p;
+                p.pattern = Some(TEXT_PATTERN.to_string());
+                p.max_length = Some(*max);
+            }
+        }
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    // A parameter is absent or has a value: `null` is not one (the
+                    // derives write an `Option` as nullable).
+                    if let Some(RefOr::T(Schema::Object(o))) = param.schema.as_mut() {
+                        if let SchemaType::Array(types) = &o.schema_type {
+                            let kept: Vec<Type> = types
+                                .iter()
+                                .filter(|t| **t != Type::Null)
+                                .cloned()
+                                .collect();
+                            if let [one] = kept.as_slice() {
+                                o.schema_type = SchemaType::Type(one.clone());
+                            }
+                        }
+                    }
+                    let required = matches!(param.required, Required::True);
+                    match param.name.as_str() {
+                        "Idempotency-Key" => {
+                            param.schema = Some(RefOr::T(Schema::Object(string(
+                                Some(1),
+                                Some(200),
+                                IDEMPOTENCY_KEY_PATTERN,
+                            ))));
+                            param.description = Some(
+                                "A fresh UUID per command, reused on retry: 1 to 200 printable \
+                                 ASCII characters, not starting with `import:` (the legacy \
+                                 import's)"
+                                    .into(),
+                            );
+                        }
+                        // An optional period may also be empty (as if absent).
+                        "period" => {
+                            let pattern = if required {
+                                PERIOD_PATTERN.to_string()
+                            } else {
+                                format!("^({})?$", PERIOD_PATTERN.trim_matches(['^', '$']))
+                            };
+                            param.schema =
+                                Some(RefOr::T(Schema::Object(string(None, None, &pattern))));
+                        }
+                        "If-Match" => {
+                            param.schema = Some(RefOr::T(Schema::Object(string(
+                                Some(1),
+                                None,
+                                IF_MATCH_PATTERN,
+                            ))));
+                        }
+                        _ => {}
+                    }
+                }
             }
         }
     }
@@ -482,4 +639,121 @@ pub mod actions {
         "A centre closes a verified ticket (`resolved`), or an accepted one as a \
          duplicate (重复件, naming the ticket it repeats), invalid (无效件) or withdrawn (撤诉)."
     );
+}
+
+/// The operations endpoints (`http::ops`: `/healthz`, `/readyz`, `/metrics`), for
+/// probes and scrapers, outside `/api/v1` and without a token. Their handlers are
+/// in `ops.rs`; the operations are declared here with the shapes of their answers
+/// (built there with `json!`), so these functions and types are never used.
+#[allow(dead_code)]
+pub mod ops {
+    use std::collections::BTreeMap;
+
+    use utoipa::ToSchema;
+
+    /// `GET /healthz`.
+    #[derive(ToSchema)]
+    #[schema(as = Health)]
+    pub struct Health {
+        /// Always `ok`: the process is up.
+        #[schema(pattern = "^ok$")]
+        status: String,
+    }
+
+    /// `GET /readyz` when the database answers.
+    #[derive(ToSchema)]
+    #[schema(as = Readiness)]
+    pub struct Readiness {
+        /// `ready`, or `degraded` (still serving) when a projection of this
+        /// instance has stopped or the latest verification found tampering.
+        status: ReadyStatus,
+        /// `ok`.
+        database: String,
+        /// `sqlite` or `postgres`.
+        engine: String,
+        /// Each projection runner of this instance by name.
+        projections: BTreeMap<String, ProjectionState>,
+        integrity: Integrity,
+    }
+
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum ReadyStatus {
+        Ready,
+        Degraded,
+    }
+
+    #[derive(ToSchema)]
+    pub struct ProjectionState {
+        /// `running` (this instance holds the lease), `standby` (another does) or
+        /// `stopped`.
+        state: String,
+        /// The feed position it has applied.
+        checkpoint: Option<i64>,
+        /// Its last error, if its last round failed.
+        error: Option<String>,
+    }
+
+    #[derive(ToSchema)]
+    pub struct Integrity {
+        /// Problems the latest verification of the log found.
+        #[schema(minimum = 0)]
+        findings: u64,
+    }
+
+    /// `GET /readyz` when the instance cannot serve: a problem document with the
+    /// state of the database.
+    #[derive(ToSchema)]
+    #[schema(as = NotReady)]
+    pub struct NotReady {
+        #[schema(rename = "type")]
+        kind: String,
+        title: String,
+        status: u16,
+        detail: String,
+        /// `unreachable` when the database did not answer.
+        database: Option<String>,
+    }
+
+    #[utoipa::path(
+        get, path = "/healthz", tag = "operations", operation_id = "healthz",
+        summary = "Liveness: the process is up (no token)",
+        responses((status = 200, description = "Up", body = Health))
+    )]
+    pub fn healthz() {}
+
+    #[utoipa::path(
+        get, path = "/readyz", tag = "operations", operation_id = "readyz",
+        summary = "Readiness: the instance can serve (no token)",
+        description = "200 while the database answers (within 900 ms); `degraded` is still \
+            ready. 503 when the database does not answer or the instance is shutting down, \
+            with Retry-After.",
+        responses(
+            (status = 200, description = "Ready (or degraded)", body = Readiness),
+            (status = 503, description = "Not ready", body = NotReady, content_type = "application/problem+json",
+                headers(("Retry-After" = String, description = "Seconds before asking again"))),
+        )
+    )]
+    pub fn readyz() {}
+
+    #[utoipa::path(
+        get, path = "/metrics", tag = "operations", operation_id = "metrics",
+        summary = "Prometheus metrics (no token)",
+        responses((status = 200, description = "The metrics in the Prometheus text format 0.0.4", body = String, content_type = "text/plain"))
+    )]
+    pub fn metrics() {}
+}
+
+/// One message of the live stream (`GET /api/v1/events/stream`), as Server-Sent
+/// Events fields.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct StreamMessage {
+    /// The event's position.
+    #[schema(pattern = "^[0-9]+$")]
+    id: String,
+    /// The event's type.
+    event: String,
+    /// The event JSON (the `Event` schema), as text.
+    data: String,
 }

@@ -123,10 +123,18 @@ async fn act_on_ticket(
     summary = "One ticket",
     description = "The reporter's contact is masked unless the reader is the hotline or an \
         admin of a unit that owns the ticket, or the lead unit's handler.",
-    params(("id" = uuid::Uuid, Path, description = "The ticket id")),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The ticket id"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of the answer the client holds (`\"3\"`, or `W/\"3\"`, or a list, or `*`): a 304 without a body if it is still the answer"),
+    ),
     responses(
         (status = 200, description = "The ticket", body = crate::views::ticket::TicketJson,
-            headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
+            headers(
+                ("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"),
+                ("Vary" = String, description = "`Authorization`: the reporter's contact is shown or masked by token"),
+            )),
+        (status = 304, description = "If-None-Match names the ticket's ETag and the answer has not changed (same version, and no deadline has passed since it was written): no body",
+            headers(("ETag" = String, description = "The ticket's version, quoted"))),
         (status = 404, description = "No such ticket, or one outside the token's unit (answered alike, so that existence does not leak)", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "The ticket is frozen: the verification of the event log found its records tampered with (`code`: `integrity.tampered`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
@@ -135,15 +143,61 @@ async fn get_ticket(
     State(app): State<SharedApp>,
     actor: Actor,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     let (t, v) = app.get(&actor, id).await?;
-    Ok(reply(Reply {
+    let unchanged = not_modified(&headers, &t, &v);
+    let mut resp = reply(Reply {
         status: 200,
         body: v.to_string(),
         version: t.version,
         replayed: false,
-    }))
+    });
+    // The answer depends on the token (the reporter's contact in full or masked).
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Authorization"));
+    if !unchanged {
+        return Ok(resp);
+    }
+    // A 304 has the 200's headers (ETag, Cache-Control, Vary) and no body.
+    let (mut parts, _) = resp.into_parts();
+    parts.status = StatusCode::NOT_MODIFIED;
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Ok(Response::from_parts(parts, axum::body::Body::empty()))
+}
+
+/// Whether `If-None-Match` names the answer the client already has (RFC 9110
+/// §13.1.2): `*`, or a tag equal to the ticket's ETag by weak comparison (`W/"3"`
+/// matches `"3"`). The version is the ETag, but the answer also says, as of now,
+/// whether each deadline is `running` or `missed` and whether the ticket is
+/// `overdue`: those change with time alone, and only one way (running to missed).
+/// So the answer is unchanged only when they read the same now as when the version
+/// was written (`updated_at`): then every answer of this version, whenever it was
+/// made, reads the same. Otherwise the full answer goes out. A header that is no
+/// list of entity tags is ignored.
+fn not_modified(headers: &HeaderMap, t: &crate::domain::Ticket, now_json: &Value) -> bool {
+    let lines: Vec<&str> = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if lines.is_empty() {
+        return false;
+    }
+    let value = lines.join(", ");
+    let value = value.trim_matches([' ', '\t']);
+    let named = value == "*"
+        || super::extract::entity_tags(value).is_some_and(|tags| {
+            tags.iter()
+                .any(|(_, tag)| super::extract::version_tag(tag) == Some(t.version))
+        });
+    if !named {
+        return false;
+    }
+    let then = render(t, t.updated_at, None);
+    then["deadlines"] == now_json["deadlines"] && then["overdue"] == now_json["overdue"]
 }
 
 #[utoipa::path(

@@ -17,6 +17,13 @@ fn assert_problem(r: &Resp, status: u16) {
     );
     assert_eq!(r.body["status"], status);
     assert!(r.body["title"].is_string());
+    assert!(
+        r.body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("/problems/")),
+        "a documented problem type: {}",
+        r.body
+    );
     assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
 }
 

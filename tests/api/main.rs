@@ -9,6 +9,7 @@ mod attachments;
 mod authz;
 mod compression;
 mod concurrency;
+mod conventions;
 mod dispatch;
 mod errors;
 mod facts;

@@ -408,6 +408,9 @@ async fn a_request_slower_than_the_timeout_gets_503_but_the_live_stream_does_not
         lock.release().await;
         assert_eq!(r.status, 503, "{engine:?}: {}", r.body);
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        // Every 503 says when to come back, and names its problem type.
+        assert_eq!(r.header("retry-after"), Some("2"), "{engine:?}");
+        assert_eq!(r.body["type"], "/problems/unavailable", "{engine:?}");
         let detail = r.body["detail"].as_str().unwrap_or("");
         assert!(
             detail.contains("within 1 s") && detail.contains("same Idempotency-Key"),
