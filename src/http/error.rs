@@ -93,6 +93,15 @@ pub const METHOD_NOT_ALLOWED: ProblemType = ProblemType {
             methods it has.",
 };
 
+pub const NOT_ACCEPTABLE: ProblemType = ProblemType {
+    slug: "not-acceptable",
+    status: 406,
+    title: "Not acceptable",
+    about: "The Accept-Encoding header excludes the identity (`identity;q=0`, or `*;q=0`) \
+            and accepts none of the codings the service sends (gzip, br, zstd). Accept one \
+            of them, or drop the exclusion; nothing was run.",
+};
+
 pub const CONFLICT: ProblemType = ProblemType {
     slug: "conflict",
     status: 409,
@@ -182,6 +191,7 @@ pub const TYPES: &[ProblemType] = &[
     FORBIDDEN,
     NOT_FOUND,
     METHOD_NOT_ALLOWED,
+    NOT_ACCEPTABLE,
     CONFLICT,
     TAMPERED,
     PRECONDITION_FAILED,

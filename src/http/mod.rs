@@ -261,23 +261,7 @@ async fn refuse_unacceptable_encoding(req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let detail = "Accept-Encoding excludes the identity and names none of the codings this service sends: gzip, br, zstd; accept one of them, or drop identity;q=0 (and *;q=0)";
-    let mut r = (
-        axum::http::StatusCode::NOT_ACCEPTABLE,
-        serde_json::json!({
-            "type": "about:blank", "title": "Not Acceptable", "status": 406, "detail": detail,
-        })
-        .to_string(),
-    )
-        .into_response();
-    r.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static(error::PROBLEM_JSON),
-    );
-    r.headers_mut().insert(
-        axum::http::header::VARY,
-        axum::http::HeaderValue::from_static("accept-encoding"),
-    );
-    r
+    error::problem_response(&error::NOT_ACCEPTABLE, detail, serde_json::Map::new())
 }
 
 /// Whether some coding the service sends (identity, gzip, br, zstd) is acceptable

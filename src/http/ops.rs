@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
@@ -95,17 +95,12 @@ const READY_RETRY_AFTER_SECS: u64 = 5;
 /// A 503 problem+json from `/readyz`, with `Retry-After` and the members of
 /// `extra` beside the standard ones.
 fn not_ready(detail: &str, extra: serde_json::Value, retry_after_secs: u64) -> Response {
-    let mut body = json!({
-        "type": "about:blank", "title": "Not ready", "status": 503, "detail": detail,
-    });
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let mut r = (StatusCode::SERVICE_UNAVAILABLE, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(super::error::PROBLEM_JSON),
-    );
+    let extensions = match extra {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    let mut r = super::error::problem_response(&super::error::UNAVAILABLE, detail, extensions);
+    // When to ask again: the drain's length on a shutdown, not the generic 2 s.
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     r
