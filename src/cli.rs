@@ -203,6 +203,21 @@ pub struct ServeArgs {
     /// beyond it is closed as soon as it is accepted.
     #[arg(long, env = "YIWANG_MAX_CONNECTIONS_PER_IP", default_value_t = crate::http::server::DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
+    /// Open311: answer `GET requests*` without an api_key, with GeoReport's public
+    /// fields (no reporter; phones, ID numbers and e-mails masked in the
+    /// description) for every request of the district. Off by default: complaints
+    /// carry personal details (README: "Open311").
+    #[arg(long, env = "YIWANG_OPEN311_PUBLIC_READS")]
+    pub open311_public_reads: bool,
+    /// Open311: the jurisdiction_id this endpoint serves; a request naming another
+    /// gets a 400. Unset: any jurisdiction_id is accepted and ignored.
+    #[arg(long, env = "YIWANG_OPEN311_JURISDICTION", value_name = "ID")]
+    pub open311_jurisdiction: Option<String>,
+    /// Origins (comma-separated, https://host[:port]) whose pages may read /api/v1
+    /// (GET, CORS); none by default. /open311/ answers any origin.
+    #[arg(long, env = "YIWANG_CORS_ORIGINS", value_name = "ORIGINS", value_delimiter = ',',
+          value_parser = crate::http::cors::parse_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -216,6 +231,24 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_sse_subscribers: self.max_sse_subscribers,
             max_sse_per_token: self.max_sse_per_token,
+        }
+    }
+
+    /// The edge settings these flags set (Open311, CORS).
+    pub fn edge(&self) -> crate::http::Edge {
+        crate::http::Edge {
+            open311: crate::http::open311::Settings {
+                public_reads: self.open311_public_reads,
+                jurisdiction: self
+                    .open311_jurisdiction
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|j| !j.is_empty())
+                    .map(str::to_string),
+            },
+            cors: crate::http::cors::Settings {
+                origins: self.cors_origins.clone(),
+            },
         }
     }
 
@@ -605,7 +638,7 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     tracing::info!(addr = %args.addr, database = %redact(url), engine = app.store.engine(), "yiwang serving");
     let metrics = app.metrics.clone();
-    let router = crate::http::app_with(app, args.limits());
+    let router = crate::http::app_with_edge(app, args.limits(), args.edge());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server =
         crate::http::server::serve(listener, router, args.connections(), metrics, async move {

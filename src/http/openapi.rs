@@ -51,6 +51,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::Problem;
+use super::open311::doc::Open311;
 use crate::app::SharedApp;
 use crate::error::AppError;
 
@@ -201,8 +202,8 @@ field of a 422).
 `cursor` (or `after`, for the feed) for the next page; null at the end.
 * **Times** are RFC 3339 in UTC. Deadlines fall at 24:00 Asia/Shanghai of a working day.
 
-Open311 GeoReport v2 is served at `/open311/v2/` (see the README); it is not part of this \
-document.";
+Open311 GeoReport v2 is served at `/open311/v2/` (tag `open311`): its own `api_key`, formats \
+(`.json`, `.xml`) and errors (`[{\"code\", \"description\"}]`), no bearer token.";
 
 /// The document: the operations of the handlers and of [`actions`] (in this order:
 /// the paths keep it), the schemas they name (and a few named by parameters only),
@@ -262,7 +263,7 @@ document.";
         crate::projections::periods::Granularity,
         super::stats::SatisfactionMode,
     )),
-    modifiers(&Common),
+    modifiers(&Common, &Open311),
     tags(
         (name = "tickets", description = "工单: accept, act on, read and list tickets"),
         (name = "events", description = "The event log: a ticket's stream, the global feed and its live stream"),
