@@ -247,7 +247,12 @@ impl ServeArgs {
                     .map(str::to_string),
             },
             cors: crate::http::cors::Settings {
-                origins: self.cors_origins.clone(),
+                origins: self
+                    .cors_origins
+                    .iter()
+                    .filter(|o| !o.is_empty())
+                    .cloned()
+                    .collect(),
             },
         }
     }

@@ -28,9 +28,13 @@ pub struct Settings {
 }
 
 /// One origin of `--cors-origins`: `scheme://host[:port]`, http or https, no path;
-/// kept in lower case (as browsers send it).
+/// kept in lower case (as browsers send it). An empty one (`YIWANG_CORS_ORIGINS=`, a
+/// trailing comma) is none, left out by `ServeArgs::edge`.
 pub fn parse_origin(s: &str) -> Result<String, String> {
     let o = s.trim().to_ascii_lowercase();
+    if o.is_empty() {
+        return Ok(o);
+    }
     let rest = o
         .strip_prefix("https://")
         .or_else(|| o.strip_prefix("http://"))
@@ -142,6 +146,7 @@ mod tests {
             Ok("https://dash.example.gov")
         );
         assert!(parse_origin("http://localhost:5173").is_ok());
+        assert_eq!(parse_origin(" ").as_deref(), Ok(""));
         for bad in [
             "dash.example.gov",
             "https://dash.example.gov/",
@@ -149,7 +154,6 @@ mod tests {
             "https://x:port",
             "ftp://x",
             "*",
-            "",
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }

@@ -750,7 +750,8 @@ fn report_photo(t: &Ticket) -> Option<&str> {
 
 /// A ticket as a GeoReport service request: the spec's fields, nothing else. The
 /// reporter's contact is left out; for the public, the contacts recognisable in
-/// the description are masked ([`mask::contacts`]).
+/// the description (and the address, should one be written there) are masked
+/// ([`mask::contacts`]).
 fn request_json(org: &Org, t: &Ticket, shown: &Shown) -> Value {
     let service_name = org
         .category(&t.category)
@@ -773,7 +774,10 @@ fn request_json(org: &Org, t: &Ticket, shown: &Shown) -> Value {
         "requested_datetime": t.created_at,
         "updated_datetime": t.updated_at,
         "expected_datetime": t.handle_due_at,
-        "address": t.location.address,
+        "address": match &t.location.address {
+            Some(a) if shown.public => Some(mask::contacts(a)),
+            other => other.clone(),
+        },
         "address_id": null,
         "zipcode": null,
         "lat": t.location.lat,

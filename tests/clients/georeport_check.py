@@ -13,6 +13,7 @@ does), with tokens made by the CLI, and checks, as a city's Open311 users would:
    (no reporter, the phone in the description masked); a multipart POST with a photo
    (`media`, sent by `requests` as mobile apps send it) shows its `media_url`, which
    serves the photo; another jurisdiction_id is a 400;
+   CORS answers as `--cors-origins` says;
 2. with public reads off (the default): the same reads get 403, in JSON and XML.
 
 Prints one line per check and exits 1 on the first failure.
@@ -106,13 +107,25 @@ def main():
     cli("org", "load", "--demo")
     hot = token("hotline_agent", "etdz")
 
-    srv = Server("--open311-public-reads", "--open311-jurisdiction", JURISDICTION)
+    srv = Server("--open311-public-reads", "--open311-jurisdiction", JURISDICTION,
+                 "--cors-origins", "https://dash.example.gov")
     try:
         disc = requests.get(srv.base + "/open311/discovery.json", timeout=10).json()
         endpoint = disc["endpoints"][0]
         root = endpoint["url"]
         check("discovery names this endpoint", root == srv.base + "/open311/v2"
               and endpoint["type"] == "production" and "text/xml" in endpoint["formats"], json.dumps(disc))
+
+        # CORS as `serve` sets it: /open311/ any origin, /api/v1 reads the listed one.
+        pre = requests.options(root + "/requests.json", timeout=10, headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+        check("CORS: an Open311 preflight from any origin", pre.status_code == 200
+              and pre.headers.get("Access-Control-Allow-Origin") == "*", dict(pre.headers))
+        admin = token("admin", "etdz")
+        api = requests.get(srv.base + "/api/v1/units", timeout=10, headers={
+            "Origin": "https://dash.example.gov", "Authorization": "Bearer " + admin})
+        check("CORS: /api/v1 reads from the listed origin", api.status_code == 200
+              and api.headers.get("Access-Control-Allow-Origin") == "https://dash.example.gov", dict(api.headers))
 
         # Posted as curl -d sends it: form-encoded, the values as typed.
         out = subprocess.run(
