@@ -29,6 +29,10 @@
 //! pass its action's name on to the same code. The stubs carry the attributes and
 //! nothing else; `tests/api/openapi.rs` checks that each of `app::commands::ACTIONS`
 //! is documented.
+//! The Open311 operations (`/open311/`, each format, discovery, the multipart POST)
+//! are declared in `open311::doc` and added by its modifier [`Open311`], after
+//! [`Common`]: they take an `api_key`, not the bearer token, and answer GeoReport's
+//! errors.
 //! Nothing here can drift unseen: `tests/api/openapi.rs` checks that every route of
 //! the router is documented and keeps a snapshot (`schema/openapi.json`), and the
 //! test support validates every `/api/v1` response of the suite against the document,
