@@ -110,6 +110,15 @@ pub struct Open311Created {
     account_id: Option<String>,
 }
 
+/// An answer in GeoReport's XML: the fields of the JSON answer of the same resource,
+/// one element each, in `<service_requests><request>…`, `<services><service>…`,
+/// `<service_definition>…`, `<discovery>…` or `<errors><error>…`.
+///
+/// A schema only: the handlers write the XML by hand.
+#[derive(ToSchema)]
+#[schema(value_type = String, description = "GeoReport's XML: the fields of the JSON answer of the same resource, one element each.")]
+pub struct Open311Xml(String);
+
 /// A GeoReport error.
 #[derive(Serialize, ToSchema)]
 pub struct Open311Error {
@@ -165,31 +174,32 @@ pub struct Open311RequestMultipart {
     media: Option<()>,
 }
 
-/// The same operation in JSON and XML: `$json` and `$xml` are the two functions.
+/// The same operation in JSON and XML: `$json` and `$xml` are the two functions;
+/// the XML answers are described as text ([`Open311Xml`]).
 macro_rules! both {
-    ($json:ident, $xml:ident, $m:ident, $path:literal, $($rest:tt)*) => {
-        both!(@one $json, $m, concat!($path, ".json"), "application/json", $($rest)*);
-        both!(@one $xml, $m, concat!($path, ".xml"), "text/xml", $($rest)*);
-    };
-    (@one $fn:ident, $m:ident, $path:expr, $ct:literal, $($rest:tt)*) => {
-        operation!($fn, $m, $path, $ct, $($rest)*);
+    ($json:ident, $xml:ident, $m:ident, $path:literal, $summary:literal, $desc:literal,
+     params($($p:tt)*), ok = $ok:ty, $okdesc:literal) => {
+        operation!($json, $m, concat!($path, ".json"), "application/json", $summary, $desc,
+            params($($p)*), ok = $ok, err = Vec<Open311Error>, $okdesc);
+        operation!($xml, $m, concat!($path, ".xml"), "text/xml", $summary, $desc,
+            params($($p)*), ok = Open311Xml, err = Open311Xml, $okdesc);
     };
 }
 
 /// Every Open311 operation answers errors as GeoReport's list of errors.
 macro_rules! operation {
     ($fn:ident, get, $path:expr, $ct:literal, $summary:literal, $desc:literal,
-     params($($p:tt)*), ok = $ok:ty, $okdesc:literal) => {
+     params($($p:tt)*), ok = $ok:ty, err = $err:ty, $okdesc:literal) => {
         #[utoipa::path(
             get, path = $path, tag = "open311",
             summary = $summary, description = $desc,
             params($($p)*),
             responses(
                 (status = 200, description = $okdesc, content_type = $ct, body = $ok),
-                (status = 400, description = "A bad parameter (or a jurisdiction_id this endpoint does not serve)", content_type = $ct, body = Vec<Open311Error>),
-                (status = 403, description = "No api_key (and public reads off), or one unknown, revoked or expired", content_type = $ct, body = Vec<Open311Error>),
-                (status = 404, description = "No such resource (or none the key may see)", content_type = $ct, body = Vec<Open311Error>),
-                (status = "default", description = "Any other error: GeoReport's list of errors (500: an internal error, logged; nothing recorded), or, from the limits in front of every route, a problem document (429 with Retry-After, 503)", content((Vec<Open311Error> = $ct), (crate::http::error::Problem = "application/problem+json"))),
+                (status = 400, description = "A bad parameter (or a jurisdiction_id this endpoint does not serve)", content_type = $ct, body = $err),
+                (status = 403, description = "No api_key (and public reads off), or one unknown, revoked or expired", content_type = $ct, body = $err),
+                (status = 404, description = "No such resource (or none the key may see)", content_type = $ct, body = $err),
+                (status = "default", description = "Any other error: GeoReport's list of errors (500: an internal error, logged; nothing recorded), or, from the limits in front of every route, a problem document (429 with Retry-After, 503)", content(($err = $ct), (crate::http::error::Problem = "application/problem+json"))),
             )
         )]
         pub fn $fn() {}
@@ -261,7 +271,7 @@ both!(
 
 /// `POST requests` in one format.
 macro_rules! post_request {
-    ($fn:ident, $path:literal, $ct:literal) => {
+    ($fn:ident, $path:literal, $ct:literal, $created:ty, $err:ty) => {
         #[utoipa::path(
             post, path = $path, tag = "open311",
             summary = "Open311: post a service request",
@@ -275,12 +285,12 @@ macro_rules! post_request {
                 (Open311RequestMultipart = "multipart/form-data"),
             )),
             responses(
-                (status = 201, description = "Created (a list of one)", content_type = $ct, body = Vec<Open311Created>),
-                (status = 400, description = "A missing or bad field, a body that is neither form, a second media part, or a jurisdiction_id this endpoint does not serve", content_type = $ct, body = Vec<Open311Error>),
-                (status = 403, description = "No api_key, an unknown one, or a role that does not report", content_type = $ct, body = Vec<Open311Error>),
-                (status = 413, description = "A form over 1 MiB, or a photo over the attachment limit", content_type = $ct, body = Vec<Open311Error>),
-                (status = 415, description = "The media part is not a JPEG, PNG, WebP or HEIC image", content_type = $ct, body = Vec<Open311Error>),
-                (status = "default", description = "Any other error: GeoReport's list of errors (500: an internal error, logged; nothing recorded), or, from the limits in front of every route, a problem document (429 with Retry-After, 503)", content((Vec<Open311Error> = $ct), (crate::http::error::Problem = "application/problem+json"))),
+                (status = 201, description = "Created (a list of one)", content_type = $ct, body = $created),
+                (status = 400, description = "A missing or bad field, a body that is neither form, a second media part, or a jurisdiction_id this endpoint does not serve", content_type = $ct, body = $err),
+                (status = 403, description = "No api_key, an unknown one, or a role that does not report", content_type = $ct, body = $err),
+                (status = 413, description = "A form over 1 MiB, or a photo over the attachment limit", content_type = $ct, body = $err),
+                (status = 415, description = "The media part is not a JPEG, PNG, WebP or HEIC image", content_type = $ct, body = $err),
+                (status = "default", description = "Any other error: GeoReport's list of errors (500: an internal error, logged; nothing recorded), or, from the limits in front of every route, a problem document (429 with Retry-After, 503)", content(($err = $ct), (crate::http::error::Problem = "application/problem+json"))),
             )
         )]
         pub fn $fn() {}
@@ -290,9 +300,17 @@ macro_rules! post_request {
 post_request!(
     open311_post_json,
     "/open311/v2/requests.json",
-    "application/json"
+    "application/json",
+    Vec<Open311Created>,
+    Vec<Open311Error>
 );
-post_request!(open311_post_xml, "/open311/v2/requests.xml", "text/xml");
+post_request!(
+    open311_post_xml,
+    "/open311/v2/requests.xml",
+    "text/xml",
+    Open311Xml,
+    Open311Xml
+);
 
 #[utoipa::path(
     get, path = "/open311/v2/requests/{service_request_id}/media", tag = "open311",
