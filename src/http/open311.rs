@@ -395,6 +395,18 @@ async fn post_resource(
 ) -> Response {
     match split_format(&resource) {
         Some(("requests", f)) => respond(f, post_request(&app, &settings, req, f).await),
+        Some(("services", f)) => {
+            let mut r = error_response(
+                f,
+                err(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("POST is not allowed on {resource}: it is read with GET"),
+                ),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            r
+        }
         Some((_, f)) => error_response(f, not_found(&resource)),
         None => error_response(Format::Json, not_found(&resource)),
     }
@@ -548,8 +560,20 @@ async fn post_request(
     f: Format,
 ) -> Result<Response, Open311Error> {
     let headers = req.headers().clone();
+    // `api_key` and `jurisdiction_id` may also come in the query string, as some
+    // clients send them; the form's win.
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
     let posted = media::read(app, req).await?;
-    let form = posted.form;
+    let mut form = posted.form;
+    for (k, v) in query {
+        if k == "api_key" || k == "jurisdiction_id" {
+            form.entry(k).or_insert(v);
+        }
+    }
     check_jurisdiction(settings, &form)?;
     let actor = authenticate(app, field(&form, "api_key")).await?;
     let source = match actor.role {

@@ -452,6 +452,9 @@ async fn each_error_is_a_georeport_error() {
             "city.nope",
         );
         assert_error(&get(&app, "/open311/v2/nothing.json").await, 404, "nothing");
+        // A read-only resource refuses a POST with a 405 naming GET.
+        let r = post_form(&app, "/open311/v2/services.json", "a=1").await;
+        assert_error(&r, 405, "GET");
         // Reads need a key; bad filters are 400.
         assert_error(
             &get(&app, "/open311/v2/requests.json").await,
@@ -837,6 +840,16 @@ async fn georeport_reads_a_curl_posted_request_without_a_key_when_public_reads_a
             .unwrap();
         assert_error(&answer(r).await, 400, "weihai-etdz");
         assert_eq!(app.count_rows("events").await, before, "nothing appended");
+
+        // The api_key in the query string of a POST, as some clients send it.
+        let r = c
+            .post(format!("{open}/open311/v2/requests.json?api_key={hot}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("service_code=city.exposed_garbage&lat=37.5&long=122.1&description=query key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer(r).await.status, 201);
 
         // Public reads off (the default): the same requests get 403, JSON and XML.
         for url in [

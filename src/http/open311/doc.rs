@@ -237,9 +237,9 @@ both!(
         ("jurisdiction_id" = Option<String>, Query, description = "Checked against the configured one, if any"),
         ("service_request_id" = Option<String>, Query, description = "Comma-separated ids: these requests, the other filters ignored"),
         ("service_code" = Option<String>, Query, description = "A category code"),
-        ("start_date" = Option<String>, Query, description = "W3C date-time (2026-09-30T08:00:00+08:00)"),
-        ("end_date" = Option<String>, Query, description = "W3C date-time; at most 90 days after start_date"),
-        ("status" = Option<String>, Query, description = "open, closed, or open,closed"),
+        ("start_date" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "W3C date-time (2026-09-30T08:00:00+08:00)"),
+        ("end_date" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "W3C date-time; at most 90 days after start_date"),
+        ("status" = Option<String>, Query, pattern = "^ *(open|closed) *(, *(open|closed) *)*$", description = "open, closed, or open,closed"),
     ),
     ok = Vec<Open311Request>, "The requests (possibly none)"
 );
@@ -280,6 +280,10 @@ macro_rules! post_request {
                 a grid_worker or hotline_agent; the request becomes a ticket by the same \
                 command path as `POST /api/v1/tickets`. The same form again from the same \
                 user is answered from the first (header `Idempotent-Replayed: true`).",
+            params(
+                ("api_key" = Option<String>, Query, description = "The api_key, when a client sends it here rather than in the form (the form's wins)"),
+                ("jurisdiction_id" = Option<String>, Query, description = "As in the form"),
+            ),
             request_body(content(
                 (Open311RequestForm = "application/x-www-form-urlencoded"),
                 (Open311RequestMultipart = "multipart/form-data"),
