@@ -41,9 +41,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -82,12 +83,26 @@ pub fn router(app: &App, settings: Settings) -> Router<SharedApp> {
         .max_bytes
         .saturating_add(media::MULTIPART_OVERHEAD);
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    // Each resource lists its own methods (so that `Allow` is exact); `{resource}`
+    // answers GeoReport's 404 for any other name.
+    let posts = || post(post_resource).layer(DefaultBodyLimit::max(limit));
     Router::new()
         .route(
+            "/open311/v2/services.json",
+            get(get_resource).fallback(read_only),
+        )
+        .route(
+            "/open311/v2/services.xml",
+            get(get_resource).fallback(read_only),
+        )
+        .route(
+            "/open311/v2/requests.json",
+            get(get_resource).merge(posts()),
+        )
+        .route("/open311/v2/requests.xml", get(get_resource).merge(posts()))
+        .route(
             "/open311/v2/{resource}",
-            get(get_resource)
-                .post(post_resource)
-                .layer(DefaultBodyLimit::max(limit)),
+            get(get_resource).post(post_resource),
         )
         .route("/open311/v2/services/{file}", get(service_definition))
         .route("/open311/v2/requests/{file}", get(get_request))
@@ -365,13 +380,19 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{}://{host}", if https { "https" } else { "http" })
 }
 
+/// The last segment of the path: `services.json`, `requests.xml`, ….
+fn resource_of(uri: &Uri) -> String {
+    uri.path().rsplit('/').next().unwrap_or("").to_string()
+}
+
 async fn get_resource(
     State(app): State<SharedApp>,
     Extension(settings): Extension<Arc<Settings>>,
-    Path(resource): Path<String>,
+    uri: Uri,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let resource = resource_of(&uri);
     let f = split_format(&resource).map_or(Format::Json, |(_, f)| f);
     if let Err(e) = check_jurisdiction(&settings, &params) {
         return error_response(f, e);
@@ -387,26 +408,30 @@ async fn get_resource(
     }
 }
 
+/// Any method but GET on a resource that is only read: GeoReport's 405.
+async fn read_only(method: axum::http::Method, uri: Uri) -> Response {
+    let resource = resource_of(&uri);
+    let f = split_format(&resource).map_or(Format::Json, |(_, f)| f);
+    let mut r = error_response(
+        f,
+        err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {resource}: it is read with GET"),
+        ),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+    r
+}
+
 async fn post_resource(
     State(app): State<SharedApp>,
     Extension(settings): Extension<Arc<Settings>>,
-    Path(resource): Path<String>,
     req: Request,
 ) -> Response {
+    let resource = resource_of(req.uri());
     match split_format(&resource) {
         Some(("requests", f)) => respond(f, post_request(&app, &settings, req, f).await),
-        Some(("services", f)) => {
-            let mut r = error_response(
-                f,
-                err(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    format!("POST is not allowed on {resource}: it is read with GET"),
-                ),
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
-            r
-        }
         Some((_, f)) => error_response(f, not_found(&resource)),
         None => error_response(Format::Json, not_found(&resource)),
     }
@@ -831,33 +856,6 @@ async fn list_requests(
     let (actor, public) = reader(app, settings, params).await?;
     let shown = Shown { public, base };
     let org = app.org.get();
-    // Named requests: the other filters do not apply (GeoReport says so).
-    if let Some(ids) = field(params, "service_request_id") {
-        let mut items = Vec::new();
-        for id in ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .take(MAX_REQUESTS as usize)
-        {
-            let Ok(id) = Uuid::parse_str(id) else {
-                continue;
-            };
-            match app.get(&actor, id).await {
-                Ok((t, _)) => items.push(request_json(&org, &t, &shown)),
-                // A frozen ticket (a failed verification) is left out, not the list.
-                Err(AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Tampered(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        return Ok(answer(
-            f,
-            StatusCode::OK,
-            "service_requests",
-            "request",
-            &items,
-        ));
-    }
     let now = app.now();
     let start = field(params, "start_date")
         .map(|s| parse_datetime("start_date", s))
@@ -908,6 +906,34 @@ async fn list_requests(
             )));
         }
     };
+    // Named requests: the other filters do not apply (GeoReport says so), though a
+    // malformed one is still a 400.
+    if let Some(ids) = field(params, "service_request_id") {
+        let mut items = Vec::new();
+        for id in ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .take(MAX_REQUESTS as usize)
+        {
+            let Ok(id) = Uuid::parse_str(id) else {
+                continue;
+            };
+            match app.get(&actor, id).await {
+                Ok((t, _)) => items.push(request_json(&org, &t, &shown)),
+                // A frozen ticket (a failed verification) is left out, not the list.
+                Err(AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Tampered(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(answer(
+            f,
+            StatusCode::OK,
+            "service_requests",
+            "request",
+            &items,
+        ));
+    }
     let q = TicketQuery {
         category,
         states,

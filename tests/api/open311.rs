@@ -473,6 +473,18 @@ async fn each_error_is_a_georeport_error() {
         let q = |s: &str| format!("/open311/v2/requests.json?api_key={disp}&{s}");
         assert_error(&get(&app, &q("status=pending")).await, 400, "status");
         assert_error(
+            &get(
+                &app,
+                &q(&format!(
+                    "service_request_id={}&status=pending",
+                    uuid::Uuid::new_v4()
+                )),
+            )
+            .await,
+            400,
+            "status",
+        );
+        assert_error(
             &get(&app, &q("start_date=yesterday")).await,
             400,
             "start_date",
@@ -1138,6 +1150,16 @@ async fn cors_lets_any_origin_call_open311_and_listed_origins_read_the_api() {
                 .unwrap()
                 .contains("content-type")
         );
+        // A resource that is only read says so, preflight or not.
+        let r = c
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/open311/v2/services.json"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["allow"], "GET,HEAD");
         // Pages: none.
         let r = c
             .get(format!("{base}/"))
