@@ -131,8 +131,9 @@ pub struct Open311Error {
 /// `long`, or `address_string`.
 #[derive(Serialize, ToSchema)]
 pub struct Open311RequestForm {
-    /// A yiwang token of a grid_worker or hotline_agent.
-    api_key: String,
+    /// A yiwang token of a grid_worker or hotline_agent (here, or in the query
+    /// string).
+    api_key: Option<String>,
     /// Checked against the configured one, if any.
     jurisdiction_id: Option<String>,
     /// A category code of `services.json`.
@@ -157,7 +158,8 @@ pub struct Open311RequestForm {
 /// The multipart form of `POST requests`: the same fields as parts, and the photo.
 #[derive(Serialize, ToSchema)]
 pub struct Open311RequestMultipart {
-    api_key: String,
+    /// Here, or in the query string.
+    api_key: Option<String>,
     jurisdiction_id: Option<String>,
     service_code: String,
     lat: Option<f64>,
