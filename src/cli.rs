@@ -290,6 +290,21 @@ pub struct ServeArgs {
     #[arg(long, env = "YIWANG_SHUTDOWN_GRACE_SECS", default_value_t = crate::http::server::DEFAULT_SHUTDOWN_GRACE_SECS,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub shutdown_grace_secs: u64,
+    /// Open311: answer `GET requests*` without an api_key, with GeoReport's public
+    /// fields (no reporter; phones, ID numbers and e-mails masked in the
+    /// description) for every request of the district. Off by default: complaints
+    /// carry personal details (README: "Open311").
+    #[arg(long, env = "YIWANG_OPEN311_PUBLIC_READS")]
+    pub open311_public_reads: bool,
+    /// Open311: the jurisdiction_id this endpoint serves; a request naming another
+    /// gets a 400. Unset: any jurisdiction_id is accepted and ignored.
+    #[arg(long, env = "YIWANG_OPEN311_JURISDICTION", value_name = "ID")]
+    pub open311_jurisdiction: Option<String>,
+    /// Origins (comma-separated, https://host[:port]) whose pages may read /api/v1
+    /// (GET, CORS); none by default. /open311/ answers any origin.
+    #[arg(long, env = "YIWANG_CORS_ORIGINS", value_name = "ORIGINS", value_delimiter = ',',
+          value_parser = crate::http::cors::parse_origin)]
+    pub cors_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -303,6 +318,30 @@ impl ServeArgs {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             max_sse_subscribers: self.max_sse_subscribers,
             max_sse_per_token: self.max_sse_per_token,
+        }
+    }
+
+    /// The edge settings these flags set (Open311, CORS).
+    pub fn edge(&self) -> crate::http::Edge {
+        crate::http::Edge {
+            open311: crate::http::open311::Settings {
+                public_reads: self.open311_public_reads,
+                jurisdiction: self
+                    .open311_jurisdiction
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|j| !j.is_empty())
+                    .map(str::to_string),
+            },
+            cors: crate::http::cors::Settings {
+                origins: self
+                    .cors_origins
+                    .iter()
+                    .filter(|o| !o.is_empty())
+                    .cloned()
+                    .collect(),
+            },
+            metrics_elsewhere: self.metrics_addr.is_some(),
         }
     }
 
@@ -698,7 +737,7 @@ async fn serve(url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let grace = Duration::from_secs(args.shutdown_grace_secs);
     let shutdown =
         crate::http::server::Shutdown::new(args.shutdown_drain_secs + args.shutdown_grace_secs);
-    let router = crate::http::app_served(app, args.limits(), args.metrics_addr.is_none())
+    let router = crate::http::app_with_edge(app, args.limits(), args.edge())
         .layer(axum::Extension(shutdown.clone()));
     let closing = shutdown.clone();
     let server =

@@ -280,7 +280,8 @@ async fn get_ticket_attachment(
     serve(&app, &a).await
 }
 
-async fn serve(app: &App, a: &Stored) -> Result<Response, AppError> {
+/// The stored file's bytes with its headers (also Open311's `media_url`).
+pub(crate) async fn serve(app: &App, a: &Stored) -> Result<Response, AppError> {
     let path = attachments::path_of(&app.attachments.dir, &a.hash);
     let bytes = match tokio::fs::read(&path).await {
         Ok(b) => b,

@@ -345,7 +345,9 @@ pub async fn bound_time(State(s): State<LimitState>, req: Request, next: Next) -
         return next.run(req).await;
     }
     let mut limit = s.limits.settings.request_timeout;
-    if path == UPLOAD_PATH && req.method() == Method::POST {
+    // Open311's POST may carry its photo (a multipart `media` part).
+    let upload = path == UPLOAD_PATH || path.starts_with("/open311/v2/requests.");
+    if upload && req.method() == Method::POST {
         limit = limit.saturating_mul(UPLOAD_TIMEOUT_FACTOR);
     }
     let method = req.method().clone();

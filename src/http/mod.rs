@@ -4,6 +4,7 @@
 pub mod appraisal;
 pub mod appraisal_entries;
 pub mod attachments;
+pub mod cors;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -173,16 +174,27 @@ pub fn app(state: SharedApp) -> Router {
 /// `into_make_service_with_connect_info::<SocketAddr>()`, so that the per-address
 /// limit tells clients apart.
 pub fn app_with(state: SharedApp, settings: limits::Settings) -> Router {
-    app_served(state, settings, true)
+    app_with_edge(state, settings, Edge::default())
 }
 
-/// [`app_with`], with `/metrics` only if `public_metrics`: `serve --metrics-addr`
-/// serves it on a listener of its own ([`metrics_app`]) and not on the public port.
-pub fn app_served(state: SharedApp, settings: limits::Settings, public_metrics: bool) -> Router {
-    let ops = if public_metrics {
-        ops::router().merge(ops::metrics_router())
-    } else {
+/// What `serve`'s flags choose for the edges beyond the limits: Open311's public
+/// reads and jurisdiction, and the origins `/api/v1` answers reads from (CORS).
+#[derive(Clone, Debug, Default)]
+pub struct Edge {
+    pub open311: open311::Settings,
+    pub cors: cors::Settings,
+    /// `serve --metrics-addr`: `/metrics` is served on a listener of its own
+    /// ([`metrics_app`]) and not on the public port.
+    pub metrics_elsewhere: bool,
+}
+
+/// The whole application with chosen limits and edge settings ([`Edge`]).
+pub fn app_with_edge(state: SharedApp, settings: limits::Settings, edge: Edge) -> Router {
+    let cors_layers = Arc::new(cors::Layers::new(&edge.cors));
+    let ops = if edge.metrics_elsewhere {
         ops::router()
+    } else {
+        ops::router().merge(ops::metrics_router())
     };
     let request_id = HeaderName::from_static("x-request-id");
     let limited = limits::LimitState {
@@ -200,7 +212,7 @@ pub fn app_served(state: SharedApp, settings: limits::Settings, public_metrics: 
         .merge(people::router())
         .merge(ops)
         .merge(openapi::router())
-        .merge(open311::router())
+        .merge(open311::router(&state, edge.open311))
         .merge(me::router())
         .merge(error::router())
         .merge(crate::web::router())
@@ -217,6 +229,8 @@ pub fn app_served(state: SharedApp, settings: limits::Settings, public_metrics: 
             limits::rate_limit,
         ))
         .layer(Extension(limited.limits))
+        // Outside the limits: a preflight costs no rate and no timer.
+        .layer(middleware::from_fn_with_state(cors_layers, cors::layer))
         // Answers in gzip, br or zstd when the client accepts one. tower-http's
         // default predicate leaves out the live stream (`text/event-stream`), images
         // (the photos; not SVG) and bodies under 32 bytes. The body is compressed

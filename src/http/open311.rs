@@ -9,10 +9,25 @@
 //!   Idempotency-Key is derived from the token's user and a hash of the form body, so
 //!   a client's retry of the same form is answered with the same request and not
 //!   doubled. (The same citizen posting the very same form twice is taken as a retry.)
-//! - `GET requests.json` and `GET requests/{id}.json` need an `api_key` (any role): a
-//!   request holds a citizen's description and location, so yiwang does not offer
-//!   the anonymous reads GeoReport allows. The token sees what it sees in
-//!   `/api/v1`: its unit's subtree. The reporter's contact is never shown.
+//!   `POST` also takes `multipart/form-data` (as mobile apps send it): the same fields
+//!   as parts, and the photo as the file part `media`, stored as an attachment as
+//!   `POST /api/v1/attachments` stores one (the same size limit and image types) and
+//!   named in the ticket's `photos`; reads then give its `media_url`
+//!   (`/open311/v2/requests/{id}/media`, read with the same key, or without one when
+//!   public reads are on).
+//! - `GET requests.json` and `GET requests/{id}.json` with an `api_key` (any role):
+//!   the token sees what it sees in `/api/v1`, its unit's subtree. Without one, a
+//!   403, unless the city turned on `open311_public_reads` ([`Settings`]): then every
+//!   request of the district is answered with GeoReport's public fields, the
+//!   contacts recognisable in the description masked out ([`mask`]). The reporter's
+//!   contact is never shown.
+//! - `GET /open311/discovery.json` (or `.xml`): GeoReport's service discovery.
+//! - `jurisdiction_id`: when the city configured one (`open311_jurisdiction`), a
+//!   request naming another is a 400; otherwise it is accepted and ignored.
+//! - CORS: any origin may call `/open311/` (the answers carry
+//!   `Access-Control-Allow-Origin: *`, preflights are answered): it is a public
+//!   interface whose writes need an `api_key` in the form, never a cookie, so a
+//!   page of another origin can do nothing its user's key could not.
 //!
 //! `service_request_id` is the ticket id (the UUID of `/api/v1/tickets/{id}`); the
 //! ticket number is in `service_notice`. `status` is `closed` once the ticket is
@@ -22,34 +37,96 @@
 //! `[{"code", "description"}]` with the HTTP status as `code` (400, 403, 404; 5xx
 //! for the service's own failures).
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::Uri;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use uuid::Uuid;
 
-use crate::app::SharedApp;
 use crate::app::commands::{CommandMeta, ParsedCommand, parse_command};
+use crate::app::{App, SharedApp};
 use crate::auth::{Actor, Role};
-use crate::domain::{State as TicketState, Ticket};
+use crate::domain::{PhotoStage, State as TicketState, Ticket};
 use crate::error::AppError;
 use crate::org::{Org, UnitKind};
 use crate::repo::tickets::TicketQuery;
 
-pub fn router() -> Router<SharedApp> {
+pub mod discovery;
+pub mod doc;
+pub mod mask;
+mod media;
+
+/// What a city chooses for its Open311 endpoint (`serve`'s flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// `--open311-public-reads`: `GET requests*` without an `api_key` answer every
+    /// request of the district with GeoReport's public fields, contacts masked out
+    /// of the description. Off: such a read is a 403.
+    pub public_reads: bool,
+    /// `--open311-jurisdiction`: the `jurisdiction_id` this endpoint serves; a
+    /// request naming another gets a 400. None: any is accepted and ignored.
+    pub jurisdiction: Option<String>,
+}
+
+pub fn router(app: &App, settings: Settings) -> Router<SharedApp> {
+    // A form with its photo: the attachment's limit, and room for the other parts.
+    let limit = app
+        .attachments
+        .max_bytes
+        .saturating_add(media::MULTIPART_OVERHEAD);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    // Each resource lists its own methods (so that `Allow` is exact); `{resource}`
+    // answers GeoReport's 404 for any other name.
+    let posts = || post(post_resource).layer(DefaultBodyLimit::max(limit));
     Router::new()
+        .route(
+            "/open311/v2/services.json",
+            get(get_resource).fallback(read_only),
+        )
+        .route(
+            "/open311/v2/services.xml",
+            get(get_resource).fallback(read_only),
+        )
+        .route(
+            "/open311/v2/requests.json",
+            get(get_resource).merge(posts()),
+        )
+        .route("/open311/v2/requests.xml", get(get_resource).merge(posts()))
         .route(
             "/open311/v2/{resource}",
             get(get_resource).post(post_resource),
         )
         .route("/open311/v2/services/{file}", get(service_definition))
         .route("/open311/v2/requests/{file}", get(get_request))
+        .route("/open311/v2/requests/{id}/media", get(media::get_media))
+        .route("/open311/discovery.json", get(discovery::json))
+        .route("/open311/discovery.xml", get(discovery::xml))
+        .layer(Extension(Arc::new(settings)))
+}
+
+/// CORS of `/open311/` (applied by `http::cors`, before routing, so that a
+/// preflight reaches it): any origin, no credentials (see the module's doc), GET and
+/// POST, the form's content types; a preflight is answered for an hour.
+pub fn cors_layer() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("idempotent-replayed"),
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// The most requests one `GET requests` answers, and its default window.
@@ -240,27 +317,121 @@ async fn authenticate(app: &SharedApp, api_key: Option<&str>) -> Result<Actor, O
         })
 }
 
+/// Who reads: the `api_key`'s token (its scope, as in `/api/v1`), or, without one
+/// and with public reads on, the public (`true`): the whole district, public fields.
+async fn reader(
+    app: &SharedApp,
+    settings: &Settings,
+    params: &HashMap<String, String>,
+) -> Result<(Actor, bool), Open311Error> {
+    match field(params, "api_key") {
+        Some(key) => Ok((authenticate(app, Some(key)).await?, false)),
+        None if settings.public_reads => {
+            let org = app.org.get();
+            // Reads only, and only through `request_json(.., public = true)`: an
+            // analyst of the root unit sees every ticket and no reporter's contact.
+            let public = Actor {
+                token_id: String::new(),
+                user: "open311:public".to_string(),
+                role: Role::Analyst,
+                unit: org.root().code.clone(),
+            };
+            Ok((public, true))
+        }
+        None => Err(err(
+            StatusCode::FORBIDDEN,
+            "api_key is required: a yiwang token (yiwang token create …); this endpoint \
+             does not answer reads without one (open311_public_reads is off)",
+        )),
+    }
+}
+
+/// A `jurisdiction_id` other than the configured one is a 400; without a configured
+/// one, any is accepted (and ignored).
+fn check_jurisdiction(
+    settings: &Settings,
+    params: &HashMap<String, String>,
+) -> Result<(), Open311Error> {
+    match (&settings.jurisdiction, field(params, "jurisdiction_id")) {
+        (Some(ours), Some(theirs)) if theirs != ours => Err(bad_request(format!(
+            "jurisdiction_id {theirs:?} is not served here: this endpoint serves {ours:?} \
+             (or leave jurisdiction_id out)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The scheme and host the client called (`Host`; `https` when a proxy says so in
+/// `X-Forwarded-Proto`), for the absolute URLs of `media_url` and discovery.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+/// The last segment of the path: `services.json`, `requests.xml`, ….
+fn resource_of(uri: &Uri) -> String {
+    uri.path().rsplit('/').next().unwrap_or("").to_string()
+}
+
 async fn get_resource(
     State(app): State<SharedApp>,
-    Path(resource): Path<String>,
+    Extension(settings): Extension<Arc<Settings>>,
+    uri: Uri,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
+    let resource = resource_of(&uri);
+    let f = split_format(&resource).map_or(Format::Json, |(_, f)| f);
+    if let Err(e) = check_jurisdiction(&settings, &params) {
+        return error_response(f, e);
+    }
     match split_format(&resource) {
         Some(("services", f)) => respond(f, Ok(services(&app, f))),
-        Some(("requests", f)) => respond(f, list_requests(&app, &params, f).await),
+        Some(("requests", f)) => respond(
+            f,
+            list_requests(&app, &settings, &params, &base_url(&headers), f).await,
+        ),
         Some((_, f)) => error_response(f, not_found(&resource)),
         None => error_response(Format::Json, not_found(&resource)),
     }
 }
 
+/// Any method but GET on a resource that is only read: GeoReport's 405.
+async fn read_only(method: axum::http::Method, uri: Uri) -> Response {
+    let resource = resource_of(&uri);
+    let f = split_format(&resource).map_or(Format::Json, |(_, f)| f);
+    let mut r = error_response(
+        f,
+        err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {resource}: it is read with GET"),
+        ),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+    r
+}
+
 async fn post_resource(
     State(app): State<SharedApp>,
-    Path(resource): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    Extension(settings): Extension<Arc<Settings>>,
+    req: Request,
 ) -> Response {
+    let resource = resource_of(req.uri());
     match split_format(&resource) {
-        Some(("requests", f)) => respond(f, post_request(&app, &headers, body, f).await),
+        Some(("requests", f)) => respond(f, post_request(&app, &settings, req, f).await),
         Some((_, f)) => error_response(f, not_found(&resource)),
         None => error_response(Format::Json, not_found(&resource)),
     }
@@ -305,10 +476,18 @@ fn services(app: &SharedApp, f: Format) -> Response {
     answer(f, StatusCode::OK, "services", "service", &items)
 }
 
-async fn service_definition(State(app): State<SharedApp>, Path(file): Path<String>) -> Response {
+async fn service_definition(
+    State(app): State<SharedApp>,
+    Extension(settings): Extension<Arc<Settings>>,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
     let Some((code, f)) = split_format(&file) else {
         return error_response(Format::Json, not_found(&format!("services/{file}")));
     };
+    if let Err(e) = check_jurisdiction(&settings, &params) {
+        return error_response(f, e);
+    }
     let org = app.org.get();
     let r = match org.category(code) {
         // No attributes: a service definition of GeoReport is a list of extra
@@ -401,31 +580,26 @@ fn full_name(first: Option<&str>, last: Option<&str>) -> Option<String> {
 
 async fn post_request(
     app: &SharedApp,
-    headers: &HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    settings: &Settings,
+    req: Request,
     f: Format,
 ) -> Result<Response, Open311Error> {
-    let raw = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            err(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is over the 1 MiB limit",
-            )
-        } else {
-            bad_request(format!("could not read the request body: {e}"))
-        }
-    })?;
-    if let Some(ct) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        if !ct.starts_with("application/x-www-form-urlencoded") {
-            return Err(bad_request(
-                "send the request as application/x-www-form-urlencoded (curl -d field=value …)",
-            ));
+    let headers = req.headers().clone();
+    // `api_key` and `jurisdiction_id` may also come in the query string, as some
+    // clients send them; the form's win.
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let posted = media::read(app, req).await?;
+    let mut form = posted.form;
+    for (k, v) in query {
+        if k == "api_key" || k == "jurisdiction_id" {
+            form.entry(k).or_insert(v);
         }
     }
-    let form = parse_form(&raw)?;
+    check_jurisdiction(settings, &form)?;
     let actor = authenticate(app, field(&form, "api_key")).await?;
     let source = match actor.role {
         Role::GridWorker => "grid",
@@ -497,7 +671,7 @@ async fn post_request(
     if name.is_some() || phone.is_some() {
         ticket["reporter"] = json!({ "name": name, "phone": phone });
     }
-    let input = match parse_command("create", ticket.to_string().as_bytes())? {
+    let mut input = match parse_command("create", ticket.to_string().as_bytes())? {
         ParsedCommand::Create(t) => t,
         ParsedCommand::Act(_) => {
             return Err(err(
@@ -506,7 +680,19 @@ async fn post_request(
             ));
         }
     };
-    let meta = form_meta(&actor, headers, &raw);
+    // The photo is kept only now that the rest of the request was accepted.
+    let mut canonical = posted.canonical;
+    if let Some(incoming) = posted.media {
+        let stored = incoming.finish().await.map_err(media::media_error)?;
+        crate::attachments::record(&app.store.pool(), &stored, &actor.user, app.now())
+            .await
+            .map_err(|e| Open311Error::from(AppError::from(e)))?;
+        tracing::info!(hash = %stored.hash, size = stored.size, content_type = %stored.content_type, "open311 media stored");
+        canonical.extend_from_slice(b"\nmedia=");
+        canonical.extend_from_slice(stored.hash.as_bytes());
+        input.photos.push(stored.hash);
+    }
+    let meta = form_meta(&actor, &headers, &canonical);
     let reply = app.create(&actor, input, meta).await?;
     let created: Value = serde_json::from_str(&reply.body).map_err(|e| {
         Open311Error::from(AppError::Internal(anyhow::anyhow!(
@@ -535,8 +721,8 @@ async fn post_request(
 }
 
 /// The command facts of a form: the Idempotency-Key is the token user's hash of the
-/// body, so the same form from the same user is one request however often it is
-/// sent.
+/// body (a multipart form's fields and photo: `media::Posted::canonical`), so the
+/// same form from the same user is one request however often it is sent.
 fn form_meta(actor: &Actor, headers: &HeaderMap, raw: &[u8]) -> CommandMeta {
     let mut k = Sha256::new();
     k.update(actor.user.as_bytes());
@@ -595,8 +781,27 @@ fn status_notes(org: &Org, t: &Ticket) -> String {
     }
 }
 
-/// A ticket as a GeoReport service request. The reporter's contact is left out.
-fn request_json(org: &Org, t: &Ticket) -> Value {
+/// How a request is shown: to a key (its description as written) or to the public
+/// (contacts masked out of it); `base` makes `media_url` absolute.
+struct Shown<'a> {
+    public: bool,
+    base: &'a str,
+}
+
+/// The report's first photo (one posted as `media`, or with the ticket in
+/// `/api/v1`), if any.
+fn report_photo(t: &Ticket) -> Option<&str> {
+    t.photos
+        .iter()
+        .find(|p| p.stage == PhotoStage::Accepted)
+        .map(|p| p.hash.as_str())
+}
+
+/// A ticket as a GeoReport service request: the spec's fields, nothing else. The
+/// reporter's contact is left out; for the public, the contacts recognisable in
+/// the description (and the address, should one be written there) are masked
+/// ([`mask::contacts`]).
+fn request_json(org: &Org, t: &Ticket, shown: &Shown) -> Value {
     let service_name = org
         .category(&t.category)
         .map(|c| c.name.clone())
@@ -608,18 +813,26 @@ fn request_json(org: &Org, t: &Ticket) -> Value {
         "status_notes": status_notes(org, t),
         "service_name": service_name,
         "service_code": t.category,
-        "description": t.description,
+        "description": if shown.public {
+            mask::contacts(&t.description)
+        } else {
+            t.description.clone()
+        },
         "agency_responsible": agency,
         "service_notice": format!("工单编号 {} / ticket number {}", t.number, t.number),
         "requested_datetime": t.created_at,
         "updated_datetime": t.updated_at,
         "expected_datetime": t.handle_due_at,
-        "address": t.location.address,
+        "address": match &t.location.address {
+            Some(a) if shown.public => Some(mask::contacts(a)),
+            other => other.clone(),
+        },
         "address_id": null,
         "zipcode": null,
         "lat": t.location.lat,
         "long": t.location.lon,
-        "media_url": null,
+        "media_url": report_photo(t)
+            .map(|_| format!("{}/open311/v2/requests/{}/media", shown.base, t.id)),
     })
 }
 
@@ -635,38 +848,14 @@ fn parse_datetime(name: &str, s: &str) -> Result<DateTime<Utc>, Open311Error> {
 
 async fn list_requests(
     app: &SharedApp,
+    settings: &Settings,
     params: &HashMap<String, String>,
+    base: &str,
     f: Format,
 ) -> Result<Response, Open311Error> {
-    let actor = authenticate(app, field(params, "api_key")).await?;
+    let (actor, public) = reader(app, settings, params).await?;
+    let shown = Shown { public, base };
     let org = app.org.get();
-    // Named requests: the other filters do not apply (GeoReport says so).
-    if let Some(ids) = field(params, "service_request_id") {
-        let mut items = Vec::new();
-        for id in ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .take(MAX_REQUESTS as usize)
-        {
-            let Ok(id) = Uuid::parse_str(id) else {
-                continue;
-            };
-            match app.get(&actor, id).await {
-                Ok((t, _)) => items.push(request_json(&org, &t)),
-                // A frozen ticket (a failed verification) is left out, not the list.
-                Err(AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Tampered(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        return Ok(answer(
-            f,
-            StatusCode::OK,
-            "service_requests",
-            "request",
-            &items,
-        ));
-    }
     let now = app.now();
     let start = field(params, "start_date")
         .map(|s| parse_datetime("start_date", s))
@@ -717,6 +906,34 @@ async fn list_requests(
             )));
         }
     };
+    // Named requests: the other filters do not apply (GeoReport says so), though a
+    // malformed one is still a 400.
+    if let Some(ids) = field(params, "service_request_id") {
+        let mut items = Vec::new();
+        for id in ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .take(MAX_REQUESTS as usize)
+        {
+            let Ok(id) = Uuid::parse_str(id) else {
+                continue;
+            };
+            match app.get(&actor, id).await {
+                Ok((t, _)) => items.push(request_json(&org, &t, &shown)),
+                // A frozen ticket (a failed verification) is left out, not the list.
+                Err(AppError::NotFound(_) | AppError::Forbidden(_) | AppError::Tampered(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(answer(
+            f,
+            StatusCode::OK,
+            "service_requests",
+            "request",
+            &items,
+        ));
+    }
     let q = TicketQuery {
         category,
         states,
@@ -727,7 +944,10 @@ async fn list_requests(
         ..TicketQuery::default()
     };
     let tickets = app.list(&actor, q).await?;
-    let items: Vec<Value> = tickets.iter().map(|t| request_json(&org, t)).collect();
+    let items: Vec<Value> = tickets
+        .iter()
+        .map(|t| request_json(&org, t, &shown))
+        .collect();
     Ok(answer(
         f,
         StatusCode::OK,
@@ -739,14 +959,18 @@ async fn list_requests(
 
 async fn get_request(
     State(app): State<SharedApp>,
+    Extension(settings): Extension<Arc<Settings>>,
     Path(file): Path<String>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     let Some((id, f)) = split_format(&file) else {
         return error_response(Format::Json, not_found(&format!("requests/{file}")));
     };
     let r = async {
-        let actor = authenticate(&app, field(&params, "api_key")).await?;
+        check_jurisdiction(&settings, &params)?;
+        let (actor, public) = reader(&app, &settings, &params).await?;
+        let base = base_url(&headers);
         let missing = || err(StatusCode::NOT_FOUND, format!("no service request {id:?}"));
         let id = Uuid::parse_str(id).map_err(|_| missing())?;
         // A ticket outside the token's scope is not found either: no existence leak.
@@ -761,7 +985,14 @@ async fn get_request(
             StatusCode::OK,
             "service_requests",
             "request",
-            &[request_json(&org, &t)],
+            &[request_json(
+                &org,
+                &t,
+                &Shown {
+                    public,
+                    base: &base,
+                },
+            )],
         ))
     }
     .await;

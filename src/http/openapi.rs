@@ -36,6 +36,10 @@
 //! written into the document by [`Constraints`], so that a request built from the
 //! document is refused exactly when the document says it will be;
 //! `scripts/schemathesis.sh` holds the service to it.
+//! The Open311 operations (`/open311/`, each format, discovery, the multipart POST)
+//! are declared in `open311::doc` and added by its modifier [`Open311`], after
+//! [`Common`]: they take an `api_key`, not the bearer token, and answer GeoReport's
+//! errors.
 //! Nothing here can drift unseen: `tests/api/openapi.rs` checks that every route of
 //! the router is documented and keeps a snapshot (`schema/openapi.json`), and the
 //! test support validates every `/api/v1` response of the suite against the document,
@@ -59,6 +63,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::error::Problem;
+use super::open311::doc::Open311;
 use crate::app::SharedApp;
 use crate::error::AppError;
 
@@ -209,8 +214,8 @@ field of a 422).
 `cursor` (or `after`, for the feed) for the next page; null at the end.
 * **Times** are RFC 3339 in UTC. Deadlines fall at 24:00 Asia/Shanghai of a working day.
 
-Open311 GeoReport v2 is served at `/open311/v2/` (see the README); it is not part of this \
-document.
+Open311 GeoReport v2 is served at `/open311/v2/` (tag `open311`): its own `api_key`, formats \
+(`.json`, `.xml`) and errors (`[{\"code\", \"description\"}]`), no bearer token.
 
 * **Problem types**: each problem's `type` is `/problems/{kind}`, a page of the service that \
 says what it means (`GET /problems` lists them); `title` is the kind's, `detail` this \
@@ -280,7 +285,7 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
         crate::projections::periods::Granularity,
         super::stats::SatisfactionMode,
     )),
-    modifiers(&Common, &Constraints),
+    modifiers(&Common, &Constraints, &Open311),
     tags(
         (name = "tickets", description = "工单: accept, act on, read and list tickets"),
         (name = "events", description = "The event log: a ticket's stream, the global feed and its live stream"),

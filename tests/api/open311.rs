@@ -1,6 +1,10 @@
 //! Open311 GeoReport v2 at /open311/v2/: a client posts a request with a form body
 //! exactly as `curl -d` sends it, reads it back by id and by filters, gets each error
 //! in GeoReport's `[{"code", "description"}]` shape, and a retry is not doubled.
+//! Then what real clients send: georeport 0.3.1's reads without a key (its exact
+//! requests, as `tests/clients/georeport_check.py` makes them with the client
+//! itself), a multipart POST with its `media` photo, discovery, the jurisdiction,
+//! CORS, and every Open311 operation of the OpenAPI document.
 
 use serde_json::{Value, json};
 use yiwang::auth::Role;
@@ -447,11 +451,10 @@ async fn each_error_is_a_georeport_error() {
             404,
             "city.nope",
         );
-        assert_error(
-            &get(&app, "/open311/v2/discovery.json").await,
-            404,
-            "discovery",
-        );
+        assert_error(&get(&app, "/open311/v2/nothing.json").await, 404, "nothing");
+        // A read-only resource refuses a POST with a 405 naming GET.
+        let r = post_form(&app, "/open311/v2/services.json", "a=1").await;
+        assert_error(&r, 405, "GET");
         // Reads need a key; bad filters are 400.
         assert_error(
             &get(&app, "/open311/v2/requests.json").await,
@@ -469,6 +472,18 @@ async fn each_error_is_a_georeport_error() {
         );
         let q = |s: &str| format!("/open311/v2/requests.json?api_key={disp}&{s}");
         assert_error(&get(&app, &q("status=pending")).await, 400, "status");
+        assert_error(
+            &get(
+                &app,
+                &q(&format!(
+                    "service_request_id={}&status=pending",
+                    uuid::Uuid::new_v4()
+                )),
+            )
+            .await,
+            400,
+            "status",
+        );
         assert_error(
             &get(&app, &q("start_date=yesterday")).await,
             400,
@@ -545,4 +560,779 @@ async fn a_retry_of_the_same_form_is_not_doubled() {
         assert_eq!(app.count_rows("ticket_view").await, 3);
         app.finish().await;
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Real clients: the exact requests of georeport 0.3.1 (python-requests) and of a
+// mobile app's multipart POST, against the service with the edge settings of `serve`.
+
+use yiwang::http::open311::Settings as Open311;
+use yiwang::http::{Edge, cors};
+
+/// The same service (database, app) behind a router with these edge settings, as
+/// `yiwang serve --open311-public-reads …` builds it; its base URL.
+async fn serve_edge(app: &TestApp, edge: Edge) -> String {
+    let router = yiwang::http::app_with_edge(
+        app.app.clone(),
+        yiwang::http::limits::Settings::default(),
+        edge,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+fn public(jurisdiction: Option<&str>) -> Edge {
+    Edge {
+        open311: Open311 {
+            public_reads: true,
+            jurisdiction: jurisdiction.map(str::to_string),
+        },
+        ..Edge::default()
+    }
+}
+
+/// A GET as georeport 0.3.1 sends it: `requests.get(url, params=…)`, whose headers
+/// are python-requests' own (recorded from the client: no others).
+async fn georeport_get(client: &reqwest::Client, url: &str) -> Answer {
+    let r = client
+        .get(url)
+        .header("user-agent", "python-requests/2.34.2")
+        .header("accept-encoding", "gzip, deflate")
+        .header("accept", "*/*")
+        .header("connection", "keep-alive")
+        .send()
+        .await
+        .expect("request");
+    answer_decoded(r).await
+}
+
+/// An answer, gunzipped when it came compressed (python-requests accepts gzip).
+async fn answer_decoded(r: reqwest::Response) -> Answer {
+    use std::io::Read;
+    let status = r.status().as_u16();
+    let h = r.headers().clone();
+    let header = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let bytes = r.bytes().await.expect("body");
+    let text = if header("content-encoding") == "gzip" {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut s)
+            .expect("gzip");
+        s
+    } else {
+        String::from_utf8(bytes.to_vec()).expect("utf-8")
+    };
+    Answer {
+        status,
+        content_type: header("content-type"),
+        replayed: h.get("idempotent-replayed").is_some(),
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+/// A multipart body as python-requests (urllib3's `encode_multipart_formdata`)
+/// writes it: the fields, then the file part `media` with its name and type.
+fn multipart(fields: &[(&str, &str)], media: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "3d6b6a416f9b5d2fa7fbd8a6ac54c6b3";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (name, ct, bytes) in media {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"media\"; filename=\"{name}\"\r\nContent-Type: {ct}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_multipart(client: &reqwest::Client, url: &str, ct: &str, body: Vec<u8>) -> Answer {
+    let r = client
+        .post(url)
+        .header("user-agent", "python-requests/2.34.2")
+        .header("accept-encoding", "gzip, deflate")
+        .header("accept", "*/*")
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    answer_decoded(r).await
+}
+
+/// Exactly the fields of GeoReport's service request (the spec's example).
+const PUBLIC_FIELDS: [&str; 17] = [
+    "address",
+    "address_id",
+    "agency_responsible",
+    "description",
+    "expected_datetime",
+    "lat",
+    "long",
+    "media_url",
+    "requested_datetime",
+    "service_code",
+    "service_name",
+    "service_notice",
+    "service_request_id",
+    "status",
+    "status_notes",
+    "updated_datetime",
+    "zipcode",
+];
+
+/// The text of each `<name>…</name>` of an XML answer.
+fn xml_values(xml: &str, name: &str) -> Vec<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|s| s.split(&close).next().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn georeport_reads_a_curl_posted_request_without_a_key_when_public_reads_are_on() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let hot = app.token(Role::HotlineAgent, "etdz").await;
+        let open = serve_edge(&app, public(Some("weihai-etdz"))).await;
+        let closed = serve_edge(&app, Edge::default()).await;
+        let c = reqwest::Client::new();
+
+        // Posted as curl -d sends it (README's example), a phone in the description.
+        let form = format!(
+            "api_key={hot}&service_code=city.exposed_garbage&lat=37.5012&long=122.1005\
+             &address_string=皇冠街道海滨北路12号&description=小区门口垃圾三天未清运，联系电话13800001111 邮箱zhao@example.com\
+             &first_name=先生&last_name=赵&phone=13800001111&jurisdiction_id=weihai-etdz"
+        );
+        let r = c
+            .post(format!("{open}/open311/v2/requests.json"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("user-agent", "curl/8.14.1")
+            .header("accept", "*/*")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        let a = answer(r).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let id = a.body[0]["service_request_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // georeport's get_service_request(id), JSON, jurisdiction set: no key.
+        let by_id = format!("{open}/open311/v2/requests/{id}.json?jurisdiction_id=weihai-etdz");
+        let r = georeport_get(&c, &by_id).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let req = &r.body[0];
+        let mut fields: Vec<&str> = req
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        fields.sort();
+        assert_eq!(fields, PUBLIC_FIELDS, "exactly the spec's fields");
+        assert_eq!(req["service_request_id"], id.as_str());
+        assert_eq!(req["status"], "open");
+        assert_eq!(req["lat"], 37.5012);
+        let d = req["description"].as_str().unwrap();
+        assert!(
+            d.contains("138****1111") && d.contains("z***@example.com"),
+            "{d}"
+        );
+        assert!(
+            !r.text.contains("13800001111") && !r.text.contains("赵"),
+            "{}",
+            r.text
+        );
+        assert!(req["media_url"].is_null());
+        // The same without the jurisdiction, and in the list (its default window).
+        let r = georeport_get(&c, &format!("{open}/open311/v2/requests/{id}.json")).await;
+        assert_eq!(r.status, 200);
+        let r = georeport_get(&c, &format!("{open}/open311/v2/requests.json?status=open")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(
+            r.body
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["service_request_id"] == id.as_str())
+        );
+        assert!(!r.text.contains("13800001111"));
+
+        // XML: get_service_request and get_service_requests(service_request_id=…).
+        let r = georeport_get(
+            &c,
+            &format!("{open}/open311/v2/requests/{id}.xml?jurisdiction_id=weihai-etdz"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.content_type.starts_with("text/xml"));
+        assert_eq!(xml_values(&r.text, "service_request_id"), vec![id.clone()]);
+        assert!(xml_values(&r.text, "description")[0].contains("138****1111"));
+        assert!(!r.text.contains("13800001111"));
+        let r = georeport_get(
+            &c,
+            &format!(
+                "{open}/open311/v2/requests.xml?service_request_id={id}&jurisdiction_id=weihai-etdz"
+            ),
+        )
+        .await;
+        assert_eq!(
+            xml_values(&r.text, "service_request_id"),
+            vec![id.clone()],
+            "{}",
+            r.text
+        );
+
+        // With a key: the key's scope and the description as written.
+        let r = georeport_get(
+            &c,
+            &format!("{open}/open311/v2/requests/{id}.json?api_key={hot}"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.body[0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("13800001111")
+        );
+        let far = app.token(Role::Handler, "sthj").await;
+        let r = georeport_get(
+            &c,
+            &format!("{open}/open311/v2/requests/{id}.json?api_key={far}"),
+        )
+        .await;
+        assert_error(&r, 404, &id);
+
+        // Another jurisdiction: a 400, JSON or XML, reads and posts.
+        let r = georeport_get(
+            &c,
+            &format!("{open}/open311/v2/requests/{id}.json?jurisdiction_id=elsewhere"),
+        )
+        .await;
+        assert_error(&r, 400, "jurisdiction_id");
+        let r = georeport_get(
+            &c,
+            &format!("{open}/open311/v2/services.xml?jurisdiction_id=elsewhere"),
+        )
+        .await;
+        assert_eq!(r.status, 400);
+        assert!(r.text.contains("<code>400</code>"), "{}", r.text);
+        let before = app.count_rows("events").await;
+        let r = c
+            .post(format!("{open}/open311/v2/requests.json"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("api_key={hot}&service_code=city.exposed_garbage&lat=37.5&long=122.1&jurisdiction_id=elsewhere"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(&answer(r).await, 400, "weihai-etdz");
+        assert_eq!(app.count_rows("events").await, before, "nothing appended");
+
+        // The api_key in the query string of a POST, as some clients send it.
+        let r = c
+            .post(format!("{open}/open311/v2/requests.json?api_key={hot}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("service_code=city.exposed_garbage&lat=37.5&long=122.1&description=query key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer(r).await.status, 201);
+
+        // Public reads off (the default): the same requests get 403, JSON and XML.
+        for url in [
+            format!("{closed}/open311/v2/requests/{id}.json"),
+            format!("{closed}/open311/v2/requests.json"),
+        ] {
+            assert_error(&georeport_get(&c, &url).await, 403, "api_key");
+        }
+        for url in [
+            format!("{closed}/open311/v2/requests/{id}.xml"),
+            format!("{closed}/open311/v2/requests.xml"),
+        ] {
+            let r = georeport_get(&c, &url).await;
+            assert_eq!(r.status, 403, "{}", r.text);
+            assert!(
+                r.text.contains("<errors><error><code>403</code>"),
+                "{}",
+                r.text
+            );
+        }
+        // Unconfigured jurisdiction: accepted and ignored.
+        let r = georeport_get(
+            &c,
+            &format!("{closed}/open311/v2/services.json?jurisdiction_id=anything"),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_multipart_post_with_a_photo_shows_its_media_url() {
+    let photo: &[u8] = include_bytes!("../fixtures/photo.png");
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let hot = app.token(Role::HotlineAgent, "etdz").await;
+        let open = serve_edge(&app, public(None)).await;
+        let closed = serve_edge(&app, Edge::default()).await;
+        let c = reqwest::Client::new();
+        let url = format!("{open}/open311/v2/requests.json");
+        let fields = [
+            ("api_key", hot.as_str()),
+            ("service_code", "city.exposed_garbage"),
+            ("address_string", "皇冠街道夜市"),
+            ("description", "占道经营，见照片"),
+        ];
+        let (ct, body) = multipart(&fields, &[("photo.png", "image/png", photo)]);
+        let a = post_multipart(&c, &url, &ct, body.clone()).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let id = a.body[0]["service_request_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!a.replayed);
+
+        // The photo is an attachment of the ticket, as the attachments API keeps one.
+        let admin = app.token(Role::Admin, "etdz").await;
+        let t = app.get(&format!("/api/v1/tickets/{id}"), &admin).await;
+        let hash = t.body["photos"][0]["hash"]
+            .as_str()
+            .expect("a photo")
+            .to_string();
+        let p = app
+            .client
+            .get(format!(
+                "{}/api/v1/tickets/{id}/attachments/{hash}",
+                app.base
+            ))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(p.status(), 200);
+        assert_eq!(&p.bytes().await.unwrap()[..], photo);
+
+        // Reads give its media_url, which serves it (public reads on: no key).
+        let media = format!("{open}/open311/v2/requests/{id}/media");
+        let r = georeport_get(&c, &format!("{open}/open311/v2/requests/{id}.json")).await;
+        assert_eq!(r.body[0]["media_url"], media.as_str(), "{}", r.text);
+        let r = georeport_get(&c, &format!("{open}/open311/v2/requests/{id}.xml")).await;
+        assert_eq!(xml_values(&r.text, "media_url"), vec![media.clone()]);
+        let m = c.get(&media).send().await.unwrap();
+        assert_eq!(m.status(), 200);
+        assert_eq!(m.headers()["content-type"], "image/png");
+        assert_eq!(&m.bytes().await.unwrap()[..], photo);
+        // Public reads off: the photo needs the key too.
+        let m = georeport_get(&c, &format!("{closed}/open311/v2/requests/{id}/media")).await;
+        assert_error(&m, 403, "api_key");
+        let m = c
+            .get(format!(
+                "{closed}/open311/v2/requests/{id}/media?api_key={hot}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(m.status(), 200);
+        let m = georeport_get(
+            &c,
+            &format!("{open}/open311/v2/requests/{}/media", uuid::Uuid::new_v4()),
+        )
+        .await;
+        assert_error(&m, 404, "media");
+
+        // The same form with the same photo again (another boundary): one request.
+        let events = app.count_rows("events").await;
+        let again = post_multipart(&c, &url, &ct, body).await;
+        assert_eq!(again.status, 201, "{}", again.text);
+        assert!(again.replayed);
+        assert_eq!(again.body, a.body);
+        assert_eq!(app.count_rows("events").await, events);
+
+        // Bad parts: clear errors, nothing written.
+        let attachments = app.count_rows("attachments").await;
+        let (ct2, two) = multipart(
+            &fields,
+            &[("a.png", "image/png", photo), ("b.png", "image/png", photo)],
+        );
+        assert_error(
+            &post_multipart(&c, &url, &ct2, two).await,
+            400,
+            "one media part",
+        );
+        let (ct3, text) = multipart(
+            &fields,
+            &[(
+                "notes.txt",
+                "image/png",
+                &b"not a photo at all, only words"[..],
+            )],
+        );
+        assert_error(&post_multipart(&c, &url, &ct3, text).await, 415, "media");
+        let big = vec![0u8; (yiwang::attachments::DEFAULT_MAX_BYTES + 1) as usize];
+        let mut png = photo.to_vec();
+        png.extend_from_slice(&big);
+        let (ct4, large) = multipart(&fields, &[("big.png", "image/png", &png)]);
+        assert_error(&post_multipart(&c, &url, &ct4, large).await, 413, "media");
+        let (ct5, nokey) = multipart(&fields[1..], &[("photo.png", "image/png", photo)]);
+        assert_error(&post_multipart(&c, &url, &ct5, nokey).await, 403, "api_key");
+        let (ct6, nocode) = multipart(
+            &[fields[0], fields[2]],
+            &[("photo.png", "image/png", photo)],
+        );
+        assert_error(
+            &post_multipart(&c, &url, &ct6, nocode).await,
+            400,
+            "service_code",
+        );
+        assert_error(
+            &post_multipart(&c, &url, "multipart/form-data", b"--x\r\n".to_vec()).await,
+            400,
+            "multipart",
+        );
+        let r = c
+            .post(&url)
+            .header("content-type", "text/plain")
+            .body("api_key=x")
+            .send()
+            .await
+            .unwrap();
+        assert_error(&answer(r).await, 400, "multipart/form-data");
+        assert_eq!(app.count_rows("events").await, events, "nothing appended");
+        assert_eq!(
+            app.count_rows("attachments").await,
+            attachments,
+            "no attachment kept"
+        );
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn discovery_names_the_endpoint_in_json_and_xml() {
+    let app = TestApp::spawn(crate::support::Engine::Sqlite).await;
+    let base = serve_edge(&app, Edge::default()).await;
+    let c = reqwest::Client::new();
+    let d = georeport_get(&c, &format!("{base}/open311/discovery.json")).await;
+    assert_eq!(d.status, 200, "{}", d.text);
+    assert!(d.content_type.starts_with("application/json"));
+    for k in ["changeset", "contact", "key_service"] {
+        assert!(
+            d.body[k].as_str().is_some_and(|s| !s.is_empty()),
+            "{k}: {}",
+            d.text
+        );
+    }
+    let e = &d.body["endpoints"][0];
+    assert_eq!(e["url"], format!("{base}/open311/v2"));
+    assert_eq!(e["specification"], "http://wiki.open311.org/GeoReport_v2");
+    assert_eq!(e["type"], "production");
+    assert_eq!(e["formats"], json!(["application/json", "text/xml"]));
+    assert_eq!(e["changeset"], d.body["changeset"]);
+    // The endpoint it names answers.
+    let s = georeport_get(&c, &format!("{}/services.json", e["url"].as_str().unwrap())).await;
+    assert_eq!(s.status, 200);
+    let x = georeport_get(&c, &format!("{base}/open311/discovery.xml")).await;
+    assert_eq!(x.status, 200);
+    assert!(x.content_type.starts_with("text/xml"));
+    assert_eq!(
+        xml_values(&x.text, "url"),
+        vec![format!("{base}/open311/v2")]
+    );
+    assert_eq!(
+        xml_values(&x.text, "format"),
+        vec!["application/json", "text/xml"]
+    );
+    assert_eq!(xml_values(&x.text, "type"), vec!["production"]);
+    // Behind a TLS proxy, the URL says https.
+    let r = c
+        .get(format!("{base}/open311/discovery.json"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["endpoints"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    app.finish().await;
+}
+
+/// The CORS headers of an answer.
+fn cors_headers(r: &reqwest::Response) -> Vec<(String, String)> {
+    r.headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("access-control-"))
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn cors_lets_any_origin_call_open311_and_listed_origins_read_the_api() {
+    let app = TestApp::spawn(crate::support::Engine::Sqlite).await;
+    let admin = app.token(Role::Admin, "etdz").await;
+    let plain = serve_edge(&app, Edge::default()).await;
+    let listed = serve_edge(
+        &app,
+        Edge {
+            cors: cors::Settings {
+                origins: vec![cors::parse_origin("https://dash.example.gov").unwrap()],
+            },
+            ..Edge::default()
+        },
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let origin = "https://dash.example.gov";
+
+    for base in [&plain, &listed] {
+        // Open311: any origin, the answer and the preflight.
+        let r = c
+            .get(format!("{base}/open311/v2/services.json"))
+            .header("origin", "https://elsewhere.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let r = c
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/open311/v2/requests.json"),
+            )
+            .header("origin", "https://elsewhere.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let methods = r.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            methods.contains("POST") && methods.contains("GET"),
+            "{methods}"
+        );
+        assert!(
+            r.headers()["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("content-type")
+        );
+        // A resource that is only read says so, preflight or not.
+        let r = c
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{base}/open311/v2/services.json"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["allow"], "GET,HEAD");
+        // Pages: none.
+        let r = c
+            .get(format!("{base}/"))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cors_headers(&r), vec![]);
+    }
+
+    // /api/v1 by default: no CORS header at all, and no preflight answer.
+    let r = c
+        .get(format!("{plain}/api/v1/units"))
+        .bearer_auth(&admin)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(cors_headers(&r), vec![]);
+    assert!(
+        r.headers()
+            .get("vary")
+            .is_none_or(|v| !v.to_str().unwrap().contains("origin"))
+    );
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{plain}/api/v1/units"))
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(cors_headers(&r), vec![]);
+
+    // With the origin listed: reads from it, preflight included.
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{listed}/api/v1/tickets"))
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        r.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("GET")
+    );
+    assert!(
+        r.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+    let r = c
+        .get(format!("{listed}/api/v1/units"))
+        .bearer_auth(&admin)
+        .header("origin", origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], origin);
+    assert!(
+        r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("etag")
+    );
+    // Another origin, or a command: no allowing header.
+    let r = c
+        .get(format!("{listed}/api/v1/units"))
+        .bearer_auth(&admin)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = c
+        .request(reqwest::Method::OPTIONS, format!("{listed}/api/v1/tickets"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let r = c
+        .post(format!("{listed}/api/v1/tickets"))
+        .bearer_auth(&admin)
+        .header("origin", origin)
+        .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+        .json(&crate::support::ticket_body())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn every_open311_operation_of_the_openapi_document_answers_as_documented() {
+    let app = TestApp::spawn(crate::support::Engine::Sqlite).await;
+    let hot = app.token(Role::HotlineAgent, "etdz").await;
+    let base = serve_edge(&app, public(None)).await;
+    let c = reqwest::Client::new();
+    let created = post_form(
+        &app,
+        "/open311/v2/requests.json",
+        &format!(
+            "api_key={hot}&service_code=city.exposed_garbage&lat=37.5&long=122.1&description=x"
+        ),
+    )
+    .await;
+    let id = created.body[0]["service_request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = yiwang::http::openapi::document();
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/open311/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let concrete = path
+                .replace("{service_code}", "city.exposed_garbage")
+                .replace("{service_request_id}", &id);
+            let r = match method.as_str() {
+                "get" => c.get(format!("{base}{concrete}")).send().await.unwrap(),
+                "post" => c
+                    .post(format!("{base}{concrete}"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(format!("api_key={hot}&service_code=city.exposed_garbage&lat=37.5&long=122.1&description={concrete}"))
+                    .send()
+                    .await
+                    .unwrap(),
+                other => panic!("{other} {path}"),
+            };
+            let status = r.status().as_u16().to_string();
+            let documented = &op["responses"][&status];
+            assert!(
+                documented.is_object(),
+                "{method} {path} answered {status}, not documented"
+            );
+            let ct = r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_string();
+            let media = documented["content"].as_object().unwrap();
+            assert!(
+                media.contains_key(&ct)
+                    || (ct.starts_with("image/") && media.contains_key("image/*")),
+                "{method} {path}: {ct} not among {:?}",
+                media.keys().collect::<Vec<_>>()
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(
+        seen, 13,
+        "discovery, services, a service, requests, a request (each in two formats), two POSTs and the photo"
+    );
+    app.finish().await;
 }
