@@ -35,9 +35,13 @@ trap cleanup EXIT
 "$BIN" migrate --database-url "$db" >/dev/null
 "$BIN" org load --demo --database-url "$db" >/dev/null
 token=$("$BIN" token create --user schemathesis --role admin --database-url "$db" | tail -n 1 | tr -d '[:space:]')
+# Open311 takes its key as a parameter (`api_key`), not as the bearer header: a
+# hotline agent's, which may post requests and read the district's.
+open311_key=$("$BIN" token create --user schemathesis-open311 --role hotline_agent --unit etdz --database-url "$db" | tail -n 1 | tr -d '[:space:]')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 base="http://127.0.0.1:$port"
-"$BIN" serve --addr "127.0.0.1:$port" --database-url "$db" >"$dir/serve.log" 2>&1 &
+# Public reads on, so that Open311's reads without a key are part of the run.
+"$BIN" serve --addr "127.0.0.1:$port" --database-url "$db" --open311-public-reads >"$dir/serve.log" 2>&1 &
 pid=$!
 python3 - "$base" <<'PY'
 import sys, time, urllib.request
@@ -53,7 +57,11 @@ PY
 status=0
 # From the temporary folder: schemathesis keeps a cache of its own in the working
 # directory.
-config="$PWD/scripts/schemathesis.toml"
+# The settings with this run's Open311 key among the fixed parameters.
+config="$dir/schemathesis.toml"
+sed "s/^\[parameters\]\$/[parameters]\n\"query.api_key\" = \"$open311_key\"/" \
+  "$PWD/scripts/schemathesis.toml" >"$config"
+grep -q '^"query.api_key"' "$config" || { echo "no [parameters] table in scripts/schemathesis.toml" >&2; exit 1; }
 cd "$dir"
 "$ST" --config-file "$config" run "$base/api/v1/openapi.json" \
   -H "Authorization: Bearer $token" \

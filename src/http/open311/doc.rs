@@ -241,7 +241,7 @@ both!(
         ("service_code" = Option<String>, Query, description = "A category code"),
         ("start_date" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "W3C date-time (2026-09-30T08:00:00+08:00)"),
         ("end_date" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "W3C date-time; at most 90 days after start_date"),
-        ("status" = Option<String>, Query, pattern = "^ *(open|closed) *(, *(open|closed) *)*$", description = "open, closed, or open,closed"),
+        ("status" = Option<String>, Query, pattern = "^ *((open|closed) *(, *(open|closed) *)*)?$", description = "open, closed, or open,closed; empty: either (as absent, like every empty GeoReport parameter)"),
     ),
     ok = Vec<Open311Request>, "The requests (possibly none)"
 );
