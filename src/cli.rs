@@ -99,6 +99,9 @@ impl clap::ValueEnum for Role {
     }
 }
 
+// One `Command` is parsed per process, at start: the size of `Serve`'s settings
+// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP service (applies pending migrations first; none pending, it
@@ -496,13 +499,13 @@ async fn replay(
     let app = crate::app::build_app(url, calendar, SlaSettings::default()).await?;
     let all = crate::projections::all(&app.projection_handles());
     let names: Vec<&str> = all.iter().map(|p| p.name()).collect();
-    if let Some(n) = only {
-        if !names.contains(&n) {
-            anyhow::bail!(
-                "no projection {n:?}; the projections are: {}",
-                names.join(", ")
-            );
-        }
+    if let Some(n) = only
+        && !names.contains(&n)
+    {
+        anyhow::bail!(
+            "no projection {n:?}; the projections are: {}",
+            names.join(", ")
+        );
     }
     let total = crate::projections::count_events(&app.store.pool()).await?;
     let owner = format!("replay:{}", std::process::id());
@@ -550,13 +553,13 @@ async fn verify(url: &str, anchor: Option<&std::path::Path>) -> anyhow::Result<(
         println!("{p}");
     }
     println!("{}", report.summary());
-    if let Some(k) = &kept {
-        if report.ok() {
-            println!(
-                "the events at or below position {} match the anchor kept",
-                k.position
-            );
-        }
+    if let Some(k) = &kept
+        && report.ok()
+    {
+        println!(
+            "the events at or below position {} match the anchor kept",
+            k.position
+        );
     }
     if let Some(a) = &report.anchor {
         println!("anchor {}", serde_json::to_string(a)?);

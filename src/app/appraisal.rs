@@ -441,13 +441,13 @@ fn entry_township(
         },
         UnitKind::Agency => {
             let own = org.township_of(unit).unwrap_or_default().to_string();
-            if let Some(t) = named {
-                if t != own {
-                    return Err(AppError::invalid(
-                        "township",
-                        format!("{unit} is an agency of {own}, not of {t}"),
-                    ));
-                }
+            if let Some(t) = named
+                && t != own
+            {
+                return Err(AppError::invalid(
+                    "township",
+                    format!("{unit} is an agency of {own}, not of {t}"),
+                ));
             }
             if !reach.covers(&own) {
                 return Err(outside(&own));

@@ -250,13 +250,13 @@ pub(crate) fn new_ticket(b: CreateBody) -> Result<NewTicket, AppError> {
         if let Some(n) = &r.name {
             check_text("reporter.name", n, MAX_CODE)?;
         }
-        if let Some(p) = &r.phone {
-            if p.len() > 32 || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)) {
-                return Err(AppError::invalid(
-                    "reporter.phone",
-                    "must be a phone number (digits, +, -)",
-                ));
-            }
+        if let Some(p) = &r.phone
+            && (p.len() > 32 || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c)))
+        {
+            return Err(AppError::invalid(
+                "reporter.phone",
+                "must be a phone number (digits, +, -)",
+            ));
         }
     }
     if let Some(s) = &b.self_handled {

@@ -389,17 +389,17 @@ impl App {
         // first: a view read after it is never behind it, however many commands
         // land in between.)
         let head = self.store.read_stream(id).await?.last().map(|e| e.version);
-        if let Some(row) = crate::repo::tickets::ticket_view(&self.store.pool(), id).await? {
-            if head.is_some_and(|v| v > row.version) {
-                return Err(AppError::Tampered(format!(
-                    "ticket {id} cannot take commands: its event log runs past its ticket view \
+        if let Some(row) = crate::repo::tickets::ticket_view(&self.store.pool(), id).await?
+            && head.is_some_and(|v| v > row.version)
+        {
+            return Err(AppError::Tampered(format!(
+                "ticket {id} cannot take commands: its event log runs past its ticket view \
                      (version {} in the log, {} in the view), which only an edit outside the \
                      service does. An operator: run `yiwang verify` for the findings and restore \
                      the ticket's records from a backup",
-                    head.unwrap_or(0),
-                    row.version
-                )));
-            }
+                head.unwrap_or(0),
+                row.version
+            )));
         }
         Err(AppError::Conflict(
             "the ticket is changing too fast to apply this command; retry with the same Idempotency-Key".into(),

@@ -66,10 +66,10 @@ impl App {
         &self,
         id: Uuid,
     ) -> Result<Option<(Ticket, Option<String>)>, AppError> {
-        if let Some(row) = tickets::ticket_view(&self.store.pool(), id).await? {
-            if let Ok(t) = serde_json::from_str::<Ticket>(&row.doc) {
-                return Ok(Some((t, Some(row.head_hash))));
-            }
+        if let Some(row) = tickets::ticket_view(&self.store.pool(), id).await?
+            && let Ok(t) = serde_json::from_str::<Ticket>(&row.doc)
+        {
+            return Ok(Some((t, Some(row.head_hash))));
         }
         self.load_from_stream(id).await
     }
@@ -160,10 +160,10 @@ impl App {
                 Ok(t) if policy::can_see(&org, actor, &t) => out.push(t),
                 Ok(_) => {}
                 Err(_) => {
-                    if let Some(t) = self.load(r.id).await? {
-                        if policy::can_see(&org, actor, &t) {
-                            out.push(t);
-                        }
+                    if let Some(t) = self.load(r.id).await?
+                        && policy::can_see(&org, actor, &t)
+                    {
+                        out.push(t);
                     }
                 }
             }

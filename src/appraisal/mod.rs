@@ -502,10 +502,10 @@ pub async fn appraise_from_store(
                     .flat_map(|s| &s.items)
                     .any(|i| matches!(i.how, ItemHow::Rule(How::AreaReports { .. })))
             });
-        if let (true, UnitKind::Agency, Some(t)) = (wants_reports, u.kind, org.township_of(code)) {
-            if !areas.iter().any(|a| a == t) {
-                areas.push(t.to_string());
-            }
+        if let (true, UnitKind::Agency, Some(t)) = (wants_reports, u.kind, org.township_of(code))
+            && !areas.iter().any(|a| a == t)
+        {
+            areas.push(t.to_string());
         }
     }
     // Only the categories some area rule counts are read (the rules filter again).

@@ -181,13 +181,13 @@ impl TokenCache {
         let key = hash_token(token);
         {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = entries.get(&key) {
-                if c.at.elapsed() < self.ttl() {
-                    return Ok(match c.expires_at {
-                        Some(at) if at <= Utc::now() => Err(Refused::Expired(at)),
-                        _ => Ok(c.actor.clone()),
-                    });
-                }
+            if let Some(c) = entries.get(&key)
+                && c.at.elapsed() < self.ttl()
+            {
+                return Ok(match c.expires_at {
+                    Some(at) if at <= Utc::now() => Err(Refused::Expired(at)),
+                    _ => Ok(c.actor.clone()),
+                });
             }
         }
         let found = lookup(pool, token).await?;

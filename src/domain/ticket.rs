@@ -647,11 +647,11 @@ pub fn sla_events(t: &Ticket, now: DateTime<Utc>, warn_fraction: f64) -> Vec<Tic
     } else {
         warn_fraction.clamp(0.0, 1.0)
     };
-    if t.signed_at.is_none() {
-        if let Some(due) = t.sign_due_at {
-            let start = t.assigned_at.unwrap_or(due);
-            sla_for(t, DeadlineKind::Sign, start, due, now, fraction, &mut out);
-        }
+    if t.signed_at.is_none()
+        && let Some(due) = t.sign_due_at
+    {
+        let start = t.assigned_at.unwrap_or(due);
+        sla_for(t, DeadlineKind::Sign, start, due, now, fraction, &mut out);
     }
     if let Some(due) = t.handle_due_at {
         let start = t.handle_started_at.or(t.assigned_at).unwrap_or(due);

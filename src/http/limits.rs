@@ -295,20 +295,20 @@ pub async fn rate_limit(State(s): State<LimitState>, req: Request, next: Next) -
                     wait,
                 );
             }
-            if let Some(tokens) = &s.limits.tokens {
-                if let Err(wait) = tokens.check(&key) {
-                    return refuse(
-                        &s.app,
-                        "per_token",
-                        format!(
-                            "this token sent requests faster than its limit of {} a second (bursts of {}); wait {} s (Retry-After) and slow down. This request was not carried out: nothing was recorded.",
-                            tokens.per_second,
-                            tokens.burst,
-                            whole_seconds(wait)
-                        ),
-                        wait,
-                    );
-                }
+            if let Some(tokens) = &s.limits.tokens
+                && let Err(wait) = tokens.check(&key)
+            {
+                return refuse(
+                    &s.app,
+                    "per_token",
+                    format!(
+                        "this token sent requests faster than its limit of {} a second (bursts of {}); wait {} s (Retry-After) and slow down. This request was not carried out: nothing was recorded.",
+                        tokens.per_second,
+                        tokens.burst,
+                        whole_seconds(wait)
+                    ),
+                    wait,
+                );
             }
             let resp = next.run(req).await;
             if resp.status() == axum::http::StatusCode::UNAUTHORIZED {
@@ -317,20 +317,20 @@ pub async fn rate_limit(State(s): State<LimitState>, req: Request, next: Next) -
             resp
         }
         None => {
-            if let Some(ips) = &s.limits.ips {
-                if let Err(wait) = ips.check(&ip) {
-                    return refuse(
-                        &s.app,
-                        "per_ip",
-                        format!(
-                            "this address sent requests without a token faster than its limit of {} a second (bursts of {}); wait {} s (Retry-After) and slow down. This request was not carried out.",
-                            ips.per_second,
-                            ips.burst,
-                            whole_seconds(wait)
-                        ),
-                        wait,
-                    );
-                }
+            if let Some(ips) = &s.limits.ips
+                && let Err(wait) = ips.check(&ip)
+            {
+                return refuse(
+                    &s.app,
+                    "per_ip",
+                    format!(
+                        "this address sent requests without a token faster than its limit of {} a second (bursts of {}); wait {} s (Retry-After) and slow down. This request was not carried out.",
+                        ips.per_second,
+                        ips.burst,
+                        whole_seconds(wait)
+                    ),
+                    wait,
+                );
             }
             next.run(req).await
         }

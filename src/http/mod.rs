@@ -489,10 +489,10 @@ impl http_body::Body for Counted {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled {
-            if let (Some(data), Some(a)) = (frame.data_ref(), self.access.as_mut()) {
-                a.bytes += data.len() as u64;
-            }
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let (Some(data), Some(a)) = (frame.data_ref(), self.access.as_mut())
+        {
+            a.bytes += data.len() as u64;
         }
         polled
     }

@@ -463,16 +463,16 @@ impl Modify for Constraints {
                 for param in op.parameters.iter_mut().flatten() {
                     // A parameter is absent or has a value: `null` is not one (the
                     // derives write an `Option` as nullable).
-                    if let Some(RefOr::T(Schema::Object(o))) = param.schema.as_mut() {
-                        if let SchemaType::Array(types) = &o.schema_type {
-                            let kept: Vec<Type> = types
-                                .iter()
-                                .filter(|t| **t != Type::Null)
-                                .cloned()
-                                .collect();
-                            if let [one] = kept.as_slice() {
-                                o.schema_type = SchemaType::Type(one.clone());
-                            }
+                    if let Some(RefOr::T(Schema::Object(o))) = param.schema.as_mut()
+                        && let SchemaType::Array(types) = &o.schema_type
+                    {
+                        let kept: Vec<Type> = types
+                            .iter()
+                            .filter(|t| **t != Type::Null)
+                            .cloned()
+                            .collect();
+                        if let [one] = kept.as_slice() {
+                            o.schema_type = SchemaType::Type(one.clone());
                         }
                     }
                     let required = matches!(param.required, Required::True);

@@ -44,13 +44,13 @@ async fn list_units(
     params: Result<Query<UnitParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Value>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
-    if let Some(k) = p.kind.as_deref() {
-        if !crate::org::UnitKind::ALL.iter().any(|u| u.as_str() == k) {
-            return Err(AppError::invalid(
-                "kind",
-                "must be one of district, township, community, grid, department, agency",
-            ));
-        }
+    if let Some(k) = p.kind.as_deref()
+        && !crate::org::UnitKind::ALL.iter().any(|u| u.as_str() == k)
+    {
+        return Err(AppError::invalid(
+            "kind",
+            "must be one of district, township, community, grid, department, agency",
+        ));
     }
     let org = app.org.get();
     let items = org

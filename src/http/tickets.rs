@@ -292,13 +292,13 @@ async fn list_tickets(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<TicketList>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
-    if let Some(s) = &p.state {
-        if TicketState::parse(s).is_none() {
-            return Err(AppError::invalid(
-                "state",
-                "must be one of accepted, assigned, handled, verified, closed",
-            ));
-        }
+    if let Some(s) = &p.state
+        && TicketState::parse(s).is_none()
+    {
+        return Err(AppError::invalid(
+            "state",
+            "must be one of accepted, assigned, handled, verified, closed",
+        ));
     }
     // No unit code holds a control character, and PostgreSQL refuses NUL in text.
     if p.unit

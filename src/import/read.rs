@@ -220,21 +220,21 @@ pub(super) fn command(
         "close" => Some("duplicate_of"),
         _ => None,
     };
-    if let Some(field) = field {
-        if let Some(Value::String(s)) = body.get(field) {
-            match ids.get(s) {
-                Some(Some(id)) => body[field] = Value::String(id.to_string()),
-                Some(None) => {
-                    return Err(format!(
-                        "422 body.{field}: ticket {s:?} of this file cannot be imported (see its first line)"
-                    ));
-                }
-                None if Uuid::parse_str(s).is_ok() => {}
-                None => {
-                    return Err(format!(
-                        "422 body.{field}: {s:?} is neither a ticket of this file nor a ticket id"
-                    ));
-                }
+    if let Some(field) = field
+        && let Some(Value::String(s)) = body.get(field)
+    {
+        match ids.get(s) {
+            Some(Some(id)) => body[field] = Value::String(id.to_string()),
+            Some(None) => {
+                return Err(format!(
+                    "422 body.{field}: ticket {s:?} of this file cannot be imported (see its first line)"
+                ));
+            }
+            None if Uuid::parse_str(s).is_ok() => {}
+            None => {
+                return Err(format!(
+                    "422 body.{field}: {s:?} is neither a ticket of this file nor a ticket id"
+                ));
             }
         }
     }

@@ -313,11 +313,11 @@ pub fn apply(
             }
         }
         TicketEvent::TicketSigned(_) => {
-            if let Some(e) = f.current() {
-                if e.signed_at.is_none() {
-                    e.signed_at = Some(at);
-                    e.sign_pos = Some(pos);
-                }
+            if let Some(e) = f.current()
+                && e.signed_at.is_none()
+            {
+                e.signed_at = Some(at);
+                e.sign_pos = Some(pos);
             }
         }
         TicketEvent::TicketReturned(r) => {
@@ -385,11 +385,11 @@ pub fn apply(
             out.push(occ(&f, pos, kind, f.charged_unit(), at));
         }
         TicketEvent::TicketClosed(c) => {
-            if let Some(e) = f.current() {
-                if e.is_open() {
-                    e.closed_at = Some(at);
-                    e.close_pos = Some(pos);
-                }
+            if let Some(e) = f.current()
+                && e.is_open()
+            {
+                e.closed_at = Some(at);
+                e.close_pos = Some(pos);
             }
             if voids_report(c.code) && f.accepted_pos > 0 {
                 let (area, accepted) = (f.area.clone(), f.accepted_at);

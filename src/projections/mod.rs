@@ -116,10 +116,10 @@ impl Lease {
     /// Takes or renews the lease; false while another live process holds it.
     /// `force` takes it regardless (replay).
     pub async fn acquire(&mut self, force: bool) -> Result<bool, StoreError> {
-        if let Some(at) = self.renewed {
-            if at.elapsed() < LEASE_TTL / 3 {
-                return Ok(true);
-            }
+        if let Some(at) = self.renewed
+            && at.elapsed() < LEASE_TTL / 3
+        {
+            return Ok(true);
         }
         let now = facts::micros(chrono::Utc::now());
         let expires = now + LEASE_TTL.as_micros() as i64;

@@ -688,10 +688,10 @@ impl Projection for UnitStats {
                 }
             };
             ids.insert(e.stream_id);
-            if let TicketEvent::TicketAccepted(a) = &ev {
-                if let Some(r) = a.related_to {
-                    ids.insert(r);
-                }
+            if let TicketEvent::TicketAccepted(a) = &ev
+                && let Some(r) = a.related_to
+            {
+                ids.insert(r);
             }
             decoded.push((e.position, e.stream_id, e.occurred_at, ev));
         }

@@ -349,10 +349,10 @@ impl Serials {
     /// SQLite file took the number, so continue after the highest one in the log
     /// (the caller decides the ticket again). PostgreSQL's sequence never clashes.
     pub async fn resync(&self) {
-        if let Serials::Sqlite { pool, serial } = self {
-            if let Ok(Some(max)) = max_serial(pool).await {
-                serial.fetch_max(max, Ordering::Relaxed);
-            }
+        if let Serials::Sqlite { pool, serial } = self
+            && let Ok(Some(max)) = max_serial(pool).await
+        {
+            serial.fetch_max(max, Ordering::Relaxed);
         }
     }
 }

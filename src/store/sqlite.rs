@@ -74,10 +74,10 @@ pub fn connect_options(url: &str) -> anyhow::Result<SqliteConnectOptions> {
 impl SqliteStore {
     pub async fn open(url: &str, migrate: bool) -> anyhow::Result<SqliteStore> {
         let opts = connect_options(url)?;
-        if let Some(dir) = opts.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
-            }
+        if let Some(dir) = opts.get_filename().parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)?;
         }
         let readers = std::env::var("YIWANG_SQLITE_READERS")
             .ok()

@@ -91,18 +91,17 @@ pub fn spawn(
 ) {
     tokio::spawn(async move {
         loop {
-            if let Some(report) = verify_and_record(&pool, &metrics, &integrity).await {
-                if let (Some(path), Some(anchor)) = (&anchor_file, &report.anchor) {
-                    let (path, anchor) = (path.clone(), anchor.clone());
-                    let written =
-                        tokio::task::spawn_blocking(move || anchor.append_to(&path)).await;
-                    match written {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(error = %e, "could not append the anchor to the anchor file")
-                        }
-                        Err(e) => tracing::error!(error = %e, "the anchor writer failed"),
+            if let Some(report) = verify_and_record(&pool, &metrics, &integrity).await
+                && let (Some(path), Some(anchor)) = (&anchor_file, &report.anchor)
+            {
+                let (path, anchor) = (path.clone(), anchor.clone());
+                let written = tokio::task::spawn_blocking(move || anchor.append_to(&path)).await;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "could not append the anchor to the anchor file")
                     }
+                    Err(e) => tracing::error!(error = %e, "the anchor writer failed"),
                 }
             }
             tokio::time::sleep(interval).await;

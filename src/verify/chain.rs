@@ -168,9 +168,10 @@ impl StreamCheck {
                 detail,
             );
         }
-        if let Some(&before) = self.positions.last() {
-            if link.position < before {
-                self.problem(
+        if let Some(&before) = self.positions.last()
+            && link.position < before
+        {
+            self.problem(
                     ProblemKind::Reordered,
                     link.version,
                     Some(link.position),
@@ -180,7 +181,6 @@ impl StreamCheck {
                         link.version - 1
                     ),
                 );
-            }
         }
         self.head = link.hash;
         self.positions.push(link.position);

@@ -153,22 +153,22 @@ pub(super) async fn tally_problems(
         )));
     }
     let dense_after = rows.iter().filter_map(|r| r.3).max().unwrap_or(0);
-    if let Some((count, max)) = snap.density(dense_after).await? {
-        if count != max - dense_after {
-            let hole = snap.first_hole(dense_after, max).await?;
-            out.push(Problem {
-                kind: ProblemKind::Reordered,
-                stream: Uuid::nil(),
-                version: 0,
-                position: hole,
-                detail: format!(
-                    "positions after {dense_after} have holes: {count} events up to position {max}{}: \
+    if let Some((count, max)) = snap.density(dense_after).await?
+        && count != max - dense_after
+    {
+        let hole = snap.first_hole(dense_after, max).await?;
+        out.push(Problem {
+            kind: ProblemKind::Reordered,
+            stream: Uuid::nil(),
+            version: 0,
+            position: hole,
+            detail: format!(
+                "positions after {dense_after} have holes: {count} events up to position {max}{}: \
                      an event was deleted, or put in at a chosen position",
-                    hole.map(|h| format!(", the first missing at {h}"))
-                        .unwrap_or_default()
-                ),
-            });
-        }
+                hole.map(|h| format!(", the first missing at {h}"))
+                    .unwrap_or_default()
+            ),
+        });
     }
     Ok(out)
 }

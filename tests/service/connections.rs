@@ -563,10 +563,10 @@ async fn yiwang_serve_applies_the_connection_flags_and_stops_on_sigterm() {
     // Up: /healthz answers (on a connection closed again at once).
     let started = Instant::now();
     loop {
-        if let Ok(mut c) = TcpStream::connect(addr).await {
-            if round_trip(&mut c, "/healthz").await == 200 {
-                break;
-            }
+        if let Ok(mut c) = TcpStream::connect(addr).await
+            && round_trip(&mut c, "/healthz").await == 200
+        {
+            break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(60),

@@ -293,17 +293,17 @@ async fn random_history(
             assert_eq!(r.status, 201, "{}", r.body);
             entries.push(r.body["id"].as_str().unwrap().to_string());
         }
-        if i % 18 == 13 {
-            if let Some(e) = entries.pop() {
-                let r = app
-                    .post(
-                        &format!("/api/v1/appraisal/entries/{e}/withdraw"),
-                        &appraiser,
-                        json!({"reason": "复核"}),
-                    )
-                    .await;
-                assert_eq!(r.status, 200, "{}", r.body);
-            }
+        if i % 18 == 13
+            && let Some(e) = entries.pop()
+        {
+            let r = app
+                .post(
+                    &format!("/api/v1/appraisal/entries/{e}/withdraw"),
+                    &appraiser,
+                    json!({"reason": "复核"}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
         }
         // Time moves by minutes to days, across weekends and the National Day holiday.
         let step = match rng.random_range(0..10) {

@@ -704,12 +704,12 @@ async fn the_service_role_appends_but_cannot_rewrite_the_log() {
         p.close().await;
         op.close().await;
         db.drop_db().await;
-        if let Ok(admin) = std::env::var(support::PG_ENV) {
-            if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
-                    .execute(&mut c)
-                    .await;
-            }
+        if let Ok(admin) = std::env::var(support::PG_ENV)
+            && let Ok(mut c) = sqlx::PgConnection::connect(&admin).await
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
+                .execute(&mut c)
+                .await;
         }
     }
 }

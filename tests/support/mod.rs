@@ -115,14 +115,14 @@ impl TestDb {
 
     /// Drops a PostgreSQL test database (SQLite's folder goes with the value).
     pub async fn drop_db(&self) {
-        if let Some((admin, name)) = &self.admin {
-            if let Ok(mut c) = sqlx::PgConnection::connect(admin).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut c)
-                .await;
-            }
+        if let Some((admin, name)) = &self.admin
+            && let Ok(mut c) = sqlx::PgConnection::connect(admin).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut c)
+            .await;
         }
     }
 }

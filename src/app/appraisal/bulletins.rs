@@ -247,13 +247,13 @@ impl App {
         let reach = scope::reach(&org, actor)?;
         let period = parse_period("period", &b.period)?;
         let unit = b.unit.as_deref().map(str::trim).filter(|u| !u.is_empty());
-        if let Some(u) = unit {
-            if org.unit(u).is_none() {
-                return Err(AppError::invalid(
-                    "unit",
-                    format!("no unit {u:?} in the organisation"),
-                ));
-            }
+        if let Some(u) = unit
+            && org.unit(u).is_none()
+        {
+            return Err(AppError::invalid(
+                "unit",
+                format!("no unit {u:?} in the organisation"),
+            ));
         }
         let unit = match (&reach, unit) {
             (Reach::District, u) => u.map(str::to_string),

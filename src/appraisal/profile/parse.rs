@@ -212,10 +212,10 @@ fn check_sheet(s: SheetFile, at: &dyn Fn(&str) -> String) -> Result<Sheet, Fail>
         return fail("base", "must be a positive number".into());
     }
     let share = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
-    if let Some(w) = s.weight {
-        if !share(w) {
-            return fail("weight", "must be between 0 and 1".into());
-        }
+    if let Some(w) = s.weight
+        && !share(w)
+    {
+        return fail("weight", "must be between 0 and 1".into());
     }
     if let Some(y) = s.yearly {
         if !share(y.quarter_weight) {
@@ -263,13 +263,15 @@ fn check_sheet(s: SheetFile, at: &dyn Fn(&str) -> String) -> Result<Sheet, Fail>
     for (si, sec) in sheet.sections.iter().enumerate() {
         for (ii, i) in sec.items.iter().enumerate() {
             let evaluation = sheet.mean_of.as_deref() == Some(i.code.as_str());
-            if let ItemHow::Free { max, .. } = i.how {
-                if !sec.bonus && !evaluation && max > 0.0 {
-                    return fail(
-                        &format!("sections[{si}].items[{ii}].manual.max"),
-                        "must be 0 or less: only a bonus section's items add points".into(),
-                    );
-                }
+            if let ItemHow::Free { max, .. } = i.how
+                && !sec.bonus
+                && !evaluation
+                && max > 0.0
+            {
+                return fail(
+                    &format!("sections[{si}].items[{ii}].manual.max"),
+                    "must be 0 or less: only a bonus section's items add points".into(),
+                );
             }
         }
     }
@@ -438,10 +440,10 @@ fn check_section(
             return Err((at("title"), "must not be empty".into()));
         }
         check_cap(i.cap).map_err(|m| (at("cap"), m))?;
-        if let Some(g) = &i.group {
-            if !groups.iter().any(|o| &o.name == g) {
-                return Err((at("group"), format!("{g:?} is not a group of this section")));
-            }
+        if let Some(g) = &i.group
+            && !groups.iter().any(|o| &o.name == g)
+        {
+            return Err((at("group"), format!("{g:?} is not a group of this section")));
         }
         let (how, year_only) = match (i.rule, i.manual) {
             (Some(r), None) => (

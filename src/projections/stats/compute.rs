@@ -101,15 +101,13 @@ pub fn compute(req: &Request<'_>, episodes: &[EpisodeRow], occurrences: &[Occurr
             (None, None) => false,
         };
         let mut dtf_periods: Vec<usize> = Vec::with_capacity(2);
-        if due_counts {
-            if let Some(p) = due.and_then(|d| period_of(d - 1)) {
-                dtf_periods.push(p);
-            }
+        if due_counts && let Some(p) = due.and_then(|d| period_of(d - 1)) {
+            dtf_periods.push(p);
         }
-        if let Some(p) = e.handled_at.and_then(period_of) {
-            if !dtf_periods.contains(&p) {
-                dtf_periods.push(p);
-            }
+        if let Some(p) = e.handled_at.and_then(period_of)
+            && !dtf_periods.contains(&p)
+        {
+            dtf_periods.push(p);
         }
         let pos = e.handle_pos.unwrap_or(e.assign_pos);
         for p in dtf_periods {

@@ -139,14 +139,14 @@ pub async fn figures_with_evidence_of(
     // The months the month-based requests cover, and the earliest "now".
     let mut months: Option<(i64, i64)> = None;
     for req in reqs {
-        if let (Some(first), Some(last)) = (req.periods.first(), req.periods.last()) {
-            if first.granularity != Granularity::Day {
-                let (s, e) = (
-                    daily::month_number(first.first_day),
-                    daily::month_number(last.end_day),
-                );
-                months = Some(months.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
-            }
+        if let (Some(first), Some(last)) = (req.periods.first(), req.periods.last())
+            && first.granularity != Granularity::Day
+        {
+            let (s, e) = (
+                daily::month_number(first.first_day),
+                daily::month_number(last.end_day),
+            );
+            months = Some(months.map_or((s, e), |(a, b)| (a.min(s), b.max(e))));
         }
     }
     let now = reqs.iter().map(|r| r.now).min().unwrap_or_else(Utc::now);

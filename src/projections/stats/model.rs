@@ -193,10 +193,10 @@ impl Request<'_> {
             let mut t: Vec<usize> = index.get(unit).copied().into_iter().collect();
             if !self.own_only {
                 for a in self.org.ancestors(unit) {
-                    if let Some(&i) = index.get(a) {
-                        if !t.contains(&i) {
-                            t.push(i);
-                        }
+                    if let Some(&i) = index.get(a)
+                        && !t.contains(&i)
+                    {
+                        t.push(i);
                     }
                 }
             }

@@ -234,16 +234,16 @@ pub(super) fn check_rule(
                     "a rule of kind area_reports needs a list of category codes".into(),
                 ));
             }
-            if let Some(s) = r.source.as_deref() {
-                if Source::parse(s).is_none() {
-                    return Err((
-                        at("source"),
-                        format!(
-                            "{s:?} is not a source; use one of {}, or leave it out for all",
-                            Source::ALL.map(Source::as_str).join(", ")
-                        ),
-                    ));
-                }
+            if let Some(s) = r.source.as_deref()
+                && Source::parse(s).is_none()
+            {
+                return Err((
+                    at("source"),
+                    format!(
+                        "{s:?} is not a source; use one of {}, or leave it out for all",
+                        Source::ALL.map(Source::as_str).join(", ")
+                    ),
+                ));
             }
             How::AreaReports {
                 categories,
