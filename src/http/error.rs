@@ -464,8 +464,10 @@ mod tests {
         slugs.sort_unstable();
         slugs.dedup();
         assert_eq!(slugs.len(), TYPES.len(), "each slug once");
-        // Every type is reachable from some error (none is documented for nothing).
-        for t in TYPES {
+        // Every type is reachable from some error (none is documented for nothing),
+        // but for the 406 that the encoding guard in front of the routes answers by
+        // itself (`http::refuse_unacceptable_encoding`; tests/api/compression.rs).
+        for t in TYPES.iter().filter(|t| t.slug != NOT_ACCEPTABLE.slug) {
             assert!(
                 errors.iter().any(|e| type_of(e).slug == t.slug),
                 "{} is never answered",

@@ -195,6 +195,7 @@ async fn a_request_accepting_no_coding_is_refused_before_it_runs() {
             );
             let body: serde_json::Value = r.json().await.expect("problem");
             assert_eq!(body["status"], 406);
+            assert_eq!(body["type"], "/problems/not-acceptable", "{body}");
             assert!(
                 body["detail"].as_str().is_some_and(|d| d.contains("gzip")),
                 "{body}"
