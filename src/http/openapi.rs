@@ -461,6 +461,8 @@ impl Modify for Constraints {
         for item in doc.paths.paths.values_mut() {
             for op in [&mut item.get, &mut item.post].into_iter().flatten() {
                 for param in op.parameters.iter_mut().flatten() {
+                    // Every parameter here is declared inline (none is a `$ref`).
+                    let RefOr::T(param) = param else { continue };
                     // A parameter is absent or has a value: `null` is not one (the
                     // derives write an `Option` as nullable).
                     if let Some(RefOr::T(Schema::Object(o))) = param.schema.as_mut()
