@@ -721,6 +721,41 @@ fn a_returned_ticket_goes_back_to_the_dispatching_centre() {
 }
 
 #[test]
+fn a_returned_ticket_is_never_suggested_back_to_the_unit_that_returned_it() {
+    // Given a complaint the catalogue routes to DEPT, dispatched there and signed,
+    assert_eq!(
+        fold(&[accepted()]).expect("accepted").suggestion(),
+        Some(DEPT)
+    );
+    // when DEPT sends it back,
+    let t = given(a_signed_ticket())
+        .when(return_it("不属于本单位职责"))
+        .then_events(vec![returned("不属于本单位职责", DISTRICT)]);
+    // then the dispatcher is no longer steered to DEPT, and sees why it came back.
+    assert_eq!(t.suggestion(), None);
+    assert_eq!(t.suggested_unit.as_deref(), Some(DEPT), "the event is kept as it was");
+    assert_eq!(t.returned_by, vec![DEPT.to_string()]);
+    assert_eq!(t.return_reason.as_deref(), Some("不属于本单位职责"));
+}
+
+#[test]
+fn a_return_by_another_unit_keeps_the_suggestion_and_a_new_dispatch_clears_the_reason() {
+    let mut h = vec![accepted(), assigned_to(AGENCY)];
+    h.push(TicketEvent::TicketReturned(Returned {
+        unit: AGENCY.into(),
+        reason: "非本所职责".into(),
+        to_unit: DISTRICT.into(),
+    }));
+    let t = fold(&h).expect("a ticket");
+    assert_eq!(t.suggestion(), Some(DEPT), "AGENCY returned it, not DEPT");
+    assert_eq!(t.returned_by, vec![AGENCY.to_string()]);
+    h.push(assigned_to(DEPT));
+    let t = fold(&h).expect("a ticket");
+    assert_eq!(t.return_reason, None);
+    assert_eq!(t.returned_by, vec![AGENCY.to_string()], "kept for good");
+}
+
+#[test]
 fn a_ticket_returned_after_the_second_hop_goes_back_to_the_township() {
     let mut h = a_ticket_at_the_township_centre();
     h.push(assigned_event(TOWNSHIP, AGENCY, false));

@@ -79,6 +79,15 @@ pub struct Ticket {
     pub handle_due_at: Option<DateTime<Utc>>,
     pub pending_extension_days: Option<u32>,
     pub returns: u32,
+    /// The units that sent the ticket back (退回), each once, in order: the
+    /// suggestion never proposes one of them again. (`serde(default)`: a view row
+    /// written before this field reads as none until the ticket's next event, or
+    /// `yiwang replay`.)
+    #[serde(default)]
+    pub returned_by: Vec<String>,
+    /// Why it was last sent back, until it is dispatched again.
+    #[serde(default)]
+    pub return_reason: Option<String>,
     pub supervisions: u32,
     pub extensions: u32,
     pub reworks: u32,
@@ -124,6 +133,15 @@ pub enum PhotoStage {
 }
 
 impl Ticket {
+    /// The unit to propose to the dispatcher: the catalogue's routing of the
+    /// category, unless that unit has already sent the ticket back (a dispatcher
+    /// choosing again must not be steered to the unit that refused it).
+    pub fn suggestion(&self) -> Option<&str> {
+        self.suggested_unit
+            .as_deref()
+            .filter(|u| !self.returned_by.iter().any(|r| r == u))
+    }
+
     /// True when one of the ticket's events names the attachment `hash`.
     pub fn has_photo(&self, hash: &str) -> bool {
         self.photos.iter().any(|p| p.hash == hash)

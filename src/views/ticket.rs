@@ -63,8 +63,13 @@ pub(crate) struct TicketJson<'a> {
     reporter: Option<Value>,
     /// The earlier ticket this one repeats (重复投诉).
     related_to: Option<Uuid>,
-    /// The unit the catalogue routes the category to, for the dispatcher.
+    /// The unit the catalogue routes the category to, for the dispatcher; null
+    /// once that unit has sent the ticket back (`returned_by`).
     suggested_unit: Option<&'a str>,
+    /// The units that sent the ticket back (退回), each once, in order.
+    returned_by: &'a [String],
+    /// Why it was last sent back; null once it is dispatched again.
+    return_reason: Option<&'a str>,
     /// The centre that holds (or last dispatched) the ticket.
     centre: &'a str,
     /// The lead unit (主办) once dispatched.
@@ -159,7 +164,9 @@ impl<'a> TicketJson<'a> {
             location: &t.location,
             reporter,
             related_to: t.related_to,
-            suggested_unit: t.suggested_unit.as_deref(),
+            suggested_unit: t.suggestion(),
+            returned_by: &t.returned_by,
+            return_reason: t.return_reason.as_deref(),
             centre: &t.centre,
             unit: t.unit.as_deref(),
             co_units: &t.co_units,

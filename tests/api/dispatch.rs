@@ -341,6 +341,52 @@ async fn a_hop_that_reached_the_wrong_centre_is_returned_to_the_centre_that_sent
 }
 
 #[tokio::test]
+async fn a_ticket_sent_back_is_not_suggested_to_the_unit_that_sent_it_back() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let district = app.token(Role::Dispatcher, "etdz").await;
+        let hg = app.token(Role::Dispatcher, "hg").await;
+        let created = app.new_ticket().await;
+        let id = created["id"].as_str().expect("id").to_string();
+        // The catalogue routes garbage in 皇冠 to its enforcement squad (hg-zfzd);
+        // the district passes it to the township, which follows the suggestion.
+        assert_eq!(created["suggested_unit"], "hg-zfzd");
+        let suggested = "hg-zfzd";
+        assert_eq!(created["returned_by"], json!([]));
+        act(&app, &district, &id, "assign", json!({"unit": "hg"})).await;
+        let r = act(&app, &hg, &id, "assign", json!({"unit": suggested})).await;
+        assert_eq!(r["suggested_unit"], "hg-zfzd", "not returned yet");
+        // That unit sends it back: not its duty.
+        let handler = app.token(Role::Handler, suggested).await;
+        let r = act(&app, &handler, &id, "return", json!({"reason": "不属于本单位职责"})).await;
+        assert_eq!(r["state"], "accepted");
+        assert_eq!(r["suggested_unit"], Value::Null, "{r}");
+        assert_eq!(r["returned_by"], json!([suggested]));
+        assert_eq!(r["return_reason"], "不属于本单位职责");
+        // The same on the ticket and in the township dispatcher's queue.
+        let got = app.get(&format!("/api/v1/tickets/{id}"), &hg).await;
+        assert_eq!(got.body["suggested_unit"], Value::Null, "{}", got.body);
+        assert_eq!(got.body["return_reason"], "不属于本单位职责");
+        let queue = app.get("/api/v1/tickets?state=accepted", &hg).await;
+        let item = queue.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|t| t["id"] == json!(id))
+            .cloned()
+            .expect("the returned ticket waits in the township's queue");
+        assert_eq!(item["suggested_unit"], Value::Null, "{item}");
+        assert_eq!(item["return_reason"], "不属于本单位职责");
+        // Dispatched again (the dispatcher may still choose that unit by hand): the
+        // reason is spent, who returned it is kept.
+        let r = act(&app, &hg, &id, "assign", json!({"unit": suggested})).await;
+        assert_eq!(r["return_reason"], Value::Null);
+        assert_eq!(r["returned_by"], json!([suggested]));
+        app.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn a_township_dispatches_only_to_its_own_units() {
     for engine in engines().await {
         let app = TestApp::spawn(engine).await;

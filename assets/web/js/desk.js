@@ -95,6 +95,9 @@ function row(tk) {
   const sugg = tk.suggested_unit && tk.state === 'accepted'
     ? el('p', { class: 'suggested' }, el('span', { class: 'label', text: t('desk.suggested') }), unitName(tk.suggested_unit))
     : null;
+  const back = tk.return_reason && tk.state === 'accepted'
+    ? el('p', { class: 'meta returned' }, el('span', { class: 'label', text: t('desk.return_reason') }), tk.return_reason)
+    : null;
   const withUnit = tk.unit
     ? el('p', { class: 'meta' }, el('span', { class: 'label', text: t('ticket.unit') }), unitName(tk.unit),
       tk.handler ? ` · ${t('ticket.handler')} ${tk.handler}` : '')
@@ -113,7 +116,7 @@ function row(tk) {
     el('p', { class: 'meta' }, `${categoryName(tk.category)} · ${t(`source.${tk.source}`)} · ${fmtTime(tk.created_at)}`,
       tk.location && tk.location.address ? ` · ${tk.location.address}` : ''),
     tk.description ? el('p', { class: 'desc', text: tk.description }) : null,
-    sugg, withUnit,
+    sugg, back, withUnit,
     el('div', { class: 'deadlines' },
       deadlineBadge('sign', tk.deadlines.sign, tk.deadlines.sign_due_at),
       deadlineBadge('handle', tk.deadlines.handle, tk.deadlines.handle_due_at)),

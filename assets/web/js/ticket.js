@@ -39,6 +39,7 @@ function renderTicket(tk) {
     ...fact(t('ticket.reporter'), reporter),
     ...fact(t('ticket.centre'), unitName(tk.centre)),
     ...fact(t('desk.suggested'), tk.suggested_unit ? unitName(tk.suggested_unit) : ''),
+    ...fact(t('desk.return_reason'), tk.return_reason || ''),
     ...fact(t('ticket.unit'), tk.unit ? unitName(tk.unit) : ''),
     ...fact(t('ticket.co_units'), (tk.co_units || []).map(unitName).join('、')),
     ...fact(t('ticket.handler'), tk.handler || ''),

@@ -50,6 +50,8 @@ impl Ticket {
                 handle_due_at: None,
                 pending_extension_days: None,
                 returns: 0,
+                returned_by: Vec::new(),
+                return_reason: None,
                 supervisions: 0,
                 extensions: 0,
                 reworks: 0,
@@ -79,6 +81,7 @@ impl Ticket {
                 t.centre = a.from_unit.clone();
                 t.unit = Some(a.unit.clone());
                 t.co_units = a.co_units.clone();
+                t.return_reason = None;
                 t.at_centre = a.to_centre;
                 t.handler = None;
                 t.signed_at = None;
@@ -96,6 +99,10 @@ impl Ticket {
             TicketEvent::TicketReturned(r) => {
                 t.state = State::Accepted;
                 t.returns += 1;
+                if !t.returned_by.contains(&r.unit) {
+                    t.returned_by.push(r.unit.clone());
+                }
+                t.return_reason = Some(r.reason.clone());
                 t.centre = r.to_unit.clone();
                 t.unit = None;
                 t.co_units.clear();
