@@ -733,7 +733,11 @@ fn a_returned_ticket_is_never_suggested_back_to_the_unit_that_returned_it() {
         .then_events(vec![returned("不属于本单位职责", DISTRICT)]);
     // then the dispatcher is no longer steered to DEPT, and sees why it came back.
     assert_eq!(t.suggestion(), None);
-    assert_eq!(t.suggested_unit.as_deref(), Some(DEPT), "the event is kept as it was");
+    assert_eq!(
+        t.suggested_unit.as_deref(),
+        Some(DEPT),
+        "the event is kept as it was"
+    );
     assert_eq!(t.returned_by, vec![DEPT.to_string()]);
     assert_eq!(t.return_reason.as_deref(), Some("不属于本单位职责"));
 }

@@ -358,7 +358,14 @@ async fn a_ticket_sent_back_is_not_suggested_to_the_unit_that_sent_it_back() {
         assert_eq!(r["suggested_unit"], "hg-zfzd", "not returned yet");
         // That unit sends it back: not its duty.
         let handler = app.token(Role::Handler, suggested).await;
-        let r = act(&app, &handler, &id, "return", json!({"reason": "不属于本单位职责"})).await;
+        let r = act(
+            &app,
+            &handler,
+            &id,
+            "return",
+            json!({"reason": "不属于本单位职责"}),
+        )
+        .await;
         assert_eq!(r["state"], "accepted");
         assert_eq!(r["suggested_unit"], Value::Null, "{r}");
         assert_eq!(r["returned_by"], json!([suggested]));
