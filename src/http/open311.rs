@@ -54,15 +54,22 @@ use uuid::Uuid;
 use crate::app::commands::{CommandMeta, ParsedCommand, parse_command};
 use crate::app::{App, SharedApp};
 use crate::auth::{Actor, Role};
-use crate::domain::{PhotoStage, State as TicketState, Ticket};
 use crate::error::AppError;
-use crate::org::{Org, UnitKind};
+use crate::org::UnitKind;
 use crate::repo::tickets::TicketQuery;
 
+mod answer;
 pub mod discovery;
 pub mod doc;
 pub mod mask;
 mod media;
+mod request_view;
+
+use answer::{
+    Format, Open311Error, answer, bad_request, err, error_response, escape, ext, respond,
+    split_format,
+};
+use request_view::{Shown, report_photo, request_json};
 
 /// What a city chooses for its Open311 endpoint (`serve`'s flags).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,164 +139,6 @@ pub fn cors_layer() -> tower_http::cors::CorsLayer {
 /// The most requests one `GET requests` answers, and its default window.
 pub const MAX_REQUESTS: i64 = 1000;
 pub const DEFAULT_DAYS: i64 = 90;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Json,
-    Xml,
-}
-
-/// `services.json` -> ("services", Json).
-fn split_format(file: &str) -> Option<(&str, Format)> {
-    if let Some(name) = file.strip_suffix(".json") {
-        Some((name, Format::Json))
-    } else {
-        file.strip_suffix(".xml").map(|name| (name, Format::Xml))
-    }
-}
-
-/// A GeoReport error: HTTP status and description.
-#[derive(Debug)]
-struct Open311Error {
-    status: StatusCode,
-    description: String,
-}
-
-fn err(status: StatusCode, description: impl Into<String>) -> Open311Error {
-    Open311Error {
-        status,
-        description: description.into(),
-    }
-}
-
-fn bad_request(description: impl Into<String>) -> Open311Error {
-    err(StatusCode::BAD_REQUEST, description)
-}
-
-/// The API's own errors in GeoReport terms: a field error is a 400 naming the form
-/// field, a missing or refused token a 403, internals are logged and not shown.
-impl From<AppError> for Open311Error {
-    fn from(e: AppError) -> Self {
-        match e {
-            AppError::Invalid { field, message } => {
-                bad_request(format!("{}: {message}", form_field(&field)))
-            }
-            AppError::Unauthorized(m) | AppError::Forbidden(m) => err(StatusCode::FORBIDDEN, m),
-            AppError::Internal(e) => {
-                tracing::error!(error = ?e, "internal error (open311)");
-                err(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "an internal error occurred; it has been logged. Nothing was recorded.",
-                )
-            }
-            other => err(
-                StatusCode::from_u16(other.status()).unwrap_or(StatusCode::BAD_REQUEST),
-                other.to_string(),
-            ),
-        }
-    }
-}
-
-/// The GeoReport name of a field of the ticket body.
-fn form_field(api_field: &str) -> &str {
-    match api_field {
-        "category" => "service_code",
-        "location.lat" => "lat",
-        "location.lon" => "long",
-        "location.address" => "address_string",
-        "reporter.phone" => "phone",
-        "reporter.name" => "first_name/last_name",
-        "title" | "description" => "description",
-        other => other,
-    }
-}
-
-/// An answer in the requested format.
-fn answer(format: Format, status: StatusCode, root: &str, item: &str, items: &[Value]) -> Response {
-    let (body, content_type) = match format {
-        Format::Json => (
-            Value::from(items.to_vec()).to_string(),
-            "application/json; charset=utf-8",
-        ),
-        Format::Xml => (xml(root, item, items), "text/xml; charset=utf-8"),
-    };
-    let mut r = (status, body).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-fn error_response(format: Format, e: Open311Error) -> Response {
-    answer(
-        format,
-        e.status,
-        "errors",
-        "error",
-        &[json!({ "code": e.status.as_u16(), "description": e.description })],
-    )
-}
-
-fn respond(format: Format, r: Result<Response, Open311Error>) -> Response {
-    r.unwrap_or_else(|e| error_response(format, e))
-}
-
-/// GeoReport's XML: `<root><item><field>value</field>…</item>…</root>`. Items are flat
-/// objects; an array (the attributes of a service definition) becomes a wrapper
-/// element with one `<attribute>` per entry.
-fn xml(root: &str, item: &str, items: &[Value]) -> String {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
-    out.push_str(&format!("<{root}>"));
-    for it in items {
-        if let Some(obj) = it.as_object() {
-            out.push_str(&format!("<{item}>"));
-            for (k, v) in obj {
-                out.push_str(&format!("<{k}>"));
-                match v {
-                    Value::Null => {}
-                    Value::String(s) => out.push_str(&escape(s)),
-                    Value::Array(a) => {
-                        for x in a {
-                            out.push_str(&format!(
-                                "<attribute>{}</attribute>",
-                                escape(&x.to_string())
-                            ));
-                        }
-                    }
-                    other => out.push_str(&escape(&other.to_string())),
-                }
-                out.push_str(&format!("</{k}>"));
-            }
-            out.push_str(&format!("</{item}>"));
-        }
-    }
-    out.push_str(&format!("</{root}>\n"));
-    out
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Characters XML 1.0 cannot carry at all become U+FFFD, so that a
-            // ticket stored before the API refused them cannot make a page
-            // unreadable.
-            c if !xml_char(c) => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// XML 1.0's `Char`: `#x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] |
-/// [#x10000-#x10FFFF]` (a `char` is never a surrogate).
-fn xml_char(c: char) -> bool {
-    matches!(c as u32, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
-}
 
 /// The token named by `api_key`; a missing, unknown or revoked one is a 403.
 async fn authenticate(app: &SharedApp, api_key: Option<&str>) -> Result<Actor, Open311Error> {
@@ -522,13 +371,6 @@ fn xml_definition(code: &str) -> String {
     )
 }
 
-fn ext(f: Format) -> &'static str {
-    match f {
-        Format::Json => "json",
-        Format::Xml => "xml",
-    }
-}
-
 /// The first value of each form field.
 fn parse_form(raw: &[u8]) -> Result<HashMap<String, String>, Open311Error> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw)
@@ -737,103 +579,6 @@ fn form_meta(actor: &Actor, headers: &HeaderMap, raw: &[u8]) -> CommandMeta {
         if_match: None,
         request_id: super::extract::request_id(headers),
     }
-}
-
-/// `open` until the centre has verified the result; `closed` after (verified or
-/// closed).
-fn status_of(t: &Ticket) -> &'static str {
-    match t.state {
-        TicketState::Verified | TicketState::Closed => "closed",
-        TicketState::Accepted | TicketState::Assigned | TicketState::Handled => "open",
-    }
-}
-
-fn unit_name(org: &Org, code: &str) -> String {
-    org.unit(code)
-        .map(|u| u.name.clone())
-        .unwrap_or_else(|| code.to_string())
-}
-
-/// Where the ticket stands, in Chinese and English.
-fn status_notes(org: &Org, t: &Ticket) -> String {
-    let unit = t.unit.as_deref().map(|u| unit_name(org, u));
-    match t.state {
-        TicketState::Accepted => "已受理，等待派单 / accepted, waiting for dispatch".to_string(),
-        TicketState::Assigned => match (&unit, t.handler.is_some()) {
-            (Some(u), true) => format!("{u}已签收，办理中 / signed for by {u}, in hand"),
-            (Some(u), false) => format!("已派单至{u} / dispatched to {u}"),
-            (None, _) => "已派单 / dispatched".to_string(),
-        },
-        TicketState::Handled => "已办结，等待核查 / handled, waiting for verification".to_string(),
-        TicketState::Verified => "已核查通过 / verified".to_string(),
-        TicketState::Closed => {
-            let code = t
-                .close_code
-                .map(|c| match c {
-                    crate::domain::CloseCode::Resolved => "已解决 / resolved",
-                    crate::domain::CloseCode::Duplicate => "重复件 / duplicate",
-                    crate::domain::CloseCode::Invalid => "无效件 / invalid",
-                    crate::domain::CloseCode::Withdrawn => "撤诉 / withdrawn",
-                })
-                .unwrap_or("");
-            format!("已结案 / closed: {code}")
-        }
-    }
-}
-
-/// How a request is shown: to a key (its description as written) or to the public
-/// (contacts masked out of it); `base` makes `media_url` absolute.
-struct Shown<'a> {
-    public: bool,
-    base: &'a str,
-}
-
-/// The report's first photo (one posted as `media`, or with the ticket in
-/// `/api/v1`), if any.
-fn report_photo(t: &Ticket) -> Option<&str> {
-    t.photos
-        .iter()
-        .find(|p| p.stage == PhotoStage::Accepted)
-        .map(|p| p.hash.as_str())
-}
-
-/// A ticket as a GeoReport service request: the spec's fields, nothing else. The
-/// reporter's contact is left out; for the public, the contacts recognisable in
-/// the description (and the address, should one be written there) are masked
-/// ([`mask::contacts`]).
-fn request_json(org: &Org, t: &Ticket, shown: &Shown) -> Value {
-    let service_name = org
-        .category(&t.category)
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| t.category.clone());
-    let agency = unit_name(org, t.unit.as_deref().unwrap_or(&t.centre));
-    json!({
-        "service_request_id": t.id,
-        "status": status_of(t),
-        "status_notes": status_notes(org, t),
-        "service_name": service_name,
-        "service_code": t.category,
-        "description": if shown.public {
-            mask::contacts(&t.description)
-        } else {
-            t.description.clone()
-        },
-        "agency_responsible": agency,
-        "service_notice": format!("工单编号 {} / ticket number {}", t.number, t.number),
-        "requested_datetime": t.created_at,
-        "updated_datetime": t.updated_at,
-        "expected_datetime": t.handle_due_at,
-        "address": match &t.location.address {
-            Some(a) if shown.public => Some(mask::contacts(a)),
-            other => other.clone(),
-        },
-        "address_id": null,
-        "zipcode": null,
-        "lat": t.location.lat,
-        "long": t.location.lon,
-        "media_url": report_photo(t)
-            .map(|_| format!("{}/open311/v2/requests/{}/media", shown.base, t.id)),
-    })
 }
 
 fn parse_datetime(name: &str, s: &str) -> Result<DateTime<Utc>, Open311Error> {

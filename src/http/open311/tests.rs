@@ -1,3 +1,4 @@
+use super::answer::{xml, xml_char};
 use super::*;
 
 #[test]
