@@ -169,6 +169,36 @@ struct StreamParams {
     /// Only this route reads it, and it is never logged (the request span records
     /// the path without the query string).
     access_token: Option<String>,
+    /// Only the events of this ticket (its id): what a ticket page follows.
+    ticket: Option<String>,
+}
+
+/// The ticket a stream is limited to (`?ticket=`): its id, of a ticket the caller
+/// may see (a ticket it may not see is answered as one that does not exist).
+async fn stream_ticket(
+    app: &SharedApp,
+    actor: &Actor,
+    ticket: Option<&str>,
+) -> Result<Option<Uuid>, AppError> {
+    let Some(raw) = ticket else {
+        return Ok(None);
+    };
+    let id = Uuid::parse_str(raw.trim()).map_err(|_| {
+        AppError::invalid(
+            "ticket",
+            "must be a ticket id (a UUID, as in the ticket's `id`), not its number",
+        )
+    })?;
+    let org = app.org.get();
+    let visible = !app.integrity.is_tampered(id)
+        && app
+            .load(id)
+            .await?
+            .is_some_and(|t| policy::can_see(&org, actor, &t));
+    if !visible {
+        return Err(AppError::NotFound(format!("no ticket {id}")));
+    }
+    Ok(Some(id))
 }
 
 /// The caller of the stream: the bearer header, or else `?access_token=`.
@@ -203,9 +233,11 @@ async fn feed_head(app: &SharedApp) -> Result<i64, AppError> {
     params(
         ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position"),
         ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "The last position received (set by EventSource on reconnect); wins over `after`"),
+        ("ticket" = Option<uuid::Uuid>, Query, description = "Only the events of this ticket (its `id`), one the token may see"),
     ),
     responses(
         (status = 200, description = "An endless event stream", content_type = "text/event-stream", body = crate::http::openapi::StreamMessage),
+        (status = 404, description = "`ticket` names no ticket the token may see", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A bad parameter or Last-Event-ID", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -219,6 +251,7 @@ async fn stream_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
     let actor = stream_actor(&app, actor, p.access_token.as_deref()).await?;
+    let ticket = stream_ticket(&app, &actor, p.ticket.as_deref()).await?;
     // As the feed: a position is 0 or more.
     if p.after.is_some_and(|a| a < 0) {
         return Err(AppError::invalid("after", "must be a position (0 or more)"));
@@ -255,6 +288,7 @@ async fn stream_events(
         _subscribed: Subscribed::new(app.metrics.sse_subscribers.clone()),
         app,
         actor,
+        ticket,
         after,
         checked: std::time::Instant::now(),
         behind: false,
@@ -280,6 +314,8 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 struct Feed {
     app: SharedApp,
     actor: Actor,
+    /// `?ticket=`: only this ticket's events.
+    ticket: Option<Uuid>,
     /// The last position read (seen or filtered out).
     after: i64,
     /// When the token was last asked of the database.
@@ -360,6 +396,10 @@ impl Feed {
             return true;
         };
         let full = batch.len() as i64 == PAGE;
+        let batch = match self.ticket {
+            Some(id) => batch.into_iter().filter(|e| e.stream_id == id).collect(),
+            None => batch,
+        };
         match visible(app, &self.actor, batch).await {
             Ok(events) => {
                 self.after = last;

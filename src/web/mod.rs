@@ -21,9 +21,14 @@ use sha2::{Digest, Sha256};
 use crate::app::SharedApp;
 use crate::error::AppError;
 
+mod offline;
+
 /// The policy of every page and asset.
+/// `worker-src` and `manifest-src` name the grid page's service worker and web app
+/// manifest (offline.rs), which `default-src` would allow too, explicitly.
 pub const CSP: &str = "default-src 'self'; img-src 'self' blob:; object-src 'none'; \
-                       base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+                       base-uri 'none'; frame-ancestors 'none'; form-action 'self'; \
+                       worker-src 'self'; manifest-src 'self'";
 
 /// One embedded file: its URL path (under `/web/`, or a page's route), its content
 /// type, and its bytes.
@@ -77,6 +82,11 @@ static ASSETS: &[Asset] = &[
     asset!("js/bulletins.js", "web/js/bulletins.js", JS),
     asset!("i18n/zh.json", "web/i18n/zh.json", JSON),
     asset!("i18n/en.json", "web/i18n/en.json", JSON),
+    asset!(
+        "manifest.webmanifest",
+        "web/manifest.webmanifest",
+        "application/manifest+json; charset=utf-8"
+    ),
     asset!("vendor/uplot/uPlot.esm.js", "vendor/uplot/uPlot.esm.js", JS),
     asset!(
         "vendor/uplot/uPlot.min.css",
@@ -105,6 +115,7 @@ pub fn router() -> Router<SharedApp> {
             get(|h: HeaderMap| page(h, "bulletins")),
         )
         .route("/favicon.ico", get(|h: HeaderMap| page(h, "icon.svg")))
+        .route("/sw.js", get(offline::service_worker))
         .route("/web/{*path}", get(file))
 }
 

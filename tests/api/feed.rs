@@ -129,3 +129,98 @@ async fn the_live_stream_delivers_new_events_and_resumes_from_last_event_id() {
         app.finish().await;
     }
 }
+
+/// Reads SSE frames until `n` events have arrived; returns their (type, stream id).
+async fn read_sse_streams(resp: reqwest::Response, n: usize) -> Vec<(String, String)> {
+    let mut out = vec![];
+    let mut buf = String::new();
+    let mut stream = resp.bytes_stream();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("SSE event within 10 s")
+            .expect("stream open")
+            .expect("chunk");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            let ty = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("event:"))
+                .map(|s| s.trim().to_string());
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .and_then(|s| serde_json::from_str::<serde_json::Value>(s.trim()).ok());
+            if let (Some(ty), Some(data)) = (ty, data) {
+                let stream_id = data["stream_id"].as_str().unwrap_or_default().to_string();
+                out.push((ty, stream_id));
+            }
+        }
+    }
+    out
+}
+
+/// `?ticket=` (issue 22, point 9: the ticket page follows its own ticket): only that
+/// ticket's events come, old and new; a bad id is a 422 naming the parameter, a
+/// ticket the caller may not see a 404.
+#[tokio::test]
+async fn the_live_stream_follows_one_ticket() {
+    for engine in engines().await {
+        let app = TestApp::spawn(engine).await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+        let a = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let b = app.new_ticket().await["id"].as_str().unwrap().to_string();
+        let resp = app
+            .client
+            .get(format!(
+                "{}/api/v1/events/stream?ticket={a}&access_token={disp}",
+                app.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let reader = tokio::spawn(read_sse_streams(resp, 2));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for id in [&b, &a] {
+            let r = app
+                .post(
+                    &format!("/api/v1/tickets/{id}/assign"),
+                    &disp,
+                    json!({"unit": "zhzf"}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+        let got = reader.await.unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("TicketAccepted".to_string(), a.clone()),
+                ("TicketAssigned".to_string(), a.clone())
+            ],
+            "only the followed ticket's events, the other's assignment left out"
+        );
+
+        let r = app
+            .get("/api/v1/events/stream?ticket=20261207-000001", &disp)
+            .await;
+        assert_eq!(r.status, 422, "{}", r.body);
+        assert_eq!(r.body["field"], "ticket", "{}", r.body);
+        let r = app
+            .get(
+                &format!("/api/v1/events/stream?ticket={}", uuid::Uuid::new_v4()),
+                &disp,
+            )
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        // A grid worker of another grid may not see it: as if it did not exist.
+        let other = app.token(Role::GridWorker, "hg-01-g02").await;
+        let r = app
+            .get(&format!("/api/v1/events/stream?ticket={a}"), &other)
+            .await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        app.finish().await;
+    }
+}

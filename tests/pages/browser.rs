@@ -32,7 +32,7 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
@@ -64,8 +64,8 @@ impl WebDriverCompatibleCommand for BrowserLog {
 
 /// chromedriver's network emulation, to take the page offline and back.
 #[derive(Debug)]
-struct Network {
-    offline: bool,
+pub(crate) struct Network {
+    pub(crate) offline: bool,
 }
 
 impl WebDriverCompatibleCommand for Network {
@@ -406,7 +406,7 @@ impl Browser {
     }
 }
 
-async fn act(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Value {
+pub(crate) async fn act(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Value {
     let r = app
         .post(&format!("/api/v1/tickets/{id}/{action}"), token, body)
         .await;
@@ -428,7 +428,7 @@ async fn dispatched_ticket(app: &TestApp, title: &str) -> String {
 }
 
 /// Whether this build has the attachments API (built alongside the pages).
-async fn attachments_api(app: &TestApp, token: &str) -> bool {
+pub(crate) async fn attachments_api(app: &TestApp, token: &str) -> bool {
     let r = app
         .send(
             reqwest::Method::POST,

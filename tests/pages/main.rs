@@ -7,4 +7,6 @@ mod support;
 
 mod appraisal;
 mod browser;
+mod grid;
+mod live;
 mod web;

@@ -7,10 +7,16 @@
 // online, else when the network returns (the `online` event, and a retry every 30 s).
 // A report whose answer was lost is sent again with the same key and the same bytes,
 // which the service answers with the first result: a report is never doubled.
+//
+// The page opens without signal too: a service worker (/sw.js, scope /grid) keeps a
+// copy of it and of what it loads (issue 22, point 8). The worker's own reports
+// ("my reports", the tickets this worker sent, remembered per user on the phone)
+// show their progress, and a notice comes when one is verified, sent back or closed
+// (the live event feed wakes the list; a look every minute besides).
 
 import {
-  ApiError, api, categoryList, categoryName, clear, el, errorText, fmtTime, newKey, notify, run, startPage,
-  stateBadge, t, unitName,
+  ApiError, api, categoryList, clear, deadlineBadge, el, errorText, fmtTime, getToken, lang, newKey, notify, run,
+  startPage, stateBadge, t, unitName,
 } from './common.js';
 import { uploadPhoto } from './actions.js';
 
@@ -90,6 +96,7 @@ async function flush() {
       try {
         const ticket = await send(item);
         await outboxDelete(item.key);
+        remember(ticket);
         notify(t('grid.sent', { number: ticket.number }), 'ok');
         $('g-status').textContent = t('grid.sent', { number: ticket.number });
         document.body.dataset.lastSent = ticket.id;
@@ -117,18 +124,78 @@ async function showOutbox() {
     });
     list.append(el('li', { class: item.rejected ? 'rejected' : 'waiting', dataset: { key: item.key } },
       el('strong', { text: item.body.title }),
-      el('span', { class: 'muted', text: ` · ${fmtTime(item.created)} · ${t('grid.photo_count', { n: item.photos.length })}` }),
+      el('span', { class: 'muted', text: ` · ${fmtTime(item.created)}${item.photos.length ? ` · ${photoCount(item.photos.length)}` : ''}` }),
       el('p', { class: item.rejected ? 'error' : 'muted', text: item.rejected || t('grid.waiting') }),
       item.rejected ? discard : null));
   }
 }
 
-// ---- the grid's reports
+// ---- my reports: their progress, and a notice when one moves on
+
+// "1 photo", "2 photos": the language's plural rules pick the key.
+function photoCount(n) {
+  const one = new Intl.PluralRules(lang() === 'en' ? 'en' : 'zh-CN').select(n) === 'one';
+  return t(one ? 'grid.photo_count_one' : 'grid.photo_count', { n });
+}
+
+const mineKey = () => `yw.grid.mine.${me.user}`;
+const seenKey = () => `yw.grid.seen.${me.user}`;
+function readJson(key, fallback) {
+  try {
+    return JSON.parse(localStorage.getItem(key) || '') || fallback;
+  } catch (e) {
+    return fallback;
+  }
+}
+function mineIds() {
+  return readJson(mineKey(), []);
+}
+// A report sent from this phone joins "my reports" (the newest 200 are kept).
+function remember(ticket) {
+  const ids = [ticket.id, ...mineIds().filter((x) => x !== ticket.id)].slice(0, 200);
+  localStorage.setItem(mineKey(), JSON.stringify(ids));
+  const seen = readJson(seenKey(), {});
+  seen[ticket.id] = snapshot(ticket);
+  localStorage.setItem(seenKey(), JSON.stringify(seen));
+}
+const snapshot = (tk) => ({ state: tk.state, returned: tk.returned, reworked: tk.reworked });
+
+// What changed since the last look, as a notice (or null).
+function change(before, tk) {
+  if (!before) return null;
+  if (tk.reworked > (before.reworked || 0)) return { kind: 'error', text: t('grid.notice_rework', { number: tk.number }) };
+  if (tk.returned > (before.returned || 0)) return { kind: 'error', text: t('grid.notice_returned', { number: tk.number }) };
+  if (tk.state !== before.state && tk.state === 'verified') return { kind: 'ok', text: t('grid.notice_verified', { number: tk.number }) };
+  if (tk.state !== before.state && tk.state === 'closed') return { kind: 'ok', text: t('grid.notice_closed', { number: tk.number }) };
+  return null;
+}
 
 const STEPS = ['accepted', 'assigned', 'signed', 'handled', 'verified', 'closed'];
 function step(tk) {
   if (tk.state === 'assigned') return tk.handler ? 'signed' : 'assigned';
   return tk.state;
+}
+
+function reportCard(tk, notice) {
+  const at = STEPS.indexOf(step(tk));
+  const progress = el('ol', { class: 'steps' }, STEPS.map((s, i) => el('li', {
+    class: i < at ? 'done' : (i === at ? 'now' : ''), text: t(`step.${s}`), title: t(`step.${s}`),
+  })));
+  const d = tk.deadlines || {};
+  const open = tk.state === 'accepted' || tk.state === 'assigned';
+  const deadline = open && tk.unit
+    ? (tk.handler ? deadlineBadge('handle', d.handle, d.handle_due_at) : deadlineBadge('sign', d.sign, d.sign_due_at))
+    : null;
+  return el('li', { class: 'card mini', dataset: { id: tk.id, state: tk.state } },
+    el('div', { class: 'ticket-head' }, el('a', { href: `/tickets/${tk.id}`, class: 'number', text: tk.number }), stateBadge(tk),
+      tk.self_handled ? el('span', { class: 'badge', text: t('flag.self_handled') }) : null),
+    el('a', { href: `/tickets/${tk.id}`, class: 'title-link', text: tk.title }),
+    el('p', { class: 'muted report-facts' },
+      el('span', { text: fmtTime(tk.created_at) }),
+      el('span', { class: 'report-unit', text: ` · ${t('grid.unit')}${tk.unit ? unitName(tk.unit) : t('grid.unit_none')}` })),
+    deadline ? el('p', { class: 'report-deadline' }, deadline) : null,
+    notice ? el('p', { class: `report-notice ${notice.kind}`, role: 'status', text: notice.text }) : null,
+    progress);
 }
 
 async function loadMine() {
@@ -138,22 +205,85 @@ async function loadMine() {
   } catch (e) {
     return; // offline: the list stays as it was
   }
+  const ids = new Set(mineIds());
+  const seen = readJson(seenKey(), {});
   const list = clear($('mine'));
-  const items = page.items.filter((x) => x.source === 'grid');
+  const items = page.items.filter((x) => ids.has(x.id));
   if (!items.length) list.append(el('li', { class: 'empty', text: t('grid.none') }));
   for (const tk of items) {
-    const at = STEPS.indexOf(step(tk));
-    const progress = el('ol', { class: 'steps' }, STEPS.map((s, i) => el('li', {
-      class: i < at ? 'done' : (i === at ? 'now' : ''), text: t(`step.${s}`),
-    })));
-    list.append(el('li', { class: 'card mini', dataset: { id: tk.id } },
-      el('div', { class: 'ticket-head' }, el('a', { href: `/tickets/${tk.id}`, class: 'number', text: tk.number }), stateBadge(tk),
-        tk.self_handled ? el('span', { class: 'badge', text: t('flag.self_handled') }) : null),
-      el('a', { href: `/tickets/${tk.id}`, class: 'title-link', text: tk.title }),
-      tk.description ? el('p', { class: 'desc clamp', text: tk.description }) : null,
-      el('p', { class: 'muted', text: `${fmtTime(tk.created_at)}${tk.unit ? ` · ${unitName(tk.unit)}` : ''}` }),
-      progress));
+    const notice = change(seen[tk.id], tk);
+    if (notice) {
+      notify(notice.text, notice.kind);
+      document.body.dataset.notice = notice.text;
+    }
+    seen[tk.id] = { ...snapshot(tk), notice: notice || (seen[tk.id] && seen[tk.id].notice) || null };
+    list.append(reportCard(tk, seen[tk.id].notice));
   }
+  localStorage.setItem(seenKey(), JSON.stringify(seen));
+}
+
+// The live feed wakes the list when one of my reports moves; it reconnects by itself.
+let live = null;
+let wake = null;
+function follow() {
+  if (live || !window.EventSource) return;
+  const q = new URLSearchParams({ from: 'now', access_token: getToken() });
+  live = new EventSource(`/api/v1/events/stream?${q}`);
+  const mineChanged = (ev) => {
+    try {
+      if (!mineIds().includes(JSON.parse(ev.data).stream_id)) return;
+    } catch (e) {
+      return;
+    }
+    clearTimeout(wake);
+    wake = setTimeout(loadMine, 200);
+  };
+  for (const type of ['TicketAssigned', 'TicketSigned', 'TicketReturned', 'TicketHandled', 'VerificationPassed',
+    'VerificationFailed', 'TicketClosed', 'ExtensionDecided', 'TicketSupervised']) {
+    live.addEventListener(type, mineChanged);
+  }
+}
+
+// ---- the service worker: the page, its files and its first API reads kept for offline
+
+async function keepOffline() {
+  if (!('serviceWorker' in navigator)) return;
+  await navigator.serviceWorker.register('/sw.js', { scope: '/grid' });
+  if (!navigator.serviceWorker.controller) {
+    await new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true }));
+  }
+  // Read once through the worker, which keeps a copy for the next start offline.
+  if (navigator.onLine) {
+    await Promise.all(['/api/v1/me', '/api/v1/units', '/api/v1/categories', '/api/v1/tickets?limit=50'].map((p) => api(p)));
+  }
+  document.body.dataset.offlineReady = 'true';
+}
+
+// ---- categories: "choose one" first, groups and names in the page's language
+
+function groupName(c) {
+  if (lang() !== 'en') return c.group || '';
+  if (c.group_en) return c.group_en;
+  const key = `grid.group.${(c.code || '').split('.')[0]}`;
+  return t(key) !== key ? t(key) : (c.group || '');
+}
+function categoryLabel(c) {
+  return lang() === 'en' && c.name_en ? c.name_en : c.name;
+}
+
+function fillCategories() {
+  const sel = $('g-category');
+  sel.append(el('option', { value: '', text: t('grid.choose_category'), selected: true }));
+  const groups = new Map();
+  for (const c of categoryList()) {
+    const g = groupName(c);
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push(c);
+  }
+  for (const [group, cats] of groups) {
+    sel.append(el('optgroup', { label: group }, cats.map((c) => el('option', { value: c.code, text: categoryLabel(c) }))));
+  }
+  sel.value = '';
 }
 
 // ---- the form
@@ -195,11 +325,18 @@ async function submit(ev) {
   const address = $('g-address').value.trim();
   const selfHandled = $('g-self').checked;
   const result = $('g-result').value.trim();
-  if (selfHandled && !result) {
-    $('g-status').textContent = t('grid.result_needed');
-    return;
-  }
-  const title = `${cat ? cat.name : code}${address ? ` · ${address}` : ''}`.slice(0, 200);
+  const refuse = (id, key) => {
+    $(id).setAttribute('aria-invalid', 'true');
+    $(id).focus();
+    $('g-status').textContent = t(key);
+    $('g-status').classList.add('error');
+  };
+  for (const id of ['g-category', 'g-description', 'g-result']) $(id).removeAttribute('aria-invalid');
+  $('g-status').classList.remove('error');
+  if (!cat) return refuse('g-category', 'grid.category_needed');
+  if (!description) return refuse('g-description', 'grid.description_needed');
+  if (selfHandled && !result) return refuse('g-result', 'grid.result_needed');
+  const title = `${cat.name}${address ? ` · ${address}` : ''}`.slice(0, 200);
   const body = {
     source: 'grid',
     category: code,
@@ -218,6 +355,7 @@ async function submit(ev) {
   };
   await outboxPut(item);
   $('report').reset();
+  $('g-category').value = '';
   $('g-result-box').hidden = true;
   showPreviews();
   coords = null;
@@ -234,24 +372,19 @@ function onlineState() {
 run(async () => {
   me = await startPage('grid');
   $('grid-name').textContent = t('grid.in_grid', { grid: unitName(me.unit) });
-  const sel = $('g-category');
-  const groups = new Map();
-  for (const c of categoryList()) {
-    if (!groups.has(c.group)) groups.set(c.group, []);
-    groups.get(c.group).push(c);
-  }
-  for (const [group, cats] of groups) {
-    sel.append(el('optgroup', { label: group || '' }, cats.map((c) => el('option', { value: c.code, text: categoryName(c.code) }))));
-  }
+  fillCategories();
   $('g-locate').addEventListener('click', locate);
   $('g-photos').addEventListener('change', showPreviews);
   $('g-self').addEventListener('change', () => { $('g-result-box').hidden = !$('g-self').checked; });
   $('report').addEventListener('submit', (e) => submit(e).catch((err) => { $('g-status').textContent = errorText(err); }));
-  window.addEventListener('online', () => { onlineState(); flush(); });
+  window.addEventListener('online', () => { onlineState(); flush(); follow(); });
   window.addEventListener('offline', onlineState);
   onlineState();
   setInterval(() => { if (navigator.onLine) flush(); }, 30000);
+  setInterval(() => { if (navigator.onLine) loadMine(); }, 60000);
   await showOutbox();
   await flush();
+  if (navigator.onLine) follow();
   document.body.dataset.loaded = 'true';
+  keepOffline().catch((e) => console.warn('offline copy not kept', e));
 });

@@ -1,8 +1,10 @@
 // The ticket page (/tickets/{id}): the facts, the photos, the viewer's actions and
 // the whole timeline in plain words (who, which unit, when, deadline met or missed).
+// It follows the live feed of its ticket (`/api/v1/events/stream?ticket=`) and
+// redraws when anyone acts, without a reload (issue 22, point 9).
 
 import {
-  api, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, run, startPage,
+  api, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, notify, run, startPage,
   stateBadge, t, unitName,
 } from './common.js';
 import { renderActions } from './actions.js';
@@ -16,7 +18,13 @@ function fact(label, value) {
   return [el('dt', { text: label }), el('dd', {}, value)];
 }
 
-function renderTicket(tk) {
+// Whether the viewer is filling in an action's form, which a live redraw must not wipe
+// (its submit then meets the newer version and says the ticket changed).
+function midAction() {
+  return !!document.querySelector('#t-actions .action-form form');
+}
+
+function renderTicket(tk, live = false) {
   document.title = `${tk.number} · ${t('app.name')}`;
   const head = clear($('t-head'));
   head.append(el('span', { class: 'number', text: tk.number }), stateBadge(tk));
@@ -52,7 +60,9 @@ function renderTicket(tk) {
     ...fact(t('ticket.satisfaction'), tk.satisfaction ? t(`satisfaction.${tk.satisfaction}`) : ''),
     ...fact(t('ticket.close_code'), tk.close_code ? t(`close.${tk.close_code}`) : ''),
   );
-  renderActions($('t-actions'), tk, me, async () => load());
+  if (!(live && midAction())) renderActions($('t-actions'), tk, me, async () => load());
+  document.body.dataset.version = String(tk.version);
+  document.body.dataset.state = tk.state;
 }
 
 // ---- photos: fetched with the token and shown from object URLs (an <img src>
@@ -202,17 +212,81 @@ function renderTimeline(events) {
   }
 }
 
-async function load() {
+let ticketId = null;
+
+async function load(live = false) {
   const [tk, evs] = await Promise.all([api(`/api/v1/tickets/${id}`), api(`/api/v1/tickets/${id}/events`)]);
-  renderTicket(tk);
+  ticketId = tk.id;
+  renderTicket(tk, live);
   renderTimeline(evs.items);
   const hashes = [...(Array.isArray(tk.photos) ? tk.photos : [])];
   for (const e of evs.items) if (e.data && Array.isArray(e.data.photos)) hashes.push(...e.data.photos);
   renderPhotos(hashes);
 }
 
+// ---- live: the ticket's own events, as anyone appends them
+
+const EVENT_TYPES = [
+  'TicketAccepted', 'TicketAssigned', 'TicketSigned', 'TicketReturned', 'ExtensionRequested', 'ExtensionDecided',
+  'TicketSupervised', 'TicketHandled', 'VerificationPassed', 'VerificationFailed', 'CitizenFeedbackRecorded',
+  'TicketCommented', 'TicketClosed', 'SlaWarning', 'SlaBreached',
+];
+
+let redraw = null;
+function refreshSoon(notice) {
+  clearTimeout(redraw);
+  redraw = setTimeout(() => {
+    load(true).then(() => {
+      if (notice) notify(notice);
+    }).catch(() => undefined);
+  }, 150);
+}
+
+function liveState(on) {
+  $('t-live').className = `live ticket-live ${on ? 'on' : 'off'}`;
+  $('t-live-text').textContent = t(on ? 'ticket.live_on' : 'ticket.live_off');
+  document.body.dataset.live = on ? 'on' : 'off';
+}
+
+// EventSource reconnects by itself after a drop (resuming after Last-Event-ID); a
+// stream the service refused (closed for good) is opened again after a pause. Each
+// reopening redraws, for what happened while it was down.
+function follow() {
+  // EventSource cannot send headers: the stream route alone takes ?access_token=.
+  const q = new URLSearchParams({ from: 'now', ticket: ticketId, access_token: getToken() });
+  const source = new EventSource(`/api/v1/events/stream?${q}`);
+  let opened = false;
+  source.addEventListener('open', () => {
+    liveState(true);
+    if (opened) refreshSoon();
+    opened = true;
+  });
+  source.addEventListener('error', () => {
+    liveState(false);
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(() => {
+        follow();
+      }, 5000);
+    }
+  });
+  for (const type of EVENT_TYPES) {
+    source.addEventListener(type, (ev) => {
+      let e = null;
+      try {
+        e = JSON.parse(ev.data);
+      } catch (err) {
+        return;
+      }
+      const who = (e.metadata || {}).actor;
+      const mine = who && who === me.user;
+      refreshSoon(mine ? null : t('ticket.updated', { what: describe(e, { sign: null, handle: null }).text }));
+    });
+  }
+}
+
 run(async () => {
   me = await startPage('ticket');
   $('back').href = homeFor(me.role);
   await load();
+  follow();
 });
