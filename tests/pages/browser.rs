@@ -125,7 +125,8 @@ pub(crate) enum Screen {
 pub(crate) struct Browser {
     pub(crate) client: Client,
     driver: Child,
-    base: String,
+    /// Where the browser goes (the service, or a cuttable link to it: tests/pages/grid.rs).
+    pub(crate) base: String,
     pub(crate) name: &'static str,
     shots: Vec<PathBuf>,
 }
@@ -222,6 +223,12 @@ impl Browser {
     /// Fails on any error the browser logged since the last look, but those whose
     /// message contains `expected`.
     pub(crate) async fn no_console_errors_except(&self, expected: &str) {
+        self.no_console_errors_except_any(&[expected]).await;
+    }
+
+    /// Fails on any error the browser logged since the last look, but those whose
+    /// message contains one of `expected` (the ways a cut network shows).
+    pub(crate) async fn no_console_errors_except_any(&self, expected: &[&str]) {
         let log = self
             .client
             .issue_cmd(BrowserLog)
@@ -232,7 +239,10 @@ impl Browser {
             .map(|a| {
                 a.iter()
                     .filter(|e| e["level"] == "SEVERE")
-                    .filter(|e| !e["message"].as_str().unwrap_or_default().contains(expected))
+                    .filter(|e| {
+                        let m = e["message"].as_str().unwrap_or_default();
+                        !expected.iter().any(|x| m.contains(x))
+                    })
                     .collect()
             })
             .unwrap_or_default();

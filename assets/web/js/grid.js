@@ -160,15 +160,18 @@ function remember(ticket) {
 }
 const snapshot = (tk) => ({ state: tk.state, returned: tk.returned, reworked: tk.reworked });
 
-// What changed since the last look, as a notice (or null).
+// What changed since the last look, as a notice (or null): its kind and key, so
+// that it reads in the page's language whenever it is shown.
 function change(before, tk) {
   if (!before) return null;
-  if (tk.reworked > (before.reworked || 0)) return { kind: 'error', text: t('grid.notice_rework', { number: tk.number }) };
-  if (tk.returned > (before.returned || 0)) return { kind: 'error', text: t('grid.notice_returned', { number: tk.number }) };
-  if (tk.state !== before.state && tk.state === 'verified') return { kind: 'ok', text: t('grid.notice_verified', { number: tk.number }) };
-  if (tk.state !== before.state && tk.state === 'closed') return { kind: 'ok', text: t('grid.notice_closed', { number: tk.number }) };
+  const notice = (kind, key) => ({ kind, key, number: tk.number });
+  if (tk.reworked > (before.reworked || 0)) return notice('error', 'grid.notice_rework');
+  if (tk.returned > (before.returned || 0)) return notice('error', 'grid.notice_returned');
+  if (tk.state !== before.state && tk.state === 'verified') return notice('ok', 'grid.notice_verified');
+  if (tk.state !== before.state && tk.state === 'closed') return notice('ok', 'grid.notice_closed');
   return null;
 }
+const noticeText = (n) => t(n.key, { number: n.number });
 
 const STEPS = ['accepted', 'assigned', 'signed', 'handled', 'verified', 'closed'];
 function step(tk) {
@@ -194,7 +197,7 @@ function reportCard(tk, notice) {
       el('span', { text: fmtTime(tk.created_at) }),
       el('span', { class: 'report-unit', text: ` · ${t('grid.unit')}${tk.unit ? unitName(tk.unit) : t('grid.unit_none')}` })),
     deadline ? el('p', { class: 'report-deadline' }, deadline) : null,
-    notice ? el('p', { class: `report-notice ${notice.kind}`, role: 'status', text: notice.text }) : null,
+    notice && notice.key ? el('p', { class: `report-notice ${notice.kind}`, role: 'status', text: noticeText(notice) }) : null,
     progress);
 }
 
@@ -213,8 +216,8 @@ async function loadMine() {
   for (const tk of items) {
     const notice = change(seen[tk.id], tk);
     if (notice) {
-      notify(notice.text, notice.kind);
-      document.body.dataset.notice = notice.text;
+      notify(noticeText(notice), notice.kind);
+      document.body.dataset.notice = noticeText(notice);
     }
     seen[tk.id] = { ...snapshot(tk), notice: notice || (seen[tk.id] && seen[tk.id].notice) || null };
     list.append(reportCard(tk, seen[tk.id].notice));
