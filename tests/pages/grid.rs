@@ -151,7 +151,10 @@ async fn the_grid_page_opens_offline_after_a_first_visit_and_a_queued_report_goe
         "offline, the service was not asked for the page nor who the worker is"
     );
     let grid = b.text("#grid-name").await;
-    assert!(grid.contains("网格"), "the organisation from the copy: {grid}");
+    assert!(
+        grid.contains("网格"),
+        "the organisation from the copy: {grid}"
+    );
 
     // 请选择类别 blocks a report, with a message saying what to do.
     let first = b

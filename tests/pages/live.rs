@@ -129,7 +129,14 @@ async fn the_ticket_page_on_a_phone_follows_its_ticket() {
 
     b.use_english().await;
     open_live(&b, &id).await;
-    act(&app, &disp, &id, "comment", json!({"text": "Citizen called again"})).await;
+    act(
+        &app,
+        &disp,
+        &id,
+        "comment",
+        json!({"text": "Citizen called again"}),
+    )
+    .await;
     event_shown(&b, "the comment, live", "TicketCommented").await;
     assert_eq!(b.text("#t-live-text").await, "Live");
     b.keep_shot("commented-live-en").await;
