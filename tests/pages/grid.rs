@@ -235,9 +235,7 @@ async fn the_grid_page_opens_offline_after_a_first_visit_and_a_queued_report_goe
         .unwrap_or_default();
     assert!(groups.contains(&"City management"), "{groups:?}");
     assert!(
-        groups
-            .iter()
-            .all(|g| g.chars().all(|c| c.is_ascii()) && !g.contains('.')),
+        groups.iter().all(|g| g.is_ascii() && !g.contains('.')),
         "group labels in English: {groups:?}"
     );
     b.until(
