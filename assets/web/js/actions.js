@@ -76,10 +76,11 @@ function formFor(action, ticket, me) {
     case 'assign': {
       const centre = me.role === 'admin' ? holder(ticket) : me.unit;
       const targets = (unit(centre) || {}).dispatch_targets || [];
-      const pick = suggestedTarget(targets, ticket.suggested_unit);
+      const back = ticket.returned_by || [];
+      const suggested = suggestedTarget(targets, ticket.suggested_unit);
+      const pick = back.includes(suggested) ? null : suggested;
       // Without a suggestion (none, or the unit that sent the ticket back) nothing is
       // preselected: the dispatcher chooses. A unit that sent it back is marked.
-      const back = ticket.returned_by || [];
       const label = (code) => {
         if (code === pick) return `${unitName(code)} ${t('desk.suggested_mark')}`;
         return back.includes(code) ? `${unitName(code)} ${t('desk.returned_mark')}` : unitName(code);

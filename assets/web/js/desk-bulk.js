@@ -6,6 +6,7 @@
 import { clear, command, el, errorText, holder, notify, t, unit, unitName } from './common.js';
 
 let results = []; // [{ number, ok, text }] of the last run
+let chosen = ''; // the unit chosen, kept while live updates redraw the bar
 
 // The units a centre can dispatch every picked ticket to.
 function targets(me, picked) {
@@ -37,7 +38,8 @@ export function renderBulk(box, opts) {
   const choices = targets(opts.me, picked);
   const select = el('select', { name: 'unit', id: 'bulk-unit', required: true },
     el('option', { value: '', text: t('desk.bulk.choose') }),
-    choices.map((code) => el('option', { value: code, text: unitName(code) })));
+    choices.map((code) => el('option', { value: code, text: unitName(code), selected: code === chosen })));
+  select.addEventListener('change', () => { chosen = select.value; });
   const go = el('button', { type: 'submit', class: 'btn primary', id: 'bulk-go', text: t('desk.bulk.go', { n: picked.length }) });
   const form = el('form', { class: 'bulk-bar card', id: 'bulk-form' },
     el('span', { class: 'bulk-count', text: t('desk.bulk.picked', { n: picked.length }) }),

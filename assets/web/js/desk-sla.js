@@ -40,7 +40,7 @@ export function slaInfo(tk, now = Date.now()) {
   const dl = openDeadline(tk);
   if (!dl) return null;
   const left = Date.parse(dl.due) - now;
-  const what = t(dl.kind === 'sign' ? 'deadline.sign' : 'deadline.handle');
-  if (left <= 0) return { level: 'late', text: `${what} ${t('desk.sla.over', { d: span(left) })}`, ms: left };
-  return { level: dl.warned ? 'warn' : 'ok', text: `${what} ${t('desk.sla.left', { d: span(left) })}`, ms: left };
+  const what = t(`desk.sla.${dl.kind}`);
+  if (left <= 0) return { level: 'late', text: t('desk.sla.over', { what, d: span(left) }), ms: left };
+  return { level: dl.warned ? 'warn' : 'ok', text: t('desk.sla.left', { what, d: span(left) }), ms: left };
 }

@@ -123,6 +123,7 @@ async function fetchQueue(cursor) {
 let generation = 0;
 async function reload() {
   $('page-error').hidden = true;
+  document.body.dataset.loaded = 'false';
   const mine = ++generation;
   try {
     const { items, next, total: n } = await fetchQueue(null);
@@ -132,6 +133,7 @@ async function reload() {
     nextCursor = next;
     total = n;
     render();
+    document.body.dataset.loaded = 'true';
   } catch (e) {
     showError(e);
   }
