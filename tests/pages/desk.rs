@@ -480,6 +480,9 @@ async fn dispatch_tools(name: &'static str, english: bool) {
         .filter(|r| r[1] == "false")
         .collect();
     assert_eq!(failed.len(), 1, "{results}");
+    // The refused command is the one failed request the console may show.
+    b.no_console_errors_except("/assign - Failed to load resource: the server responded with a status of 409")
+        .await;
     let stale = app.get(&format!("/api/v1/tickets/{}", batch[5]), &disp).await;
     assert_eq!(failed[0][0], stale.body["number"], "{results}");
     assert_eq!(stale.body["unit"], "zhzf", "the refused one stays where it was");
