@@ -8,7 +8,11 @@ import {
 import { renderActions } from './actions.js';
 
 const $ = (id) => document.getElementById(id);
-const id = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+// The path names the ticket by id or by number (YYYYMMDD-NNNNNN); a number is
+// resolved to the id on load.
+const key = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+const byNumber = /^\d{8}-\d{6}$/.test(key);
+let id = byNumber ? '' : key;
 let me;
 
 function fact(label, value) {
@@ -203,6 +207,7 @@ function renderTimeline(events) {
 }
 
 async function load() {
+  if (byNumber && !id) id = (await api(`/api/v1/tickets/by-number/${encodeURIComponent(key)}`)).id;
   const [tk, evs] = await Promise.all([api(`/api/v1/tickets/${id}`), api(`/api/v1/tickets/${id}/events`)]);
   renderTicket(tk);
   renderTimeline(evs.items);
