@@ -306,7 +306,11 @@ function assignCurrent() {
 // Puts the ticket's current form in the list, or takes it out if it no longer
 // belongs there.
 function upsert(tk, live) {
-  if (live && !tickets.has(tk.id) && matches(tk, filters())) {
+  // The live echo of the page's own command changes nothing: the list stays as it is
+  // (a redraw would close a form being filled in).
+  const known = tickets.get(tk.id);
+  if (live && known && known.version === tk.version) return;
+  if (live && !known && matches(tk, filters())) {
     fresh.add(tk.id);
     alertIfUrgent(tk);
   }
