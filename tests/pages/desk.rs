@@ -66,10 +66,13 @@ async fn cards(b: &Browser) -> Vec<(String, String)> {
 }
 
 async fn shown_total(b: &Browser) -> i64 {
-    js(b, "return Number(document.getElementById('count').dataset.total)")
-        .await
-        .as_i64()
-        .expect("a total")
+    js(
+        b,
+        "return Number(document.getElementById('count').dataset.total)",
+    )
+    .await
+    .as_i64()
+    .expect("a total")
 }
 
 fn items(v: &Value) -> &Vec<Value> {
@@ -160,18 +163,36 @@ async fn sla_and_overdue_view(name: &'static str, english: bool) {
 
     // Every dispatched ticket, nearest deadline first: red, then amber, then the rest.
     let api = app
-        .get("/api/v1/tickets?state=assigned&sort=deadline&limit=50", &disp)
+        .get(
+            "/api/v1/tickets?state=assigned&sort=deadline&limit=50",
+            &disp,
+        )
         .await;
     assert_eq!(api.status, 200, "{}", api.body);
     let expected: Vec<(String, String)> = items(&api.body)
         .iter()
-        .map(|t| (t["number"].as_str().expect("n").to_string(), level(t).to_string()))
+        .map(|t| {
+            (
+                t["number"].as_str().expect("n").to_string(),
+                level(t).to_string(),
+            )
+        })
         .collect();
     let count = |l: &str| expected.iter().filter(|(_, x)| x == l).count();
-    assert!(count("late") > 0 && count("warn") > 0 && count("ok") > 0, "{expected:?}");
+    assert!(
+        count("late") > 0 && count("warn") > 0 && count("ok") > 0,
+        "{expected:?}"
+    );
     open_desk(&b, &disp, english, "/desk?state=assigned&sort=deadline").await;
-    assert_eq!(cards(&b).await, expected, "{name}: the desk shows the API's order and levels");
-    assert_eq!(js(&b, "return document.getElementById('f-sort').value").await, "deadline");
+    assert_eq!(
+        cards(&b).await,
+        expected,
+        "{name}: the desk shows the API's order and levels"
+    );
+    assert_eq!(
+        js(&b, "return document.getElementById('f-sort').value").await,
+        "deadline"
+    );
     let colours = js(
         &b,
         "const c = (s) => getComputedStyle(document.querySelector(s)).backgroundColor; \
@@ -181,16 +202,30 @@ async fn sla_and_overdue_view(name: &'static str, english: bool) {
     .await;
     assert_eq!(colours[0], "rgb(198, 40, 40)", "red once late");
     assert_eq!(colours[1], "rgb(255, 179, 0)", "amber once warned");
-    let (over, left) = if english { ("overdue", "left") } else { ("超期", "剩") };
-    assert!(colours[2].as_str().unwrap_or_default().contains(over), "{colours}");
-    assert!(colours[3].as_str().unwrap_or_default().contains(left), "{colours}");
+    let (over, left) = if english {
+        ("overdue", "left")
+    } else {
+        ("超期", "剩")
+    };
+    assert!(
+        colours[2].as_str().unwrap_or_default().contains(over),
+        "{colours}"
+    );
+    assert!(
+        colours[3].as_str().unwrap_or_default().contains(left),
+        "{colours}"
+    );
     b.keep_shot(if english { "sla-en" } else { "sla-zh" }).await;
 
     // The default view (待我派单) shows the waiting age of the undispatched ticket.
     b.goto("/desk").await;
     loaded(&b, "the default view").await;
     let wait = b.text("#queue li.ticket .sla-wait").await;
-    let age = if english { "waiting 3 h" } else { "已等待 3 小时" };
+    let age = if english {
+        "Waiting 3 h"
+    } else {
+        "已等待 3 小时"
+    };
     assert!(wait.contains(age), "{name}: {wait}");
 
     // 仅看超期 from the default view: every overdue ticket, nearest deadline first.
@@ -205,7 +240,12 @@ async fn sla_and_overdue_view(name: &'static str, english: bool) {
         .await;
     let overdue: Vec<(String, String)> = items(&api.body)
         .iter()
-        .map(|t| (t["number"].as_str().expect("n").to_string(), "late".to_string()))
+        .map(|t| {
+            (
+                t["number"].as_str().expect("n").to_string(),
+                "late".to_string(),
+            )
+        })
         .collect();
     assert_eq!(overdue.len(), count("late"), "{}", api.body);
     let dues: Vec<&str> = items(&api.body)
@@ -217,12 +257,16 @@ async fn sla_and_overdue_view(name: &'static str, english: bool) {
     assert_eq!(dues, sorted, "the API sorts by deadline");
     assert_eq!(cards(&b).await, overdue, "{name}: the overdue view");
     assert_eq!(shown_total(&b).await, overdue.len() as i64);
-    b.keep_shot(if english { "overdue-en" } else { "overdue-zh" }).await;
+    b.keep_shot(if english { "overdue-en" } else { "overdue-zh" })
+        .await;
 
     // A reload keeps the filters; back and forward walk them.
     b.client.refresh().await.expect("reload");
     loaded(&b, "the reloaded overdue view").await;
-    assert_eq!(js(&b, "return document.getElementById('f-overdue').checked").await, true);
+    assert_eq!(
+        js(&b, "return document.getElementById('f-overdue').checked").await,
+        true
+    );
     assert_eq!(cards(&b).await, overdue, "{name}: after a reload");
     b.client.back().await.expect("back");
     b.until(
@@ -257,7 +301,14 @@ async fn the_overdue_view_is_sorted_by_deadline_with_amber_and_red_in_english_on
 // Search (point 2) among thousands of tickets.
 
 const ROADS: [&str; 8] = [
-    "海滨北路", "青岛路", "文化西路", "世昌大道", "新威路", "统一路", "昆明路", "齐鲁大道",
+    "海滨北路",
+    "青岛路",
+    "文化西路",
+    "世昌大道",
+    "新威路",
+    "统一路",
+    "昆明路",
+    "齐鲁大道",
 ];
 
 /// `n` tickets through the API, eight at a time (plain requests, without the suite's
@@ -341,7 +392,8 @@ async fn search_by_number_and_by_a_word_of_the_address_among_thousands_of_ticket
         )
         .await;
         assert_eq!(shown_total(&b).await, 1);
-        b.keep_shot(if english { "number-en" } else { "number-zh" }).await;
+        b.keep_shot(if english { "number-en" } else { "number-zh" })
+            .await;
 
         b.fill("#f-text", "金沙滩").await;
         b.until(
@@ -359,7 +411,8 @@ async fn search_by_number_and_by_a_word_of_the_address_among_thousands_of_ticket
         for t in texts.as_array().expect("texts") {
             assert!(t.as_str().unwrap_or_default().contains("金沙滩路"), "{t}");
         }
-        b.keep_shot(if english { "address-en" } else { "address-zh" }).await;
+        b.keep_shot(if english { "address-en" } else { "address-zh" })
+            .await;
         // The search is in the URL: a reload finds the same three.
         b.client.refresh().await.expect("reload");
         loaded(&b, "the reloaded search").await;
@@ -393,7 +446,14 @@ async fn dispatch_tools(name: &'static str, english: bool) {
     assert_eq!(returned["suggested_unit"], "zhzf");
     let rid = id_of(&returned);
     act(&app, &disp, &rid, "assign", json!({"unit": "zhzf"})).await;
-    act(&app, &zhzf, &rid, "return", json!({"reason": "不属于本单位职责"})).await;
+    act(
+        &app,
+        &zhzf,
+        &rid,
+        "return",
+        json!({"reason": "不属于本单位职责"}),
+    )
+    .await;
     // Six tickets to dispatch in one go.
     let mut batch = Vec::new();
     for i in 0..6 {
@@ -410,10 +470,21 @@ async fn dispatch_tools(name: &'static str, english: bool) {
     );
     let card = format!("#queue li.ticket[data-id='{rid}']");
     let text = b.text(&card).await;
-    assert!(text.contains("不属于本单位职责"), "the reason is on the card: {text}");
-    let suggested = js(&b, &format!("return document.querySelector(\"{card} .suggested\") === null")).await;
-    assert_eq!(suggested, true, "not suggested back to the unit that returned it");
-    b.click(&format!("{card} button[data-action='assign']")).await;
+    assert!(
+        text.contains("不属于本单位职责"),
+        "the reason is on the card: {text}"
+    );
+    let suggested = js(
+        &b,
+        &format!("return document.querySelector(\"{card} .suggested\") === null"),
+    )
+    .await;
+    assert_eq!(
+        suggested, true,
+        "not suggested back to the unit that returned it"
+    );
+    b.click(&format!("{card} button[data-action='assign']"))
+        .await;
     let form = format!("{card} form[data-form='assign']");
     let picker = js(
         &b,
@@ -424,17 +495,35 @@ async fn dispatch_tools(name: &'static str, english: bool) {
     )
     .await;
     assert_eq!(picker[0], "", "nothing preselected: {picker}");
-    let mark = if english { "(sent it back)" } else { "（曾退回）" };
-    assert!(picker[1].as_str().unwrap_or_default().contains(mark), "{picker}");
+    let mark = if english {
+        "(sent it back)"
+    } else {
+        "（曾退回）"
+    };
+    assert!(
+        picker[1].as_str().unwrap_or_default().contains(mark),
+        "{picker}"
+    );
     b.css(&format!("{form} select[name=unit]"))
         .await
         .select_by_value("hg")
         .await
         .expect("pick 皇冠街道");
-    js(&b, &format!("document.querySelector(\"{form} details.co-units\").open = true")).await;
-    b.click(&format!("{form} input[name=co_unit][value=scjg]")).await;
-    b.keep_shot(if english { "returned-en" } else { "returned-zh" }).await;
-    b.click(&format!("{form} button[data-submit='assign']")).await;
+    js(
+        &b,
+        &format!("document.querySelector(\"{form} details.co-units\").open = true"),
+    )
+    .await;
+    b.click(&format!("{form} input[name=co_unit][value=scjg]"))
+        .await;
+    b.keep_shot(if english {
+        "returned-en"
+    } else {
+        "returned-zh"
+    })
+    .await;
+    b.click(&format!("{form} button[data-submit='assign']"))
+        .await;
     b.until(
         "the returned ticket to leave the queue",
         &format!("return document.querySelector(\"{card}\") === null"),
@@ -446,7 +535,8 @@ async fn dispatch_tools(name: &'static str, english: bool) {
 
     // Bulk: six picked; a colleague dispatches one meanwhile; five go, one is refused.
     for id in &batch {
-        b.click(&format!("#queue li.ticket[data-id='{id}'] input.pick")).await;
+        b.click(&format!("#queue li.ticket[data-id='{id}'] input.pick"))
+            .await;
     }
     b.until(
         "the bulk bar for six",
@@ -457,11 +547,19 @@ async fn dispatch_tools(name: &'static str, english: bool) {
     act(&app, &disp, &batch[5], "assign", json!({"unit": "zhzf"})).await;
     b.until(
         "the colleague's dispatch to arrive live",
-        &format!("return document.querySelector(\"#queue li.ticket[data-id='{}']\") === null", batch[5]),
+        &format!(
+            "return document.querySelector(\"#queue li.ticket[data-id='{}']\") === null",
+            batch[5]
+        ),
     )
     .await;
-    b.css("#bulk-unit").await.select_by_value("scjg").await.expect("scjg");
-    b.keep_shot(if english { "bulk-en" } else { "bulk-zh" }).await;
+    b.css("#bulk-unit")
+        .await
+        .select_by_value("scjg")
+        .await
+        .expect("scjg");
+    b.keep_shot(if english { "bulk-en" } else { "bulk-zh" })
+        .await;
     b.click("#bulk-go").await;
     b.until(
         "the results of each ticket",
@@ -481,15 +579,27 @@ async fn dispatch_tools(name: &'static str, english: bool) {
         .collect();
     assert_eq!(failed.len(), 1, "{results}");
     // The refused command is the one failed request the console may show.
-    b.no_console_errors_except("/assign - Failed to load resource: the server responded with a status of 409")
+    b.no_console_errors_except(
+        "/assign - Failed to load resource: the server responded with a status of 409",
+    )
+    .await;
+    let stale = app
+        .get(&format!("/api/v1/tickets/{}", batch[5]), &disp)
         .await;
-    let stale = app.get(&format!("/api/v1/tickets/{}", batch[5]), &disp).await;
     assert_eq!(failed[0][0], stale.body["number"], "{results}");
-    assert_eq!(stale.body["unit"], "zhzf", "the refused one stays where it was");
+    assert_eq!(
+        stale.body["unit"], "zhzf",
+        "the refused one stays where it was"
+    );
     let mut keys = std::collections::HashSet::new();
     for id in &batch[..5] {
         let t = app.get(&format!("/api/v1/tickets/{id}"), &disp).await;
-        assert_eq!((&t.body["state"], &t.body["unit"]), (&json!("assigned"), &json!("scjg")), "{}", t.body);
+        assert_eq!(
+            (&t.body["state"], &t.body["unit"]),
+            (&json!("assigned"), &json!("scjg")),
+            "{}",
+            t.body
+        );
     }
     for e in app.all_events().await {
         if e.event_type == "TicketAssigned" && e.data["unit"] == "scjg" {
@@ -497,7 +607,12 @@ async fn dispatch_tools(name: &'static str, english: bool) {
         }
     }
     assert_eq!(keys.len(), 5, "five commands, each with its own key");
-    b.keep_shot(if english { "bulk-done-en" } else { "bulk-done-zh" }).await;
+    b.keep_shot(if english {
+        "bulk-done-en"
+    } else {
+        "bulk-done-zh"
+    })
+    .await;
 
     // The table view, sorted by number both ways, remembered over a reload.
     for i in 0..4 {
@@ -509,7 +624,11 @@ async fn dispatch_tools(name: &'static str, english: bool) {
     loaded(&b, "the desk again").await;
     b.click("#view-table").await;
     let numbers = "return [...document.querySelectorAll('#queue-table tbody tr[data-id]')].map((r) => r.dataset.number)";
-    b.until("the table", "return document.querySelectorAll('#queue-table tbody tr[data-id]').length === 4").await;
+    b.until(
+        "the table",
+        "return document.querySelectorAll('#queue-table tbody tr[data-id]').length === 4",
+    )
+    .await;
     b.click("#queue-table button[data-sort=number]").await;
     let up = js(&b, numbers).await;
     let mut sorted: Vec<String> = up
@@ -525,44 +644,74 @@ async fn dispatch_tools(name: &'static str, english: bool) {
     assert_eq!(js(&b, numbers).await, json!(sorted), "descending");
     b.client.refresh().await.expect("reload");
     loaded(&b, "the table after a reload").await;
-    b.until("the table remembered", "return !document.getElementById('queue-table').hidden").await;
-    assert_eq!(js(&b, numbers).await, json!(sorted), "the sort is remembered");
+    b.until(
+        "the table remembered",
+        "return !document.getElementById('queue-table').hidden",
+    )
+    .await;
+    assert_eq!(
+        js(&b, numbers).await,
+        json!(sorted),
+        "the sort is remembered"
+    );
 
     // Keys: j moves to the first row, a opens its dispatch form, ? the help, / the search.
-    let key = |k: &str| format!("document.dispatchEvent(new KeyboardEvent('keydown', {{key: '{k}'}}))");
+    let key =
+        |k: &str| format!("document.dispatchEvent(new KeyboardEvent('keydown', {{key: '{k}'}}))");
     js(&b, &key("j")).await;
     b.until(
         "the first row current",
-        &format!("return document.querySelector('#queue-table tr.current')?.dataset.number === '{}'", sorted[0]),
+        &format!(
+            "return document.querySelector('#queue-table tr.current')?.dataset.number === '{}'",
+            sorted[0]
+        ),
     )
     .await;
     js(&b, &key("j")).await;
     b.until(
         "the second row current",
-        &format!("return document.querySelector('#queue-table tr.current')?.dataset.number === '{}'", sorted[1]),
+        &format!(
+            "return document.querySelector('#queue-table tr.current')?.dataset.number === '{}'",
+            sorted[1]
+        ),
     )
     .await;
     js(&b, &key("a")).await;
     b.css("#table-detail form[data-form='assign']").await;
-    b.keep_shot(if english { "table-en" } else { "table-zh" }).await;
+    b.keep_shot(if english { "table-en" } else { "table-zh" })
+        .await;
     js(&b, "document.activeElement.blur()").await;
     js(&b, &key("?")).await;
-    b.until("the help", "return !document.getElementById('keys-help').hidden").await;
-    b.keep_shot(if english { "keys-en" } else { "keys-zh" }).await;
+    b.until(
+        "the help",
+        "return !document.getElementById('keys-help').hidden",
+    )
+    .await;
+    b.keep_shot(if english { "keys-en" } else { "keys-zh" })
+        .await;
     js(&b, &key("Escape")).await;
     js(&b, &key("/")).await;
-    b.until("the search box focused", "return document.activeElement.id === 'f-text'").await;
+    b.until(
+        "the search box focused",
+        "return document.activeElement.id === 'f-text'",
+    )
+    .await;
 
     // The urgent notice, once turned on, for a new urgent ticket arriving live.
     b.click("#view-cards").await;
     b.click("#alert-toggle").await;
-    b.until("the live feed", "return document.querySelector('#live.on') !== null").await;
+    b.until(
+        "the live feed",
+        "return document.querySelector('#live.on') !== null",
+    )
+    .await;
     let mut body = ticket_body();
     body["title"] = json!("燃气泄漏");
     body["category"] = json!("safety.gas");
     body["urgency"] = json!("emergency");
     create(&app, body).await;
-    b.until("one notice", "return document.body.dataset.alerts === '1'").await;
+    b.until("one notice", "return document.body.dataset.alerts === '1'")
+        .await;
     let mut body = ticket_body();
     body["title"] = json!("一般问题");
     create(&app, body).await;
@@ -571,7 +720,11 @@ async fn dispatch_tools(name: &'static str, english: bool) {
         "return [...document.querySelectorAll('#queue li.ticket')].some((li) => li.textContent.includes('一般问题'))",
     )
     .await;
-    assert_eq!(js(&b, "return document.body.dataset.alerts").await, "1", "no notice for an ordinary one");
+    assert_eq!(
+        js(&b, "return document.body.dataset.alerts").await,
+        "1",
+        "no notice for an ordinary one"
+    );
     b.finish().await;
     app.finish().await;
 }
