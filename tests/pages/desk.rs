@@ -1,5 +1,6 @@
 //! The dispatch desk as a dispatcher works it (issue 22, points 2, 3 and 5), in
-//! headless Chromium against the real service (SQLite): the overdue view sorted by
+//! headless Chromium against the real service (SQLite, and PostgreSQL when
+//! `YIWANG_TEST_DATABASE_URL` is set): the overdue view sorted by
 //! deadline with amber (warned) and red (late) chips and the filters kept in the URL;
 //! search by number and by a word of the address among thousands of tickets; a
 //! returned ticket that is not suggested back to the unit that returned it, dispatched
@@ -16,7 +17,7 @@ use yiwang::clock::Clock;
 use yiwang::sla::watcher::run_once;
 
 use crate::browser::{Browser, ONE_AT_A_TIME, Screen, browser};
-use crate::support::{Engine, TestApp, ticket_body};
+use crate::support::{Engine, TestApp, engines, ticket_body};
 
 fn screen(english: bool) -> Screen {
     if english { Screen::Phone } else { Screen::Wide }
@@ -128,10 +129,10 @@ fn id_of(t: &Value) -> String {
 /// Thirty tickets dispatched to 综合行政执法局 eight hours apart over the last ten
 /// days, each signed within the hour, and one waiting undispatched for three hours;
 /// the SLA watcher has run at the present moment.
-async fn deadlines_spread() -> TestApp {
+async fn deadlines_spread(engine: Engine) -> TestApp {
     let now = Utc::now();
     let clock = Clock::manual(now - Duration::days(10));
-    let app = TestApp::spawn_with_clock(Engine::Sqlite, clock.clone()).await;
+    let app = TestApp::spawn_with_clock(engine, clock.clone()).await;
     let disp = app.token(Role::Dispatcher, "etdz").await;
     let hand = app.token(Role::Handler, "zhzf").await;
     for i in 0..30 {
@@ -155,7 +156,13 @@ async fn deadlines_spread() -> TestApp {
 
 async fn sla_and_overdue_view(name: &'static str, english: bool) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = deadlines_spread().await;
+    for engine in engines().await {
+        sla_and_overdue_on(name, english, engine).await;
+    }
+}
+
+async fn sla_and_overdue_on(name: &'static str, english: bool, engine: Engine) {
+    let app = deadlines_spread(engine).await;
     let Some(mut b) = browser(&app, name, screen(english)).await else {
         return;
     };
@@ -355,10 +362,20 @@ async fn seed(app: &TestApp, n: usize) -> Vec<Value> {
 #[tokio::test]
 async fn search_by_number_and_by_a_word_of_the_address_among_thousands_of_tickets() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn(Engine::Sqlite).await;
+    for engine in engines().await {
+        search_on(engine).await;
+    }
+}
+
+async fn search_on(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
     let started = std::time::Instant::now();
     let seeded = seed(&app, 2000).await;
-    eprintln!("seeded {} tickets in {:?}", seeded.len(), started.elapsed());
+    eprintln!(
+        "{engine:?}: seeded {} tickets in {:?}",
+        seeded.len(),
+        started.elapsed()
+    );
     let disp = app.token(Role::Dispatcher, "etdz").await;
     let all = app.get("/api/v1/tickets?limit=1", &disp).await;
     assert_eq!(all.body["total"], json!(seeded.len()), "{}", all.body);
@@ -431,7 +448,13 @@ async fn search_by_number_and_by_a_word_of_the_address_among_thousands_of_ticket
 
 async fn dispatch_tools(name: &'static str, english: bool) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let app = TestApp::spawn(Engine::Sqlite).await;
+    for engine in engines().await {
+        dispatch_tools_on(name, english, engine).await;
+    }
+}
+
+async fn dispatch_tools_on(name: &'static str, english: bool, engine: Engine) {
+    let app = TestApp::spawn(engine).await;
     let Some(mut b) = browser(&app, name, screen(english)).await else {
         return;
     };
