@@ -34,7 +34,8 @@ export function waiting(tk) {
 // sorts: time left (negative once late), or minus the waiting time.
 export function slaInfo(tk, now = Date.now()) {
   if (waiting(tk)) {
-    const since = Date.parse(tk.state === 'accepted' ? tk.created_at : tk.updated_at);
+    // New: since accepted; sent back or passed to a centre: since then.
+    const since = Date.parse(tk.state === 'accepted' && !tk.returned ? tk.created_at : tk.updated_at);
     return { level: 'wait', text: t('desk.sla.wait', { d: span(now - since) }), ms: since - now };
   }
   const dl = openDeadline(tk);
