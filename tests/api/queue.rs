@@ -143,16 +143,16 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
         );
         assert_eq!(total, 2);
         let (ids, _, _) = page(&app, &admin, &format!("q={}", enc("幸福小区"))).await;
-        assert_eq!(ids, [a.clone()], "{engine:?}: q=幸福小区");
+        assert_eq!(ids, vec![a.clone()], "{engine:?}: q=幸福小区");
         // By a word of the title, of the description, by one character, any case.
         let (ids, _, _) = page(&app, &admin, &format!("q={}", enc("噪音"))).await;
-        assert_eq!(ids, [b.clone()], "{engine:?}: q=噪音");
+        assert_eq!(ids, vec![b.clone()], "{engine:?}: q=噪音");
         let (ids, _, _) = page(&app, &admin, &format!("q={}", enc("摊贩"))).await;
-        assert_eq!(ids, [c.clone()], "{engine:?}: q=摊贩");
+        assert_eq!(ids, vec![c.clone()], "{engine:?}: q=摊贩");
         let (ids, _, _) = page(&app, &admin, &format!("q={}", enc("噪"))).await;
-        assert_eq!(ids, [b.clone()], "{engine:?}: q=噪");
+        assert_eq!(ids, vec![b.clone()], "{engine:?}: q=噪");
         let (ids, _, _) = page(&app, &admin, "q=street%20VENDOR").await;
-        assert_eq!(ids, [c.clone()], "{engine:?}: q in either case");
+        assert_eq!(ids, vec![c.clone()], "{engine:?}: q in either case");
         let (ids, total, _) = page(&app, &admin, &format!("q={}", enc("垃圾"))).await;
         assert_eq!(
             (ids, total),
@@ -181,7 +181,7 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
             &format!("q={}&category=city.street_vendor", enc("中山")),
         )
         .await;
-        assert_eq!(ids, [c.clone()], "{engine:?}: q and category");
+        assert_eq!(ids, vec![c.clone()], "{engine:?}: q and category");
 
         // Sort orders and total with paging.
         let (ids, total, body) = page(&app, &admin, "limit=3").await;
@@ -216,7 +216,7 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
             &format!("sort=created&limit=3&cursor={cursor}"),
         )
         .await;
-        assert_eq!(ids, [d.clone()], "{engine:?}: oldest first, page 2");
+        assert_eq!(ids, vec![d.clone()], "{engine:?}: oldest first, page 2");
 
         // Overdue: a and c dispatched (a first, so its deadlines fall first), then
         // the clock passes both sign deadlines.
@@ -264,12 +264,12 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
             assert_eq!(ids, want, "{engine:?}: overdue, {state}");
         }
         let (ids, _, _) = page(&app, &admin, &format!("overdue=true&q={}", enc("占道"))).await;
-        assert_eq!(ids, [c.clone()], "{engine:?}: overdue and q");
+        assert_eq!(ids, vec![c.clone()], "{engine:?}: overdue and q");
         let (ids, _, _) = page(&app, &admin, "overdue=true&category=city.exposed_garbage").await;
-        assert_eq!(ids, [a.clone()], "{engine:?}: overdue and category");
+        assert_eq!(ids, vec![a.clone()], "{engine:?}: overdue and category");
         // `unit` with overdue is the unit's subtree.
         let (ids, _, _) = page(&app, &admin, "overdue=true&unit=zhzf").await;
-        assert_eq!(ids, [a.clone()], "{engine:?}: overdue within zhzf");
+        assert_eq!(ids, vec![a.clone()], "{engine:?}: overdue within zhzf");
         let (ids, _, _) = page(&app, &admin, "overdue=true&unit=etdz").await;
         assert_eq!(
             ids,
@@ -283,7 +283,7 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
         assert_eq!(body["items"][0]["overdue"], json!(true));
         assert_eq!(body["next_cursor"], json!("o1"));
         let (ids, _, _) = page(&app, &admin, "overdue=true&limit=1&cursor=o1").await;
-        assert_eq!(ids, [c.clone()], "{engine:?}: overdue page 2");
+        assert_eq!(ids, vec![c.clone()], "{engine:?}: overdue page 2");
 
         // One ticket by number, as by id; out of scope or absent: 404 alike.
         let r = app

@@ -279,7 +279,7 @@ pub async fn backfill(pool: &Pool) -> Result<u64, StoreError> {
             Pool::Sqlite(p) => {
                 let mut tx = p.begin().await.map_err(StoreError::classify)?;
                 for r in &rows {
-                    write_sqlite_row(&mut *tx, r).await?;
+                    write_sqlite_row(&mut tx, r).await?;
                 }
                 tx.commit().await.map_err(StoreError::classify)?;
             }
