@@ -41,6 +41,10 @@ async fn dispatch_tools_on(name: &'static str, english: bool, engine: Engine) {
         json!({"reason": "不属于本单位职责"}),
     )
     .await;
+    // A second call about the same thing, to close as its duplicate by number.
+    let mut body = ticket_body();
+    body["title"] = json!("重复来电");
+    let again = id_of(&create(&app, body).await);
     // Six tickets to dispatch in one go.
     let mut batch = Vec::new();
     for i in 0..6 {
@@ -119,6 +123,27 @@ async fn dispatch_tools_on(name: &'static str, english: bool, engine: Engine) {
     let got = app.get(&format!("/api/v1/tickets/{rid}"), &disp).await;
     assert_eq!(got.body["unit"], "hg", "{}", got.body);
     assert_eq!(got.body["co_units"], json!(["scjg"]), "{}", got.body);
+
+    // 结案 as a duplicate, naming the earlier ticket by its number.
+    let card = format!("#queue li.ticket[data-id='{again}']");
+    b.click(&format!("{card} button[data-action='close']"))
+        .await;
+    let form = format!("{card} form[data-form='close']");
+    b.fill(
+        &format!("{form} input[name=duplicate_of]"),
+        returned["number"].as_str().expect("number"),
+    )
+    .await;
+    b.click(&format!("{form} button[data-submit='close']"))
+        .await;
+    b.until(
+        "the duplicate to leave the queue",
+        &format!("return document.querySelector(\"{card}\") === null"),
+    )
+    .await;
+    let got = app.get(&format!("/api/v1/tickets/{again}"), &disp).await;
+    assert_eq!(got.body["close_code"], "duplicate", "{}", got.body);
+    assert_eq!(got.body["duplicate_of"], json!(rid), "{}", got.body);
 
     // Bulk: six picked; a colleague dispatches one meanwhile; five go, one is refused.
     for id in &batch {
