@@ -15,6 +15,7 @@ mod plan;
 mod proxy;
 mod query;
 mod reliability;
+mod search;
 mod seed;
 mod service;
 mod slow;
@@ -60,6 +61,10 @@ enum Cmd {
     ImportFile(seed::ImportFileArgs),
     /// GET one route N times over HTTP: p50/p90/p99/max, next to a bare route.
     Query(query::QueryArgs),
+    /// The queue's text search over many tickets (added until the database holds
+    /// --tickets): p50/p99 of q by number, by a two-character word, by an address
+    /// fragment, next to a bare lookup by id in the same run.
+    Search(search::SearchArgs),
     /// The fault suite: the realistic mix under kill -9, a database outage,
     /// dropped answers, a full or read-only disk and a three-instance cluster,
     /// each followed by the invariant check. See README.md.
@@ -118,6 +123,7 @@ async fn main() -> ExitCode {
         Cmd::Seed(a) => seed::seed(a).await.map(|()| true),
         Cmd::ImportFile(a) => seed::import_file(a).map(|()| true),
         Cmd::Query(a) => query::query(a).await,
+        Cmd::Search(a) => search::run(a).await,
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::SlowHeaders(a) => slow::run(a).await,
         Cmd::ReportReliability(a) => reliability::run(a),

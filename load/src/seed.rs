@@ -155,7 +155,7 @@ impl Counts {
 }
 
 /// The ticket number the service gives: acceptance date (Asia/Shanghai) and serial.
-fn number(at: chrono::DateTime<Utc>, serial: i64) -> String {
+pub(crate) fn number(at: chrono::DateTime<Utc>, serial: i64) -> String {
     format!(
         "{}-{serial:06}",
         at.with_timezone(&Shanghai).format("%Y%m%d")

@@ -415,7 +415,10 @@ pub struct CommentBody {
 #[serde(deny_unknown_fields)]
 pub struct CloseBody {
     pub code: CloseCode,
+    /// The ticket this one repeats: its id, or its number (`YYYYMMDD-NNNNNN`,
+    /// which the API resolves to the id before the command).
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub duplicate_of: Option<Uuid>,
 }
 

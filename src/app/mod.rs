@@ -427,6 +427,12 @@ impl App {
             views.push(Arc::new(c));
         }
         views.push(Arc::new(view_row(ticket)));
+        // A new ticket's text goes into the search index once, with its first events.
+        if expected_version == 0 {
+            views.push(Arc::new(crate::repo::tickets::search::SearchRow::of(
+                ticket,
+            )));
+        }
         let req = AppendRequest {
             stream_id: id,
             expected_version,
@@ -520,6 +526,12 @@ pub async fn build_app_with(
     let store = store::open(url, true).await?;
     let org = org::current_or_demo(&store.pool()).await?;
     let serials = Arc::new(Serials::open(&store.pool()).await);
+    // Tickets without a search entry or a due_at (a database from before migration
+    // 0012, a restore): indexed before the service answers.
+    let indexed = crate::repo::tickets::search::backfill(&store.pool()).await?;
+    if indexed > 0 {
+        tracing::info!(tickets = indexed, "indexed tickets for search");
+    }
     Ok(Arc::new(App {
         store,
         serials,

@@ -146,10 +146,57 @@ impl App {
         Ok((t, v))
     }
 
+    /// One ticket by its number, as [`App::get`] answers it by id; a number that
+    /// names no ticket the actor may read is not found, whether it exists or not.
+    pub async fn get_by_number(
+        &self,
+        actor: &Actor,
+        number: &str,
+    ) -> Result<(Ticket, Value), AppError> {
+        let not_found = || AppError::NotFound(format!("no ticket numbered {number:?}"));
+        let row = tickets::ticket_by_number(&self.store.pool(), number)
+            .await?
+            .ok_or_else(not_found)?;
+        match self.get(actor, row.id).await {
+            Err(AppError::NotFound(_)) | Err(AppError::Forbidden(_)) => Err(not_found()),
+            r => r,
+        }
+    }
+
+    /// A page of the queue and the count of all the tickets that match (`total`),
+    /// within the actor's scope. `fetched` is how many rows the page read before
+    /// those the actor may not see were left out (the next page starts after them).
+    pub async fn queue(&self, actor: &Actor, mut q: TicketQuery) -> Result<QueuePage, AppError> {
+        let org = self.org.get();
+        q.within = policy::visible_units(&org, actor);
+        let pool = self.store.pool();
+        let (rows, total) = tokio::try_join!(
+            tickets::list_tickets(&pool, &q),
+            tickets::count_tickets(&pool, &q)
+        )?;
+        let fetched = rows.len();
+        let tickets = self.visible(actor, rows).await?;
+        Ok(QueuePage {
+            tickets,
+            fetched,
+            total,
+        })
+    }
+
     pub async fn list(&self, actor: &Actor, mut q: TicketQuery) -> Result<Vec<Ticket>, AppError> {
         let org = self.org.get();
         q.within = policy::visible_units(&org, actor);
         let rows = tickets::list_tickets(&self.store.pool(), &q).await?;
+        self.visible(actor, rows).await
+    }
+
+    /// The tickets of `rows` the actor may see, in order.
+    async fn visible(
+        &self,
+        actor: &Actor,
+        rows: Vec<tickets::TicketViewRow>,
+    ) -> Result<Vec<Ticket>, AppError> {
+        let org = self.org.get();
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             // A frozen ticket's view decides nothing (a failed verification).
@@ -170,4 +217,13 @@ impl App {
         }
         Ok(out)
     }
+}
+
+/// A page of the queue ([`App::queue`]).
+pub struct QueuePage {
+    pub tickets: Vec<Ticket>,
+    /// Rows read for the page, seen or not.
+    pub fetched: usize,
+    /// Tickets matching the filters, on every page.
+    pub total: i64,
 }

@@ -237,6 +237,7 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
         super::tickets::create_ticket,
         super::tickets::list_tickets,
         super::tickets::get_ticket,
+        super::tickets::get_ticket_by_number,
         super::tickets::ticket_events,
         actions::assign,
         actions::sign,

@@ -19,13 +19,17 @@ use crate::auth::Actor;
 use crate::auth::policy::{self, Action};
 use crate::domain::State as TicketState;
 use crate::error::AppError;
-use crate::repo::tickets::TicketQuery;
+use crate::repo::tickets::{Sort, TicketQuery};
 use crate::views::ticket::{render, shows_contact};
 
 pub fn router() -> Router<SharedApp> {
     Router::new()
         .route("/api/v1/tickets", post(create_ticket).get(list_tickets))
         .route("/api/v1/tickets/{id}", get(get_ticket))
+        .route(
+            "/api/v1/tickets/by-number/{number}",
+            get(get_ticket_by_number),
+        )
         .route("/api/v1/tickets/{id}/events", get(ticket_events))
         .route("/api/v1/tickets/{id}/{action}", post(act_on_ticket))
 }
@@ -108,7 +112,13 @@ async fn act_on_ticket(
     RawBody(body): RawBody,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
-    let input = parse_action(&action, &body)?;
+    // The key's fingerprint is of the body as sent (a retry sends it again), the
+    // command's of the body with a ticket number resolved.
+    let resolved = match action.as_str() {
+        "close" => duplicate_by_number(&app, &actor, &body).await?,
+        _ => None,
+    };
+    let input = parse_action(&action, resolved.as_deref().unwrap_or(&body))?;
     let meta = command_meta(
         &headers,
         "POST",
@@ -116,6 +126,71 @@ async fn act_on_ticket(
         &body,
     )?;
     Ok(reply(app.act(&actor, id, input, meta).await?))
+}
+
+/// A close's `duplicate_of` given as a ticket number (`YYYYMMDD-NNNNNN`, what a
+/// dispatcher reads on the page) rather than an id: the body with the id of that
+/// ticket, if the actor may read it (else the 404 a link to an unreadable ticket
+/// answers). None: the body as it is (an id, or no number; `parse_action` judges).
+async fn duplicate_by_number(
+    app: &SharedApp,
+    actor: &Actor,
+    body: &[u8],
+) -> Result<Option<Vec<u8>>, AppError> {
+    let Ok(Value::Object(mut obj)) = serde_json::from_slice::<Value>(body) else {
+        return Ok(None);
+    };
+    let Some(Value::String(n)) = obj.get("duplicate_of") else {
+        return Ok(None);
+    };
+    let n = n.trim();
+    if Uuid::parse_str(n).is_ok() || !crate::repo::tickets::search::is_ticket_number(n) {
+        return Ok(None);
+    }
+    let (t, _) = app.get_by_number(actor, n).await.map_err(|e| match e {
+        AppError::NotFound(_) => AppError::NotFound(format!(
+            "duplicate_of names no ticket {n:?} that this token may read"
+        )),
+        e => e,
+    })?;
+    obj.insert("duplicate_of".into(), Value::String(t.id.to_string()));
+    Ok(Some(Value::Object(obj).to_string().into_bytes()))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/tickets/by-number/{number}", tag = "tickets",
+    summary = "One ticket by its number",
+    description = "The ticket numbered `number` (`YYYYMMDD-NNNNNN`), answered as \
+        `GET /api/v1/tickets/{id}` answers it, with the same visibility.",
+    params(("number" = String, Path, description = "The ticket number, e.g. `20261207-000123`")),
+    responses(
+        (status = 200, description = "The ticket", body = crate::views::ticket::TicketJson,
+            headers(("ETag" = String, description = "The ticket's version, quoted: pass it as If-Match"))),
+        (status = 404, description = "No ticket has this number, or it is outside the token's unit (answered alike)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The ticket is frozen (`code`: `integrity.tampered`)", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_ticket_by_number(
+    State(app): State<SharedApp>,
+    actor: Actor,
+    Path(number): Path<String>,
+) -> Result<Response, AppError> {
+    let number = number.trim();
+    if !crate::repo::tickets::search::is_ticket_number(number) {
+        return Err(AppError::NotFound(format!(
+            "no ticket numbered {number:?}: ticket numbers read YYYYMMDD-NNNNNN"
+        )));
+    }
+    let (t, v) = app.get_by_number(&actor, number).await?;
+    let mut resp = reply(Reply {
+        status: 200,
+        body: v.to_string(),
+        version: t.version,
+        replayed: false,
+    });
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Authorization"));
+    Ok(resp)
 }
 
 #[utoipa::path(
@@ -239,6 +314,8 @@ pub struct TicketList {
     items: Vec<Value>,
     /// The `cursor` of the next page; null at the end.
     next_cursor: Option<String>,
+    /// How many tickets match the filters, on all pages (within the token's scope).
+    total: i64,
 }
 
 #[derive(Deserialize)]
@@ -247,10 +324,17 @@ struct ListParams {
     unit: Option<String>,
     cursor: Option<String>,
     limit: Option<i64>,
-    /// `true`: only tickets past a deadline (the overdue list, from the unit_stats
-    /// projection, checked against each ticket's current state).
+    /// `true`: only tickets past an open deadline (with any other filter).
     overdue: Option<bool>,
+    /// Text to find in the number, title, description or address.
+    q: Option<String>,
+    category: Option<String>,
+    /// `deadline`, `created` or `-created`.
+    sort: Option<String>,
 }
+
+/// The longest `q` taken (characters): longer is no search a person types.
+const MAX_Q_CHARS: usize = 100;
 
 fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     let bad = || {
@@ -269,20 +353,37 @@ fn parse_cursor(c: &str) -> Result<(DateTime<Utc>, Uuid), AppError> {
     Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
+/// The offset cursor (`o` and a count) of the orders other than newest first.
+fn parse_offset_cursor(c: &str) -> Result<i64, AppError> {
+    c.strip_prefix('o')
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| {
+            AppError::invalid(
+                "cursor",
+                "not a cursor this service issued for this order; start again without it",
+            )
+        })
+}
+
 #[utoipa::path(
     get, path = "/api/v1/tickets", tag = "tickets",
     summary = "The queue",
-    description = "Tickets within the token's unit subtree, newest first. With \
-        `overdue=true`: open tickets past a deadline, oldest deadline first.",
+    description = "Tickets within the token's unit subtree, newest first, filtered by \
+        every parameter given (all combine). With `overdue=true` the default order is by \
+        deadline, the most overdue first. `total` counts every match, not only the page.",
     params(
         ("state" = Option<crate::domain::State>, Query, description = "Only tickets in this state"),
         ("unit" = Option<String>, Query, description = "Only tickets whose lead unit is this one (with `overdue=true`: within this unit's subtree)"),
-        ("overdue" = Option<bool>, Query, description = "`true`: the overdue list"),
+        ("overdue" = Option<bool>, Query, description = "`true`: only tickets past an open deadline (the sign deadline until signed, the handle deadline), in any state asked for"),
+        ("q" = Option<String>, Query, description = "Text the ticket's number, title, description or address contains (a substring, case-insensitive; 1 to 100 characters; a whole number `YYYYMMDD-NNNNNN` finds that ticket)"),
+        ("category" = Option<String>, Query, description = "Only tickets of this category code"),
+        ("sort" = Option<String>, Query, description = "`-created` (newest first, the default), `created` (oldest first) or `deadline` (earliest open deadline first, so the most overdue first; the default with `overdue=true`)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Page size, default 50"),
     ),
     responses(
-        (status = 200, description = "A page of tickets (reporter not included)", body = TicketList),
+        (status = 200, description = "A page of tickets (reporter not included) and the count of all matches", body = TicketList),
         (status = 422, description = "A bad parameter (`field` names it)", body = crate::http::error::Problem, content_type = "application/problem+json"),
     )
 )]
@@ -292,6 +393,33 @@ async fn list_tickets(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<TicketList>, AppError> {
     let Query(p) = params.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let q = list_query(&app, p)?;
+    let limit = q.limit;
+    let sort = q.sort;
+    let offset = q.offset;
+    let page = app.queue(&actor, q).await?;
+    let now = app.now();
+    let full = page.fetched as i64 == limit;
+    let next_cursor = match sort {
+        Sort::NewestFirst => full
+            .then(|| page.tickets.last())
+            .flatten()
+            .map(|t| format!("{}_{}", t.created_at.timestamp_micros(), t.id)),
+        _ => full
+            .then(|| offset.checked_add(limit))
+            .flatten()
+            .map(|n| format!("o{n}")),
+    };
+    let items: Vec<Value> = page.tickets.iter().map(|t| render(t, now, None)).collect();
+    Ok(axum::Json(TicketList {
+        items,
+        next_cursor,
+        total: page.total,
+    }))
+}
+
+/// The query of `GET /api/v1/tickets`, each parameter checked (a bad one is named).
+fn list_query(app: &SharedApp, p: ListParams) -> Result<TicketQuery, AppError> {
     if let Some(s) = &p.state
         && TicketState::parse(s).is_none()
     {
@@ -314,101 +442,81 @@ async fn list_tickets(
     if !(1..=500).contains(&limit) {
         return Err(AppError::invalid("limit", "must be between 1 and 500"));
     }
-    if p.overdue == Some(true) {
-        return overdue_list(&app, &actor, p.unit.as_deref(), p.cursor.as_deref(), limit).await;
-    }
-    let q = TicketQuery {
-        state: p.state,
-        unit: p.unit,
-        within: None,
-        before: p.cursor.as_deref().map(parse_cursor).transpose()?,
-        limit,
-        ..TicketQuery::default()
+    let overdue = p.overdue == Some(true);
+    let sort = match p.sort.as_deref() {
+        None if overdue => Sort::Deadline,
+        None | Some("-created") => Sort::NewestFirst,
+        Some("created") => Sort::OldestFirst,
+        Some("deadline") => Sort::Deadline,
+        Some(_) => {
+            return Err(AppError::invalid(
+                "sort",
+                "must be deadline, created or -created",
+            ));
+        }
     };
-    let tickets = app.list(&actor, q).await?;
-    let now = app.now();
-    let next_cursor = (tickets.len() as i64 == limit)
-        .then(|| tickets.last())
-        .flatten()
-        .map(|t| format!("{}_{}", t.created_at.timestamp_micros(), t.id));
-    let items: Vec<Value> = tickets.iter().map(|t| render(t, now, None)).collect();
-    Ok(axum::Json(TicketList { items, next_cursor }))
-}
-
-/// Tickets of an overdue page read at once.
-const OVERDUE_READS: usize = 8;
-
-/// `GET /api/v1/tickets?overdue=true&unit=`: open tickets past a deadline in the
-/// caller's scope (and `unit`'s subtree), oldest deadline first. The cursor is an
-/// offset into that order.
-async fn overdue_list(
-    app: &SharedApp,
-    actor: &Actor,
-    unit: Option<&str>,
-    cursor: Option<&str>,
-    limit: i64,
-) -> Result<axum::Json<TicketList>, AppError> {
+    let text = match p.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) if t.chars().count() > MAX_Q_CHARS => {
+            return Err(AppError::invalid(
+                "q",
+                format!("is longer than {MAX_Q_CHARS} characters; search for a shorter part"),
+            ));
+        }
+        Some(t) if t.chars().any(char::is_control) => {
+            return Err(AppError::invalid(
+                "q",
+                "holds a control character; search for printable text",
+            ));
+        }
+        Some(t) => Some(t.to_string()),
+    };
     let org = app.org.get();
-    let offset = match cursor {
-        None => 0,
-        Some(c) => c
-            .strip_prefix('o')
-            .and_then(|n| n.parse::<i64>().ok())
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| {
-                AppError::invalid(
-                    "cursor",
-                    "not a cursor this service issued; start again without it",
-                )
-            })?,
+    let category = match p.category.as_deref() {
+        None | Some("") => None,
+        Some(c) if org.category(c).is_none() => {
+            return Err(AppError::invalid(
+                "category",
+                format!("unknown category {c:?}; GET /api/v1/categories lists them"),
+            ));
+        }
+        Some(c) => Some(c.to_string()),
     };
-    let base = unit.unwrap_or(&actor.unit);
-    if org.unit(base).is_none() {
-        return Err(AppError::invalid(
-            "unit",
-            format!("unknown unit {base:?}; GET /api/v1/units lists them"),
-        ));
-    }
-    // The caller's scope, narrowed to `unit`'s subtree when it lies inside it.
-    let scope_root = if org.is_within(base, &actor.unit) {
-        base
-    } else if org.is_within(&actor.unit, base) {
-        actor.unit.as_str()
-    } else {
-        return Ok(axum::Json(TicketList {
-            items: Vec::new(),
-            next_cursor: None,
-        }));
-    };
-    let units: Vec<String> = org
-        .subtree(scope_root)
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    let scope = (org.root().code != scope_root).then_some(units.as_slice());
-    let now = app.now();
-    let ids =
-        crate::projections::stats::overdue_tickets(&app.store.pool(), scope, now, offset, limit)
-            .await?;
-    // A page is up to 500 tickets, each a read or two (the ticket unless cached, the
-    // reporter): a few at once, in order. One at a time, a page of 50 took 190 ms
-    // on PostgreSQL under load, nearly all of it waiting.
-    use futures::StreamExt;
-    let (n, full_page) = (ids.len(), ids.len() as i64 == limit);
-    let mut loaded =
-        futures::stream::iter(ids.into_iter().map(|id| app.get(actor, id))).buffered(OVERDUE_READS);
-    let mut items = Vec::with_capacity(n);
-    while let Some(r) = loaded.next().await {
-        match r {
-            Ok((t, v)) if t.overdue(now) => items.push(v),
-            // A frozen ticket (a failed verification) is left out, not the page.
-            Ok(_)
-            | Err(AppError::Forbidden(_))
-            | Err(AppError::NotFound(_))
-            | Err(AppError::Tampered(_)) => {}
-            Err(e) => return Err(e),
+    let (mut before, mut offset) = (None, 0);
+    if let Some(c) = p.cursor.as_deref() {
+        if sort == Sort::NewestFirst {
+            before = Some(parse_cursor(c)?);
+        } else {
+            offset = parse_offset_cursor(c)?;
         }
     }
-    let next_cursor = full_page.then(|| format!("o{}", offset + limit));
-    Ok(axum::Json(TicketList { items, next_cursor }))
+    // With `overdue=true`, `unit` is the unit's subtree (the overdue list of a
+    // township is its own and its units'), and an unknown unit is refused.
+    let (unit, units) = match (p.unit, overdue) {
+        (Some(u), true) => {
+            if org.unit(&u).is_none() {
+                return Err(AppError::invalid(
+                    "unit",
+                    format!("unknown unit {u:?}; GET /api/v1/units lists them"),
+                ));
+            }
+            let sub = org.subtree(&u).into_iter().map(str::to_string).collect();
+            (None, Some(sub))
+        }
+        (u, _) => (u, None),
+    };
+    Ok(TicketQuery {
+        state: p.state,
+        unit,
+        units,
+        within: None,
+        before,
+        offset,
+        limit,
+        category,
+        text,
+        overdue_at: overdue.then(|| app.now()),
+        sort,
+        ..TicketQuery::default()
+    })
 }

@@ -15,6 +15,11 @@ use crate::store::hash::rfc3339;
 use crate::store::sqlite::{parse_time, parse_uuid, unique_violation};
 use crate::store::{Appended, PgPart, PgValue, Pool, StoreError, ViewHandler};
 
+mod list;
+pub mod search;
+
+pub use list::{count_tickets, list_tickets, ticket_by_number};
+
 /// The refusal of an append whose new ticket's number another process took
 /// ([`StoreError::Refused`]).
 pub const NUMBER_TAKEN: &str = "a ticket with this number already exists";
@@ -33,6 +38,8 @@ pub struct TicketViewRow {
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The earliest open deadline ([`crate::domain::Ticket::overdue_from`]).
+    pub due_at: Option<DateTime<Utc>>,
     /// The folded ticket as JSON text.
     pub doc: String,
     /// The hash of the stream's last event; the append fills it in (from what the
@@ -58,6 +65,29 @@ pub struct TicketQuery {
     pub states: Option<Vec<String>>,
     /// Only tickets created at or after this.
     pub created_from: Option<DateTime<Utc>>,
+    /// Only tickets whose number, title, description or address contains this
+    /// (see `search`).
+    pub text: Option<String>,
+    /// Only tickets overdue at this instant (an open deadline before it).
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// Only tickets whose lead unit is one of these.
+    pub units: Option<Vec<String>>,
+    pub sort: Sort,
+    /// With a sort other than [`Sort::NewestFirst`]: tickets skipped.
+    pub offset: i64,
+}
+
+/// The order of the queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Newest first (`-created`), paged by keyset (`before`).
+    #[default]
+    NewestFirst,
+    /// Oldest first (`created`).
+    OldestFirst,
+    /// Earliest open deadline first, so the most overdue first (`deadline`);
+    /// tickets without one after, oldest first.
+    Deadline,
 }
 
 /// The view row's part of the batched PostgreSQL append (see `store::view`).
@@ -76,17 +106,19 @@ pub static VIEW_PART: PgPart = PgPart {
         ("updated_at", "timestamptz"),
         ("doc", "text"),
         ("head_hash", "text"),
+        ("due_at", "timestamptz"),
         // The co-units as a JSON array (arrays of arrays do not unnest).
         ("co", "text"),
     ],
     write: "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-                                     updated_at, doc, head_hash, co_units) \
+                                     updated_at, doc, head_hash, co_units, due_at) \
             SELECT id, number, state, unit, centre, category, grid, version, created_at, \
-                   updated_at, doc, head_hash, ARRAY(SELECT json_array_elements_text(co::json)) \
+                   updated_at, doc, head_hash, ARRAY(SELECT json_array_elements_text(co::json)), due_at \
             FROM ticket_view_rows \
             ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, unit = EXCLUDED.unit, \
               centre = EXCLUDED.centre, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at, \
-              doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash, co_units = EXCLUDED.co_units \
+              doc = EXCLUDED.doc, head_hash = EXCLUDED.head_hash, co_units = EXCLUDED.co_units, \
+              due_at = EXCLUDED.due_at \
             WHERE ticket_view.version < EXCLUDED.version",
     refusals: &[("ticket_view_number_key", NUMBER_TAKEN)],
 };
@@ -101,10 +133,11 @@ impl ViewHandler for TicketViewRow {
         let v = self;
         sqlx::query(
             "INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, created_at, \
-             updated_at, doc, head_hash, co_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             updated_at, doc, head_hash, co_units, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET state = excluded.state, unit = excluded.unit, \
              centre = excluded.centre, version = excluded.version, updated_at = excluded.updated_at, \
-             doc = excluded.doc, head_hash = excluded.head_hash, co_units = excluded.co_units \
+             doc = excluded.doc, head_hash = excluded.head_hash, co_units = excluded.co_units, \
+             due_at = excluded.due_at \
              WHERE ticket_view.version < excluded.version",
         )
         .bind(v.id.to_string())
@@ -120,6 +153,7 @@ impl ViewHandler for TicketViewRow {
         .bind(&v.doc)
         .bind(&appended.head_hash)
         .bind(serde_json::Value::from(v.co_units.clone()).to_string())
+        .bind(v.due_at.map(rfc3339))
         .execute(&mut *conn)
         .await
         .map_err(|e| {
@@ -151,6 +185,7 @@ impl ViewHandler for TicketViewRow {
             PgValue::Time(Some(v.updated_at)),
             PgValue::Text(Some(v.doc.clone())),
             PgValue::Text(Some(head_hash.to_string())),
+            PgValue::Time(v.due_at),
             PgValue::Text(Some(
                 serde_json::Value::from(v.co_units.clone()).to_string(),
             )),
@@ -172,6 +207,10 @@ fn view_from_sqlite_row(r: &SqliteRow) -> Result<TicketViewRow, StoreError> {
         version: r.try_get("version")?,
         created_at: parse_time(r.try_get("created_at")?)?,
         updated_at: parse_time(r.try_get("updated_at")?)?,
+        due_at: r
+            .try_get::<Option<&str>, _>("due_at")?
+            .map(parse_time)
+            .transpose()?,
         doc: r.try_get("doc")?,
         head_hash: r.try_get("head_hash")?,
     })
@@ -190,6 +229,7 @@ fn view_from_pg_row(r: &PgRow) -> Result<TicketViewRow, sqlx::Error> {
         version: r.try_get("version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        due_at: r.try_get("due_at")?,
         doc: r.try_get("doc")?,
         head_hash: r.try_get("head_hash")?,
     })
@@ -213,77 +253,6 @@ pub async fn ticket_view(pool: &Pool, id: Uuid) -> Result<Option<TicketViewRow>,
                 .await
                 .map_err(StoreError::classify)?;
             row.as_ref().map(view_from_sqlite_row).transpose()
-        }
-    }
-}
-
-/// A page of the ticket queue, newest first.
-pub async fn list_tickets(pool: &Pool, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError> {
-    match pool {
-        Pool::Postgres(p) => {
-            let (before_at, before_id): (Option<DateTime<Utc>>, Option<Uuid>) = q.before.unzip();
-            let rows = sqlx::query(
-                "SELECT * FROM ticket_view WHERE ($1::text IS NULL OR state = $1) \
-                 AND ($2::text IS NULL OR unit = $2) \
-                 AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3) \
-                      OR co_units && $3) \
-                 AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5)) \
-                 AND ($7::text IS NULL OR category = $7) \
-                 AND ($8::text[] IS NULL OR state = ANY($8)) \
-                 AND ($9::timestamptz IS NULL OR created_at >= $9) \
-                 ORDER BY created_at DESC, id DESC LIMIT $6",
-            )
-            .bind(&q.state)
-            .bind(&q.unit)
-            .bind(&q.within)
-            .bind(before_at)
-            .bind(before_id)
-            .bind(q.limit)
-            .bind(&q.category)
-            .bind(&q.states)
-            .bind(q.created_from)
-            .fetch_all(p)
-            .await
-            .map_err(StoreError::classify)?;
-            Ok(rows
-                .iter()
-                .map(view_from_pg_row)
-                .collect::<Result<_, _>>()?)
-        }
-        Pool::Sqlite(p) => {
-            let within = q
-                .within
-                .as_ref()
-                .map(|w| serde_json::Value::from(w.clone()).to_string());
-            let (before_at, before_id) = q.before.unzip();
-            let rows = sqlx::query(
-                "SELECT * FROM ticket_view WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR unit = ?2) \
-                 AND (?3 IS NULL OR unit IN (SELECT value FROM json_each(?3)) OR centre IN (SELECT value FROM json_each(?3)) \
-                 OR grid IN (SELECT value FROM json_each(?3)) \
-                 OR EXISTS (SELECT 1 FROM json_each(ticket_view.co_units) c WHERE c.value IN (SELECT value FROM json_each(?3)))) \
-                 AND (?4 IS NULL OR created_at < ?4 OR (created_at = ?4 AND id < ?5)) \
-                 AND (?7 IS NULL OR category = ?7) \
-                 AND (?8 IS NULL OR state IN (SELECT value FROM json_each(?8))) \
-                 AND (?9 IS NULL OR created_at >= ?9) \
-                 ORDER BY created_at DESC, id DESC LIMIT ?6",
-            )
-            .bind(&q.state)
-            .bind(&q.unit)
-            .bind(within)
-            .bind(before_at.map(rfc3339))
-            .bind(before_id.map(|i| i.to_string()))
-            .bind(q.limit)
-            .bind(&q.category)
-            .bind(
-                q.states
-                    .as_ref()
-                    .map(|s| serde_json::Value::from(s.clone()).to_string()),
-            )
-            .bind(q.created_from.map(rfc3339))
-            .fetch_all(p)
-            .await
-            .map_err(StoreError::classify)?;
-            rows.iter().map(view_from_sqlite_row).collect()
         }
     }
 }

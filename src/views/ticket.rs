@@ -125,6 +125,11 @@ pub(crate) struct DeadlinesJson {
     handle_due_at: Option<DateTime<Utc>>,
     #[schema(value_type = Option<DeadlineStatus>)]
     handle: Option<&'static str>,
+    /// The SLA watcher has warned (`SlaWarning`) that the sign deadline is near:
+    /// the desk shows it amber until it is met or breached.
+    sign_warned: bool,
+    /// The same for the handle deadline now in force.
+    handle_warned: bool,
 }
 
 /// A reporter's contact on a ticket: in full for hotline agents, admins and the
@@ -176,6 +181,8 @@ impl<'a> TicketJson<'a> {
                 sign: deadline_status(t.sign_due_at, t.signed_at, open, now),
                 handle_due_at: t.handle_due_at,
                 handle: deadline_status(t.handle_due_at, t.handled_at, open, now),
+                sign_warned: t.sign_due_at.is_some() && t.sla.sign_warned == t.sign_due_at,
+                handle_warned: t.handle_due_at.is_some() && t.sla.handle_warned == t.handle_due_at,
             },
             overdue: t.overdue(now),
             returned: t.returns,

@@ -145,6 +145,9 @@ async fn the_watcher_warns_and_breaches_each_deadline_once_and_follows_the_ticke
             "{}",
             r.body
         );
+        // The ticket tells the desk it was warned (amber there), of that deadline only.
+        assert_eq!(r.body["deadlines"]["sign_warned"], true, "{}", r.body);
+        assert_eq!(r.body["deadlines"]["handle_warned"], false, "{}", r.body);
 
         // At the deadline itself it has not passed; a second later it is breached.
         clock.set(sign_due);
@@ -183,8 +186,11 @@ async fn the_watcher_warns_and_breaches_each_deadline_once_and_follows_the_ticke
         assert_eq!(round(w).await, 0);
         let r = ticket(handle_warn - Duration::seconds(1)).await;
         assert_eq!(r.body["overdue"], false, "signed: {}", r.body);
+        assert_eq!(r.body["deadlines"]["handle_warned"], false, "{}", r.body);
         clock.set(handle_warn);
         assert_eq!(round(w).await, 1);
+        let r = ticket(handle_warn).await;
+        assert_eq!(r.body["deadlines"]["handle_warned"], true, "{}", r.body);
         clock.set(handle_due + Duration::seconds(1));
         assert_eq!(round(w).await, 1);
         assert_eq!(round(w).await, 0);

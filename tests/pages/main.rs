@@ -9,4 +9,5 @@ mod appraisal;
 mod browser;
 mod grid;
 mod live;
+mod desk;
 mod web;

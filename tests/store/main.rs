@@ -252,6 +252,7 @@ async fn view_handlers_write_with_their_events_or_not_at_all() {
         version,
         created_at: store::truncate_micros(Utc::now()),
         updated_at: store::truncate_micros(Utc::now()),
+        due_at: None,
         doc: "{}".into(),
         head_hash: String::new(),
     };

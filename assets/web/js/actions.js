@@ -76,14 +76,43 @@ function formFor(action, ticket, me) {
     case 'assign': {
       const centre = me.role === 'admin' ? holder(ticket) : me.unit;
       const targets = (unit(centre) || {}).dispatch_targets || [];
-      const pick = suggestedTarget(targets, ticket.suggested_unit);
+      const back = ticket.returned_by || [];
+      const suggested = suggestedTarget(targets, ticket.suggested_unit);
+      const pick = back.includes(suggested) ? null : suggested;
+      // Without a suggestion (none, or the unit that sent the ticket back) nothing is
+      // preselected: the dispatcher chooses. A unit that sent it back is marked.
+      const label = (code) => {
+        if (code === pick) return `${unitName(code)} ${t('desk.suggested_mark')}`;
+        return back.includes(code) ? `${unitName(code)} ${t('desk.returned_mark')}` : unitName(code);
+      };
       const select = el('select', { name: 'unit', required: true },
-        targets.map((code) => el('option', { value: code, selected: code === pick },
-          code === pick ? `${unitName(code)} ${t('desk.suggested_mark')}` : unitName(code))));
+        pick ? null : el('option', { value: '', text: t('desk.choose_unit'), selected: true }),
+        targets.map((code) => el('option', { value: code, selected: code === pick, text: label(code) })));
+      // 协办: other units that help the lead unit (never the lead unit itself).
+      const boxes = targets.map((code) => el('label', { class: 'field check co-unit' },
+        el('input', { type: 'checkbox', name: 'co_unit', value: code }), el('span', { text: unitName(code) })));
+      const co = el('details', { class: 'co-units' }, el('summary', { text: t('act.field.co_units') }),
+        el('div', { class: 'co-unit-list' }, boxes));
+      const sync = () => {
+        for (const b of boxes) {
+          const input = b.querySelector('input');
+          input.disabled = input.value === select.value;
+          if (input.disabled) input.checked = false;
+        }
+      };
+      select.addEventListener('change', sync);
+      sync();
       return {
-        fields: [el('label', { class: 'field' }, el('span', { text: t('act.field.unit') }), select),
+        fields: [el('label', { class: 'field' }, el('span', { text: t('act.field.unit') }), select), co,
           textField('note', t('act.field.note'), { required: false })],
-        body: (f) => ({ unit: f.unit.value, ...(f.note.value.trim() ? { note: f.note.value.trim() } : {}) }),
+        body: (f) => {
+          const coUnits = boxes.map((b) => b.querySelector('input')).filter((x) => x.checked && !x.disabled).map((x) => x.value);
+          return {
+            unit: f.unit.value,
+            ...(coUnits.length ? { co_units: coUnits } : {}),
+            ...(f.note.value.trim() ? { note: f.note.value.trim() } : {}),
+          };
+        },
         command: 'assign',
       };
     }
@@ -164,7 +193,7 @@ function formFor(action, ticket, me) {
       const codes = ticket.state === 'verified' ? ['resolved'] : ['duplicate', 'invalid', 'withdrawn'];
       const select = el('select', { name: 'code' }, codes.map((c) => el('option', { value: c, text: t(`close.${c}`) })));
       const dup = el('label', { class: 'field' }, el('span', { text: t('act.field.duplicate_of') }),
-        el('input', { name: 'duplicate_of', type: 'text', placeholder: 'UUID' }));
+        el('input', { name: 'duplicate_of', type: 'text', placeholder: t('act.field.duplicate_hint'), inputmode: 'numeric' }));
       dup.hidden = codes[0] !== 'duplicate';
       select.addEventListener('change', () => { dup.hidden = select.value !== 'duplicate'; });
       return {

@@ -10,7 +10,11 @@ import {
 import { renderActions } from './actions.js';
 
 const $ = (id) => document.getElementById(id);
-const id = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+// The path names the ticket by id or by number (YYYYMMDD-NNNNNN); a number is
+// resolved to the id on load.
+const key = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+const byNumber = /^\d{8}-\d{6}$/.test(key);
+let id = byNumber ? '' : key;
 let me;
 
 function fact(label, value) {
@@ -215,6 +219,7 @@ function renderTimeline(events) {
 let ticketId = null;
 
 async function load(live = false) {
+  if (byNumber && !id) id = (await api(`/api/v1/tickets/by-number/${encodeURIComponent(key)}`)).id;
   const [tk, evs] = await Promise.all([api(`/api/v1/tickets/${id}`), api(`/api/v1/tickets/${id}/events`)]);
   ticketId = tk.id;
   renderTicket(tk, live);

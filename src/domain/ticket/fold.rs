@@ -177,14 +177,23 @@ impl Ticket {
 
     /// True while an open deadline has passed at `now`.
     pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.overdue_from().is_some_and(|d| now > d)
+    }
+
+    /// The earliest open deadline: the ticket is overdue once it has passed (the
+    /// sign deadline until signed, the handle deadline, while assigned). It changes
+    /// only with the ticket's events, so the ticket view keeps it (`due_at`) for the
+    /// overdue filter and the sort by deadline.
+    pub fn overdue_from(&self) -> Option<DateTime<Utc>> {
         match self.state {
             State::Assigned => {
-                let sign_late =
-                    self.signed_at.is_none() && self.sign_due_at.is_some_and(|d| now > d);
-                let handle_late = self.handle_due_at.is_some_and(|d| now > d);
-                sign_late || handle_late
+                let sign = self.sign_due_at.filter(|_| self.signed_at.is_none());
+                match (sign, self.handle_due_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
             }
-            _ => false,
+            _ => None,
         }
     }
 }
