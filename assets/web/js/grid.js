@@ -9,7 +9,7 @@
 // which the service answers with the first result: a report is never doubled.
 
 import {
-  ApiError, api, categoryList, categoryName, clear, el, errorText, fmtTime, newKey, notify, run, startPage,
+  ApiError, api, categoryGroupName, categoryList, categoryName, clear, el, errorText, fmtTime, newKey, notify, run, startPage,
   stateBadge, t, unitName,
 } from './common.js';
 import { uploadPhoto } from './actions.js';
@@ -241,7 +241,7 @@ run(async () => {
     groups.get(c.group).push(c);
   }
   for (const [group, cats] of groups) {
-    sel.append(el('optgroup', { label: group || '' }, cats.map((c) => el('option', { value: c.code, text: categoryName(c.code) }))));
+    sel.append(el('optgroup', { label: categoryGroupName(cats[0]) || group || '' }, cats.map((c) => el('option', { value: c.code, text: categoryName(c.code) }))));
   }
   $('g-locate').addEventListener('click', locate);
   $('g-photos').addEventListener('change', showPreviews);
