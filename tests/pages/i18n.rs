@@ -397,6 +397,23 @@ async fn walk(name: &'static str, screen: Screen) {
             for w in wrong_words(&b, english).await {
                 wrong.push(format!("{lang} {path}: {w}"));
             }
+            if page == "appraisal" {
+                // Every unit's score and rank are on the screen, on a phone too
+                // (the table once scrolled its points column out of sight).
+                let cut = b
+                    .client
+                    .execute(
+                        "const w = document.documentElement.clientWidth; \
+                         const cells = [...document.querySelectorAll('#ap-scores [data-field=score], #ap-scores [data-field=rank]')]; \
+                         return [cells.length, cells.filter((c) => { const r = c.getBoundingClientRect(); \
+                           return r.width === 0 || r.left < 0 || r.right > w + 1; }).length];",
+                        vec![],
+                    )
+                    .await
+                    .expect("the score cells");
+                assert!(cut[0].as_u64().unwrap_or(0) > 20, "{lang}: the scores table: {cut}");
+                assert_eq!(cut[1], json!(0), "{lang}: score or rank cells off the screen");
+            }
             b.keep_shot(&format!("{page}-{lang}")).await;
         }
 

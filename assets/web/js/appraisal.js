@@ -161,7 +161,7 @@ function overview(a, ranks) {
     el('th', { scope: 'row' }, el('a', { href: `?${new URLSearchParams({ period: a.period, unit: u.unit })}`, dataset: { open: u.unit }, text: unitName(u.unit, u.unit_name) })),
     el('td', { class: 'sheet-cell', text: sheetName(u.sheet) }),
     scoreCell(u),
-    el('td', { class: 'num', text: u.bonus ? fmtPoints(u.bonus) : '—' })));
+    el('td', { class: u.bonus ? 'num' : 'num none', dataset: { field: 'bonus', label: t('ap.col.bonus') }, text: u.bonus ? fmtPoints(u.bonus) : '—' })));
   const card = el('section', { class: 'card' },
     el('h2', { text: t('ap.scores_of', { period: periodName(a.period) }) }),
     el('div', { class: 'table-wrap' }, el('table', { class: 'figures scores', id: 'ap-scores' },
