@@ -80,7 +80,7 @@ export function evaluationCard(u, period, entries, ctx) {
   const evals = u.evaluations || [];
   const writable = (tw) => ctx.scope.district || tw === ctx.scope.township;
   const rows = evals.map((v) => el('tr', { dataset: { township: v.township, entry: v.entry } },
-    el('th', { scope: 'row', text: v.township_name || unitName(v.township) }),
+    el('th', { scope: 'row', text: unitName(v.township, v.township_name) }),
     el('td', { class: 'num', dataset: { field: 'points' }, text: fmtNumber(v.points) }),
     el('td', { class: 'left', text: v.grade_word ? gradeWordText(v.grade_word) : '—' }),
     el('td', { class: 'note-cell', text: v.note || '' }),
