@@ -411,8 +411,15 @@ async fn walk(name: &'static str, screen: Screen) {
                     )
                     .await
                     .expect("the score cells");
-                assert!(cut[0].as_u64().unwrap_or(0) > 20, "{lang}: the scores table: {cut}");
-                assert_eq!(cut[1], json!(0), "{lang}: score or rank cells off the screen");
+                assert!(
+                    cut[0].as_u64().unwrap_or(0) > 20,
+                    "{lang}: the scores table: {cut}"
+                );
+                assert_eq!(
+                    cut[1],
+                    json!(0),
+                    "{lang}: score or rank cells off the screen"
+                );
             }
             b.keep_shot(&format!("{page}-{lang}")).await;
         }

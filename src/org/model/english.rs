@@ -142,7 +142,9 @@ mod tests {
     #[test]
     fn english_names_must_be_english_and_one_per_group() {
         let one = |r: Result<super::super::Org, Vec<OrgProblem>>, location: &str, what: &str| {
-            let ps = r.err().expect("problems");
+            let Err(ps) = r else {
+                panic!("expected problems at {location}, the file parsed");
+            };
             assert_eq!(ps.len(), 1, "{ps:#?}");
             assert_eq!(ps[0].location, location, "{ps:#?}");
             assert!(
