@@ -49,6 +49,11 @@ pub enum AppError {
     Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+    /// Another error with a code more specific than its kind's default (the
+    /// problem document's `code`): `AppError::Conflict(..).with_code("lifecycle.invalid_transition")`.
+    /// Everything else (status, type, detail, `field`) is the inner error's.
+    #[error("{1}")]
+    Coded(&'static str, Box<AppError>),
 }
 
 impl AppError {
@@ -74,17 +79,55 @@ impl AppError {
             AppError::TooManyRequests(_) | AppError::RateLimited { .. } => 429,
             AppError::Unavailable(_) => 503,
             AppError::Internal(_) => 500,
+            AppError::Coded(_, inner) => inner.status(),
+        }
+    }
+
+    /// The same error with the more specific `code` (a dotted name whose first part
+    /// is the kind's default code, as docs/PROBLEMS.md lists them).
+    pub fn with_code(self, code: &'static str) -> AppError {
+        AppError::Coded(code, Box::new(self.into_base()))
+    }
+
+    /// The error under any [`AppError::Coded`]: match on this to tell kinds apart.
+    pub fn base(&self) -> &AppError {
+        match self {
+            AppError::Coded(_, inner) => inner.base(),
+            other => other,
+        }
+    }
+
+    /// [`AppError::base`], by value.
+    pub fn into_base(self) -> AppError {
+        match self {
+            AppError::Coded(_, inner) => inner.into_base(),
+            other => other,
         }
     }
 }
 
 impl AppError {
-    /// A machine-readable code for the problem document's `code` member, where a
-    /// client must tell this refusal from others of the same status.
-    pub fn code(&self) -> Option<&'static str> {
+    /// The stable, machine-readable code of the problem document's `code` member,
+    /// which every problem carries: the one given with [`AppError::with_code`], else
+    /// the default of the error's kind (`forbidden`, `not_found`, `validation.field`…;
+    /// docs/PROBLEMS.md lists them). Pages translate a problem by its code.
+    pub fn code(&self) -> &'static str {
         match self {
-            AppError::Tampered(_) => Some("integrity.tampered"),
-            _ => None,
+            AppError::Coded(code, _) => code,
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
+            AppError::Conflict(_) => "conflict",
+            AppError::Tampered(_) => "integrity.tampered",
+            AppError::PreconditionFailed(_) => "conflict.version",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::Invalid { .. } => "validation.field",
+            AppError::TooManyRequests(_) | AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
         }
     }
 }
@@ -93,9 +136,13 @@ impl From<DomainError> for AppError {
     fn from(e: DomainError) -> Self {
         match e {
             DomainError::Invalid { field, message } => AppError::invalid(field, message),
-            DomainError::NotAllowed(m) => AppError::Conflict(m),
+            DomainError::NotAllowed(m) => {
+                AppError::Conflict(m).with_code("lifecycle.invalid_transition")
+            }
             DomainError::NotFound => AppError::NotFound("no such ticket".into()),
-            DomainError::AlreadyExists => AppError::Conflict("the ticket already exists".into()),
+            DomainError::AlreadyExists => {
+                AppError::Conflict("the ticket already exists".into()).with_code("conflict.exists")
+            }
         }
     }
 }

@@ -34,6 +34,9 @@ pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 /// One kind of problem: the `type` is `/problems/{slug}`.
 pub struct ProblemType {
     pub slug: &'static str,
+    /// The `code` of a problem of this type that says nothing more specific
+    /// (`AppError::code`, and the problems built without an `AppError`).
+    pub code: &'static str,
     pub status: u16,
     /// The same for every problem of the type (RFC 9457 §3.1.3).
     pub title: &'static str,
@@ -52,6 +55,7 @@ impl ProblemType {
 /// The problem types, one constant each; [`TYPES`] lists them.
 pub const BAD_REQUEST: ProblemType = ProblemType {
     slug: "bad-request",
+    code: "bad_request",
     status: 400,
     title: "Malformed request",
     about: "The request could not be read: the body is not valid JSON, the Idempotency-Key \
@@ -61,6 +65,7 @@ pub const BAD_REQUEST: ProblemType = ProblemType {
 
 pub const UNAUTHORIZED: ProblemType = ProblemType {
     slug: "unauthorized",
+    code: "unauthorized",
     status: 401,
     title: "Authentication required",
     about: "No bearer token, or one that is unknown, expired or revoked. Send \
@@ -69,6 +74,7 @@ pub const UNAUTHORIZED: ProblemType = ProblemType {
 
 pub const FORBIDDEN: ProblemType = ProblemType {
     slug: "forbidden",
+    code: "forbidden",
     status: 403,
     title: "Not allowed",
     about: "The token is valid but its role or unit may not do this (for example, a grid \
@@ -78,6 +84,7 @@ pub const FORBIDDEN: ProblemType = ProblemType {
 
 pub const NOT_FOUND: ProblemType = ProblemType {
     slug: "not-found",
+    code: "not_found",
     status: 404,
     title: "Not found",
     about: "No such route, or no such resource that this token may see: a ticket outside \
@@ -87,6 +94,7 @@ pub const NOT_FOUND: ProblemType = ProblemType {
 
 pub const METHOD_NOT_ALLOWED: ProblemType = ProblemType {
     slug: "method-not-allowed",
+    code: "method_not_allowed",
     status: 405,
     title: "Method not allowed",
     about: "The route exists but not with this HTTP method. The `Allow` header lists the \
@@ -95,6 +103,7 @@ pub const METHOD_NOT_ALLOWED: ProblemType = ProblemType {
 
 pub const NOT_ACCEPTABLE: ProblemType = ProblemType {
     slug: "not-acceptable",
+    code: "not_acceptable",
     status: 406,
     title: "Not acceptable",
     about: "The Accept-Encoding header excludes the identity (`identity;q=0`, or `*;q=0`) \
@@ -104,6 +113,7 @@ pub const NOT_ACCEPTABLE: ProblemType = ProblemType {
 
 pub const CONFLICT: ProblemType = ProblemType {
     slug: "conflict",
+    code: "conflict",
     status: 409,
     title: "Conflicts with the current state",
     about: "The command is not allowed in the current state of what it acts on (a ticket \
@@ -114,6 +124,7 @@ pub const CONFLICT: ProblemType = ProblemType {
 
 pub const TAMPERED: ProblemType = ProblemType {
     slug: "tampered",
+    code: "integrity.tampered",
     status: 409,
     title: "Frozen after a failed verification",
     about: "The latest verification of the event log found this ticket's records tampered \
@@ -124,6 +135,7 @@ pub const TAMPERED: ProblemType = ProblemType {
 
 pub const PRECONDITION_FAILED: ProblemType = ProblemType {
     slug: "precondition-failed",
+    code: "conflict.version",
     status: 412,
     title: "Precondition failed",
     about: "The If-Match header does not match the ticket's current ETag (strong \
@@ -133,6 +145,7 @@ pub const PRECONDITION_FAILED: ProblemType = ProblemType {
 
 pub const PAYLOAD_TOO_LARGE: ProblemType = ProblemType {
     slug: "payload-too-large",
+    code: "payload_too_large",
     status: 413,
     title: "Request body too large",
     about: "The body is over the limit (1 MiB for a JSON command; the attachment limit for \
@@ -141,6 +154,7 @@ pub const PAYLOAD_TOO_LARGE: ProblemType = ProblemType {
 
 pub const UNSUPPORTED_MEDIA_TYPE: ProblemType = ProblemType {
     slug: "unsupported-media-type",
+    code: "unsupported_media_type",
     status: 415,
     title: "Unsupported media type",
     about: "Commands take `Content-Type: application/json` (photos: \
@@ -149,6 +163,7 @@ pub const UNSUPPORTED_MEDIA_TYPE: ProblemType = ProblemType {
 
 pub const VALIDATION: ProblemType = ProblemType {
     slug: "validation",
+    code: "validation.field",
     status: 422,
     title: "Invalid field",
     about: "A field, query parameter or header is missing or invalid; `field` names it \
@@ -159,6 +174,7 @@ pub const VALIDATION: ProblemType = ProblemType {
 
 pub const RATE_LIMITED: ProblemType = ProblemType {
     slug: "rate-limited",
+    code: "rate_limited",
     status: 429,
     title: "Too many requests",
     about: "Over a rate limit (per token, or per address without a valid token) or over \
@@ -168,6 +184,7 @@ pub const RATE_LIMITED: ProblemType = ProblemType {
 
 pub const INTERNAL: ProblemType = ProblemType {
     slug: "internal",
+    code: "internal",
     status: 500,
     title: "Internal error",
     about: "A fault of the service; it has been logged with the request id (the \
@@ -176,6 +193,7 @@ pub const INTERNAL: ProblemType = ProblemType {
 
 pub const UNAVAILABLE: ProblemType = ProblemType {
     slug: "unavailable",
+    code: "unavailable",
     status: 503,
     title: "Service temporarily unavailable",
     about: "The database cannot serve just now, the request took longer than the \
@@ -224,6 +242,7 @@ fn type_of(e: &AppError) -> &'static ProblemType {
         AppError::TooManyRequests(_) | AppError::RateLimited { .. } => &RATE_LIMITED,
         AppError::Unavailable(_) => &UNAVAILABLE,
         AppError::Internal(_) => &INTERNAL,
+        AppError::Coded(_, inner) => type_of(inner),
     }
 }
 
@@ -237,7 +256,8 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let kind = type_of(&self);
-        let detail = match &self {
+        let code = self.code();
+        let detail = match self.base() {
             // Log a server error once, here; the caller gets no internals.
             AppError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");
@@ -246,20 +266,18 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut extensions = Map::new();
-        if let AppError::Invalid { field, .. } = &self {
+        if let AppError::Invalid { field, .. } = self.base() {
             extensions.insert("field".into(), Value::String(field.clone()));
         }
-        if let Some(code) = self.code() {
-            extensions.insert("code".into(), Value::String(code.into()));
-        }
+        extensions.insert("code".into(), Value::String(code.into()));
         let mut resp = problem_response(kind, detail, extensions);
         if let AppError::RateLimited {
             retry_after_secs, ..
-        } = self
+        } = self.base()
         {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
-                HeaderValue::from(retry_after_secs.max(1)),
+                HeaderValue::from((*retry_after_secs).max(1)),
             );
         }
         resp
@@ -270,7 +288,8 @@ impl IntoResponse for AppError {
 /// the members `type`, `title`, `status` and `detail` with `extensions` beside them
 /// (`field`, `code`; `/readyz` adds `database`), and `Retry-After` on a 503 (and a
 /// 429, 1 s, unless the caller sets another). For the edges that build a problem
-/// without an `AppError` (readiness).
+/// without an `AppError` (readiness). Without a `code` among the extensions the
+/// problem carries its type's default code: every problem has one.
 pub fn problem_response(
     kind: &ProblemType,
     detail: impl Into<String>,
@@ -283,7 +302,7 @@ pub fn problem_response(
         status: kind.status,
         detail: detail.into(),
         field: None,
-        code: None,
+        code: kind.code.into(),
     };
     // A struct of strings and a number always serializes to an object; serde_json's
     // map keeps its keys in alphabetical order, as problems have always been written.
@@ -329,13 +348,15 @@ pub struct Problem {
     #[schema(nullable = false)]
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
-    /// What kind of refusal this is, where the type alone does not say:
-    /// `integrity.tampered` (409): the verification of the event log found the
-    /// ticket's records tampered with, and the ticket is frozen until an operator
-    /// has dealt with it.
-    #[schema(nullable = false)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    code: Option<String>,
+    /// A stable, machine-readable name of the problem, on every problem: a page
+    /// translates it into the reader's language (`detail` is English). Either the
+    /// default of the type (`forbidden`, `not_found`, `validation.field`,
+    /// `conflict.version`, `integrity.tampered`…) or a more specific name whose
+    /// first part is that default's (`lifecycle.invalid_transition` for an action
+    /// the ticket's state does not allow). docs/PROBLEMS.md lists them; a client that
+    /// does not know a code falls back on its first part, then on `detail`.
+    #[schema(examples("not_found", "validation.field", "lifecycle.invalid_transition"))]
+    code: String,
 }
 
 /// The schema of `Problem.type`: one of the type URIs.
@@ -424,10 +445,12 @@ async fn type_page(axum::extract::Path(kind): axum::extract::Path<String>) -> Re
         .into_response();
     };
     let body = format!(
-        "<h1>{title}</h1>\n<p>Type <code>/problems/{slug}</code>, status {status}.</p>\n\
+        "<h1>{title}</h1>\n<p>Type <code>/problems/{slug}</code>, status {status}, \
+         default <code>code</code> <code>{code}</code>.</p>\n\
          <p>{about}</p>\n<p><a href=\"/problems\">All problem types</a></p>\n",
         title = escape(t.title),
         slug = t.slug,
+        code = t.code,
         status = t.status,
         about = inline(t.about),
     );
@@ -437,6 +460,18 @@ async fn type_page(axum::extract::Path(kind): axum::extract::Path<String>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_specific_code_keeps_the_kind() {
+        let e = AppError::Conflict("not now".into()).with_code("lifecycle.invalid_transition");
+        assert_eq!(e.code(), "lifecycle.invalid_transition");
+        assert_eq!(e.status(), 409);
+        assert_eq!(type_of(&e).slug, "conflict");
+        assert_eq!(e.to_string(), "not now");
+        let f = AppError::invalid("a.b", "bad").with_code("validation.field");
+        assert!(matches!(f.base(), AppError::Invalid { field, .. } if field == "a.b"));
+        assert_eq!(type_of(&f).slug, "validation");
+    }
 
     #[test]
     fn every_error_has_its_type() {
@@ -459,6 +494,7 @@ mod tests {
         for e in &errors {
             let t = type_of(e);
             assert_eq!(t.status, e.status(), "{}", t.slug);
+            assert_eq!(t.code, e.code(), "{}: the type's default code", t.slug);
         }
         let mut slugs: Vec<&str> = TYPES.iter().map(|t| t.slug).collect();
         slugs.sort_unstable();
@@ -467,6 +503,10 @@ mod tests {
         // Every type is reachable from some error (none is documented for nothing),
         // but for the 406 that the encoding guard in front of the routes answers by
         // itself (`http::refuse_unacceptable_encoding`; tests/api/compression.rs).
+        let mut codes: Vec<&str> = TYPES.iter().map(|t| t.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), TYPES.len(), "each default code once");
         for t in TYPES.iter().filter(|t| t.slug != NOT_ACCEPTABLE.slug) {
             assert!(
                 errors.iter().any(|e| type_of(e).slug == t.slug),

@@ -645,7 +645,7 @@ pub mod actions {
         CloseBody,
         "Close (结案)",
         "A centre closes a verified ticket (`resolved`), or an accepted one as a \
-         duplicate (重复件, naming the ticket it repeats), invalid (无效件) or withdrawn (撤诉)."
+         duplicate (重复件, naming the ticket it repeats), invalid (无效件) or withdrawn (撤件)."
     );
 }
 

@@ -61,6 +61,7 @@ async fn list_units(
         .map(|u| Unit {
             code: &u.code,
             name: &u.name,
+            name_en: u.name_en.as_deref(),
             kind: u.kind,
             parent: u.parent.as_deref(),
             agency_type: u.agency_type.as_deref(),
@@ -99,7 +100,9 @@ async fn list_categories(
             Category {
                 code: &c.code,
                 name: &c.name,
+                name_en: c.name_en.as_deref(),
                 group: c.group.as_deref(),
+                group_en: c.group_en.as_deref(),
                 default_unit: c.default_unit.as_deref(),
                 routes: c
                     .routes
@@ -131,6 +134,9 @@ async fn list_categories(
 pub struct Unit<'a> {
     code: &'a str,
     name: &'a str,
+    /// The English name from the organisation file; null when it gives none (a page
+    /// in English then shows `name`).
+    name_en: Option<&'a str>,
     kind: UnitKind,
     parent: Option<&'a str>,
     /// Agencies: judicial, enforcement, market, police, …
@@ -175,7 +181,12 @@ pub struct CategorySlas {
 pub struct Category<'a> {
     code: &'a str,
     name: &'a str,
+    /// The English name from the organisation file; null when it gives none (a page
+    /// in English then shows `name`, never a name made from `code`).
+    name_en: Option<&'a str>,
     group: Option<&'a str>,
+    /// The English name of `group`; null when the file gives none.
+    group_en: Option<&'a str>,
     /// The district department that receives the category when no route applies.
     default_unit: Option<&'a str>,
     routes: Vec<CategoryRoute<'a>>,

@@ -39,7 +39,8 @@ pub fn check_scope(org: &Org, actor: &Actor, unit: &str) -> Result<(), AppError>
         return Err(AppError::Forbidden(format!(
             "the {} role may not read unit statistics",
             actor.role.as_str()
-        )));
+        ))
+        .with_code("forbidden.role"));
     }
     if org.unit(unit).is_none() {
         return Err(AppError::invalid(
@@ -51,7 +52,8 @@ pub fn check_scope(org: &Org, actor: &Actor, unit: &str) -> Result<(), AppError>
         return Err(AppError::Forbidden(format!(
             "unit {unit} is outside your unit {}; ask for {} or a unit beneath it",
             actor.unit, actor.unit
-        )));
+        ))
+        .with_code("forbidden.scope"));
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod english;
 mod lookups;
 mod parse;
 
@@ -115,6 +116,9 @@ pub const AGENCY_TYPES: [&str; 4] = ["judicial", "enforcement", "market", "polic
 pub struct UnitDef {
     pub code: String,
     pub name: String,
+    /// The English name the pages show in English; without one they show `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
     pub kind: UnitKind,
     #[serde(default)]
     pub parent: Option<String>,
@@ -130,8 +134,14 @@ pub struct UnitDef {
 pub struct CategoryDef {
     pub code: String,
     pub name: String,
+    /// The English name the pages show in English (never one made from `code`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_en: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
+    /// The English name of `group`: the same on every category of the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_en: Option<String>,
     /// The district department that receives the category when no route applies.
     #[serde(default)]
     pub default_unit: Option<String>,

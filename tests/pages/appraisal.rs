@@ -85,7 +85,11 @@ async fn enter_and_withdraw(name: &'static str, screen: Screen, english: bool, e
     }
     let row = b.text("#ap-scores tr[data-unit='hg-sfs']").await;
     assert!(
-        row.contains("皇冠司法所") && row.contains("100.00"),
+        row.contains(if english {
+            "Huangguan Judicial Office"
+        } else {
+            "皇冠司法所"
+        }) && row.contains("100.00"),
         "{row}"
     );
     b.keep_shot(&format!("overview-{lang}")).await;
@@ -313,7 +317,11 @@ async fn ranking_with_grades(name: &'static str, screen: Screen, english: bool) 
     score_is(&b, "the department's evaluations", "25.00").await;
     let evals = b.text("#evaluations").await;
     assert!(
-        evals.contains("皇冠街道网格化治理中心") && evals.contains("凤林街道网格化治理中心"),
+        if english {
+            evals.contains("Huangguan Subdistrict") && evals.contains("Fenglin Subdistrict")
+        } else {
+            evals.contains("皇冠街道网格化治理中心") && evals.contains("凤林街道网格化治理中心")
+        },
         "{evals}"
     );
     b.keep_shot(&format!("department-{lang}")).await;

@@ -10,4 +10,5 @@ mod browser;
 mod grid;
 mod live;
 mod desk;
+mod i18n;
 mod web;

@@ -224,7 +224,7 @@ export function sheetName(name) {
 // An item's or section's title: the document's wording; in English its code beside it.
 export function titled(code, title) {
   if (lang() !== 'en') return el('span', { text: title || code });
-  return el('span', {}, el('code', { text: code }), ' ', el('span', { class: 'muted', text: title || '' }));
+  return el('span', {}, el('code', { text: code }), ' ', el('span', { class: 'muted', lang: 'zh-CN', text: title || '' }));
 }
 
 // ---- tickets by their numbers

@@ -7,6 +7,12 @@ import { fmtNumber, fmtPoints, fmtScore, periodKind, ticketLink, titled } from '
 
 const GRADE_WORDS = ['好', '较好', '一般', '差'];
 
+// An evaluation's level (the API's word, as 49号 writes it) in the reader's language.
+export function gradeWordText(word) {
+  const i = GRADE_WORDS.indexOf(word);
+  return i < 0 ? (word || '—') : t(`ap.word.${i + 1}`);
+}
+
 function referenceList(u) {
   const ref = Array.isArray(u.reference) ? u.reference : ((u.reference || {}).deductions || []);
   if (!ref.length) return el('p', { class: 'muted small', text: t('ap.reference_none') });
@@ -74,9 +80,9 @@ export function evaluationCard(u, period, entries, ctx) {
   const evals = u.evaluations || [];
   const writable = (tw) => ctx.scope.district || tw === ctx.scope.township;
   const rows = evals.map((v) => el('tr', { dataset: { township: v.township, entry: v.entry } },
-    el('th', { scope: 'row', text: v.township_name || unitName(v.township) }),
+    el('th', { scope: 'row', text: unitName(v.township, v.township_name) }),
     el('td', { class: 'num', dataset: { field: 'points' }, text: fmtNumber(v.points) }),
-    el('td', { class: 'left', text: v.grade_word ? t(`ap.word.${GRADE_WORDS.indexOf(v.grade_word) + 1}`) : '—' }),
+    el('td', { class: 'left', text: v.grade_word ? gradeWordText(v.grade_word) : '—' }),
     el('td', { class: 'note-cell', text: v.note || '' }),
     el('td', { class: 'left' }, ctx.scope.write && writable(v.township)
       ? ctx.reasonButton(t('ap.withdraw'), 'withdraw', async (reason) => {

@@ -5,13 +5,13 @@
 // closing (报送) per township sits above.
 
 import {
-  api, clear, el, errorText, notify, run, startPage, subtree, t, unit, unitList, unitName, fmtTime,
+  api, clear, el, errorText, lang, notify, run, startPage, subtree, t, unit, unitList, unitName, fmtTime,
 } from './common.js';
 import {
   fmtNumber, fmtPoints, fmtScore, loadSheets, post, periodContains, periodKind, periodName, periodPicker, queryValue,
   scopeOf, setQuery, sheetName, ticketLink, titled, townshipOf,
 } from './appraisal-common.js';
-import { evaluationCard } from './appraisal-department.js';
+import { evaluationCard, gradeWordText } from './appraisal-department.js';
 
 const $ = (id) => document.getElementById(id);
 let me;
@@ -136,23 +136,41 @@ function scoreCell(u) {
   return el('td', { class: 'num score-cell', dataset: { field: 'score' }, text: fmtScore(u.score) });
 }
 
-function overview(a) {
+// Each unit's rank within its sheet, as the ranking answers it (district-wide,
+// ties sharing a rank), one call per sheet on the page; a sheet whose ranking cannot
+// be read shows no ranks.
+async function ranksOf(period, units) {
+  const kinds = [...new Set(units.map((u) => u.sheet))];
+  const ranks = new Map();
+  await Promise.all(kinds.map(async (kind) => {
+    try {
+      const r = await api(`/api/v1/appraisal/ranking?${new URLSearchParams({ period, kind })}`);
+      for (const x of r.items || []) ranks.set(x.unit, x.rank);
+    } catch (e) {
+      console.warn('ranking', kind, e);
+    }
+  }));
+  return ranks;
+}
+
+function overview(a, ranks) {
   const withSheet = a.units.filter((u) => u.sheet);
   const without = a.units.filter((u) => !u.sheet);
   const rows = withSheet.map((u) => el('tr', { dataset: { unit: u.unit } },
-    el('th', { scope: 'row' }, el('a', { href: `?${new URLSearchParams({ period: a.period, unit: u.unit })}`, dataset: { open: u.unit }, text: u.unit_name || unitName(u.unit) })),
+    el('td', { class: 'num rank', dataset: { field: 'rank' }, text: ranks.has(u.unit) ? String(ranks.get(u.unit)) : '—' }),
+    el('th', { scope: 'row' }, el('a', { href: `?${new URLSearchParams({ period: a.period, unit: u.unit })}`, dataset: { open: u.unit }, text: unitName(u.unit, u.unit_name) })),
     el('td', { class: 'sheet-cell', text: sheetName(u.sheet) }),
     scoreCell(u),
-    el('td', { class: 'num', text: u.bonus ? fmtPoints(u.bonus) : '—' })));
+    el('td', { class: u.bonus ? 'num' : 'num none', dataset: { field: 'bonus', label: t('ap.col.bonus') }, text: u.bonus ? fmtPoints(u.bonus) : '—' })));
   const card = el('section', { class: 'card' },
     el('h2', { text: t('ap.scores_of', { period: periodName(a.period) }) }),
     el('div', { class: 'table-wrap' }, el('table', { class: 'figures scores', id: 'ap-scores' },
-      el('thead', {}, el('tr', {}, ['ap.col.unit', 'ap.col.sheet', 'ap.col.score', 'ap.col.bonus'].map((k) => el('th', { text: t(k) })))),
+      el('thead', {}, el('tr', {}, ['ap.col.rank', 'ap.col.unit', 'ap.col.sheet', 'ap.col.score', 'ap.col.bonus'].map((k) => el('th', { text: t(k) })))),
       el('tbody', {}, rows))));
   if (!rows.length) card.append(el('p', { class: 'muted', text: t('ap.no_units') }));
   if (without.length) {
     card.append(el('p', { class: 'muted small no-sheet-list' }, t('ap.no_sheet_units'), ' ',
-      without.map((u) => u.unit_name || unitName(u.unit)).join('、')));
+      without.map((u) => unitName(u.unit, u.unit_name)).join(lang() === 'en' ? ', ' : '、')));
   }
   return card;
 }
@@ -202,7 +220,7 @@ function headCard(u, period) {
   return el('section', { class: 'card ap-head', id: 'ap-unit-detail', dataset: { unit: u.unit } },
     el('p', { class: 'back' }, el('a', { href: `?${new URLSearchParams({ period })}`, id: 'ap-back', text: t('ap.back') })),
     el('div', { class: 'ap-title' },
-      el('h2', { text: u.unit_name || unitName(u.unit) }),
+      el('h2', { text: unitName(u.unit, u.unit_name) }),
       el('span', { class: 'big-score', id: 'ap-score', text: fmtScore(u.score) })),
     el('p', { class: 'muted small', text: periodName(period) }),
     facts,
@@ -417,7 +435,7 @@ async function evaluationsToGive(period) {
     return el('tr', { dataset: { unit: u.code } },
       el('th', { scope: 'row' }, el('a', { href: `?${new URLSearchParams({ period, unit: u.code })}`, dataset: { open: u.code }, text: u.name })),
       el('td', { class: 'num', dataset: { field: 'points' }, text: e ? fmtNumber(e.points) : '' }),
-      el('td', { class: 'left' }, e ? (e.grade_word || '') : el('span', { class: 'badge warn', text: t('ap.not_given') })));
+      el('td', { class: 'left' }, e ? gradeWordText(e.grade_word) : el('span', { class: 'badge warn', text: t('ap.not_given') })));
   });
   return el('section', { class: 'card', id: 'to-evaluate' },
     el('h2', { text: t('ap.our_evaluations', { year: period, n: given.size, total: departments.length }) }),
@@ -428,8 +446,9 @@ async function evaluationsToGive(period) {
 
 async function showAll(period) {
   const a = await api(`/api/v1/appraisal?${new URLSearchParams({ period })}`);
+  const ranks = await ranksOf(period, a.units.filter((u) => u.sheet));
   const body = clear($('ap-body'));
-  body.append(overview(a));
+  body.append(overview(a, ranks));
   if (scope.township && periodKind(period) === 'year') body.append(await evaluationsToGive(period));
 }
 

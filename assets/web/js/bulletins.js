@@ -49,7 +49,7 @@ async function open(id) {
   const rows = units.map((u) => {
     const d = drift.get(u.unit);
     return el('tr', { dataset: { unit: u.unit }, class: d ? 'drifted' : null },
-      el('th', { scope: 'row', text: u.unit_name || unitName(u.unit) }),
+      el('th', { scope: 'row', text: unitName(u.unit, u.unit_name) }),
       el('td', { text: sheetName(u.sheet) }),
       el('td', { class: 'num', dataset: { field: 'frozen' }, text: fmtScore(u.score) }),
       el('td', { class: d ? 'num' : 'num muted', dataset: { field: 'now' }, text: d ? fmtScore(d.now) : t('ap.unchanged') }));

@@ -108,13 +108,26 @@ export async function command(ticket, action, body) {
   throw lastError;
 }
 
+// A problem (RFC 9457, with its stable `code`) in the reader's language: the
+// dictionary's `problem.<code>`, else `problem.<first part of the code>`, else the
+// server's own `detail` (English), so a code added on the server still reads.
+export function problemText(problem, status) {
+  const p = problem || {};
+  const has = (k) => Object.prototype.hasOwnProperty.call(dict, k);
+  const code = typeof p.code === 'string' ? p.code : '';
+  const keys = code ? [`problem.${code}`, `problem.${code.split('.')[0]}`] : [];
+  const key = keys.find(has);
+  const field = p.field ? ` (${p.field})` : '';
+  if (key) return `${t(key)}${field}`;
+  return `${p.detail || p.title || `HTTP ${status || p.status || ''}`}${field}`;
+}
+
 // The text to show for a failed call.
 export function errorText(e) {
   if (e instanceof ApiError) {
     if (e.status === 412) return t('err.changed');
     if (e.status === 401) return t('err.signin');
-    const field = e.problem.field ? ` (${e.problem.field})` : '';
-    return `${e.problem.detail || e.message}${field}`;
+    return problemText(e.problem, e.status);
   }
   return t('err.network');
 }
@@ -135,10 +148,14 @@ export function unitList() {
 export function unit(code) {
   return units.get(code);
 }
-export function unitName(code) {
+// A unit's name in the reader's language (its `name_en` in English when the
+// organisation file gives one); `fallback` (a name an answer carried) for a unit
+// not in the organisation loaded.
+export function unitName(code, fallback) {
   if (!code) return '—';
   const u = units.get(code);
-  return u ? u.name : code;
+  if (!u) return fallback || code;
+  return lang() === 'en' && u.name_en ? u.name_en : u.name;
 }
 export function isCentre(code) {
   const u = units.get(code);
@@ -149,11 +166,13 @@ export function categoryList() {
 }
 export function categoryName(code) {
   const c = categories.get(code);
-  if (lang() === 'en') {
-    const last = (code || '').split('.').pop().replace(/_/g, ' ');
-    return last.charAt(0).toUpperCase() + last.slice(1);
-  }
-  return c ? c.name : code;
+  if (!c) return code;
+  return lang() === 'en' && c.name_en ? c.name_en : c.name;
+}
+// The name of a category's group in the reader's language.
+export function categoryGroupName(c) {
+  if (!c || !c.group) return '';
+  return lang() === 'en' && c.group_en ? c.group_en : c.group;
 }
 // The unit subtree of `root`, in organisation order.
 export function subtree(root) {
@@ -300,7 +319,7 @@ function header(me, current) {
     nav,
     el('div', { class: 'who', id: 'who' },
       el('span', { class: 'user', text: me.user }),
-      el('span', { class: 'role', text: `${t(`role.${me.role}`)} · ${me.unit_name || me.unit}` })),
+      el('span', { class: 'role', text: `${t(`role.${me.role}`)} · ${unitName(me.unit, me.unit_name)}` })),
     el('div', { class: 'tools' }, langBtn, out),
   );
 }

@@ -174,13 +174,13 @@ async function loadAppraisal() {
   if (!units.length) list.append(el('p', { class: 'muted', text: t('dash.no_deductions_at_all') }));
   for (const u of units) {
     const rows = items(u).map((d) => el('tr', { dataset: { rule: d.rule }, class: d.reference ? 'reference' : null },
-      el('td', {}, lang() === 'en' ? el('span', {}, el('code', { text: d.rule }), ' ', el('span', { class: 'muted', text: d.title || '' })) : (d.title || d.rule)),
+      el('td', {}, lang() === 'en' ? el('span', {}, el('code', { text: d.rule }), ' ', el('span', { class: 'muted', lang: 'zh-CN', text: d.title || '' })) : (d.title || d.rule)),
       el('td', { class: 'num', text: String(d.count) }),
       el('td', { class: 'num points', text: d.points.toFixed(2) }, d.capped ? el('span', { class: 'badge', text: t('dash.capped') }) : null,
         d.reference ? el('span', { class: 'badge', text: t('dash.reference') }) : null),
       el('td', {}, evidenceLinks(d.evidence))));
     const details = el('details', { class: 'appraisal-unit', open: items(u).length > 0, dataset: { unit: u.unit } },
-      el('summary', {}, el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit),
+      el('summary', {}, el('span', { class: 'score', text: score(u) }), ' ', unitName(u.unit, u.unit_name),
         u.base == null ? null : el('span', { class: 'muted', text: ` · ${t('dash.base')} ${u.base}` }),
         items(u).length ? null : el('span', { class: 'muted', text: ` · ${t('dash.no_deductions')}` })),
       items(u).length
@@ -194,7 +194,7 @@ async function loadAppraisal() {
     list.append(el('details', { class: 'appraisal-unit clean' },
       el('summary', {}, t('dash.clean_units', { n: clean.length })),
       el('ul', { class: 'clean-list' }, clean.map((u) => el('li', { dataset: { unit: u.unit } },
-        el('span', { class: 'score', text: score(u) }), ' ', u.unit_name || unitName(u.unit))))));
+        el('span', { class: 'score', text: score(u) }), ' ', unitName(u.unit, u.unit_name))))));
   }
   box.append(el('p', { class: 'muted', text: t('dash.appraisal_of', { period: a.period, profile: a.profile }) }), list,
     el('p', {}, el('a', { href: `/appraisal?${new URLSearchParams({ period: a.period })}`, id: 'to-appraisal', text: t('dash.to_appraisal') })));
@@ -236,7 +236,7 @@ run(async () => {
   $('d-to').value = to;
   $('a-period').value = currentQuarter();
   const profiles = await api('/api/v1/appraisal/profiles');
-  for (const p of profiles.items) $('a-profile').append(el('option', { value: p.name, selected: p.default, text: p.title || p.name }));
+  for (const p of profiles.items) $('a-profile').append(el('option', { value: p.name, selected: p.default, lang: 'zh-CN', text: p.title || p.name }));
   $('period').addEventListener('submit', (e) => {
     e.preventDefault();
     $('page-error').hidden = true;

@@ -14,8 +14,16 @@ async function whoAmI() {
 
 function showSignedIn(me) {
   $('signed-in').hidden = false;
-  $('signed-in-as').textContent = t('signin.as', { user: me.user, role: t(`role.${me.role}`), unit: me.unit_name || me.unit });
+  const said = (unit) => t('signin.as', { user: me.user, role: t(`role.${me.role}`), unit });
+  $('signed-in-as').textContent = said(me.unit_name || me.unit);
   $('continue').href = homeFor(me.role);
+  // In English, the unit's English name from the organisation, when it has one.
+  if (lang() === 'en') {
+    api('/api/v1/units').then((r) => {
+      const u = (r.items || []).find((x) => x.code === me.unit);
+      if (u && u.name_en) $('signed-in-as').textContent = said(u.name_en);
+    }).catch(() => {});
+  }
 }
 
 async function main() {

@@ -38,7 +38,7 @@ function gradeForm(item, year) {
         ok.disabled = true;
         try {
           await post('/api/v1/appraisal/grades', { unit: item.unit, year: Number(year), grade: Number(grade.value), note: note.value.trim() });
-          notify(t('ap.grade_ok', { unit: item.unit_name || unitName(item.unit) }), 'ok');
+          notify(t('ap.grade_ok', { unit: unitName(item.unit, item.unit_name) }), 'ok');
           await load();
         } catch (e) {
           status.textContent = errorText(e);
@@ -64,7 +64,7 @@ async function load() {
   const grading = year && scope.district && kind === 'department';
   const rows = (r.items || []).map((x) => el('tr', { dataset: { unit: x.unit, rank: x.rank } },
     el('td', { class: 'num rank', text: String(x.rank) }),
-    el('th', { scope: 'row', text: x.unit_name || unitName(x.unit) }),
+    el('th', { scope: 'row', text: unitName(x.unit, x.unit_name) }),
     el('td', { class: 'num score-cell', dataset: { field: 'score' }, text: fmtScore(x.score) }),
     el('td', { dataset: { field: 'grade', label: t('ap.col.grade') }, text: x.grade ? t(`ap.grade.${x.grade}`) : '—' }),
     el('td', { class: 'num', dataset: { field: 'coefficient', label: t('ap.col.coefficient') }, text: x.coefficient ? fmtNumber(x.coefficient) : '—' }),

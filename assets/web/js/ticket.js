@@ -4,7 +4,7 @@
 // redraws when anyone acts, without a reload (issue 22, point 9).
 
 import {
-  api, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, notify, run, startPage,
+  api, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, lang, notify, run, startPage,
   stateBadge, t, unitName,
 } from './common.js';
 import { renderActions } from './actions.js';
@@ -53,7 +53,7 @@ function renderTicket(tk, live = false) {
     ...fact(t('desk.suggested'), tk.suggested_unit ? unitName(tk.suggested_unit) : ''),
     ...fact(t('desk.return_reason'), tk.return_reason || ''),
     ...fact(t('ticket.unit'), tk.unit ? unitName(tk.unit) : ''),
-    ...fact(t('ticket.co_units'), (tk.co_units || []).map(unitName).join('、')),
+    ...fact(t('ticket.co_units'), (tk.co_units || []).map((c) => unitName(c)).join(lang() === 'en' ? ', ' : '、')),
     ...fact(t('ticket.handler'), tk.handler || ''),
     ...fact(t('ticket.deadlines'), (tk.deadlines.sign_due_at || tk.deadlines.handle_due_at)
       ? el('span', { class: 'deadlines' },
@@ -135,7 +135,7 @@ function describe(e, due) {
       text = d.to_centre
         ? t('ev.assigned_centre', { unit: unitName(d.unit) })
         : t('ev.assigned', { unit: unitName(d.unit) });
-      if (d.co_units && d.co_units.length) extra.push(t('ev.co_units', { units: d.co_units.map(unitName).join('、') }));
+      if (d.co_units && d.co_units.length) extra.push(t('ev.co_units', { units: d.co_units.map((c) => unitName(c)).join(lang() === 'en' ? ', ' : '、') }));
       if (d.sign_due_at) extra.push(t('ev.deadlines', { sign: fmtDeadline(d.sign_due_at), handle: fmtDeadline(d.handle_due_at) }));
       if (d.note) extra.push(d.note);
       due.sign = d.sign_due_at ? Date.parse(d.sign_due_at) : null;

@@ -44,7 +44,7 @@ pub(super) fn bad_request(description: impl Into<String>) -> Open311Error {
 /// field, a missing or refused token a 403, internals are logged and not shown.
 impl From<AppError> for Open311Error {
     fn from(e: AppError) -> Self {
-        match e {
+        match e.into_base() {
             AppError::Invalid { field, message } => {
                 bad_request(format!("{}: {message}", form_field(&field)))
             }

@@ -41,7 +41,7 @@ pub(super) fn status_notes(org: &Org, t: &Ticket) -> String {
                     crate::domain::CloseCode::Resolved => "已解决 / resolved",
                     crate::domain::CloseCode::Duplicate => "重复件 / duplicate",
                     crate::domain::CloseCode::Invalid => "无效件 / invalid",
-                    crate::domain::CloseCode::Withdrawn => "撤诉 / withdrawn",
+                    crate::domain::CloseCode::Withdrawn => "撤件 / withdrawn",
                 })
                 .unwrap_or("");
             format!("已结案 / closed: {code}")

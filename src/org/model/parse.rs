@@ -4,14 +4,19 @@
 use super::*;
 
 /// Collects problems so each check is a one-liner.
-struct Problems<'a> {
+pub(super) struct Problems<'a> {
     source: &'a str,
     list: Vec<OrgProblem>,
 }
 
 impl Problems<'_> {
     /// `path` is the JSON path; `code` the unit/category code it belongs to, if known.
-    fn add(&mut self, path: impl Into<String>, code: Option<&str>, message: impl Into<String>) {
+    pub(super) fn add(
+        &mut self,
+        path: impl Into<String>,
+        code: Option<&str>,
+        message: impl Into<String>,
+    ) {
         let mut location = path.into();
         if let Some(code) = code.filter(|c| !c.trim().is_empty()) {
             location = format!("{location} ({code})");
@@ -70,6 +75,7 @@ pub fn parse_org(text: &str, source: &str) -> Result<Org, Vec<OrgProblem>> {
         &shape.broken,
         &mut problems,
     );
+    super::english::check_english(&shape.units, &shape.categories, &mut problems);
 
     if !problems.list.is_empty() {
         return Err(problems.list);
