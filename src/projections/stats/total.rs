@@ -11,8 +11,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::compute::compute;
 use super::model::{Figures, Request, Table};
-use super::read::fetch;
+use super::read::{fetch_episodes, occurrence_counts};
 use crate::org::Org;
+use crate::projections::facts::Kind;
 use crate::projections::periods::{Granularity, Period};
 use crate::sla::calendar::start_of_day;
 use crate::store::{Pool, StoreError};
@@ -43,12 +44,15 @@ pub async fn total(
 ) -> Result<Table, StoreError> {
     let subtree: Vec<String> = org.subtree(unit).into_iter().map(str::to_string).collect();
     let scope = (org.root().code != unit).then_some(subtree.as_slice());
-    let (episodes, occurrences) = fetch(pool, scope, period.start, period.end).await?;
+    let (episodes, occurrences) = tokio::try_join!(
+        fetch_episodes(pool, scope, period.start, period.end, None),
+        occurrence_counts(pool, scope, period.start, period.end),
+    )?;
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for u in episodes
         .iter()
         .map(|e| e.unit.as_str())
-        .chain(occurrences.iter().map(|o| o.unit.as_str()))
+        .chain(occurrences.iter().map(|(u, _, _)| u.as_str()))
     {
         if seen.insert(u) {
             seen.extend(org.ancestors(u));
@@ -69,7 +73,8 @@ pub async fn total(
         periods: vec![period],
         now,
     };
-    let table = crate::cpu::run(|| compute(&req, &episodes, &occurrences));
+    let mut table = crate::cpu::run(|| compute(&req, &episodes, &[]));
+    add_occurrences(&req, &occurrences, &mut table);
     // A unit whose rows count for nothing in the range (an episode that spans it
     // without a figure) is left out, as the periods' answer leaves it out.
     let empty = Figures::default();
@@ -92,6 +97,34 @@ pub async fn total(
         periods: table.periods,
         cells,
     })
+}
+
+/// Adds the occurrences counted per unit and kind to the units they count for
+/// (each unit's own and its requested ancestors'), as `compute` counts them one by one.
+fn add_occurrences(req: &Request<'_>, counts: &[(String, String, i64)], table: &mut Table) {
+    let targets = req.targets(counts.iter().map(|(u, _, _)| u.as_str()));
+    for (unit, kind, n) in counts {
+        let (Some(kind), Some(ts)) = (Kind::parse(kind), targets.get(unit)) else {
+            continue;
+        };
+        let n = (*n).max(0) as u64;
+        for &t in ts {
+            let c = &mut table.cells[t];
+            match kind {
+                Kind::Accepted | Kind::ReportVoided => {}
+                Kind::RepeatComplaint => c.repeat_complaints += n,
+                Kind::Returned => c.returns += n,
+                Kind::ExtensionRequested => c.extensions_requested += n,
+                Kind::ExtensionApproved => c.extensions_approved += n,
+                Kind::VerificationFailed => c.verification_failures += n,
+                Kind::Supervised => c.supervisions += n,
+                Kind::SupervisedRepeat => c.repeated_supervisions += n,
+                Kind::FeedbackSatisfied => c.satisfied += n,
+                Kind::FeedbackBasic => c.basically_satisfied += n,
+                Kind::FeedbackUnsatisfied => c.unsatisfied += n,
+            }
+        }
+    }
 }
 
 /// Whether two figures have the same counts (the evidence lists aside).
