@@ -285,6 +285,7 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
         crate::org::UnitKind,
         crate::projections::periods::Granularity,
         super::stats::SatisfactionMode,
+        super::stats::StatsGranularity,
     )),
     modifiers(&Common, &Constraints, &Open311),
     tags(

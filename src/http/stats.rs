@@ -83,14 +83,16 @@ pub fn csv_response(body: Vec<u8>, filename: &str) -> Response {
     get, path = "/api/v1/stats/units", tag = "statistics",
     summary = "Unit SLA statistics per period",
     description = "For `unit` (default: the token's) rolled up over its subtree, and for \
-        every unit beneath it with figures, one item per period from `from` to `to`. \
+        every unit beneath it with figures, one item per period from `from` to `to` \
+        (or one for the whole range: `granularity=total`). An item whose unit has other \
+        listed units beneath it is their subtotal (`subtotal: true`): never add it to theirs. \
         `Accept: text/csv` gives the same as CSV. Analysts, admins, dispatchers and \
         handlers, for their own subtree.",
     params(
         ("unit" = Option<String>, Query, description = "A unit code (default: the token's unit)"),
         ("from" = Option<chrono::NaiveDate>, Query, description = "First day (default: the start of the period containing `to`)"),
         ("to" = Option<chrono::NaiveDate>, Query, description = "Last day (default: today, Asia/Shanghai)"),
-        ("granularity" = Option<crate::projections::periods::Granularity>, Query, description = "Default `month`; at most 400 periods"),
+        ("granularity" = Option<StatsGranularity>, Query, description = "Default `month`; at most 400 periods. `total`: one item per unit for the whole range from `from` to `to` (period `from/to`), each ticket counted once (a ticket due in one month and handled in the next is due to finish once), rates and turnaround over the range; overdue open at the end of the range (or now)"),
         ("satisfaction" = Option<SatisfactionMode>, Query, description = "Default `standard`"),
     ),
     responses(
@@ -112,10 +114,15 @@ async fn unit_stats(
     let org = app.org.get();
     let unit = p.unit.clone().unwrap_or_else(|| actor.unit.clone());
     check_scope(&org, &actor, &unit)?;
+    // `total`: one row per unit for the whole range (see `stats::total`).
+    let whole = p.granularity.as_deref() == Some("total");
     let g = match p.granularity.as_deref() {
-        None => Granularity::Month,
+        None | Some("total") => Granularity::Month,
         Some(s) => Granularity::parse(s).ok_or_else(|| {
-            AppError::invalid("granularity", "must be one of day, month, quarter, year")
+            AppError::invalid(
+                "granularity",
+                "must be one of day, month, quarter, year, total",
+            )
         })?,
     };
     let satisfaction = match p.satisfaction.as_deref() {
@@ -146,7 +153,11 @@ async fn unit_stats(
         return Err(AppError::invalid("from", "must not be after `to`"));
     }
     // Bounded: `from` and `to` may lie hundreds of thousands of years apart.
-    let ps = periods::between_at_most(g, from, to, MAX_PERIODS + 1);
+    let ps = if whole {
+        vec![stats::range(from, to)]
+    } else {
+        periods::between_at_most(g, from, to, MAX_PERIODS + 1)
+    };
     if ps.len() > MAX_PERIODS {
         return Err(AppError::invalid(
             "granularity",
@@ -155,20 +166,39 @@ async fn unit_stats(
             ),
         ));
     }
-    let table = figures(&app, &org, &unit, ps, now).await?;
-    let items: Vec<StatsItem> =
-        table
-            .units
-            .iter()
-            .enumerate()
-            .flat_map(|(ui, u)| {
-                let table = &table;
-                let org = &org;
-                table.periods.iter().enumerate().map(move |(pi, period)| {
-                    StatsItem::new(org, u, period, table.get(ui, pi), strict)
+    let table = if whole {
+        let period = ps
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::invalid("from", "no period in the range"))?;
+        stats::total(&app.store.pool(), &org, &unit, period, now).await?
+    } else {
+        figures(&app, &org, &unit, ps, now).await?
+    };
+    // A row rolls up a subtree when another unit listed lies beneath its unit.
+    let subtotal: Vec<bool> = table
+        .units
+        .iter()
+        .map(|u| table.units.iter().any(|v| v != u && org.is_within(v, u)))
+        .collect();
+    let items: Vec<StatsItem> = table
+        .units
+        .iter()
+        .enumerate()
+        .flat_map(|(ui, u)| {
+            let table = &table;
+            let org = &org;
+            let subtotal = subtotal[ui];
+            table
+                .periods
+                .iter()
+                .enumerate()
+                .map(move |(pi, period)| StatsItem {
+                    subtotal,
+                    ..StatsItem::new(org, u, period, table.get(ui, pi), strict)
                 })
-            })
-            .collect();
+        })
+        .collect();
     if wants_csv(&headers) {
         return Ok(csv_response(to_csv(&items)?, "unit-stats.csv"));
     }
@@ -180,6 +210,17 @@ async fn unit_stats(
         },
         items.len() * 1100 + 64,
     )
+}
+
+/// `granularity=` of the unit statistics: a period, or `total` (the whole range).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum StatsGranularity {
+    Day,
+    Month,
+    Quarter,
+    Year,
+    Total,
 }
 
 /// `satisfaction=`: `standard` counts satisfied and basically satisfied, `strict`
@@ -305,6 +346,7 @@ fn to_csv(items: &[StatsItem]) -> Result<Vec<u8>, AppError> {
         "turnaround_hours_mean",
         "turnaround_hours_median",
         "turnaround_hours_p90",
+        "subtotal",
     ];
     let err = |e: csv::Error| AppError::Internal(e.into());
     w.write_record(header).map_err(err)?;
@@ -344,6 +386,7 @@ fn to_csv(items: &[StatsItem]) -> Result<Vec<u8>, AppError> {
             opt(i.turnaround_hours.mean),
             opt(i.turnaround_hours.median),
             opt(i.turnaround_hours.p90),
+            i.subtotal.to_string(),
         ])
         .map_err(err)?;
     }

@@ -11,4 +11,5 @@ mod grid;
 mod live;
 mod desk;
 mod i18n;
+mod dashboard;
 mod web;

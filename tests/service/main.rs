@@ -14,3 +14,5 @@ mod projection_takeover;
 mod projections;
 mod sla_processes;
 mod statistics;
+mod stats_history;
+mod stats_total;

@@ -12,70 +12,78 @@ const $ = (id) => document.getElementById(id);
 let me;
 const charts = [];
 
+// Figures are shown as the API answers them: rates to one decimal of a percent and
+// hours to one decimal, rounded half up (as the browser test recomputes them).
 function pct(r) {
-  return r === null || r === undefined ? '—' : `${(r * 100).toFixed(1)}%`;
+  return r === null || r === undefined ? '—' : `${(Math.round(r * 1000) / 10).toFixed(1)}%`;
 }
 function hours(h) {
-  return h === null || h === undefined ? '—' : `${Number(h).toFixed(1)}`;
-}
-function ratio(a, b) {
-  return b ? a / b : null;
+  return h === null || h === undefined ? '—' : `${(Math.round(h * 10) / 10).toFixed(1)}`;
 }
 
-function statsQuery() {
+function statsQuery(granularity = $('d-granularity').value) {
   return new URLSearchParams({
     unit: $('d-unit').value,
-    granularity: $('d-granularity').value,
+    granularity,
     from: $('d-from').value,
     to: $('d-to').value,
   });
-}
-
-// Sums a unit's rows over the range; rates from the summed counts.
-function total(rows) {
-  const s = {
-    received: 0, due_to_sign: 0, signed_on_time: 0, due_to_finish: 0, handled: 0, handled_on_time: 0,
-    returns: 0, extensions_approved: 0, verification_failures: 0, supervisions: 0, repeated_supervisions: 0,
-    feedback: 0, satisfied: 0, basically_satisfied: 0, one_time: 0,
-  };
-  for (const r of rows) for (const k of Object.keys(s)) s[k] += r[k] || 0;
-  const last = rows[rows.length - 1] || {};
-  return {
-    ...s,
-    signed_on_time_rate: ratio(s.signed_on_time, s.due_to_sign),
-    on_time_rate: ratio(s.handled_on_time, s.due_to_finish),
-    satisfaction_rate: ratio(s.satisfied + s.basically_satisfied, s.feedback),
-    one_time_rate: ratio(s.one_time, s.handled),
-    overdue_open: last.overdue_open || 0,
-    turnaround: last.turnaround_hours || {},
-  };
 }
 
 function tile(label, value, key) {
   return el('div', { class: 'tile', dataset: { key } }, el('span', { class: 'tile-value', text: value }), el('span', { class: 'tile-label', text: label }));
 }
 
+// [field, label key, shown text, value to sort by]
 const COLUMNS = [
   ['received', 'dash.col.received', (r) => r.received],
-  ['signed_on_time_rate', 'dash.col.sign_rate', (r) => pct(r.signed_on_time_rate)],
+  ['due_to_finish', 'dash.fig.due_to_finish', (r) => r.due_to_finish],
   ['handled', 'dash.col.handled', (r) => r.handled],
-  ['on_time_rate', 'dash.col.on_time_rate', (r) => pct(r.on_time_rate)],
+  ['signed_on_time_rate', 'dash.col.sign_rate', (r) => pct(r.signed_on_time_rate), (r) => r.signed_on_time_rate],
+  ['on_time_rate', 'dash.col.on_time_rate', (r) => pct(r.on_time_rate), (r) => r.on_time_rate],
   ['overdue_open', 'dash.col.overdue', (r) => r.overdue_open],
+  ['turnaround_median', 'dash.fig.median', (r) => hours(r.turnaround_hours.median), (r) => r.turnaround_hours.median],
   ['returns', 'dash.col.returns', (r) => r.returns],
   ['supervisions', 'dash.col.supervisions', (r) => r.supervisions],
   ['verification_failures', 'dash.col.rework', (r) => r.verification_failures],
-  ['satisfaction_rate', 'dash.col.satisfaction', (r) => pct(r.satisfaction_rate)],
+  ['satisfaction_rate', 'dash.col.satisfaction', (r) => pct(r.satisfaction_rate), (r) => r.satisfaction_rate],
 ];
 
+// A table of API rows, one per row as answered; a subtotal row (it rolls up rows
+// beside it) is marked. Click a column's header to sort by it (again: the other way).
 function table(node, firstHeader, rows) {
   clear(node);
-  node.append(el('thead', {}, el('tr', {}, el('th', { text: firstHeader }), COLUMNS.map(([, k]) => el('th', { text: t(k) })))));
+  const head = el('tr', {}, el('th', { scope: 'col', text: firstHeader }),
+    COLUMNS.map(([f, k], i) => el('th', { scope: 'col', class: 'sortable', title: t('dash.fig.sort'), dataset: { field: f, col: String(i) }, text: t(k) })));
+  node.append(el('thead', {}, head));
   const body = el('tbody');
-  for (const [label, r, code] of rows) {
-    body.append(el('tr', { dataset: { unit: code || '' } }, el('th', { scope: 'row', text: label }),
-      COLUMNS.map(([f, , v]) => el('td', { dataset: { field: f }, text: String(v(r)) }))));
-  }
+  const rowOf = ([label, r, code]) => el('tr', { dataset: { unit: code || '', period: r.period }, class: r.subtotal ? 'subtotal' : null },
+    el('th', { scope: 'row' }, label, r.subtotal ? el('span', { class: 'badge subtotal-mark', text: t('dash.fig.subtotal') }) : null),
+    COLUMNS.map(([f, , v]) => el('td', { dataset: { field: f }, text: String(v(r)) })));
+  const items = rows.map((x) => ({ x, tr: rowOf(x) }));
+  body.append(...items.map((i) => i.tr));
   node.append(body);
+  let sorted = null;
+  head.addEventListener('click', (e) => {
+    const th = e.target.closest('th.sortable');
+    if (!th) return;
+    const i = Number(th.dataset.col);
+    const [, , shown, raw] = COLUMNS[i];
+    const key = raw || shown;
+    const dir = sorted && sorted.i === i ? -sorted.dir : -1;
+    sorted = { i, dir };
+    // Nothing (—) sorts last either way.
+    const cmp = (a, b) => {
+      const [va, vb] = [key(a.x[1]), key(b.x[1])];
+      if (va === null || va === undefined) return vb === null || vb === undefined ? 0 : 1;
+      if (vb === null || vb === undefined) return -1;
+      return dir * (va - vb);
+    };
+    items.sort(cmp);
+    body.append(...items.map((it) => it.tr));
+    for (const h of head.querySelectorAll('th.sortable')) h.removeAttribute('aria-sort');
+    th.setAttribute('aria-sort', dir < 0 ? 'descending' : 'ascending');
+  });
 }
 
 function lineChart(node, labels, series, yFmt, range) {
@@ -97,10 +105,11 @@ function lineChart(node, labels, series, yFmt, range) {
   charts.push([chart, node]);
 }
 
-function bars(node, items) {
+function bars(node, items, overdue) {
   clear(node);
   if (!items.length) {
-    node.append(el('p', { class: 'muted', text: t('dash.no_overdue') }));
+    // Only when the total row says so: the bars and the tile never disagree.
+    if (!overdue) node.append(el('p', { class: 'muted', text: t('dash.no_overdue') }));
     return;
   }
   const max = Math.max(...items.map((x) => x.value));
@@ -114,25 +123,30 @@ function bars(node, items) {
   }
 }
 
+// Everything shown comes from two answers of the API: `granularity=total` (one row
+// per unit for the range: the tiles, the bars, the table by unit) and the periods
+// asked for (the charts and the table by period). Nothing is added up here.
 async function loadStats() {
   const unit = $('d-unit').value;
-  const data = await api(`/api/v1/stats/units?${statsQuery()}`);
-  const byUnit = new Map();
-  for (const r of data.items) {
-    if (!byUnit.has(r.unit)) byUnit.set(r.unit, []);
-    byUnit.get(r.unit).push(r);
-  }
-  const own = byUnit.get(unit) || [];
-  const sum = total(own);
+  const query = statsQuery();
+  const [whole, periods] = await Promise.all([
+    api(`/api/v1/stats/units?${statsQuery('total')}`),
+    api(`/api/v1/stats/units?${query}`),
+  ]);
+  const sum = whole.items.find((r) => r.unit === unit);
+  if (!sum) throw new Error(`no total for ${unit}`);
   clear($('tiles')).append(
     tile(t('dash.col.received'), String(sum.received), 'received'),
+    tile(t('dash.fig.due_to_finish'), String(sum.due_to_finish), 'due_to_finish'),
+    tile(t('dash.col.handled'), String(sum.handled), 'handled'),
     tile(t('dash.col.sign_rate'), pct(sum.signed_on_time_rate), 'signed_on_time_rate'),
     tile(t('dash.col.on_time_rate'), pct(sum.on_time_rate), 'on_time_rate'),
     tile(t('dash.col.overdue'), String(sum.overdue_open), 'overdue_open'),
-    tile(t('dash.turnaround_median'), hours(sum.turnaround.median), 'turnaround_median'),
+    tile(t('dash.turnaround_median'), hours(sum.turnaround_hours.median), 'turnaround_median'),
     tile(t('dash.col.satisfaction'), pct(sum.satisfaction_rate), 'satisfaction_rate'),
   );
   for (const [c] of charts.splice(0)) c.destroy();
+  const own = periods.items.filter((r) => r.unit === unit);
   const labels = own.map((r) => r.period);
   const asPct = (v) => (v === null || v === undefined ? '—' : `${Math.round(v)}%`);
   lineChart($('chart-rates'), labels, [
@@ -145,12 +159,16 @@ async function loadStats() {
     { label: t('dash.turnaround_p90'), color: '#ef6c00', data: own.map((r) => r.turnaround_hours.p90) },
     { label: t('dash.turnaround_mean'), color: '#607d8b', data: own.map((r) => r.turnaround_hours.mean) },
   ], h);
-  const others = [...byUnit.entries()].filter(([code]) => code !== unit);
-  const overdue = others.map(([code, rows]) => ({ code, label: unitName(code), value: total(rows).overdue_open }))
-    .filter((x) => x.value > 0).sort((a, b) => b.value - a.value);
-  bars($('overdue-bars'), overdue);
-  table($('by-unit'), t('dash.unit'), [[unitName(unit), sum, unit], ...others.map(([code, rows]) => [unitName(code), total(rows), code])]);
-  table($('by-period'), t('dash.period'), own.map((r) => [r.period, r, unit]));
+  // Bars: the units' own rows, never a subtotal (it would count its units' tickets
+  // again). When only a subtotal row has any, they are its unit's own tickets.
+  let overdue = whole.items.filter((r) => !r.subtotal && r.overdue_open > 0);
+  if (!overdue.length && sum.overdue_open > 0) overdue = [sum];
+  bars($('overdue-bars'), overdue.map((r) => ({ code: r.unit, label: r.unit_name || unitName(r.unit), value: r.overdue_open }))
+    .sort((a, b) => b.value - a.value), sum.overdue_open);
+  $('by-unit-range').textContent = t('dash.fig.range', { from: $('d-from').value, to: $('d-to').value });
+  table($('by-unit'), t('dash.unit'), whole.items.map((r) => [r.unit_name || unitName(r.unit), r, r.unit]));
+  table($('by-period'), t('dash.period'), own.map((r) => [r.period, { ...r, subtotal: false }, unit]));
+  document.body.dataset.stats = query.toString();
 }
 
 // The tickets behind a deduction, by their numbers (entries people made are on the

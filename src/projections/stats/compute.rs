@@ -287,6 +287,7 @@ impl StatsItem {
             basically_satisfied: f.basically_satisfied,
             unsatisfied: f.unsatisfied,
             repeat_complaints: f.repeat_complaints,
+            subtotal: false,
         }
     }
 }

@@ -23,6 +23,7 @@
 //! - `compute.rs`: the pure arithmetic, rows or counters in and figures out (no I/O);
 //! - `read.rs`: the SQL, on either engine;
 //! - `cache.rs`: the parsed evidence lists of each month, kept by revision;
+//! - `total.rs`: the figures of a whole range (`granularity=total`), from the rows;
 //! - this file: the entry points that read and compute together
 //!   ([`figures_with_evidence`], [`figures_with_evidence_of`], [`area_reports`]),
 //!   and the re-exports callers use.
@@ -34,6 +35,7 @@ mod cache;
 mod compute;
 pub mod model;
 mod read;
+mod total;
 
 use chrono::{DateTime, Utc};
 
@@ -49,6 +51,7 @@ pub use model::{
     Turnaround, Turnarounds, parse_item, ratio, round, uuid_of,
 };
 pub use read::{fetch, fetch_daily, occurrences, overdue_tickets};
+pub use total::{range, total};
 
 use cache::fetch_month_lists;
 use compute::{fill_evidence, summed_year, tiles};

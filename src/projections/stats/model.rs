@@ -311,6 +311,9 @@ pub struct StatsItem {
     pub basically_satisfied: u64,
     pub unsatisfied: u64,
     pub repeat_complaints: u64,
+    /// True when the row rolls up units listed beside it (a township's row
+    /// includes its agencies' figures): never add it to theirs.
+    pub subtotal: bool,
 }
 
 /// What the daily counters hold for a request: the counters summed per unit and

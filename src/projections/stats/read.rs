@@ -60,25 +60,8 @@ pub(super) async fn fetch_rows(
     evidence_at: Option<DateTime<Utc>>,
 ) -> Result<(Vec<EpisodeRow>, Vec<OccurrenceRow>), StoreError> {
     let (s, e) = (start.timestamp_micros(), end.timestamp_micros());
+    let episodes = fetch_episodes(pool, scope, start, end, evidence_at).await?;
     on_pool!(pool, p, Db => {
-        let mut q = QueryBuilder::<Db>::new(
-            "SELECT ticket, unit, category, assigned_at, assign_pos, sign_due, signed_at, sign_pos, \
-             left_at, handle_due, handled_at, handle_pos, handled_due, turnaround_secs, closed_at, \
-             reworks, ext_requested, after_return FROM stats_episodes WHERE assigned_at < ",
-        );
-        q.push_bind(e).push(" AND span_end >= ").push_bind(s);
-        if let Some(now) = evidence_at {
-            let now = now.timestamp_micros();
-            q.push(" AND (signed_at > sign_due OR (signed_at IS NULL AND sign_due < ")
-                .push_bind(now)
-                .push(") OR handled_at > handled_due OR (handled_at IS NULL AND handle_due < ")
-                .push_bind(now)
-                .push(") OR handled_at > handle_due OR left_at > handle_due OR closed_at > handle_due)");
-        }
-        if let Some(units) = scope {
-            push_units!(q, units);
-        }
-        let episodes: Vec<EpisodeRow> = q.build_query_as().fetch_all(p).await?;
         let mut q = QueryBuilder::<Db>::new(
             "SELECT position, kind, ticket, unit, at, category, source FROM stats_occurrences WHERE at >= ",
         );
@@ -99,6 +82,62 @@ pub(super) async fn fetch_rows(
         q.push(" ORDER BY position, kind");
         let occurrences: Vec<OccurrenceRow> = q.build_query_as().fetch_all(p).await?;
         Ok((episodes, occurrences))
+    })
+}
+
+/// The episodes that can count in `[start, end)` (assigned before its end, their
+/// span reaching its start) for these units (all when None); with `evidence_at`,
+/// only those that were late or overdue at some point before it.
+pub(super) async fn fetch_episodes(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    evidence_at: Option<DateTime<Utc>>,
+) -> Result<Vec<EpisodeRow>, StoreError> {
+    let (s, e) = (start.timestamp_micros(), end.timestamp_micros());
+    on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT ticket, unit, category, assigned_at, assign_pos, sign_due, signed_at, sign_pos, \
+             left_at, handle_due, handled_at, handle_pos, handled_due, turnaround_secs, closed_at, \
+             reworks, ext_requested, after_return FROM stats_episodes WHERE assigned_at < ",
+        );
+        q.push_bind(e).push(" AND span_end >= ").push_bind(s);
+        if let Some(now) = evidence_at {
+            let now = now.timestamp_micros();
+            q.push(" AND (signed_at > sign_due OR (signed_at IS NULL AND sign_due < ")
+                .push_bind(now)
+                .push(") OR handled_at > handled_due OR (handled_at IS NULL AND handle_due < ")
+                .push_bind(now)
+                .push(") OR handled_at > handle_due OR left_at > handle_due OR closed_at > handle_due)");
+        }
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        Ok(q.build_query_as().fetch_all(p).await?)
+    })
+}
+
+/// The occurrences in `[start, end)` counted per unit and kind (all units when
+/// `scope` is None), but acceptances: what a whole range's figures need of them
+/// (`total`), a few hundred rows where the occurrences are tens of thousands.
+pub(super) async fn occurrence_counts(
+    pool: &Pool,
+    scope: Option<&[String]>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let (s, e) = (start.timestamp_micros(), end.timestamp_micros());
+    on_pool!(pool, p, Db => {
+        let mut q = QueryBuilder::<Db>::new(
+            "SELECT unit, kind, CAST(COUNT(*) AS BIGINT) FROM stats_occurrences WHERE at >= ",
+        );
+        q.push_bind(s).push(" AND at < ").push_bind(e).push(" AND kind <> 'accepted'");
+        if let Some(units) = scope {
+            push_units!(q, units);
+        }
+        q.push(" GROUP BY unit, kind");
+        Ok(q.build_query_as().fetch_all(p).await?)
     })
 }
 
