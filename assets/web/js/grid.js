@@ -9,7 +9,7 @@
 // which the service answers with the first result: a report is never doubled.
 
 import {
-  ApiError, api, categoryList, categoryName, clear, el, errorText, fmtTime, newKey, notify, run, startPage,
+  ApiError, api, authHeaders, categoryList, categoryName, clear, el, errorText, fmtTime, newKey, notify, run, startPage,
   stateBadge, t, unitName,
 } from './common.js';
 import { uploadPhoto } from './actions.js';
@@ -60,7 +60,7 @@ async function send(item) {
   const r = await fetch('/api/v1/tickets', {
     method: 'POST',
     headers: {
-      Authorization: `Bearer ${localStorage.getItem('yw.token') || ''}`,
+      ...authHeaders(),
       'Content-Type': 'application/json',
       Accept: 'application/json',
       'Idempotency-Key': item.key,
