@@ -15,6 +15,7 @@ use crate::sla::{Calendar, SlaSettings};
 use crate::store;
 
 mod serve;
+mod user;
 
 use serve::{healthcheck, serve};
 
@@ -119,6 +120,9 @@ pub enum Command {
     /// Bearer tokens for users.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// People who sign in to the pages with a user name and password.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Reporters' contact details (personal data, kept outside the event log).
     #[command(subcommand)]
     Contacts(ContactsCommand),
@@ -454,6 +458,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Token(cmd) => token(&cli.database_url, cmd).await,
+        Command::User(cmd) => user::run(&cli.database_url, cmd).await,
         Command::Contacts(ContactsCommand::Purge { older_than }) => {
             purge_contacts(&cli.database_url, older_than).await
         }
@@ -608,23 +613,7 @@ async fn token(url: &str, cmd: TokenCommand) -> anyhow::Result<()> {
                 "--user must be 1 to 100 characters"
             );
             let o = org::current_or_demo(&pool).await?;
-            let unit = match (unit, role) {
-                (Some(u), _) => u,
-                (None, Role::Admin) => o.root().code.clone(),
-                (None, _) => anyhow::bail!("--unit is required for the {} role", role.as_str()),
-            };
-            anyhow::ensure!(
-                o.unit(&unit).is_some(),
-                "no unit {unit:?} in the organisation (yiwang org load …)"
-            );
-            // A district appraiser (the root) or a township's (auth::appraisal).
-            anyhow::ensure!(
-                role != Role::Appraiser
-                    || unit == o.root().code
-                    || o.unit(&unit)
-                        .is_some_and(|u| u.kind == crate::org::UnitKind::Township),
-                "an appraiser's unit is the district or a township, not {unit:?}"
-            );
+            let unit = user::resolve_unit(&o, role, unit)?;
             let expires_at = expires_in
                 .map(|d| {
                     chrono::Utc::now()

@@ -1,8 +1,11 @@
 //! Users, bearer tokens and roles. Tokens are random, shown once, stored as SHA-256.
-//! What each role may do lives in [`policy`].
+//! What each role may do lives in [`policy`]. People sign in with a password
+//! ([`password`]) and then hold a session ([`session`]), the same actor a token is.
 
 pub mod appraisal;
+pub mod password;
 pub mod policy;
+pub mod session;
 
 use crate::store::{Pool, StoreError, hash::rfc3339};
 use chrono::{DateTime, Utc};
@@ -293,6 +296,11 @@ async fn lookup(
 /// Whether the token with this id still works (neither revoked nor expired), asked
 /// of the database: what a live SSE stream checks now and then.
 pub async fn still_valid(pool: &Pool, token_id: &str) -> Result<Result<(), Refused>, StoreError> {
+    if let Some(id) = token_id.strip_prefix(session::ACTOR_PREFIX) {
+        return Ok(session::still_valid(pool, id)
+            .await?
+            .map_err(|_| Refused::Unknown));
+    }
     let row = crate::repo::tokens::state(pool, token_id).await?;
     Ok(match row {
         Some((true, Some(at))) if at <= Utc::now() => Err(Refused::Expired(at)),

@@ -140,11 +140,10 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let app = SharedApp::from_ref(state);
-        let token = bearer_token(&parts.headers).ok_or_else(|| {
-            AppError::Unauthorized(
-                "send a bearer token: Authorization: Bearer <token> (yiwang token create …)".into(),
-            )
-        })?;
+        // Without a bearer token: the session cookie of a password sign-in.
+        let Some(token) = bearer_token(&parts.headers) else {
+            return super::session::actor_from_cookie(&app, parts).await;
+        };
         app.tokens
             .authenticate(&app.store.pool(), token)
             .await?

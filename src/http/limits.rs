@@ -256,7 +256,9 @@ fn client_ip(req: &Request) -> IpAddr {
 
 /// A 128-bit digest of the presented bearer token: the key of its rate limit.
 fn bearer_key(req: &Request) -> Option<[u8; 16]> {
-    let token = super::extract::bearer_token(req.headers())?;
+    // A session cookie counts as the token it stands for.
+    let token = super::extract::bearer_token(req.headers())
+        .or_else(|| super::session::cookie(req.headers(), crate::auth::session::SESSION_COOKIE))?;
     let digest = Sha256::digest(token.as_bytes());
     let mut key = [0u8; 16];
     key.copy_from_slice(&digest[..16]);

@@ -16,6 +16,7 @@ pub mod ops;
 pub mod org;
 pub mod people;
 pub mod server;
+pub mod session;
 pub mod stats;
 pub mod tickets;
 
@@ -214,6 +215,7 @@ pub fn app_with_edge(state: SharedApp, settings: limits::Settings, edge: Edge) -
         .merge(openapi::router())
         .merge(open311::router(&state, edge.open311))
         .merge(me::router())
+        .merge(session::router())
         .merge(error::router())
         .merge(crate::web::router())
         .fallback(not_found)

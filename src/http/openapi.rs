@@ -270,6 +270,8 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
         super::appraisal_entries::list_bulletins,
         super::appraisal_entries::get_bulletin,
         super::me::me,
+        super::session::sign_in,
+        super::session::sign_out,
         super::attachments::upload_attachment,
         super::attachments::get_attachment,
         super::attachments::get_ticket_attachment,
@@ -295,7 +297,7 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
         (name = "statistics", description = "Unit SLA statistics and appraisal scores (考核)"),
         (name = "appraisal", description = "考核: entries, withdrawals, townships' years, grades, the ranking and bulletins"),
         (name = "attachments", description = "Photos: upload, and read back with the ticket that references them"),
-        (name = "session", description = "Who the token is"),
+        (name = "session", description = "Who the token is; signing in with a password and out"),
         (name = "meta", description = "This document"),
         (name = "operations", description = "Liveness, readiness and metrics for probes and scrapers (no token; outside /api/v1)"),
     )
@@ -303,7 +305,13 @@ occurrence's. A 503 and a 429 carry `Retry-After` (seconds).
 pub struct ApiDoc;
 
 /// The operations that need no token: this document and the operations endpoints.
-pub const PUBLIC: &[&str] = &["/api/v1/openapi.json", "/healthz", "/readyz", "/metrics"];
+pub const PUBLIC: &[&str] = &[
+    "/api/v1/openapi.json",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/api/v1/session",
+];
 
 /// What every operation shares: the bearer scheme (the default for all but the
 /// public ones), the 401 of an authenticated route and the catch-all error answer.

@@ -8,7 +8,7 @@
 //!   handler), the ticket queue, the ticket serial numbers;
 //! - `contacts`: reporters' contact details (written with the events too) and their
 //!   purge;
-//! - `tokens`: bearer tokens; `org`: the stored organisation document;
+//! - `tokens`: bearer tokens; `users` and `sessions`: password sign-in; `org`: the stored organisation document;
 //!   `attachments`: the photos' records;
 //! - `projections`: the projections' leases and the gauges' reads; `people`: the
 //!   tables of the per-person figures (`projections::people`);
@@ -23,5 +23,7 @@ pub mod dump;
 pub mod org;
 pub mod people;
 pub mod projections;
+pub mod sessions;
 pub mod tickets;
 pub mod tokens;
+pub mod users;

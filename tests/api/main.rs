@@ -21,4 +21,5 @@ mod metrics;
 mod open311;
 mod openapi;
 mod queue;
+mod session;
 mod sla;

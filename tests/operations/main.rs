@@ -13,4 +13,5 @@ mod config;
 mod import;
 mod shutdown;
 mod upgrades;
+mod users;
 mod verify;

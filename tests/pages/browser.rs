@@ -387,6 +387,12 @@ impl Browser {
     /// Signs in through the sign-in page and waits for the role's home page.
     pub(crate) async fn sign_in(&self, token: &str, home: &str) {
         self.goto("/login").await;
+        // The token form is folded below the password sign-in.
+        self.until(
+            "the token form unfolded",
+            "const d = document.getElementById('token-box'); if (d) d.open = true; return true",
+        )
+        .await;
         self.fill("#token", token).await;
         self.click("#signin-submit").await;
         self.until(

@@ -12,4 +12,5 @@ mod live;
 mod desk;
 mod i18n;
 mod dashboard;
+mod signin;
 mod web;

@@ -1,4 +1,4 @@
-// What every page shares: the token, the language, calls to the JSON API, the page
+// What every page shares: the token or session, the language, calls to the JSON API, the page
 // header, and how names, times and deadlines are shown.
 
 const TOKEN_KEY = 'yw.token';
@@ -12,6 +12,44 @@ export function setToken(token) {
 }
 export function clearToken() {
   localStorage.removeItem(TOKEN_KEY);
+}
+
+// A password sign-in's session: the cookie itself is HttpOnly; its CSRF token is in
+// the readable yw_csrf cookie, echoed as X-CSRF-Token on every request (the service
+// requires it on those that change something).
+export function csrfToken() {
+  const m = document.cookie.match(/(?:^|;\s*)yw_csrf=([^;]*)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+// Signed in: a token kept here, or a session (its CSRF cookie is there).
+export function signedIn() {
+  return !!(getToken() || csrfToken());
+}
+// The headers that authenticate a request: the bearer token when there is one,
+// else the session's CSRF token beside the cookie.
+export function authHeaders() {
+  const token = getToken();
+  if (token) return { Authorization: `Bearer ${token}` };
+  const csrf = csrfToken();
+  return csrf ? { 'X-CSRF-Token': csrf } : {};
+}
+// Signs out: ends the session on the service (its cookie stops working at once),
+// forgets a token, and goes to the sign-in page unless told otherwise.
+export async function signOut({ go = true } = {}) {
+  const csrf = csrfToken();
+  if (csrf) {
+    try {
+      await fetch('/api/v1/session', {
+        method: 'DELETE', headers: { 'X-CSRF-Token': csrf }, credentials: 'same-origin', cache: 'no-store',
+      });
+    } catch (e) {
+      // Offline: the cookie is cleared below as far as a page can; the session
+      // ends on the service after an hour unused.
+    }
+    document.cookie = 'yw_csrf=; Max-Age=0; Path=/; Secure; SameSite=Strict';
+  }
+  clearToken();
+  if (go) location.href = '/login';
 }
 
 // ---- language: Chinese by default, English on request; one dictionary per language.
@@ -63,15 +101,13 @@ export function newKey() {
 }
 
 export async function api(path, { method = 'GET', body, headers = {}, accept = 'application/json', raw = false } = {}) {
-  const h = { Accept: accept, ...headers };
-  const token = getToken();
-  if (token) h.Authorization = `Bearer ${token}`;
+  const h = { Accept: accept, ...authHeaders(), ...headers };
   let payload = body;
   if (body !== undefined && !(body instanceof FormData) && !(body instanceof Blob)) {
     h['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
   }
-  const r = await fetch(path, { method, headers: h, body: payload, cache: 'no-store' });
+  const r = await fetch(path, { method, headers: h, body: payload, cache: 'no-store', credentials: 'same-origin' });
   if (!r.ok) {
     let problem = {};
     try {
@@ -79,7 +115,9 @@ export async function api(path, { method = 'GET', body, headers = {}, accept = '
     } catch (e) {
       problem = { detail: r.statusText };
     }
-    throw new ApiError(r.status, problem);
+    const err = new ApiError(r.status, problem);
+    err.retryAfter = Number(r.headers.get('Retry-After')) || 0;
+    throw err;
   }
   if (raw) return r;
   const ct = r.headers.get('content-type') || '';
@@ -309,10 +347,7 @@ function header(me, current) {
   });
   const out = el('button', {
     type: 'button', class: 'link', id: 'sign-out', text: t('signin.out'),
-    onclick: () => {
-      clearToken();
-      location.href = '/login';
-    },
+    onclick: () => signOut(),
   });
   bar.append(
     el('a', { href: homeFor(me.role), class: 'brand' }, el('img', { src: '/web/icon.svg', alt: '' }), t('app.name')),
@@ -330,7 +365,7 @@ function header(me, current) {
 export async function startPage(current, { org = true } = {}) {
   await loadI18n();
   applyI18n();
-  if (!getToken()) {
+  if (!signedIn()) {
     location.replace('/login');
     return new Promise(() => {});
   }
@@ -339,7 +374,7 @@ export async function startPage(current, { org = true } = {}) {
     me = await api('/api/v1/me');
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
-      clearToken();
+      await signOut({ go: false });
       location.replace('/login');
       return new Promise(() => {});
     }

@@ -15,8 +15,8 @@
 // (the live event feed wakes the list; a look every minute besides).
 
 import {
-  ApiError, api, categoryList, clear, deadlineBadge, el, errorText, fmtTime, getToken, lang, newKey, notify, run,
-  startPage, stateBadge, t, unitName,
+  ApiError, api, authHeaders, categoryList, clear, deadlineBadge, el, errorText, fmtTime, getToken, lang, newKey, notify,
+  run, startPage, stateBadge, t, unitName,
 } from './common.js';
 import { uploadPhoto } from './actions.js';
 
@@ -66,7 +66,7 @@ async function send(item) {
   const r = await fetch('/api/v1/tickets', {
     method: 'POST',
     headers: {
-      Authorization: `Bearer ${localStorage.getItem('yw.token') || ''}`,
+      ...authHeaders(),
       'Content-Type': 'application/json',
       Accept: 'application/json',
       'Idempotency-Key': item.key,

@@ -1,9 +1,13 @@
-// Sign-in (/ and /login): paste a token; it is kept in this browser's localStorage
-// and sent as `Authorization: Bearer` by every page. Who it is comes from
-// GET /api/v1/me.
+// Sign-in (/ and /login). People sign in with a user name and password: the
+// service answers with an HttpOnly session cookie and a CSRF token (the readable
+// yw_csrf cookie) that common.js echoes on every request that changes something.
+// Machines and advanced users may still paste a token (folded below); it is kept
+// in this browser's localStorage and sent as `Authorization: Bearer`. Who it is
+// comes from GET /api/v1/me.
 
 import {
-  ApiError, api, applyI18n, clearToken, errorText, getToken, homeFor, lang, loadI18n, setToken, t,
+  ApiError, api, applyI18n, clearToken, errorText, getToken, homeFor, lang, loadI18n, setToken,
+  signedIn, signOut, t,
 } from './common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +30,20 @@ function showSignedIn(me) {
   }
 }
 
+// The words for a refused password sign-in.
+function passwordError(e) {
+  if (!(e instanceof ApiError)) return errorText(e);
+  if (e.status === 401) return t('signin.bad_password');
+  if (e.status === 429) {
+    const minutes = Math.max(1, Math.ceil((e.retryAfter || 60) / 60));
+    return t('signin.locked_out', { minutes });
+  }
+  if (e.status === 403) {
+    return /device/.test(e.problem.detail || '') ? t('signin.other_device') : t('signin.locked');
+  }
+  return errorText(e);
+}
+
 async function main() {
   await loadI18n();
   applyI18n();
@@ -33,17 +51,36 @@ async function main() {
     localStorage.setItem('yw.lang', lang() === 'en' ? 'zh' : 'en');
     location.reload();
   });
-  $('sign-out').addEventListener('click', () => {
-    clearToken();
+  $('sign-out').addEventListener('click', async () => {
+    await signOut({ go: false });
     $('signed-in').hidden = true;
   });
-  if (getToken()) {
+  if (signedIn()) {
     try {
       showSignedIn(await whoAmI());
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) clearToken();
+      if (e instanceof ApiError && e.status === 401) await signOut({ go: false });
     }
   }
+  $('password-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const user = $('user').value.trim();
+    const password = $('password').value;
+    $('password-status').textContent = '';
+    if (!user || !password) return;
+    $('password-submit').disabled = true;
+    try {
+      const s = await api('/api/v1/session', { method: 'POST', body: { user, password } });
+      // The session replaces a token kept in this browser: pages send the cookie.
+      clearToken();
+      location.href = homeFor(s.role);
+    } catch (e) {
+      $('password').value = '';
+      $('password-status').textContent = passwordError(e);
+    } finally {
+      $('password-submit').disabled = false;
+    }
+  });
   $('signin').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const token = $('token').value.trim();
@@ -65,5 +102,5 @@ async function main() {
 
 main().catch((e) => {
   console.error(e);
-  $('signin-status').textContent = errorText(e);
+  $('password-status').textContent = errorText(e);
 });

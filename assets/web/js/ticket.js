@@ -4,7 +4,7 @@
 // redraws when anyone acts, without a reload (issue 22, point 9).
 
 import {
-  api, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, lang, notify, run, startPage,
+  api, authHeaders, categoryName, clear, deadlineBadge, el, fmtDeadline, fmtTime, getToken, homeFor, lang, notify, run, startPage,
   stateBadge, t, unitName,
 } from './common.js';
 import { renderActions } from './actions.js';
@@ -69,14 +69,14 @@ function renderTicket(tk, live = false) {
   document.body.dataset.state = tk.state;
 }
 
-// ---- photos: fetched with the token and shown from object URLs (an <img src>
+// ---- photos: fetched with the token or session and shown from object URLs (an <img src>
 // cannot send the Authorization header).
 
 const shown = new Map();
 async function photo(hash) {
   if (shown.has(hash)) return shown.get(hash);
   const r = await fetch(`/api/v1/tickets/${id}/attachments/${hash}`, {
-    headers: { Authorization: `Bearer ${getToken()}` },
+    headers: authHeaders(),
   });
   if (!r.ok) throw new Error(`photo ${r.status}`);
   const url = URL.createObjectURL(await r.blob());
