@@ -23,5 +23,6 @@ pub mod dump;
 pub mod org;
 pub mod people;
 pub mod projections;
+pub mod similar;
 pub mod tickets;
 pub mod tokens;

@@ -20,4 +20,5 @@ mod masking;
 mod metrics;
 mod open311;
 mod openapi;
+mod similar;
 mod sla;

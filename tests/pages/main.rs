@@ -7,4 +7,5 @@ mod support;
 
 mod appraisal;
 mod browser;
+mod intake;
 mod web;
