@@ -49,9 +49,16 @@ const FALLBACK = [37.5, 122.1];
 export async function makeMap(container, { zoom = 14 } = {}) {
   const [L, cfg] = await Promise.all([loadLeaflet(), mapConfig()]);
   container.classList.add('yw-map');
-  // The SVG layer no larger than the map (Leaflet's default pads it by a tenth each
-  // side), so that nothing sticks out past the page at 360 px.
-  const map = L.map(container, { zoomControl: true, attributionControl: !!cfg.tiles, renderer: L.svg({ padding: 0 }) });
+  // Nothing of the map may stick out past the page (the pages' tests check every
+  // element at 360 px): the SVG layer no larger than the map (Leaflet pads it by a
+  // tenth each side), and no zoom animation, whose proxy element is a huge
+  // translated box. Zooming jumps instead, which slow phones do better anyway.
+  const map = L.map(container, {
+    zoomControl: true,
+    attributionControl: !!cfg.tiles,
+    renderer: L.svg({ padding: 0 }),
+    zoomAnimation: false,
+  });
   if (cfg.tiles) {
     L.tileLayer(cfg.tiles, { maxZoom: 19, subdomains: 'abc' }).addTo(map);
   } else {
