@@ -236,7 +236,7 @@ async fn a_dispatcher_on_a_phone_records_a_call_as_a_duplicate_in_english() {
 
 /// A ticket dispatched to 综合行政执法局 whose sign deadline then passes.
 async fn overdue_ticket(app: &TestApp, clock: &Clock) -> Value {
-    let t = open_ticket(&app, "city.exposed_garbage", (37.502, 122.099), "超期工单").await;
+    let t = open_ticket(app, "city.exposed_garbage", (37.502, 122.099), "超期工单").await;
     let disp = app.token(Role::Dispatcher, "etdz").await;
     let id = t["id"].as_str().expect("id");
     let r = app

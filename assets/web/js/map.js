@@ -58,6 +58,8 @@ export async function makeMap(container, { zoom = 14 } = {}) {
     attributionControl: !!cfg.tiles,
     renderer: L.svg({ padding: 0 }),
     zoomAnimation: false,
+    // Quarter steps: the boundaries fill the map rather than half of it.
+    zoomSnap: 0.25,
   });
   if (cfg.tiles) {
     L.tileLayer(cfg.tiles, { maxZoom: 19, subdomains: 'abc' }).addTo(map);
