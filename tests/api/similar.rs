@@ -271,3 +271,85 @@ async fn the_map_gives_the_boundaries_the_organisation_file_has_and_no_tiles_by_
     assert!(within(122.1, &lons) && within(37.5, &lats));
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_tile_server_is_named_to_the_pages_and_allowed_by_their_policy() {
+    let app = TestApp::spawn(crate::support::Engine::Sqlite).await;
+    let hot = app.token(Role::HotlineAgent, "etdz").await;
+    let header = |r: &reqwest::Response, n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    // Without a tile server: the intake page and Leaflet under the strict policy.
+    for (path, ctype) in [
+        ("/intake", "text/html"),
+        ("/web/js/intake.js", "text/javascript"),
+        ("/web/js/map.js", "text/javascript"),
+        ("/web/js/ticket-map.js", "text/javascript"),
+        ("/web/vendor/leaflet/leaflet.js", "text/javascript"),
+        ("/web/vendor/leaflet/leaflet.css", "text/css"),
+        ("/web/vendor/leaflet/images/layers.png", "image/png"),
+    ] {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(header(&r, "content-type").starts_with(ctype), "{path}");
+        assert_eq!(
+            header(&r, "content-security-policy"),
+            yiwang::web::CSP,
+            "{path}"
+        );
+    }
+    // With one: the map names it, and the pages may load its images (and Leaflet's
+    // blank `data:` image); nothing else changes.
+    let template = "https://{s}.tiles.example.gov.cn/wmts/{z}/{x}/{y}.png";
+    let router = yiwang::http::app_with_edge(
+        app.app.clone(),
+        yiwang::http::limits::Settings::default(),
+        yiwang::http::Edge {
+            map: yiwang::http::map::Settings {
+                tiles: Some(template.to_string()),
+            },
+            ..yiwang::http::Edge::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let r = app
+        .client
+        .get(format!("{base}/api/v1/map"))
+        .bearer_auth(&hot)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("JSON");
+    assert_eq!(body["tiles"], template);
+    for path in ["/intake", "/desk", "/grid"] {
+        let r = app
+            .client
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(
+            header(&r, "content-security-policy"),
+            yiwang::web::CSP.replace(
+                "img-src 'self' blob:",
+                "img-src 'self' blob: data: https://*.tiles.example.gov.cn"
+            ),
+            "{path}"
+        );
+    }
+    app.finish().await;
+}
