@@ -291,6 +291,22 @@ async fn the_map_draws_tickets_and_boundaries_without_tiles_on_the_desk_and_the_
         // Three points, one red; eight boundaries of the demo organisation; no tile.
         assert_eq!(drawn, json!([3, 1, 8, 0]), "{name}");
         b.keep_shot("desk").await;
+        // A page that filters its tickets shows those instead, with one event.
+        b.client
+            .execute(
+                "document.dispatchEvent(new CustomEvent('yw:tickets', {detail: [{id: 'x', \
+                 number: '20261202-000009', state: 'assigned', overdue: false, \
+                 location: {lat: 37.5, lon: 122.1}}]}))",
+                vec![],
+            )
+            .await
+            .expect("event");
+        b.until(
+            "the page's own selection on the map",
+            "return document.body.dataset.mapReady === '1' && \
+             document.querySelectorAll('#ticket-map path.yw-pt.pt-assigned').length === 1",
+        )
+        .await;
         b.finish().await;
     }
     // The grid worker's map: the tickets of their grid only.

@@ -1,7 +1,8 @@
 // The tickets' map on the desk and the grid page, hooked in with one line:
 // <script type="module" src="/web/js/ticket-map.js"></script>. Once the page has
 // signed in (body.ready), it adds a card with the open tickets in the viewer's
-// scope (GET /api/v1/tickets, the newest 500) as points on the map.
+// scope (GET /api/v1/tickets, the newest 500) as points on the map; a page that
+// filters its tickets may send them with a `yw:tickets` event to show those instead.
 
 import { api, el, errorText, t } from './common.js';
 import { drawTickets, legend, makeMap } from './map.js';
@@ -44,11 +45,21 @@ async function mount() {
     const m = await makeMap(box);
     const page = await api('/api/v1/tickets?limit=500');
     const open = page.items.filter((x) => x.state !== 'closed');
-    const { points } = drawTickets(m, open);
-    m.fit(points);
-    status.textContent = t('map.count', { shown: points.length, open: open.length });
+    let drawn = drawTickets(m, open);
+    m.fit(drawn.points);
+    status.textContent = t('map.count', { shown: drawn.points.length, open: open.length });
     card.addEventListener('toggle', () => m.map.invalidateSize());
-    document.body.dataset.mapReady = String(points.length);
+    document.body.dataset.mapReady = String(drawn.points.length);
+    // The page may show its own selection instead (the desk's filters): one line,
+    // document.dispatchEvent(new CustomEvent('yw:tickets', { detail: tickets })).
+    document.addEventListener('yw:tickets', (e) => {
+      const list = Array.isArray(e.detail) ? e.detail : [];
+      drawn.layer.remove();
+      drawn = drawTickets(m, list);
+      m.fit(drawn.points);
+      status.textContent = t('map.count', { shown: drawn.points.length, open: list.filter((x) => x.state !== 'closed').length });
+      document.body.dataset.mapReady = String(drawn.points.length);
+    });
   } catch (e) {
     status.textContent = errorText(e);
     document.body.dataset.mapReady = 'error';
