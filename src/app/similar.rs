@@ -11,7 +11,7 @@ use crate::auth::Actor;
 use crate::auth::policy;
 use crate::domain::Ticket;
 use crate::error::AppError;
-use crate::repo::similar::{SimilarQuery, similar_candidates};
+use crate::repo::similar::{SimilarQuery, documents, similar_candidates};
 
 /// The mean radius of the Earth in metres (IUGG).
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -79,27 +79,42 @@ impl App {
             bbox: input.point.map(|p| bbox(p, input.radius_m)),
             limit: CANDIDATES,
         };
-        let rows = similar_candidates(&self.store.pool(), &q).await?;
-        let mut out = Vec::new();
-        for r in rows {
-            // A frozen ticket's view decides nothing (a failed verification).
-            if self.integrity.is_tampered(r.id) {
-                continue;
-            }
-            let ticket = match serde_json::from_str::<Ticket>(&r.doc) {
-                Ok(t) => t,
-                Err(_) => match self.load(r.id).await? {
+        let pool = self.store.pool();
+        // The candidates' points first: the documents only of those kept.
+        let mut kept: Vec<(uuid::Uuid, Option<f64>, bool)> = similar_candidates(&pool, &q)
+            .await?
+            .into_iter()
+            .filter(|c| !self.integrity.is_tampered(c.id))
+            .filter_map(|c| {
+                let there = c.lat.zip(c.lon);
+                let distance = input.point.zip(there).map(|(a, b)| distance_m(a, b));
+                let same_grid = input.grid.is_some() && c.grid == input.grid;
+                (same_grid || distance.is_some_and(|d| d <= input.radius_m))
+                    .then_some((c.id, distance, same_grid))
+            })
+            .collect();
+        // Newest first already; a stable sort keeps that among equals.
+        kept.sort_by(|a, b| match (a.1, b.1) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        kept.truncate(MAX_SIMILAR);
+        let ids: Vec<uuid::Uuid> = kept.iter().map(|k| k.0).collect();
+        let docs: std::collections::HashMap<uuid::Uuid, String> =
+            documents(&pool, &ids).await?.into_iter().collect();
+        let mut out = Vec::with_capacity(kept.len());
+        for (id, distance_m, same_grid) in kept {
+            let ticket = match docs.get(&id).map(|d| serde_json::from_str::<Ticket>(d)) {
+                Some(Ok(t)) => t,
+                _ => match self.load(id).await? {
                     Some(t) => t,
                     None => continue,
                 },
             };
-            if !policy::can_see(&org, actor, &ticket) {
-                continue;
-            }
-            let there = ticket.location.lat.zip(ticket.location.lon);
-            let distance_m = input.point.zip(there).map(|(a, b)| distance_m(a, b));
-            let same_grid = input.grid.is_some() && ticket.location.grid == input.grid;
-            if same_grid || distance_m.is_some_and(|d| d <= input.radius_m) {
+            // The query kept the caller's scope; the policy has the last word.
+            if policy::can_see(&org, actor, &ticket) {
                 out.push(Similar {
                     ticket,
                     distance_m,
@@ -107,14 +122,6 @@ impl App {
                 });
             }
         }
-        // Newest first already; a stable sort keeps that among equals.
-        out.sort_by(|a, b| match (a.distance_m, b.distance_m) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        });
-        out.truncate(MAX_SIMILAR);
         Ok(out)
     }
 }

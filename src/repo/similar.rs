@@ -1,8 +1,9 @@
 //! The intake's check for similar tickets (`GET /api/v1/tickets/similar`): open
 //! tickets of one category created since a time, in the caller's scope, that lie in
 //! a grid or inside a box around a point. The exact distance is the caller's
-//! (`app::similar`); this reads the candidates, by the index of migration 0014
-//! (category, created_at) and the point stored in the ticket's document.
+//! (`app::similar`); this reads the candidates (their point and grid only, by the
+//! index of migration 0014 (category, created_at) and the point stored in the
+//! ticket's document), then the documents of the few the caller keeps.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -28,10 +29,12 @@ pub struct SimilarQuery {
     pub limit: i64,
 }
 
-/// A candidate: the ticket's id and its document (the folded ticket as JSON text).
+/// A candidate: the ticket's id, its point and its grid.
 pub struct Candidate {
     pub id: Uuid,
-    pub doc: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub grid: Option<String>,
 }
 
 /// The candidates, newest first, at most `q.limit`.
@@ -43,14 +46,15 @@ pub async fn similar_candidates(
     match pool {
         Pool::Postgres(p) => {
             let rows = sqlx::query(
-                "SELECT id, doc FROM ticket_view \
+                "SELECT id, grid, (doc::json #>> '{location,lat}')::float8 AS lat, \
+                        (doc::json #>> '{location,lon}')::float8 AS lon FROM ticket_view \
                  WHERE category = $1 AND state <> 'closed' AND created_at >= $2 \
                  AND ($3::text[] IS NULL OR unit = ANY($3) OR centre = ANY($3) OR grid = ANY($3) \
                       OR co_units && $3) \
                  AND (($4::text IS NOT NULL AND grid = $4) \
                       OR ($5::float8 IS NOT NULL \
-                          AND (doc::jsonb #>> '{location,lat}')::float8 BETWEEN $5 AND $6 \
-                          AND (doc::jsonb #>> '{location,lon}')::float8 BETWEEN $7 AND $8)) \
+                          AND (doc::json #>> '{location,lat}')::float8 BETWEEN $5 AND $6 \
+                          AND (doc::json #>> '{location,lon}')::float8 BETWEEN $7 AND $8)) \
                  ORDER BY created_at DESC, id DESC LIMIT $9",
             )
             .bind(&q.category)
@@ -70,7 +74,9 @@ pub async fn similar_candidates(
                 .map(|r| {
                     Ok(Candidate {
                         id: r.try_get("id")?,
-                        doc: r.try_get("doc")?,
+                        lat: r.try_get("lat")?,
+                        lon: r.try_get("lon")?,
+                        grid: r.try_get("grid")?,
                     })
                 })
                 .collect::<Result<_, sqlx::Error>>()?)
@@ -81,7 +87,8 @@ pub async fn similar_candidates(
                 .as_ref()
                 .map(|w| serde_json::Value::from(w.clone()).to_string());
             let rows = sqlx::query(
-                "SELECT id, doc FROM ticket_view \
+                "SELECT id, grid, CAST(json_extract(doc, '$.location.lat') AS REAL) AS lat, \
+                        CAST(json_extract(doc, '$.location.lon') AS REAL) AS lon FROM ticket_view \
                  WHERE category = ?1 AND state <> 'closed' AND created_at >= ?2 \
                  AND (?3 IS NULL OR unit IN (SELECT value FROM json_each(?3)) \
                       OR centre IN (SELECT value FROM json_each(?3)) \
@@ -110,9 +117,44 @@ pub async fn similar_candidates(
                 .map(|r| {
                     Ok(Candidate {
                         id: parse_uuid(r.try_get("id")?)?,
-                        doc: r.try_get("doc")?,
+                        lat: r.try_get("lat")?,
+                        lon: r.try_get("lon")?,
+                        grid: r.try_get("grid")?,
                     })
                 })
+                .collect()
+        }
+    }
+}
+
+/// The documents (the folded tickets as JSON text) of these tickets, in no order.
+pub async fn documents(pool: &Pool, ids: &[Uuid]) -> Result<Vec<(Uuid, String)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match pool {
+        Pool::Postgres(p) => {
+            let rows = sqlx::query("SELECT id, doc FROM ticket_view WHERE id = ANY($1)")
+                .bind(ids)
+                .fetch_all(p)
+                .await
+                .map_err(StoreError::classify)?;
+            Ok(rows
+                .iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("doc")?)))
+                .collect::<Result<_, sqlx::Error>>()?)
+        }
+        Pool::Sqlite(p) => {
+            let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            let rows = sqlx::query(
+                "SELECT id, doc FROM ticket_view WHERE id IN (SELECT value FROM json_each(?1))",
+            )
+            .bind(serde_json::Value::from(ids).to_string())
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::classify)?;
+            rows.iter()
+                .map(|r| Ok((parse_uuid(r.try_get("id")?)?, r.try_get("doc")?)))
                 .collect()
         }
     }
