@@ -316,6 +316,13 @@ pub struct ServeArgs {
     #[arg(long, env = "YIWANG_CORS_ORIGINS", value_name = "ORIGINS", value_delimiter = ',',
           value_parser = crate::http::cors::parse_origin)]
     pub cors_origins: Vec<String>,
+    /// The map's tile server, a URL template with {z}, {x} and {y} (e.g. a
+    /// government tile server's https://tiles.example.gov.cn/{z}/{x}/{y}.png). Unset:
+    /// the map draws the tickets on a plain background with the units' boundaries
+    /// from the organisation file, with no internet.
+    #[arg(long, env = "YIWANG_MAP_TILES", value_name = "URL_TEMPLATE",
+          value_parser = crate::http::map::parse_tiles)]
+    pub map_tiles: Option<String>,
 }
 
 impl ServeArgs {
@@ -353,6 +360,9 @@ impl ServeArgs {
                     .collect(),
             },
             metrics_elsewhere: self.metrics_addr.is_some(),
+            map: crate::http::map::Settings {
+                tiles: self.map_tiles.clone().filter(|t| !t.is_empty()),
+            },
         }
     }
 

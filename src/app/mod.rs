@@ -12,6 +12,7 @@ pub mod appraisal;
 pub mod commands;
 pub mod decide;
 mod queries;
+pub mod similar;
 pub mod text;
 
 use std::sync::Arc;

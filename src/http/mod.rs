@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod limits;
+pub mod map;
 pub mod me;
 pub mod open311;
 pub mod openapi;
@@ -17,6 +18,7 @@ pub mod org;
 pub mod people;
 pub mod server;
 pub mod session;
+pub mod similar;
 pub mod stats;
 pub mod tickets;
 
@@ -187,6 +189,8 @@ pub struct Edge {
     /// `serve --metrics-addr`: `/metrics` is served on a listener of its own
     /// ([`metrics_app`]) and not on the public port.
     pub metrics_elsewhere: bool,
+    /// `serve --map-tiles`: the map's tile server (`map::Settings`).
+    pub map: map::Settings,
 }
 
 /// The whole application with chosen limits and edge settings ([`Edge`]).
@@ -204,6 +208,8 @@ pub fn app_with_edge(state: SharedApp, settings: limits::Settings, edge: Edge) -
     };
     Router::new()
         .merge(tickets::router())
+        .merge(similar::router())
+        .merge(map::router(&edge.map))
         .merge(attachments::router(&state))
         .merge(events::router())
         .merge(org::router())
@@ -220,6 +226,10 @@ pub fn app_with_edge(state: SharedApp, settings: limits::Settings, edge: Edge) -
         .merge(crate::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            map::tile_csp_state(&edge.map),
+            map::tile_csp,
+        ))
         .layer(DefaultBodyLimit::max(crate::app::commands::BODY_LIMIT))
         // Inside the rate limits: a refused request costs no timer.
         .layer(middleware::from_fn_with_state(

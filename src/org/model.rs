@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod english;
+pub mod boundary;
 mod lookups;
 mod parse;
 
@@ -126,6 +127,11 @@ pub struct UnitDef {
     /// township also dispatches to offices of its own (e.g. its 安全生产监督管理办公室).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agency_type: Option<String>,
+    /// Optional: the unit's area on the map (a grid's or a community's), a GeoJSON
+    /// geometry, `Polygon` or `MultiPolygon`, in WGS 84 (lon, lat) as GeoJSON has
+    /// it. The map draws it when no tile server is set (issue 22, point 6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<serde_json::Value>,
 }
 
 /// One category of the catalogue.

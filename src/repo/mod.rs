@@ -24,6 +24,7 @@ pub mod org;
 pub mod people;
 pub mod projections;
 pub mod sessions;
+pub mod similar;
 pub mod tickets;
 pub mod tokens;
 pub mod users;

@@ -52,6 +52,7 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
+const PNG: &str = "image/png";
 
 static ASSETS: &[Asset] = &[
     asset!("login", "web/login.html", HTML),
@@ -62,6 +63,48 @@ static ASSETS: &[Asset] = &[
     asset!("appraisal", "web/appraisal.html", HTML),
     asset!("ranking", "web/ranking.html", HTML),
     asset!("bulletins", "web/bulletins.html", HTML),
+    asset!("intake", "web/intake.html", HTML),
+    asset!("intake.css", "web/intake.css", CSS),
+    asset!("map.css", "web/map.css", CSS),
+    asset!("js/intake.js", "web/js/intake.js", JS),
+    asset!("js/map.js", "web/js/map.js", JS),
+    asset!("js/ticket-map.js", "web/js/ticket-map.js", JS),
+    asset!("vendor/leaflet/leaflet.js", "vendor/leaflet/leaflet.js", JS),
+    asset!(
+        "vendor/leaflet/leaflet.css",
+        "vendor/leaflet/leaflet.css",
+        CSS
+    ),
+    asset!(
+        "vendor/leaflet/LICENSE",
+        "vendor/leaflet/LICENSE",
+        "text/plain; charset=utf-8"
+    ),
+    asset!(
+        "vendor/leaflet/images/layers.png",
+        "vendor/leaflet/images/layers.png",
+        PNG
+    ),
+    asset!(
+        "vendor/leaflet/images/layers-2x.png",
+        "vendor/leaflet/images/layers-2x.png",
+        PNG
+    ),
+    asset!(
+        "vendor/leaflet/images/marker-icon.png",
+        "vendor/leaflet/images/marker-icon.png",
+        PNG
+    ),
+    asset!(
+        "vendor/leaflet/images/marker-icon-2x.png",
+        "vendor/leaflet/images/marker-icon-2x.png",
+        PNG
+    ),
+    asset!(
+        "vendor/leaflet/images/marker-shadow.png",
+        "vendor/leaflet/images/marker-shadow.png",
+        PNG
+    ),
     asset!("app.css", "web/app.css", CSS),
     asset!("icon.svg", "web/icon.svg", "image/svg+xml"),
     asset!("js/common.js", "web/js/common.js", JS),
@@ -119,6 +162,7 @@ pub fn router() -> Router<SharedApp> {
             "/appraisal/bulletins",
             get(|h: HeaderMap| page(h, "bulletins")),
         )
+        .route("/intake", get(|h: HeaderMap| page(h, "intake")))
         .route("/favicon.ico", get(|h: HeaderMap| page(h, "icon.svg")))
         .route("/sw.js", get(offline::service_worker))
         .route("/web/{*path}", get(file))

@@ -22,4 +22,5 @@ mod open311;
 mod openapi;
 mod queue;
 mod session;
+mod similar;
 mod sla;

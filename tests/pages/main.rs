@@ -13,4 +13,5 @@ mod desk;
 mod i18n;
 mod dashboard;
 mod signin;
+mod intake;
 mod web;

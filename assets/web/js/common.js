@@ -321,6 +321,8 @@ const NAV = {
   hotline_agent: ['desk'],
   grid_worker: ['grid'],
 };
+// 受理 (js/intake.js): beside the desk for those who take calls.
+for (const r of ['hotline_agent', 'dispatcher', 'admin']) NAV[r].splice(1, 0, 'intake');
 
 export function homeFor(role) {
   return `/${(NAV[role] || ['desk'])[0]}`;

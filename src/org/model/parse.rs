@@ -222,6 +222,11 @@ fn check_units(units: &[(usize, UnitDef)], broken: &Broken, p: &mut Problems<'_>
         if u.name.trim().is_empty() {
             p.add(format!("units[{i}].name"), code, "unit name is empty");
         }
+        if let Some(b) = &u.boundary
+            && let Err(why) = super::boundary::check(b)
+        {
+            p.add(format!("units[{i}].boundary"), code, why);
+        }
         match (&u.agency_type, u.kind) {
             (None, _) => {}
             (Some(t), UnitKind::Agency) => {
