@@ -21,8 +21,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-mod english;
 pub mod boundary;
+mod english;
 mod lookups;
 mod parse;
 

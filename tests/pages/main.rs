@@ -7,11 +7,11 @@ mod support;
 
 mod appraisal;
 mod browser;
-mod grid;
-mod live;
-mod desk;
-mod i18n;
 mod dashboard;
-mod signin;
+mod desk;
+mod grid;
+mod i18n;
 mod intake;
+mod live;
+mod signin;
 mod web;
