@@ -118,6 +118,24 @@ async fn show(b: &Browser, unit: &str) {
     .await;
 }
 
+/// A unit's name as the page shows it: in English, the organisation file's
+/// `name_en` (the API's `unit_name` is the Chinese name).
+fn shown_name(item: &Value, english: bool) -> String {
+    let name = item["unit_name"].as_str().expect("a name").to_string();
+    if !english {
+        return name;
+    }
+    let org: Value = serde_json::from_str(include_str!("../../schema/reference/demo-org.json"))
+        .expect("the demo organisation");
+    org["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .find(|u| u["code"] == item["unit"])
+        .and_then(|u| u["name_en"].as_str())
+        .map_or(name, str::to_string)
+}
+
 /// Compares every tile, table cell and bar with the API's answers.
 async fn same_as_api(b: &Browser, total: &Value, months: &Value, unit: &str, subtotal: &str) {
     let items = total["items"].as_array().expect("items");
@@ -135,7 +153,7 @@ async fn same_as_api(b: &Browser, total: &Value, months: &Value, unit: &str, sub
     assert_eq!(rows.len(), items.len(), "{}: rows by unit {rows:?}", b.name);
     for (row, item) in rows.iter().zip(items) {
         assert_eq!(row["unit"], item["unit"], "{}: the API's order", b.name);
-        let name = item["unit_name"].as_str().expect("a name");
+        let name = shown_name(item, subtotal == "Subtotal");
         let head = if item["subtotal"] == true {
             format!("{name}{subtotal}")
         } else {

@@ -163,10 +163,10 @@ async function loadStats() {
   // again). When only a subtotal row has any, they are its unit's own tickets.
   let overdue = whole.items.filter((r) => !r.subtotal && r.overdue_open > 0);
   if (!overdue.length && sum.overdue_open > 0) overdue = [sum];
-  bars($('overdue-bars'), overdue.map((r) => ({ code: r.unit, label: r.unit_name || unitName(r.unit), value: r.overdue_open }))
+  bars($('overdue-bars'), overdue.map((r) => ({ code: r.unit, label: unitName(r.unit, r.unit_name), value: r.overdue_open }))
     .sort((a, b) => b.value - a.value), sum.overdue_open);
   $('by-unit-range').textContent = t('dash.fig.range', { from: $('d-from').value, to: $('d-to').value });
-  table($('by-unit'), t('dash.unit'), whole.items.map((r) => [r.unit_name || unitName(r.unit), r, r.unit]));
+  table($('by-unit'), t('dash.unit'), whole.items.map((r) => [unitName(r.unit, r.unit_name), r, r.unit]));
   table($('by-period'), t('dash.period'), own.map((r) => [r.period, { ...r, subtotal: false }, unit]));
   document.body.dataset.stats = query.toString();
 }
