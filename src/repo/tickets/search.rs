@@ -110,6 +110,12 @@ pub fn query_grams(q: &str) -> Vec<String> {
             }
         }
     }
+    // Pairs of digits are in nearly every ticket (its number, a date, a house
+    // number): with any other bigram to narrow the query they only lengthen the
+    // intersection, and the text check sees the digits anyway.
+    if all.iter().any(|g| !is_digits(g)) {
+        all.retain(|g| !is_digits(g));
+    }
     if all.len() <= MAX_QUERY_GRAMS {
         return all;
     }
@@ -118,6 +124,10 @@ pub fn query_grams(q: &str) -> Vec<String> {
     (0..MAX_QUERY_GRAMS)
         .map(|i| all[i * (n - 1) / (MAX_QUERY_GRAMS - 1)].clone())
         .collect()
+}
+
+fn is_digits(g: &str) -> bool {
+    g.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Whether `q` is a whole ticket number (`YYYYMMDD-NNNNNN`).
@@ -352,6 +362,8 @@ mod tests {
         assert_eq!(query_grams("垃圾"), ["垃圾"]);
         assert!(query_grams("路").is_empty());
         assert_eq!(query_grams("a-bc").len(), 1);
+        assert_eq!(query_grams("青岛路12号"), ["青岛", "岛路", "路1", "2号"]);
+        assert_eq!(query_grams("000123"), ["00", "01", "12", "23"]);
         assert_eq!(
             query_grams("一二三四五六七八九十百千万").len(),
             MAX_QUERY_GRAMS
