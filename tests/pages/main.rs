@@ -8,6 +8,7 @@ mod support;
 mod appraisal;
 mod browser;
 mod dashboard;
+mod dashboard_history;
 mod desk;
 mod grid;
 mod i18n;
