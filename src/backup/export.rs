@@ -54,6 +54,11 @@ impl<W: Write> LineWriter<W> {
                 Ok(())
             };
             match (c.ty, v) {
+                (Ty::Bool, Val::Int(n)) => {
+                    key(&mut self.buf, c.field)?;
+                    self.buf
+                        .extend_from_slice(if *n != 0 { b"true" } else { b"false" });
+                }
                 (_, Val::Int(n)) => {
                     key(&mut self.buf, c.field)?;
                     self.buf.extend_from_slice(n.to_string().as_bytes());

@@ -19,6 +19,11 @@
 //!      and its tokens restore as not expiring).
 //!      Tokens travel as the SHA-256 hashes the database holds, never in clear (the
 //!      secrets were never stored), so every token keeps working after a move;
+//!    - `user`: the people who sign in with a password (schema 13): `user`, `role`,
+//!      `unit`, `password_hash` (argon2id's PHC string, as stored), `created_at` and
+//!      `updated_at` (unix seconds), `locked` (a boolean), `device_id` (the grid
+//!      worker's bound device, or null). Sessions and failed sign-ins do not travel:
+//!      after a restore people sign in again;
 //!    - `event`: every column of `events`: `position`, `stream_id`, `version`, `type`,
 //!      `schema_version`, `data`, `metadata`, `occurred_at`, `recorded_at`,
 //!      `prev_hash`, `hash`. `data` and `metadata` are the stored JSON text written
@@ -77,8 +82,8 @@
 //! (`log_tally`, which verification compares the log with) is not in the archive:
 //! restore counts the restored events into it, in the same transaction.
 //!
-//! The archive holds personal data (contacts) and the token hashes: keep it as the
-//! database is kept.
+//! The archive holds personal data (contacts), the token hashes and the password
+//! hashes: keep it as the database is kept.
 //!
 //! On PostgreSQL a position is `(xid << 10) + n` of the appending transaction (see
 //! `store/postgres.rs`), so positions restored from elsewhere may lie above those the
@@ -102,7 +107,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::repo::dump::{ATTACHMENTS, CONTACTS, REFERENCE, TICKET_VIEW, TOKENS};
+use crate::repo::dump::{ATTACHMENTS, CONTACTS, REFERENCE, TICKET_VIEW, TOKENS, USERS};
 use crate::store::dump::{EVENTS, IDEMPOTENCY, Table};
 
 mod export;
@@ -169,6 +174,7 @@ struct Trailer {
 const TABLES: &[Table] = &[
     REFERENCE,
     TOKENS,
+    USERS,
     EVENTS,
     TICKET_VIEW,
     CONTACTS,
@@ -193,6 +199,7 @@ fn describe_counts(by_kind: &BTreeMap<&'static str, u64>) -> String {
             let (one, many) = match t.kind {
                 "reference" => ("reference document", "reference documents"),
                 "token" => ("token", "tokens"),
+                "user" => ("user", "users"),
                 "event" => ("event", "events"),
                 "ticket_view" => ("ticket view", "ticket views"),
                 "contact" => ("contact", "contacts"),

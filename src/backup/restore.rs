@@ -146,6 +146,11 @@ pub(super) fn parse_record(
             }
             (_, None) if c.added => Val::Text(None),
             (_, None) => bail!("line {line}: {kind} record without {:?}", c.field),
+            (Ty::Bool, Some(raw)) => {
+                let b: bool =
+                    serde_json::from_str(raw.get()).map_err(|e| anyhow::anyhow!(what(&e)))?;
+                Val::Int(i64::from(b))
+            }
             (Ty::Int, Some(raw)) => {
                 Val::Int(serde_json::from_str(raw.get()).map_err(|e| anyhow::anyhow!(what(&e)))?)
             }

@@ -28,6 +28,21 @@ pub const TOKENS: Table = Table {
     on_conflict: "ON CONFLICT DO NOTHING",
 };
 
+/// The people who sign in with a password (`yiwang user`), their argon2id hashes
+/// as stored (the salt and parameters travel inside each PHC string), so everyone
+/// signs in as before after a move. Their sessions and failed sign-ins do not
+/// travel: after a restore people sign in again, and the lock-out starts afresh.
+pub const USERS: Table = Table {
+    kind: "user",
+    table: "users",
+    order_by: "user_name",
+    cols: cols! {
+        user_name as "user": Text, role: Text, unit: Text, password_hash: Text,
+        created_at: Int, updated_at: Int, locked: Bool, device_id: Text null,
+    },
+    on_conflict: "ON CONFLICT DO NOTHING",
+};
+
 /// The ticket view written with each append.
 pub const TICKET_VIEW: Table = Table {
     kind: "ticket_view",

@@ -42,6 +42,9 @@ pub enum Ty {
     Json,
     /// An array of strings; TEXT[] on PostgreSQL, a JSON array as text on SQLite.
     List,
+    /// A JSON boolean; BOOLEAN on PostgreSQL, 0 or 1 on SQLite (read and written as
+    /// an integer in between).
+    Bool,
 }
 
 /// One column of a [`Table`].
@@ -165,6 +168,7 @@ fn select_sql(t: &Table, engine: Engine) -> String {
         .map(|c| match (engine, c.ty) {
             (Engine::Sqlite, _) => c.column.to_string(),
             (Engine::Postgres, Ty::Int) => format!("{}::bigint", c.column),
+            (Engine::Postgres, Ty::Bool) => format!("{}::int::bigint", c.column),
             (Engine::Postgres, Ty::Text) => c.column.to_string(),
             (Engine::Postgres, Ty::Uuid | Ty::Json) => format!("{}::text", c.column),
             (Engine::Postgres, Ty::Time) => format!(
@@ -194,7 +198,7 @@ where
     cols.iter()
         .enumerate()
         .map(|(i, c)| match c.ty {
-            Ty::Int => row.try_get::<i64, _>(i).map(Val::Int),
+            Ty::Int | Ty::Bool => row.try_get::<i64, _>(i).map(Val::Int),
             _ => row.try_get::<Option<String>, _>(i).map(Val::Text),
         })
         .collect()
@@ -463,10 +467,15 @@ impl Tx {
             params.push(format!(
                 "${}::{}[]",
                 i + 1,
-                if c.ty == Ty::Int { "bigint" } else { "text" }
+                if matches!(c.ty, Ty::Int | Ty::Bool) {
+                    "bigint"
+                } else {
+                    "text"
+                }
             ));
             exprs.push(match c.ty {
                 Ty::Int | Ty::Text => v,
+                Ty::Bool => format!("({v} <> 0)"),
                 Ty::Uuid => format!("{v}::uuid"),
                 Ty::Time => format!("{v}::timestamptz"),
                 Ty::Json => format!("{v}::json"),
@@ -486,7 +495,7 @@ impl Tx {
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for (i, c) in t.cols.iter().enumerate() {
-            q = if c.ty == Ty::Int {
+            q = if matches!(c.ty, Ty::Int | Ty::Bool) {
                 q.bind(std::mem::take(&mut ints[i]))
             } else {
                 q.bind(std::mem::take(&mut texts[i]))

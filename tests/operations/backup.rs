@@ -24,13 +24,13 @@ use yiwang::store::Pool;
 use support::scenario::{Scenario, bj, the_end};
 use support::{Engine, Run, TestApp, TestDb, engines, yiwang};
 
-async fn export(url: &str, file: &Path) -> Run {
+pub(crate) async fn export(url: &str, file: &Path) -> Run {
     let r = yiwang(url, &["export", "--out", &file.display().to_string()]).await;
     assert!(r.ok, "export: {r:?}");
     r
 }
 
-async fn restore(url: &str, file: &Path, extra: &[&str]) -> Run {
+pub(crate) async fn restore(url: &str, file: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["restore".to_string(), file.display().to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -8,6 +8,7 @@ mod support;
 
 mod appraisal;
 mod backup;
+mod backup_users;
 mod cli;
 mod config;
 mod import;
