@@ -18,7 +18,7 @@ fn stored_json_goes_in_place_only_when_it_reads_back_the_same() {
 
 fn event_line(vals: &[Val]) -> Vec<u8> {
     let mut w = LineWriter::new(Vec::new());
-    w.record(&TABLES[2], vals).unwrap();
+    w.record(&EVENTS, vals).unwrap();
     w.out
 }
 
