@@ -170,10 +170,7 @@ impl App {
         let org = self.org.get();
         q.within = policy::visible_units(&org, actor);
         let pool = self.store.pool();
-        let (rows, total) = tokio::try_join!(
-            tickets::list_tickets(&pool, &q),
-            tickets::count_tickets(&pool, &q)
-        )?;
+        let (rows, total) = tickets::page_with_total(&pool, &q).await?;
         let fetched = rows.len();
         let tickets = self.visible(actor, rows).await?;
         Ok(QueuePage {

@@ -18,7 +18,7 @@ use crate::store::{Appended, PgPart, PgValue, Pool, StoreError, ViewHandler};
 mod list;
 pub mod search;
 
-pub use list::{count_tickets, list_tickets, ticket_by_number};
+pub use list::{count_tickets, list_tickets, page_with_total, ticket_by_number};
 
 /// The refusal of an append whose new ticket's number another process took
 /// ([`StoreError::Refused`]).

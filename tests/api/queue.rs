@@ -218,6 +218,62 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
         .await;
         assert_eq!(ids, vec![d.clone()], "{engine:?}: oldest first, page 2");
 
+        // A search's pages: `total` counts every page, not those after the cursor,
+        // in either order (a search's page is chosen among the index's matches).
+        let hg_text = enc("皇冠街道");
+        let (ids, total, body) = page(&app, &admin, &format!("q={hg_text}&limit=2")).await;
+        assert_eq!(
+            (ids, total),
+            (vec![d.clone(), c.clone()], 3),
+            "{engine:?}: search page 1"
+        );
+        let cursor = body["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_string();
+        let (ids, total, body) = page(
+            &app,
+            &admin,
+            &format!("q={hg_text}&limit=2&cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(
+            (ids, total),
+            (vec![a.clone()], 3),
+            "{engine:?}: search page 2"
+        );
+        assert!(body["next_cursor"].is_null(), "{engine:?}: the last page");
+        let (ids, total, body) =
+            page(&app, &admin, &format!("q={hg_text}&sort=created&limit=2")).await;
+        assert_eq!((ids, total), (vec![a.clone(), c.clone()], 3), "{engine:?}");
+        let cursor = body["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_string();
+        let (ids, total, _) = page(
+            &app,
+            &admin,
+            &format!("q={hg_text}&sort=created&limit=2&cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(
+            (ids, total),
+            (vec![d.clone()], 3),
+            "{engine:?}: oldest first, page 2"
+        );
+        // With a filter on the view: the same search within a category.
+        let (ids, total, _) = page(
+            &app,
+            &admin,
+            &format!("q={hg_text}&category=city.exposed_garbage&limit=1"),
+        )
+        .await;
+        assert_eq!(
+            (ids, total),
+            (vec![d.clone()], 2),
+            "{engine:?}: search and category"
+        );
+
         // Overdue: a and c dispatched (a first, so its deadlines fall first), then
         // the clock passes both sign deadlines.
         for (id, unit, mins) in [(&a, "zhzf", 10), (&c, "scjg", 20)] {

@@ -84,9 +84,25 @@ impl Filter {
     }
 }
 
-/// The filters of `q` except paging.
+/// The filters of `q` except paging, all on the view.
 fn filters(pg: bool, q: &TicketQuery) -> Filter {
     let mut f = Filter::new(pg);
+    view_filters(&mut f, q);
+    if let Some(t) = q.created_from {
+        let p = f.typed(Arg::Time(t), "timestamptz");
+        f.push(format!("created_at >= {p}"));
+    }
+    if let Some(text) = &q.text {
+        let c = text_filter(&mut f, text);
+        f.push(c);
+    }
+    f
+}
+
+/// The filters of `q` on the view's own columns: all but the text and the
+/// creation time, which the search index also holds.
+fn view_filters(f: &mut Filter, q: &TicketQuery) {
+    let pg = f.pg;
     if let Some(s) = &q.state {
         let p = f.typed(Arg::Text(s.clone()), "text");
         f.push(format!("state = {p}"));
@@ -125,61 +141,108 @@ fn filters(pg: bool, q: &TicketQuery) -> Filter {
         let p = f.typed(Arg::Text(c.clone()), "text");
         f.push(format!("category = {p}"));
     }
-    if let Some(t) = q.created_from {
-        let p = f.typed(Arg::Time(t), "timestamptz");
-        f.push(format!("created_at >= {p}"));
-    }
     if let Some(t) = q.overdue_at {
         let p = f.typed(Arg::Time(t), "timestamptz");
         f.push(format!("due_at < {p}"));
     }
-    if let Some(text) = &q.text {
-        let c = text_filter(&mut f, text);
-        f.push(c);
-    }
-    f
 }
 
-/// The clause of a text search (see `search` for the index and why).
+/// The text of `q` when it is a search of the index (not a whole ticket number,
+/// which the view's unique index finds), normalized.
+fn index_search(q: &TicketQuery) -> Option<String> {
+    let text = normalize(q.text.as_deref()?.trim());
+    (!is_ticket_number(&text)).then_some(text)
+}
+
+/// The tickets whose text contains `text` (normalized), created at or after
+/// `from`: a statement answering `(id, created_at)` from the search index alone.
+fn matches(f: &mut Filter, text: &str, from: Option<DateTime<Utc>>) -> String {
+    let grams = query_grams(text);
+    let needle = f.typed(Arg::Text(text.to_string()), "text");
+    let mut sql = if f.pg {
+        if grams.is_empty() {
+            format!(
+                "SELECT s.id, s.created_at FROM ticket_search s WHERE strpos(s.search, {needle}) > 0"
+            )
+        } else {
+            let g = f.arg(Arg::Texts(grams));
+            format!(
+                "SELECT s.id, s.created_at FROM ticket_search s \
+                 WHERE s.grams @> {g}::text[] AND strpos(s.search, {needle}) > 0"
+            )
+        }
+    } else if grams.is_empty() {
+        format!(
+            "SELECT s.id, s.created_at FROM ticket_search s WHERE instr(s.search, {needle}) > 0"
+        )
+    } else {
+        let m = f.arg(Arg::Text(fts_query(&grams)));
+        format!(
+            "SELECT s.id, s.created_at FROM ticket_grams g JOIN ticket_search s ON s.n = g.rowid \
+             WHERE ticket_grams MATCH {m} AND instr(s.search, {needle}) > 0"
+        )
+    };
+    if let Some(t) = from {
+        let p = f.typed(Arg::Time(t), "timestamptz");
+        sql.push_str(&format!(" AND s.created_at >= {p}"));
+    }
+    sql
+}
+
+/// The clause of a text search on the view (see `search` for the index and why):
+/// what a count of every page reads; a page of a search is [`search_page`].
 fn text_filter(f: &mut Filter, text: &str) -> String {
     let text = normalize(text.trim());
     if is_ticket_number(&text) {
         let p = f.typed(Arg::Text(text), "text");
         return format!("number = {p}");
     }
-    let grams = query_grams(&text);
-    let needle = f.typed(Arg::Text(text), "text");
-    if f.pg {
-        let check = format!("strpos(s.search, {needle}) > 0");
-        if grams.is_empty() {
-            format!("id IN (SELECT s.id FROM ticket_search s WHERE {check})")
-        } else {
-            let g = f.arg(Arg::Texts(grams));
-            format!(
-                "id IN (SELECT s.id FROM ticket_search s WHERE s.grams @> {g}::text[] AND {check})"
-            )
+    let m = matches(f, &text, None);
+    format!("id IN (SELECT id FROM ({m}) AS found)")
+}
+
+/// The queue's order over the columns `created`, `id` and `due` (the view's own,
+/// or those of a search's page).
+fn order_by(pg: bool, sort: Sort, created: &str, id: &str, due: &str) -> String {
+    match (sort, pg) {
+        (Sort::NewestFirst, _) => format!(" ORDER BY {created} DESC, {id} DESC"),
+        (Sort::OldestFirst, _) => format!(" ORDER BY {created} ASC, {id} ASC"),
+        (Sort::Deadline, true) => {
+            format!(" ORDER BY {due} ASC NULLS LAST, {created} ASC, {id} ASC")
         }
-    } else {
-        let check = format!("instr(s.search, {needle}) > 0");
-        if grams.is_empty() {
-            format!("id IN (SELECT s.id FROM ticket_search s WHERE {check})")
-        } else {
-            let m = f.arg(Arg::Text(fts_query(&grams)));
-            format!(
-                "id IN (SELECT s.id FROM ticket_grams g JOIN ticket_search s ON s.n = g.rowid \
-                 WHERE ticket_grams MATCH {m} AND {check})"
-            )
+        (Sort::Deadline, false) => {
+            format!(" ORDER BY {due} IS NULL, {due} ASC, {created} ASC, {id} ASC")
         }
     }
 }
 
-fn order_by(pg: bool, sort: Sort) -> &'static str {
-    match (sort, pg) {
-        (Sort::NewestFirst, _) => " ORDER BY created_at DESC, id DESC",
-        (Sort::OldestFirst, _) => " ORDER BY created_at ASC, id ASC",
-        (Sort::Deadline, true) => " ORDER BY due_at ASC NULLS LAST, created_at ASC, id ASC",
-        (Sort::Deadline, false) => " ORDER BY due_at IS NULL, due_at ASC, created_at ASC, id ASC",
+/// The view's own order.
+fn view_order(pg: bool, sort: Sort) -> String {
+    order_by(pg, sort, "created_at", "id", "due_at")
+}
+
+/// The keyset cursor `q.before` (newest first) over the columns `created`, `id`.
+fn push_cursor(f: &mut Filter, q: &TicketQuery, created: &str, id: &str) {
+    if let (Sort::NewestFirst, Some((at, before))) = (q.sort, q.before) {
+        let a = f.typed(Arg::Time(at), "timestamptz");
+        let i = f.typed(Arg::Id(before), "uuid");
+        f.push(if f.pg {
+            format!("({created}, {id}) < ({a}, {i})")
+        } else {
+            format!("({created} < {a} OR ({created} = {a} AND {id} < {i}))")
+        });
     }
+}
+
+/// ` LIMIT … [OFFSET …]` of `q`'s page.
+fn paging(f: &mut Filter, q: &TicketQuery) -> String {
+    let limit = f.typed(Arg::Int(q.limit), "bigint");
+    let mut sql = format!(" LIMIT {limit}");
+    if q.sort != Sort::NewestFirst && q.offset > 0 {
+        let offset = f.typed(Arg::Int(q.offset), "bigint");
+        sql.push_str(&format!(" OFFSET {offset}"));
+    }
+    sql
 }
 
 fn bind_pg<'q>(
@@ -214,85 +277,153 @@ fn bind_sqlite<'q>(
     query
 }
 
-/// A page of the ticket queue in `q.sort`'s order: after the keyset cursor
-/// `q.before` (newest first) or `q.offset` tickets (the other orders).
-pub async fn list_tickets(pool: &Pool, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError> {
-    let pg = matches!(pool, Pool::Postgres(_));
-    let mut f = filters(pg, q);
-    if let (Sort::NewestFirst, Some((at, id))) = (q.sort, q.before) {
-        let a = f.typed(Arg::Time(at), "timestamptz");
-        let i = f.typed(Arg::Id(id), "uuid");
-        f.push(if pg {
-            format!("(created_at, id) < ({a}, {i})")
-        } else {
-            format!("(created_at < {a} OR (created_at = {a} AND id < {i}))")
-        });
-    }
-    let mut sql = format!(
-        "SELECT * FROM ticket_view{}{}",
-        f.sql(),
-        order_by(pg, q.sort)
-    );
-    let limit = f.typed(Arg::Int(q.limit), "bigint");
-    sql.push_str(&format!(" LIMIT {limit}"));
-    if q.sort != Sort::NewestFirst && q.offset > 0 {
-        let offset = f.typed(Arg::Int(q.offset), "bigint");
-        sql.push_str(&format!(" OFFSET {offset}"));
-    }
+/// Rows of `sql` with `args` bound, as view rows, each with the `i64` of the
+/// column `extra` when given.
+async fn fetch_views(
+    pool: &Pool,
+    sql: String,
+    args: Vec<Arg>,
+    extra: Option<&str>,
+) -> Result<Vec<(TicketViewRow, i64)>, StoreError> {
+    use sqlx::Row;
+    let sql = sqlx::AssertSqlSafe(sql);
     match pool {
         Pool::Postgres(p) => {
-            let rows = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), f.args)
+            let rows = bind_pg(sqlx::query(sql), args)
                 .fetch_all(p)
                 .await
                 .map_err(StoreError::classify)?;
-            Ok(rows
-                .iter()
-                .map(view_from_pg_row)
-                .collect::<Result<_, _>>()?)
+            rows.iter()
+                .map(|r| {
+                    let n = match extra {
+                        Some(c) => r.try_get::<i64, _>(c)?,
+                        None => 0,
+                    };
+                    Ok((view_from_pg_row(r)?, n))
+                })
+                .collect()
         }
         Pool::Sqlite(p) => {
-            let rows = bind_sqlite(sqlx::query(sqlx::AssertSqlSafe(sql)), f.args)
+            let rows = bind_sqlite(sqlx::query(sql), args)
                 .fetch_all(p)
                 .await
                 .map_err(StoreError::classify)?;
-            rows.iter().map(view_from_sqlite_row).collect()
+            rows.iter()
+                .map(|r| {
+                    let n = match extra {
+                        Some(c) => r.try_get::<i64, _>(c)?,
+                        None => 0,
+                    };
+                    Ok((view_from_sqlite_row(r)?, n))
+                })
+                .collect()
         }
     }
 }
 
+/// A page of the ticket queue in `q.sort`'s order: after the keyset cursor
+/// `q.before` (newest first) or `q.offset` tickets (the other orders).
+pub async fn list_tickets(pool: &Pool, q: &TicketQuery) -> Result<Vec<TicketViewRow>, StoreError> {
+    if index_search(q).is_some() {
+        return Ok(search_page(pool, q).await?.0);
+    }
+    let pg = matches!(pool, Pool::Postgres(_));
+    let mut f = filters(pg, q);
+    push_cursor(&mut f, q, "created_at", "id");
+    let mut sql = format!(
+        "SELECT * FROM ticket_view{}{}",
+        f.sql(),
+        view_order(pg, q.sort)
+    );
+    sql.push_str(&paging(&mut f, q));
+    let rows = fetch_views(pool, sql, f.args, None).await?;
+    Ok(rows.into_iter().map(|(r, _)| r).collect())
+}
+
+/// A page of the queue and how many tickets match `q`'s filters on every page.
+pub async fn page_with_total(
+    pool: &Pool,
+    q: &TicketQuery,
+) -> Result<(Vec<TicketViewRow>, i64), StoreError> {
+    if index_search(q).is_some() {
+        let (rows, total) = search_page(pool, q).await?;
+        return match total {
+            Some(n) => Ok((rows, n)),
+            None => Ok((rows, count_tickets(pool, q).await?)),
+        };
+    }
+    tokio::try_join!(list_tickets(pool, q), count_tickets(pool, q))
+}
+
+/// A page of a text search and, when the page is not empty, the count of every
+/// page, in one statement.
+///
+/// **Why this shape.** A street or a common word matches thousands of tickets.
+/// Reading each match's view row (a whole ticket document) to sort them, and again
+/// to count them, cost 100–150 ms over 100,000 tickets (BENCHMARKS.md "Queue
+/// search"). Here the matches come from the search index with their creation time
+/// (`m`, materialized so that both engines start from the index); the page is
+/// chosen among narrow rows — `(id, created_at)` alone when no other filter or
+/// the deadline order needs the view, else joined to the view's filter columns —
+/// with `count(*) OVER ()` counting every match before the cursor and the limit;
+/// only the page's own view rows are then read whole.
+async fn search_page(
+    pool: &Pool,
+    q: &TicketQuery,
+) -> Result<(Vec<TicketViewRow>, Option<i64>), StoreError> {
+    let pg = matches!(pool, Pool::Postgres(_));
+    let text = index_search(q).unwrap_or_default();
+    let mut f = Filter::new(pg);
+    let m = matches(&mut f, &text, q.created_from);
+    view_filters(&mut f, q);
+    let needs_view = !f.clauses.is_empty() || q.sort == Sort::Deadline;
+    let narrow = if needs_view {
+        format!(
+            "SELECT ticket_view.id AS tid, ticket_view.created_at AS tcreated, \
+             ticket_view.due_at AS tdue, count(*) OVER () AS total \
+             FROM m JOIN ticket_view ON ticket_view.id = m.mid{}",
+            f.sql()
+        )
+    } else {
+        "SELECT m.mid AS tid, m.mcreated AS tcreated, count(*) OVER () AS total FROM m".to_string()
+    };
+    let mut cursor = Filter::new(pg);
+    cursor.args = std::mem::take(&mut f.args);
+    push_cursor(&mut cursor, q, "tcreated", "tid");
+    let mut sql = format!(
+        "WITH m (mid, mcreated) AS MATERIALIZED ({m}) \
+         SELECT ticket_view.*, t.total FROM ticket_view JOIN \
+         (SELECT tid, total FROM ({narrow}) AS w{}{}",
+        cursor.sql(),
+        order_by(pg, q.sort, "tcreated", "tid", "tdue")
+    );
+    sql.push_str(&paging(&mut cursor, q));
+    sql.push_str(") AS t ON t.tid = ticket_view.id");
+    sql.push_str(&view_order(pg, q.sort));
+    let rows = fetch_views(pool, sql, cursor.args, Some("total")).await?;
+    let total = rows.first().map(|(_, n)| *n);
+    Ok((rows.into_iter().map(|(r, _)| r).collect(), total))
+}
+
 /// How many tickets match `q`'s filters (every page, not only one).
 pub async fn count_tickets(pool: &Pool, q: &TicketQuery) -> Result<i64, StoreError> {
+    use sqlx::Row;
     let pg = matches!(pool, Pool::Postgres(_));
     let f = filters(pg, q);
-    let sql = format!("SELECT COUNT(*) FROM ticket_view{}", f.sql());
-    match pool {
-        Pool::Postgres(p) => {
-            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-            for a in f.args {
-                query = match a {
-                    Arg::Text(s) => query.bind(s),
-                    Arg::Texts(v) => query.bind(v),
-                    Arg::Time(t) => query.bind(t),
-                    Arg::Id(i) => query.bind(i),
-                    Arg::Int(n) => query.bind(n),
-                };
-            }
-            query.fetch_one(p).await.map_err(StoreError::classify)
-        }
-        Pool::Sqlite(p) => {
-            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
-            for a in f.args {
-                query = match a {
-                    Arg::Text(s) => query.bind(s),
-                    Arg::Texts(v) => query.bind(serde_json::Value::from(v).to_string()),
-                    Arg::Time(t) => query.bind(rfc3339(t)),
-                    Arg::Id(i) => query.bind(i.to_string()),
-                    Arg::Int(n) => query.bind(n),
-                };
-            }
-            query.fetch_one(p).await.map_err(StoreError::classify)
-        }
-    }
+    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM ticket_view{}", f.sql()));
+    let n = match pool {
+        Pool::Postgres(p) => bind_pg(sqlx::query(sql), f.args)
+            .fetch_one(p)
+            .await
+            .map_err(StoreError::classify)?
+            .try_get("n")?,
+        Pool::Sqlite(p) => bind_sqlite(sqlx::query(sql), f.args)
+            .fetch_one(p)
+            .await
+            .map_err(StoreError::classify)?
+            .try_get("n")?,
+    };
+    Ok(n)
 }
 
 /// The view row of the ticket numbered `number`.

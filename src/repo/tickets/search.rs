@@ -34,6 +34,7 @@
 //! number, title, description and address are fixed when it is accepted).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
 
@@ -160,6 +161,9 @@ pub struct SearchRow {
     pub search: String,
     /// [`grams`] of `search`.
     pub grams: Vec<String>,
+    /// When the ticket was accepted (as in its view row): the order of a search
+    /// answered from this table alone.
+    pub created_at: DateTime<Utc>,
 }
 
 impl SearchRow {
@@ -170,6 +174,7 @@ impl SearchRow {
             id: t.id,
             search,
             grams,
+            created_at: t.created_at,
         }
     }
 }
@@ -177,9 +182,14 @@ impl SearchRow {
 /// The search row's part of the batched PostgreSQL append.
 pub static SEARCH_PART: PgPart = PgPart {
     rows: "ticket_search_rows",
-    columns: &[("id", "uuid"), ("search", "text"), ("grams", "text")],
-    write: "INSERT INTO ticket_search (id, search, grams) \
-            SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)) \
+    columns: &[
+        ("id", "uuid"),
+        ("search", "text"),
+        ("grams", "text"),
+        ("created_at", "timestamptz"),
+    ],
+    write: "INSERT INTO ticket_search (id, search, grams, created_at) \
+            SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)), created_at \
             FROM ticket_search_rows ON CONFLICT (id) DO NOTHING",
     refusals: &[],
 };
@@ -205,16 +215,19 @@ impl ViewHandler for SearchRow {
             PgValue::Text(Some(
                 serde_json::Value::from(self.grams.clone()).to_string(),
             )),
+            PgValue::Time(Some(self.created_at)),
         ]
     }
 }
 
 async fn write_sqlite_row(conn: &mut SqliteConnection, row: &SearchRow) -> Result<(), StoreError> {
     let n: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO ticket_search (id, search) VALUES (?, ?) ON CONFLICT (id) DO NOTHING RETURNING n",
+        "INSERT INTO ticket_search (id, search, created_at) VALUES (?, ?, ?) \
+         ON CONFLICT (id) DO NOTHING RETURNING n",
     )
     .bind(row.id.to_string())
     .bind(&row.search)
+    .bind(crate::store::hash::rfc3339(row.created_at))
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(n) = n {
@@ -237,7 +250,11 @@ const BACKFILL_BATCH: i64 = 500;
 /// service answers.
 pub async fn backfill(pool: &Pool) -> Result<u64, StoreError> {
     let mut indexed = 0u64;
-    loop {
+    // Two counts rather than the anti-join below over every ticket at every
+    // start: equal counts mean every view row has its entry (an entry is only
+    // ever written with its view row); unequal ones run the anti-join, which
+    // ends the loop when it finds nothing.
+    while unindexed(pool).await? {
         let docs: Vec<String> = match pool {
             Pool::Postgres(p) => sqlx::query_scalar(
                 "SELECT v.doc FROM ticket_view v WHERE NOT EXISTS \
@@ -273,15 +290,18 @@ pub async fn backfill(pool: &Pool) -> Result<u64, StoreError> {
                     .iter()
                     .map(|r| serde_json::Value::from(r.grams.clone()).to_string())
                     .collect();
+                let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
                 sqlx::query(
-                    "INSERT INTO ticket_search (id, search, grams) \
-                     SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)) \
-                     FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(id, search, grams) \
+                    "INSERT INTO ticket_search (id, search, grams, created_at) \
+                     SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)), created_at \
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) \
+                          AS r(id, search, grams, created_at) \
                      ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&ids)
                 .bind(&texts)
                 .bind(&grams)
+                .bind(&created)
                 .execute(p)
                 .await
                 .map_err(StoreError::classify)?;
@@ -298,6 +318,17 @@ pub async fn backfill(pool: &Pool) -> Result<u64, StoreError> {
     }
     backfill_due(pool).await?;
     Ok(indexed)
+}
+
+/// Whether some view row may have no search entry.
+async fn unindexed(pool: &Pool) -> Result<bool, StoreError> {
+    const SQL: &str =
+        "SELECT (SELECT COUNT(*) FROM ticket_view) <> (SELECT COUNT(*) FROM ticket_search)";
+    match pool {
+        Pool::Postgres(p) => sqlx::query_scalar(SQL).fetch_one(p).await,
+        Pool::Sqlite(p) => sqlx::query_scalar(SQL).fetch_one(p).await,
+    }
+    .map_err(StoreError::classify)
 }
 
 /// The `due_at` of assigned tickets whose view row was written without it.
