@@ -13,6 +13,7 @@ use yiwang::auth::Role;
 use yiwang::clock::Clock;
 
 use crate::browser::{Browser, ONE_AT_A_TIME, Screen, browser};
+use crate::helpers::create;
 use crate::support::{Engine, TestApp, ticket_body};
 
 /// Where a click in the middle of the intake's map lands: the map opens on the demo
@@ -22,14 +23,11 @@ const CENTRE: (f64, f64) = (37.5101, 122.1101);
 
 /// An open hotline ticket of `category` at `point`; returns its JSON.
 async fn open_ticket(app: &TestApp, category: &str, point: (f64, f64), title: &str) -> Value {
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
     let mut b = ticket_body();
     b["category"] = json!(category);
     b["title"] = json!(title);
     b["location"] = json!({"address": "皇冠街道文化路 8 号", "lat": point.0, "lon": point.1, "grid": "hg-01-g02"});
-    let r = app.post("/api/v1/tickets", &hot, b).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
+    create(app, b).await
 }
 
 /// Fills the intake form and clicks the middle of the map.
