@@ -11,7 +11,7 @@ use yiwang::auth::Role;
 use yiwang::clock::Clock;
 use yiwang::http::error::TYPES;
 
-use crate::helpers::{act, assert_problem, refusals};
+use crate::helpers::{act, assert_problem, refusals, unknown_problem_page};
 use crate::support::{Resp, TestApp, conforms, engines, ticket_body};
 
 /// A problem (`helpers::assert_problem`) of the type `slug`, with the type's one title.
@@ -101,15 +101,7 @@ async fn problems_have_documented_types_with_fixed_titles() {
                 t.title
             );
         }
-        let r = app
-            .send(
-                reqwest::Method::GET,
-                "/problems/no-such-kind",
-                None,
-                None,
-                &[],
-            )
-            .await;
+        let r = unknown_problem_page(&app).await;
         assert_type(&r, 404, "not-found");
 
         // The document allows only these types: a problem of another is caught.

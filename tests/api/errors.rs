@@ -5,7 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 use yiwang::auth::Role;
 
-use crate::helpers::{assert_problem, refusals, resp};
+use crate::helpers::{assert_problem, refusals, resp, unknown_problem_page};
 use crate::support::{Resp, TestApp, engines, ticket_body};
 
 #[tokio::test]
@@ -211,15 +211,7 @@ async fn every_problem_carries_a_stable_code() {
         // 422 names the field too.
         assert_eq!(got[&422].body["field"], "location.lat");
         // A problem type's page that does not exist, outside /api/v1.
-        let r = app
-            .send(
-                reqwest::Method::GET,
-                "/problems/no-such-kind",
-                None,
-                None,
-                &[],
-            )
-            .await;
+        let r = unknown_problem_page(&app).await;
         assert_code(&r, 404, "not_found");
 
         assert_eq!(app.all_events().await.len(), before, "nothing appended");

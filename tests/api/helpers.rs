@@ -139,6 +139,19 @@ pub(crate) async fn refusals(app: &TestApp, id: &str) -> BTreeMap<u16, Resp> {
     out
 }
 
+/// The page of a problem type that does not exist (`/problems/no-such-kind`,
+/// outside /api/v1): a 404 problem itself.
+pub(crate) async fn unknown_problem_page(app: &TestApp) -> Resp {
+    app.send(
+        reqwest::Method::GET,
+        "/problems/no-such-kind",
+        None,
+        None,
+        &[],
+    )
+    .await
+}
+
 /// An event of the live stream (`text/event-stream`).
 #[derive(Debug)]
 pub(crate) struct SseEvent {
