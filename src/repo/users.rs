@@ -70,6 +70,35 @@ pub async fn list(pool: &Pool) -> Result<Vec<UserRow>, StoreError> {
     .map_err(StoreError::classify)?))
 }
 
+/// Runs `sql`, an UPDATE of one column of `users` that binds the user name as $1,
+/// the column's new value as $2 and `updated_at` as $3; false if there is no such
+/// user.
+async fn update_user<'a, T>(
+    pool: &Pool,
+    sql: &'static str,
+    user: &'a str,
+    value: T,
+    now: i64,
+) -> Result<bool, StoreError>
+where
+    T: 'a
+        + sqlx::Encode<'a, sqlx::Postgres>
+        + sqlx::Type<sqlx::Postgres>
+        + sqlx::Encode<'a, sqlx::Sqlite>
+        + sqlx::Type<sqlx::Sqlite>
+        + Send,
+{
+    let n = on_pool!(pool, |p| sqlx::query(sql)
+        .bind(user)
+        .bind(value)
+        .bind(now)
+        .execute(p)
+        .await
+        .map_err(StoreError::classify)?
+        .rows_affected());
+    Ok(n == 1)
+}
+
 /// Sets a user's password hash; false if there is no such user.
 pub async fn set_password(
     pool: &Pool,
@@ -78,15 +107,7 @@ pub async fn set_password(
     now: i64,
 ) -> Result<bool, StoreError> {
     let sql = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE user_name = $1";
-    let n = on_pool!(pool, |p| sqlx::query(sql)
-        .bind(user)
-        .bind(password_hash)
-        .bind(now)
-        .execute(p)
-        .await
-        .map_err(StoreError::classify)?
-        .rows_affected());
-    Ok(n == 1)
+    update_user(pool, sql, user, password_hash, now).await
 }
 
 /// Locks or unlocks a user (`yiwang user lock|unlock`); false if there is no such
@@ -98,15 +119,7 @@ pub async fn set_locked(
     now: i64,
 ) -> Result<bool, StoreError> {
     let sql = "UPDATE users SET locked = $2, updated_at = $3 WHERE user_name = $1";
-    let n = on_pool!(pool, |p| sqlx::query(sql)
-        .bind(user)
-        .bind(locked)
-        .bind(now)
-        .execute(p)
-        .await
-        .map_err(StoreError::classify)?
-        .rows_affected());
-    Ok(n == 1)
+    update_user(pool, sql, user, locked, now).await
 }
 
 /// Binds a user to a device (`Some`) or forgets its device (`None`); false if there
@@ -118,15 +131,7 @@ pub async fn set_device(
     now: i64,
 ) -> Result<bool, StoreError> {
     let sql = "UPDATE users SET device_id = $2, updated_at = $3 WHERE user_name = $1";
-    let n = on_pool!(pool, |p| sqlx::query(sql)
-        .bind(user)
-        .bind(device_id)
-        .bind(now)
-        .execute(p)
-        .await
-        .map_err(StoreError::classify)?
-        .rows_affected());
-    Ok(n == 1)
+    update_user(pool, sql, user, device_id, now).await
 }
 
 /// Until when sign-ins for this user name are refused, if they are.

@@ -1,31 +1,12 @@
 //! Refusals: each is problem+json with a message a person can act on, and each
 //! appends nothing.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 use yiwang::auth::Role;
 
+use crate::helpers::{assert_problem, refusals, resp, unknown_problem_page};
 use crate::support::{Resp, TestApp, engines, ticket_body};
-
-fn assert_problem(r: &Resp, status: u16) {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert!(
-        r.header("content-type")
-            .is_some_and(|c| c.starts_with("application/problem+json")),
-        "content type {:?}",
-        r.header("content-type")
-    );
-    assert_eq!(r.body["status"], status);
-    assert!(r.body["title"].is_string());
-    assert!(
-        r.body["type"]
-            .as_str()
-            .is_some_and(|t| t.starts_with("/problems/")),
-        "a documented problem type: {}",
-        r.body
-    );
-    assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
-}
 
 #[tokio::test]
 async fn bad_requests_are_problems_and_append_nothing() {
@@ -49,12 +30,7 @@ async fn bad_requests_are_problems_and_append_nothing() {
             .send()
             .await
             .unwrap();
-        let r = Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            body: r.json::<Value>().await.unwrap(),
-        };
-        assert_problem(&r, 400);
+        assert_problem(&resp(r).await, 400);
 
         // A missing field: 422 naming it.
         let mut body = ticket_body();
@@ -83,17 +59,27 @@ async fn bad_requests_are_problems_and_append_nothing() {
         assert_problem(&r, 422);
         assert_eq!(r.body["field"], "category");
 
-        // Unknown ticket: 404. Unknown action: 404.
-        let r = app
-            .get(&format!("/api/v1/tickets/{}", Uuid::now_v7()), &disp)
-            .await;
-        assert_problem(&r, 404);
+        // One of each kind (no Idempotency-Key, no token, an unknown ticket, a
+        // transition the state forbids, a stale If-Match, ...).
+        let got = refusals(&app, &id).await;
+        for (status, r) in &got {
+            assert_problem(r, *status);
+        }
+        assert!(
+            got[&409].body["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("accepted")),
+            "the 409 says the state: {}",
+            got[&409].body
+        );
+
+        // Unknown action: 404.
         let r = app
             .post(&format!("/api/v1/tickets/{id}/teleport"), &disp, json!({}))
             .await;
         assert_problem(&r, 404);
 
-        // A transition the state forbids: 409.
+        // Signing for a ticket not dispatched to the handler's unit.
         let r = app
             .post(
                 &format!("/api/v1/tickets/{id}/sign"),
@@ -103,30 +89,6 @@ async fn bad_requests_are_problems_and_append_nothing() {
             .await;
         // Not yet this handler's ticket, nor one it may see: as if it did not exist.
         assert_eq!(r.status, 404, "not yet this handler's ticket: {}", r.body);
-        let r = app
-            .post(
-                &format!("/api/v1/tickets/{id}/verify"),
-                &disp,
-                json!({"passed": true, "note": ""}),
-            )
-            .await;
-        assert_problem(&r, 409);
-        assert!(r.body["detail"].as_str().unwrap().contains("accepted"));
-
-        // A stale If-Match: 412.
-        let r = app
-            .send(
-                reqwest::Method::POST,
-                &format!("/api/v1/tickets/{id}/comment"),
-                Some(&disp),
-                Some(&json!({"text": "x"})),
-                &[
-                    ("Idempotency-Key", Uuid::new_v4().to_string()),
-                    ("If-Match", "\"7\"".into()),
-                ],
-            )
-            .await;
-        assert_problem(&r, 412);
 
         // Over 1 MiB: 413.
         let mut body = ticket_body();
@@ -142,23 +104,7 @@ async fn bad_requests_are_problems_and_append_nothing() {
             .await;
         assert_problem(&r, 413);
 
-        // No Idempotency-Key: 400.
-        let r = app
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/tickets",
-                Some(&hot),
-                Some(&ticket_body()),
-                &[],
-            )
-            .await;
-        assert_problem(&r, 400);
-
-        // No token: 401; a bad one: 401.
-        let r = app
-            .send(reqwest::Method::GET, "/api/v1/tickets", None, None, &[])
-            .await;
-        assert_problem(&r, 401);
+        // A bad token: 401.
         let r = app.get("/api/v1/tickets", "yw_nope").await;
         assert_problem(&r, 401);
 
@@ -235,121 +181,37 @@ fn assert_code(r: &Resp, status: u16, code: &str) {
 async fn every_problem_carries_a_stable_code() {
     for engine in engines().await {
         let app = TestApp::spawn(engine).await;
-        let hot = app.token(Role::HotlineAgent, "etdz").await;
-        let disp = app.token(Role::Dispatcher, "etdz").await;
         let id = app.new_ticket().await["id"].as_str().unwrap().to_string();
         let before = app.all_events().await.len();
 
-        // 400: a command without its Idempotency-Key.
-        let r = app
-            .send(
-                reqwest::Method::POST,
-                "/api/v1/tickets",
-                Some(&hot),
-                Some(&ticket_body()),
-                &[],
-            )
-            .await;
-        assert_code(&r, 400, "bad_request");
-        // 401, 403, 404, 405.
-        let r = app
-            .send(reqwest::Method::GET, "/api/v1/units", None, None, &[])
-            .await;
-        assert_code(&r, 401, "unauthorized");
-        let r = app.get("/api/v1/stats/units", &hot).await;
-        assert_problem(&r, 403);
+        let got = refusals(&app, &id).await;
+        for (status, code) in [
+            (400, "bad_request"),
+            (401, "unauthorized"),
+            (404, "not_found"),
+            (405, "method_not_allowed"),
+            (406, "not_acceptable"),
+            (409, "lifecycle.invalid_transition"),
+            (412, "conflict.version"),
+            (415, "unsupported_media_type"),
+            (422, "validation.field"),
+        ] {
+            assert_code(&got[&status], status, code);
+        }
+        // 403: the role's kind of refusal, or a more specific one.
+        let r = &got[&403];
+        assert_problem(r, 403);
         let code = r.body["code"].as_str().unwrap_or_default().to_string();
         assert!(
             code == "forbidden" || code.starts_with("forbidden."),
             "{}",
             r.body
         );
-        assert_code(&r, 403, &code);
-        let r = app
-            .get(&format!("/api/v1/tickets/{}", Uuid::new_v4()), &disp)
-            .await;
-        assert_code(&r, 404, "not_found");
-        let r = app
-            .send(
-                reqwest::Method::DELETE,
-                "/api/v1/tickets",
-                Some(&disp),
-                None,
-                &[],
-            )
-            .await;
-        assert_code(&r, 405, "method_not_allowed");
-        // 409: the ticket's state does not allow the action.
-        let r = app
-            .post(
-                &format!("/api/v1/tickets/{id}/verify"),
-                &disp,
-                json!({"passed": true}),
-            )
-            .await;
-        assert_code(&r, 409, "lifecycle.invalid_transition");
-        // 412: the version the person saw is not the ticket's.
-        let r = app
-            .send(
-                reqwest::Method::POST,
-                &format!("/api/v1/tickets/{id}/comment"),
-                Some(&disp),
-                Some(&json!({"text": "x"})),
-                &[
-                    ("Idempotency-Key", Uuid::new_v4().to_string()),
-                    ("If-Match", "\"7\"".to_string()),
-                ],
-            )
-            .await;
-        assert_code(&r, 412, "conflict.version");
-        // 415: not JSON.
-        let r = app
-            .client
-            .post(format!("{}/api/v1/tickets", app.base))
-            .bearer_auth(&hot)
-            .header("Idempotency-Key", Uuid::new_v4().to_string())
-            .header("content-type", "text/plain")
-            .body("title=x")
-            .send()
-            .await
-            .unwrap();
-        let r = Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            body: r.json::<Value>().await.unwrap(),
-        };
-        assert_code(&r, 415, "unsupported_media_type");
-        // 422: names the field too.
-        let mut bad = ticket_body();
-        bad["location"]["lat"] = json!(91);
-        let r = app.post("/api/v1/tickets", &hot, bad).await;
-        assert_code(&r, 422, "validation.field");
-        assert_eq!(r.body["field"], "location.lat");
-        // 406, answered outside the routes, carries its type's code too.
-        let r = app
-            .client
-            .get(format!("{}/api/v1/units", app.base))
-            .bearer_auth(&hot)
-            .header("accept-encoding", "identity;q=0")
-            .send()
-            .await
-            .unwrap();
-        let r = Resp {
-            status: r.status().as_u16(),
-            headers: r.headers().clone(),
-            body: r.json::<Value>().await.unwrap(),
-        };
-        assert_code(&r, 406, "not_acceptable");
+        assert_code(r, 403, &code);
+        // 422 names the field too.
+        assert_eq!(got[&422].body["field"], "location.lat");
         // A problem type's page that does not exist, outside /api/v1.
-        let r = app
-            .send(
-                reqwest::Method::GET,
-                "/problems/no-such-kind",
-                None,
-                None,
-                &[],
-            )
-            .await;
+        let r = unknown_problem_page(&app).await;
         assert_code(&r, 404, "not_found");
 
         assert_eq!(app.all_events().await.len(), before, "nothing appended");

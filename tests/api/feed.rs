@@ -1,9 +1,9 @@
 //! The global feed and the live SSE stream.
 
-use futures::StreamExt;
 use serde_json::json;
 use yiwang::auth::Role;
 
+use crate::helpers::{act, sse_events};
 use crate::support::{TestApp, engines};
 
 #[tokio::test]
@@ -53,34 +53,13 @@ async fn the_feed_pages_by_position() {
     }
 }
 
-/// Reads SSE frames until `n` events have arrived; returns their (id, type).
+/// The first `n` events of the stream, as (id, type).
 async fn read_sse(resp: reqwest::Response, n: usize) -> Vec<(i64, String)> {
-    let mut out = vec![];
-    let mut buf = String::new();
-    let mut stream = resp.bytes_stream();
-    while out.len() < n {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
-            .await
-            .expect("SSE event within 10 s")
-            .expect("stream open")
-            .expect("chunk");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let id = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("id:"))
-                .map(|s| s.trim().parse().unwrap());
-            let ty = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("event:"))
-                .map(|s| s.trim().to_string());
-            if let (Some(id), Some(ty)) = (id, ty) {
-                out.push((id, ty));
-            }
-        }
-    }
-    out
+    sse_events(resp, n)
+        .await
+        .into_iter()
+        .map(|e| (e.id.expect("an event id"), e.event))
+        .collect()
 }
 
 #[tokio::test]
@@ -105,12 +84,7 @@ async fn the_live_stream_delivers_new_events_and_resumes_from_last_event_id() {
         );
         let reader = tokio::spawn(read_sse(resp, 2));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        app.post(
-            &format!("/api/v1/tickets/{id}/assign"),
-            &disp,
-            json!({"unit": "zhzf"}),
-        )
-        .await;
+        act(&app, &disp, &id, "assign", json!({"unit": "zhzf"})).await;
         let got = reader.await.unwrap();
         assert_eq!(got[0].1, "TicketAccepted");
         assert_eq!(got[1].1, "TicketAssigned", "a new event arrives live");
@@ -130,35 +104,17 @@ async fn the_live_stream_delivers_new_events_and_resumes_from_last_event_id() {
     }
 }
 
-/// Reads SSE frames until `n` events have arrived; returns their (type, stream id).
+/// The first `n` events of the stream, as (type, stream id).
 async fn read_sse_streams(resp: reqwest::Response, n: usize) -> Vec<(String, String)> {
-    let mut out = vec![];
-    let mut buf = String::new();
-    let mut stream = resp.bytes_stream();
-    while out.len() < n {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
-            .await
-            .expect("SSE event within 10 s")
-            .expect("stream open")
-            .expect("chunk");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let ty = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("event:"))
-                .map(|s| s.trim().to_string());
-            let data = frame
-                .lines()
-                .find_map(|l| l.strip_prefix("data:"))
-                .and_then(|s| serde_json::from_str::<serde_json::Value>(s.trim()).ok());
-            if let (Some(ty), Some(data)) = (ty, data) {
-                let stream_id = data["stream_id"].as_str().unwrap_or_default().to_string();
-                out.push((ty, stream_id));
-            }
-        }
-    }
-    out
+    sse_events(resp, n)
+        .await
+        .into_iter()
+        .map(|e| {
+            let data = e.data.expect("event data");
+            let stream = data["stream_id"].as_str().unwrap_or_default().to_string();
+            (e.event, stream)
+        })
+        .collect()
 }
 
 /// `?ticket=` (issue 22, point 9: the ticket page follows its own ticket): only that
@@ -184,14 +140,7 @@ async fn the_live_stream_follows_one_ticket() {
         let reader = tokio::spawn(read_sse_streams(resp, 2));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         for id in [&b, &a] {
-            let r = app
-                .post(
-                    &format!("/api/v1/tickets/{id}/assign"),
-                    &disp,
-                    json!({"unit": "zhzf"}),
-                )
-                .await;
-            assert_eq!(r.status, 200, "{}", r.body);
+            act(&app, &disp, id, "assign", json!({"unit": "zhzf"})).await;
         }
         let got = reader.await.unwrap();
         assert_eq!(

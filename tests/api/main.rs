@@ -15,6 +15,7 @@ mod errors;
 mod facts;
 mod feed;
 mod hardening;
+mod helpers;
 mod lifecycle;
 mod masking;
 mod metrics;

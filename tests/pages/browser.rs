@@ -18,6 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use yiwang::auth::Role;
 
+use crate::helpers::{attach_photo, attachments_api, create, dispatched, pick_category, tickets};
 use support::{Engine, TestApp, ticket_body};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -422,41 +423,6 @@ impl Browser {
     }
 }
 
-pub(crate) async fn act(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Value {
-    let r = app
-        .post(&format!("/api/v1/tickets/{id}/{action}"), token, body)
-        .await;
-    assert_eq!(r.status, 200, "{action}: {}", r.body);
-    r.body
-}
-
-/// A hotline ticket dispatched by the district to 综合行政执法局 (zhzf).
-async fn dispatched_ticket(app: &TestApp, title: &str) -> String {
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
-    let disp = app.token(Role::Dispatcher, "etdz").await;
-    let mut b = ticket_body();
-    b["title"] = json!(title);
-    let r = app.post("/api/v1/tickets", &hot, b).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().expect("id").to_string();
-    act(app, &disp, &id, "assign", json!({"unit": "zhzf"})).await;
-    id
-}
-
-/// Whether this build has the attachments API (built alongside the pages).
-pub(crate) async fn attachments_api(app: &TestApp, token: &str) -> bool {
-    let r = app
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/attachments",
-            Some(token),
-            None,
-            &[],
-        )
-        .await;
-    r.status != 404
-}
-
 #[tokio::test]
 async fn a_dispatcher_sees_a_new_ticket_arrive_live_and_dispatches_it() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -479,14 +445,14 @@ async fn a_dispatcher_sees_a_new_ticket_arrive_live_and_dispatches_it() {
     )
     .await;
 
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
     let mut body = ticket_body();
     body["title"] = json!("人行道井盖缺失");
     body["category"] = json!("city.exposed_garbage");
     body["urgency"] = json!("urgent");
-    let r = app.post("/api/v1/tickets", &hot, body).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().expect("id").to_string();
+    let id = create(&app, body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let row = format!("#queue li.ticket[data-id='{id}']");
     b.until(
         "the new ticket to appear without a reload",
@@ -534,7 +500,7 @@ async fn a_handler_signs_for_a_ticket_and_handles_it_with_a_photo() {
     let Some(mut b) = browser(&app, "handler", Screen::Desktop).await else {
         return;
     };
-    let id = dispatched_ticket(&app, "小区门口垃圾堆积").await;
+    let id = dispatched(&app, "小区门口垃圾堆积").await;
     let hand = app.token(Role::Handler, "zhzf").await;
     b.sign_in(&hand, "/desk").await;
     let row = format!("#queue li.ticket[data-id='{id}']");
@@ -561,11 +527,7 @@ async fn a_handler_signs_for_a_ticket_and_handles_it_with_a_photo() {
     .await;
     let photos = attachments_api(&app, &hand).await;
     if photos {
-        b.css("form[data-form='handle'] input[name='photos']")
-            .await
-            .send_keys(&fixture("photo.png"))
-            .await
-            .expect("attach the photo");
+        attach_photo(&b, "form[data-form='handle'] input[name='photos']").await;
     } else {
         eprintln!("the attachments API is not in this build: handling without a photo");
     }
@@ -632,21 +594,13 @@ async fn a_grid_worker_reports_with_a_photo_on_a_phone_and_offline_reports_wait_
         .expect("widths");
     assert_eq!(width, json!([360, 360]), "no sideways scrolling at 360 px");
 
-    b.css("#g-category")
-        .await
-        .select_by_value("city.exposed_garbage")
-        .await
-        .expect("category");
+    pick_category(&b, "city.exposed_garbage").await;
     b.fill("#g-description", "路口垃圾桶满溢，垃圾散落路面")
         .await;
     b.fill("#g-address", "皇冠街道文化路 12 号").await;
     let photos = attachments_api(&app, &gw).await;
     if photos {
-        b.css("#g-photos")
-            .await
-            .send_keys(&fixture("photo.png"))
-            .await
-            .expect("attach the photo");
+        attach_photo(&b, "#g-photos").await;
         b.until(
             "the photo preview",
             "return document.querySelector('#g-previews img') !== null",
@@ -667,9 +621,8 @@ async fn a_grid_worker_reports_with_a_photo_on_a_phone_and_offline_reports_wait_
         "return document.querySelectorAll('#mine li.card').length === 1",
     )
     .await;
-    let list = app.get("/api/v1/tickets?limit=10", &gw).await;
-    let items = list.body["items"].as_array().expect("items");
-    assert_eq!(items.len(), 1, "{}", list.body);
+    let items = tickets(&app, &gw).await;
+    assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!(items[0]["source"], "grid");
     assert_eq!(items[0]["location"]["grid"], "hg-01-g01");
     if photos {
@@ -689,11 +642,7 @@ async fn a_grid_worker_reports_with_a_photo_on_a_phone_and_offline_reports_wait_
         "return !document.getElementById('offline-banner').hidden",
     )
     .await;
-    b.css("#g-category")
-        .await
-        .select_by_value("city.exposed_garbage")
-        .await
-        .expect("category");
+    pick_category(&b, "city.exposed_garbage").await;
     b.fill("#g-description", "自行处置：清理路面散落垃圾").await;
     b.click("#g-self").await;
     b.fill("#g-result", "已清扫干净").await;
@@ -713,9 +662,8 @@ async fn a_grid_worker_reports_with_a_photo_on_a_phone_and_offline_reports_wait_
         "return document.querySelectorAll('#mine li.card').length === 2 && document.getElementById('queue-card').hidden",
     )
     .await;
-    let list = app.get("/api/v1/tickets?limit=10", &gw).await;
-    let items = list.body["items"].as_array().expect("items");
-    assert_eq!(items.len(), 2, "sent once: {}", list.body);
+    let items = tickets(&app, &gw).await;
+    assert_eq!(items.len(), 2, "sent once: {items:?}");
     assert_eq!(items[0]["self_handled"], true, "{}", items[0]);
     assert_eq!(items[0]["state"], "handled");
     b.keep_shot("back-online-zh").await;

@@ -5,7 +5,8 @@
 use serde_json::json;
 use yiwang::auth::Role;
 
-use crate::browser::{ONE_AT_A_TIME, Screen, act, browser};
+use crate::browser::{ONE_AT_A_TIME, Screen, browser};
+use crate::helpers::act;
 use crate::support::{Engine, TestApp, ticket_body};
 
 /// Three months of history for 综合行政执法局 (zhzf) and 市场监督管理局 (scjg), on a

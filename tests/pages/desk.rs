@@ -17,6 +17,7 @@ use yiwang::clock::Clock;
 use yiwang::sla::watcher::run_once;
 
 use crate::browser::{Browser, ONE_AT_A_TIME, Screen, browser};
+use crate::helpers::{act, create};
 use crate::support::{Engine, TestApp, engines, ticket_body};
 
 mod tools;
@@ -104,21 +105,6 @@ fn level(t: &Value) -> &'static str {
     } else {
         "ok"
     }
-}
-
-async fn create(app: &TestApp, body: Value) -> Value {
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
-    let r = app.post("/api/v1/tickets", &hot, body).await;
-    assert_eq!(r.status, 201, "create: {}", r.body);
-    r.body
-}
-
-async fn act(app: &TestApp, token: &str, id: &str, action: &str, body: Value) -> Value {
-    let r = app
-        .post(&format!("/api/v1/tickets/{id}/{action}"), token, body)
-        .await;
-    assert_eq!(r.status, 200, "{action}: {}", r.body);
-    r.body
 }
 
 fn id_of(t: &Value) -> String {

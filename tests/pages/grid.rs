@@ -7,8 +7,9 @@
 use serde_json::json;
 use yiwang::auth::Role;
 
-use crate::browser::{
-    Browser, Network, ONE_AT_A_TIME, Screen, act, attachments_api, browser, fixture,
+use crate::browser::{Browser, Network, ONE_AT_A_TIME, Screen, browser};
+use crate::helpers::{
+    CUT, Link, act, attach_photo, attachments_api, create, pick_category as pick, tickets,
 };
 use crate::support::{Engine, TestApp};
 
@@ -26,12 +27,6 @@ fn served(app: &TestApp, route: &str) -> u64 {
         .sum()
 }
 
-async fn tickets(app: &TestApp, token: &str) -> Vec<serde_json::Value> {
-    let r = app.get("/api/v1/tickets?limit=50", token).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.body["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// No signal (false) or signal back (true): the page offline (navigator.onLine, the
 /// `online` event) and the link to the service cut, for the service worker too.
 async fn signal(b: &Browser, link: &Link, on: bool) {
@@ -40,14 +35,6 @@ async fn signal(b: &Browser, link: &Link, on: bool) {
         .issue_cmd(Network { offline: !on })
         .await
         .expect("network conditions");
-}
-
-async fn pick(b: &Browser, code: &str) {
-    b.css("#g-category")
-        .await
-        .select_by_value(code)
-        .await
-        .expect("category");
 }
 
 /// Waits for the page to have started, and for the service worker to control it
@@ -255,11 +242,7 @@ async fn the_grid_page_opens_offline_after_a_first_visit_and_a_queued_report_goe
     b.fill("#g-description", "Overflowing bin at the crossing")
         .await;
     if photos {
-        b.css("#g-photos")
-            .await
-            .send_keys(&fixture("photo.png"))
-            .await
-            .expect("attach the photo");
+        attach_photo(&b, "#g-photos").await;
     }
     b.click("#g-submit").await;
     b.until(
@@ -301,11 +284,7 @@ async fn a_grid_worker_follows_their_reports_and_hears_when_one_is_sent_back_or_
     let disp = app.token(Role::Dispatcher, "hg").await;
     let hand = app.token(Role::Handler, "hg-zfzd").await;
     // A ticket in the same grid that someone else reported is not "mine".
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
-    let r = app
-        .post("/api/v1/tickets", &hot, crate::support::ticket_body())
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    create(&app, crate::support::ticket_body()).await;
 
     b.sign_in(&gw, "/grid").await;
     ready(&b).await;
@@ -375,76 +354,3 @@ async fn a_grid_worker_follows_their_reports_and_hears_when_one_is_sent_back_or_
     b.finish().await;
     app.finish().await;
 }
-
-/// A link between the browser and the service that the test can cut, for a real loss
-/// of the network: Chromium's offline emulation holds for the page but not for its
-/// service worker (its own target), which would still reach the service. Cut, the
-/// link drops its open connections (the live feed's too) and closes new ones at once.
-pub(crate) struct Link {
-    pub(crate) base: String,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Link {
-    pub(crate) async fn to(service: &str) -> Link {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the link");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let target = service.trim_start_matches("http://").to_string();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (up2, conns2) = (up.clone(), conns.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let target = target.clone();
-                let h = tokio::spawn(async move {
-                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
-                });
-                conns2.lock().expect("connections").push(h);
-            }
-        });
-        Link {
-            base,
-            up,
-            conns,
-            task,
-        }
-    }
-
-    /// Cuts the link (false) or mends it (true).
-    pub(crate) fn set(&self, up: bool) {
-        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
-        if !up {
-            for h in self.conns.lock().expect("connections").drain(..) {
-                h.abort();
-            }
-        }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.task.abort();
-        self.set(false);
-    }
-}
-
-/// What the browser logs while the network is down, as intended.
-pub(crate) const CUT: &[&str] = &[
-    "ERR_INTERNET_DISCONNECTED",
-    "ERR_EMPTY_RESPONSE",
-    "ERR_CONNECTION_CLOSED",
-    "ERR_CONNECTION_RESET",
-    "ERR_FAILED",
-    "ERR_INCOMPLETE_CHUNKED_ENCODING",
-];

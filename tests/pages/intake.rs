@@ -4,7 +4,8 @@
 //! and closed as its duplicate (en, 360 px); a call with nothing similar is created
 //! as new. The map draws the tickets and the demo organisation's boundaries on a
 //! plain background (no tile server, no internet) on the desk and the grid page,
-//! without a console or CSP error.
+//! without a console or CSP error; on the desk it shows the list's tickets and
+//! follows its filters, re-fitting its bounds only for a new filter set.
 
 use chrono::{Duration, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ use yiwang::auth::Role;
 use yiwang::clock::Clock;
 
 use crate::browser::{Browser, ONE_AT_A_TIME, Screen, browser};
+use crate::helpers::create;
 use crate::support::{Engine, TestApp, ticket_body};
 
 /// Where a click in the middle of the intake's map lands: the map opens on the demo
@@ -21,14 +23,11 @@ const CENTRE: (f64, f64) = (37.5101, 122.1101);
 
 /// An open hotline ticket of `category` at `point`; returns its JSON.
 async fn open_ticket(app: &TestApp, category: &str, point: (f64, f64), title: &str) -> Value {
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
     let mut b = ticket_body();
     b["category"] = json!(category);
     b["title"] = json!(title);
     b["location"] = json!({"address": "皇冠街道文化路 8 号", "lat": point.0, "lon": point.1, "grid": "hg-01-g02"});
-    let r = app.post("/api/v1/tickets", &hot, b).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    r.body
+    create(app, b).await
 }
 
 /// Fills the intake form and clicks the middle of the map.
@@ -251,6 +250,41 @@ async fn overdue_ticket(app: &TestApp, clock: &Clock) -> Value {
     t
 }
 
+/// The numbers of the points on the map, sorted, and how many of them are red.
+const POINTS: &str = "const p = [...document.querySelectorAll('#ticket-map path.yw-pt')]; \
+    return [p.map((x) => x.dataset.number || '').sort(), \
+            p.filter((x) => x.classList.contains('pt-overdue')).length]";
+
+/// Waits until the map shows `n` points after `fits` fittings of its bounds, and
+/// returns the points' numbers (sorted) and how many are red.
+async fn map_shows(b: &Browser, what: &str, n: usize, fits: u32) -> (Vec<String>, u64) {
+    b.until(
+        what,
+        &format!(
+            "return document.body.dataset.loaded === 'true' && \
+             document.body.dataset.mapReady === '{n}' && document.body.dataset.mapFits === '{fits}'"
+        ),
+    )
+    .await;
+    let v = b.client.execute(POINTS, vec![]).await.expect("points");
+    let numbers = v[0]
+        .as_array()
+        .expect("numbers")
+        .iter()
+        .map(|x| x.as_str().unwrap_or_default().to_string())
+        .collect();
+    (numbers, v[1].as_u64().expect("red"))
+}
+
+fn numbers(tickets: &[&Value]) -> Vec<String> {
+    let mut v: Vec<String> = tickets
+        .iter()
+        .map(|t| t["number"].as_str().expect("number").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
 #[tokio::test]
 async fn the_map_draws_tickets_and_boundaries_without_tiles_on_the_desk_and_the_grid_page() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -260,55 +294,133 @@ async fn the_map_draws_tickets_and_boundaries_without_tiles_on_the_desk_and_the_
             .expect("time"),
     );
     let app = TestApp::spawn_with_clock(Engine::Sqlite, clock.clone()).await;
-    overdue_ticket(&app, &clock).await;
-    open_ticket(&app, "city.exposed_garbage", (37.5, 122.1), "一").await;
-    open_ticket(&app, "city.street_vendor", (37.515, 122.115), "二").await;
+    let late = overdue_ticket(&app, &clock).await;
+    let one = open_ticket(&app, "city.exposed_garbage", (37.5, 122.1), "一").await;
+    let two = open_ticket(&app, "city.street_vendor", (37.515, 122.115), "二").await;
     let disp = app.token(Role::Dispatcher, "etdz").await;
-    for (screen, name, english) in [
-        (Screen::Wide, "map-desk-zh", false),
-        (Screen::Phone, "map-desk-en", true),
-    ] {
-        let Some(mut b) = browser(&app, name, screen).await else {
-            return;
-        };
-        b.sign_in(&disp, "/desk").await;
-        if english {
-            b.use_english().await;
-        }
-        b.until("the map", "return document.body.dataset.mapReady === '3'")
-            .await;
-        let drawn = b
+
+    // The phone, in English, opened on a filtered desk (the filters live in the
+    // URL): the map shows the list, not the newest tickets.
+    let Some(mut b) = browser(&app, "map-desk-en", Screen::Phone).await else {
+        return;
+    };
+    b.sign_in(&disp, "/desk").await;
+    b.use_english().await;
+    b.goto("/desk?state=&overdue=1&sort=deadline").await;
+    let shown = map_shows(&b, "the overdue ticket on the map", 1, 1).await;
+    assert_eq!(shown, (numbers(&[&late]), 1), "one red point");
+    let drawn = b
+        .client
+        .execute(
+            "return [document.querySelectorAll('#ticket-map path.yw-boundary').length, \
+                     document.querySelectorAll('#ticket-map img').length]",
+            vec![],
+        )
+        .await
+        .expect("count");
+    // Eight boundaries of the demo organisation; no tile.
+    assert_eq!(drawn, json!([8, 0]));
+    b.keep_shot("desk").await;
+    b.finish().await;
+
+    // The laptop, in Chinese: enough undispatched tickets for a second page.
+    let mut more = Vec::new();
+    for i in 0..50 {
+        let point = (
+            37.495 + f64::from(i) * 0.0005,
+            122.098 + f64::from(i % 10) * 0.002,
+        );
+        more.push(open_ticket(&app, "city.exposed_garbage", point, &format!("批量 {i}")).await);
+    }
+    let Some(mut b) = browser(&app, "map-desk-zh", Screen::Wide).await else {
+        return;
+    };
+    b.sign_in(&disp, "/desk").await;
+    // 待我派单: the first page of 50 of the 52 undispatched tickets, fitted once.
+    let (first, red) = map_shows(&b, "the first page on the map", 50, 1).await;
+    assert_eq!(red, 0);
+    let listed: Vec<String> = {
+        let v = b
             .client
             .execute(
-                "return [document.querySelectorAll('#ticket-map path.yw-pt').length, \
-                         document.querySelectorAll('#ticket-map path.yw-pt.pt-overdue').length, \
-                         document.querySelectorAll('#ticket-map path.yw-boundary').length, \
-                         document.querySelectorAll('#ticket-map img').length]",
+                "return [...document.querySelectorAll('#queue li.ticket')].map((li) => li.dataset.number).sort()",
                 vec![],
             )
             .await
-            .expect("count");
-        // Three points, one red; eight boundaries of the demo organisation; no tile.
-        assert_eq!(drawn, json!([3, 1, 8, 0]), "{name}");
-        b.keep_shot("desk").await;
-        // A page that filters its tickets shows those instead, with one event.
+            .expect("list");
+        serde_json::from_value(v).expect("numbers")
+    };
+    assert_eq!(first, listed, "the map shows the list");
+    assert!(!first.contains(&late["number"].as_str().expect("n").to_string()));
+    // Picking a ticket for bulk dispatch is no new list: nothing is sent or fitted.
+    b.client
+        .execute(
+            "window.ywSent = 0; document.addEventListener('yw:tickets', () => { window.ywSent += 1; })",
+            vec![],
+        )
+        .await
+        .expect("count events");
+    b.click("#queue li.ticket input.pick").await;
+    // The second page: the map grows to the whole list, the bounds stay.
+    b.click("#more").await;
+    let (all, _) = map_shows(&b, "both pages on the map", 52, 1).await;
+    let mut want: Vec<&Value> = more.iter().collect();
+    want.push(&one);
+    want.push(&two);
+    assert_eq!(all, numbers(&want));
+    assert_eq!(
         b.client
-            .execute(
-                "document.dispatchEvent(new CustomEvent('yw:tickets', {detail: [{id: 'x', \
-                 number: '20261202-000009', state: 'assigned', overdue: false, \
-                 location: {lat: 37.5, lon: 122.1}}]}))",
-                vec![],
-            )
+            .execute("return window.ywSent", vec![])
             .await
-            .expect("event");
-        b.until(
-            "the page's own selection on the map",
-            "return document.body.dataset.mapReady === '1' && \
-             document.querySelectorAll('#ticket-map path.yw-pt.pt-assigned').length === 1",
+            .expect("sent"),
+        json!(1),
+        "one list sent: by load more, none by the pick"
+    );
+    // A filter is a new set: the map shows the filtered tickets and fits them.
+    b.css("#f-category")
+        .await
+        .select_by_value("city.street_vendor")
+        .await
+        .expect("category");
+    let shown = map_shows(&b, "the filtered ticket on the map", 1, 2).await;
+    assert_eq!(shown, (numbers(&[&two]), 0));
+    b.keep_shot("desk-filtered").await;
+    // Someone dispatches it: the list and the map follow live, the bounds stay.
+    b.until(
+        "the live feed",
+        "return document.querySelector('#live.on') !== null",
+    )
+    .await;
+    let id = two["id"].as_str().expect("id");
+    let r = app
+        .post(
+            &format!("/api/v1/tickets/{id}/assign"),
+            &disp,
+            json!({"unit": "zhzf"}),
         )
         .await;
-        b.finish().await;
-    }
+    assert_eq!(r.status, 200, "{}", r.body);
+    map_shows(&b, "the dispatched ticket gone from the map", 0, 2).await;
+    // Searching is a filter too.
+    b.css("#f-category")
+        .await
+        .select_by_value("")
+        .await
+        .expect("category");
+    map_shows(&b, "the unfiltered list", 50, 3).await;
+    // The words at once (typed, each pause in typing would be a search of its own).
+    b.client
+        .execute(
+            "const f = document.getElementById('f-text'); f.value = '批量 7'; \
+             f.dispatchEvent(new Event('input'))",
+            vec![],
+        )
+        .await
+        .expect("search");
+    let shown = map_shows(&b, "the searched ticket on the map", 1, 4).await;
+    assert_eq!(shown, (numbers(&[&more[7]]), 0));
+    b.finish().await;
+
     // The grid worker's map: the tickets of their grid only.
     let gw = app.token(Role::GridWorker, "hg-01-g01").await;
     let mine = app

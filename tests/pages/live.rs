@@ -5,22 +5,9 @@
 use serde_json::json;
 use yiwang::auth::Role;
 
-use crate::browser::{Browser, ONE_AT_A_TIME, Screen, act, browser};
-use crate::grid::{CUT, Link};
-use crate::support::{Engine, TestApp, ticket_body};
-
-/// A hotline ticket, dispatched by the district to 综合行政执法局 (zhzf).
-async fn dispatched(app: &TestApp, title: &str) -> String {
-    let hot = app.token(Role::HotlineAgent, "etdz").await;
-    let disp = app.token(Role::Dispatcher, "etdz").await;
-    let mut b = ticket_body();
-    b["title"] = json!(title);
-    let r = app.post("/api/v1/tickets", &hot, b).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().expect("id").to_string();
-    act(app, &disp, &id, "assign", json!({"unit": "zhzf"})).await;
-    id
-}
+use crate::browser::{Browser, ONE_AT_A_TIME, Screen, browser};
+use crate::helpers::{CUT, Link, act, dispatched};
+use crate::support::{Engine, TestApp};
 
 /// Opens the ticket page and waits for its live feed; marks the window, so that a
 /// reload (which would drop the mark) shows.

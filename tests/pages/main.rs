@@ -11,6 +11,7 @@ mod dashboard;
 mod dashboard_history;
 mod desk;
 mod grid;
+mod helpers;
 mod i18n;
 mod intake;
 mod live;

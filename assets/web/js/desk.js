@@ -32,6 +32,8 @@ let nextCursor = null;
 let total = null;
 let defaults = {};
 let current = null; // the id the keyboard is on
+let loadedFilters = null; // the filter set the list was last loaded for (a string)
+let mapped = null; // what the map was last sent
 
 const $ = (id) => document.getElementById(id);
 
@@ -125,6 +127,7 @@ async function reload() {
   $('page-error').hidden = true;
   document.body.dataset.loaded = 'false';
   const mine = ++generation;
+  const set = filterSet(filters());
   try {
     const { items, next, total: n } = await fetchQueue(null);
     if (mine !== generation) return; // a newer filter answered first
@@ -132,7 +135,9 @@ async function reload() {
     for (const id of [...selected]) if (!tickets.has(id)) selected.delete(id);
     nextCursor = next;
     total = n;
+    loadedFilters = set;
     render();
+    toMap();
     document.body.dataset.loaded = 'true';
   } catch (e) {
     showError(e);
@@ -145,12 +150,33 @@ async function loadMore() {
   for (const x of items) tickets.set(x.id, x);
   nextCursor = next;
   render();
+  toMap();
 }
 
 function showError(e) {
   $('page-error').textContent = errorText(e);
   $('page-error').hidden = false;
 }
+
+// ---- the map (ticket-map.js) shows the list: sent whenever the list is loaded or
+// changes (filters, search, load more, a ticket that changed), never on a selection.
+// `filters` tells the map when to re-fit its bounds: only for a new filter set, not
+// when more pages load or a ticket changes live.
+
+function filterSet(f) {
+  return JSON.stringify([f.state, f.category, f.unit, f.overdue, f.text]);
+}
+
+function toMap() {
+  mapped = { tickets: shown(), filters: loadedFilters };
+  document.dispatchEvent(new CustomEvent('yw:tickets', { detail: mapped }));
+}
+
+// The map asks once, when it loads: the desk sends its list, now or when it has one.
+document.addEventListener('yw:tickets-wanted', (e) => {
+  if (e.detail) e.detail.page = true;
+  if (mapped) document.dispatchEvent(new CustomEvent('yw:tickets', { detail: mapped }));
+});
 
 // ---- one card
 
@@ -270,6 +296,7 @@ function afterBulk(updated) {
     selected.delete(tk.id);
   }
   render();
+  toMap();
 }
 
 function setCurrent(id) {
@@ -316,6 +343,7 @@ function upsert(tk, live) {
   }
   tickets.set(tk.id, tk);
   render();
+  toMap();
 }
 
 const pending = new Map();
@@ -329,6 +357,7 @@ function refreshSoon(id) {
       // A ticket that left the viewer's scope (403/404) leaves the list.
       tickets.delete(id);
       render();
+      toMap();
     }
   }, 150));
 }

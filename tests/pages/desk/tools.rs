@@ -6,8 +6,9 @@
 use serde_json::{Value, json};
 use yiwang::auth::Role;
 
-use super::{act, create, id_of, js, loaded, open_desk, screen};
+use super::{id_of, js, loaded, open_desk, screen};
 use crate::browser::{ONE_AT_A_TIME, browser};
+use crate::helpers::{act, create};
 use crate::support::{Engine, TestApp, engines, ticket_body};
 
 async fn dispatch_tools(name: &'static str, english: bool) {
