@@ -15,6 +15,7 @@ mod errors;
 mod facts;
 mod feed;
 mod hardening;
+mod idempotency_slim;
 mod lifecycle;
 mod masking;
 mod metrics;
