@@ -115,8 +115,11 @@ async fn a_retry_after_the_ticket_moved_on_gets_the_first_answer_byte_for_byte()
         // Created (the answer shows the reporter in full to the hotline agent), then
         // dispatched: the sign deadline is running.
         let mut create = ticket_body();
-        // A point with every digit an f64 holds: the retry folds it back from the log.
-        create["location"]["lat"] = json!(37.512_345_678_901_23);
+        // A point with every digit a double holds (a phone's GPS), values that the
+        // JSON parser does not read back exactly from their shortest text: the
+        // service's own reading of them is what the log holds, and reads back the same.
+        create["location"]["lat"] = json!(37.847_458_546_605_644);
+        create["location"]["lon"] = json!(122.480_587_874_049_49);
         let create_key = format!("create-{}", Uuid::new_v4());
         let created = command(&app, &hot, "/api/v1/tickets", &create_key, &create).await;
         assert_eq!(created.status, 201, "{engine:?}: {:?}", created.json());
