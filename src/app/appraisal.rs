@@ -138,7 +138,15 @@ impl App {
                 occurred_at: now,
             }],
             metadata: meta.metadata(actor),
-            idempotency: Some(meta.idempotency_record(actor, status, body.clone(), stream)),
+            // The appraisal's answers are no ticket and its streams fold into the
+            // whole ledger, not into the answer: the record keeps the body itself
+            // (unlike a ticket command's, rendered again from its stream).
+            idempotency: Some(meta.idempotency_record(
+                actor,
+                status,
+                Some(body.clone()),
+                (stream, expected_version + 1),
+            )),
             views: Vec::new(),
         };
         let started = std::time::Instant::now();

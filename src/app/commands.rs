@@ -159,14 +159,16 @@ impl CommandMeta {
         }
     }
 
-    /// The first answer (`status`, `body`) of the command on `stream`, kept under
-    /// the actor's key for its retries.
+    /// What answers the retries of the command on `stream`, kept under the actor's
+    /// key: the first answer's `status`, the `version` the command leaves the
+    /// stream at, and its `body` when the answer cannot be rendered again from the
+    /// stream at that version (None for a ticket's: see `App::replay`).
     pub fn idempotency_record(
         &self,
         actor: &crate::auth::Actor,
         status: u16,
-        body: String,
-        stream: Uuid,
+        body: Option<String>,
+        (stream, version): (Uuid, i64),
     ) -> crate::store::IdempotencyRecord {
         crate::store::IdempotencyRecord {
             scope: actor.user.clone(),
@@ -175,6 +177,7 @@ impl CommandMeta {
             status,
             body,
             stream_id: stream,
+            version: Some(version),
         }
     }
 }

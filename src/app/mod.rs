@@ -128,7 +128,10 @@ impl App {
         }
     }
 
-    /// The stored answer to an earlier request with this key, if any.
+    /// The first answer to an earlier request with this key, if any: the stored body
+    /// (the appraisal's answers, and the records written before migration 0016), or
+    /// the ticket rendered again from its stream at the version the command left
+    /// ([`App::render_at`]).
     async fn replay(&self, actor: &Actor, meta: &CommandMeta) -> Result<Option<Reply>, AppError> {
         match self
             .store
@@ -137,13 +140,32 @@ impl App {
         {
             None => Ok(None),
             Some(rec) if rec.request_hash == meta.request_hash => {
-                let version = serde_json::from_str::<Value>(&rec.body)
-                    .ok()
-                    .and_then(|v| v.get("version").and_then(Value::as_i64))
-                    .unwrap_or(0);
+                let (body, version) = match (rec.body, rec.version) {
+                    (Some(body), Some(version)) => (body, version),
+                    (Some(body), None) => {
+                        let version = serde_json::from_str::<Value>(&body)
+                            .ok()
+                            .and_then(|v| v.get("version").and_then(Value::as_i64))
+                            .unwrap_or(0);
+                        (body, version)
+                    }
+                    (None, Some(version)) => {
+                        let body = self
+                            .render_at(actor, rec.stream_id, version, rec.status)
+                            .await?;
+                        (body, version)
+                    }
+                    // The table's CHECK refuses such a row.
+                    (None, None) => {
+                        return Err(AppError::Internal(anyhow::anyhow!(
+                            "the stored answer to key {:?} has neither a body nor a version",
+                            meta.idempotency_key
+                        )));
+                    }
+                };
                 Ok(Some(Reply {
                     status: rec.status,
-                    body: rec.body,
+                    body,
                     version,
                     replayed: true,
                 }))
@@ -153,6 +175,53 @@ impl App {
                 "this key was already used for a different request; use a new key for a new command",
             )),
         }
+    }
+
+    /// A ticket command's first answer, rendered again for a retry from what the log
+    /// holds: the ticket folded from its stream up to `version` (what the command
+    /// left; later commands and SLA warnings do not count), as of the command's own
+    /// time (its last event's `occurred_at`, which is the `now` its first answer was
+    /// rendered with), by [`render_string`] as the command rendered it. A creation's
+    /// answer (201) carries the reporter's contact as this actor may see it, read
+    /// from the contacts as the first answer had it (null once purged); an action's
+    /// carries none.
+    async fn render_at(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        version: i64,
+        status: u16,
+    ) -> Result<String, AppError> {
+        let mut events = self.store.read_stream(id).await?;
+        events.retain(|e| e.version <= version);
+        let Some(at) = events
+            .last()
+            .filter(|e| e.version == version)
+            .map(|e| e.occurred_at)
+        else {
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "the stored answer names version {version} of ticket {id}, and its log holds {} \
+                 event(s) up to it: the log was cut (run `yiwang verify`)",
+                events.len()
+            )));
+        };
+        let decoded = events
+            .iter()
+            .map(|e| {
+                TicketEvent::from_parts(&e.event_type, e.schema_version, &e.data).map_err(|err| {
+                    AppError::Internal(anyhow::anyhow!("event {} unreadable: {err}", e.position))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ticket = Ticket::fold(id, decoded.iter().zip(events.iter().map(|e| e.occurred_at)))
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("stream {id} folds to no ticket")))?;
+        let reporter = match ticket.reporter_ref {
+            Some(r) if status == 201 => crate::repo::contacts::contact(&self.store.pool(), r)
+                .await?
+                .map(|c| reporter_json(&c, policy::sees_contact(&self.org.get(), actor, &ticket))),
+            _ => None,
+        };
+        Ok(render_string(&ticket, at, reporter))
     }
 
     /// A failed command may be the retry of one that succeeded: then the first
@@ -440,7 +509,9 @@ impl App {
             prev_hash,
             events: new_events,
             metadata: meta.metadata(actor),
-            idempotency: Some(meta.idempotency_record(actor, status, body.clone(), id)),
+            // No body: a retry renders the answer again from the stream at this
+            // version (`replay`), so the record stays small.
+            idempotency: Some(meta.idempotency_record(actor, status, None, (id, ticket.version))),
             views,
         };
         match self.append_ticket(req, ticket, events).await {

@@ -38,8 +38,11 @@
 //!    - `contact`: reporters' contact details (personal data, kept out of the log):
 //!      `id`, `name`, `phone`, `created_at`, `purged_at`;
 //!    - `idempotency`: stored first answers (`scope`, `key`, `request_hash`, `status`,
-//!      `body`, `stream_id`, `created_at`), so a client's retry after a restore still
-//!      gets the original answer;
+//!      `body`, `stream_id`, `created_at`, `version`), so a client's retry after a
+//!      restore still gets the original answer: its `body`, or (a ticket command's
+//!      since schema 16, `body` null) the ticket rendered from its stream at
+//!      `version`. An archive made before schema 16 has no `version` field; its
+//!      records restore with their bodies, which answer as before;
 //!    - `attachment`: the records of uploaded photos (`hash`, `content_type`, `size`,
 //!      `uploaded_by`, `created_at`). **The photos themselves are not in the archive**:
 //!      copy the attachment directory alongside (its files never change once written).

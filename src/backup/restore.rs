@@ -152,7 +152,11 @@ pub(super) fn parse_record(
                 Val::Int(i64::from(b))
             }
             (Ty::Int, Some(raw)) => {
-                Val::Int(serde_json::from_str(raw.get()).map_err(|e| anyhow::anyhow!(what(&e)))?)
+                match serde_json::from_str(raw.get()).map_err(|e| anyhow::anyhow!(what(&e)))? {
+                    Some(n) => Val::Int(n),
+                    None if c.nullable => Val::Text(None),
+                    None => bail!(what(&"is null")),
+                }
             }
             (Ty::List, Some(raw)) => {
                 let items: Vec<String> =

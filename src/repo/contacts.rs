@@ -114,6 +114,12 @@ pub struct Purged {
 /// Erases the name and phone of every contact created before `cutoff` and not yet
 /// purged, and deletes idempotency records older than `cutoff`. Never touches the
 /// events table. Running it again erases nothing more.
+///
+/// A record written before migration 0016 holds its answer whole, a creation's with
+/// the reporter's contact in it; a ticket command's record since then holds no body
+/// (a retry renders the answer from the log, the contact read from `contacts`), so
+/// it keeps no copy of personal data. The records go at the same age all the same:
+/// a retry is a matter of minutes, not of a year.
 pub async fn purge_created_before(
     pool: &Pool,
     cutoff: DateTime<Utc>,

@@ -109,14 +109,16 @@ pub const EVENTS: Table = Table {
     on_conflict: "",
 };
 
-/// Stored first answers.
+/// Stored first answers: a body, or (since schema 16) the version of the stream the
+/// answer is rendered from (an archive written before has no `version`: its records
+/// restore with their bodies, which answer as before).
 pub const IDEMPOTENCY: Table = Table {
     kind: "idempotency",
     table: "idempotency_keys",
     order_by: "scope, key",
     cols: cols! {
-        scope: Text, key: Text, request_hash: Text, status: Int, body: Text, stream_id: Uuid,
-        created_at: Time,
+        scope: Text, key: Text, request_hash: Text, status: Int, body: Text null, stream_id: Uuid,
+        created_at: Time, version: Int added,
     },
     on_conflict: "",
 };
@@ -125,7 +127,8 @@ pub const IDEMPOTENCY: Table = Table {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Val {
     Int(i64),
-    /// Text, a time, a uuid, JSON text or a JSON array of strings.
+    /// Text, a time, a uuid, JSON text or a JSON array of strings. `Text(None)` is
+    /// a null of any type, a nullable integer's included.
     Text(Option<String>),
 }
 
@@ -198,6 +201,9 @@ where
     cols.iter()
         .enumerate()
         .map(|(i, c)| match c.ty {
+            Ty::Int | Ty::Bool if c.nullable => row
+                .try_get::<Option<i64>, _>(i)
+                .map(|n| n.map_or(Val::Text(None), Val::Int)),
             Ty::Int | Ty::Bool => row.try_get::<i64, _>(i).map(Val::Int),
             _ => row.try_get::<Option<String>, _>(i).map(Val::Text),
         })
@@ -450,12 +456,18 @@ impl Tx {
             return Ok(());
         };
         let n = t.cols.len();
-        let mut ints: Vec<Vec<i64>> = vec![Vec::new(); n];
+        let mut ints: Vec<Vec<Option<i64>>> = vec![Vec::new(); n];
         let mut texts: Vec<Vec<Option<String>>> = vec![Vec::new(); n];
         for row in rows {
             for (i, v) in row.into_iter().enumerate() {
+                let int = t
+                    .cols
+                    .get(i)
+                    .is_some_and(|c| matches!(c.ty, Ty::Int | Ty::Bool));
                 match v {
-                    Val::Int(x) => ints[i].push(x),
+                    Val::Int(x) => ints[i].push(Some(x)),
+                    // A nullable integer's null goes with its column's integers.
+                    Val::Text(None) if int => ints[i].push(None),
                     Val::Text(s) => texts[i].push(s),
                 }
             }

@@ -77,7 +77,10 @@ pub struct RawEvent {
     pub data: String,
 }
 
-/// The first response to an idempotent command, replayed to retries.
+/// What answers the retries of an idempotent command: its first status, and either
+/// the first answer's body or the stream version the command left, from which the
+/// answer is rendered again (the ticket commands since migration 0016: a ticket's
+/// answer is its state at that version, so the log holds it already).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IdempotencyRecord {
     /// Whose key it is (the user): two users never share a key space.
@@ -86,8 +89,15 @@ pub struct IdempotencyRecord {
     /// Hash of method, path and body: the same key with another body is refused.
     pub request_hash: String,
     pub status: u16,
-    pub body: String,
+    /// The first answer, kept whole: the commands whose answer is no ticket (the
+    /// appraisal's), and every record written before migration 0016. None: the
+    /// answer is rendered from `stream_id` at `version`.
+    pub body: Option<String>,
     pub stream_id: Uuid,
+    /// The stream's version once the command was applied; None in the records
+    /// written before migration 0016 (their `body` answers). The store writes it
+    /// as given: the caller knows it (its expected version plus its events).
+    pub version: Option<i64>,
 }
 
 #[derive(Clone, Debug)]

@@ -185,6 +185,7 @@ struct Columns {
     k_hash: Vec<Option<String>>,
     k_status: Vec<Option<i32>>,
     k_body: Vec<Option<String>>,
+    k_version: Vec<Option<i64>>,
     /// Each request's new head (the hash of its last event).
     head_hash: Vec<String>,
     // Per event.
@@ -216,17 +217,17 @@ struct Columns {
 /// the writer's own row (`$20`, its slot), in the same statement as the events.
 const APPEND_HEAD: &str = "WITH req AS ( \
            SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                                $7::text[], $8::int[], $9::text[]) \
+                                $7::text[], $8::int[], $9::text[], $21::bigint[]) \
              WITH ORDINALITY AS r(stream_id, expected, prev, metadata, k_scope, k_key, k_hash, k_status, k_body, \
-                                  idx)), \
+                                  k_version, idx)), \
          head AS ( \
            SELECT r.idx, COALESCE(h.version, 0) AS version, COALESCE(h.hash, $19) AS hash FROM req r \
            LEFT JOIN LATERAL (SELECT version, hash FROM events e WHERE e.stream_id = r.stream_id \
                               ORDER BY version DESC LIMIT 1) h ON true), \
          ok AS (SELECT r.* FROM req r JOIN head h ON h.idx = r.idx WHERE h.version = r.expected AND h.hash = r.prev), \
          k AS ( \
-           INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) \
-           SELECT k_scope, k_key, k_hash, k_status, k_body, stream_id FROM ok WHERE k_scope IS NOT NULL \
+           INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id, version) \
+           SELECT k_scope, k_key, k_hash, k_status, k_body, stream_id, k_version FROM ok WHERE k_scope IS NOT NULL \
            ON CONFLICT (scope, key) DO NOTHING RETURNING scope, key), \
          go AS (SELECT o.* FROM ok o WHERE o.k_scope IS NULL \
                 OR EXISTS (SELECT 1 FROM k WHERE k.scope = o.k_scope AND k.key = o.k_key)), \
@@ -255,7 +256,7 @@ const APPEND_HEAD: &str = "WITH req AS ( \
              digest = ((log_tally.digest::numeric + EXCLUDED.digest) % 4611686018427387904)::bigint)";
 
 /// The parameters of [`APPEND_HEAD`]; the parts' arrays follow.
-const HEAD_PARAMS: usize = 20;
+const HEAD_PARAMS: usize = 21;
 
 /// The answer of the statement: per request, its head, the positions written and
 /// whether its key was a replay.
@@ -424,7 +425,8 @@ async fn statement(
         c.k_key.push(k.map(|k| k.key.clone()));
         c.k_hash.push(k.map(|k| k.request_hash.clone()));
         c.k_status.push(k.map(|k| k.status as i32));
-        c.k_body.push(k.map(|k| k.body.clone()));
+        c.k_body.push(k.and_then(|k| k.body.clone()));
+        c.k_version.push(k.and_then(|k| k.version));
         for view in &req.views {
             let part = view.pg_part();
             let rows = match parts.iter_mut().find(|p| std::ptr::eq(p.part, part)) {
@@ -462,7 +464,8 @@ async fn statement(
         .bind(&c.e_hash)
         .bind(recorded_at)
         .bind(GENESIS)
-        .bind(slot); // $20
+        .bind(slot) // $20
+        .bind(&c.k_version);
     for p in &parts {
         query = query.bind(&p.req);
         for column in &p.columns {

@@ -347,7 +347,8 @@ impl EventStore for PgStore {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT request_hash, status, body, stream_id FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            "SELECT request_hash, status, body, stream_id, version FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
@@ -362,6 +363,7 @@ impl EventStore for PgStore {
                 status: r.try_get::<i32, _>("status")? as u16,
                 body: r.try_get("body")?,
                 stream_id: r.try_get("stream_id")?,
+                version: r.try_get("version")?,
             })
         })
         .transpose()

@@ -252,7 +252,8 @@ async fn append_one(
     }
     if let Some(k) = &req.idempotency {
         sqlx::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, stream_id, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&k.scope)
         .bind(&k.key)
@@ -260,6 +261,7 @@ async fn append_one(
         .bind(k.status as i64)
         .bind(&k.body)
         .bind(k.stream_id.to_string())
+        .bind(k.version)
         .execute(&mut *conn)
         .await
         .map_err(|e| {
@@ -500,7 +502,8 @@ impl EventStore for SqliteStore {
         key: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT request_hash, status, body, stream_id FROM idempotency_keys WHERE scope = ? AND key = ?",
+            "SELECT request_hash, status, body, stream_id, version FROM idempotency_keys \
+             WHERE scope = ? AND key = ?",
         )
         .bind(scope)
         .bind(key)
@@ -515,6 +518,7 @@ impl EventStore for SqliteStore {
                 status: r.try_get::<i64, _>("status")? as u16,
                 body: r.try_get("body")?,
                 stream_id: parse_uuid(r.try_get("stream_id")?)?,
+                version: r.try_get("version")?,
             })
         })
         .transpose()

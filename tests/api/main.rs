@@ -16,6 +16,7 @@ mod facts;
 mod feed;
 mod hardening;
 mod helpers;
+mod idempotency_slim;
 mod lifecycle;
 mod masking;
 mod metrics;

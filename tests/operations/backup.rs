@@ -905,3 +905,79 @@ async fn token_expiry_travels_and_an_archive_without_it_restores() {
     dst.finish().await;
     src.finish().await;
 }
+
+/// Since schema 16 a ticket command's stored answer travels as its stream's version
+/// (`"body":null,"version":N`), and a retry after the restore renders the first
+/// answer from the restored log. An archive made before (its idempotency records
+/// with a body and no `version`) restores on either engine, and its records are
+/// answered from their bodies.
+#[tokio::test]
+async fn stored_answers_travel_as_versions_and_an_archive_of_bodies_restores() {
+    let src = TestApp::spawn(Engine::Sqlite).await;
+    let hot = src.token(Role::HotlineAgent, "etdz").await;
+    let key = Uuid::new_v4().to_string();
+    let body = support::ticket_body();
+    async fn create(app: &TestApp, hot: &str, key: &str, body: &Value) -> support::Resp {
+        app.send(
+            reqwest::Method::POST,
+            "/api/v1/tickets",
+            Some(hot),
+            Some(body),
+            &[("Idempotency-Key", key.to_string())],
+        )
+        .await
+    }
+    let first = create(&src, &hot, &key, &body).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("slim.ndjson");
+    export(&src.db.url, &file).await;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let stored: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "idempotency")
+        .collect();
+    assert_eq!(stored.len(), 1, "{text}");
+    assert_eq!(stored[0]["body"], Value::Null, "{text}");
+    assert_eq!(stored[0]["version"], first.body["version"], "{text}");
+
+    // The same archive as a yiwang before schema 16 wrote it: the answer whole.
+    let mut old = String::new();
+    for l in &lines[..lines.len() - 1] {
+        let mut v: Value = serde_json::from_str(l).unwrap();
+        if v["kind"] == "idempotency" {
+            let o = v.as_object_mut().unwrap();
+            assert!(o.remove("version").is_some(), "{l}");
+            o.insert("body".into(), Value::String(first.body.to_string()));
+        }
+        old.push_str(&v.to_string());
+        old.push('\n');
+    }
+    let trailer: Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    let trailer = json!({
+        "kind": "end", "events": trailer["events"], "records": trailer["records"],
+        "sha256": hex::encode(Sha256::digest(old.as_bytes())),
+    });
+    let old_file = dir.path().join("before-schema-16.ndjson");
+    std::fs::write(&old_file, format!("{old}{trailer}\n")).unwrap();
+
+    for engine in engines().await {
+        for archive in [&file, &old_file] {
+            let db = TestDb::new(engine).await;
+            let r = restore(&db.url, archive, &[]).await;
+            assert!(r.ok, "{engine:?} {archive:?}: {r:?}");
+            let dst = TestApp::attach(db, Clock::system()).await;
+            let before = dst.count_rows("events").await;
+            let again = create(&dst, &hot, &key, &body).await;
+            assert_eq!(again.status, 201, "{engine:?} {archive:?}: {}", again.body);
+            assert_eq!(again.body, first.body, "{engine:?} {archive:?}");
+            assert_eq!(again.header("Idempotent-Replayed"), Some("true"));
+            assert_eq!(again.header("ETag"), first.header("ETag"));
+            assert_eq!(dst.count_rows("events").await, before);
+            dst.finish().await;
+        }
+    }
+    src.finish().await;
+}

@@ -152,8 +152,9 @@ async fn a_reused_idempotency_key_rolls_back_the_whole_append() {
             key: "k".into(),
             request_hash: "h".into(),
             status: 201,
-            body: "{}".into(),
+            body: Some("{}".into()),
             stream_id: stream,
+            version: Some(1),
         };
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let mut r = req(a, 0, vec![ev(1)]);
@@ -168,6 +169,7 @@ async fn a_reused_idempotency_key_rolls_back_the_whole_append() {
         );
         let rec = s.find_idempotency("u", "k").await.unwrap().unwrap();
         assert_eq!((rec.stream_id, rec.status), (a, 201));
+        assert_eq!((rec.body.as_deref(), rec.version), (Some("{}"), Some(1)));
         db.drop_db().await;
     }
 }
@@ -184,8 +186,9 @@ async fn a_stored_key_in_a_batch_refuses_only_its_own_request() {
             key: k.into(),
             request_hash: "h".into(),
             status: 201,
-            body: "{}".into(),
+            body: None,
             stream_id: stream,
+            version: Some(1),
         };
         let first = Uuid::now_v7();
         let mut r = req(first, 0, vec![ev(1)]);
@@ -222,6 +225,7 @@ async fn a_stored_key_in_a_batch_refuses_only_its_own_request() {
             rec.stream_id, first,
             "the stored key still names the first stream"
         );
+        assert_eq!((rec.body, rec.version), (None, Some(1)), "{engine:?}");
         if engine == Engine::Postgres {
             assert_eq!(
                 store::statements_retried_one_by_one(),
