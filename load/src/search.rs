@@ -65,6 +65,8 @@ pub struct SearchArgs {
 const WORDS: [&str; 5] = ["摊贩", "垃圾", "噪声", "纠纷", "安全"];
 /// Streets of the seed's addresses (`plan::ADDRESSES`).
 const STREETS: [&str; 5] = ["青岛路", "海南路", "齐鲁大道", "香港路", "泰山路"];
+/// The township whose dispatcher searches within its scope (皇冠街道).
+const TOWNSHIP: &str = "hg";
 
 pub async fn run(a: SearchArgs) -> Result<bool> {
     let engine = crate::ceiling::ensure_local(&a.database_url)?;
@@ -78,6 +80,11 @@ pub async fn run(a: SearchArgs) -> Result<bool> {
         started.elapsed().as_secs_f64()
     );
     let admin = cli.token("load-search", "admin", None).await?;
+    // A township's dispatcher: the same searches within its scope, which the page
+    // reads from the view (the scope's columns) for every match.
+    let township = cli
+        .token("load-search-hg", "dispatcher", Some(TOWNSHIP))
+        .await?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -94,7 +101,7 @@ pub async fn run(a: SearchArgs) -> Result<bool> {
     );
     let env = [("YIWANG_VERIFY_INTERVAL_SECS".to_string(), "0".to_string())];
     let server = Server::start_with(&cli, &http, &env).await?;
-    let result = measure(&a, &http, &server.base, &admin).await;
+    let result = measure(&a, &http, &server.base, &admin, &township).await;
     server.stop().await?;
     let (rows, ok) = result?;
     let by_id_p99 = rows.first().map_or(1.0, |r| r.ms(0.99)).max(1e-9);
@@ -308,11 +315,12 @@ async fn measure(
     http: &reqwest::Client,
     base: &str,
     token: &str,
+    township: &str,
 ) -> Result<(Vec<Row>, bool)> {
     let tickets = sample(http, base, token).await?;
     let mut rng = StdRng::seed_from_u64(a.seed);
     type PathFn<'a> = Box<dyn Fn(u64, &mut StdRng) -> String + 'a>;
-    let kinds: Vec<(&'static str, PathFn)> = vec![
+    let mut kinds: Vec<(&'static str, PathFn)> = vec![
         (
             "GET /tickets/{id} (bare indexed lookup)",
             Box::new(|i, _| format!("/api/v1/tickets/{}", tickets[i as usize % tickets.len()].0)),
@@ -354,9 +362,24 @@ async fn measure(
             }),
         ),
     ];
+    let admin_kinds = kinds.len();
+    kinds.push((
+        "township dispatcher: q = a 2-character word",
+        Box::new(|i, _| format!("/api/v1/tickets?q={}", enc(WORDS[i as usize % WORDS.len()]))),
+    ));
+    kinds.push((
+        "township dispatcher: q = a street",
+        Box::new(|i, _| {
+            format!(
+                "/api/v1/tickets?q={}",
+                enc(STREETS[i as usize % STREETS.len()])
+            )
+        }),
+    ));
     let mut rows = Vec::new();
     let mut ok = true;
-    for (name, path) in &kinds {
+    for (k, (name, path)) in kinds.iter().enumerate() {
+        let token = if k < admin_kinds { token } else { township };
         let mut row = Row {
             name,
             hist: Histogram::new_with_bounds(1, 60_000_000, 3)?,

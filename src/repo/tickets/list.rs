@@ -363,10 +363,11 @@ pub async fn page_with_total(
 /// to count them, cost 100–150 ms over 100,000 tickets (BENCHMARKS.md "Queue
 /// search"). Here the matches come from the search index with their creation time
 /// (`m`, materialized so that both engines start from the index); the page is
-/// chosen among narrow rows — `(id, created_at)` alone when no other filter or
-/// the deadline order needs the view, else joined to the view's filter columns —
-/// with `count(*) OVER ()` counting every match before the cursor and the limit;
-/// only the page's own view rows are then read whole.
+/// chosen among narrow rows `f` — `(id, created_at)` from the index alone when no
+/// other filter or the deadline order needs the view, else the matches joined to
+/// the view's filter columns — materialized once, counted for `total` (every
+/// page, the cursor left out) and sorted for the page with its limit; only the
+/// page's own view rows are then read whole.
 async fn search_page(
     pool: &Pool,
     q: &TicketQuery,
@@ -377,23 +378,28 @@ async fn search_page(
     let m = matches(&mut f, &text, q.created_from);
     view_filters(&mut f, q);
     let needs_view = !f.clauses.is_empty() || q.sort == Sort::Deadline;
-    let narrow = if needs_view {
+    let found = if needs_view {
         format!(
-            "SELECT ticket_view.id AS tid, ticket_view.created_at AS tcreated, \
-             ticket_view.due_at AS tdue, count(*) OVER () AS total \
-             FROM m JOIN ticket_view ON ticket_view.id = m.mid{}",
+            "m (mid, mcreated) AS MATERIALIZED ({m}), \
+             f (tid, tcreated, tdue) AS MATERIALIZED \
+             (SELECT ticket_view.id, ticket_view.created_at, ticket_view.due_at \
+              FROM m JOIN ticket_view ON ticket_view.id = m.mid{})",
             f.sql()
         )
     } else {
-        "SELECT m.mid AS tid, m.mcreated AS tcreated, count(*) OVER () AS total FROM m".to_string()
+        let none = if pg { "NULL::timestamptz" } else { "NULL" };
+        format!(
+            "f (tid, tcreated, tdue) AS MATERIALIZED \
+             (SELECT found.id, found.created_at, {none} FROM ({m}) AS found)"
+        )
     };
     let mut cursor = Filter::new(pg);
     cursor.args = std::mem::take(&mut f.args);
     push_cursor(&mut cursor, q, "tcreated", "tid");
     let mut sql = format!(
-        "WITH m (mid, mcreated) AS MATERIALIZED ({m}) \
-         SELECT ticket_view.*, t.total FROM ticket_view JOIN \
-         (SELECT tid, total FROM ({narrow}) AS w{}{}",
+        "WITH {found} \
+         SELECT ticket_view.*, (SELECT COUNT(*) FROM f) AS total FROM ticket_view JOIN \
+         (SELECT tid FROM f{}{}",
         cursor.sql(),
         order_by(pg, q.sort, "tcreated", "tid", "tdue")
     );
