@@ -108,21 +108,21 @@ pub async fn event_size(http: &reqwest::Client, target: &Target, ticket: &str) -
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
+pub(crate) enum Role {
     Hotline,
     Dispatcher,
     Handler,
 }
 
 /// One command of the lifecycle after the create.
-struct Step {
-    action: &'static str,
-    role: Role,
-    body: fn(&Org) -> Value,
-    state: &'static str,
+pub(crate) struct Step {
+    pub(crate) action: &'static str,
+    pub(crate) role: Role,
+    pub(crate) body: fn(&Org) -> Value,
+    pub(crate) state: &'static str,
 }
 
-const STEPS: [Step; 6] = [
+pub(crate) const STEPS: [Step; 6] = [
     Step {
         action: "assign",
         role: Role::Dispatcher,
@@ -189,7 +189,7 @@ const TITLES: [&str; 6] = [
 const DESCRIPTION: &str = "市民来电反映：小区东门外人行道上堆放大量建筑垃圾和生活垃圾，已持续一周无人清理，\
 天气炎热散发异味，影响居民通行和周边环境卫生。希望有关部门尽快安排人员清运，并加强日常巡查。";
 
-fn create_body(org: &Org, n: u64) -> Value {
+pub(crate) fn create_body(org: &Org, n: u64) -> Value {
     let title = TITLES[(n % TITLES.len() as u64) as usize];
     json!({
         "source": "hotline",
@@ -220,14 +220,20 @@ impl Rng {
 }
 
 /// The outcome of one POST.
-enum Reply {
+pub(crate) enum Reply {
     /// 2xx with a JSON body.
     Ok(Value),
     /// Anything else: what to print.
     Failed(String),
 }
 
-async fn post(http: &reqwest::Client, url: &str, token: &str, key: &str, body: &Value) -> Reply {
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> Reply {
     let sent = http
         .post(url)
         .bearer_auth(token)
@@ -320,7 +326,7 @@ impl Tally {
 }
 
 /// The state a command's response reports, if it is the expected one.
-fn state_is(v: &Value, expected: &str) -> Result<(), String> {
+pub(crate) fn state_is(v: &Value, expected: &str) -> Result<(), String> {
     match v.get("state").and_then(Value::as_str) {
         Some(s) if s == expected => Ok(()),
         Some(s) => Err(format!("state {s:?}, expected {expected:?}")),

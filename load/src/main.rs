@@ -12,6 +12,7 @@ mod faults;
 mod lifecycle;
 mod mix;
 mod plan;
+mod profile;
 mod proxy;
 mod query;
 mod reliability;
@@ -73,6 +74,11 @@ enum Cmd {
     /// requesting: when the service closed each, and the normal latency before
     /// and during. See README.md.
     SlowHeaders(slow::SlowArgs),
+    /// Where one command's cost goes: one command kind at a time (create, replay,
+    /// then each lifecycle step), per command the service's and PostgreSQL's CPU,
+    /// statements, commits, rows and index entries written, WAL bytes (BENCHMARKS.md,
+    /// "Where one command's cost goes"; load/profile.sh runs it).
+    Profile(profile::ProfileArgs),
     /// RELIABILITY.md from the fault suite's JSON (target/faults/faults.json), on
     /// stdout: the prose of load/RELIABILITY.template.md with every figure filled in
     /// from that one run.
@@ -126,6 +132,7 @@ async fn main() -> ExitCode {
         Cmd::Search(a) => search::run(a).await,
         Cmd::Faults(a) => faults::run(a).await,
         Cmd::SlowHeaders(a) => slow::run(a).await,
+        Cmd::Profile(a) => profile::run(a).await,
         Cmd::ReportReliability(a) => reliability::run(a),
     };
     match outcome {
