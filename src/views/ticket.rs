@@ -214,7 +214,7 @@ impl<'a> TicketJson<'a> {
 /// The reporter's contact: in full when `full` ([`policy::sees_contact`](crate::auth::policy::sees_contact): the
 /// hotline and admins of a unit that owns the ticket, and its lead unit's handlers);
 /// masked for everyone else.
-pub(crate) fn reporter_json(c: &Contact, full: bool) -> Value {
+pub fn reporter_json(c: &Contact, full: bool) -> Value {
     // Erased after the retention period (yiwang contacts purge): nothing to show.
     if c.name.is_none() && c.phone.is_none() {
         return Value::Null;
