@@ -50,7 +50,7 @@ use yiwang::repo::contacts::Contact;
 use yiwang::repo::tickets::search::SearchRow;
 use yiwang::sla::{Calendar, OrgDeadlines, SlaPolicy, SlaSettings};
 use yiwang::store::hash::{GENESIS, event_hash};
-use yiwang::store::{IdempotencyRecord, Metadata, truncate_micros};
+use yiwang::store::{IdempotencyRecord, Metadata, json_text, truncate_micros};
 use yiwang::views::ticket::{render_string, reporter_json};
 
 // ---------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ fn run(w: &World, case: &Case) -> Output {
     let idempotency = meta.idempotency_record(&case.actor, status, body.clone(), w.id);
     // The append's encoding (store/sqlite.rs, store/pg_append.rs).
     let metadata_value = serde_json::to_value(&metadata).expect("metadata serializes");
-    let metadata_text = metadata_value.to_string();
+    let metadata_text = json_text(&metadata_value);
     let mut link = prev;
     let mut hashes = Vec::with_capacity(stored.len());
     let mut data_texts = Vec::with_capacity(stored.len());
@@ -250,7 +250,7 @@ fn run(w: &World, case: &Case) -> Output {
             occurred_at,
             w.recorded_at,
         );
-        data_texts.push(e.data.to_string());
+        data_texts.push(json_text(&e.data));
         event_types.push(e.event_type.clone());
         link = hash.clone();
         hashes.push(hash);
