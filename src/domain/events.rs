@@ -333,19 +333,35 @@ pub enum TicketEvent {
 
 impl TicketEvent {
     /// Splits into the stored (event_type, data) pair.
+    ///
+    /// The payload is serialized alone: it is exactly the `data` of the tagged
+    /// enum's JSON (serde's adjacent tagging serializes the variant's content with
+    /// its own `Serialize`), without building the `{"type": …, "data": …}` object
+    /// around it and taking it apart again (`stored_parts_are_the_tagged_enums_type_and_data` in the domain tests
+    /// checks the two agree).
     pub fn to_parts(&self) -> (String, serde_json::Value) {
-        // Serializing a derived enum of plain structs into a Value cannot fail.
-        let mut v = serde_json::to_value(self).expect("ticket events serialize");
-        let data = v
-            .get_mut("data")
-            .map(serde_json::Value::take)
-            .unwrap_or(serde_json::Value::Null);
-        let ty = v
-            .get("type")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default()
-            .to_string();
-        (ty, data)
+        fn data<T: Serialize>(payload: &T) -> serde_json::Value {
+            // Serializing a derived struct of plain fields into a Value cannot fail.
+            serde_json::to_value(payload).expect("ticket events serialize")
+        }
+        let data = match self {
+            TicketEvent::TicketAccepted(p) => data(p),
+            TicketEvent::TicketAssigned(p) => data(p),
+            TicketEvent::TicketSigned(p) => data(p),
+            TicketEvent::TicketReturned(p) => data(p),
+            TicketEvent::ExtensionRequested(p) => data(p),
+            TicketEvent::ExtensionDecided(p) => data(p),
+            TicketEvent::TicketSupervised(p) => data(p),
+            TicketEvent::TicketHandled(p) => data(p),
+            TicketEvent::VerificationPassed(p) => data(p),
+            TicketEvent::VerificationFailed(p) => data(p),
+            TicketEvent::CitizenFeedbackRecorded(p) => data(p),
+            TicketEvent::TicketCommented(p) => data(p),
+            TicketEvent::TicketClosed(p) => data(p),
+            TicketEvent::SlaWarning(p) => data(p),
+            TicketEvent::SlaBreached(p) => data(p),
+        };
+        (self.type_name().to_string(), data)
     }
 
     /// The schema version this build writes the event with (the store's

@@ -1616,6 +1616,22 @@ fn every_event_round_trips_through_its_stored_parts() {
     }
 }
 
+/// `to_parts` serializes the payload alone; the stored type and text are those of
+/// the tagged enum's JSON (`{"type": …, "data": …}`), byte for byte.
+#[test]
+fn stored_parts_are_the_tagged_enums_type_and_data() {
+    for e in one_of_every_event() {
+        let whole = serde_json::to_value(&e).unwrap();
+        let (ty, data) = e.to_parts();
+        assert_eq!(whole["type"], ty.as_str());
+        assert_eq!(
+            serde_json::to_string(&data).unwrap(),
+            serde_json::to_string(&whole["data"]).unwrap(),
+            "{ty}"
+        );
+    }
+}
+
 #[test]
 fn an_unknown_event_type_is_an_error() {
     assert!(TicketEvent::from_parts("TicketTeleported", 1, &serde_json::json!({})).is_err());

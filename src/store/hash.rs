@@ -1,7 +1,9 @@
 //! Tamper evidence: each event's hash covers its content and the previous event's
 //! hash in the same stream, so an edited, inserted or removed event breaks the chain.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use std::io::Write as _;
+
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,7 +28,8 @@ pub fn event_hash(
     recorded_at: DateTime<Utc>,
 ) -> String {
     // The canonical JSON of the object below, with its keys in sorted order,
-    // written straight into the hasher (no intermediate document: appends are hot).
+    // written straight into the hasher (no intermediate document and no text of
+    // its own for a number, an instant or the id: appends are hot).
     let mut h = HashWriter(Sha256::new());
     h.raw(b"{");
     h.key("data");
@@ -36,25 +39,25 @@ pub fn event_hash(
     write_canonical(metadata, &mut h);
     h.raw(b",");
     h.key("occurred_at");
-    h.str(&rfc3339(occurred_at));
+    h.time(occurred_at);
     h.raw(b",");
     h.key("prev");
     h.str(prev_hash);
     h.raw(b",");
     h.key("recorded_at");
-    h.str(&rfc3339(recorded_at));
+    h.time(recorded_at);
     h.raw(b",");
     h.key("schema_version");
-    h.raw(schema_version.to_string().as_bytes());
+    h.number(schema_version);
     h.raw(b",");
     h.key("stream_id");
-    h.str(&stream_id.to_string());
+    h.uuid(stream_id);
     h.raw(b",");
     h.key("type");
     h.str(event_type);
     h.raw(b",");
     h.key("version");
-    h.raw(version.to_string().as_bytes());
+    h.number(version);
     h.raw(b"}");
     hex::encode(h.0.finalize())
 }
@@ -78,6 +81,45 @@ impl HashWriter {
         // Writing into a hasher cannot fail.
         serde_json::to_writer(&mut *self, s).expect("hashing cannot fail");
     }
+
+    /// An integer, as its decimal digits (as `to_string` writes it).
+    fn number(&mut self, n: impl std::fmt::Display) {
+        // Writing into a hasher cannot fail.
+        write!(self, "{n}").expect("hashing cannot fail");
+    }
+
+    /// A UUID as a JSON string, lowercase and hyphenated (as `to_string` writes it).
+    fn uuid(&mut self, id: Uuid) {
+        let mut buf = Uuid::encode_buffer();
+        self.raw(b"\"");
+        self.raw(id.hyphenated().encode_lower(&mut buf).as_bytes());
+        self.raw(b"\"");
+    }
+
+    /// An instant as a JSON string, as [`rfc3339`] writes it
+    /// (`2026-11-28T08:00:00.123456Z`), without the intermediate text. A year
+    /// outside 0 to 9999 or a leap second (which `rfc3339` writes its own way)
+    /// takes [`rfc3339`] itself.
+    fn time(&mut self, t: DateTime<Utc>) {
+        let nanos = t.nanosecond();
+        if !(0..=9999).contains(&t.year()) || nanos >= 1_000_000_000 {
+            self.str(&rfc3339(t));
+            return;
+        }
+        // Writing into a hasher cannot fail.
+        write!(
+            self,
+            "\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z\"",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            nanos / 1000
+        )
+        .expect("hashing cannot fail");
+    }
 }
 
 impl std::io::Write for HashWriter {
@@ -97,6 +139,20 @@ impl std::io::Write for HashWriter {
 /// sorting here makes the hash independent of both.
 fn write_canonical(v: &Value, h: &mut HashWriter) {
     match v {
+        // This build's serde_json keeps an object's keys sorted (a BTreeMap): then
+        // they are written as they come, with no sorted copy of the keys.
+        Value::Object(m) if m.keys().is_sorted() => {
+            h.raw(b"{");
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    h.raw(b",");
+                }
+                h.str(k);
+                h.raw(b":");
+                write_canonical(x, h);
+            }
+            h.raw(b"}");
+        }
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
@@ -213,6 +269,51 @@ mod tests {
             event_hash(GENESIS, id, 3, "T", 1, &changed, &meta, t, t),
             expected
         );
+    }
+
+    /// The instants, numbers and ids the hash writes without a text of their own
+    /// are the bytes `rfc3339` and `to_string` write: the same hash as the document
+    /// written out in full, across years, sub-second digits, a leap second and
+    /// years `rfc3339` writes its own way.
+    #[test]
+    fn instants_numbers_and_ids_hash_as_their_text() {
+        use chrono::{NaiveDate, TimeZone};
+        let at = |y, mo, d, h, mi, s, nano| {
+            let n = NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_nano_opt(h, mi, s, nano)
+                .unwrap();
+            Utc.from_utc_datetime(&n)
+        };
+        let times = [
+            at(2026, 11, 28, 8, 0, 0, 123_456_000),
+            at(2026, 1, 2, 3, 4, 5, 0),
+            at(1999, 12, 31, 23, 59, 59, 999_999_999),
+            at(2016, 12, 31, 23, 59, 59, 1_500_000_000),
+            at(0, 1, 1, 0, 0, 0, 7_000),
+            at(9999, 12, 31, 23, 59, 59, 1_000),
+            at(10000, 1, 1, 0, 0, 0, 0),
+            at(-1, 6, 15, 12, 30, 30, 500_000),
+        ];
+        let data = json!({"a": 1});
+        let meta = json!({"actor": "x"});
+        for (i, t) in times.into_iter().enumerate() {
+            let id = Uuid::from_u128(0x0190_a7a4_1c2b_7d3e_8f40_1234_5678_9abc + i as u128);
+            for (version, schema) in [(1, 1), (i as i64 * 1_000_003, -7), (i64::MAX, i32::MAX)] {
+                let doc = json!({
+                    "data": data, "metadata": meta, "occurred_at": rfc3339(t), "prev": GENESIS,
+                    "recorded_at": rfc3339(t), "schema_version": schema,
+                    "stream_id": id.to_string(), "type": "T", "version": version,
+                });
+                let expected = hex::encode(Sha256::digest(doc.to_string().as_bytes()));
+                assert_eq!(
+                    event_hash(GENESIS, id, version, "T", schema, &data, &meta, t, t),
+                    expected,
+                    "{}",
+                    rfc3339(t)
+                );
+            }
+        }
     }
 
     #[test]

@@ -313,6 +313,14 @@ pub async fn open(url: &str, migrate: bool) -> anyhow::Result<Store> {
     }
 }
 
+/// A payload or metadata as the compact JSON text the log keeps, byte for byte what
+/// `Value::to_string` writes, in a buffer that starts at 128 bytes rather than
+/// growing from empty one doubling at a time (both engines' appends).
+pub fn json_text(v: &Value) -> String {
+    // A Value's keys are strings and its numbers finite: writing it cannot fail.
+    serde_json::to_string(v).expect("a JSON value serializes")
+}
+
 /// Times are stored to the microsecond (PostgreSQL's precision) so that the hash of
 /// an event computed before insert equals the hash recomputed from what was read.
 pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -411,7 +411,7 @@ async fn statement(
             c.e_version.push(version);
             c.e_type.push(e.event_type.clone());
             c.e_schema.push(e.schema_version);
-            c.e_data.push(e.data.to_string());
+            c.e_data.push(super::json_text(&e.data));
             c.e_occurred.push(occurred_at);
             c.e_prev.push(std::mem::replace(&mut link, hash.clone()));
             c.e_hash.push(hash);
@@ -419,7 +419,7 @@ async fn statement(
         c.stream.push(req.stream_id);
         c.expected.push(req.expected_version);
         c.prev.push(prev);
-        c.metadata.push(metadata.to_string());
+        c.metadata.push(super::json_text(&metadata));
         let k = req.idempotency.as_ref();
         c.k_scope.push(k.map(|k| k.scope.clone()));
         c.k_key.push(k.map(|k| k.key.clone()));

@@ -275,7 +275,7 @@ async fn append_one(
     let recorded_at = truncate_micros(Utc::now());
     let metadata =
         serde_json::to_value(&req.metadata).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let metadata_text = metadata.to_string();
+    let metadata_text = super::json_text(&metadata);
     let mut version = req.expected_version;
     let mut first = 0;
     let mut last = 0;
@@ -302,7 +302,7 @@ async fn append_one(
         .bind(version)
         .bind(&e.event_type)
         .bind(e.schema_version)
-        .bind(e.data.to_string())
+        .bind(super::json_text(&e.data))
         .bind(&metadata_text)
         .bind(rfc3339(occurred_at))
         .bind(rfc3339(recorded_at))
