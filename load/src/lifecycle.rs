@@ -23,6 +23,30 @@ pub struct Tokens {
     pub admin: String,
 }
 
+impl Tokens {
+    /// The load tool's tokens on the demo organisation: hotline agent and dispatcher
+    /// of the district, handler of the department; `admin` was issued before the
+    /// server started (discovering the organisation needs it).
+    pub(crate) async fn issue(
+        cli: &crate::service::Cli,
+        org: &Org,
+        admin: String,
+    ) -> Result<Tokens> {
+        Ok(Tokens {
+            hotline: cli
+                .token("load-hotline", "hotline_agent", Some(&org.district))
+                .await?,
+            dispatcher: cli
+                .token("load-dispatcher", "dispatcher", Some(&org.district))
+                .await?,
+            handler: cli
+                .token("load-handler", "handler", Some(&org.department))
+                .await?,
+            admin,
+        })
+    }
+}
+
 /// What the clients need to know about the demo organisation.
 #[derive(Clone, Debug)]
 pub struct Org {

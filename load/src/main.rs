@@ -312,18 +312,7 @@ async fn drive(
         "org: district {}, department {}, grid {}, category {}",
         org.district, org.department, org.grid, org.category
     );
-    let tokens = Tokens {
-        hotline: cli
-            .token("load-hotline", "hotline_agent", Some(&org.district))
-            .await?,
-        dispatcher: cli
-            .token("load-dispatcher", "dispatcher", Some(&org.district))
-            .await?,
-        handler: cli
-            .token("load-handler", "handler", Some(&org.department))
-            .await?,
-        admin,
-    };
+    let tokens = Tokens::issue(cli, &org, admin).await?;
     let target = Target {
         base: base.to_string(),
         tokens,

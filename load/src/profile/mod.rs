@@ -529,18 +529,7 @@ async fn profile(
     service_pid: u32,
 ) -> Result<(Vec<PhaseReport>, Option<(i64, i64)>)> {
     let org = lifecycle::discover(&http, base, &admin).await?;
-    let tokens = Tokens {
-        hotline: cli
-            .token("load-hotline", "hotline_agent", Some(&org.district))
-            .await?,
-        dispatcher: cli
-            .token("load-dispatcher", "dispatcher", Some(&org.district))
-            .await?,
-        handler: cli
-            .token("load-handler", "handler", Some(&org.department))
-            .await?,
-        admin,
-    };
+    let tokens = Tokens::issue(cli, &org, admin).await?;
     let target = Target {
         base: base.to_string(),
         tokens,
