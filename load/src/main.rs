@@ -232,17 +232,7 @@ async fn run(a: RunArgs) -> Result<bool> {
     let cli = service::Cli::new(&a.bin, &c.database_url)?;
     let http = http_client(c.clients)?;
 
-    eprintln!("preparing the database: migrate, org load --demo, tokens");
-    cli.run(&["migrate"]).await?;
-    cli.run(&["org", "load", "--demo"]).await?;
-    let admin = cli.token("load-admin", "admin", None).await?;
-
-    let server = service::Server::start(&cli, &http).await?;
-    eprintln!(
-        "yiwang serve is up at {} (log {})",
-        server.base,
-        server.log.display()
-    );
+    let (admin, server) = service::Server::prepare_demo(&cli, &http).await?;
     // On Ctrl-C or SIGTERM the server is still stopped before we exit.
     let driven = tokio::select! {
         r = drive(&a, &cli, &http, &server.base, admin) => r,

@@ -153,6 +153,22 @@ pub struct Server {
 
 impl Server {
     /// Start `yiwang serve --addr 127.0.0.1:PORT` and wait until GET /healthz is 200.
+    /// A database ready for the load (migrated, the demo organisation loaded), an
+    /// admin token on it, and the service started: what `run` and `profile` share.
+    pub async fn prepare_demo(cli: &Cli, http: &reqwest::Client) -> Result<(String, Server)> {
+        eprintln!("preparing the database: migrate, org load --demo, tokens");
+        cli.run(&["migrate"]).await?;
+        cli.run(&["org", "load", "--demo"]).await?;
+        let admin = cli.token("load-admin", "admin", None).await?;
+        let server = Server::start(cli, http).await?;
+        eprintln!(
+            "yiwang serve is up at {} (log {})",
+            server.base,
+            server.log.display()
+        );
+        Ok((admin, server))
+    }
+
     pub async fn start(cli: &Cli, http: &reqwest::Client) -> Result<Server> {
         Server::start_with(cli, http, &[]).await
     }

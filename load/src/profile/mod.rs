@@ -478,16 +478,7 @@ pub async fn run(a: ProfileArgs) -> Result<bool> {
     let kinds = parse_kinds(&a.kinds)?;
     let cli = service::Cli::new(&a.bin, &a.database_url)?;
     let http = crate::http_client(a.clients)?;
-    eprintln!("preparing the database: migrate, org load --demo, tokens");
-    cli.run(&["migrate"]).await?;
-    cli.run(&["org", "load", "--demo"]).await?;
-    let admin = cli.token("load-admin", "admin", None).await?;
-    let server = service::Server::start(&cli, &http).await?;
-    eprintln!(
-        "yiwang serve is up at {} (log {})",
-        server.base,
-        server.log.display()
-    );
+    let (admin, server) = service::Server::prepare_demo(&cli, &http).await?;
     let pid = server.pid().context("the server has no pid")?;
     let outcome = tokio::select! {
         r = profile(&a, engine, &kinds, &cli, http, &server.base, admin, pid) => r,
