@@ -90,7 +90,7 @@ pub async fn run(a: SearchArgs) -> Result<bool> {
     }
     let admin = cli.token("load-search", "admin", None).await?;
     // A township's dispatcher: the same searches within its scope, which the page
-    // reads from the view (the scope's columns) for every match.
+    // checks for every city-wide match in the queue's narrow rows (`ticket_queue`).
     let township = cli
         .token("load-search-hg", "dispatcher", Some(TOWNSHIP))
         .await?;
