@@ -130,11 +130,13 @@ fn view_filters(f: &mut Filter, q: &TicketQuery, table: &str) {
             )
         } else {
             let p = f.arg(Arg::Texts(w.clone()));
+            // Most tickets in a scope are its centre's; the co-units (a JSON array,
+            // `[]` for most tickets) are opened only when there are some.
             format!(
-                "(unit IN (SELECT value FROM json_each({p})) OR centre IN (SELECT value FROM json_each({p})) \
+                "(centre IN (SELECT value FROM json_each({p})) OR unit IN (SELECT value FROM json_each({p})) \
                  OR grid IN (SELECT value FROM json_each({p})) \
-                 OR EXISTS (SELECT 1 FROM json_each({table}.co_units) c \
-                            WHERE c.value IN (SELECT value FROM json_each({p}))))"
+                 OR ({table}.co_units <> '[]' AND EXISTS (SELECT 1 FROM json_each({table}.co_units) c \
+                            WHERE c.value IN (SELECT value FROM json_each({p})))))"
             )
         };
         f.push(c);
