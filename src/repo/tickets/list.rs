@@ -419,21 +419,36 @@ async fn search_page(
     Ok((rows.into_iter().map(|(r, _)| r).collect(), total))
 }
 
-/// How many tickets match `q`'s filters (every page, not only one).
-pub async fn count_tickets(pool: &Pool, q: &TicketQuery) -> Result<i64, StoreError> {
-    use sqlx::Row;
-    let pg = matches!(pool, Pool::Postgres(_));
-    // The queue's narrow rows have every filter's column but the number, which a
-    // search by ticket number looks up in the view (one row by its unique index).
+/// Where [`count_tickets`] counts `q`'s matches. A filter the view has an index for
+/// (state, lead unit, category, overdue) or a ticket number narrows the count to
+/// the few rows the index finds, so it is counted in the view. Otherwise every
+/// row is read (all tickets, or a scope: its centre, grid and co-units have no
+/// index), and the queue's narrow rows (`ticket_queue`, the filter columns alone)
+/// are about a fourteenth of the view's bytes (14 MB against 195 MB on PostgreSQL
+/// over 100,000 accepted tickets).
+fn count_table(q: &TicketQuery) -> &'static str {
     let by_number = q
         .text
         .as_deref()
         .is_some_and(|t| is_ticket_number(&normalize(t.trim())));
-    let table = if by_number {
+    let indexed = q.state.is_some()
+        || q.states.is_some()
+        || q.unit.is_some()
+        || q.units.is_some()
+        || q.category.is_some()
+        || q.overdue_at.is_some();
+    if by_number || indexed {
         "ticket_view"
     } else {
         "ticket_queue"
-    };
+    }
+}
+
+/// How many tickets match `q`'s filters (every page, not only one).
+pub async fn count_tickets(pool: &Pool, q: &TicketQuery) -> Result<i64, StoreError> {
+    use sqlx::Row;
+    let pg = matches!(pool, Pool::Postgres(_));
+    let table = count_table(q);
     let f = filters(pg, q, table);
     let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table}{}", f.sql()));
     let n = match pool {
