@@ -337,7 +337,11 @@ async fn queue_search_filters_sorts_and_counts_on_the_server() {
                 "{engine:?}: {township}"
             );
         }
-        assert_queue_follows_view(&app, &format!("{engine:?} after assign")).await;
+        crate::support::assert_search_filters_follow_view(
+            &app.app.store.pool(),
+            &format!("{engine:?} after assign"),
+        )
+        .await;
         let (ids, _, _) = page(&app, &admin, "overdue=true&category=city.exposed_garbage").await;
         assert_eq!(ids, vec![a.clone()], "{engine:?}: overdue and category");
         // `unit` with overdue is the unit's subtree.
@@ -475,30 +479,11 @@ async fn the_backfill_indexes_tickets_that_have_no_search_entry() {
         assert_eq!(n, 1, "{engine:?}");
         let (ids, _, _) = page(&app, &admin, &format!("q={}", enc("长江路"))).await;
         assert_eq!(ids, [a], "{engine:?}: indexed again");
-        assert_queue_follows_view(&app, &format!("{engine:?} after the backfill")).await;
+        crate::support::assert_search_filters_follow_view(
+            &app.app.store.pool(),
+            &format!("{engine:?} after the backfill"),
+        )
+        .await;
         app.finish().await;
     }
-}
-
-/// The queue's narrow rows (`ticket_queue`, kept by triggers on the view) hold
-/// exactly the view's filter columns, one row per ticket.
-async fn assert_queue_follows_view(app: &TestApp, what: &str) {
-    let cols = "id, created_at, state, unit, centre, grid, category, due_at, co_units";
-    let sql = format!(
-        "SELECT (SELECT COUNT(*) FROM ticket_queue), (SELECT COUNT(*) FROM ticket_view), \
-         (SELECT COUNT(*) FROM (SELECT {cols} FROM ticket_view EXCEPT SELECT {cols} FROM ticket_queue) d1) \
-         + (SELECT COUNT(*) FROM (SELECT {cols} FROM ticket_queue EXCEPT SELECT {cols} FROM ticket_view) d2)"
-    );
-    let sql = sqlx::AssertSqlSafe(sql);
-    let (queue, view, differ): (i64, i64, i64) = match app.app.store.pool() {
-        yiwang::store::Pool::Postgres(p) => sqlx::query_as(sql).fetch_one(&p).await,
-        yiwang::store::Pool::Sqlite(p) => sqlx::query_as(sql).fetch_one(&p).await,
-    }
-    .expect("compare the queue with the view");
-    assert!(view > 0, "{what}: no tickets");
-    assert_eq!(
-        (queue, differ),
-        (view, 0),
-        "{what}: ticket_queue against ticket_view"
-    );
 }

@@ -84,8 +84,8 @@ impl Filter {
     }
 }
 
-/// The filters of `q` except paging, on `table`: the view, or the queue's narrow
-/// rows (`ticket_queue`, which has every column they name but the number).
+/// The filters of `q` except paging, on `table`: the view, or the search index
+/// (which has every column they name but the number).
 fn filters(pg: bool, q: &TicketQuery, table: &str) -> Filter {
     let mut f = Filter::new(pg);
     view_filters(&mut f, q, table);
@@ -101,41 +101,52 @@ fn filters(pg: bool, q: &TicketQuery, table: &str) -> Filter {
 }
 
 /// The filters of `q` on the view's own columns: all but the text and the
-/// creation time, which the search index also holds. `table` is the view or the
-/// queue's narrow rows, which have the same columns.
+/// creation time. `table` names the view, the search index (whose rows carry the
+/// same filter columns since migration 0017) or its alias; every column is
+/// qualified with it.
 fn view_filters(f: &mut Filter, q: &TicketQuery, table: &str) {
     let pg = f.pg;
+    let (state, unit, centre, grid, co_units, category, due_at) = (
+        format!("{table}.state"),
+        format!("{table}.unit"),
+        format!("{table}.centre"),
+        format!("{table}.grid"),
+        format!("{table}.co_units"),
+        format!("{table}.category"),
+        format!("{table}.due_at"),
+    );
     if let Some(s) = &q.state {
         let p = f.typed(Arg::Text(s.clone()), "text");
-        f.push(format!("state = {p}"));
+        f.push(format!("{state} = {p}"));
     }
     if let Some(states) = &q.states {
-        let c = f.any("state", states);
+        let c = f.any(&state, states);
         f.push(c);
     }
     if let Some(u) = &q.unit {
         let p = f.typed(Arg::Text(u.clone()), "text");
-        f.push(format!("unit = {p}"));
+        f.push(format!("{unit} = {p}"));
     }
     if let Some(units) = &q.units {
-        let c = f.any("unit", units);
+        let c = f.any(&unit, units);
         f.push(c);
     }
     if let Some(w) = &q.within {
         let c = if pg {
             let p = f.arg(Arg::Texts(w.clone()));
             format!(
-                "(unit = ANY({p}::text[]) OR centre = ANY({p}::text[]) OR grid = ANY({p}::text[]) \
-                 OR co_units && {p}::text[])"
+                "({centre} = ANY({p}::text[]) OR {unit} = ANY({p}::text[]) \
+                 OR {grid} = ANY({p}::text[]) OR {co_units} && {p}::text[])"
             )
         } else {
             let p = f.arg(Arg::Texts(w.clone()));
             // Most tickets in a scope are its centre's; the co-units (a JSON array,
             // `[]` for most tickets) are opened only when there are some.
             format!(
-                "(centre IN (SELECT value FROM json_each({p})) OR unit IN (SELECT value FROM json_each({p})) \
-                 OR grid IN (SELECT value FROM json_each({p})) \
-                 OR ({table}.co_units <> '[]' AND EXISTS (SELECT 1 FROM json_each({table}.co_units) c \
+                "({centre} IN (SELECT value FROM json_each({p})) \
+                 OR {unit} IN (SELECT value FROM json_each({p})) \
+                 OR {grid} IN (SELECT value FROM json_each({p})) \
+                 OR ({co_units} <> '[]' AND EXISTS (SELECT 1 FROM json_each({co_units}) c \
                             WHERE c.value IN (SELECT value FROM json_each({p})))))"
             )
         };
@@ -143,11 +154,11 @@ fn view_filters(f: &mut Filter, q: &TicketQuery, table: &str) {
     }
     if let Some(c) = &q.category {
         let p = f.typed(Arg::Text(c.clone()), "text");
-        f.push(format!("category = {p}"));
+        f.push(format!("{category} = {p}"));
     }
     if let Some(t) = q.overdue_at {
         let p = f.typed(Arg::Time(t), "timestamptz");
-        f.push(format!("due_at < {p}"));
+        f.push(format!("{due_at} < {p}"));
     }
 }
 
@@ -159,30 +170,31 @@ fn index_search(q: &TicketQuery) -> Option<String> {
 }
 
 /// The tickets whose text contains `text` (normalized), created at or after
-/// `from`: a statement answering `(id, created_at)` from the search index alone.
+/// `from`: a statement answering `(id, created_at, due_at)` from the search index
+/// alone (`s`), to which the queue's other filters on `s` may be added with `AND`.
 fn matches(f: &mut Filter, text: &str, from: Option<DateTime<Utc>>) -> String {
     let grams = query_grams(text);
     let needle = f.typed(Arg::Text(text.to_string()), "text");
     let mut sql = if f.pg {
         if grams.is_empty() {
             format!(
-                "SELECT s.id, s.created_at FROM ticket_search s WHERE strpos(s.search, {needle}) > 0"
+                "SELECT s.id, s.created_at, s.due_at FROM ticket_search s WHERE strpos(s.search, {needle}) > 0"
             )
         } else {
             let g = f.arg(Arg::Texts(grams));
             format!(
-                "SELECT s.id, s.created_at FROM ticket_search s \
+                "SELECT s.id, s.created_at, s.due_at FROM ticket_search s \
                  WHERE s.grams @> {g}::text[] AND strpos(s.search, {needle}) > 0"
             )
         }
     } else if grams.is_empty() {
         format!(
-            "SELECT s.id, s.created_at FROM ticket_search s WHERE instr(s.search, {needle}) > 0"
+            "SELECT s.id, s.created_at, s.due_at FROM ticket_search s WHERE instr(s.search, {needle}) > 0"
         )
     } else {
         let m = f.arg(Arg::Text(fts_query(&grams)));
         format!(
-            "SELECT s.id, s.created_at FROM ticket_grams g JOIN ticket_search s ON s.n = g.rowid \
+            "SELECT s.id, s.created_at, s.due_at FROM ticket_grams g JOIN ticket_search s ON s.n = g.rowid \
              WHERE ticket_grams MATCH {m} AND instr(s.search, {needle}) > 0"
         )
     };
@@ -365,17 +377,15 @@ pub async fn page_with_total(
 /// **Why this shape.** A street or a common word matches thousands of tickets.
 /// Reading each match's view row (a whole ticket document) to sort them, and again
 /// to count them, cost 100–150 ms over 100,000 tickets (BENCHMARKS.md "Queue
-/// search"). Here the matches come from the search index with their creation time
-/// (`m`, materialized so that both engines start from the index); the page is
-/// chosen among narrow rows `f` — `(id, created_at)` from the index alone when no
-/// other filter or the deadline order needs more, else the matches joined to the
-/// queue's narrow rows (`ticket_queue`: the view's filter columns without the
-/// document, kept by triggers, migration 0017) — materialized once, counted for
-/// `total` (every page, the cursor left out) and sorted for the page with its
-/// limit; only the page's own view rows are then read whole. A dispatcher's scope
-/// is such a filter: a street matched 10,000 tickets city-wide, each probed in
-/// the view's wide rows for its unit and centre, 52–103 ms p99 before the narrow
-/// rows.
+/// search"). Here the matches come from the search index, whose rows also carry
+/// the creation time and the queue's filter columns (state, unit, centre, grid,
+/// category, deadline, co-units: migration 0017, kept by triggers on the view), so
+/// every filter — a dispatcher's scope too — is checked on the index row the match
+/// already read. They are materialized once (`f`), counted for `total` (every
+/// page, the cursor left out) and sorted for the page with its limit; only the
+/// page's own view rows are then read whole. Before the filter columns were in the
+/// index, a township dispatcher's search of a street looked each of its 10,000
+/// city-wide matches up in the view: 52–103 ms p99.
 async fn search_page(
     pool: &Pool,
     q: &TicketQuery,
@@ -383,29 +393,17 @@ async fn search_page(
     let pg = matches!(pool, Pool::Postgres(_));
     let text = index_search(q).unwrap_or_default();
     let mut f = Filter::new(pg);
-    let m = matches(&mut f, &text, q.created_from);
-    view_filters(&mut f, q, "ticket_queue");
-    let needs_queue = !f.clauses.is_empty() || q.sort == Sort::Deadline;
-    let found = if needs_queue {
-        format!(
-            "m (mid, mcreated) AS MATERIALIZED ({m}), \
-             f (tid, tcreated, tdue) AS MATERIALIZED \
-             (SELECT ticket_queue.id, ticket_queue.created_at, ticket_queue.due_at \
-              FROM m JOIN ticket_queue ON ticket_queue.id = m.mid{})",
-            f.sql()
-        )
-    } else {
-        let none = if pg { "NULL::timestamptz" } else { "NULL" };
-        format!(
-            "f (tid, tcreated, tdue) AS MATERIALIZED \
-             (SELECT found.id, found.created_at, {none} FROM ({m}) AS found)"
-        )
-    };
+    let mut found = matches(&mut f, &text, q.created_from);
+    view_filters(&mut f, q, "s");
+    for clause in f.clauses.drain(..) {
+        found.push_str(" AND ");
+        found.push_str(&clause);
+    }
     let mut cursor = Filter::new(pg);
     cursor.args = std::mem::take(&mut f.args);
     push_cursor(&mut cursor, q, "tcreated", "tid");
     let mut sql = format!(
-        "WITH {found} \
+        "WITH f (tid, tcreated, tdue) AS MATERIALIZED ({found}) \
          SELECT ticket_view.*, (SELECT COUNT(*) FROM f) AS total FROM ticket_view JOIN \
          (SELECT tid FROM f{}{}",
         cursor.sql(),
@@ -423,9 +421,9 @@ async fn search_page(
 /// (state, lead unit, category, overdue) or a ticket number narrows the count to
 /// the few rows the index finds, so it is counted in the view. Otherwise every
 /// row is read (all tickets, or a scope: its centre, grid and co-units have no
-/// index), and the queue's narrow rows (`ticket_queue`, the filter columns alone)
-/// are about a fourteenth of the view's bytes (14 MB against 195 MB on PostgreSQL
-/// over 100,000 accepted tickets).
+/// index), and the search index's rows (which carry the filter columns, migration
+/// 0017) are a fraction of the view's bytes (on PostgreSQL over 100,000 accepted
+/// tickets, 60 MB of text and grams against 195 MB of documents).
 fn count_table(q: &TicketQuery) -> &'static str {
     let by_number = q
         .text
@@ -440,7 +438,7 @@ fn count_table(q: &TicketQuery) -> &'static str {
     if by_number || indexed {
         "ticket_view"
     } else {
-        "ticket_queue"
+        "ticket_search"
     }
 }
 

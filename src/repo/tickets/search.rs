@@ -164,6 +164,41 @@ pub struct SearchRow {
     /// When the ticket was accepted (as in its view row): the order of a search
     /// answered from this table alone.
     pub created_at: DateTime<Utc>,
+    /// The queue's filter columns, as in the ticket's view row (migration 0017):
+    /// written with the row, then kept by the view's triggers as the ticket moves.
+    pub filters: SearchFilters,
+}
+
+/// The columns of the view a queue's search filters on, copied into its search row
+/// so that a search within a scope needs no look-up in the view per match.
+#[derive(Clone, Debug)]
+pub struct SearchFilters {
+    pub state: String,
+    pub unit: Option<String>,
+    pub centre: String,
+    pub grid: Option<String>,
+    pub category: String,
+    pub due_at: Option<DateTime<Utc>>,
+    pub co_units: Vec<String>,
+}
+
+impl SearchFilters {
+    /// As the view row of `t` holds them (`app::decide::view_row`).
+    pub fn of(t: &Ticket) -> SearchFilters {
+        SearchFilters {
+            state: t.state.as_str().to_string(),
+            unit: t.unit.clone(),
+            centre: t.centre.clone(),
+            grid: t.location.grid.clone(),
+            category: t.category.clone(),
+            due_at: t.overdue_from(),
+            co_units: t.co_units.clone(),
+        }
+    }
+
+    fn co_units_json(&self) -> String {
+        serde_json::Value::from(self.co_units.clone()).to_string()
+    }
 }
 
 impl SearchRow {
@@ -175,6 +210,7 @@ impl SearchRow {
             search,
             grams,
             created_at: t.created_at,
+            filters: SearchFilters::of(t),
         }
     }
 }
@@ -187,9 +223,20 @@ pub static SEARCH_PART: PgPart = PgPart {
         ("search", "text"),
         ("grams", "text"),
         ("created_at", "timestamptz"),
+        ("state", "text"),
+        ("unit", "text"),
+        ("centre", "text"),
+        ("grid", "text"),
+        ("category", "text"),
+        ("due_at", "timestamptz"),
+        // The co-units as a JSON array (arrays of arrays do not unnest).
+        ("co", "text"),
     ],
-    write: "INSERT INTO ticket_search (id, search, grams, created_at) \
-            SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)), created_at \
+    write: "INSERT INTO ticket_search (id, search, grams, created_at, state, unit, centre, grid, \
+                                       category, due_at, co_units) \
+            SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)), created_at, \
+                   state, unit, centre, grid, category, due_at, \
+                   ARRAY(SELECT json_array_elements_text(co::json)) \
             FROM ticket_search_rows ON CONFLICT (id) DO NOTHING",
     refusals: &[],
 };
@@ -216,18 +263,33 @@ impl ViewHandler for SearchRow {
                 serde_json::Value::from(self.grams.clone()).to_string(),
             )),
             PgValue::Time(Some(self.created_at)),
+            PgValue::Text(Some(self.filters.state.clone())),
+            PgValue::Text(self.filters.unit.clone()),
+            PgValue::Text(Some(self.filters.centre.clone())),
+            PgValue::Text(self.filters.grid.clone()),
+            PgValue::Text(Some(self.filters.category.clone())),
+            PgValue::Time(self.filters.due_at),
+            PgValue::Text(Some(self.filters.co_units_json())),
         ]
     }
 }
 
 async fn write_sqlite_row(conn: &mut SqliteConnection, row: &SearchRow) -> Result<(), StoreError> {
     let n: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO ticket_search (id, search, created_at) VALUES (?, ?, ?) \
+        "INSERT INTO ticket_search (id, search, created_at, state, unit, centre, grid, category, \
+         due_at, co_units) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (id) DO NOTHING RETURNING n",
     )
     .bind(row.id.to_string())
     .bind(&row.search)
     .bind(crate::store::hash::rfc3339(row.created_at))
+    .bind(&row.filters.state)
+    .bind(&row.filters.unit)
+    .bind(&row.filters.centre)
+    .bind(&row.filters.grid)
+    .bind(&row.filters.category)
+    .bind(row.filters.due_at.map(crate::store::hash::rfc3339))
+    .bind(row.filters.co_units_json())
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(n) = n {
@@ -291,17 +353,38 @@ pub async fn backfill(pool: &Pool) -> Result<u64, StoreError> {
                     .map(|r| serde_json::Value::from(r.grams.clone()).to_string())
                     .collect();
                 let created: Vec<DateTime<Utc>> = rows.iter().map(|r| r.created_at).collect();
+                let f: Vec<&SearchFilters> = rows.iter().map(|r| &r.filters).collect();
+                let states: Vec<&str> = f.iter().map(|f| f.state.as_str()).collect();
+                let units: Vec<Option<&str>> = f.iter().map(|f| f.unit.as_deref()).collect();
+                let centres: Vec<&str> = f.iter().map(|f| f.centre.as_str()).collect();
+                let grids: Vec<Option<&str>> = f.iter().map(|f| f.grid.as_deref()).collect();
+                let categories: Vec<&str> = f.iter().map(|f| f.category.as_str()).collect();
+                let dues: Vec<Option<DateTime<Utc>>> = f.iter().map(|f| f.due_at).collect();
+                let cos: Vec<String> = f.iter().map(|f| f.co_units_json()).collect();
                 sqlx::query(
-                    "INSERT INTO ticket_search (id, search, grams, created_at) \
-                     SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)), created_at \
-                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) \
-                          AS r(id, search, grams, created_at) \
+                    "INSERT INTO ticket_search (id, search, grams, created_at, state, unit, centre, \
+                                                grid, category, due_at, co_units) \
+                     SELECT id, search, ARRAY(SELECT json_array_elements_text(grams::json)), created_at, \
+                            state, unit, centre, grid, category, due_at, \
+                            ARRAY(SELECT json_array_elements_text(co::json)) \
+                     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], \
+                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
+                                 $11::text[]) \
+                          AS r(id, search, grams, created_at, state, unit, centre, grid, category, \
+                               due_at, co) \
                      ON CONFLICT (id) DO NOTHING",
                 )
                 .bind(&ids)
                 .bind(&texts)
                 .bind(&grams)
                 .bind(&created)
+                .bind(&states)
+                .bind(&units)
+                .bind(&centres)
+                .bind(&grids)
+                .bind(&categories)
+                .bind(&dues)
+                .bind(&cos)
                 .execute(p)
                 .await
                 .map_err(StoreError::classify)?;
