@@ -373,6 +373,10 @@ async fn measure(
     ];
     let admin_kinds = kinds.len();
     kinds.push((
+        "township dispatcher: newest page, no q",
+        Box::new(|_, _| "/api/v1/tickets?limit=50".to_string()),
+    ));
+    kinds.push((
         "township dispatcher: q = a 2-character word",
         Box::new(|i, _| format!("/api/v1/tickets?q={}", enc(WORDS[i as usize % WORDS.len()]))),
     ));
