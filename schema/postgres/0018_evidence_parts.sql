@@ -11,6 +11,12 @@
 -- (a part grown past its size is split by the next batch that changes it), so no
 -- rebuild is needed. Adding a column with a constant default changes the catalogue
 -- only; the new primary key reads the table once to build its index.
+--
+-- A release before 0018 still running beside this one cannot write the lists any
+-- more (its upsert names the old key): if it holds the projection's lease, the
+-- statistics stop moving, with an error in its log, until it is replaced. What it
+-- reads stays right: it takes each part for a list of its own, and merges the
+-- lists of one unit, month and name before it counts them.
 ALTER TABLE stats_evidence_monthly ADD COLUMN part TEXT COLLATE "C" NOT NULL DEFAULT '';
 ALTER TABLE stats_evidence_monthly ALTER COLUMN part DROP DEFAULT;
 ALTER TABLE stats_evidence_monthly DROP CONSTRAINT stats_evidence_monthly_pkey;
