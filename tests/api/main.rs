@@ -26,3 +26,4 @@ mod queue;
 mod session;
 mod similar;
 mod sla;
+mod stats_evidence;

@@ -623,7 +623,8 @@ fn as_written_at(data: &Data, era: i64) -> Data {
 /// checkpoint at the end of the log. From 0004 on the projection has the tables
 /// this build writes: they are filled by this build's fold (the figures a service
 /// had computed), less what that release did not keep yet (at 0004: the report
-/// lists that came with 0005; before 0006: the months' revisions). Before, the first statistics release kept per-ticket
+/// lists that came with 0005; before 0006: the months' revisions; before 0018: the
+/// evidence lists in parts, each list whole in one row instead). Before, the first statistics release kept per-ticket
 /// documents, episodes and occurrences in another shape (0004 empties those tables
 /// and resets the checkpoint): a row of each stands for them.
 async fn projection_as_left_at(engine: Engine, db: &TestDb, pool: &Pool, k: i64, last: i64) {
@@ -668,6 +669,12 @@ async fn projection_as_left_at(engine: Engine, db: &TestDb, pool: &Pool, k: i64,
         )
         .await;
     }
+    // It also writes the evidence lists in parts (0018); a release before 0018 kept
+    // each list whole in one row: the table has the parts' shape while the fold
+    // runs, and each list's parts are joined into one row after.
+    if k < 18 {
+        exec(pool, &evidence_parts_migration(engine)).await;
+    }
     while yiwang::projections::step(&store, &p, 1000)
         .await
         .expect("the projection at schema version k")
@@ -675,6 +682,9 @@ async fn projection_as_left_at(engine: Engine, db: &TestDb, pool: &Pool, k: i64,
     {}
     if k < 6 {
         exec(pool, "DROP TABLE stats_evidence_revs").await;
+    }
+    if k < 18 {
+        evidence_lists_whole(engine, pool).await;
     }
     assert_eq!(
         p.checkpoint().await.expect("checkpoint"),
@@ -687,6 +697,67 @@ async fn projection_as_left_at(engine: Engine, db: &TestDb, pool: &Pool, k: i64,
             "DELETE FROM stats_evidence_monthly WHERE list LIKE 'report:%'",
         )
         .await;
+    }
+}
+
+/// The SQL of migration 0018, which keeps the evidence lists in parts.
+fn evidence_parts_migration(engine: Engine) -> String {
+    let (_, path) = migration_files(engine)
+        .into_iter()
+        .find(|(v, _)| *v == 18)
+        .expect("migration 0018");
+    std::fs::read_to_string(path).expect("read migration 0018")
+}
+
+/// `stats_evidence_monthly` back in the shape before 0018 (0004's table): each
+/// list's parts, joined in the order of their bounds (as bytes, as the service
+/// orders them), one row per list.
+async fn evidence_lists_whole(engine: Engine, pool: &Pool) {
+    let sql = "SELECT unit, month, list, part, items FROM stats_evidence_monthly";
+    let mut rows: Vec<(String, i64, String, String, String)> = match pool {
+        Pool::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
+        Pool::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
+    }
+    .expect("the evidence parts");
+    rows.sort_by(|a, b| (a.1, &a.0, &a.2, &a.3).cmp(&(b.1, &b.0, &b.2, &b.3)));
+    let without_rowid = match engine {
+        Engine::Sqlite => " WITHOUT ROWID",
+        Engine::Postgres => "",
+    };
+    exec(
+        pool,
+        &format!(
+            "DROP TABLE stats_evidence_monthly;
+             CREATE TABLE stats_evidence_monthly (unit TEXT NOT NULL, month BIGINT NOT NULL, \
+               list TEXT NOT NULL, items TEXT NOT NULL, PRIMARY KEY (month, unit, list)){without_rowid}"
+        ),
+    )
+    .await;
+    for parts in rows.chunk_by(|a, b| (a.1, &a.0, &a.2) == (b.1, &b.0, &b.2)) {
+        let (unit, month, list, _, _) = &parts[0];
+        let items: Vec<&str> = parts.iter().map(|p| p.4.as_str()).collect();
+        let insert =
+            "INSERT INTO stats_evidence_monthly (unit, month, list, items) VALUES ($1, $2, $3, $4)";
+        let items = items.join(",");
+        match pool {
+            Pool::Sqlite(p) => sqlx::query(insert)
+                .bind(unit)
+                .bind(month)
+                .bind(list)
+                .bind(&items)
+                .execute(p)
+                .await
+                .map(|_| ()),
+            Pool::Postgres(p) => sqlx::query(insert)
+                .bind(unit)
+                .bind(month)
+                .bind(list)
+                .bind(&items)
+                .execute(p)
+                .await
+                .map(|_| ()),
+        }
+        .expect("a whole list");
     }
 }
 
@@ -723,7 +794,7 @@ const PROJECTION_TABLES: [(&str, &str); 10] = [
     ("stats_turnaround", "day, unit"),
     ("stats_monthly", "month, unit"),
     ("stats_turnaround_monthly", "month, unit"),
-    ("stats_evidence_monthly", "month, unit, list"),
+    ("stats_evidence_monthly", "month, unit, list, part"),
     ("people_tickets", "ticket"),
     ("stats_people", "day, unit, person"),
 ];

@@ -114,18 +114,24 @@ async fn read_months(
     months: &[i64],
     rev_of: &HashMap<i64, i64>,
 ) -> Result<Vec<Arc<MonthLists>>, StoreError> {
-    let rows = read::month_list_rows(pool, months).await?;
+    let mut rows = read::month_list_rows(pool, months).await?;
+    // Each list is its parts' items in the order of their bounds (`daily::parts`);
+    // the lists of a month come in the order of (unit, list).
+    rows.retain(|r| !r.4.is_empty());
+    rows.sort_unstable_by(|a, b| (a.1, &a.0, &a.2, &a.3).cmp(&(b.1, &b.0, &b.2, &b.3)));
     let mut by_month: HashMap<i64, Vec<EvidenceList>> = HashMap::new();
-    for (unit, month, list, items) in rows {
-        if items.is_empty() {
-            continue;
-        }
-        let items = items.split(',').filter_map(parse_item).collect();
-        by_month.entry(month).or_default().push(EvidenceList {
-            unit,
-            month,
-            slot: daily::list_slot(&list),
-            list,
+    for parts in rows.chunk_by(|a, b| (a.1, &a.0, &a.2) == (b.1, &b.0, &b.2)) {
+        let (unit, month, list, _, _) = &parts[0];
+        let items = parts
+            .iter()
+            .flat_map(|p| p.4.split(','))
+            .filter_map(parse_item)
+            .collect();
+        by_month.entry(*month).or_default().push(EvidenceList {
+            unit: unit.clone(),
+            month: *month,
+            slot: daily::list_slot(list),
+            list: list.clone(),
             items,
         });
     }

@@ -587,17 +587,19 @@ pub(super) async fn month_revisions(
     Ok(revs)
 }
 
-/// The stored lists of these months: (unit, month, list, items), unparsed (see
-/// `cache::read_months`).
+/// The stored parts of these months' lists: (unit, month, list, part, items),
+/// unparsed and in no order (see `cache::read_months`, which puts each list's
+/// parts together in the order of their bounds, `daily::parts`).
 pub(super) async fn month_list_rows(
     pool: &Pool,
     months: &[i64],
-) -> Result<Vec<(String, i64, String, String)>, StoreError> {
-    let rows: Vec<(String, i64, String, String)> = on_pool!(pool, p, Db => {
-        // The rows as they are (a few hundred a month): a GROUP BY would sort them
-        // and copy every item once more.
+) -> Result<Vec<(String, i64, String, String, String)>, StoreError> {
+    let rows: Vec<(String, i64, String, String, String)> = on_pool!(pool, p, Db => {
+        // The rows as they are (a few thousand a month): an ORDER BY would order
+        // the bounds by the database's collation, not as the service does (bytes),
+        // and a GROUP BY would copy every item once more.
         let mut q = QueryBuilder::<Db>::new(
-            "SELECT unit, month, list, items FROM stats_evidence_monthly WHERE month IN (",
+            "SELECT unit, month, list, part, items FROM stats_evidence_monthly WHERE month IN (",
         );
         let mut sep = q.separated(", ");
         for m in months {
