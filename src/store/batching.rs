@@ -12,8 +12,9 @@
 //! write (commit included) and how many requests batches have carried lately. From
 //! these it says how long a small batch may wait for more before it goes
 //! ([`Pacer::linger`]): a fraction (`YIWANG_APPEND_LINGER`, default
-//! [`DEFAULT_LINGER`]) of the time a batch takes to write, never more than
-//! [`MAX_LINGER`]. How each engine uses it is in its writer.
+//! [`PG_LINGER`] on PostgreSQL, [`SQLITE_LINGER`] on SQLite) of the time a batch
+//! takes to write, never more than [`MAX_LINGER`]. How each engine uses it is in
+//! its writer.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -51,20 +52,30 @@ pub static BATCH_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     .expect("static metric definition is valid")
 });
 
-/// The fraction of a batch's write time a small batch may wait for more, unless
-/// `YIWANG_APPEND_LINGER` says otherwise.
-pub const DEFAULT_LINGER: f64 = 0.5;
+/// The fraction of a batch's write time a batch may wait for more on PostgreSQL
+/// while another statement is in flight, unless `YIWANG_APPEND_LINGER` says
+/// otherwise. Measured (BENCHMARKS.md, issue 24 point 3): 2.7 commands a
+/// statement at 16 clients without it, 6.4–6.8 with it.
+pub const PG_LINGER: f64 = 0.5;
+
+/// The same on SQLite: none. Its one writer is the bottleneck (busy 0.6 ms a
+/// command, most of the time at 16 clients), so a batch that waits idles the
+/// only writer: waiting half a batch's write time grew the batches from 7.9 to
+/// 11.5 commands at 16 clients, added about a millisecond to the median command
+/// and no throughput beyond the noise (BENCHMARKS.md, issue 24 point 3).
+pub const SQLITE_LINGER: f64 = 0.0;
 
 /// The longest a batch ever waits for more requests.
 pub const MAX_LINGER: Duration = Duration::from_millis(5);
 
-/// Reads `YIWANG_APPEND_LINGER`: a fraction from 0 (never wait) to 4.
-pub fn linger_from_env() -> f64 {
+/// Reads `YIWANG_APPEND_LINGER`: a fraction from 0 (never wait) to 4; the
+/// engine's `default` when it is unset or unreadable.
+pub fn linger_from_env(default: f64) -> f64 {
     std::env::var("YIWANG_APPEND_LINGER")
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|f| f.is_finite())
-        .map_or(DEFAULT_LINGER, |f| f.clamp(0.0, 4.0))
+        .map_or(default, |f| f.clamp(0.0, 4.0))
 }
 
 /// What a writer has measured of its own batches.

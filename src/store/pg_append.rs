@@ -70,7 +70,7 @@ pub fn statements_retried_one_by_one() -> u64 {
 /// flight at once; returns the queue it serves.
 pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queue {
     let (tx, rx) = mpsc::channel::<(AppendRequest, Reply)>(8192);
-    let pacer = Pacer::new(batching::linger_from_env());
+    let pacer = Pacer::new(batching::linger_from_env(batching::PG_LINGER));
     tokio::spawn(lead(pool, writers.max(1), rx, appended, pacer));
     tx
 }

@@ -130,16 +130,17 @@ async fn writer(
     appended: watch::Sender<i64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut pacer = Pacer::new(batching::linger_from_env());
+    let mut pacer = Pacer::new(batching::linger_from_env(batching::SQLITE_LINGER));
     let batches = batching::BATCH_REQUESTS.with_label_values(&["sqlite"]);
     let seconds = batching::BATCH_SECONDS.with_label_values(&["sqlite"]);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // The next batch forms while this one's COMMIT is on its way to the disk
-        // (the requests queue meanwhile). One that finds the writer free and is
-        // smaller than batches have lately been waits a little for the rest of
-        // its usual company: a fraction of what a batch takes to write
-        // (`store::batching`), so that one fsync and one copy of each page
-        // changed serve more commands.
+        // (the requests queue meanwhile). With `YIWANG_APPEND_LINGER` set, one
+        // that finds the writer free and is smaller than batches have lately been
+        // waits a little for the rest of its usual company: a fraction of what a
+        // batch takes to write, so that one fsync and one copy of each page
+        // changed serve more commands. Off by default: the writer is the
+        // bottleneck, and the wait idled it (`batching::SQLITE_LINGER`).
         let linger = pacer.linger();
         let usual = pacer.usual_size().min(MAX_BATCH);
         if !linger.is_zero() && batch.len() < usual {
