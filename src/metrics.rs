@@ -250,6 +250,8 @@ impl Metrics {
             Box::new(sla_rounds.clone()),
             Box::new(sse_subscribers.clone()),
             Box::new(crate::store::RETRIED_ONE_BY_ONE.clone()),
+            Box::new(crate::store::batching::BATCH_REQUESTS.clone()),
+            Box::new(crate::store::batching::BATCH_SECONDS.clone()),
             Box::new(db_connections.clone()),
             Box::new(db_max_connections.clone()),
             Box::new(build_info),

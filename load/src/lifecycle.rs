@@ -121,6 +121,58 @@ pub async fn discover(http: &reqwest::Client, base: &str, admin: &str) -> Result
 /// The size of a stored ticket event: the mean length of the JSON text of each event
 /// of one ticket as `GET /api/v1/tickets/{id}/events` returns it (data, metadata, type,
 /// times and hashes), which is close to the size of the row the service stores.
+/// The service's append batches over its life, from `/metrics`: how many, and
+/// their mean requests and write time (PostgreSQL: per statement; SQLite: per
+/// COMMIT). Counts the warm-up too. None when the service does not export them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Batches {
+    pub count: f64,
+    pub mean_requests: f64,
+    pub mean_ms: f64,
+}
+
+impl Batches {
+    pub fn json(&self) -> Value {
+        json!({
+            "count": self.count,
+            "mean_requests": stats::round3(self.mean_requests),
+            "mean_ms": stats::round3(self.mean_ms),
+        })
+    }
+
+    /// Reads them from the text of `/metrics` (summed over engines: one serves).
+    pub fn parse(metrics: &str) -> Option<Batches> {
+        let sum = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let count = sum("yiwang_append_batch_requests_count");
+        if count <= 0.0 {
+            return None;
+        }
+        Some(Batches {
+            count,
+            mean_requests: sum("yiwang_append_batch_requests_sum") / count,
+            mean_ms: 1000.0 * sum("yiwang_append_batch_duration_seconds_sum")
+                / sum("yiwang_append_batch_duration_seconds_count").max(1.0),
+        })
+    }
+
+    pub async fn fetch(http: &reqwest::Client, base: &str) -> Result<Option<Batches>> {
+        let text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(Batches::parse(&text))
+    }
+}
+
 pub async fn event_size(http: &reqwest::Client, target: &Target, ticket: &str) -> Result<usize> {
     let url = format!("{}/api/v1/tickets/{ticket}/events", target.base);
     let events = items(http, &url, &target.tokens.admin).await?;
@@ -616,5 +668,20 @@ mod tests {
         for (i, s) in STEPS.iter().enumerate() {
             assert_eq!(COMMANDS[REPLAY + 1 + i], s.action);
         }
+    }
+
+    #[test]
+    fn append_batches_are_read_from_the_metrics_text() {
+        let text = "# HELP yiwang_append_batch_requests x\n\
+            yiwang_append_batch_requests_bucket{engine=\"postgres\",le=\"1\"} 2\n\
+            yiwang_append_batch_requests_sum{engine=\"postgres\"} 30\n\
+            yiwang_append_batch_requests_count{engine=\"postgres\"} 4\n\
+            yiwang_append_batch_duration_seconds_sum{engine=\"postgres\"} 0.01\n\
+            yiwang_append_batch_duration_seconds_count{engine=\"postgres\"} 4\n";
+        let b = Batches::parse(text).expect("batches");
+        assert_eq!(b.count, 4.0);
+        assert_eq!(b.mean_requests, 7.5);
+        assert!((b.mean_ms - 2.5).abs() < 1e-9);
+        assert_eq!(Batches::parse("process_cpu_seconds_total 1\n"), None);
     }
 }

@@ -239,7 +239,7 @@ async fn run(a: RunArgs) -> Result<bool> {
         s = interrupted() => Err(anyhow::anyhow!("interrupted by {s}")),
     };
     let stopped = server.stop().await;
-    let (lifecycles, measured_payload) = driven?;
+    let (lifecycles, measured_payload, batches) = driven?;
     match stopped {
         Ok(status) if !status.success() => {
             eprintln!("note: yiwang serve exited with {status} after SIGTERM")
@@ -264,7 +264,7 @@ async fn run(a: RunArgs) -> Result<bool> {
     )
     .await?;
 
-    report(engine, &lifecycles, &ceiling, c)?;
+    report(engine, &lifecycles, batches, &ceiling, c)?;
     Ok(lifecycles.errors == 0 && lifecycles.replay_mismatches == 0 && ceiling.errors == 0)
 }
 
@@ -295,7 +295,7 @@ async fn drive(
     http: &reqwest::Client,
     base: &str,
     admin: String,
-) -> Result<(LifecycleResult, Option<usize>)> {
+) -> Result<(LifecycleResult, Option<usize>, Option<lifecycle::Batches>)> {
     let c = &a.common;
     let org = lifecycle::discover(http, base, &admin).await?;
     eprintln!(
@@ -321,6 +321,13 @@ async fn drive(
         a.replay_percent,
     )
     .await?;
+    let batches = match lifecycle::Batches::fetch(http, base).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("could not read the append batches from /metrics ({e:#})");
+            None
+        }
+    };
     let size = match &result.closed_ticket {
         Some(id) => match lifecycle::event_size(http, &target, id).await {
             Ok(n) => {
@@ -334,10 +341,16 @@ async fn drive(
         },
         None => None,
     };
-    Ok((result, size))
+    Ok((result, size, batches))
 }
 
-fn report(engine: Engine, l: &LifecycleResult, ceil: &CeilingResult, c: &Common) -> Result<()> {
+fn report(
+    engine: Engine,
+    l: &LifecycleResult,
+    batches: Option<lifecycle::Batches>,
+    ceil: &CeilingResult,
+    c: &Common,
+) -> Result<()> {
     let ratio = if ceil.per_second() > 0.0 {
         l.per_second() / ceil.per_second()
     } else {
@@ -411,6 +424,12 @@ fn report(engine: Engine, l: &LifecycleResult, ceil: &CeilingResult, c: &Common)
         f2(ceil.latency.p99_ms),
         f2(ceil.latency.p999_ms)
     );
+    if let Some(b) = batches {
+        println!(
+            "append batches (warm-up included): {:.0}, {:.2} requests and {:.2} ms each on average",
+            b.count, b.mean_requests, b.mean_ms
+        );
+    }
     println!("ratio = commands/s ÷ raw inserts/s = {ratio:.3}");
     if let Some(path) = &c.json {
         write_json(
@@ -422,6 +441,7 @@ fn report(engine: Engine, l: &LifecycleResult, ceil: &CeilingResult, c: &Common)
                 "duration_s": c.duration,
                 "lifecycle": l.json(),
                 "ceiling": ceil.json(),
+                "append_batches": batches.map(|b| b.json()),
                 "ratio": stats::round3(ratio),
             }),
         )?;

@@ -7,6 +7,7 @@
 //! still commit (see `postgres.rs` for how that is done without a global lock).
 
 pub mod audit;
+pub mod batching;
 pub mod dump;
 pub mod hash;
 mod pg_append;

@@ -18,18 +18,26 @@
 //! per column, for the requests that go through ([`append_statement`]). A batch
 //! is one statement whatever views it carries (see `store::view` for why).
 //!
+//! Batches are formed by one leader task and written by up to `writers`
+//! statements at once, each on a connection of its own ([`lead`]): the next batch
+//! forms while the last one's statement and COMMIT are in flight, and goes out
+//! when that ends or when it has waited a fraction of what a batch takes to write
+//! (`store::batching`).
+//!
 //! Positions: `(xid << 10) + n`, n counting the events of the statement, so a batch
 //! carries at most [`MAX_EVENTS_PER_APPEND`] events (see the module comment of
 //! `postgres.rs` for why positions come from the xid).
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Row};
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::batching::{self, Pacer};
 use super::hash::{GENESIS, event_hash};
 use super::postgres::MAX_EVENTS_PER_APPEND;
 use super::{AppendRequest, Appended, PgPart, PgValue, StoreError, truncate_micros};
@@ -58,27 +66,117 @@ pub fn statements_retried_one_by_one() -> u64 {
     RETRIED_ONE_BY_ONE.get()
 }
 
-/// Starts `writers` batching tasks on `pool`; returns the queue they serve.
+/// Starts the append leader on `pool`, with up to `writers` statements in
+/// flight at once; returns the queue it serves.
 pub fn start(pool: PgPool, writers: usize, appended: watch::Sender<i64>) -> Queue {
     let (tx, rx) = mpsc::channel::<(AppendRequest, Reply)>(8192);
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..writers.max(1) {
-        let (pool, rx, appended) = (pool.clone(), rx.clone(), appended.clone());
-        // This writer's row of the log tally: its own, so that writers (of this
-        // instance and of others) never wait on one another's row lock.
-        let slot: i64 = rand::random();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            loop {
-                let n = rx.lock().await.recv_many(&mut batch, MAX_BATCH).await;
-                if n == 0 {
-                    return;
-                }
-                write(&pool, slot, std::mem::take(&mut batch), &appended).await;
-            }
-        });
-    }
+    let pacer = Pacer::new(batching::linger_from_env(batching::PG_LINGER));
+    tokio::spawn(lead(pool, writers.max(1), rx, appended, pacer));
     tx
+}
+
+/// A statement in flight: gives its writer's slot back to the leader when it
+/// ends, even by a panic (the leader would otherwise wait on it for ever).
+struct InFlight {
+    slot: i64,
+    requests: usize,
+    started: Instant,
+    done: mpsc::UnboundedSender<(i64, usize, Duration)>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let _ = self
+            .done
+            .send((self.slot, self.requests, self.started.elapsed()));
+    }
+}
+
+/// The leader: one task forms the batches, and each goes out as a statement of its
+/// own task, on a connection of the pool, up to `writers` at once (pipelining:
+/// the next batch forms while the last one's statement and COMMIT are in flight).
+///
+/// A batch goes out when a writer is free and
+/// - no statement is in flight (an idle database waits for no one: a lone
+///   command is written at once), or
+/// - it holds [`MAX_BATCH`] requests, or
+/// - its first request has waited [`Pacer::linger`] (a fraction of what a batch
+///   takes to write): a slow statement does not hold up the commands behind it for
+///   longer than that, they go out beside it; or
+/// - the queue has closed.
+///
+/// Otherwise it keeps forming until the statement in flight ends. Four writers
+/// that each took whatever was waiting the moment they were free carried 2.5–3.1
+/// commands a statement at 16 clients; forming behind the statement in flight
+/// fills them with what arrives meanwhile.
+async fn lead(
+    pool: PgPool,
+    writers: usize,
+    mut rx: mpsc::Receiver<(AppendRequest, Reply)>,
+    appended: watch::Sender<i64>,
+    mut pacer: Pacer,
+) {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i64, usize, Duration)>();
+    // Each writer's row of the log tally: its own, so that statements in flight
+    // (of this instance and of others) never wait on one another's row lock.
+    let mut free: Vec<i64> = (0..writers).map(|_| rand::random()).collect();
+    let mut in_flight = 0usize;
+    let mut batch: Vec<(AppendRequest, Reply)> = Vec::with_capacity(MAX_BATCH);
+    // When the forming batch got its first request.
+    let mut since = Instant::now();
+    let mut open = true;
+    let batches = batching::BATCH_REQUESTS.with_label_values(&["postgres"]);
+    let seconds = batching::BATCH_SECONDS.with_label_values(&["postgres"]);
+    loop {
+        let go = in_flight == 0
+            || batch.len() >= MAX_BATCH
+            || Instant::now() >= since + pacer.linger()
+            || !open;
+        if !batch.is_empty()
+            && go
+            && let Some(slot) = free.pop()
+        {
+            let group = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+            in_flight += 1;
+            batches.observe(group.len() as f64);
+            let guard = InFlight {
+                slot,
+                requests: group.len(),
+                started: Instant::now(),
+                done: done_tx.clone(),
+            };
+            let (pool, appended) = (pool.clone(), appended.clone());
+            tokio::spawn(async move {
+                let _guard = guard;
+                write(&pool, slot, group, &appended).await;
+            });
+            continue;
+        }
+        if !open && batch.is_empty() {
+            // Statements still in flight answer their callers on their own.
+            return;
+        }
+        // Wake at the linger's end only when that can send the batch.
+        let wait = !batch.is_empty() && !free.is_empty() && in_flight > 0;
+        let due = since + pacer.linger();
+        let room = MAX_BATCH.saturating_sub(batch.len());
+        tokio::select! {
+            n = rx.recv_many(&mut batch, room), if open && room > 0 => {
+                if n == 0 {
+                    open = false;
+                } else if batch.len() == n {
+                    since = Instant::now();
+                }
+            }
+            Some((slot, requests, took)) = done_rx.recv() => {
+                free.push(slot);
+                in_flight -= 1;
+                pacer.observe(requests, took);
+                seconds.observe(took.as_secs_f64());
+            }
+            _ = tokio::time::sleep_until(due), if wait => {}
+        }
+    }
 }
 
 /// Writes a batch and answers every request in it.

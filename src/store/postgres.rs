@@ -75,7 +75,8 @@ impl PgStore {
             })?;
         }
         let (appended, _) = watch::channel(0);
-        // A few writers, each carrying whatever is waiting in one statement.
+        // Up to a few statements in flight at once, each carrying a batch formed
+        // while the others were (`pg_append::lead`).
         let writers = std::env::var("YIWANG_PG_WRITERS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -25,6 +25,7 @@ use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
+use super::batching::{self, Pacer};
 use super::hash::{GENESIS, TALLY_MODULUS, Tally, event_hash, rfc3339};
 use super::*;
 
@@ -129,7 +130,34 @@ async fn writer(
     appended: watch::Sender<i64>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut pacer = Pacer::new(batching::linger_from_env(batching::SQLITE_LINGER));
+    let batches = batching::BATCH_REQUESTS.with_label_values(&["sqlite"]);
+    let seconds = batching::BATCH_SECONDS.with_label_values(&["sqlite"]);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // The next batch forms while this one's COMMIT is on its way to the disk
+        // (the requests queue meanwhile). With `YIWANG_APPEND_LINGER` set, one
+        // that finds the writer free and is smaller than batches have lately been
+        // waits a little for the rest of its usual company: a fraction of what a
+        // batch takes to write, so that one fsync and one copy of each page
+        // changed serve more commands. Off by default: the writer is the
+        // bottleneck, and the wait idled it (`batching::SQLITE_LINGER`).
+        let linger = pacer.linger();
+        let usual = pacer.usual_size().min(MAX_BATCH);
+        if !linger.is_zero() && batch.len() < usual {
+            let due = tokio::time::Instant::now() + linger;
+            while batch.len() < usual {
+                let room = MAX_BATCH - batch.len();
+                let more = rx.recv_many(&mut batch, room);
+                match tokio::time::timeout_at(due, more).await {
+                    Ok(n) if n > 0 => {}
+                    // The queue has closed (write what is here) or time is up.
+                    _ => break,
+                }
+            }
+        }
+        let started = tokio::time::Instant::now();
+        let requests = batch.len();
+        batches.observe(requests as f64);
         let mut results = Vec::with_capacity(batch.len());
         let begun = sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await;
         let outcome = match begun {
@@ -188,6 +216,9 @@ async fn writer(
                 }
             }
         }
+        let took = started.elapsed();
+        pacer.observe(requests, took);
+        seconds.observe(took.as_secs_f64());
     }
 }
 

@@ -383,6 +383,153 @@ async fn a_reader_following_positions_under_concurrent_appends_never_skips() {
     }
 }
 
+/// Group commit under bursts (the writers batch and pipeline them, and wait a
+/// little for more once they have measured a batch): every request is answered,
+/// each only once its transaction has committed (what an answer says is already
+/// readable elsewhere), a conflict and a reused key are answered per request while
+/// the requests beside them go through, and the log holds exactly the answered
+/// appends, in position order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bursts_are_answered_per_request_and_only_after_their_commit() {
+    #[derive(Debug)]
+    enum Seen {
+        Written(Uuid, store::Appended),
+        Conflict(Uuid),
+        Duplicate,
+    }
+    for engine in engines().await {
+        let (db, s) = open(engine).await;
+        let key = |k: String, stream| IdempotencyRecord {
+            scope: "burst".into(),
+            key: k,
+            request_hash: "h".into(),
+            status: 201,
+            body: None,
+            stream_id: stream,
+            version: Some(2),
+        };
+        let mut seen = Vec::new();
+        // Waves, so that the later ones meet a writer that has measured its batches.
+        for wave in 0..4 {
+            let mut tasks = Vec::new();
+            let mut push = |stream: Uuid, r: AppendRequest| {
+                let s = s.clone();
+                tasks.push(tokio::spawn(async move {
+                    match s.append(r).await {
+                        Ok(a) => {
+                            // Answered: committed, so another connection reads it.
+                            let evs = s.read_stream(stream).await.unwrap();
+                            assert_eq!(
+                                evs.last().map(|e| (e.version, e.hash.clone(), e.position)),
+                                Some((a.version, a.head_hash.clone(), a.last_position)),
+                                "an append is answered only once it can be read"
+                            );
+                            Seen::Written(stream, a)
+                        }
+                        Err(StoreError::Conflict {
+                            expected, actual, ..
+                        }) => {
+                            assert_eq!(expected, 0);
+                            assert!(actual > 0, "the stream's head had moved: {actual}");
+                            assert_eq!(
+                                s.read_stream(stream).await.unwrap().len(),
+                                2,
+                                "a conflict is answered once the append it lost to committed"
+                            );
+                            Seen::Conflict(stream)
+                        }
+                        Err(StoreError::DuplicateKey) => {
+                            assert!(
+                                s.read_stream(stream).await.unwrap().is_empty(),
+                                "a refused append writes nothing"
+                            );
+                            Seen::Duplicate
+                        }
+                        Err(e) => panic!("unexpected {e}"),
+                    }
+                }));
+            };
+            // 20 streams fought over by three requests each; 60 streams of their own,
+            // each with an idempotency key; one request reusing a key of the wave
+            // before (refused alone).
+            for _ in 0..20 {
+                let stream = Uuid::now_v7();
+                for i in 0..3 {
+                    push(stream, req(stream, 0, vec![ev(i), ev(i + 1)]));
+                }
+            }
+            for i in 0..60 {
+                let stream = Uuid::now_v7();
+                let mut r = req(stream, 0, vec![ev(i), ev(i + 1)]);
+                r.idempotency = Some(key(format!("{wave}-{i}"), stream));
+                push(stream, r);
+            }
+            if wave > 0 {
+                let stream = Uuid::now_v7();
+                let mut r = req(stream, 0, vec![ev(0), ev(1)]);
+                r.idempotency = Some(key(format!("{}-7", wave - 1), stream));
+                push(stream, r);
+            }
+            for t in tasks {
+                seen.push(t.await.unwrap());
+            }
+        }
+        let mut by_stream: std::collections::HashMap<Uuid, (usize, usize)> = Default::default();
+        let mut written = Vec::new();
+        for s in &seen {
+            match s {
+                Seen::Written(stream, a) => {
+                    by_stream.entry(*stream).or_default().0 += 1;
+                    written.push((a.first_position, a.last_position, *stream));
+                }
+                Seen::Conflict(stream) => by_stream.entry(*stream).or_default().1 += 1,
+                Seen::Duplicate => {}
+            }
+        }
+        assert_eq!(
+            seen.iter().filter(|s| matches!(s, Seen::Duplicate)).count(),
+            3,
+            "{engine:?}: each reused key is refused"
+        );
+        assert!(
+            by_stream.values().all(|&(ok, _)| ok == 1),
+            "{engine:?}: one append per stream goes in"
+        );
+        assert_eq!(
+            by_stream.values().filter(|&&(_, lost)| lost == 2).count(),
+            4 * 20,
+            "{engine:?}: the two others of each fought-over stream are conflicts"
+        );
+        assert_eq!(written.len(), 4 * 80, "{engine:?}");
+        // The log holds exactly the answered appends, in position order.
+        written.sort();
+        // (PostgreSQL's feed waits for every older transaction of the cluster,
+        // other tests' included.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let log = loop {
+            let log = s.read_all(0, 100_000).await.unwrap();
+            if log.len() >= 2 * written.len() || std::time::Instant::now() > deadline {
+                break log;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(log.len(), 2 * written.len(), "{engine:?}");
+        for (pair, (first, last, stream)) in log.chunks(2).zip(&written) {
+            assert_eq!(
+                (
+                    pair[0].position,
+                    pair[1].position,
+                    pair[0].stream_id,
+                    pair[1].version
+                ),
+                (*first, *last, *stream, 2),
+                "{engine:?}"
+            );
+        }
+        db.drop_db().await;
+    }
+}
+
 /// The first position an append in this (open) transaction would take.
 async fn position_of_open_transaction(c: &mut sqlx::PgConnection) -> i64 {
     let xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
