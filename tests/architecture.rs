@@ -133,6 +133,10 @@ const KNOWN_SQL: &[(&str, &str)] = &[
         "src/projections/unit_stats.rs",
         "the statistics projection's writes, on its own row types: to repo/ likewise (issue 20)",
     ),
+    (
+        "src/projections/unit_stats/evidence.rs",
+        "the same projection's writes of the evidence lists in parts, moved out of unit_stats.rs: to repo/ likewise (issue 20)",
+    ),
 ];
 
 // ---------------------------------------------------------------------------

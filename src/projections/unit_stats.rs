@@ -15,6 +15,8 @@ use uuid::Uuid;
 use super::daily::{self, Delta};
 use super::facts::{self, Context, Input, Occurrence, TicketFacts};
 use super::{Batch, Projection};
+
+mod evidence;
 use crate::appraisal::ledger::is_appraisal_event;
 use crate::domain::{DecodeError, TicketEvent};
 use crate::org::OrgHandle;
@@ -395,141 +397,7 @@ impl UnitStats {
                 q
             });
             }
-            // Evidence lists, per month, in parts (`daily::parts`): read the bounds
-            // of the parts of the lists this batch changes, then the parts its
-            // changes fall in, and write those parts only (split when they grow
-            // past their size, deleted when left empty), so that a batch writes in
-            // proportion to its changes, not to the month's lists. A rebuild has
-            // nothing stored: every list is written whole, in full parts.
-            let mut keys: Vec<&daily::EvidenceKey> = monthly.evidence.keys().collect();
-            keys.sort_unstable();
-            let index: HashMap<(&str, i64, &str), usize> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, (unit, month, list))| ((unit.as_str(), *month, list.as_ref()), i))
-                .collect();
-            let mut bounds: Vec<Vec<String>> = vec![Vec::new(); keys.len()];
-            let mut stored: Vec<HashMap<String, String>> = vec![HashMap::new(); keys.len()];
-            if let Mode::From(_) = mode {
-                for chunk in keys.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<Db>::new(
-                        "SELECT unit, month, list, part FROM stats_evidence_monthly WHERE (month, unit, list) IN (VALUES ",
-                    );
-                    let mut sep = q.separated(", ");
-                    for (unit, month, list) in chunk {
-                        sep.push("(")
-                            .push_bind_unseparated(*month)
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(unit.as_str())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(list.as_ref())
-                            .push_unseparated(")");
-                    }
-                    q.push(")");
-                    let rows: Vec<(String, i64, String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                    for (unit, month, list, part) in rows {
-                        if let Some(&i) = index.get(&(unit.as_str(), month, list.as_str())) {
-                            bounds[i].push(part);
-                        }
-                    }
-                }
-                for b in &mut bounds {
-                    b.sort_unstable();
-                }
-                // The stored parts that the changes fall in.
-                let mut wanted: Vec<(usize, &str)> = Vec::new();
-                for (i, k) in keys.iter().enumerate() {
-                    for (bound, _) in daily::parts::by_part(&bounds[i], &monthly.evidence[*k]) {
-                        if bounds[i].binary_search_by(|b| b.as_str().cmp(bound)).is_ok() {
-                            wanted.push((i, bound));
-                        }
-                    }
-                }
-                for chunk in wanted.chunks(CHUNK) {
-                    let mut q = QueryBuilder::<Db>::new(
-                        "SELECT unit, month, list, part, items FROM stats_evidence_monthly WHERE (month, unit, list, part) IN (VALUES ",
-                    );
-                    let mut sep = q.separated(", ");
-                    for (i, bound) in chunk {
-                        let (unit, month, list) = keys[*i];
-                        sep.push("(")
-                            .push_bind_unseparated(*month)
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(unit.as_str())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(list.as_ref())
-                            .push_unseparated(", ")
-                            .push_bind_unseparated(*bound)
-                            .push_unseparated(")");
-                    }
-                    q.push(")");
-                    let rows: Vec<(String, i64, String, String, String)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                    for (unit, month, list, part, items) in rows {
-                        if let Some(&i) = index.get(&(unit.as_str(), month, list.as_str())) {
-                            stored[i].insert(part, items);
-                        }
-                    }
-                }
-            }
-            let mut upserts: Vec<(usize, String, String)> = Vec::new();
-            let mut deletes: Vec<(usize, String)> = Vec::new();
-            for (i, k) in keys.iter().enumerate() {
-                let r = daily::parts::rewrite(
-                    &bounds[i],
-                    |b| stored[i].get(b).map(String::as_str),
-                    &monthly.evidence[*k],
-                );
-                upserts.extend(r.upsert.into_iter().map(|(bound, items)| (i, bound, items)));
-                deletes.extend(r.delete.into_iter().map(|bound| (i, bound)));
-            }
-            execute_chunks!(tx, "stats_evidence_monthly (emptied parts)", deletes, CHUNK, |chunk| {
-                let mut q = QueryBuilder::<Db>::new(
-                    "DELETE FROM stats_evidence_monthly WHERE (month, unit, list, part) IN (VALUES ",
-                );
-                let mut sep = q.separated(", ");
-                for (i, bound) in chunk {
-                    let (unit, month, list) = keys[*i];
-                    sep.push("(")
-                        .push_bind_unseparated(*month)
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(unit.as_str())
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(list.as_ref())
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(bound.as_str())
-                        .push_unseparated(")");
-                }
-                q.push(")");
-                q
-            });
-            execute_chunks!(tx, "stats_evidence_monthly", upserts, CHUNK, |chunk| {
-                let mut q = QueryBuilder::<Db>::new(
-                    "INSERT INTO stats_evidence_monthly (unit, month, list, part, items) ",
-                );
-                q.push_values(chunk, |mut b, (i, bound, items)| {
-                    let (unit, month, list) = keys[*i];
-                    b.push_bind(unit.as_str())
-                        .push_bind(*month)
-                        .push_bind(list.as_ref())
-                        .push_bind(bound.as_str())
-                        .push_bind(items.as_str());
-                });
-                q.push(" ON CONFLICT (month, unit, list, part) DO UPDATE SET items = excluded.items");
-                q
-            });
-            // A new revision for every month whose lists changed (readers cache a
-            // month's parsed lists by it: `stats::cache::fetch_month_lists`).
-            let mut months: Vec<i64> = keys.iter().map(|(_, month, _)| *month).collect();
-            months.sort_unstable();
-            months.dedup();
-            for chunk in months.chunks(CHUNK) {
-                let mut q = QueryBuilder::<Db>::new("INSERT INTO stats_evidence_revs (month, rev) ");
-                q.push_values(chunk, |mut b, month| {
-                    b.push_bind(*month).push_bind(super::stats::new_revision());
-                });
-                q.push(" ON CONFLICT (month) DO UPDATE SET rev = excluded.rev");
-                q.build().execute(&mut *tx).await?;
-            }
+            evidence::write_evidence!(tx, Db, mode, monthly);
             if let Mode::Replace = mode {
                 let timer = std::time::Instant::now();
                 for (_, create) in INDEXES {
