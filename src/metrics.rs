@@ -15,6 +15,7 @@ pub struct Metrics {
     pub projection_lag: GaugeVec,
     pub projection_leader: IntGaugeVec,
     pub projection_events: IntCounterVec,
+    pub projection_batches: IntCounterVec,
     pub open_tickets: IntGaugeVec,
     pub overdue_tickets: IntGaugeVec,
     /// When this process last finished verifying the log's hash chains (Unix time).
@@ -130,6 +131,14 @@ impl Metrics {
             &["projection"],
         )
         .expect("static metric definition is valid");
+        let projection_batches = IntCounterVec::new(
+            Opts::new(
+                "yiwang_projection_batches_total",
+                "Batches a projection applied in this instance, one transaction each (events per batch: yiwang_projection_events_total over this)",
+            ),
+            &["projection"],
+        )
+        .expect("static metric definition is valid");
         let open_tickets = IntGaugeVec::new(
             Opts::new(
                 "yiwang_open_tickets",
@@ -239,6 +248,7 @@ impl Metrics {
             Box::new(projection_lag.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(projection_leader.clone()),
             Box::new(projection_events.clone()),
+            Box::new(projection_batches.clone()),
             Box::new(open_tickets.clone()),
             Box::new(overdue_tickets.clone()),
             Box::new(verify_last_run.clone()),
@@ -276,6 +286,7 @@ impl Metrics {
             projection_lag,
             projection_leader,
             projection_events,
+            projection_batches,
             open_tickets,
             overdue_tickets,
             verify_last_run,

@@ -198,6 +198,39 @@ impl Db {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 
+    /// Zeroes PostgreSQL's cumulative statistics of this database (the index
+    /// scans counted by `index_use`). Nothing on SQLite.
+    async fn reset_stats(&self) -> Result<()> {
+        if self.admin.is_some() {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await?;
+            sqlx::query("SELECT pg_stat_reset()")
+                .execute(&mut c)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Each index of the tables a command writes, with its scans and the entries
+    /// they read since `reset_stats` (`pg_stat_user_indexes`), and its size.
+    async fn index_use(&self) -> Result<Value> {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&self.url).await?;
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT relname::text, indexrelname::text, idx_scan, idx_tup_read, pg_relation_size(indexrelid) \
+             FROM pg_stat_user_indexes \
+             WHERE relname IN ('ticket_view', 'ticket_search', 'events', 'idempotency', 'contacts') \
+             ORDER BY relname, indexrelname",
+        )
+        .fetch_all(&mut c)
+        .await?;
+        Ok(Value::Array(
+            rows.into_iter()
+                .map(|(table, index, scans, read, bytes)| {
+                    json!({"table": table, "index": index, "scans": scans, "entries_read": read, "bytes": bytes})
+                })
+                .collect(),
+        ))
+    }
+
     fn engine_name(&self) -> &'static str {
         match self.engine {
             EngineArg::Sqlite => "sqlite",
@@ -246,6 +279,9 @@ struct Run {
     started: Instant,
     /// Every server log of the run, removed when the scenario passes.
     logs: Vec<PathBuf>,
+    /// PostgreSQL: report each index's scans since `Db::reset_stats` (issue 24:
+    /// which of the view's indexes the mix uses) in the outcome's `index_use`.
+    index_use: bool,
 }
 
 struct Plan {
@@ -354,6 +390,7 @@ async fn prepare(a: &FaultArgs, db: Db, plan: Plan) -> Result<Run> {
         tasks,
         started: Instant::now(),
         logs,
+        index_use: false,
     })
 }
 
@@ -363,7 +400,7 @@ impl Run {
     }
 
     /// Stop the mix, compare the projections with a rebuild, check the ledger.
-    async fn finish(mut self, label: &'static str, fault: Value) -> Result<Outcome> {
+    async fn finish(mut self, label: &'static str, mut fault: Value) -> Result<Outcome> {
         self.mix.stop();
         let seconds = self.started.elapsed().as_secs_f64();
         let wait = self.mix.settings.resolve_within + Duration::from_secs(30);
@@ -377,6 +414,15 @@ impl Run {
             bail!("the mix did not stop within {wait:?}");
         }
         let rss: Vec<u64> = self.servers.iter().filter_map(Server::rss_bytes).collect();
+        if self.index_use {
+            // Before the comparison's rebuild scans anything; an idle backend
+            // hands its counts to the statistics 10 s after its last statement.
+            tokio::time::sleep(Duration::from_secs(11)).await;
+            match self.db.index_use().await {
+                Ok(v) => fault["index_use"] = v,
+                Err(e) => eprintln!("{label}: could not read the index use: {e:#}"),
+            }
+        }
         let tally = self
             .mix
             .tally
@@ -945,6 +991,8 @@ async fn steady(a: &FaultArgs, engine: EngineArg) -> Result<Outcome> {
         run.mix.forget_latencies();
         run.started = Instant::now();
     }
+    run.db.reset_stats().await?;
+    run.index_use = engine == EngineArg::Postgres;
     load_for(a.seconds as f64).await;
     let summary = if a.preload_events > 0 {
         format!("none ({} events preloaded)", a.preload_events)

@@ -216,8 +216,12 @@ impl UnitStats {
         delta: &mut Delta,
     ) -> Result<bool, StoreError> {
         let now = facts::micros(chrono::Utc::now());
+        let derived = self.pool.derived_tx();
         on_pool!(&self.pool, p, Db => {
             let mut tx = p.begin().await?;
+            if let Some(sql) = derived {
+                sqlx::query(sql).execute(&mut *tx).await?;
+            }
             match mode {
                 Mode::From(from) => {
                     let moved = sqlx::query(

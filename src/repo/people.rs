@@ -91,8 +91,12 @@ pub async fn write(
     docs: &[(String, String)],
     counts: &[(Key, Counts)],
 ) -> Result<bool, StoreError> {
+    let derived = pool.derived_tx();
     with_db!(pool, p, Db => {
         let mut tx = p.begin().await?;
+        if let Some(sql) = derived {
+            sqlx::query(sql).execute(&mut *tx).await?;
+        }
         match mode {
             Mode::From(from) => {
                 let moved = sqlx::query(

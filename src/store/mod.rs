@@ -247,6 +247,23 @@ pub enum Pool {
     Sqlite(sqlx::SqlitePool),
 }
 
+impl Pool {
+    /// What a projection's transaction runs first, if anything. Its rows and its
+    /// checkpoint commit together and are derived from a log that is durable
+    /// already, so on PostgreSQL its commit need not wait for the WAL to reach
+    /// the disk (`synchronous_commit = off` for that transaction alone): a crash
+    /// may lose the last fraction of a second of projection batches, rows and
+    /// checkpoint together, and the runner folds those events again from the
+    /// log. The commands' own transactions keep waiting for the disk. SQLite
+    /// sets durability per connection, not per transaction: None.
+    pub fn derived_tx(&self) -> Option<&'static str> {
+        match self {
+            Pool::Postgres(_) => Some("SET LOCAL synchronous_commit = off"),
+            Pool::Sqlite(_) => None,
+        }
+    }
+}
+
 /// Runs the same expression on either variant of a two-engine enum, with `$t`
 /// bound to the variant's transaction (or pool): `either!(tx, Tx::Postgres |
 /// Tx::Sqlite, t => t.commit().await)`.
