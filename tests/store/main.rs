@@ -734,6 +734,75 @@ async fn a_generic_plan_of_the_append_scans_no_table() {
     }
 }
 
+/// The view's trigger that copies the filter columns onto the search rows
+/// (schema 0017) runs one UPDATE joined to the batch's rows, which PL/pgSQL plans
+/// once per connection and keeps. Planned on a young table it was a hash join over
+/// a sequential scan of ticket_search, and every later batch of that connection
+/// read every search row (migration 0019). Here the plan is made on 3 tickets,
+/// the table then grows to 5,000, and a batch of 7 state changes on the same
+/// connection must reach their search rows through the primary key alone.
+#[tokio::test]
+async fn the_search_filter_trigger_reads_search_rows_by_key_only() {
+    for engine in engines().await {
+        if engine != Engine::Postgres {
+            continue;
+        }
+        let (db, _s) = open(engine).await;
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let tickets = |prefix: &str, n: i64| {
+            format!(
+                "WITH v AS (INSERT INTO ticket_view (id, number, state, unit, centre, category, grid, version, \
+                 created_at, updated_at, doc, head_hash) \
+                 SELECT gen_random_uuid(), '{prefix}' || g, 'accepted', NULL, 'etdz', 'c', NULL, 1, now(), now(), \
+                 '{{}}', 'h' FROM generate_series(1, {n}) g RETURNING id, state, centre, category) \
+                 INSERT INTO ticket_search (id, search, grams, created_at, state, centre, category) \
+                 SELECT id, 'x', '{{}}', now(), state, centre, category FROM v"
+            )
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(tickets("A", 3)))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        // Plans the trigger's UPDATE in this connection, on a table of 3 rows.
+        sqlx::raw_sql("UPDATE ticket_view SET state = 'assigned', unit = 'hg', version = 2")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(tickets("B", 5000)))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut tx = c.begin().await.unwrap();
+        sqlx::raw_sql(
+            "UPDATE ticket_view SET state = 'assigned', unit = 'hg', version = 2 \
+             WHERE number IN ('B1', 'B2', 'B3', 'B4', 'B5', 'B6', 'B7')",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let (seq, idx): (i64, i64) = sqlx::query_as(
+            "SELECT seq_scan, COALESCE(idx_scan, 0) FROM pg_stat_xact_user_tables WHERE relname = 'ticket_search'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let (copied,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM ticket_search WHERE unit = 'hg' AND state = 'assigned'",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(
+            copied, 10,
+            "the 3 and the 7 tickets' search rows follow the view"
+        );
+        assert_eq!(seq, 0, "sequential scans of ticket_search in the batch");
+        assert!(idx >= 1, "the search rows were reached by the index: {idx}");
+        tx.rollback().await.unwrap();
+        db.drop_db().await;
+    }
+}
+
 /// SQLite's append-only guard holds against `INSERT OR REPLACE` (its implicit
 /// delete fires the no-delete trigger: every connection of the store turns
 /// recursive triggers on) and against an event put in at a version that is not its
