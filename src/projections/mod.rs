@@ -268,15 +268,36 @@ fn hostname() -> String {
 }
 
 /// The shortest time between the starts of two rounds of a runner that is
-/// keeping up. A command wakes the runners; under a stream of commands, each
-/// round then folds what came in since the last one (at 1,500 commands/s, some
-/// 150 commands' events in one transaction) instead of one append batch's few.
-/// A round costs its reads, its transaction and its commit whatever it folds:
-/// at 16 clients on PostgreSQL, rounds woken by every append batch were two
-/// thirds of the statements the database ran (BENCHMARKS.md "Where one
-/// command's cost goes"). The figures lag the log by at most this much more; a
-/// command after a quiet spell is folded at once, as before.
+/// keeping up, on PostgreSQL. A command wakes the runners; under a stream of
+/// commands, each round then folds what came in since the last one (at 1,500
+/// commands/s, some 150 commands' events in one transaction) instead of one
+/// append batch's few. A round costs its reads, its transaction and its commit
+/// whatever it folds: at 16 clients, rounds woken by every append batch were two
+/// thirds of the statements PostgreSQL ran (BENCHMARKS.md "Where one command's
+/// cost goes"). The figures lag the log by at most this much more; a command
+/// after a quiet spell is folded at once, as before.
 pub const ROUND_EVERY: Duration = Duration::from_millis(100);
+
+/// The same on SQLite: none. Its one write lock serves the append writer and the
+/// runners alike, and a round that folds 0.1 s of commands holds it long enough
+/// for the writer, which waits for it by sleeping (SQLite's busy handler), to lose
+/// more than the round saves (16 clients: 12-20% fewer commands/s, BENCHMARKS.md).
+pub const SQLITE_ROUND_EVERY: Duration = Duration::ZERO;
+
+/// The shortest time between two rounds for `pool`'s engine, unless
+/// `YIWANG_PROJECTION_ROUND_MS` says otherwise (0 to 5,000 ms).
+pub fn round_every(pool: &Pool) -> Duration {
+    if let Some(ms) = std::env::var("YIWANG_PROJECTION_ROUND_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms.min(5000));
+    }
+    match pool {
+        Pool::Postgres(_) => ROUND_EVERY,
+        Pool::Sqlite(_) => SQLITE_ROUND_EVERY,
+    }
+}
 
 /// Whether the round that just ended leaves more to do at once.
 enum Next {
@@ -294,6 +315,7 @@ async fn run(h: Handles, p: Arc<dyn Projection>, owner: String) {
     let leader_gauge = h.metrics.projection_leader.with_label_values(&[name]);
     let applied = h.metrics.projection_events.with_label_values(&[name]);
     let batches = h.metrics.projection_batches.with_label_values(&[name]);
+    let every = round_every(&h.store.pool());
     // The checkpoint as this runner last read or moved it; None: read it again
     // (at the start, after losing the lease, a lost race or an error).
     let mut known: Option<i64> = None;
@@ -392,7 +414,7 @@ async fn run(h: Handles, p: Arc<dyn Projection>, owner: String) {
                 // other instances' appends and for the lease; then let the commands
                 // of the rest of the period gather before the next round.
                 let _ = tokio::time::timeout(Duration::from_millis(500), appended.changed()).await;
-                if let Some(rest) = ROUND_EVERY.checked_sub(started.elapsed()) {
+                if let Some(rest) = every.checked_sub(started.elapsed()) {
                     tokio::time::sleep(rest).await;
                 }
             }
