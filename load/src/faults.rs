@@ -217,7 +217,7 @@ impl Db {
         let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT relname::text, indexrelname::text, idx_scan, idx_tup_read, pg_relation_size(indexrelid) \
              FROM pg_stat_user_indexes \
-             WHERE relname IN ('ticket_view', 'ticket_search', 'events', 'idempotency', 'contacts') \
+             WHERE relname IN ('ticket_view', 'ticket_search', 'events', 'idempotency_keys', 'contacts') \
              ORDER BY relname, indexrelname",
         )
         .fetch_all(&mut c)

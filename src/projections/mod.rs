@@ -278,10 +278,11 @@ fn hostname() -> String {
 /// after a quiet spell is folded at once, as before.
 pub const ROUND_EVERY: Duration = Duration::from_millis(100);
 
-/// The same on SQLite: none. Its one write lock serves the append writer and the
-/// runners alike, and a round that folds 0.1 s of commands holds it long enough
-/// for the writer, which waits for it by sleeping (SQLite's busy handler), to lose
-/// more than the round saves (16 clients: 12-20% fewer commands/s, BENCHMARKS.md).
+/// The same on SQLite: none, as before the period came. Its one write lock serves
+/// the append writer and the runners alike (the writer waits for a runner's batch
+/// by sleeping in SQLite's busy handler), and rounds of 0.01 s or 0.1 s measured no
+/// better than none, within a spread of about 15% (BENCHMARKS.md "Lifecycle
+/// commands/s", passes 5 and 6).
 pub const SQLITE_ROUND_EVERY: Duration = Duration::ZERO;
 
 /// The shortest time between two rounds for `pool`'s engine, unless
