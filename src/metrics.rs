@@ -16,6 +16,9 @@ pub struct Metrics {
     pub projection_leader: IntGaugeVec,
     pub projection_events: IntCounterVec,
     pub projection_batches: IntCounterVec,
+    /// Retries answered with their first answer, by where it came from
+    /// (`memory`: `app::answers`; `log`: the stored record).
+    pub replays: IntCounterVec,
     pub open_tickets: IntGaugeVec,
     pub overdue_tickets: IntGaugeVec,
     /// When this process last finished verifying the log's hash chains (Unix time).
@@ -139,6 +142,14 @@ impl Metrics {
             &["projection"],
         )
         .expect("static metric definition is valid");
+        let replays = IntCounterVec::new(
+            Opts::new(
+                "yiwang_idempotent_replays_total",
+                "Ticket commands retried with the same Idempotency-Key and answered with their first answer, by where it came from: memory (this instance answered it minutes ago) or log (the stored record, the ticket rendered at its version)",
+            ),
+            &["from"],
+        )
+        .expect("static metric definition is valid");
         let open_tickets = IntGaugeVec::new(
             Opts::new(
                 "yiwang_open_tickets",
@@ -249,6 +260,7 @@ impl Metrics {
             Box::new(projection_leader.clone()),
             Box::new(projection_events.clone()),
             Box::new(projection_batches.clone()),
+            Box::new(replays.clone()),
             Box::new(open_tickets.clone()),
             Box::new(overdue_tickets.clone()),
             Box::new(verify_last_run.clone()),
@@ -287,6 +299,7 @@ impl Metrics {
             projection_leader,
             projection_events,
             projection_batches,
+            replays,
             open_tickets,
             overdue_tickets,
             verify_last_run,

@@ -8,6 +8,7 @@
 //! organisation and aggregate: the pure decision) and `queries` (ticket reads). The
 //! ticket's JSON is `crate::views::ticket`.
 
+pub mod answers;
 pub mod appraisal;
 pub mod commands;
 pub mod decide;
@@ -58,6 +59,8 @@ pub struct App {
     pub clock: crate::clock::Clock,
     /// Tickets this process wrote last, so the next command on them needs no read.
     pub recent: RecentTickets,
+    /// The answers this process gave most recently, for retries (`answers`).
+    pub answers: answers::RecentAnswers,
     /// How this process's projection runners are doing (for /readyz).
     pub projections: Arc<crate::projections::Statuses>,
     /// Where photos are stored and how large one may be.
@@ -163,12 +166,21 @@ impl App {
                         )));
                     }
                 };
-                Ok(Some(Reply {
+                let reply = Reply {
                     status: rec.status,
                     body,
                     version,
                     replayed: true,
-                }))
+                };
+                self.metrics.replays.with_label_values(&["log"]).inc();
+                self.answers.keep(
+                    &actor.user,
+                    &meta.idempotency_key,
+                    &meta.request_hash,
+                    &reply,
+                    self.now(),
+                );
+                Ok(Some(reply))
             }
             Some(_) => Err(AppError::invalid(
                 "Idempotency-Key",
@@ -248,12 +260,28 @@ impl App {
         }
     }
 
+    /// The answer this process gave to the same request under the same key a
+    /// moment ago, if it still has it (`answers`): a retry answered with no read.
+    fn kept_answer(&self, actor: &Actor, meta: &CommandMeta) -> Option<Reply> {
+        let reply = self.answers.get(
+            &actor.user,
+            &meta.idempotency_key,
+            &meta.request_hash,
+            self.now(),
+        )?;
+        self.metrics.replays.with_label_values(&["memory"]).inc();
+        Some(reply)
+    }
+
     pub async fn create(
         &self,
         actor: &Actor,
         input: NewTicket,
         meta: CommandMeta,
     ) -> Result<Reply, AppError> {
+        if let Some(r) = self.kept_answer(actor, &meta) {
+            return Ok(r);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -274,6 +302,9 @@ impl App {
         input: ActionInput,
         meta: CommandMeta,
     ) -> Result<Reply, AppError> {
+        if let Some(r) = self.kept_answer(actor, &meta) {
+            return Ok(r);
+        }
         self.check_frozen(actor, id).await?;
         match self.act_inner(actor, id, input, &meta).await {
             Ok(r) => Ok(r),
@@ -515,12 +546,22 @@ impl App {
             views,
         };
         match self.append_ticket(req, ticket, events).await {
-            Ok(_) => Ok(Reply {
-                status,
-                body,
-                version: ticket.version,
-                replayed: false,
-            }),
+            Ok(_) => {
+                let reply = Reply {
+                    status,
+                    body,
+                    version: ticket.version,
+                    replayed: false,
+                };
+                self.answers.keep(
+                    &actor.user,
+                    &meta.idempotency_key,
+                    &meta.request_hash,
+                    &reply,
+                    now,
+                );
+                Ok(reply)
+            }
             // A concurrent request with the same key won: answer with its result.
             Err(StoreError::Refused(why)) if why == NUMBER_REFUSED => {
                 // Another process on this SQLite file took the number: continue
@@ -613,6 +654,7 @@ pub async fn build_app_with(
         tokens: Default::default(),
         clock,
         recent: Default::default(),
+        answers: Default::default(),
         projections: Default::default(),
         attachments,
         integrity: Default::default(),

@@ -216,6 +216,7 @@ fn worker_app(app: &App) -> App {
         tokens: Default::default(),
         clock: crate::clock::Clock::manual(app.now()),
         recent: Default::default(),
+        answers: Default::default(),
         projections: Default::default(),
         attachments: app.attachments.clone(),
         integrity: app.integrity.clone(),

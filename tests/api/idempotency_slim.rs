@@ -3,6 +3,8 @@
 //! answer again from the log at that version: byte for byte the first answer, however
 //! far the ticket has moved since and whatever the time now. A record written
 //! before migration 0016 (a body, no version) is answered from its body as before.
+//! A retry moments after its first request is answered from the instance's memory
+//! (`app::answers`) with the same bytes, reading nothing and taking no ticket number.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
@@ -209,7 +211,9 @@ async fn a_retry_after_the_ticket_moved_on_gets_the_first_answer_byte_for_byte()
         assert_eq!(r.json()["field"], "Idempotency-Key");
 
         // A record as a release before 0016 wrote it (the body, no version) is
-        // answered from its body.
+        // answered from its body. (Past what the instance keeps of its answers in
+        // memory, `app::answers::KEEP_FOR`, so the retry reads the record.)
+        clock.set(bj("2026-10-21T08:00:00") + Duration::days(1) + Duration::minutes(11));
         let mut legacy = assigned.json();
         legacy["note_for_the_test"] = json!("kept whole");
         let legacy = legacy.to_string();
@@ -221,6 +225,122 @@ async fn a_retry_after_the_ticket_moved_on_gets_the_first_answer_byte_for_byte()
             "{engine:?}"
         );
         assert_eq!(String::from_utf8_lossy(&r.body), legacy, "{engine:?}");
+        app.finish().await;
+    }
+}
+
+/// How many retries this instance answered from `from` (`memory` or `log`).
+fn replays(app: &TestApp, from: &str) -> u64 {
+    app.app.metrics.replays.with_label_values(&[from]).get()
+}
+
+/// A ticket number's serial (`20261012-000042` → 42).
+fn serial(answer: &Raw) -> u64 {
+    let number = answer.json()["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    number
+        .rsplit('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a ticket number: {number}"))
+}
+
+#[tokio::test]
+async fn a_retry_moments_later_is_answered_from_memory_and_takes_no_ticket_number() {
+    for engine in engines().await {
+        let clock = Clock::manual(bj("2026-10-12T09:00:00"));
+        let app = TestApp::spawn_with_clock(engine, clock.clone()).await;
+        let hot = app.token(Role::HotlineAgent, "etdz").await;
+        let disp = app.token(Role::Dispatcher, "etdz").await;
+
+        let create = ticket_body();
+        let key = format!("create-{}", Uuid::new_v4());
+        let before = app.count_rows("events").await;
+        let first = command(&app, &hot, "/api/v1/tickets", &key, &create).await;
+        assert_eq!(first.status, 201, "{engine:?}: {:?}", first.json());
+        let id = first.json()["id"].as_str().expect("id").to_string();
+        let events = app.count_rows("events").await;
+        let per_ticket = events - before;
+
+        // The phone lost the answer and sends again a moment later: the first
+        // answer, to the byte, from memory.
+        clock.set(bj("2026-10-12T09:00:30"));
+        let again = command(&app, &hot, "/api/v1/tickets", &key, &create).await;
+        assert_eq!(
+            (again.status, again.etag.as_deref(), again.replayed),
+            (201, first.etag.as_deref(), true),
+            "{engine:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&again.body),
+            String::from_utf8_lossy(&first.body),
+            "{engine:?}"
+        );
+        // Decided again, the retry would have taken the next number and left a gap
+        // in the day's numbering before the next ticket.
+        let next = command(
+            &app,
+            &hot,
+            "/api/v1/tickets",
+            &format!("create-{}", Uuid::new_v4()),
+            &create,
+        )
+        .await;
+        assert_eq!(next.status, 201, "{engine:?}: {:?}", next.json());
+        assert_eq!(
+            serial(&next),
+            serial(&first) + 1,
+            "{engine:?}: no number skipped"
+        );
+        assert_eq!(
+            (replays(&app, "memory"), replays(&app, "log")),
+            (1, 0),
+            "{engine:?}"
+        );
+        assert_eq!(
+            app.count_rows("events").await,
+            events + per_ticket,
+            "{engine:?}: the retry appended nothing"
+        );
+
+        // A ticket command the same way; the same key with another body is not the
+        // same request, and the record refuses it.
+        let path = format!("/api/v1/tickets/{id}/assign");
+        let assign_key = format!("assign-{}", Uuid::new_v4());
+        let assign = json!({"unit": "zhzf"});
+        let assigned = command(&app, &disp, &path, &assign_key, &assign).await;
+        assert_eq!(assigned.status, 200, "{engine:?}: {:?}", assigned.json());
+        let again = command(&app, &disp, &path, &assign_key, &assign).await;
+        assert_eq!(
+            (again.status, again.replayed, again.body),
+            (200, true, assigned.body.clone())
+        );
+        assert_eq!(replays(&app, "memory"), 2, "{engine:?}");
+        let other = command(&app, &disp, &path, &assign_key, &json!({"unit": "scjg"})).await;
+        assert_eq!(other.status, 422, "{engine:?}: {:?}", other.json());
+        assert_eq!(other.json()["field"], "Idempotency-Key");
+
+        // Another user's request under the same key is that user's own first request.
+        let theirs = command(&app, &disp, "/api/v1/tickets", &key, &create).await;
+        assert_eq!((theirs.status, theirs.replayed), (201, false), "{engine:?}");
+        assert_ne!(theirs.json()["id"], first.json()["id"]);
+
+        // Past what memory keeps, the record answers, with the same bytes.
+        clock.set(bj("2026-10-12T09:11:00"));
+        let later = command(&app, &hot, "/api/v1/tickets", &key, &create).await;
+        assert_eq!((later.status, later.replayed), (201, true), "{engine:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&later.body),
+            String::from_utf8_lossy(&first.body),
+            "{engine:?}"
+        );
+        assert_eq!(
+            (replays(&app, "memory"), replays(&app, "log")),
+            (2, 1),
+            "{engine:?}"
+        );
         app.finish().await;
     }
 }
