@@ -83,13 +83,28 @@ pub struct Handles {
     pub statuses: Arc<Statuses>,
 }
 
-/// The projections this build has, by name.
+/// The projections this build has, by name, as a rebuild (`yiwang replay`) folds
+/// them: with the caches the whole log needs.
 pub fn all(h: &Handles) -> Vec<Arc<dyn Projection>> {
+    with_facts_cache(h, unit_stats::REBUILD_CACHE)
+}
+
+/// The same projections as runners keeping up with live commands hold them
+/// ([`spawn`]): caches sized for the tickets moving now, so a long-running
+/// service does not grow with every ticket it has ever folded.
+fn live(h: &Handles) -> Vec<Arc<dyn Projection>> {
+    with_facts_cache(h, unit_stats::LIVE_CACHE)
+}
+
+/// The projections, the statistics keeping the facts of up to `tickets` tickets in
+/// memory (the rest are read back from `stats_tickets` when their next event comes).
+pub fn with_facts_cache(h: &Handles, tickets: usize) -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(unit_stats::UnitStats::new(
+        Arc::new(unit_stats::UnitStats::with_cache(
             h.store.pool(),
             h.org.clone(),
             h.calendar.clone(),
+            tickets,
         )),
         Arc::new(people::PeopleStats::new(h.store.pool())),
     ]
@@ -254,7 +269,7 @@ pub fn spawn(h: Handles) {
         std::process::id(),
         uuid::Uuid::now_v7().simple()
     );
-    for p in all(&h) {
+    for p in live(&h) {
         let h = h.clone();
         let owner = owner.clone();
         tokio::spawn(async move { run(h, p, owner).await });

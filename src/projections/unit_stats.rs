@@ -30,8 +30,17 @@ pub const NAME: &str = "unit_stats";
 const CHUNK: usize = 1000;
 
 /// Tickets whose facts are kept in memory between batches, so a ticket's next
-/// event needs no read (the rest are read from `stats_tickets`).
-const CACHE: usize = 200_000;
+/// event needs no read (the rest are read from `stats_tickets`), when the whole log
+/// is folded again (`yiwang replay`): a ticket's events are spread over days of the
+/// log, and a year of a district's tickets (some 125,000) fit.
+pub const REBUILD_CACHE: usize = 200_000;
+
+/// The same for a runner keeping up with live commands (`yiwang serve`): the
+/// tickets moving now, about two months of a district's (a seeded year is some
+/// 125,000 tickets; a ticket's facts are 0.67 kB as stored JSON on average). At the
+/// rebuild's size a serve's cache grew with every ticket it folded, for months; a
+/// miss costs a share of one read per batch (the batch's missing tickets together).
+pub const LIVE_CACHE: usize = 20_000;
 
 /// Rows per INSERT into `stats_daily` (33 columns).
 const DAILY_CHUNK: usize = 900;
@@ -155,9 +164,14 @@ pub struct UnitStats {
 }
 
 impl UnitStats {
+    /// The projection, keeping the facts of up to [`REBUILD_CACHE`] tickets.
     pub fn new(pool: Pool, org: OrgHandle, calendar: Calendar) -> UnitStats {
-        // A non-zero literal: the conversion cannot fail.
-        let cap = std::num::NonZeroUsize::new(CACHE).expect("non-zero capacity");
+        Self::with_cache(pool, org, calendar, REBUILD_CACHE)
+    }
+
+    /// The projection, keeping the facts of up to `tickets` tickets (at least one).
+    pub fn with_cache(pool: Pool, org: OrgHandle, calendar: Calendar, tickets: usize) -> UnitStats {
+        let cap = std::num::NonZeroUsize::new(tickets).unwrap_or(std::num::NonZeroUsize::MIN);
         UnitStats {
             pool,
             org,
