@@ -23,10 +23,16 @@ const MONTH_CACHE_MONTHS: usize = 36;
 /// before migration 0006, still running during a rolling upgrade.
 const MONTH_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
-type MonthCache = lru::LruCache<(i64, i64), (std::time::Instant, Arc<MonthLists>)>;
+/// A month's parsed lists, by month: the revision they were read at, when, and the
+/// lists.
+type MonthCache = lru::LruCache<i64, (i64, std::time::Instant, Arc<MonthLists>)>;
 
-/// Parsed months by (month, revision). The revision is random per write, so the
-/// months of different databases (tests open many in one process) never collide.
+/// Parsed months, each at most once, at the revision it was last read at. The
+/// revision is random per write, so the months of different databases (tests open
+/// many in one process) never pass for one another. Kept by (month, revision)
+/// instead, the month taking commands got a new revision with every projection
+/// batch and was parsed and kept again at each dashboard read, until its copies
+/// filled the cache (`keep`).
 static MONTHS: LazyLock<Mutex<MonthCache>> = LazyLock::new(|| {
     Mutex::new(lru::LruCache::new(
         std::num::NonZeroUsize::new(MONTH_CACHE_MONTHS).unwrap_or(std::num::NonZeroUsize::MIN),
@@ -57,8 +63,10 @@ pub(super) async fn fetch_month_lists(
     {
         let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
         for month in s..e {
-            let hit = rev_of.get(&month).and_then(|rev| cache.get(&(month, *rev)));
-            match hit {
+            match rev_of
+                .get(&month)
+                .and_then(|rev| kept(&mut cache, month, *rev))
+            {
                 Some((at, lists)) => {
                     if at.elapsed() >= MONTH_CACHE_TTL {
                         stale.push(month);
@@ -82,8 +90,10 @@ pub(super) async fn fetch_month_lists(
                 tracing::warn!(error = %e, "re-reading the kept evidence lists failed; the next request reads them");
                 let mut cache = MONTHS.lock().unwrap_or_else(|p| p.into_inner());
                 for month in &stale {
-                    if let Some(rev) = rev_of.get(month) {
-                        cache.pop(&(*month, *rev));
+                    if let Some(rev) = rev_of.get(month)
+                        && kept(&mut cache, *month, *rev).is_some()
+                    {
+                        cache.pop(month);
                     }
                 }
             }
@@ -143,9 +153,64 @@ async fn read_months(
             lists: by_month.remove(month).unwrap_or_default(),
         });
         if let Some(rev) = rev_of.get(month) {
-            cache.put((*month, *rev), (read_at, lists.clone()));
+            keep(&mut cache, *month, *rev, read_at, lists.clone());
         }
         out.push(lists);
     }
     Ok(out)
+}
+
+/// The month's lists if they are kept at this revision (and when they were read).
+fn kept(
+    cache: &mut MonthCache,
+    month: i64,
+    rev: i64,
+) -> Option<(std::time::Instant, Arc<MonthLists>)> {
+    cache
+        .get(&month)
+        .filter(|(r, _, _)| *r == rev)
+        .map(|(_, at, lists)| (*at, lists.clone()))
+}
+
+/// Keeps the month's lists read at `rev`, in place of any it kept at another.
+fn keep(
+    cache: &mut MonthCache,
+    month: i64,
+    rev: i64,
+    at: std::time::Instant,
+    lists: Arc<MonthLists>,
+) {
+    cache.put(month, (rev, at, lists));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_is_kept_once_at_its_latest_revision() {
+        let mut cache = MonthCache::new(std::num::NonZeroUsize::new(4).expect("non-zero"));
+        let at = std::time::Instant::now();
+        let lists = || Arc::new(MonthLists { lists: Vec::new() });
+        // The month taking commands gets a new revision with every projection batch.
+        for rev in 1..=10 {
+            keep(&mut cache, 24_323, rev, at, lists());
+        }
+        keep(&mut cache, 24_322, 7, at, lists());
+        assert_eq!(
+            cache.len(),
+            2,
+            "one entry per month, however many revisions"
+        );
+        assert!(kept(&mut cache, 24_323, 10).is_some());
+        assert!(
+            kept(&mut cache, 24_323, 9).is_none(),
+            "an older revision is gone"
+        );
+        assert!(kept(&mut cache, 24_322, 7).is_some());
+        assert!(
+            kept(&mut cache, 24_322, 8).is_none(),
+            "nor is a newer one kept yet"
+        );
+    }
 }
