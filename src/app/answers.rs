@@ -29,7 +29,8 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::Reply;
 
-/// How many answers are kept: at about 1.5 KB a ticket's JSON, some 6 MB at most.
+/// How many answers are kept, each a ticket's JSON (for scale: a ticket's stored
+/// view is 1.17 kB on average in a seeded year).
 pub const CAPACITY: usize = 4096;
 
 /// How long an answer is kept after it was given.
